@@ -1,0 +1,3 @@
+//! The Kubernetes-compatible API server shared by the Flotilla hub and simulated members.
+
+pub mod request_info;

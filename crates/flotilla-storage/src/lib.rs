@@ -1,0 +1,139 @@
+//! The etcd-shaped storage layer.
+//!
+//! One global, monotonically increasing revision; every key carries the revision that
+//! created it and the one that last modified it (the latter is the Kubernetes
+//! `resourceVersion`). Writes are compare-and-swap on the modification revision, reads are
+//! at the latest revision, watches start from any revision still in history, and history
+//! older than the compacted revision is gone (a watch from there gets [`Error::Compacted`]).
+//!
+//! Nothing above this crate knows which backend runs: the API server holds an
+//! `Arc<dyn Backend>`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+/// A store-wide revision. Starts at 1 for an empty store; each write adds one.
+pub type Revision = i64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Bytes,
+    pub create_revision: Revision,
+    pub mod_revision: Revision,
+}
+
+/// One change, as a watch delivers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A create (when `prev` is `None`) or an update.
+    Put {
+        kv: KeyValue,
+        prev: Option<KeyValue>,
+    },
+    /// A delete at `revision`; `prev` is the value that was removed.
+    Delete { prev: KeyValue, revision: Revision },
+}
+
+impl Event {
+    pub fn revision(&self) -> Revision {
+        match self {
+            Event::Put { kv, .. } => kv.mod_revision,
+            Event::Delete { revision, .. } => *revision,
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        match self {
+            Event::Put { kv, .. } => &kv.key,
+            Event::Delete { prev, .. } => &prev.key,
+        }
+    }
+}
+
+/// The result of a range read.
+#[derive(Debug, Clone, Default)]
+pub struct RangeResult {
+    pub kvs: Vec<KeyValue>,
+    /// True when `limit` cut the result short.
+    pub more: bool,
+    /// The store revision the read was served at.
+    pub revision: Revision,
+}
+
+/// What a conditional write expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// The key must not exist (create).
+    Absent,
+    /// The key must exist with exactly this modification revision.
+    ModRevision(Revision),
+    /// The key must exist, any revision.
+    Exists,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("key {0} not found")]
+    NotFound(String),
+    #[error("key {0} already exists")]
+    AlreadyExists(String),
+    #[error("key {key}: expected modification revision {expected}, found {actual}")]
+    RevisionMismatch {
+        key: String,
+        expected: Revision,
+        actual: Revision,
+    },
+    #[error("revision {requested} has been compacted; oldest available is {compacted}")]
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
+    #[error("storage backend: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A stream of batches of events in revision order. It ends when the store shuts down or
+/// the watcher falls too far behind (the caller then re-lists, as Kubernetes clients do).
+pub type WatchStream = BoxStream<'static, Result<Vec<Event>>>;
+
+/// The etcd-shaped store.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The latest revision.
+    async fn current_revision(&self) -> Result<Revision>;
+
+    /// The oldest revision a watch may start after.
+    async fn compacted_revision(&self) -> Result<Revision>;
+
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
+
+    /// Keys starting with `prefix` in byte order, strictly after `start_after` when given,
+    /// at most `limit` of them when `limit > 0`.
+    async fn range(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<RangeResult>;
+
+    /// Writes `value` at `key` if `precondition` holds. Returns the new key-value.
+    async fn put(&self, key: &str, value: Bytes, precondition: Precondition) -> Result<KeyValue>;
+
+    /// Deletes `key` if `precondition` holds (`Absent` is meaningless here). Returns the
+    /// deleted key-value and the revision of the delete.
+    async fn delete(&self, key: &str, precondition: Precondition) -> Result<(KeyValue, Revision)>;
+
+    /// Every event on keys starting with `prefix` with revision strictly greater than
+    /// `after`. Fails with [`Error::Compacted`] if `after` is older than history.
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
+
+    /// Forgets history at and before `revision`.
+    async fn compact(&self, revision: Revision) -> Result<()>;
+}
+
+pub type SharedBackend = Arc<dyn Backend>;
