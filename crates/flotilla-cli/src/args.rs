@@ -1,0 +1,219 @@
+//! The command line, exactly as `../shared/SPEC.md` section 1 lists it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flotilla",
+    version,
+    about = "A Kubernetes-compatible fleet hub that distributes applications to member clusters"
+)]
+pub struct Cli {
+    /// Path to the kubeconfig of the hub (then $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub: the API server plus all controllers.
+    Hub(HubArgs),
+    /// Run a simulated member cluster: the API server plus a workload simulator.
+    Member(MemberArgs),
+    /// The one-command playground: a hub plus simulated members, all joined.
+    Dev(DevArgs),
+    /// Register, list, label and detach member clusters.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Apply an Application (and any other objects in the file) to the hub.
+    Up(UpArgs),
+    /// The unified status of an Application across clusters.
+    Status(StatusArgs),
+    /// Workflow operations on an Application.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Read resources in member clusters through the hub's credentials.
+    Get(GetArgs),
+    /// Mint user credentials.
+    #[command(subcommand)]
+    Kubeconfig(KubeconfigCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HubArgs {
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: String,
+    #[arg(long, default_value = ".flotilla/hub")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "etcd"])]
+    pub storage: String,
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+    /// How often the cluster health controller probes each member's /readyz.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub cluster_probe_interval: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MemberArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// How long the simulated workloads take to become ready.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub ready_delay: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "beijing-1,beijing-2,us-west-1"
+    )]
+    pub clusters: Vec<String>,
+    #[arg(long, default_value = ".flotilla/dev")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Register a member cluster.
+    Join {
+        kubeconfig: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+    },
+    /// List member clusters.
+    List,
+    /// Edit cluster labels.
+    #[command(subcommand)]
+    Labels(LabelsCommand),
+    /// Remove a member cluster.
+    Detach { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabelsCommand {
+    Add { name: String, labels: String },
+    Del { name: String, keys: String },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    pub app: String,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    Resume(AppRef),
+    Suspend(AppRef),
+    Terminate(AppRef),
+    Restart(AppRef),
+    Rollback(AppRef),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AppRef {
+    pub app: String,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GetArgs {
+    pub kind: String,
+    pub name: Option<String>,
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+    #[arg(short = 'l', long = "selector")]
+    pub selector: Option<String>,
+    #[arg(short = 'm', long = "cluster", conflicts_with = "all_clusters")]
+    pub cluster: Option<String>,
+    #[arg(short = 'M', long = "all-clusters")]
+    pub all_clusters: bool,
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KubeconfigCommand {
+    /// Mint a client certificate signed by the CA in DATA_DIR and write a kubeconfig for it.
+    Create {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        user: String,
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);
+        assert_eq!(parse_duration("3").unwrap().as_secs(), 3);
+        assert!(parse_duration("3x").is_err());
+    }
+}
