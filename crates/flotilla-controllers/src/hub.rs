@@ -1,0 +1,19 @@
+//! Everything that runs beside the hub's API server.
+
+use std::time::Duration;
+
+/// Options for the hub's controllers.
+#[derive(Debug, Clone)]
+pub struct HubControllerOptions {
+    /// How often every member's `/readyz` is probed.
+    pub cluster_probe_interval: Duration,
+}
+
+/// Runs every hub controller until one fails or the future is dropped.
+pub async fn run(hub_client: kube::Client, options: HubControllerOptions) -> anyhow::Result<()> {
+    tokio::try_join!(
+        crate::application::run(hub_client.clone()),
+        crate::cluster::run(hub_client.clone(), options.cluster_probe_interval),
+    )?;
+    Ok(())
+}

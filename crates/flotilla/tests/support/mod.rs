@@ -1,0 +1,172 @@
+//! Shared end-to-end test support: real `flotilla` processes on free ports, real `kubectl`.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn flotilla_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_flotilla"))
+}
+
+/// The folder holding `kubectl.1.27` ... `kubectl.1.33` beside the real `kubectl`.
+pub fn kubectl_dir() -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""])
+        .output()
+        .expect("find kubectl");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Every kubectl version the spec supports, as (version, path).
+pub fn kubectl_versions() -> Vec<(String, PathBuf)> {
+    let dir = kubectl_dir();
+    (27..=33)
+        .map(|m| (format!("1.{m}"), dir.join(format!("kubectl.1.{m}"))))
+        .filter(|(_, p)| p.exists())
+        .collect()
+}
+
+/// A running `flotilla` server process, killed (and reaped) on drop.
+pub struct Server {
+    pub child: Child,
+    pub data_dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `flotilla <args> --data-dir DIR` and waits until `/readyz` answers.
+    pub fn start(args: &[&str], data_dir: &Path) -> Server {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let log = data_dir.join("server.log");
+        let kubeconfig = data_dir.join("admin.kubeconfig");
+        let _ = std::fs::remove_file(&kubeconfig);
+        let child = Command::new(flotilla_bin())
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("spawn flotilla");
+        let mut server = Server {
+            child,
+            data_dir: data_dir.to_path_buf(),
+            kubeconfig,
+            log,
+        };
+        server.wait_ready();
+        server
+    }
+
+    pub fn hub(data_dir: &Path) -> Server {
+        Server::start(&["hub", "--listen", "127.0.0.1:0"], data_dir)
+    }
+
+    pub fn member(name: &str, data_dir: &Path) -> Server {
+        Server::start(&["member", "--name", name, "--listen", "127.0.0.1:0"], data_dir)
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "flotilla exited early ({status}):\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if self.kubeconfig.exists() {
+                let out = kubectl(&self.kubeconfig, &["get", "--raw", "/readyz"]);
+                if out.status.success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "flotilla did not become ready:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        kubectl(&self.kubeconfig, args)
+    }
+
+    /// Runs kubectl and returns stdout, panicking with stderr on failure.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The server's URL as written in its admin kubeconfig.
+    pub fn url(&self) -> String {
+        let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("server:").map(|s| s.trim().to_string()))
+            .expect("server: in kubeconfig")
+    }
+}
+
+/// Runs the default `kubectl` against a kubeconfig.
+pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    kubectl_with(Path::new("kubectl"), kubeconfig, args)
+}
+
+/// Runs a specific kubectl binary against a kubeconfig.
+pub fn kubectl_with(bin: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run kubectl")
+}
+
+/// Runs the flotilla CLI against a hub kubeconfig.
+pub fn flotilla(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new(flotilla_bin())
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("run flotilla")
+}
+
+/// Polls `f` until it returns Some, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
