@@ -69,6 +69,23 @@ pub struct MemberArgs {
     /// How long the simulated workloads take to become ready.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub ready_delay: std::time::Duration,
+    /// Serve this many members from one process: `NAME-1` … `NAME-N`, each with its own port,
+    /// CA, storage and data dir (`DATA_DIR/NAME-i`). With a fixed `--listen` port P, member i
+    /// listens on P+i-1; with port 0 each picks a free port. 1 (the default) serves `NAME` itself.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub count: u32,
+    /// Fault injection: delay every API request (not /healthz, /readyz, /livez) by this long.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub fault_latency: std::time::Duration,
+    /// Fault injection: refuse requests with these verbs (`get,list,watch,create,update,patch,
+    /// delete,deletecollection` or `all`) with a 503 ServiceUnavailable Status. Health
+    /// endpoints keep answering.
+    #[arg(long, value_delimiter = ',')]
+    pub fault_refuse: Vec<String>,
+    /// Fault injection: every rollout (Deployment, StatefulSet, ReplicaSet, DaemonSet, Job)
+    /// stays not ready, as if its pods never started.
+    #[arg(long)]
+    pub fault_stuck: bool,
 }
 
 #[derive(Debug, Clone, Args)]
