@@ -1,8 +1,59 @@
 //! The fleet API kinds: typed structs and the CRDs the hub installs at start.
+//!
+//! - [`crds`]: the CustomResourceDefinitions the hub serves the fleet kinds from.
+//! - [`Application`], [`Policy`], [`Workflow`], [`ApplicationRevision`], [`ResourceTracker`],
+//!   [`ManagedCluster`]: typed objects usable with `kube::Api<K>`.
+//! - [`operation`]: the workflow operations (`resume`, `suspend`, ...) as status patches, shared
+//!   by the CLI and anyone else who drives a workflow through the hub API.
 
-/// The CustomResourceDefinitions (as JSON) the hub creates before it reports ready:
-/// Application, Policy, Workflow, ApplicationRevision, ResourceTracker, ManagedCluster,
-/// ServiceExport and ServiceImport are served from these.
-pub fn crds() -> Vec<serde_json::Value> {
-    Vec::new()
+mod application;
+mod cluster;
+mod crd;
+pub mod operation;
+mod policy;
+mod resource;
+mod tracker;
+
+pub use application::*;
+pub use cluster::*;
+pub use crd::crds;
+pub use policy::*;
+pub use tracker::*;
+
+/// The KubeVela API group.
+pub const OAM_GROUP: &str = "core.oam.dev";
+/// The Open Cluster Management cluster API group.
+pub const OCM_CLUSTER_GROUP: &str = "cluster.open-cluster-management.io";
+/// The multi-cluster services API group.
+pub const MCS_GROUP: &str = "multicluster.x-k8s.io";
+
+/// The hub namespace that holds cluster credentials Secrets.
+pub const VELA_SYSTEM_NAMESPACE: &str = "vela-system";
+/// The name of the hub itself as a placement target.
+pub const LOCAL_CLUSTER: &str = "local";
+
+/// Well-known labels and annotations.
+pub mod labels {
+    /// Label: the owning application's name.
+    pub const APP_NAME: &str = "app.oam.dev/name";
+    /// Label: the owning application's namespace.
+    pub const APP_NAMESPACE: &str = "app.oam.dev/namespace";
+    /// Label: the component the object was rendered from.
+    pub const APP_COMPONENT: &str = "app.oam.dev/component";
+    /// Label: the cluster the object was dispatched to.
+    pub const APP_CLUSTER: &str = "app.oam.dev/cluster";
+    /// Label: the application revision that last dispatched the object.
+    pub const APP_REVISION: &str = "app.oam.dev/appRevision";
+    /// Label on the objects a trait rendered: the trait type.
+    pub const TRAIT_TYPE: &str = "trait.oam.dev/type";
+    /// Annotation: hash of the rendered object, so unchanged objects are not rewritten.
+    pub const RENDER_HASH: &str = "app.oam.dev/render-hash";
+    /// Annotation: the authenticated user who last created or updated the application.
+    pub const USERNAME: &str = "app.oam.dev/username";
+    /// Annotation: the groups (comma-separated) of that user.
+    pub const GROUP: &str = "app.oam.dev/group";
+    /// Annotation: the workflow re-runs only when this value changes.
+    pub const PUBLISH_VERSION: &str = "app.oam.dev/publishVersion";
+    /// Label on cluster credentials Secrets: `X509Certificate` or `ServiceAccountToken`.
+    pub const CLUSTER_CREDENTIAL_TYPE: &str = "cluster.core.oam.dev/cluster-credential-type";
 }
