@@ -22,6 +22,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Hub(args) => serve::hub(args).await,
         Command::Member(args) => serve::member(args).await,
+        Command::Kubeconfig(flotilla_cli::args::KubeconfigCommand::Create {
+            data_dir,
+            user,
+            groups,
+            output,
+        }) => kubeconfig_create(&data_dir, &user, &groups, output.as_deref()),
         other => flotilla_cli::run(cli.kubeconfig, other).await,
     }
 }
@@ -29,4 +35,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Invoked as `kubectl-amc` (a kubectl plugin), the binary behaves as `flotilla`.
 fn plugin_args() -> Vec<std::ffi::OsString> {
     std::env::args_os().collect()
+}
+
+/// `flotilla kubeconfig create`: a client certificate signed by the data dir's CA, for the
+/// server named in its `admin.kubeconfig`.
+fn kubeconfig_create(
+    data_dir: &std::path::Path,
+    user: &str,
+    groups: &[String],
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let text = flotilla_apiserver::pki::user_kubeconfig_for_data_dir(data_dir, user, groups)?;
+    match output {
+        Some(path) => flotilla_apiserver::pki::write_kubeconfig(path, &text)?,
+        None => print!("{text}"),
+    }
+    Ok(())
 }
