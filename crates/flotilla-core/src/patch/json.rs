@@ -1,0 +1,296 @@
+//! RFC 6902 JSON patch (`application/json-patch+json`), with kube-apiserver's rules.
+//!
+//! Operations are decoded and applied with the `json-patch` crate, one at a time, so that:
+//! - a `test` whose path is missing (its parent exists) succeeds when the expected value is
+//!   `null`: the Go library kube-apiserver uses behaves so, and kube-runtime's finalizer
+//!   helper sends `test /metadata/finalizers null` on objects without finalizers;
+//! - every failure names the operation and path like kube-apiserver's messages
+//!   (`replace operation does not apply: doc is missing key: /spec/x: missing value`);
+//! - at most [`MAX_OPERATIONS`] operations are accepted (kube-apiserver's limit).
+//!
+//! The patch is applied to a copy: on error the original is untouched.
+
+use json_patch::PatchOperation;
+use serde_json::Value;
+
+/// kube-apiserver's limit on the number of operations in one JSON patch.
+pub const MAX_OPERATIONS: usize = 10_000;
+
+/// Why a JSON patch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonPatchError {
+    /// The body is not a list of valid operations (400 `BadRequest`).
+    #[error("{0}")]
+    Decode(String),
+    /// More than [`MAX_OPERATIONS`] operations (413 `RequestEntityTooLarge`).
+    #[error("The allowed maximum operations in a JSON patch is {MAX_OPERATIONS}, got {0}")]
+    TooManyOperations(usize),
+    /// An operation could not be applied (422 `Invalid`, message as kube-apiserver prints it).
+    #[error("{message}")]
+    Apply {
+        /// Index of the failing operation.
+        index: usize,
+        message: String,
+    },
+}
+
+/// Decodes a JSON patch body into operations.
+pub fn parse_json_patch(patch: &Value) -> Result<Vec<PatchOperation>, JsonPatchError> {
+    let Value::Array(ops) = patch else {
+        return Err(JsonPatchError::Decode(
+            "json: cannot unmarshal object into Go value of type jsonpatch.Patch".to_string(),
+        ));
+    };
+    if ops.len() > MAX_OPERATIONS {
+        return Err(JsonPatchError::TooManyOperations(ops.len()));
+    }
+    ops.iter()
+        .enumerate()
+        .map(|(i, op)| {
+            serde_json::from_value::<PatchOperation>(op.clone()).map_err(|e| {
+                JsonPatchError::Decode(format!("invalid JSON patch operation {i}: {e}"))
+            })
+        })
+        .collect()
+}
+
+/// Applies a JSON patch body (a JSON list of operations) to `original`.
+pub fn json_patch(original: &Value, patch: &Value) -> Result<Value, JsonPatchError> {
+    let ops = parse_json_patch(patch)?;
+    apply_operations(original, &ops)
+}
+
+/// Applies decoded operations to a copy of `original`.
+pub fn apply_operations(original: &Value, ops: &[PatchOperation]) -> Result<Value, JsonPatchError> {
+    let mut doc = original.clone();
+    for (index, op) in ops.iter().enumerate() {
+        if let PatchOperation::Test(t) = op
+            && t.value.is_null()
+            && missing_in_existing_parent(&doc, t.path.as_str())
+        {
+            continue;
+        }
+        if let Err(e) = json_patch::patch(&mut doc, std::slice::from_ref(op)) {
+            return Err(JsonPatchError::Apply {
+                index,
+                message: describe(op, &e.kind),
+            });
+        }
+    }
+    Ok(doc)
+}
+
+/// True when `pointer` names a key absent from an object that does exist.
+fn missing_in_existing_parent(doc: &Value, pointer: &str) -> bool {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return false;
+    };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    match doc.pointer(parent) {
+        Some(Value::Object(m)) => !m.contains_key(&key),
+        _ => false,
+    }
+}
+
+fn describe(op: &PatchOperation, kind: &json_patch::PatchErrorKind) -> String {
+    use json_patch::PatchErrorKind as K;
+    let path = op.path().as_str();
+    let (name, from) = match op {
+        PatchOperation::Add(_) => ("add", None),
+        PatchOperation::Remove(_) => ("remove", None),
+        PatchOperation::Replace(_) => ("replace", None),
+        PatchOperation::Move(m) => ("move", Some(m.from.as_str())),
+        PatchOperation::Copy(c) => ("copy", Some(c.from.as_str())),
+        PatchOperation::Test(_) => ("test", None),
+    };
+    match kind {
+        K::TestFailed => format!("testing value {path} failed: test failed"),
+        K::InvalidFromPointer => format!(
+            "{name} operation does not apply: doc is missing from path: \"{}\": missing value",
+            from.unwrap_or_default()
+        ),
+        K::CannotMoveInsideItself => format!(
+            "move operation does not apply: cannot move \"{}\" into its own child \"{path}\"",
+            from.unwrap_or_default()
+        ),
+        K::InvalidPointer if name == "replace" => {
+            format!("replace operation does not apply: doc is missing key: {path}: missing value")
+        }
+        K::InvalidPointer if name == "test" => {
+            format!("test operation does not apply: doc is missing path: \"{path}\": missing value")
+        }
+        _ => format!(
+            "{name} operation does not apply: doc is missing path: \"{path}\": missing value"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// (original, patch, expected result) — behaviours kubectl patch --type=json and kube-rs
+    /// clients rely on.
+    #[test]
+    fn json_patch_applies() {
+        let cases = [
+            // add a new key, replace an existing one
+            (
+                json!({"spec": {"replicas": 1}}),
+                json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]),
+                json!({"spec": {"replicas": 3}}),
+            ),
+            (
+                json!({"metadata": {}}),
+                json!([{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}]),
+                json!({"metadata": {"labels": {"a": "b"}}}),
+            ),
+            // "~1" escapes "/" in label keys
+            (
+                json!({"metadata": {"labels": {"app.kubernetes.io/name": "x", "k": "v"}}}),
+                json!([{"op": "remove", "path": "/metadata/labels/app.kubernetes.io~1name"}]),
+                json!({"metadata": {"labels": {"k": "v"}}}),
+            ),
+            // append with "-" and insert at an index
+            (
+                json!({"a": [1, 3]}),
+                json!([{"op": "add", "path": "/a/-", "value": 4}, {"op": "add", "path": "/a/1", "value": 2}]),
+                json!({"a": [1, 2, 3, 4]}),
+            ),
+            // move and copy
+            (
+                json!({"a": {"x": 1}, "b": {}}),
+                json!([{"op": "move", "from": "/a/x", "path": "/b/y"}, {"op": "copy", "from": "/b/y", "path": "/c"}]),
+                json!({"a": {}, "b": {"y": 1}, "c": 1}),
+            ),
+            // kube-runtime finalizer helper, first finalizer: test missing path against null
+            (
+                json!({"metadata": {"name": "x"}}),
+                json!([
+                    {"op": "test", "path": "/metadata/finalizers", "value": null},
+                    {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/f"]}
+                ]),
+                json!({"metadata": {"name": "x", "finalizers": ["example.com/f"]}}),
+            ),
+            // kube-runtime finalizer helper, removal: test the item then remove it by index
+            (
+                json!({"metadata": {"finalizers": ["a", "b"]}}),
+                json!([
+                    {"op": "test", "path": "/metadata/finalizers/1", "value": "b"},
+                    {"op": "remove", "path": "/metadata/finalizers/1"}
+                ]),
+                json!({"metadata": {"finalizers": ["a"]}}),
+            ),
+            // test of a present null value
+            (
+                json!({"a": null}),
+                json!([{"op": "test", "path": "/a", "value": null}]),
+                json!({"a": null}),
+            ),
+            // whole-document replace
+            (
+                json!({"a": 1}),
+                json!([{"op": "replace", "path": "", "value": {"b": 2}}]),
+                json!({"b": 2}),
+            ),
+            // empty patch is a no-op
+            (json!({"a": 1}), json!([]), json!({"a": 1})),
+        ];
+        for (orig, patch, want) in cases {
+            assert_eq!(json_patch(&orig, &patch).unwrap(), want, "{patch}");
+        }
+    }
+
+    /// Bad patches are errors (never panics), and the message names the failing path.
+    #[test]
+    fn json_patch_errors() {
+        let doc = json!({"metadata": {"finalizers": ["a"]}, "spec": {"list": [1, 2]}});
+        let cases: &[(Value, &str)] = &[
+            (json!({"op": "add"}), "cannot unmarshal object"),
+            (
+                json!([{"op": "frobnicate", "path": "/a"}]),
+                "invalid JSON patch operation 0",
+            ),
+            (
+                json!([{"op": "add", "value": 1}]),
+                "invalid JSON patch operation 0",
+            ),
+            (
+                json!([{"op": "add", "path": "no-slash", "value": 1}]),
+                "invalid JSON patch operation 0",
+            ),
+            (json!([1]), "invalid JSON patch operation 0"),
+            (
+                json!([{"op": "replace", "path": "/spec/missing", "value": 1}]),
+                "replace operation does not apply: doc is missing key: /spec/missing",
+            ),
+            (
+                json!([{"op": "add", "path": "/nope/x", "value": 1}]),
+                "add operation does not apply: doc is missing path: \"/nope/x\"",
+            ),
+            (
+                json!([{"op": "remove", "path": "/spec/list/5"}]),
+                "remove operation does not apply: doc is missing path: \"/spec/list/5\"",
+            ),
+            (
+                json!([{"op": "add", "path": "/spec/list/9", "value": 1}]),
+                "add operation does not apply",
+            ),
+            (
+                json!([{"op": "remove", "path": "/spec/list/-"}]),
+                "remove operation does not apply",
+            ),
+            (
+                json!([{"op": "test", "path": "/metadata/finalizers/0", "value": "b"}]),
+                "testing value /metadata/finalizers/0 failed: test failed",
+            ),
+            // test against a non-null value of a missing path fails
+            (
+                json!([{"op": "test", "path": "/metadata/labels", "value": {}}]),
+                "test operation does not apply",
+            ),
+            // null rule only applies when the parent exists
+            (
+                json!([{"op": "test", "path": "/status/phase", "value": null}]),
+                "test operation does not apply",
+            ),
+            (
+                json!([{"op": "move", "from": "/spec", "path": "/spec/inner"}]),
+                "move operation does not apply",
+            ),
+            (
+                json!([{"op": "copy", "from": "/nope", "path": "/x"}]),
+                "doc is missing from path: \"/nope\"",
+            ),
+            // operations on a scalar
+            (
+                json!([{"op": "add", "path": "/metadata/finalizers/0/x", "value": 1}]),
+                "add operation does not apply",
+            ),
+        ];
+        for (patch, want) in cases {
+            let err = json_patch(&doc, patch)
+                .expect_err(&patch.to_string())
+                .to_string();
+            assert!(err.contains(want), "{patch}: got {err:?}");
+        }
+        // a failing later op leaves no partial result
+        let err = json_patch(
+            &doc,
+            &json!([{"op": "add", "path": "/x", "value": 1}, {"op": "remove", "path": "/y"}]),
+        );
+        assert!(matches!(err, Err(JsonPatchError::Apply { index: 1, .. })));
+    }
+
+    #[test]
+    fn json_patch_operation_limit() {
+        let ops: Vec<Value> = (0..=MAX_OPERATIONS)
+            .map(|_| json!({"op": "test", "path": "", "value": {}}))
+            .collect();
+        assert_eq!(
+            json_patch(&json!({}), &Value::Array(ops)),
+            Err(JsonPatchError::TooManyOperations(MAX_OPERATIONS + 1))
+        );
+    }
+}
