@@ -7,12 +7,27 @@
 //! older than the compacted revision is gone (a watch from there gets [`Error::Compacted`]).
 //!
 //! Nothing above this crate knows which backend runs: the API server holds an
-//! `Arc<dyn Backend>`.
+//! `Arc<dyn Backend>` ([`SharedBackend`]).
+//!
+//! Backends:
+//! - [`EmbeddedBackend`] (the default): one crash-safe redb file in the data dir, an
+//!   in-memory index for reads and an in-memory watch history. See `docs/storage.md`.
+//! - etcd v3 (later): the same trait over `etcd-client`, so several hubs can share one
+//!   etcd cluster. Revisions, CAS on the modification revision, watch-from-revision and
+//!   compaction map one to one onto etcd's own, which is why the trait is shaped like it.
+//!
+//! [`throughput`] measures raw write throughput of any backend: the floor for the hub's
+//! own benchmarks.
+
+pub mod embedded;
+pub mod throughput;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+
+pub use embedded::{EmbeddedBackend, EmbeddedError, EmbeddedOptions};
 
 /// A store-wide revision. Starts at 1 for an empty store; each write adds one.
 pub type Revision = i64;
