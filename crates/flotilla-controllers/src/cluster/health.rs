@@ -1,0 +1,273 @@
+//! The cluster health controller: probes every member's `/readyz` with its stored credentials
+//! and keeps `ManagedClusterConditionAvailable` (and the availability gauge) in step.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use kube::api::{ListParams, Patch, PatchParams};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+
+use super::credentials::{self, ClusterCredential};
+use super::managed_cluster::{self, CONDITION_AVAILABLE, CONDITION_JOINED, Condition};
+use super::registry::one_line;
+
+/// Errors of one probe round.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The hub API refused or failed a request.
+    #[error("hub API: {0}")]
+    Hub(#[source] Box<kube::Error>),
+    /// Stored credentials could not be listed.
+    #[error(transparent)]
+    Credentials(#[from] credentials::Error),
+}
+
+/// Result with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+type ClusterLabels = Vec<(String, String)>;
+
+/// `flotilla_cluster_available{cluster}`: 1 when the member's `/readyz` answered 200 at the
+/// last probe, 0 otherwise.
+static AVAILABILITY: LazyLock<Family<ClusterLabels, Gauge>> = LazyLock::new(Family::default);
+
+/// Registers the per-cluster availability gauge in the hub's Prometheus registry.
+pub fn register_metrics(registry: &mut Registry) {
+    registry.register(
+        "flotilla_cluster_available",
+        "1 when the member cluster answered its last /readyz probe, else 0",
+        AVAILABILITY.clone(),
+    );
+}
+
+/// The availability of every probed cluster (1 available, 0 not), by name.
+pub fn availability() -> BTreeMap<String, i64> {
+    PROBED.lock().map(|m| m.clone()).unwrap_or_default()
+}
+
+static PROBED: LazyLock<std::sync::Mutex<BTreeMap<String, i64>>> = LazyLock::new(Default::default);
+
+fn record(cluster_name: &str, available: bool) {
+    let value = i64::from(available);
+    AVAILABILITY
+        .get_or_create(&vec![("cluster".to_string(), cluster_name.to_string())])
+        .set(value);
+    if let Ok(mut probed) = PROBED.lock() {
+        probed.insert(cluster_name.to_string(), value);
+    }
+}
+
+fn forget_except(names: &[String]) {
+    if let Ok(mut probed) = PROBED.lock() {
+        let gone: Vec<String> = probed
+            .keys()
+            .filter(|k| !names.contains(k))
+            .cloned()
+            .collect();
+        for name in gone {
+            probed.remove(&name);
+            AVAILABILITY.remove(&vec![("cluster".to_string(), name)]);
+        }
+    }
+}
+
+/// The outcome of one probe, as the Available condition it implies.
+pub fn probe_condition(result: &Result<(), ProbeFailure>) -> Condition {
+    match result {
+        Ok(()) => Condition::new(
+            CONDITION_AVAILABLE,
+            "True",
+            "ManagedClusterAvailable",
+            "Managed cluster is available",
+        ),
+        Err(ProbeFailure::NotReady(message)) => Condition::new(
+            CONDITION_AVAILABLE,
+            "False",
+            "ManagedClusterNotReady",
+            format!("/readyz failed: {message}"),
+        ),
+        Err(ProbeFailure::Unreachable(message)) => Condition::new(
+            CONDITION_AVAILABLE,
+            "Unknown",
+            "ManagedClusterLeaseUpdateStopped",
+            format!("the member stopped answering: {message}"),
+        ),
+        Err(ProbeFailure::NoCredentials(message)) => Condition::new(
+            CONDITION_AVAILABLE,
+            "Unknown",
+            "ManagedClusterCredentialMissing",
+            message.clone(),
+        ),
+    }
+}
+
+/// Why a probe failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeFailure {
+    /// The member answered, but not 200.
+    NotReady(String),
+    /// No answer (connection refused, TLS failure, timeout).
+    Unreachable(String),
+    /// The hub has no usable credentials for the member.
+    NoCredentials(String),
+}
+
+/// Probes one member's `/readyz` within `timeout`.
+pub async fn probe(
+    cluster_name: &str,
+    credential: &ClusterCredential,
+    timeout: Duration,
+) -> Result<(), ProbeFailure> {
+    let config = credential
+        .to_config(cluster_name, Some(timeout))
+        .await
+        .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
+    let member_client =
+        kube::Client::try_from(config).map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
+    let request = http::Request::get("/readyz")
+        .body(Vec::new())
+        .map_err(|e| ProbeFailure::Unreachable(e.to_string()))?;
+    match tokio::time::timeout(timeout, member_client.request_text(request)).await {
+        Err(_) => Err(ProbeFailure::Unreachable(format!(
+            "no answer within {timeout:?}"
+        ))),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(kube::Error::Api(status))) => Err(ProbeFailure::NotReady(format!(
+            "HTTP {} {}",
+            status.code, status.message
+        ))),
+        Ok(Err(e)) => Err(ProbeFailure::Unreachable(one_line(&e))),
+    }
+}
+
+/// The probe timeout for a probe interval: short, and never longer than the interval.
+pub fn probe_timeout(probe_interval: Duration) -> Duration {
+    probe_interval.clamp(Duration::from_millis(200), Duration::from_secs(5))
+}
+
+/// Probes every ManagedCluster once and writes conditions that changed.
+pub async fn probe_all(hub_client: &kube::Client, timeout: Duration) -> Result<()> {
+    let clusters = managed_cluster::api(hub_client)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::Hub(Box::new(e)))?;
+    let stored = credentials::list(hub_client).await?;
+    let names: Vec<String> = clusters
+        .items
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    forget_except(&names);
+    let probes = clusters.items.iter().map(|cluster| {
+        let stored = &stored;
+        async move {
+            let name = cluster.metadata.name.clone().unwrap_or_default();
+            let result = match stored.get(&name) {
+                Some(credential) => probe(&name, credential, timeout).await,
+                None => Err(ProbeFailure::NoCredentials(format!(
+                    "no credentials secret {}/{name}",
+                    credentials::CREDENTIAL_NAMESPACE
+                ))),
+            };
+            record(&name, result.is_ok());
+            let wanted = [
+                Condition::new(
+                    CONDITION_JOINED,
+                    "True",
+                    "ManagedClusterJoined",
+                    "Managed cluster joined",
+                ),
+                probe_condition(&result),
+            ];
+            let Some(conditions) = managed_cluster::set_conditions(
+                &managed_cluster::conditions(cluster),
+                &wanted,
+                &managed_cluster::now_rfc3339(),
+            ) else {
+                return;
+            };
+            if let Err(e) = &result {
+                tracing::info!(cluster = %name, failure = ?e, "member cluster probe failed");
+            } else {
+                tracing::info!(cluster = %name, "member cluster is available");
+            }
+            let patch = json!({"status": {"conditions": conditions}});
+            if let Err(e) = managed_cluster::api(hub_client)
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                tracing::warn!(cluster = %name, error = %e, "cannot update ManagedCluster status");
+            }
+        }
+    });
+    futures::future::join_all(probes).await;
+    Ok(())
+}
+
+/// Probes every member each `probe_interval` until the future is dropped.
+pub async fn run(hub_client: kube::Client, probe_interval: Duration) -> anyhow::Result<()> {
+    let timeout = probe_timeout(probe_interval);
+    let mut ticker = tokio::time::interval(probe_interval.max(Duration::from_millis(100)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = probe_all(&hub_client, timeout).await {
+            tracing::warn!(error = %e, "cluster health probe round failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_follow_probe_results() {
+        assert_eq!(probe_condition(&Ok(())).status, "True");
+        let down = probe_condition(&Err(ProbeFailure::Unreachable("connection refused".into())));
+        assert_eq!(down.status, "Unknown");
+        assert!(down.message.contains("connection refused"));
+        assert_eq!(
+            probe_condition(&Err(ProbeFailure::NotReady("HTTP 500".into()))).status,
+            "False"
+        );
+    }
+
+    #[test]
+    fn timeout_is_bounded_by_interval() {
+        assert_eq!(
+            probe_timeout(Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            probe_timeout(Duration::from_secs(60)),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_member_is_reported_not_hung() {
+        // A port nothing listens on: bind, note the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let credential = ClusterCredential {
+            endpoint: format!("https://127.0.0.1:{port}"),
+            ca_pem: None,
+            auth: credentials::ClusterAuth::Token("t".into()),
+        };
+        let result = probe("gone", &credential, Duration::from_secs(2)).await;
+        assert!(
+            matches!(result, Err(ProbeFailure::Unreachable(_))),
+            "{result:?}"
+        );
+        record("gone", false);
+        assert_eq!(availability().get("gone"), Some(&0));
+    }
+}
