@@ -4,14 +4,20 @@
 //! |---|---|
 //! | `application/merge-patch+json` | [`merge_patch`] (RFC 7386) |
 //! | `application/json-patch+json` | [`json_patch`] (RFC 6902, Go's `test`-null rule) |
+//! | `application/strategic-merge-patch+json` | [`strategic_merge`] with [`builtin_merge_keys`] |
 //!
 //! [`PatchType::from_content_type`] maps a request's Content-Type to the engine.
 
 pub mod json;
 pub mod merge;
+pub mod strategic;
 
 pub use json::{JsonPatchError, json_patch};
 pub use merge::{MergePatchError, merge_patch};
+pub use strategic::{
+    ListStrategy, MergeKeyTable, MergeKeys, NoMergeKeys, StrategicMergeError, builtin_merge_keys,
+    strategic_merge, supports_strategic_merge,
+};
 
 /// The kinds of PATCH kube-apiserver accepts, by Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
