@@ -1,5 +1,10 @@
 //! The application controller (see README.md in this folder).
 
+pub mod r#override;
+pub mod placement;
+pub mod render;
+pub mod workflow;
+
 /// Runs the application controller against the hub.
 pub async fn run(_hub_client: kube::Client) -> anyhow::Result<()> {
     futures::future::pending::<()>().await;

@@ -1,0 +1,747 @@
+//! The workflow: which steps run, and the step state machine. Pure, no I/O.
+//!
+//! Steps run in order. Entering a step: a `deploy` with `auto: false` or a `suspend` step
+//! suspends (`suspending`, `status.workflow.suspend = true`); anything else starts `running`.
+//! A resumed step (put back to `running` by `workflow resume`) goes on: a `suspend` step
+//! succeeds, a deploy step deploys. A failed step is retried on every pass until it succeeds,
+//! the revision changes or the workflow is terminated. Sub-steps of a `step-group` run together.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use flotilla_apis::{
+    AppPolicy, ApplicationSpec, StepStatus, WorkflowStatus, WorkflowStep, step_phase,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Why the workflow could not be worked out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `workflow.ref` and `workflow.steps` are both set.
+    #[error("workflow.ref and workflow.steps cannot be set together")]
+    RefAndSteps,
+    /// The referenced Workflow does not exist.
+    #[error("workflow {0} not found")]
+    WorkflowNotFound(String),
+    /// A step type Flotilla does not know.
+    #[error("step {step}: unknown step type {step_type:?}")]
+    UnknownStepType {
+        /// Step name.
+        step: String,
+        /// The type asked for.
+        step_type: String,
+    },
+    /// Step properties with the wrong shape.
+    #[error("step {step}: {message}")]
+    InvalidProperties {
+        /// Step name.
+        step: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `Result` of workflow planning.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The workflow mode Flotilla runs: steps in order, sub-steps together.
+pub const MODE: &str = "StepByStep-DAG";
+
+/// `properties` of a `deploy` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployProperties {
+    /// Topology and override policy names, in order.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// `false`: wait for `workflow resume` before deploying.
+    #[serde(default = "yes")]
+    pub auto: bool,
+    /// How many component × cluster dispatches run at once.
+    #[serde(default = "five")]
+    pub parallelism: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn five() -> usize {
+    5
+}
+
+impl Default for DeployProperties {
+    fn default() -> Self {
+        DeployProperties {
+            policies: Vec::new(),
+            auto: true,
+            parallelism: 5,
+        }
+    }
+}
+
+/// Parses a deploy step's properties.
+pub fn deploy_properties(step: &WorkflowStep) -> Result<DeployProperties> {
+    match &step.properties {
+        None | Some(Value::Null) => Ok(DeployProperties::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::InvalidProperties {
+            step: step.name.clone(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// The steps the application runs: inline steps, the referenced Workflow's, or the default.
+/// `referenced` is the Workflow named by `workflow.ref` (`None` if it does not exist).
+/// `policies` are the inline and standalone policies (for the default workflow).
+pub fn effective_steps(
+    spec: &ApplicationSpec,
+    referenced: Option<&[WorkflowStep]>,
+    policies: &[AppPolicy],
+) -> Result<Vec<WorkflowStep>> {
+    let steps = match &spec.workflow {
+        Some(w) if w.reference.is_some() && !w.steps.is_empty() => return Err(Error::RefAndSteps),
+        Some(w) if w.reference.is_some() => referenced
+            .ok_or_else(|| Error::WorkflowNotFound(w.reference.clone().unwrap_or_default()))?
+            .to_vec(),
+        Some(w) if !w.steps.is_empty() => w.steps.clone(),
+        _ => default_steps(policies),
+    };
+    for step in &steps {
+        check_step(step)?;
+    }
+    Ok(steps)
+}
+
+fn check_step(step: &WorkflowStep) -> Result<()> {
+    match step.step_type.as_str() {
+        "deploy" => deploy_properties(step).map(|_| ()),
+        "suspend" => suspend_duration(step).map(|_| ()),
+        "step-group" => step.sub_steps.iter().try_for_each(check_step),
+        other => Err(Error::UnknownStepType {
+            step: step.name.clone(),
+            step_type: other.to_string(),
+        }),
+    }
+}
+
+/// No workflow given: one `deploy-<policy>` step per topology policy carrying every override
+/// policy; no topology: one `deploy` step to the hub itself.
+pub fn default_steps(policies: &[AppPolicy]) -> Vec<WorkflowStep> {
+    let overrides: Vec<&str> = policies
+        .iter()
+        .filter(|p| p.policy_type == "override")
+        .map(|p| p.name.as_str())
+        .collect();
+    let topologies: Vec<&AppPolicy> = policies
+        .iter()
+        .filter(|p| p.policy_type == "topology")
+        .collect();
+    if topologies.is_empty() {
+        return vec![WorkflowStep {
+            name: "deploy".into(),
+            step_type: "deploy".into(),
+            properties: Some(json!({"policies": overrides})),
+            ..Default::default()
+        }];
+    }
+    topologies
+        .iter()
+        .map(|t| {
+            let mut names = vec![t.name.as_str()];
+            names.extend(overrides.iter().copied());
+            WorkflowStep {
+                name: format!("deploy-{}", t.name),
+                step_type: "deploy".into(),
+                properties: Some(json!({"policies": names})),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// Parses a Go-style duration (`30s`, `1m30s`, `2h`, `500ms`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ms" => number / 1000.0,
+            "s" => number,
+            "m" => number * 60.0,
+            "h" => number * 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += Duration::from_secs_f64(seconds);
+    }
+    Some(total)
+}
+
+fn suspend_duration(step: &WorkflowStep) -> Result<Option<Duration>> {
+    match step.properties.as_ref().and_then(|p| p.get("duration")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            parse_duration(s)
+                .map(Some)
+                .ok_or_else(|| Error::InvalidProperties {
+                    step: step.name.clone(),
+                    message: format!("invalid duration {s:?}"),
+                })
+        }
+        Some(other) => Err(Error::InvalidProperties {
+            step: step.name.clone(),
+            message: format!("invalid duration {other}"),
+        }),
+    }
+}
+
+/// A stable step id: derived from the run and the step name.
+fn step_id(run: &str, name: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("{run}/{name}").as_bytes());
+    digest.iter().take(5).map(|b| format!("{b:02x}")).collect()
+}
+
+fn fresh_status(run: &str, step: &WorkflowStep) -> StepStatus {
+    StepStatus {
+        id: step_id(run, &step.name),
+        name: step.name.clone(),
+        step_type: step.step_type.clone(),
+        phase: step_phase::PENDING.into(),
+        sub_steps: step
+            .sub_steps
+            .iter()
+            .map(|s| fresh_status(run, s))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A new workflow status for run `run` (the revision, plus the publish version if any).
+pub fn start(run: &str, steps: &[WorkflowStep], now: DateTime<Utc>) -> WorkflowStatus {
+    WorkflowStatus {
+        app_revision: run.to_string(),
+        mode: MODE.into(),
+        steps: steps.iter().map(|s| fresh_status(run, s)).collect(),
+        start_time: Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ..Default::default()
+    }
+}
+
+/// Makes the status list the spec's steps (a step added to a referenced Workflow while the
+/// run is going), keeping the status of steps that still exist.
+pub fn align(status: &mut WorkflowStatus, steps: &[WorkflowStep]) {
+    let run = status.app_revision.clone();
+    let old = std::mem::take(&mut status.steps);
+    status.steps = steps
+        .iter()
+        .map(|s| {
+            old.iter()
+                .find(|o| o.name == s.name && o.step_type == s.step_type)
+                .cloned()
+                .unwrap_or_else(|| fresh_status(&run, s))
+        })
+        .collect();
+}
+
+/// Where a step sits: top-level index and, for sub-steps, their index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepPath {
+    /// Index of the top-level step.
+    pub index: usize,
+    /// Index of the sub-step inside a step-group.
+    pub sub: Option<usize>,
+}
+
+/// What the controller should do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Run these deploy steps (one, or the deploy sub-steps of a group) and
+    /// [`record`] their outcomes.
+    Execute(Vec<StepPath>),
+    /// Waiting for resume; re-check after `recheck` when a suspend has a duration.
+    Suspended {
+        /// When a timed suspend step ends.
+        recheck: Option<Duration>,
+    },
+    /// Every step succeeded.
+    Finished,
+    /// The workflow was terminated.
+    Terminated,
+}
+
+/// The result of executing a step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Done and healthy.
+    Succeeded,
+    /// Dispatched; waiting for health (the message says what is not healthy yet).
+    Waiting(String),
+    /// Failed (retried later).
+    Failed(String),
+}
+
+fn now_text(now: DateTime<Utc>) -> String {
+    now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn elapsed_since(text: Option<&str>, now: DateTime<Utc>) -> Duration {
+    text.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|t| (now - t.with_timezone(&Utc)).to_std().ok())
+        .unwrap_or(Duration::ZERO)
+}
+
+enum Entered {
+    Run,
+    Suspend(Option<Duration>),
+    Done,
+}
+
+/// Moves one step (not a group) forward without I/O.
+fn advance(status: &mut StepStatus, step: &WorkflowStep, now: DateTime<Utc>) -> Result<Entered> {
+    if status.phase == step_phase::SUCCEEDED || status.phase == step_phase::SKIPPED {
+        return Ok(Entered::Done);
+    }
+    if status.phase == step_phase::PENDING || status.phase.is_empty() {
+        status.first_execute_time = Some(now_text(now));
+        let suspends = match step.step_type.as_str() {
+            "suspend" => true,
+            "deploy" => !deploy_properties(step)?.auto,
+            _ => false,
+        };
+        if suspends {
+            status.phase = step_phase::SUSPENDING.into();
+            if step.step_type == "deploy" {
+                status.message = format!("Waiting approval to the deploy step \"{}\"", step.name);
+            }
+        } else {
+            status.phase = step_phase::RUNNING.into();
+        }
+    }
+    status.last_execute_time = Some(now_text(now));
+    if step.step_type == "suspend" {
+        if status.phase == step_phase::RUNNING {
+            // resumed
+            status.phase = step_phase::SUCCEEDED.into();
+            status.message.clear();
+            return Ok(Entered::Done);
+        }
+        if let Some(duration) = suspend_duration(step)? {
+            let elapsed = elapsed_since(status.first_execute_time.as_deref(), now);
+            if elapsed >= duration {
+                status.phase = step_phase::SUCCEEDED.into();
+                return Ok(Entered::Done);
+            }
+            return Ok(Entered::Suspend(Some(duration - elapsed)));
+        }
+        return Ok(Entered::Suspend(None));
+    }
+    if status.phase == step_phase::SUSPENDING {
+        return Ok(Entered::Suspend(None));
+    }
+    Ok(Entered::Run)
+}
+
+/// Works out the next action, entering steps as it goes (suspending those that wait for
+/// approval). Call again after [`record`] to move on.
+pub fn next_action(
+    status: &mut WorkflowStatus,
+    steps: &[WorkflowStep],
+    now: DateTime<Utc>,
+) -> Result<Action> {
+    if status.terminated {
+        return Ok(Action::Terminated);
+    }
+    if status.suspend {
+        return Ok(Action::Suspended { recheck: None });
+    }
+    for (index, step) in steps.iter().enumerate() {
+        let step_status = &mut status.steps[index];
+        if step.step_type == "step-group" {
+            if step_status.phase == step_phase::SUCCEEDED {
+                continue;
+            }
+            if step_status.first_execute_time.is_none() {
+                step_status.first_execute_time = Some(now_text(now));
+            }
+            step_status.phase = step_phase::RUNNING.into();
+            let mut run = Vec::new();
+            let mut suspended: Option<Option<Duration>> = None;
+            for (sub, sub_step) in step.sub_steps.iter().enumerate() {
+                match advance(&mut step_status.sub_steps[sub], sub_step, now)? {
+                    Entered::Done => {}
+                    Entered::Run => run.push(StepPath {
+                        index,
+                        sub: Some(sub),
+                    }),
+                    Entered::Suspend(recheck) => {
+                        suspended = Some(match (suspended.flatten(), recheck) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        })
+                    }
+                }
+            }
+            if !run.is_empty() {
+                return Ok(Action::Execute(run));
+            }
+            if let Some(recheck) = suspended {
+                if recheck.is_none() {
+                    status.suspend = true;
+                }
+                return Ok(Action::Suspended { recheck });
+            }
+            step_status.phase = step_phase::SUCCEEDED.into();
+            continue;
+        }
+        match advance(step_status, step, now)? {
+            Entered::Done => continue,
+            Entered::Run => return Ok(Action::Execute(vec![StepPath { index, sub: None }])),
+            Entered::Suspend(recheck) => {
+                if recheck.is_none() {
+                    status.suspend = true;
+                }
+                return Ok(Action::Suspended { recheck });
+            }
+        }
+    }
+    if !status.finished {
+        status.finished = true;
+        status.end_time = Some(now_text(now));
+    }
+    Ok(Action::Finished)
+}
+
+/// Records the outcome of an executed step.
+pub fn record(status: &mut WorkflowStatus, path: StepPath, outcome: &Outcome, now: DateTime<Utc>) {
+    let Some(top) = status.steps.get_mut(path.index) else {
+        return;
+    };
+    let target = match path.sub {
+        Some(sub) => match top.sub_steps.get_mut(sub) {
+            Some(s) => s,
+            None => return,
+        },
+        None => top,
+    };
+    target.last_execute_time = Some(now_text(now));
+    match outcome {
+        Outcome::Succeeded => {
+            target.phase = step_phase::SUCCEEDED.into();
+            target.message.clear();
+            target.reason.clear();
+        }
+        Outcome::Waiting(message) => {
+            target.phase = step_phase::RUNNING.into();
+            target.message = message.clone();
+            target.reason = "Wait".into();
+        }
+        Outcome::Failed(message) => {
+            target.phase = step_phase::FAILED.into();
+            target.message = message.clone();
+            target.reason = "Execute".into();
+        }
+    }
+    if path.sub.is_some() {
+        let top = &mut status.steps[path.index];
+        if let Some(failed) = top.sub_steps.iter().find(|s| s.phase == step_phase::FAILED) {
+            top.phase = step_phase::FAILED.into();
+            top.message = format!("sub-step {} failed: {}", failed.name, failed.message);
+        } else {
+            top.phase = step_phase::RUNNING.into();
+            top.message.clear();
+        }
+    }
+    status.message = status
+        .steps
+        .iter()
+        .find(|s| s.phase == step_phase::FAILED)
+        .map(|s| s.message.clone())
+        .unwrap_or_default();
+}
+
+/// Whether any step (or sub-step) failed.
+pub fn has_failed(status: &WorkflowStatus) -> bool {
+    status.steps.iter().any(|s| {
+        s.phase == step_phase::FAILED || s.sub_steps.iter().any(|x| x.phase == step_phase::FAILED)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_apis::ApplicationWorkflow;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn steps(v: Value) -> Vec<WorkflowStep> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn policies(v: Value) -> Vec<AppPolicy> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn default_workflow_is_one_deploy_per_topology_with_all_overrides() {
+        let got = default_steps(&policies(json!([
+            {"name": "beijing-clusters", "type": "topology"},
+            {"name": "topology-aws", "type": "topology"},
+            {"name": "ha", "type": "override"},
+        ])));
+        let names: Vec<&str> = got.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["deploy-beijing-clusters", "deploy-topology-aws"]);
+        assert_eq!(
+            got[1].properties,
+            Some(json!({"policies": ["topology-aws", "ha"]}))
+        );
+        let local = default_steps(&[]);
+        assert_eq!(local.len(), 1);
+        assert_eq!(local[0].name, "deploy");
+    }
+
+    #[test]
+    fn ref_and_steps_together_is_an_error_and_missing_ref_is_reported() {
+        let mut spec = ApplicationSpec {
+            workflow: Some(ApplicationWorkflow {
+                reference: Some("w".into()),
+                steps: steps(json!([{"name": "a", "type": "deploy"}])),
+                mode: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(effective_steps(&spec, None, &[]), Err(Error::RefAndSteps));
+        spec.workflow.as_mut().unwrap().steps.clear();
+        assert_eq!(
+            effective_steps(&spec, None, &[]).unwrap_err().to_string(),
+            "workflow w not found"
+        );
+        let referenced = steps(json!([{"name": "x", "type": "deploy"}]));
+        assert_eq!(
+            effective_steps(&spec, Some(&referenced), &[]).unwrap(),
+            referenced
+        );
+        spec.workflow = Some(ApplicationWorkflow {
+            steps: steps(json!([{"name": "a", "type": "wat"}])),
+            ..Default::default()
+        });
+        assert!(matches!(
+            effective_steps(&spec, None, &[]),
+            Err(Error::UnknownStepType { .. })
+        ));
+    }
+
+    /// The canary walk-through: deploy-test runs, deploy-prod waits for approval, resume deploys.
+    #[test]
+    fn approval_gate_then_resume() {
+        let spec = steps(json!([
+            {"name": "deploy-test", "type": "deploy", "properties": {"policies": ["cluster-test"]}},
+            {"name": "deploy-prod", "type": "deploy",
+             "properties": {"auto": false, "policies": ["cluster-prod"]}},
+        ]));
+        let mut status = start("demo-v1", &spec, t0());
+        assert_eq!(status.mode, "StepByStep-DAG");
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Execute(vec![StepPath {
+                index: 0,
+                sub: None
+            }])
+        );
+        let first = StepPath {
+            index: 0,
+            sub: None,
+        };
+        record(
+            &mut status,
+            first,
+            &Outcome::Waiting("test/demo/demo is not healthy".into()),
+            t0(),
+        );
+        assert_eq!(status.steps[0].phase, "running");
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Execute(vec![first])
+        );
+        record(&mut status, first, &Outcome::Succeeded, t0());
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Suspended { recheck: None }
+        );
+        assert!(status.suspend);
+        assert_eq!(status.steps[1].phase, "suspending");
+        assert_eq!(
+            status.steps[1].message,
+            "Waiting approval to the deploy step \"deploy-prod\""
+        );
+        // still suspended on the next pass
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Suspended { recheck: None }
+        );
+        // `workflow resume` (flotilla_apis::operation::resume) sets these:
+        status.suspend = false;
+        status.steps[1].phase = "running".into();
+        let second = StepPath {
+            index: 1,
+            sub: None,
+        };
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Execute(vec![second])
+        );
+        record(&mut status, second, &Outcome::Succeeded, t0());
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Finished
+        );
+        assert!(status.finished);
+    }
+
+    #[test]
+    fn failed_steps_are_retried_and_block_later_steps() {
+        let spec = steps(json!([
+            {"name": "a", "type": "deploy"}, {"name": "b", "type": "deploy"},
+        ]));
+        let mut status = start("r", &spec, t0());
+        let a = StepPath {
+            index: 0,
+            sub: None,
+        };
+        next_action(&mut status, &spec, t0()).unwrap();
+        record(&mut status, a, &Outcome::Failed("boom".into()), t0());
+        assert!(has_failed(&status));
+        assert_eq!(status.message, "boom");
+        assert_eq!(status.steps[1].phase, "pending");
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Execute(vec![a])
+        );
+        record(&mut status, a, &Outcome::Succeeded, t0());
+        assert!(!has_failed(&status));
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Execute(vec![StepPath {
+                index: 1,
+                sub: None
+            }])
+        );
+    }
+
+    #[test]
+    fn suspend_with_duration_ends_by_itself_and_without_waits_for_resume() {
+        let spec = steps(json!([
+            {"name": "pause", "type": "suspend", "properties": {"duration": "30s"}},
+            {"name": "hold", "type": "suspend"},
+        ]));
+        let mut status = start("r", &spec, t0());
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Suspended {
+                recheck: Some(Duration::from_secs(30))
+            }
+        );
+        assert!(!status.suspend, "a timed suspend needs no resume");
+        let later = t0() + chrono::Duration::seconds(31);
+        assert_eq!(
+            next_action(&mut status, &spec, later).unwrap(),
+            Action::Suspended { recheck: None }
+        );
+        assert_eq!(status.steps[0].phase, "succeeded");
+        assert_eq!(status.steps[1].phase, "suspending");
+        assert!(status.suspend);
+        status.suspend = false;
+        status.steps[1].phase = "running".into();
+        assert_eq!(
+            next_action(&mut status, &spec, later).unwrap(),
+            Action::Finished
+        );
+    }
+
+    #[test]
+    fn step_group_runs_sub_steps_together() {
+        let spec = steps(json!([
+            {"name": "g", "type": "step-group", "subSteps": [
+                {"name": "x", "type": "deploy"}, {"name": "y", "type": "deploy"}]},
+        ]));
+        let mut status = start("r", &spec, t0());
+        let x = StepPath {
+            index: 0,
+            sub: Some(0),
+        };
+        let y = StepPath {
+            index: 0,
+            sub: Some(1),
+        };
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Execute(vec![x, y])
+        );
+        record(&mut status, x, &Outcome::Succeeded, t0());
+        record(&mut status, y, &Outcome::Waiting("w".into()), t0());
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Execute(vec![y])
+        );
+        record(&mut status, y, &Outcome::Succeeded, t0());
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Finished
+        );
+        assert_eq!(status.steps[0].phase, "succeeded");
+    }
+
+    #[test]
+    fn terminated_and_user_suspended_workflows_do_nothing() {
+        let spec = steps(json!([{"name": "a", "type": "deploy"}]));
+        let mut status = start("r", &spec, t0());
+        status.terminated = true;
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Terminated
+        );
+        let mut status = start("r", &spec, t0());
+        status.suspend = true;
+        assert_eq!(
+            next_action(&mut status, &spec, t0()).unwrap(),
+            Action::Suspended { recheck: None }
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn align_keeps_existing_step_status() {
+        let spec = steps(json!([{"name": "a", "type": "deploy"}]));
+        let mut status = start("r", &spec, t0());
+        status.steps[0].phase = "succeeded".into();
+        let more = steps(json!([{"name": "a", "type": "deploy"}, {"name": "b", "type": "deploy"}]));
+        align(&mut status, &more);
+        assert_eq!(status.steps[0].phase, "succeeded");
+        assert_eq!(status.steps[1].phase, "pending");
+    }
+}
