@@ -1,0 +1,129 @@
+//! Authentication: x509 client certificates (CN = user, O = groups; the TLS layer has
+//! already verified the chain against the cluster CA) and bearer ServiceAccount tokens.
+
+use chrono::Utc;
+use flotilla_core::user::{SYSTEM_AUTHENTICATED, UserInfo};
+use flotilla_storage::SharedBackend;
+
+use super::PeerCertificates;
+use super::tokens::{self, TokenSigner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("client certificate: {0}")]
+    Certificate(String),
+    #[error("bearer token: {0}")]
+    Token(#[from] tokens::Error),
+    #[error("bearer token: service account {0} not found")]
+    ServiceAccountGone(String),
+    #[error("bearer token: service account {0} was recreated (uid differs)")]
+    ServiceAccountUid(String),
+    #[error("bearer token: reading the service account: {0}")]
+    Storage(#[from] flotilla_storage::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The identity in a verified client certificate: CN is the user, each O a group.
+pub fn user_from_certificate(certs: &PeerCertificates) -> Result<UserInfo> {
+    let leaf = certs
+        .0
+        .first()
+        .ok_or_else(|| Error::Certificate("no certificate".into()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|e| Error::Certificate(e.to_string()))?;
+    let subject = cert.subject();
+    let username = subject
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .filter(|cn| !cn.is_empty())
+        .ok_or_else(|| Error::Certificate("no common name".into()))?
+        .to_string();
+    let mut groups: Vec<String> = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
+    if !groups.iter().any(|g| g == SYSTEM_AUTHENTICATED) {
+        groups.push(SYSTEM_AUTHENTICATED.into());
+    }
+    Ok(UserInfo::new(username, groups))
+}
+
+/// The ServiceAccount a bearer token stands for, checked against the store.
+pub async fn user_from_token(
+    signer: &TokenSigner,
+    store: &SharedBackend,
+    token: &str,
+) -> Result<UserInfo> {
+    let claims = signer.verify(token, Utc::now())?;
+    let ns = &claims.kubernetes.namespace;
+    let name = &claims.kubernetes.serviceaccount.name;
+    let key = format!("/registry/core/serviceaccounts/{ns}/{name}");
+    let kv = store
+        .get(&key)
+        .await?
+        .ok_or_else(|| Error::ServiceAccountGone(format!("{ns}/{name}")))?;
+    let uid = serde_json::from_slice::<serde_json::Value>(&kv.value)
+        .ok()
+        .and_then(|v| v["metadata"]["uid"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let wanted = &claims.kubernetes.serviceaccount.uid;
+    if !wanted.is_empty() && !uid.is_empty() && *wanted != uid {
+        return Err(Error::ServiceAccountUid(format!("{ns}/{name}")));
+    }
+    let mut user = UserInfo::new(
+        format!("system:serviceaccount:{ns}:{name}"),
+        vec![
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{ns}"),
+            SYSTEM_AUTHENTICATED.to_string(),
+        ],
+    );
+    user.uid = uid;
+    user.extra.insert(
+        "authentication.kubernetes.io/credential-id".into(),
+        vec![format!("JTI={}", claims.jti)],
+    );
+    Ok(user)
+}
+
+/// `Authorization: Bearer <token>` (scheme case-insensitive), if present.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_subject_becomes_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = crate::pki::ClusterPki::load_or_create(dir.path()).unwrap();
+        let (pem, _) = pki
+            .issue_client("alice", &["dev".into(), "ops".into()])
+            .unwrap();
+        let der = rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        let user = user_from_certificate(&PeerCertificates(vec![der])).unwrap();
+        assert_eq!(user.username, "alice");
+        assert_eq!(user.groups, vec!["dev", "ops", SYSTEM_AUTHENTICATED]);
+        assert!(user_from_certificate(&PeerCertificates(vec![])).is_err());
+    }
+
+    #[test]
+    fn bearer_header() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(bearer_token(&h), None);
+        h.insert(http::header::AUTHORIZATION, "bearer abc".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some("abc"));
+        h.insert(http::header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer_token(&h), None);
+    }
+}
