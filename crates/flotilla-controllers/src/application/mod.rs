@@ -1,5 +1,8 @@
 //! The application controller (see README.md in this folder).
 
+pub mod dispatch;
+pub mod health;
+pub mod member_clients;
 pub mod r#override;
 pub mod placement;
 pub mod render;

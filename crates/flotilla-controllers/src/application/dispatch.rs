@@ -1,0 +1,460 @@
+//! Dispatch: rendered objects → server-side apply in a cluster, with ownership checks.
+//!
+//! Every dispatched object carries the ownership labels (`app.oam.dev/name|namespace|component|
+//! cluster|appRevision`) and a render-hash annotation; an object whose live hash matches is not
+//! rewritten (unless drift is being re-asserted). An existing object that belongs to no
+//! application, or to another one, is refused unless a `take-over` / `shared-resource` policy
+//! covers it.
+
+use flotilla_apis::labels;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use serde_json::{Map, Value, json};
+use sha2::Digest as _;
+
+use super::render::{is_namespaced, plural_of};
+
+/// The field manager every dispatch writes with.
+pub const FIELD_MANAGER: &str = "flotilla";
+
+/// Why an object could not be dispatched, read or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cluster refused the request (the Status message, as kubectl prints it).
+    #[error("{0}")]
+    Refused(String),
+    /// The object exists and belongs to no application.
+    #[error("{0} exists but not managed by any application now")]
+    NotManaged(String),
+    /// The object belongs to another application.
+    #[error("{object} is managed by other application {owner}")]
+    OtherApplication {
+        /// `Kind ns/name`.
+        object: String,
+        /// `ns/name` of the owner.
+        owner: String,
+    },
+    /// The cluster could not be reached.
+    #[error("cannot reach the cluster: {0}")]
+    Unreachable(String),
+    /// The object has no usable apiVersion/kind/name.
+    #[error("invalid object: {0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// Whether waiting (and retrying) is the right response.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Error::Unreachable(_))
+    }
+
+    fn from_kube(e: kube::Error) -> Error {
+        match e {
+            kube::Error::Api(status) => Error::Refused(if status.message.is_empty() {
+                format!("{} ({})", status.reason, status.code)
+            } else {
+                status.message
+            }),
+            kube::Error::HyperError(e) => Error::Unreachable(e.to_string()),
+            kube::Error::Service(e) => Error::Unreachable(e.to_string()),
+            kube::Error::HttpError(e) => Error::Unreachable(e.to_string()),
+            other => Error::Refused(other.to_string()),
+        }
+    }
+}
+
+/// `Result` of dispatching.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where an object goes and on whose behalf.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// Application name.
+    pub app_name: &'a str,
+    /// Application namespace.
+    pub app_namespace: &'a str,
+    /// Component name.
+    pub component: &'a str,
+    /// Cluster name.
+    pub cluster: &'a str,
+    /// The revision label value.
+    pub revision: &'a str,
+    /// Namespace override from the topology (else the object's own, else the app's).
+    pub namespace: Option<&'a str>,
+}
+
+/// `Kind ns/name` (or `Kind name`) for messages.
+pub fn describe(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    match object["metadata"]["namespace"].as_str() {
+        Some(ns) if !ns.is_empty() => format!("{kind} {ns}/{name}"),
+        _ => format!("{kind} {name}"),
+    }
+}
+
+/// Hash of an object's content (its render hash).
+pub fn content_hash(object: &Value) -> String {
+    let digest = sha2::Sha256::digest(object.to_string().as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fills in the namespace, the ownership labels and the render-hash annotation. Pure.
+pub fn prepare(object: &Value, target: &Target<'_>) -> Value {
+    let mut object = object.clone();
+    let api_version = object["apiVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let kind = object["kind"].as_str().unwrap_or_default().to_string();
+    if !object["metadata"].is_object() {
+        object["metadata"] = json!({});
+    }
+    let meta = &mut object["metadata"];
+    if is_namespaced(&api_version, &kind) {
+        let namespace = target
+            .namespace
+            .map(str::to_string)
+            .or_else(|| {
+                meta["namespace"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| target.app_namespace.to_string());
+        meta["namespace"] = json!(namespace);
+    } else if let Some(m) = meta.as_object_mut() {
+        m.remove("namespace");
+    }
+    if !meta["labels"].is_object() {
+        meta["labels"] = json!({});
+    }
+    for (k, v) in [
+        (labels::APP_NAME, target.app_name),
+        (labels::APP_NAMESPACE, target.app_namespace),
+        (labels::APP_COMPONENT, target.component),
+        (labels::APP_CLUSTER, target.cluster),
+        (labels::APP_REVISION, target.revision),
+    ] {
+        meta["labels"][k] = json!(v);
+    }
+    if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+        a.remove(labels::RENDER_HASH);
+        if a.is_empty()
+            && let Some(m) = meta.as_object_mut()
+        {
+            m.remove("annotations");
+        }
+    }
+    let hash = content_hash(&object);
+    let meta = &mut object["metadata"];
+    if !meta["annotations"].is_object() {
+        meta["annotations"] = json!({});
+    }
+    meta["annotations"][labels::RENDER_HASH] = json!(hash);
+    object
+}
+
+/// Who owns a live object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// This application.
+    Ours,
+    /// No application.
+    None,
+    /// Another application (`ns/name`).
+    Other(String),
+}
+
+/// Reads the ownership labels of a live object. Pure.
+pub fn ownership(live: &Value, app_name: &str, app_namespace: &str) -> Ownership {
+    let l = &live["metadata"]["labels"];
+    match (
+        l[labels::APP_NAME].as_str(),
+        l[labels::APP_NAMESPACE].as_str(),
+    ) {
+        (Some(n), Some(ns)) if n == app_name && ns == app_namespace => Ownership::Ours,
+        (Some(n), ns) => Ownership::Other(format!("{}/{n}", ns.unwrap_or_default())),
+        _ => Ownership::None,
+    }
+}
+
+/// The `ApiResource` of an apiVersion/kind.
+pub fn api_resource(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = match api_version.rsplit_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), api_version.to_string()),
+    };
+    ApiResource {
+        group,
+        version,
+        api_version: api_version.to_string(),
+        kind: kind.to_string(),
+        plural: plural_of(api_version, kind),
+    }
+}
+
+/// An `Api` for the object's kind, in its namespace.
+pub fn api_for(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+) -> Api<DynamicObject> {
+    let resource = api_resource(api_version, kind);
+    if is_namespaced(api_version, kind) && !namespace.is_empty() {
+        Api::namespaced_with(client.clone(), namespace, &resource)
+    } else {
+        Api::all_with(client.clone(), &resource)
+    }
+}
+
+fn identity(object: &Value) -> Result<(String, String, String, String)> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let (api_version, kind, name) = (
+        text(&object["apiVersion"]),
+        text(&object["kind"]),
+        text(&object["metadata"]["name"]),
+    );
+    if api_version.is_empty() || kind.is_empty() || name.is_empty() {
+        return Err(Error::Invalid(describe(object)));
+    }
+    Ok((
+        api_version,
+        kind,
+        text(&object["metadata"]["namespace"]),
+        name,
+    ))
+}
+
+/// Reads an object; `None` when it does not exist.
+pub async fn get(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Value>> {
+    let api = api_for(client, api_version, kind, namespace);
+    match api.get_opt(name).await {
+        Ok(Some(o)) => Ok(Some(serde_json::to_value(o).unwrap_or(Value::Null))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(Error::from_kube(e)),
+    }
+}
+
+/// How to treat one object.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Adopt an object that belongs to no application.
+    pub take_over: bool,
+    /// Allow an object that belongs to another application (left to it).
+    pub shared: bool,
+    /// Never write; only check the object exists.
+    pub read_only: bool,
+    /// Paths (`spec.replicas`) set at creation and then left to the cluster.
+    pub apply_once_paths: Vec<String>,
+    /// Apply at creation only.
+    pub apply_once_all: bool,
+    /// Write even when the live render hash matches (re-assert drift).
+    pub force: bool,
+}
+
+/// What dispatch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Created or updated.
+    Written,
+    /// Live object already matched.
+    Unchanged,
+    /// Left alone (read-only, shared, apply-once).
+    Skipped,
+}
+
+fn value_at<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.')
+        .filter(|s| !s.is_empty())
+        .try_fold(object, |v, key| v.get(key))
+}
+
+fn set_at(object: &mut Value, path: &str, value: Value) {
+    let keys: Vec<&str> = path.split('.').filter(|s| !s.is_empty()).collect();
+    let Some((last, parents)) = keys.split_last() else {
+        return;
+    };
+    let mut cursor = object;
+    for key in parents {
+        if !cursor.get(*key).is_some_and(Value::is_object) {
+            cursor[*key] = Value::Object(Map::new());
+        }
+        cursor = &mut cursor[*key];
+    }
+    cursor[*last] = value;
+}
+
+/// Applies a prepared object (see [`prepare`]) with the ownership rules.
+pub async fn apply(
+    client: &kube::Client,
+    desired: &Value,
+    app_name: &str,
+    app_namespace: &str,
+    options: &ApplyOptions,
+) -> Result<Applied> {
+    let (api_version, kind, namespace, name) = identity(desired)?;
+    let api = api_for(client, &api_version, &kind, &namespace);
+    let live = api
+        .get_opt(&name)
+        .await
+        .map_err(Error::from_kube)?
+        .map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
+    let mut desired = desired.clone();
+    if let Some(live) = &live {
+        match ownership(live, app_name, app_namespace) {
+            Ownership::Ours => {}
+            Ownership::None if options.take_over => {}
+            Ownership::None if options.read_only => return Ok(Applied::Skipped),
+            Ownership::None => return Err(Error::NotManaged(describe(&desired))),
+            Ownership::Other(_) if options.shared || options.read_only => {
+                return Ok(Applied::Skipped);
+            }
+            Ownership::Other(owner) => {
+                return Err(Error::OtherApplication {
+                    object: describe(&desired),
+                    owner,
+                });
+            }
+        }
+        if options.read_only || options.apply_once_all {
+            return Ok(Applied::Skipped);
+        }
+        let live_hash = live["metadata"]["annotations"][labels::RENDER_HASH].as_str();
+        let hash = desired["metadata"]["annotations"][labels::RENDER_HASH].as_str();
+        if !options.force && live_hash.is_some() && live_hash == hash {
+            return Ok(Applied::Unchanged);
+        }
+        for path in &options.apply_once_paths {
+            if let Some(v) = value_at(live, path) {
+                set_at(&mut desired, path, v.clone());
+            }
+        }
+    } else if options.read_only {
+        return Err(Error::Refused(format!(
+            "{} not found (read-only)",
+            describe(&desired)
+        )));
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(&desired))
+        .await
+        .map_err(Error::from_kube)?;
+    Ok(Applied::Written)
+}
+
+/// Deletes an object if it is still ours; absent objects are fine.
+pub async fn delete(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    app_name: &str,
+    app_namespace: &str,
+) -> Result<()> {
+    let api = api_for(client, api_version, kind, namespace);
+    match api.get_opt(name).await.map_err(Error::from_kube)? {
+        None => return Ok(()),
+        Some(live) => {
+            let live = serde_json::to_value(live).unwrap_or(Value::Null);
+            if ownership(&live, app_name, app_namespace) != Ownership::Ours {
+                return Ok(());
+            }
+        }
+    }
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::from_kube(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target<'static> {
+        Target {
+            app_name: "example-app",
+            app_namespace: "default",
+            component: "web",
+            cluster: "beijing-1",
+            revision: "example-app-v1",
+            namespace: None,
+        }
+    }
+
+    #[test]
+    fn prepare_sets_namespace_labels_and_a_stable_hash() {
+        let object = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                            "metadata": {"name": "web"}, "spec": {"replicas": 1}});
+        let prepared = prepare(&object, &target());
+        assert_eq!(prepared["metadata"]["namespace"], "default");
+        let l = &prepared["metadata"]["labels"];
+        assert_eq!(l["app.oam.dev/name"], "example-app");
+        assert_eq!(l["app.oam.dev/namespace"], "default");
+        assert_eq!(l["app.oam.dev/component"], "web");
+        assert_eq!(l["app.oam.dev/cluster"], "beijing-1");
+        assert_eq!(l["app.oam.dev/appRevision"], "example-app-v1");
+        let hash = prepared["metadata"]["annotations"]["app.oam.dev/render-hash"].clone();
+        assert_eq!(prepare(&prepared, &target()), prepared, "idempotent");
+        let mut changed = object.clone();
+        changed["spec"]["replicas"] = json!(2);
+        assert_ne!(
+            prepare(&changed, &target())["metadata"]["annotations"]["app.oam.dev/render-hash"],
+            hash
+        );
+        let ns = Target {
+            namespace: Some("prod"),
+            ..target()
+        };
+        assert_eq!(prepare(&object, &ns)["metadata"]["namespace"], "prod");
+        let cluster_scoped = json!({"apiVersion": "v1", "kind": "Namespace",
+                                    "metadata": {"name": "x", "namespace": "y"}});
+        assert!(
+            prepare(&cluster_scoped, &target())["metadata"]
+                .get("namespace")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn ownership_from_labels() {
+        let ours = prepare(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+            &target(),
+        );
+        assert_eq!(ownership(&ours, "example-app", "default"), Ownership::Ours);
+        assert_eq!(
+            ownership(&ours, "other", "default"),
+            Ownership::Other("default/example-app".into())
+        );
+        assert_eq!(
+            ownership(&json!({"metadata": {"labels": {"app": "x"}}}), "a", "b"),
+            Ownership::None
+        );
+        assert_eq!(
+            Error::NotManaged(describe(&ours)).to_string(),
+            "ConfigMap default/c exists but not managed by any application now"
+        );
+    }
+
+    #[test]
+    fn apply_once_paths_copy_live_values() {
+        let mut desired = json!({"spec": {"replicas": 3}});
+        let live = json!({"spec": {"replicas": 7}});
+        set_at(
+            &mut desired,
+            "spec.replicas",
+            value_at(&live, "spec.replicas").unwrap().clone(),
+        );
+        assert_eq!(desired["spec"]["replicas"], 7);
+    }
+}

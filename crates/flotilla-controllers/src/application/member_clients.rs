@@ -1,0 +1,191 @@
+//! Clients for the clusters an application dispatches to, acting as the application's user.
+//!
+//! One pooled [`kube::Client`] per member (built from the credentials Secret the cluster
+//! registry stores in `vela-system`, see [`crate::cluster::credentials`]), cached and shared;
+//! `local` is the hub itself. Requests on an application's behalf go through a thin wrapper that
+//! adds `Impersonate-User` / `Impersonate-Group` for the user recorded on the application
+//! (annotations `app.oam.dev/username`, `app.oam.dev/group`), so the member's RBAC and audit log
+//! see that user.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flotilla_apis::{LOCAL_CLUSTER, labels};
+use http::HeaderValue;
+use kube::client::Body;
+use tokio::sync::Mutex;
+
+/// Why a member client could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cluster's credentials are missing or unusable.
+    #[error("failed to get cluster {cluster}: {source}")]
+    Credentials {
+        /// Cluster name.
+        cluster: String,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::cluster::credentials::Error>,
+    },
+    /// The client could not be built.
+    #[error("cluster {cluster}: cannot build a client: {source}")]
+    Build {
+        /// Cluster name.
+        cluster: String,
+        /// What went wrong.
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+/// `Result` of getting a client.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Who the controllers act as on an application's behalf.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Identity {
+    /// User name; `None` when the application carries none (the controller acts as itself).
+    pub user: Option<String>,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+impl Identity {
+    /// The identity recorded on an application's annotations.
+    pub fn of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Identity {
+        let get = |k: &str| annotations.and_then(|a| a.get(k)).cloned();
+        Identity {
+            user: get(labels::USERNAME).filter(|u| !u.is_empty()),
+            groups: get(labels::GROUP)
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// How long a member client is reused before its credentials are read again.
+const CLIENT_TTL: Duration = Duration::from_secs(60);
+
+/// The pool of member clients.
+#[derive(Clone)]
+pub struct MemberClients {
+    hub_client: kube::Client,
+    pool: Arc<Mutex<HashMap<String, (kube::Client, Instant)>>>,
+}
+
+impl MemberClients {
+    /// A pool that reads credentials through `hub_client`.
+    pub fn new(hub_client: kube::Client) -> Self {
+        MemberClients {
+            hub_client,
+            pool: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The controller's own client for `cluster` (`local`: the hub).
+    pub async fn base(&self, cluster: &str) -> Result<kube::Client> {
+        if cluster == LOCAL_CLUSTER {
+            return Ok(self.hub_client.clone());
+        }
+        let mut pool = self.pool.lock().await;
+        if let Some((client, at)) = pool.get(cluster)
+            && at.elapsed() < CLIENT_TTL
+        {
+            return Ok(client.clone());
+        }
+        let mut config = crate::cluster::credentials::member_config(&self.hub_client, cluster)
+            .await
+            .map_err(|e| Error::Credentials {
+                cluster: cluster.to_string(),
+                source: Box::new(e),
+            })?;
+        // Bound each request so an unreachable member delays only its own placements.
+        config.connect_timeout = Some(Duration::from_secs(5));
+        config.read_timeout = Some(Duration::from_secs(20));
+        config.write_timeout = Some(Duration::from_secs(20));
+        let client = kube::Client::try_from(config).map_err(|e| Error::Build {
+            cluster: cluster.to_string(),
+            source: Box::new(e),
+        })?;
+        pool.insert(cluster.to_string(), (client.clone(), Instant::now()));
+        Ok(client)
+    }
+
+    /// Drops the cached client of `cluster` (after a transport error or a re-join).
+    pub async fn forget(&self, cluster: &str) {
+        self.pool.lock().await.remove(cluster);
+    }
+
+    /// A client for `cluster` whose every request impersonates `identity`.
+    pub async fn as_user(&self, cluster: &str, identity: &Identity) -> Result<kube::Client> {
+        let base = self.base(cluster).await?;
+        Ok(impersonating(base, identity))
+    }
+}
+
+/// Wraps `client` so that every request carries the impersonation headers of `identity`.
+/// An identity without a user leaves requests unchanged.
+pub fn impersonating(client: kube::Client, identity: &Identity) -> kube::Client {
+    let Some(user) = identity.user.clone() else {
+        return client;
+    };
+    let namespace = client.default_namespace().to_string();
+    let groups = identity.groups.clone();
+    let service = tower::service_fn(move |mut request: http::Request<Body>| {
+        let client = client.clone();
+        let headers = request.headers_mut();
+        headers.remove("Impersonate-User");
+        headers.remove("Impersonate-Group");
+        let mut valid = true;
+        match HeaderValue::from_str(&user) {
+            Ok(v) => {
+                headers.insert("Impersonate-User", v);
+            }
+            Err(_) => valid = false,
+        }
+        for group in &groups {
+            match HeaderValue::from_str(group) {
+                Ok(v) => {
+                    headers.append("Impersonate-Group", v);
+                }
+                Err(_) => valid = false,
+            }
+        }
+        async move {
+            if !valid {
+                return Err(kube::Error::Service(
+                    "the application's user or group is not a valid HTTP header value".into(),
+                ));
+            }
+            client.send(request).await
+        }
+    });
+    kube::Client::new(service, namespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_from_annotations() {
+        let mut annotations = std::collections::BTreeMap::new();
+        assert_eq!(Identity::of(Some(&annotations)), Identity::default());
+        annotations.insert(labels::USERNAME.to_string(), "alice".to_string());
+        annotations.insert(labels::GROUP.to_string(), "dev, ops,".to_string());
+        assert_eq!(
+            Identity::of(Some(&annotations)),
+            Identity {
+                user: Some("alice".into()),
+                groups: vec!["dev".into(), "ops".into()],
+            }
+        );
+    }
+}
