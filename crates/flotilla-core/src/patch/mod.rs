@@ -5,13 +5,21 @@
 //! | `application/merge-patch+json` | [`merge_patch`] (RFC 7386) |
 //! | `application/json-patch+json` | [`json_patch`] (RFC 6902, Go's `test`-null rule) |
 //! | `application/strategic-merge-patch+json` | [`strategic_merge`] with [`builtin_merge_keys`] |
+//! | `application/apply-patch+yaml` | [`server_side_apply`] (field ownership in `managedFields`) |
+//!
+//! Every other write records its field manager with [`update_managed_fields`].
 //!
 //! [`PatchType::from_content_type`] maps a request's Content-Type to the engine.
 
+pub mod apply;
 pub mod json;
 pub mod merge;
 pub mod strategic;
 
+pub use apply::{
+    ApplyError, Conflict, FieldManager, default_field_manager, server_side_apply,
+    server_side_apply_with, update_managed_fields, update_managed_fields_with,
+};
 pub use json::{JsonPatchError, json_patch};
 pub use merge::{MergePatchError, merge_patch};
 pub use strategic::{

@@ -290,7 +290,7 @@ fn merge_map(
     path: &mut Vec<String>,
     schema: &dyn MergeKeys,
 ) -> Result<Map<String, Value>> {
-    if let Some(d) = patch.remove(DIRECTIVE) {
+    if let Some(d) = patch.shift_remove(DIRECTIVE) {
         match d.as_str() {
             Some("replace") => return Ok(clean_map(patch)),
             Some("delete") => return Ok(Map::new()),
@@ -304,7 +304,7 @@ fn merge_map(
         }
     }
 
-    if let Some(retain) = patch.remove(RETAIN_KEYS) {
+    if let Some(retain) = patch.shift_remove(RETAIN_KEYS) {
         let keys = string_list(&retain).ok_or_else(|| StrategicMergeError::BadDirective {
             directive: RETAIN_KEYS.to_string(),
             path: dotted(path),
@@ -321,7 +321,7 @@ fn merge_map(
         .collect();
     for key in order_keys {
         let field = key[SET_ORDER.len()..].to_string();
-        let Some(Value::Array(order)) = patch.remove(&key) else {
+        let Some(Value::Array(order)) = patch.shift_remove(&key) else {
             return Err(StrategicMergeError::BadDirective {
                 directive: key,
                 path: dotted(path),
@@ -334,7 +334,7 @@ fn merge_map(
             Some(Value::Array(a)) => Some(a.clone()),
             _ => None,
         };
-        let patch_list = match patch.remove(&field) {
+        let patch_list = match patch.shift_remove(&field) {
             Some(Value::Array(a)) => Some(a),
             Some(other) => {
                 // Not a list: let the ordinary merge below deal with it.
@@ -378,17 +378,18 @@ fn merge_map(
             continue;
         }
         if v.is_null() {
-            orig.remove(&k);
+            orig.shift_remove(&k);
             continue;
         }
-        let Some(current) = orig.remove(&k) else {
+        // Merge in place so the live key order is kept.
+        let Some(slot) = orig.get_mut(&k) else {
             if let Some(clean) = clean_value(v) {
                 orig.insert(k, clean);
             }
             continue;
         };
         path.push(k.clone());
-        let merged = match (current, v) {
+        let merged = match (std::mem::take(slot), v) {
             (Value::Object(o), Value::Object(p)) => {
                 Some(Value::Object(merge_map(o, p, path, schema)?))
             }
@@ -398,8 +399,11 @@ fn merge_map(
             (_, v) => clean_value(v),
         };
         path.pop();
-        if let Some(m) = merged {
-            orig.insert(k, m);
+        match merged {
+            Some(m) => *slot = m,
+            None => {
+                orig.shift_remove(&k);
+            }
         }
     }
     Ok(orig)
@@ -468,7 +472,7 @@ fn merge_list(
                 Some("replace") => replace = true,
                 Some("merge") => {
                     let mut m = m;
-                    m.remove(DIRECTIVE);
+                    m.shift_remove(DIRECTIVE);
                     if m.contains_key(&key) {
                         plain.push(m);
                     }
@@ -533,7 +537,7 @@ fn index_in(list: &[Value], v: &Value, key: Option<&str>) -> Option<usize> {
 /// Orders `merged`: items named in `patch_order` follow that order; the others (server-only)
 /// keep the live order and are interleaved where the live order allows, new items first when
 /// they cannot be compared (kube-apiserver's `normalizeElementOrder`).
-fn order_by(
+pub(crate) fn order_by(
     merged: Vec<Value>,
     patch_order: &[Value],
     server_order: &[Value],
@@ -572,7 +576,7 @@ fn clean_value(v: Value) -> Option<Value> {
         Value::Object(mut m) => match m.get(DIRECTIVE).and_then(Value::as_str) {
             Some("delete") => None,
             _ => {
-                m.remove(DIRECTIVE);
+                m.shift_remove(DIRECTIVE);
                 Some(Value::Object(clean_map(m)))
             }
         },

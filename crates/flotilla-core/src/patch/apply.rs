@@ -1,0 +1,1435 @@
+//! Server-side apply (`application/apply-patch+yaml`) and field ownership
+//! (`metadata.managedFields`, `FieldsV1`).
+//!
+//! Every write records which *field manager* owns which fields, in the format kube-apiserver
+//! uses, so `kubectl get -o yaml --show-managed-fields` and kube-rs read it unchanged:
+//!
+//! ```json
+//! {"manager": "kubectl", "operation": "Apply", "apiVersion": "apps/v1",
+//!  "time": "2024-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+//!  "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers":
+//!    {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}}
+//! ```
+//!
+//! - [`server_side_apply`] merges an applied configuration into the live object (or creates it):
+//!   the manager then owns exactly the fields it applied; a field owned by another manager
+//!   whose value would change is a conflict ([`ApplyError::Conflicts`], 409) unless `force`,
+//!   which moves ownership; fields the manager applied before but no longer does are removed
+//!   from the object unless someone else owns them. Lists with a merge key (from
+//!   [`MergeKeys`]) are associative (ownership per item, `k:{"name":"web"}`), lists of scalars
+//!   with the set strategy per value (`v:"x"`), every other list is atomic.
+//! - [`update_managed_fields`] records a non-apply write (POST, PUT, PATCH) as an `Update` by
+//!   a manager: the fields it changed become its own and leave every other manager's set.
+//! - [`default_field_manager`] derives kube-apiserver's default manager from a User-Agent
+//!   (`kubectl-client-side-apply/v1.30.0 (linux/amd64) ...` → `kubectl-client-side-apply`).
+//!
+//! Not owned: `apiVersion`, `kind`, `metadata.{name, namespace, managedFields,
+//! resourceVersion, uid, creationTimestamp, generation, deletionTimestamp,
+//! deletionGracePeriodSeconds, selfLink}`, and `status` when [`FieldManager::ignore_status`]
+//! (the main resource of a kind with a status subresource). The caller fills server-set
+//! metadata (uid, timestamps, resourceVersion, generation) after the call.
+//!
+//! managedFields are kept sorted as kube-apiserver sorts them (operation, time, manager,
+//! apiVersion, subresource); an entry's time only moves when its field set changes, so a no-op
+//! apply leaves the object byte-identical.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Map, Value, json};
+
+use super::strategic::{ListStrategy, MergeKeys, order_by};
+use crate::status::{ApiError, StatusCause};
+
+/// Why an apply (or an ownership update) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// Fields owned by other managers would change (409 `Conflict`).
+    #[error("{}", conflict_message(.0))]
+    Conflicts(Vec<Conflict>),
+    /// The applied configuration is not usable (400 `BadRequest`, e.g. missing `kind`).
+    #[error("{0}")]
+    InvalidObject(String),
+    /// Apply without a field manager (kube-apiserver requires `?fieldManager=` for apply).
+    #[error("fieldManager is required for apply requests")]
+    ManagerRequired,
+    /// A field manager name longer than 128 characters.
+    #[error("fieldManager: Too long: may not be longer than 128")]
+    ManagerTooLong,
+}
+
+/// One conflicting field: who owns it and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The owning manager, e.g. `kubectl-client-side-apply`.
+    pub manager: String,
+    /// The apiVersion that manager wrote with.
+    pub api_version: String,
+    /// `Apply` or `Update`.
+    pub operation: String,
+    /// The field as kube-apiserver prints it, e.g. `.spec.replicas` or
+    /// `.spec.template.spec.containers[name="web"].image`.
+    pub path: String,
+}
+
+impl Conflict {
+    fn owner(&self) -> String {
+        if self.api_version.is_empty() {
+            format!("\"{}\"", self.manager)
+        } else {
+            format!("\"{}\" using {}", self.manager, self.api_version)
+        }
+    }
+}
+
+fn conflict_message(conflicts: &[Conflict]) -> String {
+    let n = conflicts.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let body = if let [c] = conflicts {
+        format!("conflict with {}: {}", c.owner(), c.path)
+    } else {
+        // Grouped by manager, in first-seen order.
+        let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+        for c in conflicts {
+            let owner = c.owner();
+            match groups.iter_mut().find(|(o, _)| *o == owner) {
+                Some((_, paths)) => paths.push(&c.path),
+                None => groups.push((owner, vec![&c.path])),
+            }
+        }
+        groups
+            .iter()
+            .map(|(owner, paths)| {
+                let s = if paths.len() == 1 { "" } else { "s" };
+                let list: Vec<String> = paths.iter().map(|p| format!("- {p}")).collect();
+                format!("conflict{s} with {owner}:\n{}", list.join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    format!("Apply failed with {n} conflict{plural}: {body}")
+}
+
+impl ApplyError {
+    /// The Kubernetes `Status` for this error: 409 `Conflict` with one
+    /// `FieldManagerConflict` cause per field, or 400 `BadRequest`.
+    pub fn to_api_error(&self) -> ApiError {
+        match self {
+            ApplyError::Conflicts(conflicts) => {
+                let mut e = ApiError::new(409, "Conflict", self.to_string());
+                e.causes = conflicts
+                    .iter()
+                    .map(|c| StatusCause {
+                        reason: "FieldManagerConflict".to_string(),
+                        message: format!("conflict with {}", c.owner()),
+                        field: c.path.clone(),
+                    })
+                    .collect();
+                e
+            }
+            other => ApiError::new(400, "BadRequest", other.to_string()),
+        }
+    }
+}
+
+/// Who is writing and how: the field manager and the context of the write.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldManager<'a> {
+    /// `?fieldManager=` (or [`default_field_manager`] of the User-Agent for non-apply writes).
+    pub manager: &'a str,
+    /// The write time, RFC 3339 with seconds (`2024-01-01T00:00:00Z`).
+    pub now: &'a str,
+    /// `Some("status")` for writes through the status subresource.
+    pub subresource: Option<&'a str>,
+    /// True when `status` is not part of this write (the main resource of a kind with a status
+    /// subresource): status is neither merged from the applied config nor owned.
+    pub ignore_status: bool,
+}
+
+impl<'a> FieldManager<'a> {
+    /// A manager writing the main resource, status tracked like any field.
+    pub fn new(manager: &'a str, now: &'a str) -> Self {
+        FieldManager {
+            manager,
+            now,
+            subresource: None,
+            ignore_status: false,
+        }
+    }
+}
+
+/// kube-apiserver's default field manager for a request without `?fieldManager=`: the
+/// User-Agent up to its first `/`, at most 128 characters.
+pub fn default_field_manager(user_agent: &str) -> String {
+    let name = user_agent.split('/').next().unwrap_or_default();
+    name.chars().take(128).collect()
+}
+
+/// Server-side apply of `applied` (the request body, already decoded to JSON) by `manager`.
+///
+/// `live` is the stored object, `None` to create. Returns the new object with updated
+/// `metadata.managedFields`. Status is treated like any field; use [`server_side_apply_with`]
+/// to ignore it or to apply through a subresource.
+pub fn server_side_apply(
+    live: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+    merge_keys: &dyn MergeKeys,
+    now: &str,
+) -> Result<Value, ApplyError> {
+    server_side_apply_with(
+        live,
+        applied,
+        force,
+        merge_keys,
+        &FieldManager::new(manager, now),
+    )
+}
+
+/// [`server_side_apply`] with the full write context.
+pub fn server_side_apply_with(
+    live: Option<&Value>,
+    applied: &Value,
+    force: bool,
+    merge_keys: &dyn MergeKeys,
+    fm: &FieldManager<'_>,
+) -> Result<Value, ApplyError> {
+    if fm.manager.is_empty() {
+        return Err(ApplyError::ManagerRequired);
+    }
+    if fm.manager.chars().count() > 128 {
+        return Err(ApplyError::ManagerTooLong);
+    }
+    let Value::Object(applied_map) = applied else {
+        return Err(ApplyError::InvalidObject(
+            "the applied configuration must be an object".to_string(),
+        ));
+    };
+    let api_version = applied_map
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let kind = applied_map
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if api_version.is_empty() {
+        return Err(ApplyError::InvalidObject(
+            "apiVersion must be set in an applied configuration".to_string(),
+        ));
+    }
+    if kind.is_empty() {
+        return Err(ApplyError::InvalidObject(
+            "kind must be set in an applied configuration".to_string(),
+        ));
+    }
+    if let Some(live) = live
+        && let Some(live_kind) = live.get("kind").and_then(Value::as_str)
+        && live_kind != kind
+    {
+        return Err(ApplyError::InvalidObject(format!(
+            "the applied kind {kind} does not match the existing object's kind {live_kind}"
+        )));
+    }
+
+    let scope = Scope::new(fm);
+    let config = scope.mergeable(applied.clone());
+    let applied_set = fields_of(&scope.strip_unowned(config.clone()), merge_keys);
+
+    let mut entries = match live {
+        Some(l) => read_entries(l),
+        None => Vec::new(),
+    };
+    let mut live_obj = live.cloned().unwrap_or_else(|| json!({}));
+    if let Some(m) = live_obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.shift_remove("managedFields");
+    }
+
+    let mut path = Vec::new();
+    let mut merged = merge_applied(live_obj.clone(), config, &mut path, merge_keys);
+
+    // Conflicts: applied fields owned by another manager whose value changes.
+    let me = EntryKey::new(fm.manager, "Apply", fm.subresource);
+    let mut conflicts = Vec::new();
+    let mut taken: Vec<(usize, Vec<String>)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if e.key == me {
+            continue;
+        }
+        for p in e.fields.members() {
+            let Some(node) = applied_set.node(&p) else {
+                continue;
+            };
+            if !node.member {
+                continue;
+            }
+            if changed(&live_obj, &merged, &p, node) {
+                conflicts.push(Conflict {
+                    manager: e.key.manager.clone(),
+                    api_version: e.api_version.clone(),
+                    operation: e.key.operation.clone(),
+                    path: display_path(&p),
+                });
+                taken.push((i, p));
+            }
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        return Err(ApplyError::Conflicts(conflicts));
+    }
+    for (i, p) in taken {
+        entries[i].fields.remove_member(&p);
+    }
+
+    // Prune: fields this manager applied before, no longer applies, and nobody else owns.
+    let previous = entries
+        .iter()
+        .find(|e| e.key == me)
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    let mut dropped: Vec<Vec<String>> = previous
+        .members()
+        .into_iter()
+        .filter(|p| applied_set.node(p).is_none())
+        .collect();
+    dropped.sort_by_key(Vec::len);
+    for p in dropped {
+        let kept = applied_set.covers(&p)
+            || entries
+                .iter()
+                .any(|e| e.key != me && e.fields.node(&p).is_some());
+        if !kept {
+            remove_at(&mut merged, &p);
+        }
+    }
+
+    upsert_entry(&mut entries, me, &api_version, applied_set, fm.now);
+    entries.retain(|e| !e.fields.is_empty());
+    let merged_fields = fields_of(&Scope::full().strip_unowned(merged.clone()), merge_keys);
+    for e in &mut entries {
+        e.fields.retain_existing(&merged_fields);
+    }
+    entries.retain(|e| !e.fields.is_empty());
+    write_entries(&mut merged, entries);
+    Ok(merged)
+}
+
+/// Records a non-apply write (POST, PUT, PATCH of any kind) by `manager` as an `Update`.
+///
+/// `old` is the object before the write (`None` on create), `new` the object about to be
+/// stored. Fields whose value the write changed become owned by `manager` and leave every other
+/// manager's set; fields that no longer exist leave every set. A body that carries its own
+/// `managedFields` (different from the stored ones) replaces them, and `[{}]` strips them, as
+/// in kube-apiserver.
+pub fn update_managed_fields(
+    old: Option<&Value>,
+    new: &Value,
+    manager: &str,
+    merge_keys: &dyn MergeKeys,
+    now: &str,
+) -> Value {
+    update_managed_fields_with(old, new, merge_keys, &FieldManager::new(manager, now))
+}
+
+/// [`update_managed_fields`] with the full write context.
+pub fn update_managed_fields_with(
+    old: Option<&Value>,
+    new: &Value,
+    merge_keys: &dyn MergeKeys,
+    fm: &FieldManager<'_>,
+) -> Value {
+    let mut out = new.clone();
+    let old_mf = old.and_then(|o| o.pointer("/metadata/managedFields"));
+    let new_mf = new.pointer("/metadata/managedFields");
+    let mut entries = match (new_mf, old_mf) {
+        (Some(Value::Array(a)), _) if a.len() == 1 && a[0] == json!({}) => {
+            // `[{}]` strips managedFields entirely.
+            if let Some(m) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.shift_remove("managedFields");
+            }
+            return out;
+        }
+        (Some(Value::Array(a)), o) if !a.is_empty() && Some(&Value::Array(a.clone())) != o => {
+            read_entries(new)
+        }
+        _ => old.map(read_entries).unwrap_or_default(),
+    };
+
+    let scope = Scope::new(fm);
+    let mut new_obj = new.clone();
+    if let Some(m) = new_obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.shift_remove("managedFields");
+    }
+    let new_obj_full = new_obj.clone();
+    let new_view = scope.strip_unowned(new_obj);
+    let old_view = old
+        .map(|o| scope.strip_unowned(o.clone()))
+        .unwrap_or_else(|| json!({}));
+    let new_fields = fields_of(&new_view, merge_keys);
+    let all_fields = fields_of(&Scope::full().strip_unowned(new_obj_full), merge_keys);
+    let mut changed_paths = Vec::new();
+    for p in new_fields.members() {
+        if let Some(node) = new_fields.node(&p)
+            && changed(&old_view, &new_view, &p, node)
+        {
+            changed_paths.push(p);
+        }
+    }
+
+    let me = EntryKey::new(fm.manager, "Update", fm.subresource);
+    for e in &mut entries {
+        if e.key != me {
+            for p in &changed_paths {
+                e.fields.remove_member(p);
+            }
+        }
+        e.fields.retain_existing(&all_fields);
+    }
+    let mut mine = entries
+        .iter()
+        .find(|e| e.key == me)
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    for p in &changed_paths {
+        mine.insert_member(p);
+    }
+    mine.retain_existing(&new_fields);
+    let api_version = new
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    upsert_entry(&mut entries, me, &api_version, mine, fm.now);
+    entries.retain(|e| !e.fields.is_empty());
+    write_entries(&mut out, entries);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scope: which parts of an object are owned fields.
+// ---------------------------------------------------------------------------------------------
+
+const UNOWNED_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+];
+
+struct Scope {
+    ignore_status: bool,
+    status_only: bool,
+}
+
+/// Server-set metadata that an applied configuration never changes.
+const SERVER_METADATA: &[&str] = &[
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+];
+
+impl Scope {
+    fn full() -> Self {
+        Scope {
+            ignore_status: false,
+            status_only: false,
+        }
+    }
+
+    /// The applied configuration as merged into the object: server-set metadata dropped,
+    /// status dropped or kept alone per scope; identity (`apiVersion`, `kind`, name) kept.
+    fn mergeable(&self, v: Value) -> Value {
+        let Value::Object(mut m) = v else { return v };
+        if self.ignore_status {
+            m.shift_remove("status");
+        }
+        if self.status_only {
+            m.retain(|k, _| matches!(k.as_str(), "status" | "metadata" | "apiVersion" | "kind"));
+        }
+        if let Some(Value::Object(meta)) = m.get_mut("metadata") {
+            for k in SERVER_METADATA {
+                meta.shift_remove(*k);
+            }
+            if self.status_only {
+                meta.retain(|k, _| k == "name" || k == "namespace");
+            }
+        }
+        Value::Object(m)
+    }
+
+    fn new(fm: &FieldManager<'_>) -> Self {
+        Scope {
+            ignore_status: fm.ignore_status,
+            status_only: fm.subresource == Some("status"),
+        }
+    }
+
+    /// The object without the fields nobody owns (identity, server-set metadata) and, per
+    /// scope, without status (main resource) or with only status (status subresource).
+    /// `name`/`namespace` stay in applied configs: they are merged, just not owned.
+    fn strip_unowned(&self, v: Value) -> Value {
+        let Value::Object(mut m) = v else { return v };
+        m.shift_remove("apiVersion");
+        m.shift_remove("kind");
+        if self.ignore_status {
+            m.shift_remove("status");
+        }
+        if self.status_only {
+            m.retain(|k, _| k == "status" || k == "metadata");
+        }
+        if let Some(Value::Object(meta)) = m.get_mut("metadata") {
+            for k in UNOWNED_METADATA {
+                meta.shift_remove(*k);
+            }
+            if meta.is_empty() {
+                m.shift_remove("metadata");
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field sets (FieldsV1 trees).
+// ---------------------------------------------------------------------------------------------
+
+/// A set of field paths as a FieldsV1 tree: keys are `f:<field>`, `k:<json>`, `v:<json>`,
+/// `i:<index>`; `member` is the `"."` marker (or an empty leaf).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct FieldSet {
+    member: bool,
+    children: BTreeMap<String, FieldSet>,
+}
+
+impl FieldSet {
+    fn leaf() -> Self {
+        FieldSet {
+            member: true,
+            children: BTreeMap::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.member && self.children.is_empty()
+    }
+
+    fn from_json(v: &Value) -> Self {
+        let mut set = FieldSet::default();
+        let Value::Object(m) = v else { return set };
+        if m.is_empty() {
+            set.member = true;
+            return set;
+        }
+        for (k, child) in m {
+            if k == "." {
+                set.member = true;
+            } else {
+                set.children.insert(k.clone(), FieldSet::from_json(child));
+            }
+        }
+        set
+    }
+
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        if self.member && !self.children.is_empty() {
+            m.insert(".".to_string(), json!({}));
+        }
+        for (k, c) in &self.children {
+            m.insert(k.clone(), c.to_json());
+        }
+        Value::Object(m)
+    }
+
+    fn node(&self, path: &[String]) -> Option<&FieldSet> {
+        let mut cur = self;
+        for p in path {
+            cur = cur.children.get(p)?;
+        }
+        Some(cur)
+    }
+
+    fn members(&self) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let mut path = Vec::new();
+        self.collect(&mut path, &mut out);
+        out
+    }
+
+    fn collect(&self, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        if self.member && !path.is_empty() {
+            out.push(path.clone());
+        }
+        for (k, c) in &self.children {
+            path.push(k.clone());
+            c.collect(path, out);
+            path.pop();
+        }
+    }
+
+    fn insert_member(&mut self, path: &[String]) {
+        let mut cur = self;
+        for p in path {
+            cur = cur.children.entry(p.clone()).or_default();
+        }
+        cur.member = true;
+    }
+
+    fn remove_member(&mut self, path: &[String]) {
+        let Some((first, rest)) = path.split_first() else {
+            self.member = false;
+            return;
+        };
+        if let Some(c) = self.children.get_mut(first) {
+            c.remove_member(rest);
+            if c.is_empty() {
+                self.children.remove(first);
+            }
+        }
+    }
+
+    /// True when a proper prefix of `path` (or `path` itself) is a leaf member: an atomic
+    /// value that includes everything below it.
+    fn covers(&self, path: &[String]) -> bool {
+        let mut cur = self;
+        for p in path {
+            if cur.member && cur.children.is_empty() {
+                return true;
+            }
+            match cur.children.get(p) {
+                Some(c) => cur = c,
+                None => return false,
+            }
+        }
+        cur.member && cur.children.is_empty()
+    }
+
+    /// Drops every path that does not exist in `existing`.
+    fn retain_existing(&mut self, existing: &FieldSet) {
+        self.children.retain(|k, c| match existing.children.get(k) {
+            Some(e) => {
+                c.retain_existing(e);
+                !c.is_empty()
+            }
+            None => false,
+        });
+    }
+}
+
+/// The fields an object sets, per the list strategies of `schema`.
+fn fields_of(obj: &Value, schema: &dyn MergeKeys) -> FieldSet {
+    let mut path = Vec::new();
+    match obj {
+        Value::Object(m) => object_fields(m, &mut path, schema),
+        _ => FieldSet::default(),
+    }
+}
+
+fn object_fields(
+    m: &Map<String, Value>,
+    path: &mut Vec<String>,
+    schema: &dyn MergeKeys,
+) -> FieldSet {
+    let mut set = FieldSet::default();
+    for (k, v) in m {
+        if v.is_null() {
+            continue;
+        }
+        path.push(k.clone());
+        let child = value_fields(v, path, schema);
+        path.pop();
+        if !child.is_empty() {
+            set.children.insert(format!("f:{k}"), child);
+        }
+    }
+    set
+}
+
+fn value_fields(v: &Value, path: &mut Vec<String>, schema: &dyn MergeKeys) -> FieldSet {
+    match v {
+        Value::Object(m) if !m.is_empty() => object_fields(m, path, schema),
+        Value::Array(items) if !items.is_empty() => match schema.list_strategy(path) {
+            ListStrategy::Merge { key } if items.iter().all(|i| i.get(&key).is_some()) => {
+                let mut set = FieldSet::default();
+                for item in items {
+                    let Value::Object(m) = item else { continue };
+                    let mut child = object_fields(m, path, schema);
+                    child.member = true;
+                    set.children.insert(item_key(&key, &m[&key]), child);
+                }
+                set
+            }
+            ListStrategy::Set if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+                let mut set = FieldSet::default();
+                for item in items {
+                    set.children.insert(format!("v:{item}"), FieldSet::leaf());
+                }
+                set
+            }
+            _ => FieldSet::leaf(),
+        },
+        _ => FieldSet::leaf(),
+    }
+}
+
+fn item_key(key: &str, value: &Value) -> String {
+    let mut m = Map::new();
+    m.insert(key.to_string(), value.clone());
+    format!("k:{}", Value::Object(m))
+}
+
+/// The value at a FieldsV1 path.
+fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut cur = obj;
+    for p in path {
+        cur = step(cur, p)?;
+    }
+    Some(cur)
+}
+
+fn step<'a>(cur: &'a Value, element: &str) -> Option<&'a Value> {
+    if let Some(f) = element.strip_prefix("f:") {
+        return cur.as_object()?.get(f);
+    }
+    let items = cur.as_array()?;
+    items.get(item_index(items, element)?)
+}
+
+fn item_index(items: &[Value], element: &str) -> Option<usize> {
+    if let Some(k) = element.strip_prefix("k:") {
+        let Ok(Value::Object(keys)) = serde_json::from_str::<Value>(k) else {
+            return None;
+        };
+        items
+            .iter()
+            .position(|i| keys.iter().all(|(kk, kv)| i.get(kk) == Some(kv)))
+    } else if let Some(v) = element.strip_prefix("v:") {
+        let want: Value = serde_json::from_str(v).ok()?;
+        items.iter().position(|i| *i == want)
+    } else if let Some(n) = element.strip_prefix("i:") {
+        n.parse::<usize>().ok().filter(|n| *n < items.len())
+    } else {
+        None
+    }
+}
+
+fn remove_at(obj: &mut Value, path: &[String]) {
+    let Some((last, parent_path)) = path.split_last() else {
+        return;
+    };
+    let mut cur = obj;
+    for p in parent_path {
+        let next = if let Some(f) = p.strip_prefix("f:") {
+            cur.as_object_mut().and_then(|m| m.get_mut(f))
+        } else {
+            match cur {
+                Value::Array(items) => match item_index(items, p) {
+                    Some(i) => items.get_mut(i),
+                    None => None,
+                },
+                _ => None,
+            }
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    if let Some(f) = last.strip_prefix("f:") {
+        if let Some(m) = cur.as_object_mut() {
+            m.shift_remove(f);
+        }
+    } else if let Value::Array(items) = cur
+        && let Some(i) = item_index(items, last)
+    {
+        items.remove(i);
+    }
+}
+
+/// Whether the write changes the field at `path`: for a leaf its value, for a list item
+/// (a member with children) only its presence.
+fn changed(before: &Value, after: &Value, path: &[String], node: &FieldSet) -> bool {
+    let b = value_at(before, path);
+    let a = value_at(after, path);
+    if node.children.is_empty() {
+        b != a
+    } else {
+        b.is_some() != a.is_some()
+    }
+}
+
+/// `.spec.template.spec.containers[name="web"].image`, as kube-apiserver prints field paths.
+fn display_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for p in path {
+        if let Some(f) = p.strip_prefix("f:") {
+            out.push('.');
+            out.push_str(f);
+        } else if let Some(k) = p.strip_prefix("k:") {
+            let keys = match serde_json::from_str::<Value>(k) {
+                Ok(Value::Object(m)) => m
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                _ => k.to_string(),
+            };
+            out.push_str(&format!("[{keys}]"));
+        } else if let Some(v) = p.strip_prefix("v:") {
+            out.push_str(&format!("[={v}]"));
+        } else if let Some(i) = p.strip_prefix("i:") {
+            out.push_str(&format!("[{i}]"));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merging an applied configuration into the live object.
+// ---------------------------------------------------------------------------------------------
+
+fn merge_applied(
+    live: Value,
+    applied: Value,
+    path: &mut Vec<String>,
+    schema: &dyn MergeKeys,
+) -> Value {
+    match (live, applied) {
+        (Value::Object(mut l), Value::Object(a)) => {
+            for (k, av) in a {
+                if av.is_null() {
+                    continue;
+                }
+                path.push(k.clone());
+                match l.get_mut(&k) {
+                    Some(slot) => {
+                        let lv = std::mem::take(slot);
+                        *slot = merge_applied(lv, av, path, schema);
+                    }
+                    None => {
+                        l.insert(k, without_nulls(av));
+                    }
+                }
+                path.pop();
+            }
+            Value::Object(l)
+        }
+        (Value::Array(l), Value::Array(a)) => Value::Array(match schema.list_strategy(path) {
+            ListStrategy::Merge { key } if a.iter().chain(&l).all(|i| i.get(&key).is_some()) => {
+                let server_order = l.clone();
+                let mut merged = l;
+                for item in &a {
+                    let id = item.get(&key);
+                    match merged.iter().position(|m| m.get(&key) == id) {
+                        Some(i) => {
+                            let lv = std::mem::take(&mut merged[i]);
+                            merged[i] = merge_applied(lv, item.clone(), path, schema);
+                        }
+                        None => merged.push(without_nulls(item.clone())),
+                    }
+                }
+                order_by(merged, &a, &server_order, Some(&key))
+            }
+            ListStrategy::Set if a.iter().chain(&l).all(|i| !i.is_object() && !i.is_array()) => {
+                let mut merged = l.clone();
+                for v in &a {
+                    if !merged.contains(v) {
+                        merged.push(v.clone());
+                    }
+                }
+                order_by(merged, &a, &l, None)
+            }
+            _ => a.into_iter().map(without_nulls).collect(),
+        }),
+        (_, a) => without_nulls(a),
+    }
+}
+
+fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// managedFields entries.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EntryKey {
+    manager: String,
+    operation: String,
+    subresource: String,
+}
+
+impl EntryKey {
+    fn new(manager: &str, operation: &str, subresource: Option<&str>) -> Self {
+        EntryKey {
+            manager: manager.to_string(),
+            operation: operation.to_string(),
+            subresource: subresource.unwrap_or_default().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    key: EntryKey,
+    api_version: String,
+    time: String,
+    fields: FieldSet,
+}
+
+fn read_entries(obj: &Value) -> Vec<Entry> {
+    let Some(Value::Array(list)) = obj.pointer("/metadata/managedFields") else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|e| {
+            let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default();
+            if s("manager").is_empty() && s("operation").is_empty() {
+                return None;
+            }
+            Some(Entry {
+                key: EntryKey::new(s("manager"), s("operation"), Some(s("subresource"))),
+                api_version: s("apiVersion").to_string(),
+                time: s("time").to_string(),
+                fields: e
+                    .get("fieldsV1")
+                    .map(FieldSet::from_json)
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+fn upsert_entry(
+    entries: &mut Vec<Entry>,
+    key: EntryKey,
+    api_version: &str,
+    fields: FieldSet,
+    now: &str,
+) {
+    match entries.iter_mut().find(|e| e.key == key) {
+        Some(e) => {
+            if e.fields != fields || e.api_version != api_version {
+                e.time = now.to_string();
+            }
+            e.fields = fields;
+            e.api_version = api_version.to_string();
+        }
+        None => {
+            if !fields.is_empty() {
+                entries.push(Entry {
+                    key,
+                    api_version: api_version.to_string(),
+                    time: now.to_string(),
+                    fields,
+                });
+            }
+        }
+    }
+}
+
+fn write_entries(obj: &mut Value, mut entries: Vec<Entry>) {
+    entries.sort_by(|a, b| {
+        (
+            &a.key.operation,
+            &a.time,
+            &a.key.manager,
+            &a.api_version,
+            &a.key.subresource,
+        )
+            .cmp(&(
+                &b.key.operation,
+                &b.time,
+                &b.key.manager,
+                &b.api_version,
+                &b.key.subresource,
+            ))
+    });
+    let list: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let mut m = Map::new();
+            m.insert("manager".into(), json!(e.key.manager));
+            m.insert("operation".into(), json!(e.key.operation));
+            m.insert("apiVersion".into(), json!(e.api_version));
+            m.insert("time".into(), json!(e.time));
+            m.insert("fieldsType".into(), json!("FieldsV1"));
+            m.insert("fieldsV1".into(), e.fields.to_json());
+            if !e.key.subresource.is_empty() {
+                m.insert("subresource".into(), json!(e.key.subresource));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let Value::Object(root) = obj else { return };
+    let meta = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(meta) = meta {
+        if list.is_empty() {
+            meta.shift_remove("managedFields");
+        } else {
+            meta.insert("managedFields".into(), Value::Array(list));
+        }
+    }
+}
+
+impl fmt::Display for FieldSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_json())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::patch::strategic::builtin_merge_keys;
+
+    const T0: &str = "2024-01-01T00:00:00Z";
+    const T1: &str = "2024-01-01T00:01:00Z";
+    const T2: &str = "2024-01-01T00:02:00Z";
+
+    fn keys() -> crate::patch::MergeKeyTable {
+        builtin_merge_keys("apps", "Deployment").unwrap()
+    }
+
+    fn deploy(replicas: i64, image: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": image}]}
+                }
+            }
+        })
+    }
+
+    fn managed(obj: &Value) -> Vec<Value> {
+        obj.pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn entry<'a>(obj: &'a Value, manager: &str, op: &str) -> Option<&'a Value> {
+        obj.pointer("/metadata/managedFields")?
+            .as_array()?
+            .iter()
+            .find(|e| e["manager"] == manager && e["operation"] == op)
+    }
+
+    /// Create by apply: the manager owns every field it set, in real FieldsV1 form.
+    #[test]
+    fn create_records_fields_v1() {
+        let out =
+            server_side_apply(None, &deploy(2, "nginx:1"), "kubectl", false, &keys(), T0).unwrap();
+        assert_eq!(out["spec"]["replicas"], 2);
+        assert_eq!(out["apiVersion"], "apps/v1");
+        assert_eq!(out["kind"], "Deployment");
+        assert_eq!(out["metadata"]["name"], "web");
+        assert_eq!(out["metadata"]["namespace"], "default");
+        let mf = managed(&out);
+        assert_eq!(mf.len(), 1);
+        assert_eq!(
+            mf[0],
+            json!({
+                "manager": "kubectl", "operation": "Apply", "apiVersion": "apps/v1",
+                "time": T0, "fieldsType": "FieldsV1",
+                "fieldsV1": {
+                    "f:metadata": {"f:labels": {"f:app": {}}},
+                    "f:spec": {
+                        "f:replicas": {},
+                        "f:selector": {"f:matchLabels": {"f:app": {}}},
+                        "f:template": {
+                            "f:metadata": {"f:labels": {"f:app": {}}},
+                            "f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {
+                                ".": {}, "f:image": {}, "f:name": {}
+                            }}}
+                        }
+                    }
+                }
+            })
+        );
+    }
+
+    /// Re-applying the same config is a no-op: byte-identical object, time unchanged.
+    #[test]
+    fn reapply_is_stable() {
+        let a =
+            server_side_apply(None, &deploy(2, "nginx:1"), "kubectl", false, &keys(), T0).unwrap();
+        let b = server_side_apply(
+            Some(&a),
+            &deploy(2, "nginx:1"),
+            "kubectl",
+            false,
+            &keys(),
+            T1,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+    }
+
+    /// kubectl scale (an Update by another manager) then apply with a different replicas:
+    /// kube-apiserver answers 409 with the exact kubectl message; --force-conflicts wins.
+    #[test]
+    fn conflict_with_update_manager_and_force() {
+        let created =
+            server_side_apply(None, &deploy(2, "nginx:1"), "kubectl", false, &keys(), T0).unwrap();
+        let mut scaled = created.clone();
+        scaled["spec"]["replicas"] = json!(5);
+        let scaled = update_managed_fields(
+            Some(&created),
+            &scaled,
+            "kubectl-client-side-apply",
+            &keys(),
+            T1,
+        );
+        // kubectl-client-side-apply now owns .spec.replicas; kubectl lost it.
+        assert!(
+            entry(&scaled, "kubectl-client-side-apply", "Update").unwrap()["fieldsV1"]
+                .pointer("/f:spec/f:replicas")
+                .is_some()
+        );
+        assert!(
+            entry(&scaled, "kubectl", "Apply").unwrap()["fieldsV1"]
+                .pointer("/f:spec/f:replicas")
+                .is_none()
+        );
+
+        let err = server_side_apply(
+            Some(&scaled),
+            &deploy(3, "nginx:1"),
+            "kubectl",
+            false,
+            &keys(),
+            T2,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas"
+        );
+        let status = err.to_api_error();
+        assert_eq!(status.code, 409);
+        assert_eq!(status.causes[0].field, ".spec.replicas");
+        assert_eq!(status.causes[0].reason, "FieldManagerConflict");
+
+        // Same value as live: shared ownership, no conflict.
+        let shared = server_side_apply(
+            Some(&scaled),
+            &deploy(5, "nginx:1"),
+            "kubectl",
+            false,
+            &keys(),
+            T2,
+        )
+        .unwrap();
+        assert_eq!(shared["spec"]["replicas"], 5);
+        assert!(
+            entry(&shared, "kubectl-client-side-apply", "Update").unwrap()["fieldsV1"]
+                .pointer("/f:spec/f:replicas")
+                .is_some()
+        );
+
+        // Force: the value changes and ownership moves (the other entry disappears when empty).
+        let forced = server_side_apply(
+            Some(&scaled),
+            &deploy(3, "nginx:1"),
+            "kubectl",
+            true,
+            &keys(),
+            T2,
+        )
+        .unwrap();
+        assert_eq!(forced["spec"]["replicas"], 3);
+        assert!(entry(&forced, "kubectl-client-side-apply", "Update").is_none());
+        assert!(
+            entry(&forced, "kubectl", "Apply").unwrap()["fieldsV1"]
+                .pointer("/f:spec/f:replicas")
+                .is_some()
+        );
+    }
+
+    /// Two appliers on one container: conflicts are listed per manager and path.
+    #[test]
+    fn conflict_message_lists_every_path() {
+        let a =
+            server_side_apply(None, &deploy(2, "nginx:1"), "alice", false, &keys(), T0).unwrap();
+        let err = server_side_apply(Some(&a), &deploy(4, "nginx:2"), "bob", false, &keys(), T1)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 2 conflicts: conflicts with \"alice\" using apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers[name=\"web\"].image"
+        );
+    }
+
+    /// A field dropped from the applied config is removed from the object, unless another
+    /// manager also owns it; an env entry dropped from an associative list goes too.
+    #[test]
+    fn dropped_fields_are_removed_unless_shared() {
+        let mut cfg = deploy(2, "nginx:1");
+        cfg["metadata"]["labels"]["tier"] = json!("fe");
+        cfg["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]);
+        let a = server_side_apply(None, &cfg, "kubectl", false, &keys(), T0).unwrap();
+
+        // Another manager adds its own label.
+        let mut labeled = a.clone();
+        labeled["metadata"]["labels"]["owner"] = json!("ops");
+        let labeled = update_managed_fields(Some(&a), &labeled, "kubectl-label", &keys(), T1);
+
+        let mut cfg2 = deploy(2, "nginx:1");
+        cfg2["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "A", "value": "1"}]);
+        let b = server_side_apply(Some(&labeled), &cfg2, "kubectl", false, &keys(), T2).unwrap();
+        assert_eq!(
+            b["metadata"]["labels"],
+            json!({"app": "web", "owner": "ops"})
+        );
+        assert_eq!(
+            b["spec"]["template"]["spec"]["containers"][0]["env"],
+            json!([{"name": "A", "value": "1"}])
+        );
+        // The label manager's field survives; its entry still exists.
+        assert!(entry(&b, "kubectl-label", "Update").is_some());
+    }
+
+    /// A field set by another manager and later dropped by the applier stays.
+    #[test]
+    fn fields_owned_by_others_survive_prune() {
+        let a =
+            server_side_apply(None, &deploy(2, "nginx:1"), "kubectl", false, &keys(), T0).unwrap();
+        let b = server_side_apply(Some(&a), &deploy(2, "nginx:1"), "other", false, &keys(), T1)
+            .unwrap();
+        // kubectl stops managing replicas; "other" still owns it with the same value.
+        let mut cfg = deploy(2, "nginx:1");
+        cfg["spec"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("replicas");
+        let c = server_side_apply(Some(&b), &cfg, "kubectl", false, &keys(), T2).unwrap();
+        assert_eq!(c["spec"]["replicas"], 2);
+        // When nobody else owns it, it goes.
+        let d = server_side_apply(Some(&a), &cfg, "kubectl", false, &keys(), T2).unwrap();
+        assert!(d["spec"].get("replicas").is_none());
+    }
+
+    /// Associative lists: another manager's container is kept, and owned per item.
+    #[test]
+    fn associative_list_items_are_owned_per_key() {
+        let a =
+            server_side_apply(None, &deploy(2, "nginx:1"), "kubectl", false, &keys(), T0).unwrap();
+        let sidecar = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {"template": {"spec": {"containers": [{"name": "envoy", "image": "envoy:1"}]}}}
+        });
+        let b = server_side_apply(Some(&a), &sidecar, "mesh", false, &keys(), T1).unwrap();
+        let names: Vec<&str> = b["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2);
+        assert!(names.contains(&"web") && names.contains(&"envoy"));
+        assert!(
+            entry(&b, "mesh", "Apply").unwrap()["fieldsV1"]
+                .pointer("/f:spec/f:template/f:spec/f:containers/k:{\"name\":\"envoy\"}/f:image")
+                .is_some()
+        );
+        // kubectl re-applies its config: the mesh container stays (owned by mesh).
+        let c = server_side_apply(
+            Some(&b),
+            &deploy(2, "nginx:2"),
+            "kubectl",
+            false,
+            &keys(),
+            T2,
+        )
+        .unwrap();
+        assert_eq!(
+            c["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        // mesh stops applying its container: it is removed.
+        let mut none = sidecar.clone();
+        none.as_object_mut().unwrap().shift_remove("spec");
+        let d = server_side_apply(Some(&c), &none, "mesh", false, &keys(), T2).unwrap();
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "web", "image": "nginx:2"}])
+        );
+        assert!(entry(&d, "mesh", "Apply").is_none());
+    }
+
+    /// Atomic lists are owned whole; finalizers are a set owned per value.
+    #[test]
+    fn atomic_and_set_lists() {
+        let mut cfg = deploy(1, "x");
+        cfg["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["a", "b"]);
+        cfg["metadata"]["finalizers"] = json!(["example.com/f"]);
+        let a = server_side_apply(None, &cfg, "kubectl", false, &keys(), T0).unwrap();
+        let f = &entry(&a, "kubectl", "Apply").unwrap()["fieldsV1"];
+        assert_eq!(
+            f.pointer("/f:spec/f:template/f:spec/f:containers/k:{\"name\":\"web\"}/f:args"),
+            Some(&json!({}))
+        );
+        assert_eq!(
+            f.pointer("/f:metadata/f:finalizers"),
+            Some(&json!({"v:\"example.com/f\"": {}}))
+        );
+    }
+
+    /// Status: ignored on the main resource when asked, owned via the status subresource.
+    #[test]
+    fn status_scope() {
+        let mut cfg = deploy(1, "x");
+        cfg["status"] = json!({"replicas": 1});
+        let fm = FieldManager {
+            ignore_status: true,
+            ..FieldManager::new("kubectl", T0)
+        };
+        let a = server_side_apply_with(None, &cfg, false, &keys(), &fm).unwrap();
+        assert!(a.get("status").is_none());
+        assert!(
+            entry(&a, "kubectl", "Apply").unwrap()["fieldsV1"]
+                .get("f:status")
+                .is_none()
+        );
+        let mut with_status = a.clone();
+        with_status["status"] = json!({"replicas": 1, "readyReplicas": 1});
+        let fm = FieldManager {
+            subresource: Some("status"),
+            ..FieldManager::new("deployment-controller", T1)
+        };
+        let b = update_managed_fields_with(Some(&a), &with_status, &keys(), &fm);
+        let e = entry(&b, "deployment-controller", "Update").unwrap();
+        assert_eq!(e["subresource"], "status");
+        // The applier keeps its spec fields.
+        assert!(
+            entry(&b, "kubectl", "Apply").unwrap()["fieldsV1"]
+                .pointer("/f:spec/f:replicas")
+                .is_some()
+        );
+        assert_eq!(
+            e["fieldsV1"],
+            json!({"f:status": {"f:readyReplicas": {}, "f:replicas": {}}})
+        );
+    }
+
+    /// Update operations: kubectl create owns everything; kubectl label takes only its label;
+    /// `[{}]` strips managedFields; a no-op update changes nothing.
+    #[test]
+    fn update_operations() {
+        let created = update_managed_fields(None, &deploy(1, "x"), "kubectl-create", &keys(), T0);
+        let e = entry(&created, "kubectl-create", "Update").unwrap();
+        assert_eq!(e["time"], T0);
+        assert!(e["fieldsV1"].pointer("/f:spec/f:replicas").is_some());
+
+        let mut labeled = created.clone();
+        labeled["metadata"]["labels"]["env"] = json!("prod");
+        let labeled = update_managed_fields(Some(&created), &labeled, "kubectl-label", &keys(), T1);
+        assert_eq!(
+            entry(&labeled, "kubectl-label", "Update").unwrap()["fieldsV1"],
+            json!({"f:metadata": {"f:labels": {"f:env": {}}}})
+        );
+        assert_eq!(managed(&labeled).len(), 2);
+        // Sorted by operation, then time.
+        assert_eq!(managed(&labeled)[0]["manager"], "kubectl-create");
+
+        let same = update_managed_fields(Some(&labeled), &labeled, "kubectl-edit", &keys(), T2);
+        assert_eq!(same, labeled);
+
+        let mut stripped = labeled.clone();
+        stripped["metadata"]["managedFields"] = json!([{}]);
+        let stripped =
+            update_managed_fields(Some(&labeled), &stripped, "kubectl-edit", &keys(), T2);
+        assert!(stripped["metadata"].get("managedFields").is_none());
+
+        // Removing a label removes it from its owner's set (and empty entries go).
+        let mut unlabeled = labeled.clone();
+        unlabeled["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("env");
+        let unlabeled =
+            update_managed_fields(Some(&labeled), &unlabeled, "kubectl-label", &keys(), T2);
+        assert!(entry(&unlabeled, "kubectl-label", "Update").is_none());
+    }
+
+    #[test]
+    fn apply_errors() {
+        let k = keys();
+        assert_eq!(
+            server_side_apply(None, &deploy(1, "x"), "", false, &k, T0),
+            Err(ApplyError::ManagerRequired)
+        );
+        assert!(matches!(
+            server_side_apply(None, &json!({"kind": "Deployment"}), "m", false, &k, T0),
+            Err(ApplyError::InvalidObject(_))
+        ));
+        assert!(matches!(
+            server_side_apply(None, &json!([1]), "m", false, &k, T0),
+            Err(ApplyError::InvalidObject(_))
+        ));
+        let live = deploy(1, "x");
+        let mut svc = deploy(1, "x");
+        svc["kind"] = json!("Service");
+        assert!(matches!(
+            server_side_apply(Some(&live), &svc, "m", false, &k, T0),
+            Err(ApplyError::InvalidObject(_))
+        ));
+        assert_eq!(
+            server_side_apply(None, &deploy(1, "x"), &"m".repeat(129), false, &k, T0),
+            Err(ApplyError::ManagerTooLong)
+        );
+        // Garbage managedFields in the live object are ignored, not a panic.
+        let mut bad = deploy(1, "x");
+        bad["metadata"]["managedFields"] = json!([1, {"manager": "x", "fieldsV1": "nope"}, null]);
+        assert!(server_side_apply(Some(&bad), &deploy(1, "x"), "m", false, &k, T0).is_ok());
+    }
+
+    #[test]
+    fn default_manager_from_user_agent() {
+        assert_eq!(
+            default_field_manager("kubectl-client-side-apply/v1.30.0 (linux/amd64) kubernetes/abc"),
+            "kubectl-client-side-apply"
+        );
+        assert_eq!(default_field_manager("kube-rs"), "kube-rs");
+        assert_eq!(default_field_manager(&"x".repeat(300)).len(), 128);
+    }
+}
