@@ -44,6 +44,13 @@ pub enum SelectorError {
     FieldNotSupported(String),
 }
 
+impl SelectorError {
+    /// The Kubernetes `Status` (400 `BadRequest`, the message as kube-apiserver words it).
+    pub fn to_api_error(&self) -> crate::status::ApiError {
+        crate::status::ApiError::bad_request(self.to_string())
+    }
+}
+
 /// Result of selector operations.
 pub type Result<T, E = SelectorError> = std::result::Result<T, E>;
 

@@ -132,6 +132,10 @@ impl ApplyError {
     }
 }
 
+/// The manager kube-apiserver attributes the fields of a never-tracked object to on its first
+/// server-side apply.
+pub const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
 /// Who is writing and how: the field manager and the context of the write.
 #[derive(Debug, Clone, Copy)]
 pub struct FieldManager<'a> {
@@ -242,6 +246,25 @@ pub fn server_side_apply_with(
         Some(l) => read_entries(l),
         None => Vec::new(),
     };
+    // An object that has never been tracked (no managedFields) is first attributed whole to
+    // `before-first-apply`, as kube-apiserver does, so its existing values can conflict.
+    if let Some(l) = live
+        && entries.is_empty()
+    {
+        let fields = fields_of(&Scope::full().strip_unowned(l.clone()), merge_keys);
+        if !fields.is_empty() {
+            entries.push(Entry {
+                key: EntryKey::new(BEFORE_FIRST_APPLY, "Update", None),
+                api_version: l
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&api_version)
+                    .to_string(),
+                time: fm.now.to_string(),
+                fields,
+            });
+        }
+    }
     let mut live_obj = live.cloned().unwrap_or_else(|| json!({}));
     if let Some(m) = live_obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.shift_remove("managedFields");
@@ -1389,6 +1412,36 @@ mod tests {
         let unlabeled =
             update_managed_fields(Some(&labeled), &unlabeled, "kubectl-label", &keys(), T2);
         assert!(entry(&unlabeled, "kubectl-label", "Update").is_none());
+    }
+
+    /// An object stored without managedFields: its fields belong to `before-first-apply`.
+    #[test]
+    fn first_apply_on_untracked_object() {
+        let live = deploy(1, "nginx:1");
+        let err = server_side_apply(
+            Some(&live),
+            &deploy(3, "nginx:1"),
+            "kubectl",
+            false,
+            &keys(),
+            T0,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"before-first-apply\" using apps/v1: .spec.replicas"
+        );
+        let ok = server_side_apply(
+            Some(&live),
+            &deploy(1, "nginx:1"),
+            "kubectl",
+            false,
+            &keys(),
+            T0,
+        )
+        .unwrap();
+        assert!(entry(&ok, "before-first-apply", "Update").is_some());
+        assert!(entry(&ok, "kubectl", "Apply").is_some());
     }
 
     #[test]

@@ -13,6 +13,8 @@
 use json_patch::PatchOperation;
 use serde_json::Value;
 
+use crate::status::ApiError;
+
 /// kube-apiserver's limit on the number of operations in one JSON patch.
 pub const MAX_OPERATIONS: usize = 10_000;
 
@@ -32,6 +34,20 @@ pub enum JsonPatchError {
         index: usize,
         message: String,
     },
+}
+
+impl JsonPatchError {
+    /// The Kubernetes `Status`: 400 for an undecodable body, 413 over the operation limit,
+    /// 422 `Invalid` for an operation that does not apply (as kube-apiserver answers).
+    pub fn to_api_error(&self) -> ApiError {
+        match self {
+            JsonPatchError::Decode(m) => ApiError::bad_request(m.clone()),
+            JsonPatchError::TooManyOperations(_) => {
+                ApiError::new(413, "RequestEntityTooLarge", self.to_string())
+            }
+            JsonPatchError::Apply { message, .. } => ApiError::new(422, "Invalid", message.clone()),
+        }
+    }
 }
 
 /// Decodes a JSON patch body into operations.
@@ -281,6 +297,14 @@ mod tests {
             &json!([{"op": "add", "path": "/x", "value": 1}, {"op": "remove", "path": "/y"}]),
         );
         assert!(matches!(err, Err(JsonPatchError::Apply { index: 1, .. })));
+        assert_eq!(err.unwrap_err().to_api_error().code, 422);
+        assert_eq!(
+            json_patch(&doc, &json!({}))
+                .unwrap_err()
+                .to_api_error()
+                .code,
+            400
+        );
     }
 
     #[test]

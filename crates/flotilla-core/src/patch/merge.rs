@@ -13,6 +13,13 @@ pub enum MergePatchError {
     NotAnObject,
 }
 
+impl MergePatchError {
+    /// The Kubernetes `Status` (400 `BadRequest`).
+    pub fn to_api_error(&self) -> crate::status::ApiError {
+        crate::status::ApiError::bad_request(self.to_string())
+    }
+}
+
 /// Applies a JSON merge patch to `original` and returns the result.
 ///
 /// The patch must be an object (a bare value would replace the whole resource, which

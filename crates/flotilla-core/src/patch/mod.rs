@@ -17,8 +17,8 @@ pub mod merge;
 pub mod strategic;
 
 pub use apply::{
-    ApplyError, Conflict, FieldManager, default_field_manager, server_side_apply,
-    server_side_apply_with, update_managed_fields, update_managed_fields_with,
+    ApplyError, BEFORE_FIRST_APPLY, Conflict, FieldManager, default_field_manager,
+    server_side_apply, server_side_apply_with, update_managed_fields, update_managed_fields_with,
 };
 pub use json::{JsonPatchError, json_patch};
 pub use merge::{MergePatchError, merge_patch};

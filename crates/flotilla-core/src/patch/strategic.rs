@@ -252,6 +252,13 @@ pub enum StrategicMergeError {
     BadList { path: String, reason: String },
 }
 
+impl StrategicMergeError {
+    /// The Kubernetes `Status` (400 `BadRequest`).
+    pub fn to_api_error(&self) -> crate::status::ApiError {
+        crate::status::ApiError::bad_request(self.to_string())
+    }
+}
+
 type Result<T, E = StrategicMergeError> = std::result::Result<T, E>;
 
 const DIRECTIVE: &str = "$patch";
