@@ -4,10 +4,45 @@
 //! API server; every other command talks to the hub only through the Kubernetes API.
 
 pub mod args;
+pub mod cluster;
+pub mod dev;
+pub mod get;
+pub mod kubeconfig;
+pub mod status;
+pub mod table;
+pub mod up;
+pub mod workflow;
 
 use std::path::PathBuf;
 
+use args::Command;
+
 /// Runs a client command (everything but `hub` and `member`).
-pub async fn run(_kubeconfig: Option<PathBuf>, command: args::Command) -> anyhow::Result<()> {
-    anyhow::bail!("command {command:?} is not built yet")
+pub async fn run(kubeconfig: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Cluster(cmd) => {
+            let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
+            cluster::run(&hub_client, cmd).await
+        }
+        Command::Up(up_args) => {
+            let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
+            up::run(&hub_client, &up_args).await
+        }
+        Command::Status(status_args) => {
+            let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
+            status::run(&hub_client, &status_args).await
+        }
+        Command::Workflow(cmd) => {
+            let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
+            workflow::run(&hub_client, cmd).await
+        }
+        Command::Get(get_args) => {
+            let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
+            get::run(&hub_client, &get_args).await
+        }
+        Command::Dev(dev_args) => dev::run(&dev_args).await,
+        Command::Hub(_) | Command::Member(_) | Command::Kubeconfig(_) => {
+            anyhow::bail!("this command is run by the flotilla binary itself")
+        }
+    }
 }

@@ -33,8 +33,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Invoked as `kubectl-amc` (a kubectl plugin), the binary behaves as `flotilla`.
+/// (`kubectl amc get ...` runs `kubectl-amc get ...`): the argv[0] file name decides.
 fn plugin_args() -> Vec<std::ffi::OsString> {
-    std::env::args_os().collect()
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if invoked_as.as_deref() == Some("kubectl-amc") && !args.is_empty() {
+        args[0] = "kubectl amc".into();
+    }
+    args
 }
 
 /// `flotilla kubeconfig create`: a client certificate signed by the data dir's CA, for the

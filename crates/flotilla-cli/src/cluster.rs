@@ -1,0 +1,103 @@
+//! `flotilla cluster join|list|labels|detach`: the cluster registry on the hub.
+
+use flotilla_controllers::cluster::credentials::ClusterCredential;
+use flotilla_controllers::cluster::registry::{self, JoinOutcome};
+
+use crate::args::{ClusterCommand, LabelsCommand};
+
+/// Runs a `cluster` sub-command.
+pub async fn run(hub_client: &kube::Client, command: ClusterCommand) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Join {
+            kubeconfig,
+            name,
+            labels,
+        } => {
+            registry::validate_cluster_name(&name)?;
+            let labels = registry::parse_labels(&labels)?;
+            let credential = ClusterCredential::from_kubeconfig_file(&kubeconfig)?;
+            let outcome = registry::join(hub_client, &name, &credential, &labels).await?;
+            let verb = match outcome {
+                JoinOutcome::Joined => "joined",
+                JoinOutcome::Updated => "updated",
+            };
+            println!(
+                "Successfully {verb} cluster {name} ({}, endpoint: {})",
+                credential.credential_type(),
+                credential.endpoint
+            );
+            Ok(())
+        }
+        ClusterCommand::List => {
+            print!("{}", list_table(&registry::list(hub_client).await?));
+            Ok(())
+        }
+        ClusterCommand::Labels(LabelsCommand::Add { name, labels }) => {
+            let labels = registry::parse_labels(&[labels])?;
+            anyhow::ensure!(!labels.is_empty(), "no labels given (expected k=v[,k=v])");
+            registry::add_labels(hub_client, &name, &labels).await?;
+            println!("Successfully updated labels of cluster {name}");
+            Ok(())
+        }
+        ClusterCommand::Labels(LabelsCommand::Del { name, keys }) => {
+            let keys = registry::parse_label_keys(&keys)?;
+            registry::remove_labels(hub_client, &name, &keys).await?;
+            println!("Successfully updated labels of cluster {name}");
+            Ok(())
+        }
+        ClusterCommand::Detach { name } => {
+            registry::detach(hub_client, &name).await?;
+            println!("Successfully detached cluster {name}");
+            Ok(())
+        }
+    }
+}
+
+/// The `cluster list` table: `CLUSTER TYPE ENDPOINT ACCEPTED LABELS`.
+pub fn list_table(clusters: &[registry::ClusterInfo]) -> String {
+    let headers: Vec<String> = ["CLUSTER", "TYPE", "ENDPOINT", "ACCEPTED", "LABELS"]
+        .map(String::from)
+        .to_vec();
+    let rows: Vec<Vec<String>> = clusters
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.credential_type
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                c.endpoint.clone(),
+                c.accepted.to_string(),
+                c.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]
+        })
+        .collect();
+    crate::table::render(&headers, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_controllers::cluster::credentials::CredentialType;
+
+    #[test]
+    fn list_prints_the_spec_columns() {
+        let clusters = vec![registry::ClusterInfo {
+            name: "us-west-1".into(),
+            credential_type: Some(CredentialType::X509Certificate),
+            endpoint: "https://127.0.0.1:40123".into(),
+            accepted: true,
+            labels: [("provider".to_string(), "AWS".to_string())].into(),
+            available: Some("True".into()),
+        }];
+        assert_eq!(
+            list_table(&clusters),
+            "CLUSTER     TYPE              ENDPOINT                  ACCEPTED   LABELS\n\
+             us-west-1   X509Certificate   https://127.0.0.1:40123   true       provider=AWS\n"
+        );
+    }
+}

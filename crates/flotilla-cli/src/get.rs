@@ -1,0 +1,497 @@
+//! `flotilla get KIND [NAME] (-m CLUSTER | -M)`: read resources in member clusters through the
+//! credentials the hub stores, printed like kubectl (server-side tables, kubectl's errors).
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use flotilla_controllers::cluster::{credentials, registry};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
+use serde_json::{Value, json};
+
+use crate::args::GetArgs;
+
+/// How long a member may take to answer one request.
+const MEMBER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A resource kind resolved through a member's discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedResource {
+    /// API group (`""` for core).
+    pub group: String,
+    /// API version.
+    pub version: String,
+    /// Plural resource name.
+    pub plural: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+}
+
+impl ResolvedResource {
+    /// `deployments.apps`, `services`: how kubectl names the resource in messages.
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The request path for a list (no name) or one object.
+    pub fn path(&self, namespace: Option<&str>, name: Option<&str>) -> String {
+        let mut path = if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        };
+        if self.namespaced
+            && let Some(ns) = namespace
+        {
+            path.push_str(&format!("/namespaces/{ns}"));
+        }
+        path.push('/');
+        path.push_str(&self.plural);
+        if let Some(name) = name {
+            path.push('/');
+            path.push_str(name);
+        }
+        path
+    }
+}
+
+/// Whether `name` (lower-case, no group) names `resource`: plural, singular, kind or short name.
+pub fn names_resource(name: &str, resource: &APIResource) -> bool {
+    if resource.name.contains('/') {
+        return false;
+    }
+    resource.name == name
+        || resource.singular_name == name
+        || resource.kind.to_lowercase() == name
+        || resource
+            .short_names
+            .as_ref()
+            .is_some_and(|s| s.iter().any(|s| s == name))
+}
+
+/// Splits `deployments.apps` / `deployment.v1.apps` into (name, version, group).
+pub fn split_kind_arg(arg: &str) -> (String, Option<String>, Option<String>) {
+    let arg = arg.to_lowercase();
+    match arg.split_once('.') {
+        None => (arg, None, None),
+        Some((name, rest)) => match rest.split_once('.') {
+            Some((version, group))
+                if version.starts_with('v') && version[1..].starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                (name.to_string(), Some(version.to_string()), Some(group.to_string()))
+            }
+            _ => (name.to_string(), None, Some(rest.to_string())),
+        },
+    }
+}
+
+/// Resolves a kind argument through the member's discovery documents.
+pub async fn resolve(member_client: &kube::Client, arg: &str) -> Result<ResolvedResource, kube::Error> {
+    let (name, version, group) = split_kind_arg(arg);
+    let mut candidates: Vec<(String, String, Vec<APIResource>)> = Vec::new();
+    if group.as_deref().is_none_or(str::is_empty) {
+        let core = member_client.list_core_api_resources("v1").await?;
+        candidates.push((String::new(), "v1".into(), core.resources));
+    }
+    let groups = member_client.list_api_groups().await?;
+    for g in groups.groups {
+        if let Some(wanted) = &group
+            && !wanted.is_empty()
+            && &g.name != wanted
+        {
+            continue;
+        }
+        let gv = match &version {
+            Some(v) => format!("{}/{v}", g.name),
+            None => match g.preferred_version.as_ref() {
+                Some(p) => p.group_version.clone(),
+                None => match g.versions.first() {
+                    Some(v) => v.group_version.clone(),
+                    None => continue,
+                },
+            },
+        };
+        let Ok(list) = member_client.list_api_group_resources(&gv).await else {
+            continue;
+        };
+        let v = gv.rsplit_once('/').map(|(_, v)| v.to_string()).unwrap_or(gv.clone());
+        candidates.push((g.name.clone(), v, list.resources));
+    }
+    for (g, v, resources) in candidates {
+        if let Some(r) = resources.iter().find(|r| names_resource(&name, r)) {
+            return Ok(ResolvedResource {
+                group: g,
+                version: v,
+                plural: r.name.clone(),
+                kind: r.kind.clone(),
+                namespaced: r.namespaced,
+            });
+        }
+    }
+    Err(kube::Error::Api(Box::new(kube::core::Status {
+        code: 404,
+        reason: "NotFound".into(),
+        message: format!("the server doesn't have a resource type \"{arg}\""),
+        ..Default::default()
+    })))
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A rendered cell of a server-side table.
+pub fn cell_text(cell: &Value) -> String {
+    match cell {
+        Value::Null => "<none>".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(cell_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// Rows of a `meta.k8s.io/v1 Table`: (headers, rows), optionally with NAMESPACE and CLUSTER.
+pub fn table_rows(
+    table: &Value,
+    wide: bool,
+    with_namespace: bool,
+    cluster: Option<&str>,
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let columns = table["columnDefinitions"].as_array().cloned().unwrap_or_default();
+    let shown: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| wide || c["priority"].as_i64().unwrap_or(0) == 0)
+        .map(|(i, _)| i)
+        .collect();
+    let mut headers = Vec::new();
+    if cluster.is_some() {
+        headers.push("CLUSTER".to_string());
+    }
+    if with_namespace {
+        headers.push("NAMESPACE".to_string());
+    }
+    headers.extend(
+        shown
+            .iter()
+            .map(|&i| columns[i]["name"].as_str().unwrap_or("").to_uppercase()),
+    );
+    let rows = table["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|row| {
+            let cells = row["cells"].as_array().cloned().unwrap_or_default();
+            let mut out = Vec::new();
+            if let Some(c) = cluster {
+                out.push(c.to_string());
+            }
+            if with_namespace {
+                out.push(
+                    row.pointer("/object/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                );
+            }
+            out.extend(shown.iter().map(|&i| cells.get(i).map(cell_text).unwrap_or_default()));
+            out
+        })
+        .collect();
+    (headers, rows)
+}
+
+/// kubectl's rendering of an API error.
+pub fn kubectl_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) if status.message.starts_with("the server doesn't have") => {
+            format!("error: {}", status.message)
+        }
+        kube::Error::Api(status) => {
+            let reason = if status.reason.is_empty() {
+                "Unknown"
+            } else {
+                &status.reason
+            };
+            format!("Error from server ({reason}): {}", status.message)
+        }
+        other => format!("error: {}", registry::one_line(other)),
+    }
+}
+
+async fn member_client_for(hub_client: &kube::Client, cluster: &str) -> anyhow::Result<kube::Client> {
+    if cluster == registry::LOCAL_CLUSTER {
+        return Ok(hub_client.clone());
+    }
+    let credential = credentials::read(hub_client, cluster).await.map_err(|e| match e {
+        credentials::Error::NotFound { .. } => anyhow::anyhow!("cluster {cluster:?} not found"),
+        other => other.into(),
+    })?;
+    let mut config = credential.to_config(cluster, None).await?;
+    config.connect_timeout = Some(MEMBER_TIMEOUT);
+    config.read_timeout = Some(MEMBER_TIMEOUT);
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// What one cluster answered.
+struct ClusterResult {
+    cluster: String,
+    outcome: Result<(ResolvedResource, Value), String>,
+}
+
+async fn fetch(
+    hub_client: &kube::Client,
+    cluster: &str,
+    args: &GetArgs,
+    namespace: &str,
+    as_table: bool,
+) -> Result<(ResolvedResource, Value), String> {
+    let member_client = member_client_for(hub_client, cluster)
+        .await
+        .map_err(|e| format!("error: {e:#}"))?;
+    let resource = resolve(&member_client, &args.kind)
+        .await
+        .map_err(|e| kubectl_error(&e))?;
+    let ns = (!args.all_namespaces).then_some(namespace);
+    let mut path = resource.path(ns, args.name.as_deref());
+    if args.name.is_none()
+        && let Some(selector) = &args.selector
+    {
+        path.push_str(&format!("?labelSelector={}", percent_encode(selector)));
+    }
+    let accept = if as_table {
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    } else {
+        "application/json"
+    };
+    let request = http::Request::get(&path)
+        .header(http::header::ACCEPT, accept)
+        .body(Vec::new())
+        .map_err(|e| format!("error: {e}"))?;
+    let text = member_client
+        .request_text(request)
+        .await
+        .map_err(|e| kubectl_error(&e))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| format!("error: {e}"))?;
+    Ok((resource, value))
+}
+
+/// A Table from a plain object or list (for servers that do not answer `as=Table`).
+fn fallback_table(value: &Value) -> Value {
+    let items: Vec<Value> = if value["kind"].as_str().is_some_and(|k| k.ends_with("List")) {
+        value["items"].as_array().cloned().unwrap_or_default()
+    } else {
+        vec![value.clone()]
+    };
+    json!({
+        "columnDefinitions": [{"name": "Name", "priority": 0}],
+        "rows": items.iter().map(|i| json!({"cells": [i["metadata"]["name"]], "object": {"metadata": i["metadata"]}})).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs `flotilla get`.
+pub async fn run(hub_client: &kube::Client, args: &GetArgs) -> anyhow::Result<()> {
+    let output = args.output.as_deref().unwrap_or("");
+    anyhow::ensure!(
+        matches!(output, "" | "wide" | "yaml" | "json" | "name"),
+        "unable to match a printer suitable for the output format {output:?}, allowed formats are: json,name,wide,yaml"
+    );
+    let clusters: Vec<String> = match (&args.cluster, args.all_clusters) {
+        (Some(c), _) => vec![c.clone()],
+        (None, true) => registry::list(hub_client)
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect(),
+        (None, false) => {
+            anyhow::bail!("choose the member cluster to read: -m CLUSTER, or -M for all clusters")
+        }
+    };
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| hub_client.default_namespace().to_string());
+    let as_table = matches!(output, "" | "wide");
+    let results = futures::future::join_all(clusters.iter().map(|cluster| {
+        let namespace = namespace.clone();
+        async move {
+            ClusterResult {
+                cluster: cluster.clone(),
+                outcome: fetch(hub_client, cluster, args, &namespace, as_table).await,
+            }
+        }
+    }))
+    .await;
+
+    let mut failed = false;
+    let mut stdout = std::io::stdout().lock();
+    let mut all_headers: Option<Vec<String>> = None;
+    let mut all_rows = Vec::new();
+    let mut items = Vec::new();
+    let mut namespaced = true;
+    for result in results {
+        match result.outcome {
+            Err(message) => {
+                failed = true;
+                if args.all_clusters {
+                    eprintln!("{message} (cluster {})", result.cluster);
+                } else {
+                    eprintln!("{message}");
+                }
+            }
+            Ok((resource, value)) => {
+                namespaced = resource.namespaced;
+                if as_table {
+                    let table = if value["kind"] == "Table" { value } else { fallback_table(&value) };
+                    let (headers, rows) = table_rows(
+                        &table,
+                        output == "wide",
+                        args.all_namespaces && resource.namespaced,
+                        args.all_clusters.then_some(result.cluster.as_str()),
+                    );
+                    all_headers.get_or_insert(headers);
+                    all_rows.extend(rows);
+                } else if value["kind"].as_str().is_some_and(|k| k.ends_with("List")) {
+                    for item in value["items"].as_array().cloned().unwrap_or_default() {
+                        let mut item = item;
+                        if item.get("kind").is_none() {
+                            item["apiVersion"] = json!(if resource.group.is_empty() {
+                                resource.version.clone()
+                            } else {
+                                format!("{}/{}", resource.group, resource.version)
+                            });
+                            item["kind"] = json!(resource.kind);
+                        }
+                        items.push((resource.clone(), item));
+                    }
+                } else {
+                    items.push((resource.clone(), value));
+                }
+            }
+        }
+    }
+    if as_table {
+        match all_headers {
+            Some(headers) if !all_rows.is_empty() => {
+                write!(stdout, "{}", crate::table::render(&headers, &all_rows))?;
+            }
+            _ if !failed => {
+                if namespaced && !args.all_namespaces {
+                    eprintln!("No resources found in {namespace} namespace.");
+                } else {
+                    eprintln!("No resources found");
+                }
+            }
+            _ => {}
+        }
+    } else if output == "name" {
+        for (resource, item) in &items {
+            let kind = crate::up::display_kind(&resource.kind, &resource.group);
+            writeln!(stdout, "{kind}/{}", item["metadata"]["name"].as_str().unwrap_or(""))?;
+        }
+    } else if !items.is_empty() || !failed {
+        let single = args.name.is_some() && items.len() == 1;
+        let document = if single {
+            items[0].1.clone()
+        } else {
+            json!({
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": items.iter().map(|(_, i)| i.clone()).collect::<Vec<_>>(),
+                "metadata": {"resourceVersion": ""},
+            })
+        };
+        if output == "json" {
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&document)?)?;
+        } else {
+            write!(stdout, "{}", serde_yaml_ng::to_string(&document)?)?;
+        }
+    }
+    stdout.flush()?;
+    if failed {
+        // kubectl's exit status; the errors are already on stderr in kubectl's words.
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(name: &str, singular: &str, kind: &str, short: &[&str]) -> APIResource {
+        APIResource {
+            name: name.into(),
+            singular_name: singular.into(),
+            kind: kind.into(),
+            namespaced: true,
+            short_names: Some(short.iter().map(|s| s.to_string()).collect()),
+            verbs: vec![],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn kinds_resolve_like_kubectl() {
+        let d = resource("deployments", "deployment", "Deployment", &["deploy"]);
+        for n in ["deployments", "deployment", "deploy"] {
+            assert!(names_resource(n, &d), "{n}");
+        }
+        assert!(!names_resource("deployments/status", &resource("deployments/status", "", "Deployment", &[])));
+        assert_eq!(split_kind_arg("deployments.apps"), ("deployments".into(), None, Some("apps".into())));
+        assert_eq!(
+            split_kind_arg("Deployment.v1.apps"),
+            ("deployment".into(), Some("v1".into()), Some("apps".into()))
+        );
+        assert_eq!(
+            split_kind_arg("applications.core.oam.dev"),
+            ("applications".into(), None, Some("core.oam.dev".into()))
+        );
+        let r = ResolvedResource {
+            group: "apps".into(),
+            version: "v1".into(),
+            plural: "deployments".into(),
+            kind: "Deployment".into(),
+            namespaced: true,
+        };
+        assert_eq!(r.path(Some("demo"), Some("web")), "/apis/apps/v1/namespaces/demo/deployments/web");
+        assert_eq!(r.path(None, None), "/apis/apps/v1/deployments");
+        assert_eq!(r.qualified(), "deployments.apps");
+    }
+
+    #[test]
+    fn tables_and_errors() {
+        let table = json!({
+            "kind": "Table",
+            "columnDefinitions": [{"name": "Name", "priority": 0}, {"name": "Ready", "priority": 0}, {"name": "Images", "priority": 1}],
+            "rows": [{"cells": ["demo", "1/1", "nginx"], "object": {"metadata": {"namespace": "demo"}}}],
+        });
+        let (h, rows) = table_rows(&table, false, false, Some("test"));
+        assert_eq!(h, vec!["CLUSTER", "NAME", "READY"]);
+        assert_eq!(rows[0], vec!["test", "demo", "1/1"]);
+        let (h, _) = table_rows(&table, true, true, None);
+        assert_eq!(h, vec!["NAMESPACE", "NAME", "READY", "IMAGES"]);
+        let e = kube::Error::Api(Box::new(kube::core::Status {
+            code: 404,
+            reason: "NotFound".into(),
+            message: "deployments.apps \"demo\" not found".into(),
+            ..Default::default()
+        }));
+        assert_eq!(kubectl_error(&e), "Error from server (NotFound): deployments.apps \"demo\" not found");
+        assert_eq!(percent_encode("app=a,b!=c"), "app%3Da%2Cb%21%3Dc");
+    }
+}
