@@ -502,3 +502,17 @@ async fn revision_survives_reopen_even_when_the_last_write_was_a_delete() {
     assert_eq!(next_write.mod_revision, 5);
     assert_eq!(next(&mut w).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_store_cannot_be_opened_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let second = EmbeddedBackend::open(dir.path());
+    assert!(
+        matches!(second, Err(super::EmbeddedError::Open { .. })),
+        "{second:?}"
+    );
+    drop(store);
+    // Dropping the first closes the file.
+    open(&dir);
+}
