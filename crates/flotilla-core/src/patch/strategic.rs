@@ -61,17 +61,59 @@ impl MergeKeys for NoMergeKeys {
 /// A table of list strategies by exact field path; unlisted lists are atomic.
 #[derive(Debug, Clone, Default)]
 pub struct MergeKeyTable {
-    rules: Vec<(Vec<&'static str>, ListStrategy)>,
+    rules: Vec<(Vec<String>, ListStrategy)>,
 }
 
 impl MergeKeyTable {
     /// Adds (or overrides) the strategy of one field path.
-    pub fn insert(&mut self, path: &[&'static str], strategy: ListStrategy) {
-        self.rules.retain(|(p, _)| p.as_slice() != path);
-        self.rules.push((path.to_vec(), strategy));
+    pub fn insert(&mut self, path: &[&str], strategy: ListStrategy) {
+        self.rules.retain(|(p, _)| !same_path(p, path));
+        self.rules
+            .push((path.iter().map(|s| s.to_string()).collect(), strategy));
     }
 
-    fn merge(&mut self, path: &[&'static str], key: &str) {
+    /// The list strategies declared by an OpenAPI v3 schema (a CRD's `openAPIV3Schema`):
+    /// `x-kubernetes-list-type: map` with `x-kubernetes-list-map-keys` merges on the first key,
+    /// `set` merges scalars, anything else is atomic (the CRD default).
+    pub fn from_openapi_schema(schema: &Value) -> Self {
+        let mut table = MergeKeyTable::default();
+        let mut path = Vec::new();
+        table.walk_schema(schema, &mut path, 0);
+        table
+    }
+
+    fn walk_schema(&mut self, schema: &Value, path: &mut Vec<String>, depth: usize) {
+        // Schemas are trees, but bound the walk anyway against hostile input.
+        if depth > 64 {
+            return;
+        }
+        if let Some(Value::Object(props)) = schema.get("properties") {
+            for (name, sub) in props {
+                path.push(name.clone());
+                self.walk_schema(sub, path, depth + 1);
+                path.pop();
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+            match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+                Some("map") => {
+                    if let Some(key) = schema
+                        .get("x-kubernetes-list-map-keys")
+                        .and_then(|k| k.get(0))
+                        .and_then(Value::as_str)
+                    {
+                        self.merge(&refs, key);
+                    }
+                }
+                Some("set") => self.insert(&refs, ListStrategy::Set),
+                _ => {}
+            }
+            self.walk_schema(items, path, depth + 1);
+        }
+    }
+
+    fn merge(&mut self, path: &[&str], key: &str) {
         self.insert(
             path,
             ListStrategy::Merge {
@@ -128,10 +170,14 @@ impl MergeKeys for MergeKeyTable {
     fn list_strategy(&self, path: &[String]) -> ListStrategy {
         self.rules
             .iter()
-            .find(|(p, _)| p.len() == path.len() && p.iter().zip(path).all(|(a, b)| a == b))
+            .find(|(p, _)| same_path(p, path))
             .map(|(_, s)| s.clone())
             .unwrap_or(ListStrategy::Atomic)
     }
+}
+
+fn same_path<A: AsRef<str>, B: AsRef<str>>(a: &[A], b: &[B]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.as_ref() == y.as_ref())
 }
 
 /// The built-in kinds whose patch schema is known: every other kind (custom resources) gets
@@ -893,6 +939,49 @@ mod tests {
         assert!(!supports_strategic_merge("core.oam.dev", "Application"));
         assert!(builtin_merge_keys("core.oam.dev", "Application").is_none());
         assert!(supports_strategic_merge("apps", "Deployment"));
+    }
+
+    /// A CRD schema's list annotations drive merging (what kube-apiserver uses for SSA on CRDs).
+    #[test]
+    fn merge_keys_from_crd_schema() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "components": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {"traits": {"type": "array", "items": {"type": "object"}}}}},
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "steps": {"type": "array", "items": {"type": "object"}}
+        }}}});
+        let t = MergeKeyTable::from_openapi_schema(&schema);
+        let p = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            t.list_strategy(&p(&["spec", "components"])),
+            ListStrategy::Merge { key: "name".into() }
+        );
+        assert_eq!(t.list_strategy(&p(&["spec", "tags"])), ListStrategy::Set);
+        assert_eq!(
+            t.list_strategy(&p(&["spec", "steps"])),
+            ListStrategy::Atomic
+        );
+        assert_eq!(
+            t.list_strategy(&p(&["spec", "components", "traits"])),
+            ListStrategy::Atomic
+        );
+    }
+
+    /// Merging keeps the live key order (no reshuffling of the stored object).
+    #[test]
+    fn key_order_is_preserved() {
+        let orig = json!({"a": 1, "b": {"x": 1, "y": 2}, "c": 3});
+        let got = strategic_merge(
+            &orig,
+            &json!({"b": {"x": 5}, "a": null, "d": 4}),
+            &NoMergeKeys,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&got).unwrap(),
+            r#"{"b":{"x":5,"y":2},"c":3,"d":4}"#
+        );
     }
 
     /// Bad patches are errors, never panics.
