@@ -1,6 +1,377 @@
-//! `flotilla dev`: placeholder replaced below.
+//! `flotilla dev`: the one-command playground. Starts a hub and simulated members as child
+//! processes, joins every member, writes kubeconfigs, and stops everything on Ctrl-C/SIGTERM.
+//!
+//! Files in the data dir: `hub/`, `<cluster>/` (each server's data dir and log),
+//! `hub.kubeconfig`, `<cluster>.kubeconfig`, and `dev.json` (the addresses used, so a second
+//! run reuses the same ports when they are free).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use flotilla_controllers::cluster::credentials::ClusterCredential;
+use flotilla_controllers::cluster::registry;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use tokio::process::{Child, Command};
+
 use crate::args::DevArgs;
-/// Runs `flotilla dev`.
-pub async fn run(_args: &DevArgs) -> anyhow::Result<()> {
-    anyhow::bail!("flotilla dev is being built")
+
+/// Environment variable set on every child: the dev process's pid. A child whose parent
+/// changes (the dev process died without cleaning up) stops itself; see [`watch_parent`].
+pub const PARENT_PID_ENV: &str = "FLOTILLA_PARENT_PID";
+
+/// How long a server may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a child may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Addresses remembered between runs.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DevState {
+    hub: Option<String>,
+    #[serde(default)]
+    members: BTreeMap<String, String>,
+}
+
+/// One server process of the playground.
+struct Server {
+    /// `hub` or the cluster name.
+    name: String,
+    data_dir: PathBuf,
+    child: Child,
+}
+
+impl Server {
+    fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("admin.kubeconfig")
+    }
+}
+
+/// In a child started by `flotilla dev` (env [`PARENT_PID_ENV`] set), stops the process with
+/// SIGTERM when its parent goes away, so no server outlives a killed playground. Call once
+/// at start-up; does nothing otherwise.
+pub fn watch_parent() {
+    let Some(parent) = std::env::var(PARENT_PID_ENV)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return;
+    };
+    std::thread::spawn(move || {
+        loop {
+            if std::os::unix::process::parent_id() != parent {
+                let _ = kill(Pid::this(), Signal::SIGTERM);
+                std::thread::sleep(STOP_TIMEOUT);
+                std::process::exit(1);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+}
+
+/// `127.0.0.1:PORT` if nothing listens there now, else `127.0.0.1:0` (any free port).
+fn reusable(address: Option<&String>) -> String {
+    match address {
+        Some(a) if std::net::TcpListener::bind(a.as_str()).is_ok() => a.clone(),
+        _ => "127.0.0.1:0".to_string(),
+    }
+}
+
+/// The `server:` URL of a kubeconfig.
+fn server_url(kubeconfig: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(kubeconfig).ok()?;
+    let kc = kube::config::Kubeconfig::from_yaml(&text).ok()?;
+    kc.clusters
+        .first()
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+}
+
+fn host_port(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    Some(rest.trim_end_matches('/').to_string()).filter(|s| !s.is_empty())
+}
+
+fn spawn(name: &str, args: &[String], data_dir: &Path) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(data_dir)?;
+    // The server writes a fresh one once it listens; a stale one would point at an old port.
+    let _ = std::fs::remove_file(data_dir.join("admin.kubeconfig"));
+    let log_path = data_dir.join("server.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env(PARENT_PID_ENV, std::process::id().to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Own process group: a terminal's Ctrl-C reaches only `dev`, which stops the
+        // children in order.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {name}: {e}"))?;
+    Ok(Server {
+        name: name.to_string(),
+        data_dir: data_dir.to_path_buf(),
+        child,
+    })
+}
+
+fn log_tail(data_dir: &Path) -> String {
+    let text = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+async fn wait_ready(server: &mut Server) -> anyhow::Result<String> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(status) = server.child.try_wait()? {
+            anyhow::bail!(
+                "{} exited during start-up ({status}); its log ({}):\n{}",
+                server.name,
+                server.data_dir.join("server.log").display(),
+                log_tail(&server.data_dir)
+            );
+        }
+        let kubeconfig = server.kubeconfig();
+        if kubeconfig.exists()
+            && let Ok(client) = crate::kubeconfig::hub_client(Some(&kubeconfig)).await
+        {
+            let request = http::Request::get("/readyz").body(Vec::new())?;
+            if tokio::time::timeout(Duration::from_secs(2), client.request_text(request))
+                .await
+                .is_ok_and(|r| r.is_ok())
+            {
+                return server_url(&kubeconfig)
+                    .ok_or_else(|| anyhow::anyhow!("{} has no server URL", kubeconfig.display()));
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} did not become ready within {READY_TIMEOUT:?}; its log:\n{}",
+            server.name,
+            log_tail(&server.data_dir)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stops every child: SIGTERM, then SIGKILL after [`STOP_TIMEOUT`].
+async fn stop_all(servers: &mut [Server]) {
+    for server in servers.iter() {
+        if let Some(pid) = server.child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+    }
+    for server in servers.iter_mut() {
+        match tokio::time::timeout(STOP_TIMEOUT, server.child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!(
+                    "{} did not stop within {STOP_TIMEOUT:?}; killing it",
+                    server.name
+                );
+                let _ = server.child.kill().await;
+            }
+        }
+    }
+}
+
+/// Runs `flotilla dev` until Ctrl-C or SIGTERM.
+pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
+    let mut names: Vec<String> = Vec::new();
+    for name in args
+        .clusters
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+    {
+        registry::validate_cluster_name(name)?;
+        anyhow::ensure!(
+            name != "hub",
+            "cluster name \"hub\" is used by the playground's hub"
+        );
+        anyhow::ensure!(
+            !names.iter().any(|n| n == name),
+            "cluster {name:?} is listed twice"
+        );
+        names.push(name.to_string());
+    }
+    std::fs::create_dir_all(&args.data_dir)?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    let state_path = data_dir.join("dev.json");
+    let state: DevState = std::fs::read(&state_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut servers: Vec<Server> = Vec::new();
+    let started = start(&data_dir, &names, &state, &mut servers);
+    let outcome = tokio::select! {
+        r = started => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted during start-up")),
+        _ = terminate.recv() => Err(anyhow::anyhow!("terminated during start-up")),
+    };
+    if let Err(e) = outcome {
+        println!("Stopping...");
+        stop_all(&mut servers).await;
+        return Err(e);
+    }
+    print_guide(&data_dir, &names);
+
+    // Run until a signal, or until a child dies on its own.
+    let ended = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break None,
+            _ = terminate.recv() => break None,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                let mut dead = None;
+                for server in servers.iter_mut() {
+                    if let Ok(Some(status)) = server.child.try_wait() {
+                        dead = Some(format!("{} exited unexpectedly ({status}); its log:\n{}", server.name, log_tail(&server.data_dir)));
+                        break;
+                    }
+                }
+                if dead.is_some() {
+                    break dead;
+                }
+            }
+        }
+    };
+    println!("Stopping the hub and {} member(s)...", names.len());
+    stop_all(&mut servers).await;
+    println!("Stopped.");
+    match ended {
+        None => Ok(()),
+        Some(message) => Err(anyhow::anyhow!(message)),
+    }
+}
+
+async fn start(
+    data_dir: &Path,
+    names: &[String],
+    state: &DevState,
+    servers: &mut Vec<Server>,
+) -> anyhow::Result<()> {
+    println!(
+        "Starting a hub and {} simulated member(s) in {}",
+        names.len(),
+        data_dir.display()
+    );
+    let hub_listen = reusable(state.hub.as_ref());
+    servers.push(spawn(
+        "hub",
+        &["hub".into(), "--listen".into(), hub_listen],
+        &data_dir.join("hub"),
+    )?);
+    for name in names {
+        let listen = reusable(state.members.get(name));
+        servers.push(spawn(
+            name,
+            &[
+                "member".into(),
+                "--name".into(),
+                name.clone(),
+                "--listen".into(),
+                listen,
+            ],
+            &data_dir.join(name),
+        )?);
+    }
+    let mut new_state = DevState::default();
+    for server in servers.iter_mut() {
+        let url = wait_ready(server).await?;
+        println!("  {:<12} ready at {url}", server.name);
+        if server.name == "hub" {
+            new_state.hub = host_port(&url);
+        } else if let Some(address) = host_port(&url) {
+            new_state.members.insert(server.name.clone(), address);
+        }
+    }
+    std::fs::write(
+        data_dir.join("dev.json"),
+        serde_json::to_vec_pretty(&new_state)?,
+    )?;
+
+    let hub_kubeconfig = data_dir.join("hub.kubeconfig");
+    std::fs::copy(
+        data_dir.join("hub").join("admin.kubeconfig"),
+        &hub_kubeconfig,
+    )?;
+    let hub_client = crate::kubeconfig::hub_client(Some(&hub_kubeconfig)).await?;
+    for name in names {
+        let member_kubeconfig = data_dir.join(format!("{name}.kubeconfig"));
+        std::fs::copy(
+            data_dir.join(name).join("admin.kubeconfig"),
+            &member_kubeconfig,
+        )?;
+        let credential = ClusterCredential::from_kubeconfig_file(&member_kubeconfig)?;
+        // Join is idempotent: a second run refreshes the endpoint and keeps the labels.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match registry::join(&hub_client, name, &credential, &BTreeMap::new()).await {
+                Ok(_) => break,
+                // The hub may still be installing its CRDs right after /readyz.
+                Err(e) if attempt < 50 => {
+                    tracing::debug!(cluster = %name, error = %e, "join failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        println!("  joined {name}");
+    }
+    Ok(())
+}
+
+fn print_guide(data_dir: &Path, names: &[String]) {
+    let dir = data_dir.display();
+    println!();
+    println!("The playground is up. In another terminal:");
+    println!();
+    println!("  export KUBECONFIG={dir}/hub.kubeconfig");
+    println!("  flotilla cluster list");
+    println!("  kubectl get managedclusters");
+    println!("  flotilla up -f app.yaml");
+    println!("  flotilla status <app>");
+    if let Some(first) = names.first() {
+        println!("  flotilla get deployments -m {first}        # or -M for every member");
+        println!("  kubectl --kubeconfig {dir}/{first}.kubeconfig get deployments -A");
+    }
+    println!();
+    println!("Press Ctrl-C to stop everything.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            host_port("https://127.0.0.1:6443").as_deref(),
+            Some("127.0.0.1:6443")
+        );
+        assert_eq!(
+            host_port("https://127.0.0.1:6443/").as_deref(),
+            Some("127.0.0.1:6443")
+        );
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = busy.local_addr().unwrap().to_string();
+        assert_eq!(reusable(Some(&addr)), "127.0.0.1:0");
+        drop(busy);
+        assert_eq!(reusable(Some(&addr)), addr);
+        assert_eq!(reusable(None), "127.0.0.1:0");
+    }
 }

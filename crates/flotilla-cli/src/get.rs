@@ -81,9 +81,14 @@ pub fn split_kind_arg(arg: &str) -> (String, Option<String>, Option<String>) {
         None => (arg, None, None),
         Some((name, rest)) => match rest.split_once('.') {
             Some((version, group))
-                if version.starts_with('v') && version[1..].starts_with(|c: char| c.is_ascii_digit()) =>
+                if version.starts_with('v')
+                    && version[1..].starts_with(|c: char| c.is_ascii_digit()) =>
             {
-                (name.to_string(), Some(version.to_string()), Some(group.to_string()))
+                (
+                    name.to_string(),
+                    Some(version.to_string()),
+                    Some(group.to_string()),
+                )
             }
             _ => (name.to_string(), None, Some(rest.to_string())),
         },
@@ -91,7 +96,10 @@ pub fn split_kind_arg(arg: &str) -> (String, Option<String>, Option<String>) {
 }
 
 /// Resolves a kind argument through the member's discovery documents.
-pub async fn resolve(member_client: &kube::Client, arg: &str) -> Result<ResolvedResource, kube::Error> {
+pub async fn resolve(
+    member_client: &kube::Client,
+    arg: &str,
+) -> Result<ResolvedResource, kube::Error> {
     let (name, version, group) = split_kind_arg(arg);
     let mut candidates: Vec<(String, String, Vec<APIResource>)> = Vec::new();
     if group.as_deref().is_none_or(str::is_empty) {
@@ -119,7 +127,10 @@ pub async fn resolve(member_client: &kube::Client, arg: &str) -> Result<Resolved
         let Ok(list) = member_client.list_api_group_resources(&gv).await else {
             continue;
         };
-        let v = gv.rsplit_once('/').map(|(_, v)| v.to_string()).unwrap_or(gv.clone());
+        let v = gv
+            .rsplit_once('/')
+            .map(|(_, v)| v.to_string())
+            .unwrap_or(gv.clone());
         candidates.push((g.name.clone(), v, list.resources));
     }
     for (g, v, resources) in candidates {
@@ -170,7 +181,10 @@ pub fn table_rows(
     with_namespace: bool,
     cluster: Option<&str>,
 ) -> (Vec<String>, Vec<Vec<String>>) {
-    let columns = table["columnDefinitions"].as_array().cloned().unwrap_or_default();
+    let columns = table["columnDefinitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let shown: Vec<usize> = columns
         .iter()
         .enumerate()
@@ -208,7 +222,11 @@ pub fn table_rows(
                         .to_string(),
                 );
             }
-            out.extend(shown.iter().map(|&i| cells.get(i).map(cell_text).unwrap_or_default()));
+            out.extend(
+                shown
+                    .iter()
+                    .map(|&i| cells.get(i).map(cell_text).unwrap_or_default()),
+            );
             out
         })
         .collect();
@@ -233,14 +251,19 @@ pub fn kubectl_error(e: &kube::Error) -> String {
     }
 }
 
-async fn member_client_for(hub_client: &kube::Client, cluster: &str) -> anyhow::Result<kube::Client> {
+async fn member_client_for(
+    hub_client: &kube::Client,
+    cluster: &str,
+) -> anyhow::Result<kube::Client> {
     if cluster == registry::LOCAL_CLUSTER {
         return Ok(hub_client.clone());
     }
-    let credential = credentials::read(hub_client, cluster).await.map_err(|e| match e {
-        credentials::Error::NotFound { .. } => anyhow::anyhow!("cluster {cluster:?} not found"),
-        other => other.into(),
-    })?;
+    let credential = credentials::read(hub_client, cluster)
+        .await
+        .map_err(|e| match e {
+            credentials::Error::NotFound { .. } => anyhow::anyhow!("cluster {cluster:?} not found"),
+            other => other.into(),
+        })?;
     let mut config = credential.to_config(cluster, None).await?;
     config.connect_timeout = Some(MEMBER_TIMEOUT);
     config.read_timeout = Some(MEMBER_TIMEOUT);
@@ -356,7 +379,11 @@ pub async fn run(hub_client: &kube::Client, args: &GetArgs) -> anyhow::Result<()
             Ok((resource, value)) => {
                 namespaced = resource.namespaced;
                 if as_table {
-                    let table = if value["kind"] == "Table" { value } else { fallback_table(&value) };
+                    let table = if value["kind"] == "Table" {
+                        value
+                    } else {
+                        fallback_table(&value)
+                    };
                     let (headers, rows) = table_rows(
                         &table,
                         output == "wide",
@@ -401,7 +428,11 @@ pub async fn run(hub_client: &kube::Client, args: &GetArgs) -> anyhow::Result<()
     } else if output == "name" {
         for (resource, item) in &items {
             let kind = crate::up::display_kind(&resource.kind, &resource.group);
-            writeln!(stdout, "{kind}/{}", item["metadata"]["name"].as_str().unwrap_or(""))?;
+            writeln!(
+                stdout,
+                "{kind}/{}",
+                item["metadata"]["name"].as_str().unwrap_or("")
+            )?;
         }
     } else if !items.is_empty() || !failed {
         let single = args.name.is_some() && items.len() == 1;
@@ -451,8 +482,14 @@ mod tests {
         for n in ["deployments", "deployment", "deploy"] {
             assert!(names_resource(n, &d), "{n}");
         }
-        assert!(!names_resource("deployments/status", &resource("deployments/status", "", "Deployment", &[])));
-        assert_eq!(split_kind_arg("deployments.apps"), ("deployments".into(), None, Some("apps".into())));
+        assert!(!names_resource(
+            "deployments/status",
+            &resource("deployments/status", "", "Deployment", &[])
+        ));
+        assert_eq!(
+            split_kind_arg("deployments.apps"),
+            ("deployments".into(), None, Some("apps".into()))
+        );
         assert_eq!(
             split_kind_arg("Deployment.v1.apps"),
             ("deployment".into(), Some("v1".into()), Some("apps".into()))
@@ -468,7 +505,10 @@ mod tests {
             kind: "Deployment".into(),
             namespaced: true,
         };
-        assert_eq!(r.path(Some("demo"), Some("web")), "/apis/apps/v1/namespaces/demo/deployments/web");
+        assert_eq!(
+            r.path(Some("demo"), Some("web")),
+            "/apis/apps/v1/namespaces/demo/deployments/web"
+        );
         assert_eq!(r.path(None, None), "/apis/apps/v1/deployments");
         assert_eq!(r.qualified(), "deployments.apps");
     }
@@ -491,7 +531,10 @@ mod tests {
             message: "deployments.apps \"demo\" not found".into(),
             ..Default::default()
         }));
-        assert_eq!(kubectl_error(&e), "Error from server (NotFound): deployments.apps \"demo\" not found");
+        assert_eq!(
+            kubectl_error(&e),
+            "Error from server (NotFound): deployments.apps \"demo\" not found"
+        );
         assert_eq!(percent_encode("app=a,b!=c"), "app%3Da%2Cb%21%3Dc");
     }
 }

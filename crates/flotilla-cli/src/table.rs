@@ -37,6 +37,9 @@ mod tests {
     fn aligns_columns() {
         let h = vec!["NAME".to_string(), "READY".to_string()];
         let rows = vec![vec!["a-long-name".to_string(), "1/1".to_string()]];
-        assert_eq!(render(&h, &rows), "NAME          READY\na-long-name   1/1\n");
+        assert_eq!(
+            render(&h, &rows),
+            "NAME          READY\na-long-name   1/1\n"
+        );
     }
 }

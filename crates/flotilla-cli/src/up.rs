@@ -99,12 +99,21 @@ pub async fn run(hub_client: &kube::Client, args: &UpArgs) -> anyhow::Result<()>
             .map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?
     };
     let documents = parse_documents(&file, &text)?;
-    anyhow::ensure!(!documents.is_empty(), "no objects passed to apply in {file}");
+    anyhow::ensure!(
+        !documents.is_empty(),
+        "no objects passed to apply in {file}"
+    );
     let mut applications = Vec::new();
     for mut document in documents {
-        let api_version = document["apiVersion"].as_str().unwrap_or_default().to_string();
+        let api_version = document["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let kind = document["kind"].as_str().unwrap_or_default().to_string();
-        let name = document["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = document["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (String::new(), api_version.clone()),
@@ -186,12 +195,18 @@ mod tests {
             parse_documents("f", "kind: X\nmetadata: {name: a}\n"),
             Err(Error::Invalid { .. })
         ));
-        assert!(matches!(parse_documents("f", "a: [\n"), Err(Error::Parse { .. })));
+        assert!(matches!(
+            parse_documents("f", "a: [\n"),
+            Err(Error::Parse { .. })
+        ));
     }
 
     #[test]
     fn kinds_print_like_kubectl() {
-        assert_eq!(display_kind("Application", "core.oam.dev"), "application.core.oam.dev");
+        assert_eq!(
+            display_kind("Application", "core.oam.dev"),
+            "application.core.oam.dev"
+        );
         assert_eq!(display_kind("Service", ""), "service");
     }
 }

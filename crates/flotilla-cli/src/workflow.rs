@@ -80,8 +80,9 @@ async fn operate(hub_client: &kube::Client, op: Operation, app_ref: &AppRef) -> 
                     .into_iter()
                     .filter(|r| {
                         r.metadata.name.as_deref().is_some_and(|n| {
-                            n.strip_prefix(&prefix)
-                                .is_some_and(|v| !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()))
+                            n.strip_prefix(&prefix).is_some_and(|v| {
+                                !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit())
+                            })
                         })
                     })
                     .collect();
@@ -97,7 +98,8 @@ async fn operate(hub_client: &kube::Client, op: Operation, app_ref: &AppRef) -> 
             apps.patch_status(&app_ref.app, &params, &Patch::Merge(&patch))
                 .await
         } else {
-            apps.patch(&app_ref.app, &params, &Patch::Merge(&patch)).await
+            apps.patch(&app_ref.app, &params, &Patch::Merge(&patch))
+                .await
         };
         match sent {
             Ok(_) => return Ok(()),

@@ -7,6 +7,8 @@ mod serve;
 
 fn main() -> std::process::ExitCode {
     let cli = flotilla_cli::args::Cli::parse_from(plugin_args());
+    // A server started by `flotilla dev` stops when the playground dies.
+    flotilla_cli::dev::watch_parent();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = runtime.block_on(run(cli));
     match result {
