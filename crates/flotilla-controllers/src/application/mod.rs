@@ -1,15 +1,91 @@
-//! The application controller (see README.md in this folder).
+//! The application controller (see README.md in this folder): render → place → override →
+//! workflow → dispatch → health → gc, driven by watches on the hub.
 
+pub mod controller;
 pub mod dispatch;
 pub mod health;
 pub mod member_clients;
 pub mod r#override;
 pub mod placement;
 pub mod render;
+pub mod resource_policy;
+pub mod revision;
 pub mod workflow;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_apis::{Application, ManagedCluster, Policy, Workflow};
+use futures::StreamExt as _;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+
+/// Environment variable: seconds between re-assertions of dispatched state (default 300).
+pub const REASSERT_INTERVAL_ENV: &str = "FLOTILLA_REASSERT_INTERVAL_SECONDS";
+
+fn apps_in(store: &Store<Application>, namespace: Option<&str>) -> Vec<ObjectRef<Application>> {
+    store
+        .state()
+        .iter()
+        .filter(|a| namespace.is_none() || a.metadata.namespace.as_deref() == namespace)
+        .map(|a| ObjectRef::from(a.as_ref()))
+        .collect()
+}
+
 /// Runs the application controller against the hub.
-pub async fn run(_hub_client: kube::Client) -> anyhow::Result<()> {
-    futures::future::pending::<()>().await;
+pub async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
+    let reassert = std::env::var(REASSERT_INTERVAL_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(300));
+    let ctx = Arc::new(controller::Context::new(hub_client.clone(), reassert));
+    let config = watcher::Config::default();
+    let apps: Api<Application> = Api::all(hub_client.clone());
+    let app_controller = Controller::new(apps, config.clone());
+    let store = app_controller.store();
+    let (s1, s2, s3) = (store.clone(), store.clone(), store);
+    app_controller
+        // A Policy or Workflow change re-reconciles the applications of its namespace.
+        .watches(
+            Api::<Policy>::all(hub_client.clone()),
+            config.clone(),
+            move |p: Policy| apps_in(&s1, p.metadata.namespace.as_deref()),
+        )
+        .watches(
+            Api::<Workflow>::all(hub_client.clone()),
+            config.clone(),
+            move |w: Workflow| apps_in(&s2, w.metadata.namespace.as_deref()),
+        )
+        // Cluster joins and label changes re-place every application.
+        .watches(
+            Api::<ManagedCluster>::all(hub_client.clone()),
+            config,
+            move |_: ManagedCluster| apps_in(&s3, None),
+        )
+        .run(controller::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(app = %object, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "application reconcile"),
+            }
+        })
+        .await;
     Ok(())
+}
+
+fn error_policy(
+    app: Arc<Application>,
+    error: &controller::Error,
+    _ctx: Arc<controller::Context>,
+) -> Action {
+    tracing::warn!(
+        app = %format!("{}/{}", app.metadata.namespace.as_deref().unwrap_or(""),
+            app.metadata.name.as_deref().unwrap_or("")),
+        %error,
+        "application reconcile failed; retrying"
+    );
+    Action::requeue(Duration::from_secs(5))
 }

@@ -1,0 +1,253 @@
+//! The application-wide resource policies: `apply-once`, `garbage-collect`, `take-over`,
+//! `read-only`, `shared-resource`, with KubeVela's selector fields. Pure.
+
+use flotilla_apis::AppPolicy;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::dispatch::ApplyOptions;
+
+/// Which resources a rule covers (every listed field must match; empty matches all).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceSelector {
+    /// Component names.
+    #[serde(default)]
+    pub component_names: Vec<String>,
+    /// Component types.
+    #[serde(default)]
+    pub component_types: Vec<String>,
+    /// Trait types (objects a trait rendered).
+    #[serde(default)]
+    pub trait_types: Vec<String>,
+    /// Kinds (`Deployment`).
+    #[serde(default)]
+    pub resource_types: Vec<String>,
+    /// Object names.
+    #[serde(default)]
+    pub resource_names: Vec<String>,
+}
+
+/// The facts about one object a selector looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceFacts<'a> {
+    /// Component name.
+    pub component: &'a str,
+    /// Component type.
+    pub component_type: &'a str,
+    /// Trait type, if a trait rendered it.
+    pub trait_type: Option<&'a str>,
+    /// Kind.
+    pub kind: &'a str,
+    /// Name.
+    pub name: &'a str,
+}
+
+impl ResourceSelector {
+    /// Whether the selector covers the object.
+    pub fn matches(&self, f: &ResourceFacts<'_>) -> bool {
+        let ok = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
+        ok(&self.component_names, f.component)
+            && ok(&self.component_types, f.component_type)
+            && (self.trait_types.is_empty()
+                || f.trait_type
+                    .is_some_and(|t| self.trait_types.iter().any(|x| x == t)))
+            && ok(&self.resource_types, f.kind)
+            && ok(&self.resource_names, f.name)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Rule {
+    #[serde(default)]
+    selector: ResourceSelector,
+    #[serde(default)]
+    strategy: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RuleSet {
+    #[serde(default)]
+    enable: Option<bool>,
+    #[serde(default)]
+    keep_legacy_resource: bool,
+    #[serde(default)]
+    rules: Vec<Rule>,
+}
+
+/// When a garbage-collect rule deletes what it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcStrategy {
+    /// When the application no longer renders it, and on delete (the default).
+    OnAppUpdate,
+    /// Only when the application is deleted.
+    OnAppDelete,
+    /// Never.
+    Never,
+}
+
+/// The resource policies of an application.
+#[derive(Debug, Clone, Default)]
+pub struct ResourcePolicies {
+    apply_once: Option<RuleSet>,
+    gc: Option<RuleSet>,
+    take_over: Vec<Rule>,
+    read_only: Vec<Rule>,
+    shared: Vec<Rule>,
+}
+
+/// Why a resource policy could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy {policy}: {message}")]
+pub struct Error {
+    /// Policy name.
+    pub policy: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ResourcePolicies {
+    /// Reads the resource policies among an application's inline policies.
+    pub fn from_policies(policies: &[AppPolicy]) -> Result<Self, Error> {
+        let mut out = ResourcePolicies::default();
+        for p in policies {
+            let parse = || -> Result<RuleSet, Error> {
+                match &p.properties {
+                    None | Some(Value::Null) => Ok(RuleSet::default()),
+                    Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error {
+                        policy: p.name.clone(),
+                        message: e.to_string(),
+                    }),
+                }
+            };
+            match p.policy_type.as_str() {
+                "apply-once" => out.apply_once = Some(parse()?),
+                "garbage-collect" => out.gc = Some(parse()?),
+                "take-over" => out.take_over.extend(parse()?.rules),
+                "read-only" => out.read_only.extend(parse()?.rules),
+                "shared-resource" => out.shared.extend(parse()?.rules),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// How dispatch treats one object.
+    pub fn apply_options(&self, facts: &ResourceFacts<'_>) -> ApplyOptions {
+        let any = |rules: &[Rule]| rules.iter().any(|r| r.selector.matches(facts));
+        let mut options = ApplyOptions {
+            take_over: any(&self.take_over),
+            read_only: any(&self.read_only),
+            shared: any(&self.shared),
+            ..Default::default()
+        };
+        if let Some(apply_once) = &self.apply_once
+            && apply_once.enable.unwrap_or(false)
+        {
+            if apply_once.rules.is_empty() {
+                options.apply_once_all = true;
+            }
+            for rule in apply_once
+                .rules
+                .iter()
+                .filter(|r| r.selector.matches(facts))
+            {
+                let paths: Vec<String> = rule
+                    .strategy
+                    .as_ref()
+                    .and_then(|s| s.get("path"))
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if paths.iter().any(|p| p == "*") || paths.is_empty() {
+                    options.apply_once_all = true;
+                }
+                options
+                    .apply_once_paths
+                    .extend(paths.into_iter().filter(|p| p != "*"));
+            }
+        }
+        options
+    }
+
+    /// Whether objects no longer rendered are kept (`keepLegacyResource`).
+    pub fn keep_legacy(&self) -> bool {
+        self.gc.as_ref().is_some_and(|g| g.keep_legacy_resource)
+    }
+
+    /// The garbage-collect strategy for an object.
+    pub fn gc_strategy(&self, facts: &ResourceFacts<'_>) -> GcStrategy {
+        let Some(gc) = &self.gc else {
+            return GcStrategy::OnAppUpdate;
+        };
+        for rule in gc.rules.iter().filter(|r| r.selector.matches(facts)) {
+            match rule.strategy.as_ref().and_then(Value::as_str) {
+                Some("never") => return GcStrategy::Never,
+                Some("onAppDelete") => return GcStrategy::OnAppDelete,
+                Some("onAppUpdate") => return GcStrategy::OnAppUpdate,
+                _ => {}
+            }
+        }
+        GcStrategy::OnAppUpdate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn facts<'a>(kind: &'a str, trait_type: Option<&'a str>) -> ResourceFacts<'a> {
+        ResourceFacts {
+            component: "web",
+            component_type: "webservice",
+            trait_type,
+            kind,
+            name: "web",
+        }
+    }
+
+    #[test]
+    fn apply_once_take_over_and_gc_rules() {
+        let policies: Vec<AppPolicy> = serde_json::from_value(json!([
+            {"name": "once", "type": "apply-once", "properties": {"enable": true, "rules": [
+                {"selector": {"resourceTypes": ["Deployment"]},
+                 "strategy": {"path": ["spec.replicas"]}}]}},
+            {"name": "adopt", "type": "take-over", "properties": {"rules": [
+                {"selector": {"traitTypes": ["gateway"]}}]}},
+            {"name": "gc", "type": "garbage-collect", "properties": {"rules": [
+                {"selector": {"resourceTypes": ["PersistentVolumeClaim"]}, "strategy": "never"}]}},
+            {"name": "t", "type": "topology", "properties": {"clusters": ["x"]}},
+        ]))
+        .unwrap();
+        let p = ResourcePolicies::from_policies(&policies).unwrap();
+        let d = p.apply_options(&facts("Deployment", None));
+        assert_eq!(d.apply_once_paths, ["spec.replicas"]);
+        assert!(!d.apply_once_all && !d.take_over);
+        let i = p.apply_options(&facts("Ingress", Some("gateway")));
+        assert!(i.take_over && i.apply_once_paths.is_empty());
+        assert_eq!(
+            p.gc_strategy(&facts("PersistentVolumeClaim", None)),
+            GcStrategy::Never
+        );
+        assert_eq!(
+            p.gc_strategy(&facts("Deployment", None)),
+            GcStrategy::OnAppUpdate
+        );
+        assert!(!p.keep_legacy());
+    }
+
+    #[test]
+    fn bad_rules_are_errors() {
+        let policies: Vec<AppPolicy> = serde_json::from_value(json!([
+            {"name": "gc", "type": "garbage-collect", "properties": {"rules": "all"}}]))
+        .unwrap();
+        assert!(ResourcePolicies::from_policies(&policies).is_err());
+    }
+}
