@@ -176,18 +176,21 @@ impl Writer {
     }
 }
 
+/// Answers a caller. A caller that went away (its request was cancelled) no longer needs
+/// the answer, so a failed send is ignored.
 fn reply(op: Op, outcome: Result<Event>) {
-    // A caller that went away (its request was cancelled) no longer needs the answer.
     match op {
         Op::Put { reply, .. } => {
-            let _ = reply.send(outcome.map(|e| match e {
+            let _ = reply.send(outcome.map(|event| match event {
                 Event::Put { kv, .. } => kv,
+                // `plan` turns a put into a put event; a delete event cannot reach here.
                 Event::Delete { prev, .. } => prev,
             }));
         }
         Op::Delete { reply, .. } => {
-            let _ = reply.send(outcome.map(|e| match e {
+            let _ = reply.send(outcome.map(|event| match event {
                 Event::Delete { prev, revision } => (prev, revision),
+                // `plan` turns a delete into a delete event; a put event cannot reach here.
                 Event::Put { kv, .. } => {
                     let revision = kv.mod_revision;
                     (kv, revision)
