@@ -21,11 +21,14 @@
 //!   so the audit event's `objectRef.name` names the created object; the connection may
 //!   put its peer `std::net::SocketAddr` (or axum `ConnectInfo<SocketAddr>`) into the
 //!   request extensions for `sourceIPs`.
+//! - RBAC writes: before storing a created/updated/patched Role, ClusterRole, RoleBinding
+//!   or ClusterRoleBinding, call [`check_rbac_escalation`]`(&auth, &identity, &info, &obj)`.
 //! - [`Auth::bootstrap_objects`]: the RBAC defaults to create at first start.
 
 mod audit;
 mod authn;
 mod bootstrap;
+mod escalation;
 pub mod impersonation;
 pub mod rbac;
 mod reviews;
@@ -157,6 +160,19 @@ pub async fn handle_virtual_create(
     body: serde_json::Value,
 ) -> Result<serde_json::Value, ApiError> {
     reviews::handle_create(auth, identity, info, body).await
+}
+
+/// Refuses a create/update/patch of a Role, ClusterRole, RoleBinding or ClusterRoleBinding
+/// that would grant the caller rights they do not hold (Kubernetes' escalation
+/// prevention; verbs `escalate` and `bind` lift it). `object` is the object about to be
+/// stored; any other request passes.
+pub async fn check_rbac_escalation(
+    auth: &Auth,
+    identity: &Identity,
+    info: &RequestInfo,
+    object: &serde_json::Value,
+) -> Result<(), ApiError> {
+    escalation::check(auth, identity, info, object).await
 }
 
 /// Paths anyone may read without credentials.

@@ -515,3 +515,75 @@ async fn service_account_tokens_and_reviews() {
     assert_eq!(code, 401);
     let _ = &h.auth;
 }
+
+#[tokio::test]
+async fn rbac_writes_cannot_escalate() {
+    let h = Harness::new().await;
+    h.put(rb(
+        "team",
+        "alice-admin",
+        "ClusterRole",
+        "admin",
+        json!({"kind":"User","apiGroup":"rbac.authorization.k8s.io","name":"alice"}),
+    ))
+    .await;
+    let alice = Identity {
+        user: UserInfo::new("alice", vec!["system:authenticated".into()]),
+        impersonator: None,
+    };
+    let info = crate::request_info::parse(
+        &Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings",
+        &Default::default(),
+    );
+    let binding = |role: &str| {
+        rb(
+            "team",
+            "x",
+            "ClusterRole",
+            role,
+            json!({"kind":"User","apiGroup":"rbac.authorization.k8s.io","name":"mallory"}),
+        )
+    };
+    check_rbac_escalation(&h.auth, &alice, &info, &binding("edit"))
+        .await
+        .unwrap();
+    let e = check_rbac_escalation(&h.auth, &alice, &info, &binding("cluster-admin"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 403);
+    assert!(
+        e.message.starts_with(
+            "rolebindings.rbac.authorization.k8s.io \"x\" is forbidden: user \"alice\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n"
+        ),
+        "{}",
+        e.message
+    );
+    let e = check_rbac_escalation(&h.auth, &alice, &info, &binding("missing"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 404);
+
+    let role_info = crate::request_info::parse(
+        &Method::POST,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/team/roles",
+        &Default::default(),
+    );
+    let role = |resource: &str| {
+        json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role",
+               "metadata":{"name":"r","namespace":"team"},
+               "rules":[{"apiGroups":[""],"resources":[resource],"verbs":["get"]}]})
+    };
+    check_rbac_escalation(&h.auth, &alice, &role_info, &role("secrets"))
+        .await
+        .unwrap();
+    let e = check_rbac_escalation(&h.auth, &alice, &role_info, &role("nodes"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message
+            .ends_with("{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}"),
+        "{}",
+        e.message
+    );
+}

@@ -485,6 +485,13 @@ impl Snapshot {
         }
     }
 
+    /// The effective rules a role reference points at (`None` if the role is missing).
+    pub fn role_rules(&self, role_ref: &RoleRef, namespace: &str) -> Option<Vec<PolicyRule>> {
+        self.role_ref_rules(role_ref, namespace)
+            .ok()
+            .map(<[PolicyRule]>::to_vec)
+    }
+
     fn role_ref_rules(&self, role_ref: &RoleRef, namespace: &str) -> Result<&[PolicyRule], String> {
         match role_ref.kind.as_str() {
             "ClusterRole" => self
