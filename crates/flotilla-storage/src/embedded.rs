@@ -74,6 +74,8 @@ pub enum EmbeddedError {
     },
     #[error("store {path} has format {found}; this build reads format {FORMAT}")]
     Format { path: PathBuf, found: i64 },
+    #[error("loading the index: {0}")]
+    Load(#[source] Box<redb::Error>),
     #[error("corrupt record for key {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
     /// A write transaction failed; every write of its batch failed with it and none is
@@ -402,7 +404,7 @@ fn load_index(
     db: &Database,
     revision: Revision,
 ) -> Result<BTreeMap<String, KeyValue>, EmbeddedError> {
-    let redb_err = |e: redb::Error| EmbeddedError::Write(Arc::new(e));
+    let redb_err = |e: redb::Error| EmbeddedError::Load(Box::new(e));
     let txn = db.begin_read().map_err(|e| redb_err(e.into()))?;
     let table = txn.open_table(KV).map_err(|e| redb_err(e.into()))?;
     let mut kvs = BTreeMap::new();

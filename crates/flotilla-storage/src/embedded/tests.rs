@@ -675,3 +675,77 @@ async fn concurrent_writes_leave_a_gapless_log_that_replays_to_the_state() {
     let state = store.range("", None, 0).await.unwrap();
     assert_eq!(state.kvs, replayed.into_values().collect::<Vec<_>>());
 }
+
+#[test]
+fn a_file_that_is_not_a_store_is_refused_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(super::FILE_NAME), b"not a redb file at all").unwrap();
+    let got = EmbeddedBackend::open(dir.path());
+    assert!(
+        matches!(got, Err(super::EmbeddedError::Open { .. })),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn corrupt_records_and_unknown_formats_are_reported() {
+    use redb::Database;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(super::FILE_NAME);
+    drop(EmbeddedBackend::open(dir.path()).unwrap());
+
+    let write = |f: &dyn Fn(&redb::WriteTransaction)| {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        f(&txn);
+        txn.commit().unwrap();
+    };
+
+    // A record shorter than its header.
+    write(&|txn| {
+        txn.open_table(super::KV)
+            .unwrap()
+            .insert("/short", &b"abc"[..])
+            .unwrap();
+    });
+    let got = EmbeddedBackend::open(dir.path());
+    assert!(
+        matches!(got, Err(super::EmbeddedError::Corrupt { ref key, .. }) if key == "/short"),
+        "{got:?}"
+    );
+
+    // A record from the future of the store revision.
+    write(&|txn| {
+        let mut kv = txn.open_table(super::KV).unwrap();
+        kv.remove("/short").unwrap();
+        let record = super::encode(&crate::KeyValue {
+            key: "/future".into(),
+            value: b("x"),
+            create_revision: 50,
+            mod_revision: 50,
+        });
+        kv.insert("/future", record.as_slice()).unwrap();
+    });
+    let got = EmbeddedBackend::open(dir.path());
+    assert!(
+        matches!(got, Err(super::EmbeddedError::Corrupt { ref key, .. }) if key == "/future"),
+        "{got:?}"
+    );
+
+    // A format this build does not know.
+    write(&|txn| {
+        txn.open_table(super::KV)
+            .unwrap()
+            .remove("/future")
+            .unwrap();
+        txn.open_table(super::META)
+            .unwrap()
+            .insert(super::META_FORMAT, 99)
+            .unwrap();
+    });
+    let got = EmbeddedBackend::open(dir.path());
+    assert!(
+        matches!(got, Err(super::EmbeddedError::Format { found: 99, .. })),
+        "{got:?}"
+    );
+}
