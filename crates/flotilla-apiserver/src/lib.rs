@@ -1,5 +1,37 @@
 //! The Kubernetes-compatible API server shared by the Flotilla hub and simulated members.
+//!
+//! [`server::start`] binds, bootstraps and serves. A request goes through
+//! [`router`] → `auth` middleware → [`handlers`] (one file per verb family) → [`objects`]
+//! (the storage contract) → `flotilla_storage`. Around that: [`registry`] (what is
+//! served, including CRDs from [`crd`]), [`discovery`], [`openapi`], [`table`],
+//! [`validation`] and [`defaults`], [`watch`] (one shared feed per resource),
+//! [`namespace`] and [`gc`] (background lifecycles), [`metrics`].
 
+pub mod apply;
 pub mod auth;
+pub mod builtin;
+pub mod codec;
+pub mod convert;
+pub mod crd;
+pub mod defaults;
+pub mod discovery;
+pub mod error;
+pub mod gc;
+pub mod handlers;
+pub mod jsonpath;
+pub mod managed;
+pub mod metrics;
+pub mod namespace;
+pub mod objects;
+pub mod openapi;
 pub mod pki;
+pub mod registry;
 pub mod request_info;
+pub mod router;
+pub mod server;
+pub mod state;
+pub mod table;
+pub mod validation;
+pub mod watch;
+
+pub use server::{RunningServer, ServerOptions, StartError, start};

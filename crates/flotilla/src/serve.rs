@@ -1,11 +1,166 @@
 //! `flotilla hub` and `flotilla member`: the API server plus the controllers that run beside it.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use flotilla_apiserver::server::{Faults, RunningServer, ServerOptions};
 use flotilla_cli::args::{HubArgs, MemberArgs};
 
-pub async fn hub(_args: HubArgs) -> anyhow::Result<()> {
-    anyhow::bail!("flotilla hub is not built yet")
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
-pub async fn member(_args: MemberArgs) -> anyhow::Result<()> {
-    anyhow::bail!("flotilla member is not built yet")
+/// Opens the store in `data_dir` (blocking work, off the async threads).
+async fn open_store(
+    data_dir: &Path,
+    storage: &str,
+) -> anyhow::Result<flotilla_storage::SharedBackend> {
+    match storage {
+        "embedded" => {
+            let dir = data_dir.to_path_buf();
+            let backend =
+                tokio::task::spawn_blocking(move || flotilla_storage::EmbeddedBackend::open(&dir))
+                    .await
+                    .context("opening the store")??;
+            Ok(Arc::new(backend))
+        }
+        other => anyhow::bail!(
+            "storage backend {other:?} is not available in this build; use --storage embedded"
+        ),
+    }
+}
+
+/// A kube client for a server's admin kubeconfig.
+async fn admin_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .context("loading the admin kubeconfig")?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn serving(server: RunningServer) -> anyhow::Result<()> {
+    server.serving.await.context("the API server stopped")?;
+    anyhow::bail!("the API server stopped")
+}
+
+/// `flotilla hub`
+pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let store = open_store(&args.data_dir, &args.storage).await?;
+    let server = flotilla_apiserver::start(ServerOptions {
+        listen: args.listen.clone(),
+        data_dir: args.data_dir.clone(),
+        store,
+        cluster_name: "flotilla-hub".into(),
+        bootstrap: flotilla_apis::crds(),
+        faults: Faults::default(),
+    })
+    .await?;
+    eprintln!(
+        "flotilla hub serving at {}; admin kubeconfig: {}",
+        server.url,
+        server.admin_kubeconfig.display()
+    );
+    let client = admin_client(&server.admin_kubeconfig).await?;
+    let options = flotilla_controllers::hub::HubControllerOptions {
+        cluster_probe_interval: args.cluster_probe_interval,
+    };
+    tokio::select! {
+        r = serving(server) => r,
+        r = flotilla_controllers::hub::run(client, options) => r.context("hub controllers"),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// Starts one simulated member and its workload simulator.
+async fn one_member(
+    name: String,
+    listen: String,
+    data_dir: PathBuf,
+    args: &MemberArgs,
+) -> anyhow::Result<(RunningServer, kube::Client)> {
+    let store = open_store(&data_dir, "embedded").await?;
+    let server = flotilla_apiserver::start(ServerOptions {
+        listen,
+        data_dir: data_dir.clone(),
+        store,
+        cluster_name: name.clone(),
+        bootstrap: Vec::new(),
+        faults: Faults {
+            latency: args.fault_latency,
+            refuse_verbs: args.fault_refuse.clone(),
+        },
+    })
+    .await
+    .with_context(|| format!("starting member {name}"))?;
+    eprintln!(
+        "flotilla member {name} serving at {}; admin kubeconfig: {}",
+        server.url,
+        server.admin_kubeconfig.display()
+    );
+    let client = admin_client(&server.admin_kubeconfig).await?;
+    Ok((server, client))
+}
+
+/// `flotilla member`
+pub async fn member(args: MemberArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let simulator = flotilla_controllers::membersim::SimulatorOptions {
+        ready_delay: args.ready_delay,
+        stuck: args.fault_stuck,
+    };
+    let (host, port) = args
+        .listen
+        .rsplit_once(':')
+        .with_context(|| format!("--listen {:?} is not host:port", args.listen))?;
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("bad port in --listen {:?}", args.listen))?;
+    let mut members = Vec::new();
+    if args.count <= 1 {
+        let data_dir = args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".flotilla/members").join(&args.name));
+        members.push((args.name.clone(), args.listen.clone(), data_dir));
+    } else {
+        let base = args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".flotilla/members"));
+        for i in 1..=args.count {
+            let name = format!("{}-{i}", args.name);
+            let p = if port == 0 { 0 } else { port + (i as u16) - 1 };
+            members.push((name.clone(), format!("{host}:{p}"), base.join(&name)));
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, listen, data_dir) in members {
+        let (server, client) = one_member(name.clone(), listen, data_dir, &args).await?;
+        let simulator = simulator.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                r = serving(server) => r,
+                r = flotilla_controllers::membersim::run(client, simulator) => r.with_context(|| format!("member {name} simulator")),
+            }
+        });
+    }
+    tokio::select! {
+        r = tasks.join_next() => match r {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => Err(e.into()),
+            None => Ok(()),
+        },
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
 }

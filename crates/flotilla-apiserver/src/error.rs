@@ -1,0 +1,51 @@
+//! The one place where every API error becomes a Kubernetes `v1 Status` response.
+
+use axum::response::{IntoResponse, Response};
+use flotilla_core::status::ApiError;
+use http::{HeaderValue, StatusCode, header};
+
+/// An [`ApiError`] on its way out as an HTTP response.
+#[derive(Debug)]
+pub struct ErrorResponse(pub ApiError);
+
+impl From<ApiError> for ErrorResponse {
+    fn from(e: ApiError) -> Self {
+        ErrorResponse(e)
+    }
+}
+
+impl IntoResponse for ErrorResponse {
+    fn into_response(self) -> Response {
+        status_response(&self.0)
+    }
+}
+
+/// The `v1 Status` response for `e`.
+pub fn status_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(&e.to_status()).unwrap_or_default();
+    let mut resp = (code, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(secs) = e.retry_after_seconds
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// Maps a storage failure that the caller did not handle itself to an internal error.
+pub fn storage_error(e: flotilla_storage::Error) -> ApiError {
+    match e {
+        flotilla_storage::Error::Compacted {
+            requested,
+            compacted,
+        } => ApiError::expired(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
+        other => ApiError::internal(other.to_string()),
+    }
+}

@@ -1,0 +1,326 @@
+//! Garbage collection by `ownerReferences`, in a background task fed by deletions:
+//! when an owner is gone, dependents whose owners are all gone are deleted (dangling
+//! references to the gone owner are dropped from dependents that still have a live owner);
+//! the `foregroundDeletion` and `orphan` finalizers are carried out before the owner goes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_core::status::ApiError;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::handlers::delete::{DeleteOptions, FOREGROUND, ORPHAN, delete_object};
+use crate::objects::{self, meta_mut, meta_str};
+use crate::registry::ResourceInfo;
+use crate::state::ApiState;
+
+/// Work for the collector.
+#[derive(Debug, Clone)]
+enum GcEvent {
+    /// An object is gone for good.
+    OwnerGone { uid: String, namespace: String },
+    /// An object is being deleted with a GC finalizer.
+    Finalize {
+        group: String,
+        resource: String,
+        namespace: String,
+        name: String,
+    },
+}
+
+/// The sending side, held in the server state.
+pub struct GcHandle {
+    tx: mpsc::UnboundedSender<GcEvent>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<GcEvent>>>,
+}
+
+impl Default for GcHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GcHandle {
+    pub fn new() -> GcHandle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        GcHandle {
+            tx,
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+
+    /// An object was removed from storage.
+    pub fn owner_deleted(&self, obj: &Value) {
+        let uid = meta_str(obj, "uid");
+        if uid.is_empty() {
+            return;
+        }
+        let _ = self.tx.send(GcEvent::OwnerGone {
+            uid: uid.to_string(),
+            namespace: meta_str(obj, "namespace").to_string(),
+        });
+    }
+
+    /// An object got a `deletionTimestamp`; act on the GC finalizers it carries.
+    pub fn deletion_started(&self, info: &ResourceInfo, obj: &Value) {
+        let f = objects::finalizers(obj);
+        if f.iter().any(|f| f == FOREGROUND || f == ORPHAN) {
+            let _ = self.tx.send(GcEvent::Finalize {
+                group: info.group.clone(),
+                resource: info.resource.clone(),
+                namespace: meta_str(obj, "namespace").to_string(),
+                name: meta_str(obj, "name").to_string(),
+            });
+        }
+    }
+}
+
+fn owner_uids(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every object that names `uid` as an owner: (resource, object, revision).
+async fn dependents(
+    state: &ApiState,
+    uid: &str,
+    namespace: &str,
+) -> Result<Vec<(Arc<ResourceInfo>, Value, i64)>, ApiError> {
+    let mut out = Vec::new();
+    for info in state.registry.snapshot().stored_resources() {
+        let prefix = if info.namespaced && !namespace.is_empty() {
+            info.namespace_prefix(namespace)
+        } else {
+            info.prefix()
+        };
+        for (obj, rev) in objects::list_all(state, &prefix).await? {
+            if owner_uids(&obj).iter().any(|u| u == uid) {
+                out.push((info.clone(), obj, rev));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the owner a reference points to still exists (same uid).
+async fn owner_alive(state: &ApiState, reference: &Value, namespace: &str) -> bool {
+    let api_version = reference
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = reference.get("kind").and_then(Value::as_str).unwrap_or("");
+    let name = reference.get("name").and_then(Value::as_str).unwrap_or("");
+    let uid = reference.get("uid").and_then(Value::as_str).unwrap_or("");
+    let (group, version) = flotilla_core::resource::split_api_version(api_version);
+    let Some(info) = state.registry.snapshot().by_kind(group, version, kind) else {
+        // An owner of a kind we do not serve cannot be checked; keep the dependent.
+        return true;
+    };
+    let ns = if info.namespaced { namespace } else { "" };
+    match objects::get(state, &info, ns, name).await {
+        Ok(Some((o, _))) => meta_str(&o, "uid") == uid,
+        Ok(None) => false,
+        Err(_) => true,
+    }
+}
+
+async fn on_owner_gone(state: &ApiState, uid: &str, namespace: &str) -> Result<(), ApiError> {
+    for (info, obj, rev) in dependents(state, uid, namespace).await? {
+        let ns = meta_str(&obj, "namespace").to_string();
+        let refs: Vec<Value> = obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut live = Vec::new();
+        for r in &refs {
+            if r.get("uid").and_then(Value::as_str) == Some(uid) {
+                continue;
+            }
+            if owner_alive(state, r, &ns).await {
+                live.push(r.clone());
+            }
+        }
+        if live.is_empty() {
+            let opts = DeleteOptions {
+                propagation: Some("Background".into()),
+                ..Default::default()
+            };
+            match delete_object(state, &info, &ns, meta_str(&obj, "name"), &opts).await {
+                Ok(_) => {}
+                Err(e) if e.reason == "NotFound" || e.reason == "Conflict" => {}
+                Err(e) => return Err(e),
+            }
+        } else {
+            let mut next = obj.clone();
+            let kept: Vec<Value> = refs
+                .into_iter()
+                .filter(|r| r.get("uid").and_then(Value::as_str) != Some(uid))
+                .collect();
+            meta_mut(&mut next).insert("ownerReferences".into(), json!(kept));
+            let _ = objects::update(state, &info, &next, rev).await;
+        }
+    }
+    Ok(())
+}
+
+/// Carries out `orphan` / `foregroundDeletion`; true when done.
+async fn on_finalize(
+    state: &ApiState,
+    group: &str,
+    resource: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<bool, ApiError> {
+    let snapshot = state.registry.snapshot();
+    let Some(info) = snapshot
+        .stored_resources()
+        .into_iter()
+        .find(|r| r.group == group && r.resource == resource)
+    else {
+        return Ok(true);
+    };
+    let Some((obj, _)) = objects::get(state, &info, namespace, name).await? else {
+        return Ok(true);
+    };
+    let uid = meta_str(&obj, "uid").to_string();
+    let finalizers = objects::finalizers(&obj);
+    let ns_scope = if info.namespaced { namespace } else { "" };
+    if finalizers.iter().any(|f| f == ORPHAN) {
+        for (dinfo, dep, rev) in dependents(state, &uid, ns_scope).await? {
+            let mut next = dep.clone();
+            let kept: Vec<Value> = dep
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.get("uid").and_then(Value::as_str) != Some(uid.as_str()))
+                .collect();
+            if kept.is_empty() {
+                meta_mut(&mut next).remove("ownerReferences");
+            } else {
+                meta_mut(&mut next).insert("ownerReferences".into(), json!(kept));
+            }
+            objects::update(state, &dinfo, &next, rev).await?;
+        }
+        remove_finalizer(state, &info, namespace, name, ORPHAN).await?;
+        return Ok(true);
+    }
+    if finalizers.iter().any(|f| f == FOREGROUND) {
+        let deps = dependents(state, &uid, ns_scope).await?;
+        if deps.is_empty() {
+            remove_finalizer(state, &info, namespace, name, FOREGROUND).await?;
+            return Ok(true);
+        }
+        for (dinfo, dep, _) in deps {
+            if meta_str(&dep, "deletionTimestamp").is_empty() {
+                let opts = DeleteOptions {
+                    propagation: Some("Foreground".into()),
+                    ..Default::default()
+                };
+                match delete_object(
+                    state,
+                    &dinfo,
+                    meta_str(&dep, "namespace"),
+                    meta_str(&dep, "name"),
+                    &opts,
+                )
+                .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.reason == "NotFound" || e.reason == "Conflict" => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+async fn remove_finalizer(
+    state: &ApiState,
+    info: &ResourceInfo,
+    namespace: &str,
+    name: &str,
+    finalizer: &str,
+) -> Result<(), ApiError> {
+    for _ in 0..8 {
+        let Some((mut obj, rev)) = objects::get(state, info, namespace, name).await? else {
+            return Ok(());
+        };
+        let kept: Vec<String> = objects::finalizers(&obj)
+            .into_iter()
+            .filter(|f| f != finalizer)
+            .collect();
+        meta_mut(&mut obj).insert("finalizers".into(), json!(kept));
+        if kept.is_empty() {
+            meta_mut(&mut obj).remove("finalizers");
+        }
+        match objects::update(state, info, &obj, rev).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.reason == "Conflict" => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the collector until the server stops.
+pub fn spawn(state: Arc<ApiState>) {
+    let Some(mut rx) = state.gc.rx.lock().take() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut retry: Vec<GcEvent> = Vec::new();
+        loop {
+            let wait = if retry.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                Duration::from_millis(300)
+            };
+            let mut batch: Vec<GcEvent> = Vec::new();
+            tokio::select! {
+                got = rx.recv() => match got {
+                    Some(ev) => batch.push(ev),
+                    None => return,
+                },
+                _ = tokio::time::sleep(wait) => {}
+            }
+            while let Ok(ev) = rx.try_recv() {
+                batch.push(ev);
+            }
+            batch.append(&mut retry);
+            for ev in batch {
+                let result = match &ev {
+                    GcEvent::OwnerGone { uid, namespace } => {
+                        on_owner_gone(&state, uid, namespace).await.map(|_| true)
+                    }
+                    GcEvent::Finalize {
+                        group,
+                        resource,
+                        namespace,
+                        name,
+                    } => on_finalize(&state, group, resource, namespace, name).await,
+                };
+                match result {
+                    Ok(true) => {}
+                    Ok(false) => retry.push(ev),
+                    Err(e) => {
+                        tracing::warn!(error = %e.message, "garbage collection failed; retrying");
+                        retry.push(ev);
+                    }
+                }
+            }
+        }
+    });
+}

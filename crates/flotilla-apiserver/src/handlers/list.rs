@@ -1,0 +1,229 @@
+//! LIST: a range read of the store, filtered by label and field selectors, paginated with
+//! `limit`/`continue`.
+
+use axum::response::Response;
+use base64::Engine;
+use flotilla_core::selector::{FieldSelector, LabelSelector, supported_field_labels};
+use flotilla_core::status::ApiError;
+use flotilla_storage::Revision;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::Req;
+use crate::codec::{Output, json_bytes_response, negotiate_output};
+use crate::error::storage_error;
+use crate::registry::ResourceInfo;
+use crate::state::{ApiState, SharedState};
+use crate::{objects, table};
+
+/// The label and field selectors of a list or watch.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    /// Parses `labelSelector` and `fieldSelector` (400 BadRequest when invalid).
+    pub fn from_req(req: &Req) -> Result<Filter, ApiError> {
+        let labels = match req.q("labelSelector") {
+            Some(s) if !s.trim().is_empty() => {
+                LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?
+            }
+            _ => LabelSelector::everything(),
+        };
+        let fields = match req.q("fieldSelector") {
+            Some(s) if !s.trim().is_empty() => {
+                let f =
+                    FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let supported = if req.resource.is_builtin() {
+                    supported_field_labels(&req.resource.group, &req.resource.kind)
+                } else {
+                    vec!["metadata.name", "metadata.namespace"]
+                };
+                f.check_supported(&supported)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                f
+            }
+            _ => FieldSelector::everything(),
+        };
+        Ok(Filter { labels, fields })
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        (self.labels.is_everything() || self.labels.matches_object(obj))
+            && (self.fields.is_everything() || self.fields.matches(obj))
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_everything() && self.fields.is_everything()
+    }
+}
+
+/// A page of objects.
+pub struct Page {
+    pub items: Vec<Value>,
+    pub revision: Revision,
+    /// The continue token when more objects follow.
+    pub continue_token: Option<String>,
+}
+
+fn encode_continue(key: &str, revision: Revision) -> String {
+    let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": key});
+    base64::engine::general_purpose::STANDARD.encode(token.to_string())
+}
+
+fn decode_continue(token: &str, prefix: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
+    if !start.starts_with(prefix) {
+        return Err(bad());
+    }
+    Ok(start.to_string())
+}
+
+/// Reads one page of `info` in `namespace` (all namespaces when empty).
+pub async fn read_page(
+    state: &ApiState,
+    info: &ResourceInfo,
+    namespace: &str,
+    filter: &Filter,
+    limit: usize,
+    continue_token: Option<&str>,
+) -> Result<Page, ApiError> {
+    let prefix = info.namespace_prefix(namespace);
+    // A pinned name is a point read.
+    if let Some(name) = filter.fields.exact_value("metadata.name") {
+        if info.namespaced && namespace.is_empty() {
+            // fall through to a scan across namespaces
+        } else {
+            let key = info.key(namespace, name);
+            let revision = state
+                .store
+                .current_revision()
+                .await
+                .map_err(storage_error)?;
+            let mut items = Vec::new();
+            if let Some(kv) = state.store.get(&key).await.map_err(storage_error)? {
+                let obj = objects::decode(&kv)?;
+                if filter.matches(&obj) {
+                    items.push(obj);
+                }
+            }
+            return Ok(Page {
+                items,
+                revision,
+                continue_token: None,
+            });
+        }
+    }
+    let mut start = match continue_token {
+        Some(t) if !t.is_empty() => Some(decode_continue(t, &prefix)?),
+        _ => None,
+    };
+    let mut items = Vec::new();
+    let mut revision = 0;
+    let page_size = if limit > 0 { limit.max(50) } else { 1000 };
+    loop {
+        let page = state
+            .store
+            .range(&prefix, start.as_deref(), page_size)
+            .await
+            .map_err(storage_error)?;
+        if revision == 0 {
+            revision = page.revision;
+        }
+        let mut last_key = None;
+        for kv in &page.kvs {
+            last_key = Some(kv.key.clone());
+            let obj = objects::decode(kv)?;
+            if filter.matches(&obj) {
+                items.push(obj);
+                if limit > 0 && items.len() >= limit {
+                    let more = page.more
+                        || kv.key != page.kvs.last().map(|k| k.key.clone()).unwrap_or_default();
+                    let token = more.then(|| encode_continue(&kv.key, revision));
+                    return Ok(Page {
+                        items,
+                        revision,
+                        continue_token: token,
+                    });
+                }
+            }
+        }
+        if !page.more || page.kvs.is_empty() {
+            break;
+        }
+        start = last_key;
+    }
+    Ok(Page {
+        items,
+        revision,
+        continue_token: None,
+    })
+}
+
+/// `GET .../{resource}` (no `watch`).
+pub async fn list(state: SharedState, req: Req) -> Result<Response, ApiError> {
+    let filter = Filter::from_req(&req)?;
+    let limit = match req.q("limit") {
+        Some(l) if !l.is_empty() => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?
+            .max(0) as usize,
+        _ => 0,
+    };
+    let page = read_page(
+        &state,
+        &req.resource,
+        &req.info.namespace,
+        &filter,
+        limit,
+        req.q("continue"),
+    )
+    .await?;
+    let mut list_meta = json!({"resourceVersion": page.revision.to_string()});
+    if let Some(token) = &page.continue_token {
+        list_meta["continue"] = json!(token);
+    }
+    let items: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|o| crate::convert::to_served(&req.resource, o))
+        .collect();
+    let body = match negotiate_output(&req.headers) {
+        Output::Object => json!({
+            "kind": req.resource.list_kind(),
+            "apiVersion": req.resource.api_version(),
+            "metadata": list_meta,
+            "items": items,
+        }),
+        Output::Table { version } => table::table(
+            &req.resource,
+            &items,
+            &version,
+            table::include_object(&req.query),
+            list_meta,
+            true,
+        ),
+        Output::Metadata { version } => json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": format!("meta.k8s.io/{version}"),
+            "metadata": list_meta,
+            "items": items.iter().map(|o| table::partial_metadata(o, &version)).collect::<Vec<_>>(),
+        }),
+    };
+    Ok(json_bytes_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+        "application/json",
+    ))
+}

@@ -1,0 +1,319 @@
+//! `?watch=true`: newline-delimited JSON events, from the shared per-resource feed.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use flotilla_core::status::ApiError;
+use flotilla_storage::Revision;
+use futures::StreamExt;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use super::Req;
+use super::list::{Filter, read_page};
+use crate::codec::{Output, negotiate_output};
+use crate::registry::ResourceInfo;
+use crate::state::SharedState;
+use crate::table;
+use crate::watch::{EventType, Subscription, WatchEvent, decode_event};
+
+/// How often a BOOKMARK is sent when the client allows them.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(15);
+/// The longest a watch stays open when the client gives no `timeoutSeconds`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+struct Encoder {
+    info: Arc<ResourceInfo>,
+    output: Output,
+    include: table::IncludeObject,
+    headers_sent: bool,
+}
+
+impl Encoder {
+    fn line(&mut self, kind: &str, obj: &Value, prebuilt: Option<&Bytes>) -> Bytes {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"object\":");
+        match (&self.output, prebuilt) {
+            (Output::Object, Some(b)) if self.info.version == self.info.storage_version => {
+                out.extend_from_slice(b)
+            }
+            (Output::Object, _) => {
+                let served = crate::convert::to_served(&self.info, obj.clone());
+                out.extend_from_slice(&serde_json::to_vec(&served).unwrap_or_default());
+            }
+            (Output::Table { version }, _) => {
+                let served = crate::convert::to_served(&self.info, obj.clone());
+                let rv = crate::objects::meta_str(&served, "resourceVersion").to_string();
+                let t = table::table(
+                    &self.info,
+                    std::slice::from_ref(&served),
+                    version,
+                    self.include,
+                    json!({"resourceVersion": rv}),
+                    !self.headers_sent,
+                );
+                self.headers_sent = true;
+                out.extend_from_slice(&serde_json::to_vec(&t).unwrap_or_default());
+            }
+            (Output::Metadata { version }, _) => {
+                out.extend_from_slice(
+                    &serde_json::to_vec(&table::partial_metadata(obj, version)).unwrap_or_default(),
+                );
+            }
+        }
+        out.extend_from_slice(b"}\n");
+        Bytes::from(out)
+    }
+
+    fn bookmark(&self, revision: Revision, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": revision.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let (kind, api_version) = match &self.output {
+            Output::Metadata { version } => (
+                "PartialObjectMetadata".to_string(),
+                format!("meta.k8s.io/{version}"),
+            ),
+            _ => (self.info.kind.clone(), self.info.api_version()),
+        };
+        let obj = json!({"kind": kind, "apiVersion": api_version, "metadata": meta});
+        let line = json!({"type": "BOOKMARK", "object": obj});
+        let mut v = serde_json::to_vec(&line).unwrap_or_default();
+        v.push(b'\n');
+        Bytes::from(v)
+    }
+}
+
+fn error_line(e: &ApiError) -> Bytes {
+    let mut v =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+/// Decides what a watcher sees for one event given its filter (Kubernetes semantics: an
+/// object that stops matching is reported DELETED, one that starts matching ADDED).
+fn filtered(ev: &WatchEvent, filter: &Filter, key_prefix: &str) -> Option<&'static str> {
+    if !ev.key.starts_with(key_prefix) {
+        return None;
+    }
+    if filter.is_everything() {
+        return Some(ev.kind.as_str());
+    }
+    let now = filter.matches(&ev.object);
+    match ev.kind {
+        EventType::Added => now.then_some("ADDED"),
+        EventType::Deleted => ev
+            .prev
+            .as_ref()
+            .is_some_and(|p| filter.matches(p))
+            .then_some("DELETED"),
+        EventType::Modified => {
+            let before = ev.prev.as_ref().is_some_and(|p| filter.matches(p));
+            match (before, now) {
+                (true, true) => Some("MODIFIED"),
+                (false, true) => Some("ADDED"),
+                (true, false) => Some("DELETED"),
+                (false, false) => None,
+            }
+        }
+    }
+}
+
+/// The line a watcher gets for `ev`, if any (skipping revisions already delivered).
+fn next_line(
+    ev: &WatchEvent,
+    last: &mut Revision,
+    filter: &Filter,
+    key_prefix: &str,
+    encoder: &mut Encoder,
+) -> Option<Bytes> {
+    if ev.revision <= *last {
+        return None;
+    }
+    *last = ev.revision;
+    let kind = filtered(ev, filter, key_prefix)?;
+    Some(encoder.line(kind, &ev.object, Some(&ev.json)))
+}
+
+/// `GET ...?watch=true`
+pub async fn watch(state: SharedState, req: Req) -> Result<Response, ApiError> {
+    let filter = Filter::from_req(&req)?;
+    let info = req.resource.clone();
+    let output = negotiate_output(&req.headers);
+    let timeout = req
+        .q("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let bookmarks = req.q_bool("allowWatchBookmarks");
+    let send_initial = req.q("sendInitialEvents").map(|v| v == "true");
+    let rv_param = req.q("resourceVersion").unwrap_or("").to_string();
+    let namespace = req.info.namespace.clone();
+    // A single-object watch (fieldSelector=metadata.name=x) still uses the resource feed.
+    let key_prefix = if info.namespaced && !namespace.is_empty() {
+        info.namespace_prefix(&namespace)
+    } else {
+        info.prefix()
+    };
+    let feed_prefix = info.prefix();
+    let mut encoder = Encoder {
+        info: info.clone(),
+        output,
+        include: table::include_object(&req.query),
+        headers_sent: false,
+    };
+
+    if send_initial == Some(true) && !bookmarks {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            vec![crate::validation::cause(
+                "FieldValueForbidden",
+                "allowWatchBookmarks",
+                "Forbidden: allowWatchBookmarks required when using streaming list",
+            )],
+        ));
+    }
+
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let mut initial: Vec<Bytes> = Vec::new();
+    let start_after: Revision;
+    let initial_mode = rv_param.is_empty() || rv_param == "0" || send_initial == Some(true);
+    if initial_mode && send_initial != Some(false) {
+        state.watches.ensure_feed(&feed_prefix).await?;
+        let page = read_page(&state, &info, &namespace, &filter, 0, None).await?;
+        for obj in &page.items {
+            initial.push(encoder.line("ADDED", obj, None));
+        }
+        start_after = page.revision;
+        if send_initial == Some(true) {
+            initial.push(encoder.bookmark(start_after, true));
+        }
+    } else if rv_param.is_empty() || rv_param == "0" {
+        start_after = state
+            .store
+            .current_revision()
+            .await
+            .map_err(crate::error::storage_error)?;
+    } else {
+        start_after = rv_param
+            .parse::<Revision>()
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param}")))?;
+    }
+
+    let subscription = match state.watches.subscribe(&feed_prefix, start_after).await {
+        Ok(s) => Some(s),
+        Err(e) if e.code == 410 => {
+            // Answered in-stream, as kube-apiserver does.
+            initial.push(error_line(&e));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+
+    let metrics_state = state.clone();
+    metrics_state.metrics.watch_started();
+    tokio::spawn(async move {
+        let _guard = WatchGuard(metrics_state.clone());
+        for line in initial {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+        let Some(subscription) = subscription else {
+            return;
+        };
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
+        ticker.tick().await;
+        let mut last = start_after;
+        match subscription {
+            Subscription::Shared { backlog, mut live } => {
+                for ev in backlog {
+                    if let Some(line) =
+                        next_line(&ev, &mut last, &filter, &key_prefix, &mut encoder)
+                        && tx.send(line).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                loop {
+                    tokio::select! {
+                        _ = &mut deadline => return,
+                        _ = tx.closed() => return,
+                        _ = ticker.tick(), if bookmarks => {
+                            if tx.send(encoder.bookmark(last, false)).await.is_err() { return; }
+                        }
+                        ev = live.recv() => match ev {
+                            Ok(ev) => {
+                                if let Some(line) = next_line(&ev, &mut last, &filter, &key_prefix, &mut encoder)
+                                    && tx.send(line).await.is_err() { return; }
+                            }
+                            Err(broadcast::error::RecvError::Lagged(_)) => {
+                                let e = ApiError::expired(format!("too old resource version: {last} (watcher fell behind)"));
+                                let _ = tx.send(error_line(&e)).await;
+                                return;
+                            }
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        }
+                    }
+                }
+            }
+            Subscription::Direct(mut stream) => loop {
+                tokio::select! {
+                    _ = &mut deadline => return,
+                    _ = tx.closed() => return,
+                    _ = ticker.tick(), if bookmarks => {
+                        if tx.send(encoder.bookmark(last, false)).await.is_err() { return; }
+                    }
+                    batch = stream.next() => match batch {
+                        Some(Ok(batch)) => {
+                            for raw in &batch {
+                                let Ok(ev) = decode_event(raw) else { continue };
+                                if let Some(line) = next_line(&ev, &mut last, &filter, &key_prefix, &mut encoder)
+                                    && tx.send(line).await.is_err() { return; }
+                            }
+                        }
+                        Some(Err(e)) => {
+                            let _ = tx.send(error_line(&crate::error::storage_error(e))).await;
+                            return;
+                        }
+                        None => return,
+                    }
+                }
+            },
+        }
+    });
+
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<Bytes, Infallible>);
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    Ok(resp)
+}
+
+struct WatchGuard(SharedState);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.metrics.watch_ended();
+    }
+}

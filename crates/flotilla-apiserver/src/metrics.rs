@@ -1,0 +1,161 @@
+//! `/metrics` in Prometheus text format: request count and latency by verb and resource,
+//! open watches, the storage revision.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::state::SharedState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    verb: String,
+    resource: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    verb: String,
+    resource: String,
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<LatencyLabels, Histogram>,
+    watches: Gauge,
+    revision: Gauge<i64, AtomicI64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let watches = Gauge::default();
+        let revision = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "apiserver_request",
+            "API requests by verb, resource and code",
+            requests.clone(),
+        );
+        registry.register(
+            "apiserver_request_duration_seconds",
+            "API request latency by verb and resource",
+            latency.clone(),
+        );
+        registry.register(
+            "apiserver_registered_watchers",
+            "Open watch streams",
+            watches.clone(),
+        );
+        registry.register(
+            "flotilla_storage_revision",
+            "The storage revision",
+            revision.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            watches,
+            revision,
+        }
+    }
+
+    pub fn watch_started(&self) {
+        self.watches.inc();
+    }
+
+    pub fn watch_ended(&self) {
+        self.watches.dec();
+    }
+
+    fn observe(&self, verb: &str, resource: &str, code: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                verb: verb.into(),
+                resource: resource.into(),
+                code: code.to_string(),
+            })
+            .inc();
+        if verb != "watch" {
+            self.latency
+                .get_or_create(&LatencyLabels {
+                    verb: verb.into(),
+                    resource: resource.into(),
+                })
+                .observe(seconds);
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self, revision: i64) -> String {
+        self.revision.set(revision);
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Current number of open watches.
+    pub fn open_watches(&self) -> i64 {
+        self.watches.get()
+    }
+}
+
+/// Middleware recording every request.
+pub async fn track(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let query: std::collections::HashMap<String, String> = request
+        .uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let info = crate::request_info::parse(request.method(), request.uri().path(), &query);
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let resource = if info.is_resource_request {
+        if info.subresource.is_empty() {
+            info.resource.clone()
+        } else {
+            format!("{}/{}", info.resource, info.subresource)
+        }
+    } else {
+        String::new()
+    };
+    let verb = if info.is_resource_request {
+        info.verb.clone()
+    } else {
+        info.verb.to_ascii_uppercase()
+    };
+    state.metrics.observe(
+        &verb,
+        &resource,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    let _ = Ordering::Relaxed;
+    response
+}

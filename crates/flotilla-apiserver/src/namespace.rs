@@ -1,0 +1,225 @@
+//! Namespace lifecycle: objects may only be created in namespaces that exist and are not
+//! terminating; deleting a namespace marks it Terminating, deletes everything in it, then
+//! removes it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_core::status::ApiError;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::handlers::delete::{DeleteOptions, Deleted, delete_object};
+use crate::objects::{self, meta_mut, meta_str, now_rfc3339};
+use crate::registry::ResourceInfo;
+use crate::state::ApiState;
+
+/// The finalizer the namespace lifecycle owns (in `spec.finalizers`).
+pub const KUBERNETES_FINALIZER: &str = "kubernetes";
+
+/// Wakes the namespace lifecycle when a namespace starts terminating.
+pub struct NamespaceHandle {
+    tx: mpsc::UnboundedSender<String>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+}
+
+impl Default for NamespaceHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NamespaceHandle {
+    pub fn new() -> NamespaceHandle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        NamespaceHandle {
+            tx,
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+
+    pub fn terminating(&self, name: &str) {
+        let _ = self.tx.send(name.to_string());
+    }
+}
+
+fn namespaces_info(state: &ApiState) -> Arc<ResourceInfo> {
+    state
+        .registry
+        .snapshot()
+        .lookup("", "v1", "namespaces")
+        .expect("namespaces are always served")
+}
+
+/// Fails unless `namespace` exists and is not terminating.
+pub async fn check_usable(
+    state: &ApiState,
+    info: &ResourceInfo,
+    namespace: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    let ns_info = namespaces_info(state);
+    match objects::get(state, &ns_info, "", namespace).await? {
+        None => Err(ApiError::not_found("", "namespaces", namespace)),
+        Some((ns, _))
+            if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") =>
+        {
+            let mut e = ApiError::forbidden(format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                info.qualified()
+            ));
+            e.name = Some(name.to_string());
+            e.group = Some(info.group.clone()).filter(|g| !g.is_empty());
+            e.kind = Some(info.resource.clone());
+            e.causes = vec![flotilla_core::status::StatusCause {
+                reason: "NamespaceTerminating".into(),
+                message: format!("namespace {namespace} is being terminated"),
+                field: "metadata.namespace".into(),
+            }];
+            Err(e)
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// DELETE of a namespace: mark it Terminating; the lifecycle task empties and removes it.
+pub async fn begin_delete(
+    state: &ApiState,
+    info: &ResourceInfo,
+    current: Value,
+    revision: flotilla_storage::Revision,
+    dry_run: bool,
+) -> Result<Deleted, ApiError> {
+    let name = meta_str(&current, "name").to_string();
+    if current.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
+        state.namespaces.terminating(&name);
+        return Ok(Deleted::Pending(current));
+    }
+    let mut next = current.clone();
+    meta_mut(&mut next).insert("deletionTimestamp".into(), json!(now_rfc3339()));
+    meta_mut(&mut next).insert("deletionGracePeriodSeconds".into(), json!(0));
+    next["status"]["phase"] = json!("Terminating");
+    if dry_run {
+        return Ok(Deleted::Pending(next));
+    }
+    match objects::update(state, info, &next, revision).await? {
+        objects::Written::Stored(obj) => {
+            state.namespaces.terminating(&name);
+            Ok(Deleted::Pending(obj))
+        }
+        objects::Written::Deleted(obj) => Ok(Deleted::Gone(obj)),
+    }
+}
+
+/// Deletes everything in a terminating namespace; true when it is empty.
+async fn empty_namespace(state: &ApiState, namespace: &str) -> Result<bool, ApiError> {
+    let mut empty = true;
+    for info in state.registry.snapshot().stored_resources() {
+        if !info.namespaced {
+            continue;
+        }
+        let objects = objects::list_all(state, &info.namespace_prefix(namespace)).await?;
+        for (obj, _) in objects {
+            empty = false;
+            if !meta_str(&obj, "deletionTimestamp").is_empty() {
+                continue;
+            }
+            let opts = DeleteOptions {
+                propagation: Some("Background".into()),
+                ..Default::default()
+            };
+            match delete_object(state, &info, namespace, meta_str(&obj, "name"), &opts).await {
+                Ok(_) => {}
+                Err(e) if e.reason == "NotFound" || e.reason == "Conflict" => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(empty)
+}
+
+/// Finishes a terminating namespace if it is empty; true when it is gone.
+async fn finish(state: &ApiState, name: &str) -> Result<bool, ApiError> {
+    let info = namespaces_info(state);
+    let Some((ns, _)) = objects::get(state, &info, "", name).await? else {
+        return Ok(true);
+    };
+    if ns.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating") {
+        return Ok(true);
+    }
+    if !empty_namespace(state, name).await? {
+        return Ok(false);
+    }
+    // Re-read (deleting the contents does not touch the namespace).
+    let Some((mut ns, rev)) = objects::get(state, &info, "", name).await? else {
+        return Ok(true);
+    };
+    if let Some(f) = ns
+        .pointer_mut("/spec/finalizers")
+        .and_then(Value::as_array_mut)
+    {
+        f.retain(|v| v != KUBERNETES_FINALIZER);
+    }
+    if objects::finalizers(&ns).is_empty() {
+        objects::delete_now(state, &info, &ns, rev).await?;
+        Ok(true)
+    } else {
+        objects::update(state, &info, &ns, rev).await?;
+        Ok(false)
+    }
+}
+
+/// Runs the namespace lifecycle until the server stops.
+pub fn spawn(state: Arc<ApiState>) {
+    let Some(mut rx) = state.namespaces.rx.lock().take() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut pending: Vec<String> = Vec::new();
+        // Namespaces left terminating by an earlier run.
+        let info = namespaces_info(&state);
+        if let Ok(all) = objects::list_all(&state, &info.prefix()).await {
+            for (ns, _) in all {
+                if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
+                    pending.push(meta_str(&ns, "name").to_string());
+                }
+            }
+        }
+        loop {
+            let mut still = Vec::new();
+            for name in std::mem::take(&mut pending) {
+                match finish(&state, &name).await {
+                    Ok(true) => {}
+                    Ok(false) => still.push(name),
+                    Err(e) => {
+                        tracing::warn!(namespace = %name, error = %e.message, "namespace cleanup failed; retrying");
+                        still.push(name);
+                    }
+                }
+            }
+            pending = still;
+            let wait = if pending.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                Duration::from_millis(500)
+            };
+            tokio::select! {
+                got = rx.recv() => match got {
+                    Some(name) => {
+                        if !pending.contains(&name) {
+                            pending.push(name);
+                        }
+                        while let Ok(more) = rx.try_recv() {
+                            if !pending.contains(&more) {
+                                pending.push(more);
+                            }
+                        }
+                    }
+                    None => return,
+                },
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    });
+}

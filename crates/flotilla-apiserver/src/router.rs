@@ -1,0 +1,238 @@
+//! The HTTP surface: health, version, metrics, discovery, OpenAPI and resource requests,
+//! behind the auth and metrics middleware. Errors become `Status` responses here.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use flotilla_core::status::ApiError;
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use crate::codec::{MAX_BODY_BYTES, json_response};
+use crate::error::status_response;
+use crate::handlers::{self, Req};
+use crate::state::SharedState;
+use crate::{auth, discovery, metrics, openapi};
+
+/// The router of one API server.
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .layer(from_fn_with_state(state.clone(), inject_faults))
+        .layer(from_fn_with_state(state.auth.clone(), auth::middleware))
+        .layer(from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+}
+
+/// Delays or refuses API requests as configured (never the health endpoints).
+async fn inject_faults(
+    State(state): State<SharedState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let faults = &state.faults;
+    if faults.latency.is_zero() && faults.refuse_verbs.is_empty() {
+        return next.run(request).await;
+    }
+    let path = request.uri().path();
+    if ["/healthz", "/readyz", "/livez"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
+        return next.run(request).await;
+    }
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    if !faults.refuse_verbs.is_empty() {
+        let query: HashMap<String, String> = request
+            .uri()
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let info = crate::request_info::parse(request.method(), path, &query);
+        if faults
+            .refuse_verbs
+            .iter()
+            .any(|v| v == "all" || *v == info.verb)
+        {
+            return status_response(&ApiError::service_unavailable(format!(
+                "the server is refusing {} requests (fault injection)",
+                info.verb
+            )));
+        }
+    }
+    next.run(request).await
+}
+
+async fn dispatch(State(state): State<SharedState>, request: Request) -> Response {
+    match route(state, request).await {
+        Ok(r) => r,
+        Err(e) => status_response(&e),
+    }
+}
+
+fn text(code: StatusCode, body: &str) -> Response {
+    let mut r = (code, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn page_not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "404 page not found\n")
+}
+
+fn resource_not_found() -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+/// Reads a request body up to the 3 MiB limit.
+async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Err(ApiError::too_large())
+            } else {
+                Err(ApiError::bad_request(format!(
+                    "reading the request body: {e}"
+                )))
+            }
+        }
+    }
+}
+
+async fn route(state: SharedState, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let query: HashMap<String, String> = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let snapshot = state.registry.snapshot();
+    let is_get = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
+    match path.as_str() {
+        "/healthz" | "/livez" | "/readyz" => return Ok(text(StatusCode::OK, "ok")),
+        p if p.starts_with("/healthz/")
+            || p.starts_with("/livez/")
+            || p.starts_with("/readyz/") =>
+        {
+            return Ok(text(StatusCode::OK, "ok"));
+        }
+        "/version" => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "major": "1",
+                    "minor": "33",
+                    "gitVersion": state.git_version,
+                    "gitCommit": "",
+                    "gitTreeState": "clean",
+                    "buildDate": "2026-01-01T00:00:00Z",
+                    "goVersion": "rust",
+                    "compiler": "rustc",
+                    "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+                }),
+            ));
+        }
+        "/metrics" => {
+            let rev = state.store.current_revision().await.unwrap_or(0);
+            let mut r = (StatusCode::OK, state.metrics.render(rev)).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            return Ok(r);
+        }
+        "/openapi/v2" if is_get => return Ok(openapi::v2(&parts.headers)),
+        "/openapi/v3" if is_get => return Ok(openapi::v3_index(&snapshot)),
+        p if is_get && p.starts_with("/openapi/v3/") => {
+            return Ok(openapi::v3_document(&snapshot, &p["/openapi/v3/".len()..])
+                .unwrap_or_else(page_not_found));
+        }
+        "/api" | "/api/" if is_get => {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+                .unwrap_or("")
+                .to_string();
+            return Ok(discovery::api_versions(&parts.headers, &snapshot, &host));
+        }
+        "/apis" | "/apis/" if is_get => {
+            return Ok(discovery::api_groups(&parts.headers, &snapshot));
+        }
+        _ => {}
+    }
+    let info = crate::request_info::parse(&parts.method, &path, &query);
+    if !info.is_resource_request {
+        if !is_get {
+            return Ok(page_not_found());
+        }
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let resp = match segs.as_slice() {
+            ["api", v] => discovery::resource_list(&snapshot, "", v),
+            ["apis", g] => discovery::api_group(&snapshot, g),
+            ["apis", g, v] => discovery::resource_list(&snapshot, g, v),
+            _ => None,
+        };
+        return Ok(resp.unwrap_or_else(page_not_found));
+    }
+    let Some(resource) = snapshot.lookup(&info.api_group, &info.api_version, &info.resource) else {
+        return Err(resource_not_found());
+    };
+    let identity = parts.extensions.get::<auth::Identity>().cloned();
+    let body = read_body(body).await?;
+    if auth::is_virtual_resource(&info) {
+        if parts.method != http::Method::POST {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+        let identity = identity.ok_or_else(ApiError::unauthorized)?;
+        let obj = crate::codec::decode_object(&parts.headers, &body)?;
+        let out = auth::handle_virtual_create(&state.auth, &identity, &info, obj).await?;
+        return Ok(json_response(StatusCode::CREATED, &out));
+    }
+    if resource.is_virtual {
+        return Err(resource_not_found());
+    }
+    let req = Req {
+        method: parts.method.clone(),
+        info,
+        query,
+        headers: parts.headers,
+        body,
+        resource,
+        user: identity.map(|i| i.user).unwrap_or_default(),
+    };
+    handlers::handle(state, req).await
+}

@@ -1,0 +1,238 @@
+//! Starting an API server: bind, load the CA, bootstrap the store, write the admin
+//! kubeconfig, then serve HTTPS (HTTP/1.1 and h2) with the peer certificates of each
+//! connection handed to authentication.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use flotilla_storage::SharedBackend;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::auth::{Auth, PeerCertificates};
+use crate::pki::ClusterPki;
+use crate::state::{ApiState, SharedState};
+
+/// The version this server reports at `/version` (kubectl prints it as Server Version).
+pub const KUBERNETES_VERSION: &str = "v1.33.0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("certificate authority: {0}")]
+    Pki(#[from] crate::pki::Error),
+    #[error("authentication setup: {0}")]
+    Auth(String),
+    #[error("bootstrapping {what}: {source}")]
+    Bootstrap {
+        what: String,
+        #[source]
+        source: flotilla_core::status::ApiError,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How to run one API server.
+pub struct ServerOptions {
+    /// `host:port`; port 0 picks a free one.
+    pub listen: String,
+    /// Where the CA, the admin kubeconfig and the audit log live.
+    pub data_dir: PathBuf,
+    /// The store (already opened).
+    pub store: SharedBackend,
+    /// The cluster name written into the admin kubeconfig.
+    pub cluster_name: String,
+    /// Extra objects created at start if absent (e.g. the fleet CRDs).
+    pub bootstrap: Vec<Value>,
+    /// Fault injection for tests of simulated members.
+    pub faults: Faults,
+}
+
+/// Faults a simulated member can inject into its API (health endpoints are spared).
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Delay every API request by this long.
+    pub latency: std::time::Duration,
+    /// Refuse requests with these verbs (or `all`) with 503 ServiceUnavailable.
+    pub refuse_verbs: Vec<String>,
+}
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    /// `https://127.0.0.1:PORT`
+    pub url: String,
+    pub addr: SocketAddr,
+    /// `DATA_DIR/admin.kubeconfig`
+    pub admin_kubeconfig: PathBuf,
+    pub state: SharedState,
+    /// Ends only if the accept loop fails.
+    pub serving: tokio::task::JoinHandle<()>,
+}
+
+/// The namespaces every server has from the start.
+pub const INITIAL_NAMESPACES: &[&str] = &[
+    "default",
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "vela-system",
+];
+
+/// Binds, bootstraps and starts serving; returns once the admin kubeconfig is written.
+pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> {
+    let listener = TcpListener::bind(&options.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: options.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: options.listen.clone(),
+        source,
+    })?;
+    std::fs::create_dir_all(&options.data_dir).map_err(|source| StartError::Write {
+        path: options.data_dir.clone(),
+        source,
+    })?;
+    let pki = ClusterPki::load_or_create(&options.data_dir)?;
+    let auth = Auth::new(options.store.clone(), &pki, &options.data_dir)
+        .map_err(|e| StartError::Auth(format!("{e:#}")))?;
+
+    let state: SharedState = Arc::new(ApiState {
+        store: options.store.clone(),
+        registry: crate::registry::Registry::new(),
+        watches: crate::watch::WatchHub::new(options.store.clone()),
+        metrics: crate::metrics::Metrics::new(),
+        gc: crate::gc::GcHandle::new(),
+        namespaces: crate::namespace::NamespaceHandle::new(),
+        auth: auth.clone(),
+        faults: options.faults,
+        git_version: format!(
+            "{KUBERNETES_VERSION}-flotilla-{}",
+            env!("CARGO_PKG_VERSION")
+        ),
+    });
+
+    bootstrap(&state, options.bootstrap).await?;
+    crate::gc::spawn(state.clone());
+    crate::namespace::spawn(state.clone());
+    crate::crd::spawn_watch(state.clone());
+
+    let router = crate::router::router(state.clone());
+    let tls = tokio_rustls::TlsAcceptor::from(pki.server_config());
+    let host = match addr {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
+    let host = if host == "0.0.0.0" {
+        "127.0.0.1".to_string()
+    } else {
+        host
+    };
+    let url = format!("https://{host}:{}", addr.port());
+
+    let admin_kubeconfig = options.data_dir.join("admin.kubeconfig");
+    let text = pki.client_kubeconfig(
+        &url,
+        &options.cluster_name,
+        "admin",
+        &[flotilla_core::user::SYSTEM_MASTERS.to_string()],
+    )?;
+    crate::pki::write_kubeconfig(&admin_kubeconfig, &text)?;
+
+    let serving = tokio::spawn(accept_loop(listener, tls, router));
+    tracing::info!(%url, data_dir = %options.data_dir.display(), "API server ready");
+    Ok(RunningServer {
+        url,
+        addr,
+        admin_kubeconfig,
+        state,
+        serving,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, router: axum::Router) {
+    loop {
+        let (tcp, peer_addr) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls = tls.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let stream = match tls.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer_addr, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let peer = PeerCertificates(
+                stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                    .unwrap_or_default(),
+            );
+            let service =
+                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(peer.clone());
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer_addr, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Creates what must exist from the first start: namespaces, RBAC bootstrap objects,
+/// CRDs. Existing objects are left alone.
+async fn bootstrap(state: &SharedState, extra: Vec<Value>) -> Result<(), StartError> {
+    crate::crd::load_all(state)
+        .await
+        .map_err(|source| StartError::Bootstrap {
+            what: "CustomResourceDefinitions".into(),
+            source,
+        })?;
+    let mut objects: Vec<Value> = INITIAL_NAMESPACES
+        .iter()
+        .map(|ns| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+        .collect();
+    objects.extend(Auth::bootstrap_objects());
+    objects.extend(extra);
+    for obj in objects {
+        let what = format!(
+            "{} {}",
+            obj.get("kind").and_then(Value::as_str).unwrap_or("?"),
+            crate::objects::meta_str(&obj, "name")
+        );
+        crate::handlers::create::create_if_absent(state, obj)
+            .await
+            .map_err(|source| StartError::Bootstrap { what, source })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! The state every handler and background task of one API server shares.
+
+use std::sync::Arc;
+
+use flotilla_storage::SharedBackend;
+
+use crate::auth::Auth;
+use crate::gc::GcHandle;
+use crate::metrics::Metrics;
+use crate::namespace::NamespaceHandle;
+use crate::registry::Registry;
+use crate::watch::WatchHub;
+
+/// Shared server state (cheap to clone through the `Arc`).
+pub struct ApiState {
+    pub store: SharedBackend,
+    pub registry: Registry,
+    pub watches: WatchHub,
+    pub metrics: Metrics,
+    pub gc: GcHandle,
+    pub namespaces: NamespaceHandle,
+    pub auth: Arc<Auth>,
+    /// Injected faults (simulated members only).
+    pub faults: crate::server::Faults,
+    /// `gitVersion` served at `/version`.
+    pub git_version: String,
+}
+
+pub type SharedState = Arc<ApiState>;

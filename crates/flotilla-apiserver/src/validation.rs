@@ -1,0 +1,668 @@
+//! Validation of incoming objects: type metadata, decoding built-in kinds through their
+//! real schemas (the `k8s-openapi` types), unknown-field detection for
+//! `fieldValidation`, name rules and the semantic checks kube-apiserver makes that users
+//! meet most often.
+
+use flotilla_core::status::{ApiError, StatusCause};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::handlers::FieldValidation;
+use crate::registry::ResourceInfo;
+
+const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
+/// A field-level problem, as a `Status` cause.
+pub fn cause(reason: &str, field: &str, message: impl Into<String>) -> StatusCause {
+    StatusCause {
+        reason: reason.into(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// `field: Required value`
+pub fn required(field: &str) -> StatusCause {
+    cause("FieldValueRequired", field, "Required value")
+}
+
+/// `field: Invalid value: <v>: why`
+pub fn invalid(field: &str, value: &Value, why: &str) -> StatusCause {
+    let shown = match value {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    };
+    cause(
+        "FieldValueInvalid",
+        field,
+        format!("Invalid value: {shown}: {why}"),
+    )
+}
+
+/// Checks (and fills, when missing) `apiVersion` and `kind` against the endpoint.
+pub fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    let expected_version = info.api_version();
+    let map = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
+    match map.get("apiVersion") {
+        None | Some(Value::Null) => {
+            map.insert("apiVersion".into(), Value::String(expected_version.clone()));
+        }
+        Some(Value::String(v)) if *v == expected_version => {}
+        Some(Value::String(v)) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({expected_version})"
+            )));
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "couldn't get version/kind; json parse error: apiVersion must be a string, got {other}"
+            )));
+        }
+    }
+    match map.get("kind") {
+        None | Some(Value::Null) => {
+            map.insert("kind".into(), Value::String(info.kind.clone()));
+        }
+        Some(Value::String(k)) if *k == info.kind => {}
+        Some(Value::String(k)) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                info.kind
+            )));
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "couldn't get version/kind; json parse error: kind must be a string, got {other}"
+            )));
+        }
+    }
+    if !map
+        .get("metadata")
+        .is_none_or(|m| m.is_object() || m.is_null())
+    {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: metadata must be an object",
+            info.kind, info.version, info.kind
+        )));
+    }
+    if map.get("metadata").is_some_and(Value::is_null) {
+        map.remove("metadata");
+    }
+    Ok(())
+}
+
+fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
+    let typed: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    serde_json::to_value(&typed).map_err(|e| e.to_string())
+}
+
+macro_rules! typed_roundtrip {
+    ($group:expr, $version:expr, $kind:expr, $v:expr, { $( ($g:literal, $ver:literal, $k:literal) => $t:ty ),* $(,)? }) => {
+        match ($group, $version, $kind) {
+            $( ($g, $ver, $k) => Some(roundtrip::<$t>($v)), )*
+            _ => None,
+        }
+    };
+}
+
+/// Decodes a built-in object through its `k8s-openapi` type: `Some(Ok(normalized))`,
+/// `Some(Err(why))` if it does not fit the schema, `None` for kinds without a type.
+pub fn typed_decode(
+    group: &str,
+    version: &str,
+    kind: &str,
+    v: &Value,
+) -> Option<Result<Value, String>> {
+    use k8s_openapi::api::{
+        apps::v1 as apps, autoscaling::v1 as as1, autoscaling::v2 as as2, batch::v1 as batch,
+        coordination::v1 as coord, core::v1 as core, networking::v1 as net, policy::v1 as policy,
+        rbac::v1 as rbac,
+    };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+    typed_roundtrip!(group, version, kind, v, {
+        ("", "v1", "ConfigMap") => core::ConfigMap,
+        ("", "v1", "Event") => core::Event,
+        ("", "v1", "Namespace") => core::Namespace,
+        ("", "v1", "PersistentVolumeClaim") => core::PersistentVolumeClaim,
+        ("", "v1", "Secret") => core::Secret,
+        ("", "v1", "ServiceAccount") => core::ServiceAccount,
+        ("", "v1", "Service") => core::Service,
+        ("apps", "v1", "DaemonSet") => apps::DaemonSet,
+        ("apps", "v1", "Deployment") => apps::Deployment,
+        ("apps", "v1", "ReplicaSet") => apps::ReplicaSet,
+        ("apps", "v1", "StatefulSet") => apps::StatefulSet,
+        ("autoscaling", "v1", "HorizontalPodAutoscaler") => as1::HorizontalPodAutoscaler,
+        ("autoscaling", "v2", "HorizontalPodAutoscaler") => as2::HorizontalPodAutoscaler,
+        ("autoscaling", "v1", "Scale") => as1::Scale,
+        ("batch", "v1", "CronJob") => batch::CronJob,
+        ("batch", "v1", "Job") => batch::Job,
+        ("networking.k8s.io", "v1", "Ingress") => net::Ingress,
+        ("networking.k8s.io", "v1", "IngressClass") => net::IngressClass,
+        ("networking.k8s.io", "v1", "NetworkPolicy") => net::NetworkPolicy,
+        ("policy", "v1", "PodDisruptionBudget") => policy::PodDisruptionBudget,
+        ("coordination.k8s.io", "v1", "Lease") => coord::Lease,
+        ("rbac.authorization.k8s.io", "v1", "Role") => rbac::Role,
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding") => rbac::RoleBinding,
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole") => rbac::ClusterRole,
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => rbac::ClusterRoleBinding,
+        ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => apiext::CustomResourceDefinition,
+    })
+}
+
+/// Paths (`spec.foo`, `spec.containers[0].bar`) present in `input` but not in `decoded`.
+pub fn unknown_fields(input: &Value, decoded: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    walk_unknown(input, decoded, "", &mut out);
+    out
+}
+
+fn walk_unknown(input: &Value, decoded: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, decoded) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match b.get(k) {
+                    Some(d) => walk_unknown(v, d, &p, out),
+                    None if v.is_null() => {}
+                    None if is_empty_container(v) => {}
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+                walk_unknown(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_empty_container(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// The strict-decoding message for a list of unknown fields.
+pub fn strict_message(unknown: &[String]) -> String {
+    format!(
+        "strict decoding error: {}",
+        unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Decodes a built-in object through its schema, applying `fieldValidation`.
+/// Returns the normalized object (unknown fields dropped) and any warnings.
+pub fn decode_builtin(
+    info: &ResourceInfo,
+    obj: &Value,
+    mode: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let Some(result) = typed_decode(&info.group, &info.version, &info.kind, obj) else {
+        return Ok((obj.clone(), Vec::new()));
+    };
+    let cannot = |why: String| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {why}",
+            info.kind, info.version, info.kind
+        ))
+    };
+    let decoded = result.map_err(cannot)?;
+    let unknown = unknown_fields(obj, &decoded);
+    let mut warnings = Vec::new();
+    if !unknown.is_empty() {
+        match mode {
+            FieldValidation::Strict => return Err(cannot(strict_message(&unknown))),
+            FieldValidation::Warn => {
+                warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
+            }
+            FieldValidation::Ignore => {}
+        }
+    }
+    Ok((decoded, warnings))
+}
+
+fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
+fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.as_bytes()[0].is_ascii_lowercase()
+}
+
+/// How a kind's names are checked.
+enum NameRule {
+    Subdomain,
+    Label,
+    Dns1035,
+    /// RBAC names: anything without `/` or `%` and not `.`/`..`.
+    Path,
+}
+
+fn name_rule(info: &ResourceInfo) -> NameRule {
+    match (info.group.as_str(), info.kind.as_str()) {
+        ("", "Namespace") => NameRule::Label,
+        ("", "Service") => NameRule::Dns1035,
+        ("rbac.authorization.k8s.io", _) => NameRule::Path,
+        _ => NameRule::Subdomain,
+    }
+}
+
+/// Validates `metadata.name` (and `generateName` prefixes, labels, annotations).
+pub fn validate_metadata(info: &ResourceInfo, obj: &Value, causes: &mut Vec<StatusCause>) {
+    let meta = obj.get("metadata").and_then(Value::as_object);
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if name.is_empty() {
+        causes.push(cause(
+            "FieldValueRequired",
+            "metadata.name",
+            "Required value: name or generateName is required",
+        ));
+    } else {
+        let v = Value::String(name.to_string());
+        match name_rule(info) {
+            NameRule::Subdomain if !is_dns1123_subdomain(name) => {
+                if name.len() > 253 {
+                    causes.push(invalid(
+                        "metadata.name",
+                        &v,
+                        "must be no more than 253 characters",
+                    ));
+                } else {
+                    causes.push(invalid("metadata.name", &v, DNS1123_SUBDOMAIN_MSG));
+                }
+            }
+            NameRule::Label if !is_dns1123_label(name) => {
+                if name.len() > 63 {
+                    causes.push(invalid(
+                        "metadata.name",
+                        &v,
+                        "must be no more than 63 characters",
+                    ));
+                } else {
+                    causes.push(invalid("metadata.name", &v, DNS1123_LABEL_MSG));
+                }
+            }
+            NameRule::Dns1035 if !is_dns1035_label(name) => {
+                if name.len() > 63 {
+                    causes.push(invalid(
+                        "metadata.name",
+                        &v,
+                        "must be no more than 63 characters",
+                    ));
+                } else {
+                    causes.push(invalid("metadata.name", &v, DNS1035_LABEL_MSG));
+                }
+            }
+            NameRule::Path if name == "." || name == ".." => {
+                causes.push(invalid(
+                    "metadata.name",
+                    &v,
+                    &format!("may not be '{name}'"),
+                ));
+            }
+            NameRule::Path if name.contains('/') || name.contains('%') => {
+                causes.push(invalid("metadata.name", &v, "may not contain '/'"));
+            }
+            _ => {}
+        }
+    }
+    if let Some(labels) = meta
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+    {
+        for (k, v) in labels {
+            for msg in flotilla_core::selector::validate_label_key(k) {
+                causes.push(invalid("metadata.labels", &Value::String(k.clone()), &msg));
+            }
+            if let Some(s) = v.as_str() {
+                for msg in flotilla_core::selector::validate_label_value(s) {
+                    causes.push(invalid("metadata.labels", v, &msg));
+                }
+            }
+        }
+    }
+    if let Some(annotations) = meta
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    {
+        for k in annotations.keys() {
+            for msg in flotilla_core::selector::validate_label_key(k) {
+                causes.push(invalid(
+                    "metadata.annotations",
+                    &Value::String(k.clone()),
+                    &msg,
+                ));
+            }
+        }
+        let total: usize = annotations
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
+        if total > 256 * 1024 {
+            causes.push(cause(
+                "FieldValueTooLong",
+                "metadata.annotations",
+                "Too long: must have at most 262144 bytes",
+            ));
+        }
+    }
+}
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p)?;
+    }
+    Some(cur)
+}
+
+fn check_non_negative(obj: &Value, path: &[&str], causes: &mut Vec<StatusCause>) {
+    if let Some(v) = get(obj, path)
+        && v.as_i64().is_some_and(|n| n < 0)
+    {
+        causes.push(invalid(
+            &path.join("."),
+            v,
+            "must be greater than or equal to 0",
+        ));
+    }
+}
+
+fn validate_pod_template(obj: &Value, prefix: &str, causes: &mut Vec<StatusCause>) {
+    let spec = get(obj, &["spec", "template", "spec"]);
+    let containers = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array);
+    match containers {
+        None => causes.push(required(&format!("{prefix}.containers"))),
+        Some(list) if list.is_empty() => causes.push(required(&format!("{prefix}.containers"))),
+        Some(list) => validate_containers(list, &format!("{prefix}.containers"), causes),
+    }
+    if let Some(list) = spec
+        .and_then(|s| s.get("initContainers"))
+        .and_then(Value::as_array)
+    {
+        validate_containers(list, &format!("{prefix}.initContainers"), causes);
+    }
+}
+
+fn validate_containers(list: &[Value], prefix: &str, causes: &mut Vec<StatusCause>) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in list.iter().enumerate() {
+        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() {
+            causes.push(required(&format!("{prefix}[{i}].name")));
+        } else if !is_dns1123_label(name) {
+            causes.push(invalid(
+                &format!("{prefix}[{i}].name"),
+                &Value::String(name.into()),
+                DNS1123_LABEL_MSG,
+            ));
+        } else if !seen.insert(name.to_string()) {
+            causes.push(cause(
+                "FieldValueDuplicate",
+                &format!("{prefix}[{i}].name"),
+                format!("Duplicate value: {name:?}"),
+            ));
+        }
+        if c.get("image")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .is_empty()
+        {
+            causes.push(required(&format!("{prefix}[{i}].image")));
+        }
+        if let Some(ports) = c.get("ports").and_then(Value::as_array) {
+            for (j, p) in ports.iter().enumerate() {
+                let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
+                if !(1..=65535).contains(&port) {
+                    causes.push(invalid(
+                        &format!("{prefix}[{i}].ports[{j}].containerPort"),
+                        p.get("containerPort").unwrap_or(&Value::Null),
+                        "must be between 1 and 65535, inclusive",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Selector must be present and match the pod template's labels (Deployment, ReplicaSet,
+/// StatefulSet, DaemonSet).
+fn validate_selector_matches_template(obj: &Value, causes: &mut Vec<StatusCause>) {
+    let Some(selector) = get(obj, &["spec", "selector"]) else {
+        causes.push(required("spec.selector"));
+        return;
+    };
+    let empty = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_none_or(Map::is_empty)
+        && selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+    if empty {
+        causes.push(invalid(
+            "spec.selector",
+            selector,
+            "empty selector is invalid for deployment",
+        ));
+        return;
+    }
+    let labels = get(obj, &["spec", "template", "metadata", "labels"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    match flotilla_core::selector::LabelSelector::from_json(selector) {
+        Ok(sel) => {
+            if !sel.matches(&labels) {
+                let shown = format!(
+                    "map[string]string{{{}}}",
+                    labels
+                        .iter()
+                        .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                causes.push(cause(
+                    "FieldValueInvalid",
+                    "spec.template.metadata.labels",
+                    format!("Invalid value: {shown}: `selector` does not match template `labels`"),
+                ));
+            }
+        }
+        Err(e) => causes.push(invalid("spec.selector", selector, &e.to_string())),
+    }
+}
+
+/// Semantic checks of built-in kinds; returns the causes (empty when valid).
+pub fn validate_builtin(info: &ResourceInfo, obj: &Value) -> Vec<StatusCause> {
+    let mut causes = Vec::new();
+    validate_metadata(info, obj, &mut causes);
+    match (info.group.as_str(), info.kind.as_str()) {
+        ("apps", "Deployment") | ("apps", "ReplicaSet") | ("apps", "StatefulSet") => {
+            check_non_negative(obj, &["spec", "replicas"], &mut causes);
+            validate_selector_matches_template(obj, &mut causes);
+            validate_pod_template(obj, "spec.template.spec", &mut causes);
+        }
+        ("apps", "DaemonSet") => {
+            validate_selector_matches_template(obj, &mut causes);
+            validate_pod_template(obj, "spec.template.spec", &mut causes);
+        }
+        ("batch", "Job") => {
+            check_non_negative(obj, &["spec", "parallelism"], &mut causes);
+            check_non_negative(obj, &["spec", "completions"], &mut causes);
+            check_non_negative(obj, &["spec", "backoffLimit"], &mut causes);
+            validate_pod_template(obj, "spec.template.spec", &mut causes);
+        }
+        ("batch", "CronJob") => {
+            if get(obj, &["spec", "schedule"])
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
+                causes.push(required("spec.schedule"));
+            }
+            if let Some(tpl) = get(obj, &["spec", "jobTemplate"]) {
+                let mut inner = Vec::new();
+                validate_pod_template(tpl, "spec.jobTemplate.spec.template.spec", &mut inner);
+                causes.extend(inner);
+            } else {
+                causes.push(required("spec.jobTemplate"));
+            }
+        }
+        ("", "Service") => {
+            let ty = get(obj, &["spec", "type"])
+                .and_then(Value::as_str)
+                .unwrap_or("ClusterIP");
+            let ports = get(obj, &["spec", "ports"]).and_then(Value::as_array);
+            let headless = get(obj, &["spec", "clusterIP"]).and_then(Value::as_str) == Some("None");
+            if ty != "ExternalName" && !headless && ports.is_none_or(Vec::is_empty) {
+                causes.push(required("spec.ports"));
+            }
+            for (i, p) in ports.into_iter().flatten().enumerate() {
+                let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+                if !(1..=65535).contains(&port) {
+                    causes.push(invalid(
+                        &format!("spec.ports[{i}].port"),
+                        p.get("port").unwrap_or(&Value::Null),
+                        "must be between 1 and 65535, inclusive",
+                    ));
+                }
+            }
+        }
+        ("", "ConfigMap") | ("", "Secret") => {
+            for field in ["data", "binaryData", "stringData"] {
+                if let Some(map) = obj.get(field).and_then(Value::as_object) {
+                    for k in map.keys() {
+                        let ok = !k.is_empty()
+                            && k.len() <= 253
+                            && k.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+                        if !ok {
+                            causes.push(invalid(
+                                &format!("{field}[{k}]"),
+                                &Value::String(k.clone()),
+                                "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            let max = get(obj, &["spec", "maxReplicas"])
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if max < 1 {
+                causes.push(invalid(
+                    "spec.maxReplicas",
+                    get(obj, &["spec", "maxReplicas"]).unwrap_or(&Value::Null),
+                    "must be greater than or equal to 1",
+                ));
+            }
+        }
+        _ => {}
+    }
+    causes
+}
+
+/// The 422 for `causes` on `info`'s kind.
+pub fn invalid_error(info: &ResourceInfo, name: &str, causes: Vec<StatusCause>) -> ApiError {
+    ApiError::invalid(&info.group, &info.kind, name, causes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn info(group: &str, kind: &str) -> ResourceInfo {
+        crate::builtin::resources()
+            .into_iter()
+            .find(|r| r.group == group && r.kind == kind)
+            .unwrap()
+    }
+
+    #[test]
+    fn unknown_fields_are_found() {
+        let d = info("apps", "Deployment");
+        let obj = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"a"},
+            "spec":{"foo":1,"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},
+            "spec":{"containers":[{"name":"c","image":"i","bogus":true}]}}}});
+        let err = decode_builtin(&d, &obj, FieldValidation::Strict).unwrap_err();
+        assert!(
+            err.message.contains("unknown field \"spec.foo\""),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message
+                .contains("unknown field \"spec.template.spec.containers[0].bogus\"")
+        );
+        let (decoded, warnings) = decode_builtin(&d, &obj, FieldValidation::Warn).unwrap();
+        assert_eq!(warnings.len(), 2);
+        assert!(decoded["spec"].get("foo").is_none());
+    }
+
+    #[test]
+    fn wrong_types_are_bad_requests() {
+        let d = info("apps", "Deployment");
+        let obj = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"a"},"spec":{"replicas":"three"}});
+        let err = decode_builtin(&d, &obj, FieldValidation::Ignore).unwrap_err();
+        assert_eq!(err.code, 400);
+        assert!(
+            err.message
+                .starts_with("Deployment in version \"v1\" cannot be handled as a Deployment")
+        );
+    }
+
+    #[test]
+    fn semantic_checks() {
+        let d = info("apps", "Deployment");
+        let obj = json!({"metadata":{"name":"web"},"spec":{"replicas":-1,"selector":{"matchLabels":{"app":"web"}},
+            "template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}});
+        let causes = validate_builtin(&d, &obj);
+        assert_eq!(causes.len(), 1);
+        let e = invalid_error(&d, "web", causes);
+        assert_eq!(
+            e.message,
+            "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+        );
+        let cm = info("", "ConfigMap");
+        let causes = validate_builtin(&cm, &json!({"metadata":{"name":"Bad_Name"}}));
+        assert_eq!(causes[0].field, "metadata.name");
+    }
+}
