@@ -221,6 +221,35 @@ async fn create_revision(
         .await
         .map_err(hub)?
         .items;
+    // A revision already written for this content (a status write lost to a conflict).
+    let hash = snapshot.hash();
+    if let Some(same) = existing.iter().find(|r| {
+        r.spec.revision_hash == hash
+            && r.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(labels::PUBLISH_VERSION))
+                .map(String::as_str)
+                == publish
+    }) {
+        let name = same.metadata.name.clone().unwrap_or_default();
+        let number = flotilla_apis::operation::revision_number(&name);
+        let newest = existing
+            .iter()
+            .map(|r| {
+                flotilla_apis::operation::revision_number(r.metadata.name.as_deref().unwrap_or(""))
+            })
+            .max()
+            .unwrap_or(0);
+        if number == newest {
+            return Ok(Revision {
+                name,
+                revision: number,
+                revision_hash: hash,
+                publish_version: publish.map(str::to_string),
+            });
+        }
+    }
     let number = existing
         .iter()
         .map(|r| {

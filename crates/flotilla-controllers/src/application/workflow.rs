@@ -316,6 +316,7 @@ fn advance(status: &mut StepStatus, step: &WorkflowStep, now: DateTime<Utc>) -> 
     }
     if status.phase == step_phase::PENDING || status.phase.is_empty() {
         status.first_execute_time = Some(now_text(now));
+        status.last_execute_time = Some(now_text(now));
         let suspends = match step.step_type.as_str() {
             "suspend" => true,
             "deploy" => !deploy_properties(step)?.auto,
@@ -330,7 +331,6 @@ fn advance(status: &mut StepStatus, step: &WorkflowStep, now: DateTime<Utc>) -> 
             status.phase = step_phase::RUNNING.into();
         }
     }
-    status.last_execute_time = Some(now_text(now));
     if step.step_type == "suspend" {
         if status.phase == step_phase::RUNNING {
             // resumed
@@ -436,7 +436,7 @@ pub fn record(status: &mut WorkflowStatus, path: StepPath, outcome: &Outcome, no
         },
         None => top,
     };
-    target.last_execute_time = Some(now_text(now));
+    let before = (target.phase.clone(), target.message.clone());
     match outcome {
         Outcome::Succeeded => {
             target.phase = step_phase::SUCCEEDED.into();
@@ -453,6 +453,10 @@ pub fn record(status: &mut WorkflowStatus, path: StepPath, outcome: &Outcome, no
             target.message = message.clone();
             target.reason = "Execute".into();
         }
+    }
+    // Only a change is a new execution time: an unchanged status is not rewritten.
+    if before != (target.phase.clone(), target.message.clone()) {
+        target.last_execute_time = Some(now_text(now));
     }
     if path.sub.is_some() {
         let top = &mut status.steps[path.index];
@@ -722,6 +726,23 @@ mod tests {
             next_action(&mut status, &spec, t0()).unwrap(),
             Action::Suspended { recheck: None }
         );
+    }
+
+    #[test]
+    fn repeating_the_same_outcome_changes_nothing() {
+        let spec = steps(json!([{"name": "a", "type": "deploy"}]));
+        let mut status = start("r", &spec, t0());
+        let a = StepPath {
+            index: 0,
+            sub: None,
+        };
+        next_action(&mut status, &spec, t0()).unwrap();
+        record(&mut status, a, &Outcome::Waiting("w".into()), t0());
+        let before = status.clone();
+        let later = t0() + chrono::Duration::seconds(5);
+        next_action(&mut status, &spec, later).unwrap();
+        record(&mut status, a, &Outcome::Waiting("w".into()), later);
+        assert_eq!(status, before);
     }
 
     #[test]
