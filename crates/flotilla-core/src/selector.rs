@@ -535,6 +535,12 @@ impl Token {
     }
 }
 
+/// apimachinery's lexer skips exactly these; any other character (form feed included) is part
+/// of an identifier.
+fn is_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
 fn is_special(c: char) -> bool {
     matches!(c, '=' | '!' | '(' | ')' | ',' | '>' | '<')
 }
@@ -562,7 +568,7 @@ fn lex(s: &str) -> Result<Vec<Token>> {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if matches!(c, ' ' | '\t' | '\r' | '\n') {
+        if is_whitespace(c) {
             i += 1;
         } else if is_special(c) {
             let mut best: Option<(Token, usize)> = None;
@@ -590,7 +596,7 @@ fn lex(s: &str) -> Result<Vec<Token>> {
             }
         } else {
             let start = i;
-            while i < chars.len() && !is_special(chars[i]) && !chars[i].is_ascii_whitespace() {
+            while i < chars.len() && !is_special(chars[i]) && !is_whitespace(chars[i]) {
                 i += 1;
             }
             out.push(Token::Ident(chars[start..i].iter().collect()));
@@ -925,7 +931,12 @@ impl FieldSelector {
                 });
             };
             let field = lhs.trim();
-            if field.is_empty() {
+            // Field labels are dotted names; anything else cannot be a supported field.
+            let valid = !field.is_empty()
+                && field
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'));
+            if !valid {
                 return Err(SelectorError::FieldSyntax {
                     selector: s.to_string(),
                     term,
@@ -1137,6 +1148,11 @@ mod tests {
             let err = parse_label_selector(sel).expect_err(sel).to_string();
             assert!(err.contains(want), "{sel}: got {err:?}, want {want:?}");
         }
+        // Found by fuzzing: a form feed once made the lexer loop forever. It is an identifier
+        // character for apimachinery, so it fails key validation instead.
+        assert!(parse_label_selector("\x0c").is_err());
+        assert!(parse_label_selector("a=\x0cb").is_err());
+        assert!(parse_label_selector("\u{a0}").is_err());
         let long = format!("a={}", "x".repeat(64));
         assert!(
             parse_label_selector(&long)
@@ -1288,6 +1304,8 @@ mod tests {
             "invalid selector: 'metadata.name'; can't understand 'metadata.name'"
         );
         assert!(parse_field_selector("=x").is_err());
+        // Found by fuzzing: `!\n=` must not parse as a field named `!`.
+        assert!(parse_field_selector("!\n=").is_err());
         assert!(parse_field_selector("a=b\\").is_err());
         assert!(parse_field_selector("a=b\\q").is_err());
         let s = parse_field_selector("spec.replicas=3").unwrap();

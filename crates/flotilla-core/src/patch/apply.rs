@@ -239,7 +239,12 @@ pub fn server_side_apply_with(
     }
 
     let scope = Scope::new(fm);
-    let config = scope.mergeable(applied.clone());
+    // A null in an applied configuration sets nothing.
+    let config = without_nulls(scope.mergeable(applied.clone()));
+    let mut path = Vec::new();
+    if let Some(dup) = duplicate_key(&config, &mut path, merge_keys) {
+        return Err(ApplyError::InvalidObject(dup));
+    }
     let applied_set = fields_of(&scope.strip_unowned(config.clone()), merge_keys);
 
     let mut entries = match live {
@@ -328,12 +333,15 @@ pub fn server_side_apply_with(
         }
     }
 
-    upsert_entry(&mut entries, me, &api_version, applied_set, fm.now);
-    entries.retain(|e| !e.fields.is_empty());
+    // Every set only names fields that exist; trimming before the upsert keeps the entry's time
+    // still when a re-apply changes nothing.
     let merged_fields = fields_of(&Scope::full().strip_unowned(merged.clone()), merge_keys);
+    let mut mine = applied_set;
+    mine.retain_existing(&merged_fields);
     for e in &mut entries {
         e.fields.retain_existing(&merged_fields);
     }
+    upsert_entry(&mut entries, me, &api_version, mine, fm.now);
     entries.retain(|e| !e.fields.is_empty());
     write_entries(&mut merged, entries);
     Ok(merged)
@@ -712,6 +720,35 @@ fn item_key(key: &str, value: &Value) -> String {
     let mut m = Map::new();
     m.insert(key.to_string(), value.clone());
     format!("k:{}", Value::Object(m))
+}
+
+/// Finds an associative list with two items under the same key (kube-apiserver refuses to
+/// apply such a configuration: ownership per item would be ambiguous).
+fn duplicate_key(v: &Value, path: &mut Vec<String>, schema: &dyn MergeKeys) -> Option<String> {
+    match v {
+        Value::Object(m) => m.iter().find_map(|(k, child)| {
+            path.push(k.clone());
+            let found = duplicate_key(child, path, schema);
+            path.pop();
+            found
+        }),
+        Value::Array(items) => {
+            if let ListStrategy::Merge { key } = schema.list_strategy(path) {
+                let mut seen: Vec<&Value> = Vec::new();
+                for kv in items.iter().filter_map(|i| i.get(&key)) {
+                    if seen.contains(&kv) {
+                        return Some(format!(
+                            ".{}: duplicate entries for key [{key}={kv}]",
+                            path.join(".")
+                        ));
+                    }
+                    seen.push(kv);
+                }
+            }
+            items.iter().find_map(|i| duplicate_key(i, path, schema))
+        }
+        _ => None,
+    }
 }
 
 /// The value at a FieldsV1 path.
@@ -1469,6 +1506,16 @@ mod tests {
         assert_eq!(
             server_side_apply(None, &deploy(1, "x"), &"m".repeat(129), false, &k, T0),
             Err(ApplyError::ManagerTooLong)
+        );
+        // Two items under one merge key cannot be owned separately.
+        let mut dup = deploy(1, "x");
+        dup["spec"]["template"]["spec"]["containers"] =
+            json!([{"name": "a", "image": "1"}, {"name": "a", "image": "2"}]);
+        assert_eq!(
+            server_side_apply(None, &dup, "m", false, &k, T0),
+            Err(ApplyError::InvalidObject(
+                ".spec.template.spec.containers: duplicate entries for key [name=\"a\"]".into()
+            ))
         );
         // Garbage managedFields in the live object are ignored, not a panic.
         let mut bad = deploy(1, "x");

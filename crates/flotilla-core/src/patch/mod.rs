@@ -14,6 +14,8 @@
 pub mod apply;
 pub mod json;
 pub mod merge;
+#[cfg(test)]
+mod robustness;
 pub mod strategic;
 
 pub use apply::{
