@@ -104,6 +104,9 @@ pub struct DevArgs {
 pub enum ClusterCommand {
     /// Register a member cluster.
     Join {
+        /// The member's kubeconfig (its current context is used). Its own arg id: the global
+        /// `--kubeconfig` names the hub.
+        #[arg(id = "member_kubeconfig", value_name = "KUBECONFIG")]
         kubeconfig: PathBuf,
         #[arg(long)]
         name: String,
@@ -224,6 +227,29 @@ mod tests {
     #[test]
     fn command_tree_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn join_kubeconfig_is_not_the_hub_kubeconfig() {
+        let cli = Cli::parse_from(["flotilla", "cluster", "join", "member.kc", "--name", "m"]);
+        assert_eq!(cli.kubeconfig, None);
+        let cli = Cli::parse_from([
+            "flotilla",
+            "--kubeconfig",
+            "hub.kc",
+            "cluster",
+            "join",
+            "member.kc",
+            "--name",
+            "m",
+        ]);
+        assert_eq!(cli.kubeconfig, Some(PathBuf::from("hub.kc")));
+        match cli.command {
+            Command::Cluster(ClusterCommand::Join { kubeconfig, .. }) => {
+                assert_eq!(kubeconfig, PathBuf::from("member.kc"))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -19,6 +19,13 @@ use args::Command;
 
 /// Runs a client command (everything but `hub` and `member`).
 pub async fn run(kubeconfig: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
+    // Client commands log only when asked (`RUST_LOG=debug flotilla ...`), to stderr.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     match command {
         Command::Cluster(cmd) => {
             let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;

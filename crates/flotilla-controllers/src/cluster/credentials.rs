@@ -58,8 +58,8 @@ pub enum Error {
     #[error("credentials secret {CREDENTIAL_NAMESPACE}/{cluster_name} is invalid: {what}")]
     InvalidSecret { cluster_name: String, what: String },
     /// The hub API refused or failed a request.
-    #[error("hub API: {0}")]
-    Hub(#[source] Box<kube::Error>),
+    #[error("hub API: {}", crate::cluster::describe_kube_error(.0))]
+    Hub(Box<kube::Error>),
     /// A kube client configuration could not be built from the credentials.
     #[error("cannot build a client for cluster {cluster_name:?}: {source}")]
     Config {

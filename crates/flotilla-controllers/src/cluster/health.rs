@@ -19,8 +19,8 @@ use super::registry::one_line;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The hub API refused or failed a request.
-    #[error("hub API: {0}")]
-    Hub(#[source] Box<kube::Error>),
+    #[error("hub API: {}", crate::cluster::describe_kube_error(.0))]
+    Hub(Box<kube::Error>),
     /// Stored credentials could not be listed.
     #[error(transparent)]
     Credentials(#[from] credentials::Error),
@@ -140,7 +140,7 @@ pub async fn probe(
             "HTTP {} {}",
             status.code, status.message
         ))),
-        Ok(Err(e)) => Err(ProbeFailure::Unreachable(one_line(&e))),
+        Ok(Err(e)) => Err(ProbeFailure::Unreachable(super::describe_kube_error(&e))),
     }
 }
 

@@ -10,6 +10,26 @@ use std::time::Duration;
 
 pub use credentials::{member_client, member_config};
 
+/// A kube error on one line: `Reason: message` for API errors, the cause chain otherwise.
+pub fn describe_kube_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) if status.reason.is_empty() => status.message.clone(),
+        kube::Error::Api(status) => format!("{}: {}", status.reason, status.message),
+        other => {
+            let mut parts: Vec<String> = Vec::new();
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(other);
+            while let Some(s) = source {
+                let text = s.to_string();
+                if !parts.iter().any(|p| p.contains(&text)) {
+                    parts.push(text);
+                }
+                source = s.source();
+            }
+            parts.join(": ").replace('\n', " ")
+        }
+    }
+}
+
 /// Runs the cluster health controller against the hub.
 pub async fn run(hub_client: kube::Client, probe_interval: Duration) -> anyhow::Result<()> {
     health::run(hub_client, probe_interval).await

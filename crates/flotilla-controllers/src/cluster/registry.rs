@@ -54,8 +54,8 @@ pub enum Error {
     #[error(transparent)]
     Credentials(#[from] credentials::Error),
     /// The hub API refused or failed a request.
-    #[error("hub API: {0}")]
-    Hub(#[source] Box<kube::Error>),
+    #[error("hub API: {}", crate::cluster::describe_kube_error(.0))]
+    Hub(Box<kube::Error>),
 }
 
 /// Result with this module's [`Error`].
@@ -169,7 +169,7 @@ pub async fn verify_member(cluster_name: &str, credential: &ClusterCredential) -
     match tokio::time::timeout(JOIN_TIMEOUT, member_client.apiserver_version()).await {
         Err(_) => return Err(unreachable("timed out".into())),
         Ok(Err(kube::Error::Api(status))) if status.code == 401 || status.code == 403 => {}
-        Ok(Err(e)) => return Err(unreachable(one_line(&e))),
+        Ok(Err(e)) => return Err(unreachable(super::describe_kube_error(&e))),
         Ok(Ok(_)) => {}
     }
     let namespaces: Api<Namespace> = Api::all(member_client);
@@ -191,7 +191,7 @@ pub async fn verify_member(cluster_name: &str, credential: &ClusterCredential) -
                 status.message.clone()
             },
         }),
-        Ok(Err(e)) => Err(unreachable(one_line(&e))),
+        Ok(Err(e)) => Err(unreachable(super::describe_kube_error(&e))),
     }
 }
 
