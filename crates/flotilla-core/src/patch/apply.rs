@@ -305,7 +305,24 @@ pub fn server_side_apply_with(
         }
     }
     if !conflicts.is_empty() && !force {
-        return Err(ApplyError::Conflicts(conflicts));
+        // kubectl upgrading from client-side apply: conflicts on fields named in the
+        // last-applied-configuration annotation are taken over, the others still conflict.
+        let allowed = (fm.manager == KUBECTL)
+            .then(|| live.and_then(|l| last_applied_fields(l, merge_keys)))
+            .flatten();
+        let remaining: Vec<Conflict> = conflicts
+            .iter()
+            .zip(&taken)
+            .filter(|(_, (_, p))| {
+                !allowed
+                    .as_ref()
+                    .is_some_and(|a| a.node(p).is_some_and(|n| n.member))
+            })
+            .map(|(c, _)| c.clone())
+            .collect();
+        if !remaining.is_empty() {
+            return Err(ApplyError::Conflicts(remaining));
+        }
     }
     for (i, p) in taken {
         entries[i].fields.remove_member(&p);
@@ -344,7 +361,65 @@ pub fn server_side_apply_with(
     upsert_entry(&mut entries, me, &api_version, mine, fm.now);
     entries.retain(|e| !e.fields.is_empty());
     write_entries(&mut merged, entries);
+    if fm.manager == KUBECTL && live.is_some_and(|l| l.pointer(LAST_APPLIED_POINTER).is_some()) {
+        sync_last_applied(&mut merged, applied);
+    }
     Ok(merged)
+}
+
+/// kubectl's field manager for `kubectl apply --server-side`.
+const KUBECTL: &str = "kubectl";
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+const LAST_APPLIED_POINTER: &str =
+    "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration";
+
+/// The fields client-side apply manages, inferred from the last-applied annotation.
+fn last_applied_fields(live: &Value, merge_keys: &dyn MergeKeys) -> Option<FieldSet> {
+    let text = live.pointer(LAST_APPLIED_POINTER)?.as_str()?;
+    let last: Value = serde_json::from_str(text).ok()?;
+    if !last.is_object() {
+        return None;
+    }
+    Some(fields_of(
+        &Scope::full().strip_unowned(without_nulls(last)),
+        merge_keys,
+    ))
+}
+
+/// Keeps the client-side apply annotation in step with a server-side apply by kubectl, so a
+/// later client-side apply computes its patch from what was really applied last.
+fn sync_last_applied(obj: &mut Value, applied: &Value) {
+    let mut config = applied.clone();
+    if let Some(meta) = config.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
+            ann.shift_remove(LAST_APPLIED);
+            if ann.is_empty() {
+                meta.shift_remove("annotations");
+            }
+        }
+    }
+    let text = format!("{}\n", sorted_keys(config));
+    if let Some(Value::Object(ann)) = obj.pointer_mut("/metadata/annotations") {
+        ann.insert(LAST_APPLIED.to_string(), Value::String(text));
+    }
+}
+
+/// The value with object keys in lexical order (how Go encodes unstructured objects).
+fn sorted_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut pairs: Vec<(String, Value)> = m.into_iter().collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k, sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted_keys).collect()),
+        other => other,
+    }
 }
 
 /// Records a non-apply write (POST, PUT, PATCH of any kind) by `manager` as an `Update`.
@@ -1237,6 +1312,64 @@ mod tests {
             entry(&forced, "kubectl", "Apply").unwrap()["fieldsV1"]
                 .pointer("/f:spec/f:replicas")
                 .is_some()
+        );
+    }
+
+    /// `kubectl apply --server-side` after client-side `kubectl apply`: fields recorded in the
+    /// last-applied annotation move to `kubectl` without conflict (kube-apiserver's upgrade
+    /// path), and the annotation is rewritten to the applied configuration.
+    #[test]
+    fn upgrade_from_client_side_apply() {
+        let mut csa = deploy(2, "nginx:1");
+        let last = serde_json::to_string(&deploy(2, "nginx:1")).unwrap();
+        csa["metadata"]["annotations"] = json!({ LAST_APPLIED: last });
+        let created = update_managed_fields(None, &csa, "kubectl-client-side-apply", &keys(), T0);
+
+        let ssa = server_side_apply(
+            Some(&created),
+            &deploy(3, "nginx:2"),
+            "kubectl",
+            false,
+            &keys(),
+            T1,
+        )
+        .unwrap();
+        assert_eq!(ssa["spec"]["replicas"], 3);
+        let e = entry(&ssa, "kubectl", "Apply").unwrap();
+        assert!(e["fieldsV1"].pointer("/f:spec/f:replicas").is_some());
+        let synced: Value = serde_json::from_str(
+            ssa.pointer(LAST_APPLIED_POINTER)
+                .and_then(Value::as_str)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(synced["spec"]["replicas"], 3);
+
+        // A field client-side apply never set (here: added by kubectl edit) still conflicts.
+        let mut edited = created.clone();
+        edited["spec"]["minReadySeconds"] = json!(5);
+        let edited = update_managed_fields(Some(&created), &edited, "kubectl-edit", &keys(), T1);
+        let mut cfg = deploy(2, "nginx:1");
+        cfg["spec"]["minReadySeconds"] = json!(10);
+        let err =
+            server_side_apply(Some(&edited), &cfg, "kubectl", false, &keys(), T2).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.minReadySeconds"
+        );
+        // Another field manager gets no upgrade: the conflict names client-side apply.
+        let err = server_side_apply(
+            Some(&created),
+            &deploy(3, "nginx:1"),
+            "ci",
+            false,
+            &keys(),
+            T1,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas"
         );
     }
 
