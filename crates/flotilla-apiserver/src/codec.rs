@@ -90,6 +90,8 @@ pub fn negotiate_output(headers: &HeaderMap) -> Output {
 pub enum BodyFormat {
     Json,
     Yaml,
+    /// Kubernetes protobuf (`application/vnd.kubernetes.protobuf`).
+    Protobuf,
 }
 
 /// The media type of the request body (without parameters), lower-cased.
@@ -113,14 +115,30 @@ pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError
     let format = match ct.as_str() {
         "" | "application/json" | "*/*" => BodyFormat::Json,
         "application/yaml" | "application/x-yaml" | "text/yaml" => BodyFormat::Yaml,
+        "application/vnd.kubernetes.protobuf" => BodyFormat::Protobuf,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     decode_bytes(format, body)
 }
 
+/// The body format named by a request's Content-Type (JSON when absent or unknown).
+pub fn body_format(headers: &HeaderMap) -> BodyFormat {
+    let ct = content_type(headers);
+    if ct.contains("protobuf") {
+        BodyFormat::Protobuf
+    } else if ct.contains("yaml") {
+        BodyFormat::Yaml
+    } else {
+        BodyFormat::Json
+    }
+}
+
 /// Decodes bytes of a known format into one JSON object.
 pub fn decode_bytes(format: BodyFormat, body: &[u8]) -> Result<Value, ApiError> {
     let value: Value = match format {
+        BodyFormat::Protobuf => crate::proto::decode(body).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+        })?,
         BodyFormat::Json => serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
         })?,

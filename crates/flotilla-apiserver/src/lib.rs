@@ -25,6 +25,7 @@ pub mod namespace;
 pub mod objects;
 pub mod openapi;
 pub mod pki;
+pub mod proto;
 pub mod registry;
 pub mod request_info;
 pub mod router;

@@ -35,14 +35,8 @@ impl DeleteOptions {
             ..Default::default()
         };
         if !req.body.is_empty() {
-            let body = crate::codec::decode_bytes(
-                if crate::codec::content_type(&req.headers).contains("yaml") {
-                    crate::codec::BodyFormat::Yaml
-                } else {
-                    crate::codec::BodyFormat::Json
-                },
-                &req.body,
-            )?;
+            let body =
+                crate::codec::decode_bytes(crate::codec::body_format(&req.headers), &req.body)?;
             if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str) {
                 o.propagation = Some(p.to_string());
             }
