@@ -390,12 +390,12 @@ fn last_applied_fields(live: &Value, merge_keys: &dyn MergeKeys) -> Option<Field
 /// later client-side apply computes its patch from what was really applied last.
 fn sync_last_applied(obj: &mut Value, applied: &Value) {
     let mut config = applied.clone();
-    if let Some(meta) = config.get_mut("metadata").and_then(Value::as_object_mut) {
-        if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
-            ann.shift_remove(LAST_APPLIED);
-            if ann.is_empty() {
-                meta.shift_remove("annotations");
-            }
+    if let Some(meta) = config.get_mut("metadata").and_then(Value::as_object_mut)
+        && let Some(Value::Object(ann)) = meta.get_mut("annotations")
+    {
+        ann.shift_remove(LAST_APPLIED);
+        if ann.is_empty() {
+            meta.shift_remove("annotations");
         }
     }
     let text = format!("{}\n", sorted_keys(config));
