@@ -41,6 +41,7 @@ use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub(crate) use crate::check_precondition as check;
 use crate::{Backend, Event, KeyValue, Precondition, RangeResult, Result, Revision, WatchStream};
 use history::History;
 use writer::{Op, Writer};
@@ -457,25 +458,6 @@ fn decode(key: &str, bytes: &[u8]) -> Result<KeyValue, EmbeddedError> {
         create_revision,
         mod_revision,
     })
-}
-
-/// Checks `precondition` against the current value of a key.
-fn check(key: &str, current: Option<&KeyValue>, precondition: Precondition) -> Result<()> {
-    use crate::Error;
-    match (precondition, current) {
-        (Precondition::Absent, None) => Ok(()),
-        (Precondition::Absent, Some(_)) => Err(Error::AlreadyExists(key.to_owned())),
-        (Precondition::Exists | Precondition::ModRevision(_), None) => {
-            Err(Error::NotFound(key.to_owned()))
-        }
-        (Precondition::Exists, Some(_)) => Ok(()),
-        (Precondition::ModRevision(expected), Some(kv)) if kv.mod_revision == expected => Ok(()),
-        (Precondition::ModRevision(expected), Some(kv)) => Err(Error::RevisionMismatch {
-            key: key.to_owned(),
-            expected,
-            actual: kv.mod_revision,
-        }),
-    }
 }
 
 /// Which events a watcher wants.

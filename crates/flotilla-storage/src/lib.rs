@@ -12,14 +12,17 @@
 //! Backends:
 //! - [`EmbeddedBackend`] (the default): one crash-safe redb file in the data dir, an
 //!   in-memory index for reads and an in-memory watch history. See `docs/storage.md`.
-//! - etcd v3 (later): the same trait over `etcd-client`, so several hubs can share one
-//!   etcd cluster. Revisions, CAS on the modification revision, watch-from-revision and
-//!   compaction map one to one onto etcd's own, which is why the trait is shaped like it.
+//! - `etcd::EtcdBackend` (cargo feature `etcd`): the same trait over `etcd-client`, so
+//!   several hubs can share one etcd cluster. Revisions, CAS on the modification revision,
+//!   watch-from-revision and compaction map one to one onto etcd's own, which is why the
+//!   trait is shaped like it.
 //!
 //! [`throughput`] measures raw write throughput of any backend: the floor for the hub's
 //! own benchmarks.
 
 pub mod embedded;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod throughput;
 
 use std::sync::Arc;
@@ -152,3 +155,25 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 pub type SharedBackend = Arc<dyn Backend>;
+
+/// Checks `precondition` against the current value of a key.
+pub(crate) fn check_precondition(
+    key: &str,
+    current: Option<&KeyValue>,
+    precondition: Precondition,
+) -> Result<()> {
+    match (precondition, current) {
+        (Precondition::Absent, None) => Ok(()),
+        (Precondition::Absent, Some(_)) => Err(Error::AlreadyExists(key.to_owned())),
+        (Precondition::Exists | Precondition::ModRevision(_), None) => {
+            Err(Error::NotFound(key.to_owned()))
+        }
+        (Precondition::Exists, Some(_)) => Ok(()),
+        (Precondition::ModRevision(expected), Some(kv)) if kv.mod_revision == expected => Ok(()),
+        (Precondition::ModRevision(expected), Some(kv)) => Err(Error::RevisionMismatch {
+            key: key.to_owned(),
+            expected,
+            actual: kv.mod_revision,
+        }),
+    }
+}

@@ -1,0 +1,455 @@
+//! The etcd v3 backend (cargo feature `etcd`): the same [`Backend`] over an etcd cluster,
+//! so several hubs can share one store.
+//!
+//! etcd already is this trait: its revision is the store revision, a key's
+//! `create_revision`/`mod_revision` are ours, a conditional write is a transaction that
+//! compares the key's `create_revision` (0 when absent) or `mod_revision`, a range has a
+//! limit and a `more` flag, and a watch starts from a revision over a key range.
+//!
+//! Differences from the embedded backend:
+//! - Reads go to etcd (linearizable ranges), so they cost a network round trip.
+//! - History is etcd's: it survives restarts of the hub and is bounded by etcd's
+//!   compaction, not by a ring in memory.
+//! - etcd does not report its compacted revision except through errors, so
+//!   [`compacted_revision`](Backend::compacted_revision) is the highest one this process has
+//!   compacted to or been told about; a watch older than etcd's real compaction is still
+//!   refused with [`Error::Compacted`] (checked by reading at that revision first).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use etcd_client::{
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
+    WatchOptions,
+};
+
+use crate::{
+    Backend, Error, Event, KeyValue, Precondition, RangeResult, Result, Revision, WatchStream,
+    check_precondition,
+};
+
+/// Errors of the etcd backend. They reach callers as [`Error::Backend`].
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    #[error("etcd: {0}")]
+    Client(#[from] etcd_client::Error),
+    #[error("etcd returned a key that is not UTF-8: {0:?}")]
+    NonUtf8Key(String),
+    #[error("etcd answered without a response header")]
+    NoHeader,
+    #[error("etcd answered {operation} with an unexpected response")]
+    Unexpected { operation: &'static str },
+    #[error("etcd cancelled the watch: {0}")]
+    WatchCancelled(String),
+    #[error("the empty key cannot be written")]
+    EmptyKey,
+}
+
+impl From<EtcdError> for Error {
+    fn from(e: EtcdError) -> Self {
+        Error::Backend(Box::new(e))
+    }
+}
+
+fn client_err(e: etcd_client::Error) -> Error {
+    EtcdError::Client(e).into()
+}
+
+/// A [`Backend`] on etcd v3.
+#[derive(Clone)]
+pub struct EtcdBackend {
+    client: Client,
+    /// The oldest `after` a watch may use, as far as this process knows.
+    compacted: Arc<AtomicI64>,
+}
+
+impl std::fmt::Debug for EtcdBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdBackend").finish_non_exhaustive()
+    }
+}
+
+impl EtcdBackend {
+    /// Connects to the etcd cluster at `endpoints` (e.g. `http://127.0.0.1:2379`).
+    pub async fn connect<E: AsRef<str>>(endpoints: &[E]) -> Result<Self, EtcdError> {
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        let client = Client::connect(endpoints, Some(options)).await?;
+        Ok(Self {
+            client,
+            compacted: Arc::new(AtomicI64::new(0)),
+        })
+    }
+
+    fn learn_compacted(&self, floor: Revision) {
+        self.compacted.fetch_max(floor, Ordering::Relaxed);
+    }
+}
+
+/// The first key after every key starting with `prefix` (etcd's `range_end`); `\0` means
+/// "to the end of the keyspace".
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+fn convert(kv: &etcd_client::KeyValue) -> Result<KeyValue, EtcdError> {
+    let key = kv
+        .key_str()
+        .map_err(|_| EtcdError::NonUtf8Key(String::from_utf8_lossy(kv.key()).into_owned()))?;
+    Ok(KeyValue {
+        key: key.to_owned(),
+        value: Bytes::copy_from_slice(kv.value()),
+        create_revision: kv.create_revision(),
+        mod_revision: kv.mod_revision(),
+    })
+}
+
+/// The comparison that holds exactly when `precondition` does.
+fn compare(key: &str, precondition: Precondition) -> Compare {
+    match precondition {
+        // A missing key has create_revision 0.
+        Precondition::Absent => Compare::create_revision(key, CompareOp::Equal, 0),
+        Precondition::Exists => Compare::create_revision(key, CompareOp::Greater, 0),
+        Precondition::ModRevision(rev) => Compare::mod_revision(key, CompareOp::Equal, rev),
+    }
+}
+
+/// Why a transaction's comparison failed, from the key as the failure branch read it.
+fn refusal(
+    key: &str,
+    precondition: Precondition,
+    responses: &[TxnOpResponse],
+    operation: &'static str,
+) -> Error {
+    let current = match responses.first() {
+        Some(TxnOpResponse::Get(get)) => match get.kvs().first().map(convert).transpose() {
+            Ok(current) => current,
+            Err(e) => return e.into(),
+        },
+        _ => return EtcdError::Unexpected { operation }.into(),
+    };
+    match (current, operation) {
+        (None, "delete") => Error::NotFound(key.to_owned()),
+        (current, _) => match check_precondition(key, current.as_ref(), precondition) {
+            Err(e) => e,
+            // The comparison failed on the same read, so the check cannot pass.
+            Ok(()) => EtcdError::Unexpected { operation }.into(),
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for EtcdBackend {
+    async fn current_revision(&self) -> Result<Revision> {
+        let resp = self
+            .client
+            .kv_client()
+            .get(vec![0], Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(client_err)?;
+        Ok(resp.header().ok_or(EtcdError::NoHeader)?.revision())
+    }
+
+    async fn compacted_revision(&self) -> Result<Revision> {
+        Ok(self.compacted.load(Ordering::Relaxed))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        let resp = self
+            .client
+            .kv_client()
+            .get(key, None)
+            .await
+            .map_err(client_err)?;
+        Ok(resp.kvs().first().map(convert).transpose()?)
+    }
+
+    async fn range(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<RangeResult> {
+        let start = match start_after {
+            // The smallest key greater than `after`.
+            Some(after) if after >= prefix => format!("{after}\0"),
+            _ => prefix.to_owned(),
+        };
+        let mut options = GetOptions::new().with_range(prefix_end(prefix));
+        if limit > 0 {
+            options = options.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
+        let resp = self
+            .client
+            .kv_client()
+            .get(start, Some(options))
+            .await
+            .map_err(client_err)?;
+        let revision = resp.header().ok_or(EtcdError::NoHeader)?.revision();
+        let kvs = resp
+            .kvs()
+            .iter()
+            .map(convert)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RangeResult {
+            kvs,
+            more: resp.more(),
+            revision,
+        })
+    }
+
+    async fn put(&self, key: &str, value: Bytes, precondition: Precondition) -> Result<KeyValue> {
+        if key.is_empty() {
+            return Err(EtcdError::EmptyKey.into());
+        }
+        let txn = Txn::new()
+            .when([compare(key, precondition)])
+            .and_then([TxnOp::put(
+                key,
+                value.to_vec(),
+                Some(PutOptions::new().with_prev_key()),
+            )])
+            .or_else([TxnOp::get(key, None)]);
+        let resp = self.client.kv_client().txn(txn).await.map_err(client_err)?;
+        let revision = resp.header().ok_or(EtcdError::NoHeader)?.revision();
+        let responses = resp.op_responses();
+        if !resp.succeeded() {
+            return Err(refusal(key, precondition, &responses, "put"));
+        }
+        let Some(TxnOpResponse::Put(put)) = responses.first() else {
+            return Err(EtcdError::Unexpected { operation: "put" }.into());
+        };
+        Ok(KeyValue {
+            key: key.to_owned(),
+            value,
+            create_revision: put.prev_key().map_or(revision, |p| p.create_revision()),
+            mod_revision: revision,
+        })
+    }
+
+    async fn delete(&self, key: &str, precondition: Precondition) -> Result<(KeyValue, Revision)> {
+        let cmp = match precondition {
+            // Deleting requires the key; "absent" can never hold, the failure branch says why.
+            Precondition::Absent => Compare::create_revision(key, CompareOp::Less, 0),
+            other => compare(key, other),
+        };
+        let txn = Txn::new()
+            .when([cmp])
+            .and_then([TxnOp::delete(
+                key,
+                Some(DeleteOptions::new().with_prev_key()),
+            )])
+            .or_else([TxnOp::get(key, None)]);
+        let resp = self.client.kv_client().txn(txn).await.map_err(client_err)?;
+        let revision = resp.header().ok_or(EtcdError::NoHeader)?.revision();
+        let responses = resp.op_responses();
+        if !resp.succeeded() {
+            return Err(refusal(key, precondition, &responses, "delete"));
+        }
+        match responses.first() {
+            Some(TxnOpResponse::Delete(delete)) => match delete.prev_kvs().first() {
+                Some(prev) => Ok((convert(prev)?, revision)),
+                None => Err(Error::NotFound(key.to_owned())),
+            },
+            _ => Err(EtcdError::Unexpected {
+                operation: "delete",
+            }
+            .into()),
+        }
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
+        let known = self.compacted.load(Ordering::Relaxed);
+        if after < known {
+            return Err(Error::Compacted {
+                requested: after,
+                compacted: known,
+            });
+        }
+        // etcd reports a compacted start only after the watch is created; reading at the
+        // start revision fails at once instead.
+        let current = self.current_revision().await?;
+        if after < current {
+            let probe = self
+                .client
+                .kv_client()
+                .get(
+                    vec![0],
+                    Some(GetOptions::new().with_count_only().with_revision(after + 1)),
+                )
+                .await;
+            if let Err(etcd_client::Error::GRpcStatus(status)) = &probe
+                && status.message().contains("compacted")
+            {
+                let compacted = self.learn_compaction_from_watch(prefix, after).await;
+                return Err(Error::Compacted {
+                    requested: after,
+                    compacted,
+                });
+            }
+            probe.map_err(client_err)?;
+        }
+        let options = WatchOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_start_revision(after + 1)
+            .with_prev_key();
+        let stream = self
+            .client
+            .watch_client()
+            .watch(prefix, Some(options))
+            .await
+            .map_err(client_err)?;
+        let state = WatchState {
+            stream,
+            last: after,
+            backend: self.clone(),
+            done: false,
+        };
+        Ok(Box::pin(futures::stream::unfold(state, next_batch)))
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        match self.client.kv_client().compact(revision, None).await {
+            Ok(_) => {}
+            Err(etcd_client::Error::GRpcStatus(status))
+                if status.message().contains("has been compacted") => {}
+            Err(e) => return Err(client_err(e)),
+        }
+        // etcd keeps the event at `revision` itself; the trait forgets it.
+        self.learn_compacted(revision);
+        Ok(())
+    }
+}
+
+impl EtcdBackend {
+    /// etcd names its compacted revision only when it cancels a watch for it.
+    async fn learn_compaction_from_watch(&self, prefix: &str, after: Revision) -> Revision {
+        let fallback = (after + 1).max(self.compacted.load(Ordering::Relaxed));
+        let options = WatchOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_start_revision(after + 1);
+        let Ok(mut stream) = self
+            .client
+            .watch_client()
+            .watch(prefix, Some(options))
+            .await
+        else {
+            return fallback;
+        };
+        let wait = async {
+            while let Ok(Some(resp)) = stream.message().await {
+                if resp.canceled() && resp.compact_revision() > 0 {
+                    return resp.compact_revision() - 1;
+                }
+            }
+            fallback
+        };
+        let floor = tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .unwrap_or(fallback);
+        self.learn_compacted(floor);
+        floor
+    }
+}
+
+struct WatchState {
+    stream: etcd_client::WatchStream,
+    /// The last revision delivered (or the start).
+    last: Revision,
+    backend: EtcdBackend,
+    done: bool,
+}
+
+async fn next_batch(mut w: WatchState) -> Option<(Result<Vec<Event>>, WatchState)> {
+    if w.done {
+        return None;
+    }
+    loop {
+        let resp = match w.stream.message().await {
+            Ok(Some(resp)) => resp,
+            Ok(None) => return None,
+            Err(e) => {
+                w.done = true;
+                return Some((Err(client_err(e)), w));
+            }
+        };
+        if resp.canceled() {
+            w.done = true;
+            let err = if resp.compact_revision() > 0 {
+                let compacted = resp.compact_revision() - 1;
+                w.backend.learn_compacted(compacted);
+                Error::Compacted {
+                    requested: w.last,
+                    compacted,
+                }
+            } else {
+                EtcdError::WatchCancelled(resp.cancel_reason().to_owned()).into()
+            };
+            return Some((Err(err), w));
+        }
+        let mut events = Vec::with_capacity(resp.events().len());
+        for event in resp.events() {
+            match convert_event(event) {
+                Ok(Some(e)) => events.push(e),
+                Ok(None) => {}
+                Err(e) => {
+                    w.done = true;
+                    return Some((Err(e.into()), w));
+                }
+            }
+        }
+        if let Some(last) = events.last() {
+            w.last = last.revision();
+            return Some((Ok(events), w));
+        }
+        // A created or progress notice: nothing to deliver.
+    }
+}
+
+fn convert_event(event: &etcd_client::Event) -> Result<Option<Event>, EtcdError> {
+    let Some(kv) = event.kv() else {
+        return Ok(None);
+    };
+    let prev = event.prev_kv().map(convert).transpose()?;
+    Ok(Some(match event.event_type() {
+        etcd_client::EventType::Put => Event::Put {
+            kv: convert(kv)?,
+            prev,
+        },
+        etcd_client::EventType::Delete => {
+            let revision = kv.mod_revision();
+            // etcd leaves the previous value out only when it was compacted away; keep the
+            // key so the watcher still learns of the delete.
+            let prev = match prev {
+                Some(prev) => prev,
+                None => KeyValue {
+                    value: Bytes::new(),
+                    ..convert(kv)?
+                },
+            };
+            Event::Delete { prev, revision }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_is_the_first_key_after_the_prefix() {
+        assert_eq!(prefix_end("/registry/pods/"), b"/registry/pods0");
+        assert_eq!(prefix_end("a"), b"b");
+        assert_eq!(prefix_end(""), [0]);
+    }
+}

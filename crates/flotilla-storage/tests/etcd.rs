@@ -1,0 +1,177 @@
+//! The etcd backend against a real etcd server (Debian's `etcd-server`), started on free
+//! loopback ports for each test. Built only with `--features etcd`; each test returns
+//! early, saying so, when no `etcd` binary is on PATH (or in `FLOTILLA_ETCD_BIN`).
+#![cfg(feature = "etcd")]
+
+#[path = "support/conformance.rs"]
+mod conformance;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use flotilla_storage::etcd::EtcdBackend;
+use flotilla_storage::{Backend, Error, Event, Precondition};
+use futures::StreamExt;
+
+struct Etcd {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn etcd_binary() -> Option<String> {
+    let bin = std::env::var("FLOTILLA_ETCD_BIN").unwrap_or_else(|_| "etcd".to_owned());
+    let found = Command::new(&bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    found.then_some(bin)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a single-member etcd, or returns None (and says why) without the binary.
+async fn start_etcd() -> Option<(Etcd, EtcdBackend)> {
+    let Some(bin) = etcd_binary() else {
+        eprintln!("skipping: no etcd binary (install etcd-server or set FLOTILLA_ETCD_BIN)");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let client = format!("http://127.0.0.1:{}", free_port());
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
+    let child = Command::new(bin)
+        .args(["--name", "flotilla-test", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .arg("--initial-cluster")
+        .arg(format!("flotilla-test={peer}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start etcd");
+    let etcd = Etcd {
+        child,
+        endpoint: client,
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if let Ok(backend) = EtcdBackend::connect(&[&etcd.endpoint]).await
+            && backend.current_revision().await.is_ok()
+        {
+            return Some((etcd, backend));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("etcd did not become ready at {}", etcd.endpoint);
+}
+
+#[tokio::test]
+async fn etcd_backend_conforms() {
+    let Some((_etcd, store)) = start_etcd().await else {
+        return;
+    };
+    assert_eq!(store.current_revision().await.unwrap(), 1, "a fresh etcd");
+    conformance::all(&store, "/conformance/").await;
+}
+
+#[tokio::test]
+async fn hubs_sharing_etcd_see_each_others_writes_and_compactions() {
+    let Some((etcd, hub_a)) = start_etcd().await else {
+        return;
+    };
+    let hub_b = EtcdBackend::connect(&[&etcd.endpoint]).await.unwrap();
+    let start = hub_b.current_revision().await.unwrap();
+    let mut watch_b = hub_b.watch("/registry/", start).await.unwrap();
+
+    let kv = hub_a
+        .put(
+            "/registry/core/pods/default/p",
+            Bytes::from_static(b"{}"),
+            Precondition::Absent,
+        )
+        .await
+        .unwrap();
+    let events = tokio::time::timeout(Duration::from_secs(10), watch_b.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        events,
+        [Event::Put {
+            kv: kv.clone(),
+            prev: None
+        }]
+    );
+    // B's CAS sees A's write.
+    let err = hub_b
+        .put(
+            "/registry/core/pods/default/p",
+            Bytes::new(),
+            Precondition::ModRevision(start),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RevisionMismatch { .. }), "{err}");
+
+    // A compacts; B, which never compacted, still refuses a watch from before it and
+    // learns etcd's compacted revision.
+    let later = hub_a
+        .put(
+            "/registry/core/pods/default/q",
+            Bytes::from_static(b"{}"),
+            Precondition::Absent,
+        )
+        .await
+        .unwrap();
+    hub_a.compact(later.mod_revision).await.unwrap();
+    let err = hub_b
+        .watch("/registry/", start)
+        .await
+        .err()
+        .expect("compacted");
+    assert!(
+        matches!(err, Error::Compacted { requested, compacted } if requested == start && compacted >= later.mod_revision - 1),
+        "{err}"
+    );
+    assert!(hub_b.compacted_revision().await.unwrap() >= later.mod_revision - 1);
+
+    // B's open watch was already past the compaction and keeps going.
+    let events = tokio::time::timeout(Duration::from_secs(10), watch_b.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        events.iter().map(Event::revision).collect::<Vec<_>>(),
+        [later.mod_revision]
+    );
+}
