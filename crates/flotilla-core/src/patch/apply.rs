@@ -360,6 +360,7 @@ pub fn server_side_apply_with(
     }
     upsert_entry(&mut entries, me, &api_version, mine, fm.now);
     entries.retain(|e| !e.fields.is_empty());
+    cap_update_managers(&mut entries);
     write_entries(&mut merged, entries);
     if fm.manager == KUBECTL && live.is_some_and(|l| l.pointer(LAST_APPLIED_POINTER).is_some()) {
         sync_last_applied(&mut merged, applied);
@@ -509,6 +510,7 @@ pub fn update_managed_fields_with(
         .to_string();
     upsert_entry(&mut entries, me, &api_version, mine, fm.now);
     entries.retain(|e| !e.fields.is_empty());
+    cap_update_managers(&mut entries);
     write_entries(&mut out, entries);
     out
 }
@@ -1086,6 +1088,51 @@ fn upsert_entry(
     }
 }
 
+/// kube-apiserver keeps at most this many `Update` entries; older ones are folded together.
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// The manager that collects the oldest `Update` entries beyond [`MAX_UPDATE_MANAGERS`].
+pub const ANCIENT_CHANGES: &str = "ancient-changes";
+
+/// Folds the oldest `Update` entries into one `ancient-changes` entry until at most
+/// [`MAX_UPDATE_MANAGERS`] remain, as kube-apiserver does so managedFields stay bounded.
+fn cap_update_managers(entries: &mut Vec<Entry>) {
+    loop {
+        let mut updates: Vec<usize> = (0..entries.len())
+            .filter(|i| entries[*i].key.operation == "Update")
+            .collect();
+        if updates.len() <= MAX_UPDATE_MANAGERS {
+            return;
+        }
+        updates.sort_by(|a, b| {
+            let (ea, eb) = (&entries[*a], &entries[*b]);
+            (&ea.time, &ea.key.manager).cmp(&(&eb.time, &eb.key.manager))
+        });
+        let bucket_key = EntryKey::new(ANCIENT_CHANGES, "Update", None);
+        let bucket = entries.iter().position(|e| e.key == bucket_key);
+        // The oldest entry that is not the bucket itself goes into the bucket.
+        let Some(oldest) = updates.into_iter().find(|i| Some(*i) != bucket) else {
+            return;
+        };
+        let old = entries.remove(oldest);
+        match entries.iter_mut().find(|e| e.key == bucket_key) {
+            Some(b) => {
+                for p in old.fields.members() {
+                    b.fields.insert_member(&p);
+                }
+                if old.time > b.time {
+                    b.time = old.time;
+                }
+                b.api_version = old.api_version;
+            }
+            None => entries.push(Entry {
+                key: bucket_key,
+                ..old
+            }),
+        }
+    }
+}
+
 fn write_entries(obj: &mut Value, mut entries: Vec<Entry>) {
     entries.sort_by(|a, b| {
         (
@@ -1612,6 +1659,30 @@ mod tests {
         .unwrap();
         assert!(entry(&ok, "before-first-apply", "Update").is_some());
         assert!(entry(&ok, "kubectl", "Apply").is_some());
+    }
+
+    /// Many different writers: the oldest `Update` entries fold into `ancient-changes`.
+    #[test]
+    fn update_managers_are_capped() {
+        let mut obj = update_managed_fields(None, &deploy(1, "x"), "creator", &keys(), T0);
+        for i in 0..12 {
+            let mut next = obj.clone();
+            next["metadata"]["labels"][format!("l{i}")] = json!("v");
+            let now = format!("2024-01-02T00:00:{i:02}Z");
+            obj = update_managed_fields(Some(&obj), &next, &format!("writer-{i}"), &keys(), &now);
+        }
+        let mf = managed(&obj);
+        assert_eq!(mf.len(), MAX_UPDATE_MANAGERS);
+        let ancient = entry(&obj, ANCIENT_CHANGES, "Update").expect("bucket");
+        // The creator's fields and the first writers' labels are kept in the bucket.
+        assert!(ancient["fieldsV1"].pointer("/f:spec/f:replicas").is_some());
+        assert!(
+            ancient["fieldsV1"]
+                .pointer("/f:metadata/f:labels/f:l0")
+                .is_some()
+        );
+        assert!(entry(&obj, "writer-11", "Update").is_some());
+        assert!(entry(&obj, "creator", "Update").is_none());
     }
 
     #[test]

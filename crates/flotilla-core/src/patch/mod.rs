@@ -19,8 +19,9 @@ mod robustness;
 pub mod strategic;
 
 pub use apply::{
-    ApplyError, BEFORE_FIRST_APPLY, Conflict, FieldManager, default_field_manager,
-    server_side_apply, server_side_apply_with, update_managed_fields, update_managed_fields_with,
+    ANCIENT_CHANGES, ApplyError, BEFORE_FIRST_APPLY, Conflict, FieldManager, MAX_UPDATE_MANAGERS,
+    default_field_manager, server_side_apply, server_side_apply_with, update_managed_fields,
+    update_managed_fields_with,
 };
 pub use json::{JsonPatchError, json_patch};
 pub use merge::{MergePatchError, merge_patch};
