@@ -1,7 +1,9 @@
 //! Server-side apply (`application/apply-patch+yaml`): create if absent, merge the applied
-//! configuration, record the manager's `Apply` field set in `managedFields`.
+//! configuration with per-manager field ownership (`metadata.managedFields`), conflicts
+//! unless `force=true` — the engine is `flotilla_core::patch::apply`.
 
 use axum::response::Response;
+use flotilla_core::patch::apply::{FieldManager, server_side_apply_with};
 use flotilla_core::status::ApiError;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -12,48 +14,6 @@ use crate::handlers::{Req, WriteOptions, with_warnings};
 use crate::objects::{meta_mut, now_rfc3339};
 use crate::registry::ResourceInfo;
 use crate::state::SharedState;
-
-/// Merges `applied` into `current` (lists replaced or merged by key for built-ins).
-fn merge(info: &ResourceInfo, current: &Value, applied: &Value) -> Result<Value, ApiError> {
-    match flotilla_core::patch::builtin_merge_keys(&info.group, &info.kind) {
-        Some(keys) => flotilla_core::patch::strategic_merge(current, applied, &keys)
-            .map_err(|e| ApiError::bad_request(e.to_string())),
-        None => flotilla_core::patch::merge_patch(current, applied)
-            .map_err(|e| ApiError::bad_request(e.to_string())),
-    }
-}
-
-fn apply_entry(
-    obj: &mut Value,
-    manager: &str,
-    api_version: &str,
-    applied: &Value,
-    subresource: &str,
-) {
-    let fields = crate::managed::fields_of(applied, subresource == "status");
-    let mut entries: Vec<Value> = obj
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    entries.retain(|e| {
-        !(e.get("manager").and_then(Value::as_str) == Some(manager)
-            && e.get("operation").and_then(Value::as_str) == Some("Apply"))
-    });
-    let mut entry = json!({
-        "manager": manager,
-        "operation": "Apply",
-        "apiVersion": api_version,
-        "time": now_rfc3339(),
-        "fieldsType": "FieldsV1",
-        "fieldsV1": fields,
-    });
-    if !subresource.is_empty() {
-        entry["subresource"] = json!(subresource);
-    }
-    entries.push(entry);
-    meta_mut(obj).insert("managedFields".into(), Value::Array(entries));
-}
 
 /// `PATCH` with `application/apply-patch+yaml`.
 pub async fn apply(
@@ -66,34 +26,48 @@ pub async fn apply(
 ) -> Result<Response, ApiError> {
     let mut applied = applied.clone();
     crate::validation::check_type_meta(info, &mut applied)?;
+    {
+        let meta = meta_mut(&mut applied);
+        match meta.get("name").and_then(Value::as_str) {
+            None | Some("") => {
+                meta.insert("name".into(), json!(req.info.name));
+            }
+            Some(n) if n != req.info.name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({})",
+                    req.info.name
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let force = req.q_bool("force");
     let manager = opts.field_manager.clone();
     let mut opts = opts.clone();
     opts.keep_managed_fields = true;
-    let opts = &opts;
-    let api_version = info.api_version();
+    let keys = crate::managed::merge_keys(info);
     let updated = update_with(
         state,
         info,
         &req.info.namespace,
         &req.info.name,
-        opts,
+        &opts,
         subresource,
         &req.user,
         true,
-        |current| {
-            let mut out = match current {
-                None => {
-                    let mut o = applied.clone();
-                    meta_mut(&mut o).insert("name".into(), json!(req.info.name));
-                    o
-                }
-                Some(cur) => {
-                    let mut o = merge(info, cur, &applied)?;
-                    meta_mut(&mut o).remove("resourceVersion");
-                    o
-                }
+        |live| {
+            let now = now_rfc3339();
+            let fm = FieldManager {
+                manager: &manager,
+                now: &now,
+                subresource: (!subresource.is_empty()).then_some(subresource),
+                ignore_status: info.status && subresource != "status",
             };
-            apply_entry(&mut out, &manager, &api_version, &applied, subresource);
+            let mut out = server_side_apply_with(live, &applied, force, keys.as_ref(), &fm)
+                .map_err(|e| e.to_api_error())?;
+            if live.is_some() && applied.pointer("/metadata/resourceVersion").is_none() {
+                meta_mut(&mut out).remove("resourceVersion");
+            }
             Ok(out)
         },
     )

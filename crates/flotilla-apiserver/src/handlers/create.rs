@@ -237,7 +237,7 @@ pub async fn prepare_create(
         .await?;
     }
     if !opts.keep_managed_fields {
-        managed::record_update(&mut obj, None, &opts.field_manager, &info.api_version(), "");
+        managed::record_update(info, &mut obj, None, &opts.field_manager, "");
     }
     Ok((obj, warnings))
 }

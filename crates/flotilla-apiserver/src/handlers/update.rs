@@ -222,7 +222,9 @@ pub fn prepare_update(
             "generation",
             "resourceVersion",
         ];
-        if !opts.keep_managed_fields {
+        // A body without managedFields keeps the stored ones; one with them goes to the
+        // field manager, which decides (as kube-apiserver does).
+        if !opts.keep_managed_fields && client_managed.is_none() {
             server_owned.push("managedFields");
         }
         for f in server_owned {
@@ -234,14 +236,6 @@ pub fn prepare_update(
                     meta.remove(f);
                 }
             }
-        }
-        // A client may reset managedFields by sending an empty list.
-        if client_managed
-            .as_ref()
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty)
-        {
-            meta.remove("managedFields");
         }
         if subresource == "status" {
             for f in ["labels", "annotations", "finalizers", "ownerReferences"] {
@@ -312,10 +306,10 @@ pub fn prepare_update(
     }
     if !opts.keep_managed_fields {
         managed::record_update(
+            info,
             &mut next,
             Some(current),
             &opts.field_manager,
-            &info.api_version(),
             subresource,
         );
     }
