@@ -1591,6 +1591,49 @@ mod tests {
         );
     }
 
+    /// Server-side apply through the status subresource (kube-rs `patch_status` with
+    /// `Patch::Apply`): only status is merged and owned; a dropped status field goes.
+    #[test]
+    fn status_subresource_apply() {
+        let main = FieldManager {
+            ignore_status: true,
+            ..FieldManager::new("kubectl", T0)
+        };
+        let live = server_side_apply_with(None, &deploy(2, "x"), false, &keys(), &main).unwrap();
+        let status_fm = FieldManager {
+            subresource: Some("status"),
+            ..FieldManager::new("controller", T1)
+        };
+        let mut cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"sneaky": "x"}},
+            "spec": {"replicas": 99},
+            "status": {"replicas": 2, "readyReplicas": 2,
+                "conditions": [{"type": "Available", "status": "True"}]}});
+        let a = server_side_apply_with(Some(&live), &cfg, false, &keys(), &status_fm).unwrap();
+        assert_eq!(
+            a["spec"]["replicas"], 2,
+            "spec is not writable through status"
+        );
+        assert!(a["metadata"]["labels"].get("sneaky").is_none());
+        assert_eq!(a["status"]["readyReplicas"], 2);
+        let e = entry(&a, "controller", "Apply").unwrap();
+        assert_eq!(e["subresource"], "status");
+        assert!(
+            e["fieldsV1"]
+                .pointer("/f:status/f:conditions/k:{\"type\":\"Available\"}/f:status")
+                .is_some()
+        );
+        cfg["status"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("readyReplicas");
+        let b = server_side_apply_with(Some(&a), &cfg, false, &keys(), &status_fm).unwrap();
+        assert!(b["status"].get("readyReplicas").is_none());
+        assert_eq!(b["status"]["replicas"], 2);
+        // The main-resource applier keeps its spec.
+        assert!(entry(&b, "kubectl", "Apply").is_some());
+    }
+
     /// Update operations: kubectl create owns everything; kubectl label takes only its label;
     /// `[{}]` strips managedFields; a no-op update changes nothing.
     #[test]
