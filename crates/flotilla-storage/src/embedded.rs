@@ -23,8 +23,9 @@
 //!
 //! # Watch history
 //!
-//! The last [`EmbeddedOptions::history_capacity`] events are kept in memory, shared by
-//! every watcher (see `history.rs`). History is not persisted: after a restart a watch can
+//! The last [`EmbeddedOptions::history_capacity`] events (at most
+//! [`EmbeddedOptions::history_max_bytes`] of them) are kept in memory, shared by every
+//! watcher (see `history.rs`). History is not persisted: after a restart a watch can
 //! only start at or after the revision the store opened at; anything older is
 //! [`Error::Compacted`](crate::Error::Compacted), and Kubernetes clients re-list.
 
@@ -108,6 +109,9 @@ pub struct EmbeddedOptions {
     /// How many recent events watches can replay; a watcher that falls further behind has
     /// its stream ended with [`Error::Compacted`](crate::Error::Compacted).
     pub history_capacity: usize,
+    /// The most bytes (keys and values) the watch history may hold; the oldest events go
+    /// first when either bound is passed.
+    pub history_max_bytes: usize,
     /// The most writes committed in one redb transaction (group commit). 1 disables
     /// batching.
     pub max_batch: usize,
@@ -121,6 +125,7 @@ impl Default for EmbeddedOptions {
     fn default() -> Self {
         Self {
             history_capacity: 10_000,
+            history_max_bytes: 256 << 20,
             max_batch: 256,
             watch_batch: 500,
             queue_depth: 4096,
@@ -209,6 +214,7 @@ impl EmbeddedBackend {
             index: RwLock::new(Index { kvs, revision }),
             history: RwLock::new(History::new(
                 options.history_capacity.max(1),
+                options.history_max_bytes,
                 // Revision 1 of a fresh store has no event, so a watch from 0 misses nothing.
                 if revision <= 1 { 0 } else { revision },
             )),

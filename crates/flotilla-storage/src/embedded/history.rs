@@ -21,16 +21,22 @@ use crate::{Error, Event, Result, Revision, WatchStream};
 pub(super) struct History {
     events: VecDeque<Event>,
     capacity: usize,
+    /// Bytes of keys and values the ring may hold (values may be shared with the index, so
+    /// this over-counts what the ring alone keeps alive).
+    max_bytes: usize,
+    bytes: usize,
     /// The oldest revision a watch may start after: every event with a greater revision
     /// is in `events` (or not written yet).
     floor: Revision,
 }
 
 impl History {
-    pub(super) fn new(capacity: usize, floor: Revision) -> Self {
+    pub(super) fn new(capacity: usize, max_bytes: usize, floor: Revision) -> Self {
         Self {
             events: VecDeque::with_capacity(capacity.min(1 << 16)),
             capacity,
+            max_bytes,
+            bytes: 0,
             floor,
         }
     }
@@ -39,13 +45,17 @@ impl History {
         self.floor
     }
 
-    /// Appends events (in revision order), dropping the oldest past capacity.
+    /// Appends events (in revision order), dropping the oldest past either bound. The
+    /// newest event is always kept.
     pub(super) fn push(&mut self, events: impl IntoIterator<Item = Event>) {
         for event in events {
+            self.bytes += size(&event);
             self.events.push_back(event);
         }
-        while self.events.len() > self.capacity {
-            if let Some(old) = self.events.pop_front() {
+        while self.events.len() > 1
+            && (self.events.len() > self.capacity || self.bytes > self.max_bytes)
+        {
+            if let Some(old) = self.pop_front() {
                 self.floor = self.floor.max(old.revision());
             }
         }
@@ -58,9 +68,15 @@ impl History {
             .front()
             .is_some_and(|e| e.revision() <= revision)
         {
-            self.events.pop_front();
+            self.pop_front();
         }
         self.floor = self.floor.max(revision);
+    }
+
+    fn pop_front(&mut self) -> Option<Event> {
+        let old = self.events.pop_front()?;
+        self.bytes -= size(&old);
+        Some(old)
     }
 
     /// The events after `cursor` matching `prefix`, at most `max`, and the revision up to
@@ -85,6 +101,16 @@ impl History {
             }
         }
         Ok((out, seen))
+    }
+}
+
+/// The bytes an event holds: its key and the values it carries.
+fn size(event: &Event) -> usize {
+    match event {
+        Event::Put { kv, prev } => {
+            kv.key.len() + kv.value.len() + prev.as_ref().map_or(0, |p| p.value.len())
+        }
+        Event::Delete { prev, .. } => prev.key.len() + prev.value.len(),
     }
 }
 

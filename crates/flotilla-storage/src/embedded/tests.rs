@@ -749,3 +749,42 @@ fn corrupt_records_and_unknown_formats_are_reported() {
         "{got:?}"
     );
 }
+
+#[tokio::test]
+async fn history_is_bounded_by_bytes_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions {
+        history_max_bytes: 10_000,
+        ..EmbeddedOptions::default()
+    };
+    let store = EmbeddedBackend::open_with_options(dir.path(), options).unwrap();
+    let big = Bytes::from(vec![b'x'; 4_000]);
+    for i in 0..5 {
+        store
+            .put(&format!("/big/{i}"), big.clone(), Precondition::Absent)
+            .await
+            .unwrap(); // 2..=6
+    }
+    // Two 4 kB events fit in 10 kB; the oldest three were dropped.
+    assert_eq!(store.compacted_revision().await.unwrap(), 4);
+    let mut w = store.watch("/big/", 4).await.unwrap();
+    assert_eq!(
+        next(&mut w)
+            .await
+            .iter()
+            .map(Event::revision)
+            .collect::<Vec<_>>(),
+        [5, 6]
+    );
+    // An event larger than the bound is still kept, alone.
+    store
+        .put(
+            "/big/huge",
+            Bytes::from(vec![b'x'; 20_000]),
+            Precondition::Absent,
+        )
+        .await
+        .unwrap(); // 7
+    assert_eq!(store.compacted_revision().await.unwrap(), 6);
+    assert_eq!(next(&mut w).await.len(), 1);
+}
