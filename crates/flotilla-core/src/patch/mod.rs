@@ -3,7 +3,7 @@
 //! | Content-Type | function |
 //! |---|---|
 //! | `application/merge-patch+json` | [`merge_patch`] (RFC 7386) |
-//! | `application/json-patch+json` | [`json_patch`] (RFC 6902, Go's `test`-null rule) |
+//! | `application/json-patch+json` | [`json_patch()`] (RFC 6902, Go's `test`-null rule) |
 //! | `application/strategic-merge-patch+json` | [`strategic_merge`] with [`builtin_merge_keys`] |
 //! | `application/apply-patch+yaml` | [`server_side_apply`] (field ownership in `managedFields`) |
 //!
