@@ -6,6 +6,7 @@
 //! run reuses the same ports when they are free).
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,14 @@ use crate::args::DevArgs;
 /// Environment variable set on every child: the dev process's pid. A child whose parent
 /// changes (the dev process died without cleaning up) stops itself; see [`watch_parent`].
 pub const PARENT_PID_ENV: &str = "FLOTILLA_PARENT_PID";
+
+/// Prints a line of progress; a closed stdout (the terminal went away, output piped to a
+/// finished reader) must not stop the playground or leave its children behind.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 /// How long a server may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -176,7 +185,8 @@ async fn stop_all(servers: &mut [Server]) {
         match tokio::time::timeout(STOP_TIMEOUT, server.child.wait()).await {
             Ok(_) => {}
             Err(_) => {
-                eprintln!(
+                let _ = writeln!(
+                    std::io::stderr(),
                     "{} did not stop within {STOP_TIMEOUT:?}; killing it",
                     server.name
                 );
@@ -223,7 +233,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         _ = terminate.recv() => Err(anyhow::anyhow!("terminated during start-up")),
     };
     if let Err(e) = outcome {
-        println!("Stopping...");
+        say!("Stopping...");
         stop_all(&mut servers).await;
         return Err(e);
     }
@@ -248,9 +258,9 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
             }
         }
     };
-    println!("Stopping the hub and {} member(s)...", names.len());
+    say!("Stopping the hub and {} member(s)...", names.len());
     stop_all(&mut servers).await;
-    println!("Stopped.");
+    say!("Stopped.");
     match ended {
         None => Ok(()),
         Some(message) => Err(anyhow::anyhow!(message)),
@@ -263,7 +273,7 @@ async fn start(
     state: &DevState,
     servers: &mut Vec<Server>,
 ) -> anyhow::Result<()> {
-    println!(
+    say!(
         "Starting a hub and {} simulated member(s) in {}",
         names.len(),
         data_dir.display()
@@ -291,7 +301,7 @@ async fn start(
     let mut new_state = DevState::default();
     for server in servers.iter_mut() {
         let url = wait_ready(server).await?;
-        println!("  {:<12} ready at {url}", server.name);
+        say!("  {:<12} ready at {url}", server.name);
         if server.name == "hub" {
             new_state.hub = host_port(&url);
         } else if let Some(address) = host_port(&url) {
@@ -330,27 +340,27 @@ async fn start(
                 Err(e) => return Err(e.into()),
             }
         }
-        println!("  joined {name}");
+        say!("  joined {name}");
     }
     Ok(())
 }
 
 fn print_guide(data_dir: &Path, names: &[String]) {
     let dir = data_dir.display();
-    println!();
-    println!("The playground is up. In another terminal:");
-    println!();
-    println!("  export KUBECONFIG={dir}/hub.kubeconfig");
-    println!("  flotilla cluster list");
-    println!("  kubectl get managedclusters");
-    println!("  flotilla up -f app.yaml");
-    println!("  flotilla status <app>");
+    say!();
+    say!("The playground is up. In another terminal:");
+    say!();
+    say!("  export KUBECONFIG={dir}/hub.kubeconfig");
+    say!("  flotilla cluster list");
+    say!("  kubectl get managedclusters");
+    say!("  flotilla up -f app.yaml");
+    say!("  flotilla status <app>");
     if let Some(first) = names.first() {
-        println!("  flotilla get deployments -m {first}        # or -M for every member");
-        println!("  kubectl --kubeconfig {dir}/{first}.kubeconfig get deployments -A");
+        say!("  flotilla get deployments -m {first}        # or -M for every member");
+        say!("  kubectl --kubeconfig {dir}/{first}.kubeconfig get deployments -A");
     }
-    println!();
-    println!("Press Ctrl-C to stop everything.");
+    say!();
+    say!("Press Ctrl-C to stop everything.");
 }
 
 #[cfg(test)]

@@ -90,11 +90,14 @@ fn start_dev(data_dir: &Path) -> Dev {
         output: Vec::new(),
     };
     let deadline = Instant::now() + Duration::from_secs(120);
-    for line in reader.lines() {
+    let mut lines = reader.lines();
+    while let Some(line) = lines.next() {
         let line = line.unwrap();
         let done = line.contains("Press Ctrl-C");
         dev.output.push(line);
         if done {
+            // Keep reading so the dev process can print while it stops.
+            std::thread::spawn(move || lines.for_each(drop));
             return dev;
         }
         assert!(
