@@ -106,7 +106,6 @@ fn app_row(hub: &Server, prefix: &[&str]) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "enabled once the hub API server passes it end to end (see the report)"]
 fn seed_canary() {
     let dir = TestDir::new("scenario-canary");
     let hub = Server::hub(&dir.0.join("hub"));

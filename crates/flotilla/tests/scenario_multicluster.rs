@@ -90,7 +90,6 @@ fn member_replicas(member: &Server, name: &str, namespace: &str) -> Option<Strin
 }
 
 #[test]
-#[ignore = "enabled once the hub API server passes it end to end (see the report)"]
 fn seed_multicluster_demo() {
     let dir = TestDir::new("scenario-mc");
     let hub = Server::hub(&dir.0.join("hub"));
@@ -142,7 +141,7 @@ fn seed_multicluster_demo() {
     let status = status_with(
         &hub,
         &["status", "example-app"],
-        &["Status:       running", "Cluster: beijing-2"],
+        &["Status:       running\n", "Cluster: beijing-2"],
     );
     assert!(status.contains("  Name:         example-app\n"), "{status}");
     assert!(status.contains("  Namespace:    default\n"), "{status}");
@@ -245,7 +244,7 @@ fn seed_multicluster_demo() {
         &hub,
         &["status", "example-app"],
         &[
-            "Status:       running",
+            "Status:       running\n",
             "Cluster: us-west-1",
             "name: deploy-topology-aws",
         ],
@@ -268,7 +267,7 @@ fn seed_multicluster_demo() {
     let status = status_with(
         &hub,
         &["status", "example-app"],
-        &["Status:       running", "name: deploy-aws", "Ready:5/5"],
+        &["Status:       running\n", "name: deploy-aws", "Ready:5/5"],
     );
     assert!(
         status.contains("    name: deploy-beijing\n    type: deploy\n    phase: succeeded\n"),
@@ -333,7 +332,7 @@ fn seed_multicluster_demo() {
     let status = status_with(
         &hub,
         &["status", "example-app", "-n", "staging"],
-        &["Status:       running", "Cluster: beijing-2"],
+        &["Status:       running\n", "Cluster: beijing-2"],
     );
     assert!(
         service_block(&status, "beijing-1").contains("Healthy Ready:3/3"),
