@@ -12,6 +12,7 @@
 //! 2. The embedded backend through the `Backend` trait (what the hub really gets):
 //!    concurrent writers with and without group commit, and ranges from its in-memory
 //!    index. This is the "floor" a hub benchmark can compare against.
+//! 3. Watch fan-out: the same writes with 0, 100 and 1,000 watchers attached.
 //!
 //! The files go to a temporary directory under `--dir` (default: the system temp dir),
 //! which must be on the disk being measured.
@@ -24,6 +25,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use flotilla_storage::throughput::{self, Workload};
 use flotilla_storage::{Backend, EmbeddedBackend, EmbeddedOptions};
+use futures::StreamExt;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -243,6 +245,78 @@ async fn bench_backend(
     Ok(())
 }
 
+/// Write throughput with `watchers` watchers attached (one per namespace prefix, 10
+/// namespaces), and how long after the last acknowledged write the last watcher has seen
+/// every event of its prefix.
+async fn bench_watchers(
+    dir: &Path,
+    watchers: usize,
+    writes: usize,
+    value: &Bytes,
+) -> anyhow::Result<()> {
+    const NAMESPACES: usize = 10;
+    const WRITERS: usize = 16;
+    let store = Arc::new(EmbeddedBackend::open(
+        dir.join(format!("watchers-{watchers}")),
+    )?);
+    let start = store.current_revision().await?;
+    let writes_per_writer = writes / WRITERS;
+    let per_namespace = writes_per_writer * WRITERS / NAMESPACES;
+    let mut tasks = Vec::with_capacity(watchers);
+    for i in 0..watchers {
+        let prefix = format!("/registry/core/configmaps/ns{}/", i % NAMESPACES);
+        let mut stream = store.watch(&prefix, start).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut seen = 0;
+            while seen < per_namespace {
+                match stream.next().await {
+                    Some(Ok(batch)) => seen += batch.len(),
+                    Some(Err(e)) => return Err(anyhow::anyhow!("watch failed: {e}")),
+                    None => return Err(anyhow::anyhow!("watch ended early")),
+                }
+            }
+            Ok(Instant::now())
+        }));
+    }
+    let started = Instant::now();
+    let mut writers = Vec::with_capacity(WRITERS);
+    for w in 0..WRITERS {
+        let store = Arc::clone(&store);
+        let value = value.clone();
+        writers.push(tokio::spawn(async move {
+            for n in 0..writes_per_writer {
+                // Writer w spreads its keys over the namespaces evenly.
+                let i = w * writes_per_writer + n;
+                let key = format!("/registry/core/configmaps/ns{}/w{w}-{n}", i % NAMESPACES);
+                store
+                    .put(&key, value.clone(), flotilla_storage::Precondition::Absent)
+                    .await?;
+            }
+            Ok::<_, flotilla_storage::Error>(())
+        }));
+    }
+    for w in writers {
+        w.await??;
+    }
+    let written = started.elapsed();
+    let mut last = Instant::now();
+    for t in tasks {
+        last = last.max(t.await??);
+    }
+    let total = writes_per_writer * WRITERS;
+    let lag = if watchers == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.2?}", last.saturating_duration_since(started + written))
+    };
+    println!(
+        "| {watchers} | {:.0} | {lag} | {} |",
+        total as f64 / written.as_secs_f64(),
+        watchers * per_namespace,
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
@@ -309,6 +383,15 @@ async fn main() -> anyhow::Result<()> {
             &value,
         )
         .await?;
+    }
+
+    println!();
+    println!(
+        "| watchers (16 writers, 10 namespaces) | writes/s | last watcher caught up after the last write | events delivered |"
+    );
+    println!("|---|---|---|---|");
+    for watchers in [0, 100, 1000] {
+        bench_watchers(dir.path(), watchers, args.writes, &value).await?;
     }
     Ok(())
 }
