@@ -594,6 +594,38 @@ async fn random_operations_match_a_model_across_reopens() {
                 }
             }
         }
+        // Ranges with random prefixes, starts and limits agree with the model.
+        for _ in 0..200 {
+            let prefixes = ["", "/", "/m/", "/m/1", "/m/1/", "/n/"];
+            let prefix = prefixes[rng.below(prefixes.len() as u64) as usize];
+            let start_after = match rng.below(3) {
+                0 => None,
+                _ => Some(format!("/m/{}", rng.below(14))),
+            };
+            let limit = rng.below(6) as usize;
+            let got = store
+                .range(prefix, start_after.as_deref(), limit)
+                .await
+                .unwrap();
+            let matching: Vec<&String> = model
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .filter(|k| start_after.as_ref().is_none_or(|s| k.as_str() > s.as_str()))
+                .collect();
+            let want: Vec<&String> = if limit == 0 {
+                matching.clone()
+            } else {
+                matching.iter().take(limit).copied().collect()
+            };
+            let got_keys: Vec<&String> = got.kvs.iter().map(|kv| &kv.key).collect();
+            assert_eq!(
+                got_keys, want,
+                "range({prefix:?}, {start_after:?}, {limit})"
+            );
+            assert_eq!(got.more, limit > 0 && matching.len() > limit);
+            assert_eq!(got.revision, revision);
+        }
+
         let all = store.range("/m/", None, 0).await.unwrap();
         let got: Vec<_> = all
             .kvs
