@@ -1,0 +1,165 @@
+//! `flotilla workflow` operations against the hub's application controller, as the CLI and as
+//! the `kubectl amc` plugin.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Server, flotilla, flotilla_bin, stderr, stdout, wait_for};
+
+/// A scratch directory removed on drop.
+struct TestDir(std::path::PathBuf);
+
+impl TestDir {
+    fn new(name: &str) -> TestDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path =
+            std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TestDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const APP: &str = r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: demo
+  namespace: default
+spec:
+  components:
+  - name: demo
+    type: webservice
+    properties:
+      image: nginx
+  policies:
+  - name: target
+    type: topology
+    properties:
+      clusters: ["m1"]
+  workflow:
+    steps:
+    - name: deploy-m1
+      type: deploy
+      properties:
+        policies: ["target"]
+        auto: false
+"#;
+
+fn phase(hub: &Server) -> String {
+    hub.kubectl_ok(&["get", "app", "demo", "-o", "jsonpath={.status.status}"])
+}
+
+#[test]
+fn suspend_resume_and_refusals() {
+    let dir = TestDir::new("cli-workflow");
+    let hub = Server::hub(&dir.path().join("hub"));
+    let member = Server::member("m1", &dir.path().join("m1"));
+    let out = flotilla(
+        &hub.kubeconfig,
+        &[
+            "cluster",
+            "join",
+            member.kubeconfig.to_str().unwrap(),
+            "--name",
+            "m1",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = dir.path().join("app.yaml");
+    std::fs::write(&file, APP).unwrap();
+    let out = flotilla(&hub.kubeconfig, &["up", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    wait_for(
+        "the deploy step to wait for approval",
+        Duration::from_secs(60),
+        || (phase(&hub) == "workflowSuspending").then_some(()),
+    );
+    let status = stdout(&flotilla(&hub.kubeconfig, &["status", "demo"]));
+    assert!(status.contains("  Suspend: true\n"), "{status}");
+    assert!(status.contains("    phase: suspending\n"), "{status}");
+    assert!(
+        !member
+            .kubectl(&["get", "deployment", "demo"])
+            .status
+            .success()
+    );
+
+    // Resume through the kubectl plugin form.
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(flotilla_bin(), bin_dir.join("kubectl-amc")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("kubectl")
+        .args(["amc", "workflow", "resume", "demo", "-n", "default"])
+        .env("PATH", &path)
+        .env("KUBECONFIG", &hub.kubeconfig)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "Successfully resume workflow: demo");
+
+    wait_for("the application to run", Duration::from_secs(60), || {
+        (phase(&hub) == "running").then_some(())
+    });
+    wait_for("the deployment on m1", Duration::from_secs(30), || {
+        member
+            .kubectl(&["get", "deployment", "demo"])
+            .status
+            .success()
+            .then_some(())
+    });
+
+    // Refusals: one line on stderr, non-zero exit.
+    let out = flotilla(&hub.kubeconfig, &["workflow", "resume", "demo"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not suspended"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).trim().lines().count(), 1);
+    let out = flotilla(&hub.kubeconfig, &["workflow", "suspend", "nothere"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+
+    // Restart runs the workflow again: it waits for approval once more.
+    let out = flotilla(&hub.kubeconfig, &["workflow", "restart", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "Successfully restart workflow: demo");
+    wait_for(
+        "the restarted workflow to wait",
+        Duration::from_secs(60),
+        || (phase(&hub) == "workflowSuspending").then_some(()),
+    );
+    let out = flotilla(&hub.kubeconfig, &["workflow", "terminate", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for(
+        "the workflow to be terminated",
+        Duration::from_secs(30),
+        || (phase(&hub) == "workflowTerminated").then_some(()),
+    );
+    let out = flotilla(&hub.kubeconfig, &["workflow", "resume", "demo"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("terminated"), "{}", stderr(&out));
+}
