@@ -2,7 +2,7 @@
 //! rests on numbers from this machine (they are recorded in docs/storage.md).
 //!
 //! ```text
-//! cargo run -p flotilla-storage --release --example engine_bench -- [--writes N] [--dir DIR]
+//! cargo run -p flotilla-storage --release --example engine_bench -- [--writes N] [--dir DIR] [--open-keys N]
 //! ```
 //!
 //! 1. Engines alone, one writer: compare-and-swap writes of ~1 KiB JSON values, each its
@@ -13,6 +13,7 @@
 //!    concurrent writers with and without group commit, and ranges from its in-memory
 //!    index. This is the "floor" a hub benchmark can compare against.
 //! 3. Watch fan-out: the same writes with 0, 100 and 1,000 watchers attached.
+//! 4. Start-up: opening a store of `--open-keys` keys (default 50,000).
 //!
 //! The files go to a temporary directory under `--dir` (default: the system temp dir),
 //! which must be on the disk being measured.
@@ -36,12 +37,14 @@ const RANGE_ROUNDS: usize = 200;
 struct Args {
     writes: usize,
     dir: PathBuf,
+    open_keys: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         writes: 2000,
         dir: std::env::temp_dir(),
+        open_keys: 50_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,7 +52,8 @@ fn parse_args() -> anyhow::Result<Args> {
         match flag.as_str() {
             "--writes" => args.writes = value.parse().context("--writes")?,
             "--dir" => args.dir = PathBuf::from(value),
-            other => bail!("unknown flag {other}; known: --writes N, --dir DIR"),
+            "--open-keys" => args.open_keys = value.parse().context("--open-keys")?,
+            other => bail!("unknown flag {other}; known: --writes N, --dir DIR, --open-keys N"),
         }
     }
     Ok(args)
@@ -317,6 +321,49 @@ async fn bench_watchers(
     Ok(())
 }
 
+/// How long opening a store of `keys` 1 KiB values takes (redb's check plus loading the
+/// in-memory index), and how much the file weighs.
+async fn bench_open(dir: &Path, keys: usize, value: &Bytes) -> anyhow::Result<()> {
+    const WRITERS: usize = 64;
+    let path = dir.join(format!("open-{keys}"));
+    {
+        let store = Arc::new(EmbeddedBackend::open(&path)?);
+        let mut tasks = Vec::with_capacity(WRITERS);
+        for w in 0..WRITERS {
+            let store = Arc::clone(&store);
+            let value = value.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in (w..keys).step_by(WRITERS) {
+                    let key = format!("/registry/core/configmaps/ns{}/cm-{n}", n % 100);
+                    store
+                        .put(&key, value.clone(), flotilla_storage::Precondition::Absent)
+                        .await?;
+                }
+                Ok::<_, flotilla_storage::Error>(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+    }
+    let started = Instant::now();
+    let store = EmbeddedBackend::open(&path)?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(
+        store.len() == keys,
+        "reopened store has {} keys",
+        store.len()
+    );
+    let size = std::fs::metadata(store.path())?.len();
+    println!(
+        "| {keys} | {:.2?} | {:.0} | {:.1} MiB |",
+        elapsed,
+        keys as f64 / elapsed.as_secs_f64(),
+        size as f64 / (1024.0 * 1024.0)
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
@@ -393,5 +440,10 @@ async fn main() -> anyhow::Result<()> {
     for watchers in [0, 100, 1000] {
         bench_watchers(dir.path(), watchers, args.writes, &value).await?;
     }
+
+    println!();
+    println!("| keys of ~1 KiB | open (check + load index) | keys/s | file size |");
+    println!("|---|---|---|---|");
+    bench_open(dir.path(), args.open_keys, &value).await?;
     Ok(())
 }
