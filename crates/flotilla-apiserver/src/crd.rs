@@ -542,7 +542,7 @@ fn check(
         if !ok {
             causes.push(invalid(
                 path,
-                v,
+                &json!(actual),
                 &format!("{path} in body must be of type {ty}: \"{actual}\""),
             ));
             return;

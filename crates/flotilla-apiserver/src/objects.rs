@@ -150,10 +150,14 @@ pub async fn update(
 ) -> Result<Written, ApiError> {
     let name = meta_str(obj, "name");
     let key = info.key(meta_str(obj, "namespace"), name);
-    if !meta_str(obj, "deletionTimestamp").is_empty() && finalizers(obj).is_empty() {
-        return delete_now(state, info, obj, expected)
-            .await
-            .map(Written::Deleted);
+    if !meta_str(obj, "deletionTimestamp").is_empty()
+        && finalizers(obj).is_empty()
+        && !has_spec_finalizers(info, obj)
+    {
+        let (_, revision) = delete_now_at(state, info, obj, expected).await?;
+        let mut gone = obj.clone();
+        set_resource_version(&mut gone, revision);
+        return Ok(Written::Deleted(gone));
     }
     match state
         .store
@@ -175,6 +179,17 @@ pub async fn update(
     }
 }
 
+/// Namespaces also wait for `spec.finalizers` (the namespace lifecycle's).
+fn has_spec_finalizers(info: &ResourceInfo, obj: &Value) -> bool {
+    info.is_builtin()
+        && info.group.is_empty()
+        && info.kind == "Namespace"
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+}
+
 /// Removes an object for good (the only place that does), then tells garbage collection
 /// about it. Returns the removed object.
 pub async fn delete_now(
@@ -183,6 +198,18 @@ pub async fn delete_now(
     obj: &Value,
     expected: Revision,
 ) -> Result<Value, ApiError> {
+    delete_now_at(state, info, obj, expected)
+        .await
+        .map(|(v, _)| v)
+}
+
+/// [`delete_now`], also returning the revision of the delete.
+pub async fn delete_now_at(
+    state: &ApiState,
+    info: &ResourceInfo,
+    obj: &Value,
+    expected: Revision,
+) -> Result<(Value, Revision), ApiError> {
     let name = meta_str(obj, "name");
     let key = info.key(meta_str(obj, "namespace"), name);
     match state
@@ -190,14 +217,14 @@ pub async fn delete_now(
         .delete(&key, Precondition::ModRevision(expected))
         .await
     {
-        Ok((kv, _rev)) => {
+        Ok((kv, rev)) => {
             let removed = decode(&kv)?;
             state.gc.owner_deleted(&removed);
             if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions"
             {
                 crate::crd::crd_deleted(state, &removed);
             }
-            Ok(removed)
+            Ok((removed, rev))
         }
         Err(flotilla_storage::Error::RevisionMismatch { .. }) => {
             Err(ApiError::stale(&info.group, &info.resource, name))
