@@ -300,6 +300,81 @@ fn join_list_label_probe_and_detach() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not found"));
 
+    // A ServiceAccount token works as a credential too.
+    let token_member = &members[0];
+    token_member.kubectl_ok(&["create", "serviceaccount", "fleet", "-n", "default"]);
+    token_member.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "fleet-admin",
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=default:fleet",
+    ]);
+    let token = token_member.kubectl_ok(&["create", "token", "fleet", "-n", "default"]);
+    let admin = std::fs::read_to_string(&token_member.kubeconfig).unwrap();
+    let ca = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
+        .expect("CA data in the admin kubeconfig")
+        .trim()
+        .to_string();
+    let token_kubeconfig = dir.path().join("token.kubeconfig");
+    std::fs::write(
+        &token_kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: m\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: fleet\n  user:\n    token: {}\ncontexts:\n- name: m\n  context:\n    cluster: m\n    user: fleet\ncurrent-context: m\n",
+            token_member.url(),
+            token.trim()
+        ),
+    )
+    .unwrap();
+    ok(
+        flotilla(
+            &hub.kubeconfig,
+            &[
+                "cluster",
+                "join",
+                token_kubeconfig.to_str().unwrap(),
+                "--name",
+                "by-token",
+            ],
+        ),
+        "join with a token",
+    );
+    let list = ok(
+        flotilla(&hub.kubeconfig, &["cluster", "list"]),
+        "cluster list",
+    );
+    assert_eq!(row(&list, "by-token").unwrap()[1], "ServiceAccountToken");
+    wait_for("by-token available", Duration::from_secs(30), || {
+        (available(&hub, "by-token") == "True").then_some(())
+    });
+    // A revoked token is refused at join and stores nothing.
+    let bad = dir.path().join("bad-token.kubeconfig");
+    let text = std::fs::read_to_string(&token_kubeconfig).unwrap();
+    std::fs::write(&bad, text.replace(token.trim(), "not-a-token")).unwrap();
+    let out = flotilla(
+        &hub.kubeconfig,
+        &[
+            "cluster",
+            "join",
+            bad.to_str().unwrap(),
+            "--name",
+            "bad-token",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("refused the credentials"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !hub.kubectl(&["get", "managedcluster", "bad-token"])
+            .status
+            .success()
+    );
+
     // Re-joining is idempotent and keeps labels.
     ok(join(&hub, &members[1], "us-west-1", &[]), "re-join");
     let list = ok(
