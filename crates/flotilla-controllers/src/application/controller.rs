@@ -74,6 +74,13 @@ impl Context {
 
 /// Reconciles one application.
 pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(app, ctx).await;
+    super::metrics::observe_reconcile(started.elapsed(), result.is_ok());
+    result
+}
+
+async fn reconcile_inner(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = app.metadata.namespace.clone().unwrap_or_default();
     let api: Api<Application> = Api::namespaced(ctx.hub_client.clone(), &namespace);
     finalizer(&api, FINALIZER, app, |event| async {
@@ -574,6 +581,18 @@ impl Pass<'_> {
     }
 
     async fn dispatch_task(
+        &self,
+        rendered: &RenderedComponent,
+        task: &Task,
+        force: bool,
+    ) -> TaskResult {
+        let started = Instant::now();
+        let result = self.dispatch_task_inner(rendered, task, force).await;
+        super::metrics::observe_dispatch(&task.placement.cluster, started.elapsed());
+        result
+    }
+
+    async fn dispatch_task_inner(
         &self,
         rendered: &RenderedComponent,
         task: &Task,

@@ -5,6 +5,7 @@ pub mod controller;
 pub mod dispatch;
 pub mod health;
 pub mod member_clients;
+pub mod metrics;
 pub mod r#override;
 pub mod placement;
 pub mod render;
@@ -21,6 +22,8 @@ use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
+
+pub use metrics::register_metrics;
 
 /// Environment variable: seconds between re-assertions of dispatched state (default 300).
 pub const REASSERT_INTERVAL_ENV: &str = "FLOTILLA_REASSERT_INTERVAL_SECONDS";
