@@ -33,12 +33,12 @@
 //! apiVersion, subresource); an entry's time only moves when its field set changes, so a no-op
 //! apply leaves the object byte-identical.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use serde_json::{Map, Value, json};
 
-use super::strategic::{ListStrategy, MergeKeys, order_by};
+use super::strategic::{ListStrategy, MergeKeys, order_by, union};
 use crate::status::{ApiError, StatusCause};
 
 /// Why an apply (or an ownership update) failed.
@@ -286,23 +286,27 @@ pub fn server_side_apply_with(
         if e.key == me {
             continue;
         }
-        for p in e.fields.members() {
-            let Some(node) = applied_set.node(&p) else {
-                continue;
+        let mut visit = |p: &[String], _: &FieldSet, b: Option<&Value>, a: Option<&Value>| {
+            let Some(node) = applied_set.node(p) else {
+                return;
             };
-            if !node.member {
-                continue;
-            }
-            if changed(&live_obj, &merged, &p, node) {
+            if node.member && changed(node, b, a) {
                 conflicts.push(Conflict {
                     manager: e.key.manager.clone(),
                     api_version: e.api_version.clone(),
                     operation: e.key.operation.clone(),
-                    path: display_path(&p),
+                    path: display_path(p),
                 });
-                taken.push((i, p));
+                taken.push((i, p.to_vec()));
             }
-        }
+        };
+        visit_members(
+            &e.fields,
+            Some(&live_obj),
+            Some(&merged),
+            &mut Vec::new(),
+            &mut visit,
+        );
     }
     if !conflicts.is_empty() && !force {
         // kubectl upgrading from client-side apply: conflicts on fields named in the
@@ -334,21 +338,18 @@ pub fn server_side_apply_with(
         .find(|e| e.key == me)
         .map(|e| e.fields.clone())
         .unwrap_or_default();
-    let mut dropped: Vec<Vec<String>> = previous
-        .members()
-        .into_iter()
-        .filter(|p| applied_set.node(p).is_none())
-        .collect();
-    dropped.sort_by_key(Vec::len);
-    for p in dropped {
-        let kept = applied_set.covers(&p)
+    let mut to_remove = FieldSet::default();
+    for p in previous.members() {
+        let kept = applied_set.node(&p).is_some()
+            || applied_set.covers(&p)
             || entries
                 .iter()
                 .any(|e| e.key != me && e.fields.node(&p).is_some());
         if !kept {
-            remove_at(&mut merged, &p);
+            to_remove.insert_member(&p);
         }
     }
+    remove_fields(&mut merged, &to_remove);
 
     // Every set only names fields that exist; trimming before the upsert keeps the entry's time
     // still when a re-apply changes nothing.
@@ -477,13 +478,17 @@ pub fn update_managed_fields_with(
     let new_fields = fields_of(&new_view, merge_keys);
     let all_fields = fields_of(&Scope::full().strip_unowned(new_obj_full), merge_keys);
     let mut changed_paths = Vec::new();
-    for p in new_fields.members() {
-        if let Some(node) = new_fields.node(&p)
-            && changed(&old_view, &new_view, &p, node)
-        {
-            changed_paths.push(p);
-        }
-    }
+    visit_members(
+        &new_fields,
+        Some(&old_view),
+        Some(&new_view),
+        &mut Vec::new(),
+        &mut |p, node, b, a| {
+            if changed(node, b, a) {
+                changed_paths.push(p.to_vec());
+            }
+        },
+    );
 
     let me = EntryKey::new(fm.manager, "Update", fm.subresource);
     for e in &mut entries {
@@ -645,7 +650,8 @@ impl FieldSet {
             if k == "." {
                 set.member = true;
             } else {
-                set.children.insert(k.clone(), FieldSet::from_json(child));
+                set.children
+                    .insert(canonical_element(k), FieldSet::from_json(child));
             }
         }
         set
@@ -811,15 +817,14 @@ fn duplicate_key(v: &Value, path: &mut Vec<String>, schema: &dyn MergeKeys) -> O
         }),
         Value::Array(items) => {
             if let ListStrategy::Merge { key } = schema.list_strategy(path) {
-                let mut seen: Vec<&Value> = Vec::new();
+                let mut seen: HashSet<String> = HashSet::new();
                 for kv in items.iter().filter_map(|i| i.get(&key)) {
-                    if seen.contains(&kv) {
+                    if !seen.insert(kv.to_string()) {
                         return Some(format!(
                             ".{}: duplicate entries for key [{key}={kv}]",
                             path.join(".")
                         ));
                     }
-                    seen.push(kv);
                 }
             }
             items.iter().find_map(|i| duplicate_key(i, path, schema))
@@ -828,83 +833,162 @@ fn duplicate_key(v: &Value, path: &mut Vec<String>, schema: &dyn MergeKeys) -> O
     }
 }
 
-/// The value at a FieldsV1 path.
-fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
-    let mut cur = obj;
-    for p in path {
-        cur = step(cur, p)?;
+/// The canonical form of a FieldsV1 key (compact JSON in `k:`/`v:` elements), so keys read
+/// from stored managedFields match the ones computed here.
+fn canonical_element(k: &str) -> String {
+    for prefix in ["k:", "v:"] {
+        if let Some(j) = k.strip_prefix(prefix)
+            && let Ok(v) = serde_json::from_str::<Value>(j)
+        {
+            return format!("{prefix}{v}");
+        }
     }
-    Some(cur)
+    k.to_string()
 }
 
-fn step<'a>(cur: &'a Value, element: &str) -> Option<&'a Value> {
-    if let Some(f) = element.strip_prefix("f:") {
-        return cur.as_object()?.get(f);
-    }
-    let items = cur.as_array()?;
-    items.get(item_index(items, element)?)
-}
-
-fn item_index(items: &[Value], element: &str) -> Option<usize> {
-    if let Some(k) = element.strip_prefix("k:") {
-        let Ok(Value::Object(keys)) = serde_json::from_str::<Value>(k) else {
-            return None;
-        };
-        items
-            .iter()
-            .position(|i| keys.iter().all(|(kk, kv)| i.get(kk) == Some(kv)))
-    } else if let Some(v) = element.strip_prefix("v:") {
-        let want: Value = serde_json::from_str(v).ok()?;
-        items.iter().position(|i| *i == want)
-    } else if let Some(n) = element.strip_prefix("i:") {
-        n.parse::<usize>().ok().filter(|n| *n < items.len())
-    } else {
-        None
-    }
-}
-
-fn remove_at(obj: &mut Value, path: &[String]) {
-    let Some((last, parent_path)) = path.split_last() else {
-        return;
-    };
-    let mut cur = obj;
-    for p in parent_path {
-        let next = if let Some(f) = p.strip_prefix("f:") {
-            cur.as_object_mut().and_then(|m| m.get_mut(f))
-        } else {
-            match cur {
-                Value::Array(items) => match item_index(items, p) {
-                    Some(i) => items.get_mut(i),
-                    None => None,
-                },
-                _ => None,
+/// Positions of the items of a list by the element keys `set` uses (`k:`, `v:`, `i:`), built
+/// once per list so lookups stay constant-time on long lists. The first item wins on duplicates.
+fn element_index(items: &[Value], set: &FieldSet) -> HashMap<String, usize> {
+    let names: Option<Vec<String>> = set
+        .children
+        .keys()
+        .find_map(|k| k.strip_prefix("k:"))
+        .and_then(|j| match serde_json::from_str::<Value>(j) {
+            Ok(Value::Object(m)) => Some(m.keys().cloned().collect()),
+            _ => None,
+        });
+    let by_value = set.children.keys().any(|k| k.starts_with("v:"));
+    let by_position = set.children.keys().any(|k| k.starts_with("i:"));
+    let mut index = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(names) = &names {
+            let key: Option<Map<String, Value>> = names
+                .iter()
+                .map(|n| item.get(n).map(|v| (n.clone(), v.clone())))
+                .collect();
+            if let Some(key) = key {
+                index
+                    .entry(format!("k:{}", Value::Object(key)))
+                    .or_insert(i);
             }
-        };
-        match next {
-            Some(n) => cur = n,
-            None => return,
+        }
+        if by_value {
+            index.entry(format!("v:{item}")).or_insert(i);
+        }
+        if by_position {
+            index.insert(format!("i:{i}"), i);
         }
     }
-    if let Some(f) = last.strip_prefix("f:") {
-        if let Some(m) = cur.as_object_mut() {
-            m.shift_remove(f);
+    index
+}
+
+/// What [`visit_members`] calls for each member: `(path, node, before, after)`.
+type Visitor<'a, 'v> = dyn FnMut(&[String], &FieldSet, Option<&'v Value>, Option<&'v Value>) + 'a;
+
+/// The children of one value, addressable by FieldsV1 element keys.
+enum Children<'v> {
+    Object(&'v Map<String, Value>),
+    List(&'v [Value], HashMap<String, usize>),
+    Nothing,
+}
+
+impl<'v> Children<'v> {
+    fn of(v: Option<&'v Value>, set: &FieldSet) -> Self {
+        match v {
+            Some(Value::Object(m)) => Children::Object(m),
+            Some(Value::Array(items)) => Children::List(items, element_index(items, set)),
+            _ => Children::Nothing,
         }
-    } else if let Value::Array(items) = cur
-        && let Some(i) = item_index(items, last)
-    {
-        items.remove(i);
+    }
+
+    fn get(&self, k: &str) -> Option<&'v Value> {
+        match self {
+            Children::Object(m) => m.get(k.strip_prefix("f:")?),
+            Children::List(items, index) => items.get(*index.get(k)?),
+            Children::Nothing => None,
+        }
     }
 }
 
-/// Whether the write changes the field at `path`: for a leaf its value, for a list item
-/// (a member with children) only its presence.
-fn changed(before: &Value, after: &Value, path: &[String], node: &FieldSet) -> bool {
-    let b = value_at(before, path);
-    let a = value_at(after, path);
+/// Calls `visit(path, node, before, after)` for every member of `set`, with the values the
+/// path names in `before` and `after`. Linear in the size of the set and the objects.
+fn visit_members<'v>(
+    set: &FieldSet,
+    before: Option<&'v Value>,
+    after: Option<&'v Value>,
+    path: &mut Vec<String>,
+    visit: &mut Visitor<'_, 'v>,
+) {
+    if set.member && !path.is_empty() {
+        visit(path, set, before, after);
+    }
+    if set.children.is_empty() {
+        return;
+    }
+    let (b, a) = (Children::of(before, set), Children::of(after, set));
+    for (k, child) in &set.children {
+        path.push(k.clone());
+        visit_members(child, b.get(k), a.get(k), path, visit);
+        path.pop();
+    }
+}
+
+/// Removes every member of `set` from `v` (with everything below it), in one pass per level.
+fn remove_fields(v: &mut Value, set: &FieldSet) {
+    if set.children.is_empty() {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            let gone: HashSet<&str> = set
+                .children
+                .iter()
+                .filter(|(_, c)| c.member)
+                .filter_map(|(k, _)| k.strip_prefix("f:"))
+                .collect();
+            if !gone.is_empty() {
+                m.retain(|k, _| !gone.contains(k.as_str()));
+            }
+            for (k, child) in &set.children {
+                if !child.member
+                    && let Some(f) = k.strip_prefix("f:")
+                    && let Some(cv) = m.get_mut(f)
+                {
+                    remove_fields(cv, child);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let index = element_index(items, set);
+            let mut gone = HashSet::new();
+            for (k, child) in &set.children {
+                let Some(&i) = index.get(k) else { continue };
+                if child.member {
+                    gone.insert(i);
+                } else {
+                    remove_fields(&mut items[i], child);
+                }
+            }
+            if !gone.is_empty() {
+                let mut i = 0;
+                items.retain(|_| {
+                    let keep = !gone.contains(&i);
+                    i += 1;
+                    keep
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether a write changes a field: for a leaf its value, for a list item (a member with
+/// children) only its presence.
+fn changed(node: &FieldSet, before: Option<&Value>, after: Option<&Value>) -> bool {
     if node.children.is_empty() {
-        b != a
+        before != after
     } else {
-        b.is_some() != a.is_some()
+        before.is_some() != after.is_some()
     }
 }
 
@@ -968,26 +1052,31 @@ fn merge_applied(
             ListStrategy::Merge { key } if a.iter().chain(&l).all(|i| i.get(&key).is_some()) => {
                 let server_order = l.clone();
                 let mut merged = l;
+                let mut at: HashMap<String, usize> = HashMap::new();
+                for (i, m) in merged.iter().enumerate() {
+                    if let Some(id) = m.get(&key) {
+                        at.entry(id.to_string()).or_insert(i);
+                    }
+                }
                 for item in &a {
-                    let id = item.get(&key);
-                    match merged.iter().position(|m| m.get(&key) == id) {
+                    let Some(id) = item.get(&key).map(Value::to_string) else {
+                        continue;
+                    };
+                    match at.get(&id).copied() {
                         Some(i) => {
                             let lv = std::mem::take(&mut merged[i]);
                             merged[i] = merge_applied(lv, item.clone(), path, schema);
                         }
-                        None => merged.push(without_nulls(item.clone())),
+                        None => {
+                            at.insert(id, merged.len());
+                            merged.push(without_nulls(item.clone()));
+                        }
                     }
                 }
                 order_by(merged, &a, &server_order, Some(&key))
             }
             ListStrategy::Set if a.iter().chain(&l).all(|i| !i.is_object() && !i.is_array()) => {
-                let mut merged = l.clone();
-                for v in &a {
-                    if !merged.contains(v) {
-                        merged.push(v.clone());
-                    }
-                }
-                order_by(merged, &a, &l, None)
+                order_by(union(&l, &a), &a, &l, None)
             }
             _ => a.into_iter().map(without_nulls).collect(),
         }),

@@ -206,3 +206,54 @@ fn selector_parsers_never_panic() {
         }
     }
 }
+
+/// Long lists (a 3 MiB body holds tens of thousands of items) go through every engine; the
+/// engines index lists instead of scanning them, so this stays fast. No timing is asserted.
+#[test]
+fn long_lists_are_handled() {
+    let keys = builtin_merge_keys("apps", "Deployment").expect("built-in");
+    let n = 5_000;
+    let env = |from: usize, value: &str| -> Vec<Value> {
+        (from..from + n)
+            .map(|i| json!({"name": format!("E{i}"), "value": value}))
+            .collect()
+    };
+    let doc = |env: Vec<Value>| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "big"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "env": env}]}}}})
+    };
+    let live = doc(env(0, "a"));
+    let patched = strategic_merge(&live, &doc(env(n / 2, "b")), &keys).unwrap();
+    let merged_env = &patched["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(merged_env.as_array().map(Vec::len), Some(n + n / 2));
+
+    let applied =
+        server_side_apply(None, &live, "a", false, &keys, "2024-01-01T00:00:00Z").unwrap();
+    let other = server_side_apply(
+        Some(&applied),
+        &doc(env(n / 2, "a")),
+        "b",
+        false,
+        &keys,
+        "2024-01-01T00:00:01Z",
+    )
+    .unwrap();
+    // "a" drops everything; what "b" co-owns stays.
+    let mut empty = doc(Vec::new());
+    empty["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .shift_remove("env");
+    let pruned = server_side_apply(
+        Some(&other),
+        &empty,
+        "a",
+        false,
+        &keys,
+        "2024-01-01T00:00:02Z",
+    )
+    .unwrap();
+    let left = &pruned["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(left.as_array().map(Vec::len), Some(n));
+    let _ = update_managed_fields(Some(&pruned), &applied, "c", &keys, "2024-01-01T00:00:03Z");
+}

@@ -24,6 +24,8 @@
 //! Directives never leak into the result: values that are new to the object are stripped of
 //! them (and of `null`s) before insertion.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 
 /// How a list field is patched.
@@ -426,7 +428,8 @@ fn merge_map(
                 });
             };
             if let Some(Value::Array(list)) = orig.get_mut(field) {
-                list.retain(|item| !remove.contains(item));
+                let remove: HashSet<String> = remove.iter().map(Value::to_string).collect();
+                list.retain(|item| !remove.contains(&item.to_string()));
             }
             continue;
         }
@@ -490,13 +493,7 @@ fn merge_list(
     }
     let all_scalars = orig.iter().chain(&patch).all(is_scalar);
     if all_scalars {
-        let mut merged: Vec<Value> = Vec::new();
-        for v in orig.iter().chain(&patch) {
-            if !merged.contains(v) {
-                merged.push(v.clone());
-            }
-        }
-        return Ok(order_by(merged, &patch, &orig, None));
+        return Ok(order_by(union(&orig, &patch), &patch, &orig, None));
     }
     let all_objects = orig.iter().chain(&patch).all(Value::is_object);
     let (Some(key), true) = (key, all_objects) else {
@@ -511,6 +508,7 @@ fn merge_list(
     let mut orig = orig;
     let mut plain = Vec::new();
     let mut replace = false;
+    let mut deleted: HashSet<String> = HashSet::new();
     for item in patch {
         let Value::Object(m) = item else { continue };
         match m.get(DIRECTIVE) {
@@ -520,15 +518,13 @@ fn merge_list(
                     let Some(kv) = m.get(&key) else {
                         return Err(no_merge_key(&m, &key));
                     };
-                    orig.retain(|o| o.get(&key) != Some(kv));
+                    deleted.insert(kv.to_string());
                 }
                 Some("replace") => replace = true,
                 Some("merge") => {
                     let mut m = m;
                     m.shift_remove(DIRECTIVE);
-                    if m.contains_key(&key) {
-                        plain.push(m);
-                    }
+                    plain.push(m);
                 }
                 _ => {
                     return Err(StrategicMergeError::BadPatchType {
@@ -542,16 +538,25 @@ fn merge_list(
     if replace {
         return Ok(clean_list(plain.into_iter().map(Value::Object).collect()));
     }
+    if !deleted.is_empty() {
+        orig.retain(|o| {
+            !o.get(&key)
+                .is_some_and(|kv| deleted.contains(&kv.to_string()))
+        });
+    }
 
     let server_order = orig.clone();
     let mut merged = orig;
+    let mut at = positions(&merged, Some(&key));
     let mut patch_order = Vec::with_capacity(plain.len());
     for item in plain {
-        let Some(kv) = item.get(&key).cloned() else {
+        let Some(kv) = item.get(&key).map(Value::to_string) else {
             return Err(no_merge_key(&item, &key));
         };
-        patch_order.push(Value::Object(item.clone()));
-        match merged.iter().position(|o| o.get(&key) == Some(&kv)) {
+        let mut marker = Map::new();
+        marker.insert(key.clone(), item[&key].clone());
+        patch_order.push(Value::Object(marker));
+        match at.get(&kv).copied() {
             Some(i) => {
                 merged[i] = match std::mem::take(&mut merged[i]) {
                     Value::Object(o) => Value::Object(merge_map(o, item, path, schema)?),
@@ -560,6 +565,7 @@ fn merge_list(
             }
             None => {
                 if let Some(clean) = clean_value(Value::Object(item)) {
+                    at.insert(kv, merged.len());
                     merged.push(clean);
                 }
             }
@@ -575,16 +581,33 @@ fn no_merge_key(m: &Map<String, Value>, key: &str) -> StrategicMergeError {
     }
 }
 
-fn identity<'a>(v: &'a Value, key: Option<&str>) -> Option<&'a Value> {
+/// The identity of a list item: its merge key's value, or the item itself for scalars.
+fn identity(v: &Value, key: Option<&str>) -> Option<String> {
     match key {
-        Some(k) => v.get(k),
-        None => Some(v),
+        Some(k) => v.get(k).map(Value::to_string),
+        None => Some(v.to_string()),
     }
 }
 
-fn index_in(list: &[Value], v: &Value, key: Option<&str>) -> Option<usize> {
-    let id = identity(v, key)?;
-    list.iter().position(|x| identity(x, key) == Some(id))
+/// First position of each identity in `list`.
+fn positions(list: &[Value], key: Option<&str>) -> HashMap<String, usize> {
+    let mut at = HashMap::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        if let Some(id) = identity(v, key) {
+            at.entry(id).or_insert(i);
+        }
+    }
+    at
+}
+
+/// `a` followed by the items of `b` it lacks, without duplicates (a set union of scalars).
+pub(crate) fn union(a: &[Value], b: &[Value]) -> Vec<Value> {
+    let mut seen = HashSet::new();
+    a.iter()
+        .chain(b)
+        .filter(|v| seen.insert(v.to_string()))
+        .cloned()
+        .collect()
 }
 
 /// Orders `merged`: items named in `patch_order` follow that order; the others (server-only)
@@ -596,28 +619,32 @@ pub(crate) fn order_by(
     server_order: &[Value],
     key: Option<&str>,
 ) -> Vec<Value> {
-    let (mut in_patch, mut server_only): (Vec<Value>, Vec<Value>) = merged
+    let patch_at = positions(patch_order, key);
+    let server_at = positions(server_order, key);
+    // (item, position in the patch order, position in the live order)
+    let (mut in_patch, mut server_only): (Vec<_>, Vec<_>) = merged
         .into_iter()
-        .partition(|v| index_in(patch_order, v, key).is_some());
-    in_patch.sort_by_key(|v| index_in(patch_order, v, key).unwrap_or(usize::MAX));
-    server_only.sort_by_key(|v| index_in(server_order, v, key).unwrap_or(usize::MAX));
+        .map(|v| {
+            let id = identity(&v, key);
+            let p = id.as_ref().and_then(|id| patch_at.get(id).copied());
+            let s = id.as_ref().and_then(|id| server_at.get(id).copied());
+            (v, p, s)
+        })
+        .partition(|(_, p, _)| p.is_some());
+    in_patch.sort_by_key(|(_, p, _)| p.unwrap_or(usize::MAX));
+    server_only.sort_by_key(|(_, _, s)| s.unwrap_or(usize::MAX));
     let mut out = Vec::with_capacity(in_patch.len() + server_only.len());
     let mut left = server_only.into_iter().peekable();
     let mut right = in_patch.into_iter().peekable();
     loop {
-        match (left.peek(), right.peek()) {
+        let take_left = match (left.peek(), right.peek()) {
             (None, None) => break,
-            (Some(_), None) => out.extend(left.next()),
-            (None, Some(_)) => out.extend(right.next()),
-            (Some(l), Some(r)) => {
-                let li = index_in(server_order, l, key);
-                let ri = index_in(server_order, r, key);
-                match (li, ri) {
-                    (Some(li), Some(ri)) if li < ri => out.extend(left.next()),
-                    _ => out.extend(right.next()),
-                }
-            }
-        }
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((_, _, ls)), Some((_, _, rs))) => matches!((ls, rs), (Some(l), Some(r)) if l < r),
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        out.extend(next.map(|(v, _, _)| v));
     }
     out
 }
