@@ -321,8 +321,8 @@ impl Snapshot {
     /// Builds the snapshot from parsed objects.
     fn build(objects: &Objects) -> Snapshot {
         let mut snap = Snapshot::default();
-        for entry in objects.by_key.values() {
-            match &entry.object {
+        for object in objects.by_key.values().filter_map(|e| e.object.as_ref()) {
+            match object {
                 RbacObject::Role(r) => {
                     let ns = r.metadata.namespace.clone().unwrap_or_default();
                     let name = r.metadata.name.clone().unwrap_or_default();
@@ -360,7 +360,9 @@ impl Snapshot {
             .by_key
             .values()
             .filter_map(|e| match &e.object {
-                RbacObject::ClusterRole(c) => Some((c.metadata.name.as_deref().unwrap_or(""), c)),
+                Some(RbacObject::ClusterRole(c)) => {
+                    Some((c.metadata.name.as_deref().unwrap_or(""), c))
+                }
                 _ => None,
             })
             .collect();
@@ -585,7 +587,8 @@ enum RbacObject {
 #[derive(Debug, Clone)]
 struct Entry {
     mod_revision: Revision,
-    object: RbacObject,
+    /// `None` for a value that does not parse (kept so revisions still compare).
+    object: Option<RbacObject>,
 }
 
 #[derive(Debug, Default)]
@@ -679,16 +682,26 @@ impl RbacCache {
 
     /// Re-reads all RBAC objects; returns true if anything differed from the cache.
     pub async fn refresh(&self) -> Result<bool, flotilla_storage::Error> {
+        // Nothing at all was written since the cache was last known complete: done.
+        let current = self.store.current_revision().await?;
+        if current <= self.objects.lock().revision {
+            return Ok(false);
+        }
         let (kvs, revision) = self.list_all().await?;
         let changed = {
-            let objects = self.objects.lock();
-            kvs.len() != objects.by_key.len()
+            let mut objects = self.objects.lock();
+            let changed = kvs.len() != objects.by_key.len()
                 || kvs.iter().any(|kv| {
                     objects
                         .by_key
                         .get(&kv.key)
                         .is_none_or(|e| e.mod_revision != kv.mod_revision)
-                })
+                });
+            if !changed {
+                // The read proves the cache complete up to its revision.
+                objects.revision = objects.revision.max(revision);
+            }
+            changed
         };
         if changed {
             self.replace(kvs, revision);
@@ -724,16 +737,14 @@ impl RbacCache {
         }
         objects.by_key = kvs
             .iter()
-            .filter_map(|kv| {
-                parse_kv(kv).map(|object| {
-                    (
-                        kv.key.clone(),
-                        Entry {
-                            mod_revision: kv.mod_revision,
-                            object,
-                        },
-                    )
-                })
+            .map(|kv| {
+                (
+                    kv.key.clone(),
+                    Entry {
+                        mod_revision: kv.mod_revision,
+                        object: parse_kv(kv),
+                    },
+                )
             })
             .collect();
         objects.revision = revision;
@@ -744,27 +755,26 @@ impl RbacCache {
         let mut objects = self.objects.lock();
         let mut changed = false;
         for event in events {
-            if event.revision() <= objects.revision {
+            let revision = event.revision();
+            if revision <= objects.revision {
                 continue; // already part of a later consistent read
             }
             match event {
                 Event::Put { kv, .. } => {
-                    if let Some(object) = parse_kv(&kv) {
-                        objects.by_key.insert(
-                            kv.key.clone(),
-                            Entry {
-                                mod_revision: kv.mod_revision,
-                                object,
-                            },
-                        );
-                    } else {
-                        objects.by_key.remove(&kv.key);
-                    }
+                    objects.by_key.insert(
+                        kv.key.clone(),
+                        Entry {
+                            mod_revision: kv.mod_revision,
+                            object: parse_kv(&kv),
+                        },
+                    );
                 }
                 Event::Delete { prev, .. } => {
                     objects.by_key.remove(&prev.key);
                 }
             }
+            // Watch events arrive in revision order: everything up to here is reflected.
+            objects.revision = revision;
             changed = true;
         }
         if changed {
@@ -879,7 +889,7 @@ fn objects_from(list: Vec<serde_json::Value>) -> Objects {
             key,
             Entry {
                 mod_revision: kv.mod_revision,
-                object: parse_kv(&kv).unwrap(),
+                object: Some(parse_kv(&kv).unwrap()),
             },
         );
     }
