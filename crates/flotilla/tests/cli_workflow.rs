@@ -101,6 +101,30 @@ fn suspend_resume_and_refusals() {
             .success()
     );
 
+    // `status --watch` follows the application from here on.
+    let mut watch = Command::new(flotilla_bin())
+        .args(["status", "demo", "--watch"])
+        .env("KUBECONFIG", &hub.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watched = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let watched = watched.clone();
+        let stdout = watch.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut w = watched.lock().unwrap();
+                w.push_str(&line);
+                w.push('\n');
+            }
+        })
+    };
+
     // Resume through the kubectl plugin form.
     let bin_dir = dir.path().join("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
@@ -129,6 +153,19 @@ fn suspend_resume_and_refusals() {
             .success()
             .then_some(())
     });
+
+    wait_for(
+        "status --watch to show the finished workflow",
+        Duration::from_secs(30),
+        || {
+            let w = watched.lock().unwrap();
+            (w.contains("  Suspend: true\n") && w.contains("  Status:       running\n"))
+                .then_some(())
+        },
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let _ = reader.join();
 
     // Refusals: one line on stderr, non-zero exit.
     let out = flotilla(&hub.kubeconfig, &["workflow", "resume", "demo"]);
