@@ -15,6 +15,7 @@
 //! | server-side apply | [`patch::server_side_apply_with`] (409 via [`patch::ApplyError::to_api_error`]) |
 //! | managedFields for POST/PUT/PATCH | [`patch::update_managed_fields_with`] |
 //! | merge keys of a CRD | [`patch::MergeKeyTable::from_openapi_schema`] |
+//! | before storing a patched object | [`patch::omit_empty_metadata`] |
 //!
 //! Every engine error has a `to_api_error()` giving the Status kube-apiserver would return.
 

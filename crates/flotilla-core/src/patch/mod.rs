@@ -30,6 +30,35 @@ pub use strategic::{
     strategic_merge, supports_strategic_merge,
 };
 
+/// Drops the `metadata` fields that Kubernetes never stores empty (`labels`, `annotations`,
+/// `finalizers`, `ownerReferences`, `managedFields`: `omitempty` in Go), as a patch can leave
+/// them `[]`, `{}` or `null`.
+///
+/// Call it on every patched object before storing it: kube-runtime's finalizer helper adds
+/// the first finalizer with `test /metadata/finalizers null`, which must succeed after the
+/// last finalizer was removed.
+pub fn omit_empty_metadata(obj: &mut serde_json::Value) {
+    let Some(meta) = obj
+        .get_mut("metadata")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    meta.retain(|k, v| {
+        let omittable = matches!(
+            k.as_str(),
+            "labels" | "annotations" | "finalizers" | "ownerReferences" | "managedFields"
+        );
+        let empty = match v {
+            serde_json::Value::Null => true,
+            serde_json::Value::Array(a) => a.is_empty(),
+            serde_json::Value::Object(m) => m.is_empty(),
+            _ => false,
+        };
+        !(omittable && empty)
+    });
+}
+
 /// The kinds of PATCH kube-apiserver accepts, by Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchType {
@@ -73,6 +102,35 @@ impl PatchType {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// kube-runtime's finalizer helper: remove the last finalizer, then add one again.
+    #[test]
+    fn finalizer_cycle_with_empty_metadata_omitted() {
+        let obj = json!({"metadata": {"name": "x", "finalizers": ["a"]}});
+        let mut removed = json_patch(
+            &obj,
+            &json!([
+                {"op": "test", "path": "/metadata/finalizers/0", "value": "a"},
+                {"op": "remove", "path": "/metadata/finalizers/0"}
+            ]),
+        )
+        .unwrap();
+        omit_empty_metadata(&mut removed);
+        assert_eq!(removed, json!({"metadata": {"name": "x"}}));
+        let added = json_patch(
+            &removed,
+            &json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": ["b"]}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(added["metadata"]["finalizers"], json!(["b"]));
+        let mut other = json!({"metadata": {"labels": {}, "annotations": null, "name": "y"}});
+        omit_empty_metadata(&mut other);
+        assert_eq!(other, json!({"metadata": {"name": "y"}}));
+    }
 
     #[test]
     fn content_types() {
