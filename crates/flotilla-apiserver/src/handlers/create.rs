@@ -207,8 +207,24 @@ pub async fn prepare_create(
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Namespace") if info.is_builtin() => {
             obj["status"] = json!({"phase": "Active"});
-            if obj.get("spec").is_none() {
-                obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            if !obj.get("spec").is_some_and(Value::is_object) {
+                obj["spec"] = json!({});
+            }
+            let finalizers = obj["spec"]
+                .as_object_mut()
+                .expect("spec is an object")
+                .entry("finalizers")
+                .or_insert_with(|| json!([]));
+            if !finalizers.is_array() {
+                *finalizers = json!([]);
+            }
+            if let Some(list) = finalizers.as_array_mut() {
+                if !list
+                    .iter()
+                    .any(|f| f == crate::namespace::KUBERNETES_FINALIZER)
+                {
+                    list.push(json!(crate::namespace::KUBERNETES_FINALIZER));
+                }
             }
             let name = meta_str(&obj, "name").to_string();
             let labels = meta_mut(&mut obj)
