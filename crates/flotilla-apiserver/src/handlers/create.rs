@@ -218,13 +218,12 @@ pub async fn prepare_create(
             if !finalizers.is_array() {
                 *finalizers = json!([]);
             }
-            if let Some(list) = finalizers.as_array_mut() {
-                if !list
+            if let Some(list) = finalizers.as_array_mut()
+                && !list
                     .iter()
                     .any(|f| f == crate::namespace::KUBERNETES_FINALIZER)
-                {
-                    list.push(json!(crate::namespace::KUBERNETES_FINALIZER));
-                }
+            {
+                list.push(json!(crate::namespace::KUBERNETES_FINALIZER));
             }
             let name = meta_str(&obj, "name").to_string();
             let labels = meta_mut(&mut obj)
