@@ -22,7 +22,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 pub enum Error {
     #[error("pki: {0}")]
     Pki(String),
-    #[error("pki: {path}: {source}")]
+    #[error("pki: {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -264,6 +264,12 @@ pub fn user_kubeconfig_for_data_dir(
     user: &str,
     groups: &[String],
 ) -> Result<String> {
+    if !data_dir.join(CA_CERT_FILE).exists() {
+        return Err(Error::Pki(format!(
+            "{}: no cluster CA ({CA_CERT_FILE}) here; pass the --data-dir of a hub or member",
+            data_dir.display()
+        )));
+    }
     let pki = ClusterPki::load_ca(data_dir)?;
     let admin = data_dir.join("admin.kubeconfig");
     let (server, cluster_name) = server_of_kubeconfig(&admin)?;

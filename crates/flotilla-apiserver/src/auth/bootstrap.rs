@@ -1,7 +1,8 @@
 //! The RBAC objects every API server starts with, shaped like kube-apiserver's bootstrap
 //! policy: `cluster-admin`, the aggregated `admin`/`edit`/`view` roles with their
 //! `system:aggregate-to-*` building blocks (plus the fleet kinds), and the discovery,
-//! basic-user and public-info roles bound to every authenticated user.
+//! basic-user and public-info roles bound to every authenticated user, and
+//! `system:monitoring` (`/metrics`) for the group of that name.
 
 use serde_json::{Value, json};
 
@@ -350,7 +351,29 @@ pub fn objects() -> Vec<Value> {
                 &["/healthz", "/livez", "/readyz", "/version", "/version/"],
             )],
         ),
+        cluster_role(
+            "system:monitoring",
+            &[],
+            vec![url_rule(
+                &["get"],
+                &[
+                    "/healthz",
+                    "/healthz/*",
+                    "/livez",
+                    "/livez/*",
+                    "/metrics",
+                    "/metrics/slis",
+                    "/readyz",
+                    "/readyz/*",
+                ],
+            )],
+        ),
         binding("cluster-admin", "cluster-admin", &["system:masters"]),
+        binding(
+            "system:monitoring",
+            "system:monitoring",
+            &["system:monitoring"],
+        ),
         binding(
             "system:discovery",
             "system:discovery",
@@ -408,6 +431,8 @@ mod tests {
         assert!(s.authorize(&user(), &path("/apis/apps/v1")).allowed());
         assert!(s.authorize(&user(), &path("/version")).allowed());
         assert!(!s.authorize(&user(), &path("/metrics")).allowed());
+        let scraper = UserInfo::new("prometheus", vec!["system:monitoring".into()]);
+        assert!(s.authorize(&scraper, &path("/metrics")).allowed());
         let ssar = Attributes::resource(
             "create",
             "authorization.k8s.io",
