@@ -67,47 +67,61 @@ pub struct Conflict {
     pub api_version: String,
     /// `Apply` or `Update`.
     pub operation: String,
+    /// The subresource the manager wrote through (`""` for the main resource).
+    pub subresource: String,
     /// The field as kube-apiserver prints it, e.g. `.spec.replicas` or
     /// `.spec.template.spec.containers[name="web"].image`.
     pub path: String,
 }
 
 impl Conflict {
-    fn owner(&self) -> String {
-        if self.api_version.is_empty() {
-            format!("\"{}\"", self.manager)
-        } else {
-            format!("\"{}\" using {}", self.manager, self.api_version)
+    /// The manager as kube-apiserver names it in conflict messages: `"kubectl"` for an
+    /// applier, `"kubectl-edit" using apps/v1` for an updater, with the subresource if any.
+    pub fn owner(&self) -> String {
+        let mut s = format!("\"{}\"", self.manager);
+        if !self.subresource.is_empty() {
+            s.push_str(&format!(" with subresource \"{}\"", self.subresource));
         }
+        if self.operation == "Update" {
+            s.push_str(&format!(" using {}", self.api_version));
+        }
+        s
     }
 }
 
 fn conflict_message(conflicts: &[Conflict]) -> String {
-    let n = conflicts.len();
-    let plural = if n == 1 { "" } else { "s" };
-    let body = if let [c] = conflicts {
-        format!("conflict with {}: {}", c.owner(), c.path)
-    } else {
-        // Grouped by manager, in first-seen order.
-        let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-        for c in conflicts {
-            let owner = c.owner();
-            match groups.iter_mut().find(|(o, _)| *o == owner) {
-                Some((_, paths)) => paths.push(&c.path),
-                None => groups.push((owner, vec![&c.path])),
-            }
-        }
+    if let [c] = conflicts {
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            c.owner(),
+            c.path
+        );
+    }
+    // Grouped by manager, managers in order, paths in the order found.
+    let mut groups: BTreeMap<(&str, &str, &str, &str), (String, Vec<&str>)> = BTreeMap::new();
+    for c in conflicts {
+        let key = (
+            c.manager.as_str(),
+            c.operation.as_str(),
+            c.api_version.as_str(),
+            c.subresource.as_str(),
+        );
         groups
-            .iter()
-            .map(|(owner, paths)| {
-                let s = if paths.len() == 1 { "" } else { "s" };
-                let list: Vec<String> = paths.iter().map(|p| format!("- {p}")).collect();
-                format!("conflict{s} with {owner}:\n{}", list.join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    format!("Apply failed with {n} conflict{plural}: {body}")
+            .entry(key)
+            .or_insert_with(|| (c.owner(), Vec::new()))
+            .1
+            .push(&c.path);
+    }
+    let mut lines = Vec::new();
+    for (owner, paths) in groups.values() {
+        lines.push(format!("conflicts with {owner}:"));
+        lines.extend(paths.iter().map(|p| format!("- {p}")));
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
 }
 
 impl ApplyError {
@@ -295,6 +309,7 @@ pub fn server_side_apply_with(
                     manager: e.key.manager.clone(),
                     api_version: e.api_version.clone(),
                     operation: e.key.operation.clone(),
+                    subresource: e.key.subresource.clone(),
                     path: display_path(p),
                 });
                 taken.push((i, p.to_vec()));
@@ -1518,7 +1533,30 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "Apply failed with 2 conflicts: conflicts with \"alice\" using apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers[name=\"web\"].image"
+            "Apply failed with 2 conflicts: conflicts with \"alice\":\n- .spec.replicas\n- .spec.template.spec.containers[name=\"web\"].image"
+        );
+        // One conflict with an applier names no apiVersion; several managers are listed in order.
+        let err = server_side_apply(Some(&a), &deploy(4, "nginx:1"), "bob", false, &keys(), T1)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"alice\": .spec.replicas"
+        );
+        let mut edited = a.clone();
+        edited["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:9");
+        let edited = update_managed_fields(Some(&a), &edited, "kubectl-edit", &keys(), T1);
+        let err = server_side_apply(
+            Some(&edited),
+            &deploy(4, "nginx:2"),
+            "bob",
+            false,
+            &keys(),
+            T2,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 2 conflicts: conflicts with \"alice\":\n- .spec.replicas\nconflicts with \"kubectl-edit\" using apps/v1:\n- .spec.template.spec.containers[name=\"web\"].image"
         );
     }
 
