@@ -98,22 +98,15 @@ fn conflict_message(conflicts: &[Conflict]) -> String {
         );
     }
     // Grouped by manager, managers in order, paths in the order found.
-    let mut groups: BTreeMap<(&str, &str, &str, &str), (String, Vec<&str>)> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
     for c in conflicts {
-        let key = (
-            c.manager.as_str(),
-            c.operation.as_str(),
-            c.api_version.as_str(),
-            c.subresource.as_str(),
-        );
         groups
-            .entry(key)
-            .or_insert_with(|| (c.owner(), Vec::new()))
-            .1
+            .entry((c.manager.clone(), c.owner()))
+            .or_default()
             .push(&c.path);
     }
     let mut lines = Vec::new();
-    for (owner, paths) in groups.values() {
+    for ((_, owner), paths) in &groups {
         lines.push(format!("conflicts with {owner}:"));
         lines.extend(paths.iter().map(|p| format!("- {p}")));
     }
