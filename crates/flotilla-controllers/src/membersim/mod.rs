@@ -276,12 +276,6 @@ fn rollout_progress(
     already_ready: bool,
 ) -> (Progress, Option<Duration>) {
     let stuck = shared.options.stuck || annotation(value, STUCK_ANNOTATION) == Some("true");
-    if stuck {
-        return (Progress::Rolling, None);
-    }
-    if already_ready {
-        return (Progress::Ready, None);
-    }
     let delay = annotation(value, READY_DELAY_ANNOTATION)
         .and_then(parse_delay)
         .unwrap_or(shared.options.ready_delay);
@@ -294,16 +288,34 @@ fn rollout_progress(
         rollout::generation(value),
         rollout::desired_replicas(value),
     );
-    let now = Instant::now();
-    let first = {
-        let Ok(mut seen) = shared.first_seen.lock() else {
-            return (Progress::Ready, None);
-        };
-        if seen.len() > 50_000 {
-            seen.retain(|_, t| now.duration_since(*t) < Duration::from_secs(3600));
-        }
-        *seen.entry(key).or_insert(now)
-    };
+    let mut seen = shared
+        .first_seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    progress_at(&mut seen, key, delay, stuck, already_ready, Instant::now())
+}
+
+/// The rollout clock: a rollout (identified by `key`: object, generation and replica count)
+/// is ready `delay` after it was first seen, unless stuck; one that already reports ready
+/// stays ready (a restarted member does not roll everything out again).
+fn progress_at(
+    first_seen: &mut HashMap<String, Instant>,
+    key: String,
+    delay: Duration,
+    stuck: bool,
+    already_ready: bool,
+    now: Instant,
+) -> (Progress, Option<Duration>) {
+    if stuck {
+        return (Progress::Rolling, None);
+    }
+    if already_ready {
+        return (Progress::Ready, None);
+    }
+    if first_seen.len() > 50_000 {
+        first_seen.retain(|_, t| now.duration_since(*t) < Duration::from_secs(3600));
+    }
+    let first = *first_seen.entry(key).or_insert(now);
     let elapsed = now.duration_since(first);
     if elapsed >= delay {
         (Progress::Ready, None)
@@ -544,6 +556,43 @@ mod tests {
         assert_eq!(parse_delay("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_delay("2"), Some(Duration::from_secs(2)));
         assert_eq!(parse_delay("x"), None);
+    }
+
+    #[test]
+    fn rollouts_become_ready_after_the_delay() {
+        let mut seen = HashMap::new();
+        let t0 = Instant::now();
+        let delay = Duration::from_secs(2);
+        let (p, again) = progress_at(&mut seen, "d/1".into(), delay, false, false, t0);
+        assert_eq!(p, Progress::Rolling);
+        assert_eq!(again, Some(delay));
+        let (p, again) = progress_at(
+            &mut seen,
+            "d/1".into(),
+            delay,
+            false,
+            false,
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(
+            (p, again),
+            (Progress::Rolling, Some(Duration::from_secs(1)))
+        );
+        let (p, again) = progress_at(&mut seen, "d/1".into(), delay, false, false, t0 + delay);
+        assert_eq!((p, again), (Progress::Ready, None));
+        // A new generation (or replica count) is a new rollout.
+        let (p, _) = progress_at(&mut seen, "d/2".into(), delay, false, false, t0 + delay);
+        assert_eq!(p, Progress::Rolling);
+        // Stuck never gets ready; already ready stays ready.
+        let later = t0 + Duration::from_secs(100);
+        assert_eq!(
+            progress_at(&mut seen, "d/1".into(), delay, true, false, later),
+            (Progress::Rolling, None)
+        );
+        assert_eq!(
+            progress_at(&mut seen, "x".into(), delay, false, true, t0),
+            (Progress::Ready, None)
+        );
     }
 
     #[test]
