@@ -54,6 +54,9 @@ pub mod labels {
     pub const GROUP: &str = "app.oam.dev/group";
     /// Annotation: the workflow re-runs only when this value changes.
     pub const PUBLISH_VERSION: &str = "app.oam.dev/publishVersion";
+    /// Annotation (opt-in, `"true"`): create the target namespace in a cluster before
+    /// dispatching there, instead of failing with `namespaces "<ns>" not found`.
+    pub const CREATE_NAMESPACE: &str = "flotilla.io/create-namespace";
     /// Label on cluster credentials Secrets: `X509Certificate` or `ServiceAccountToken`.
     pub const CLUSTER_CREDENTIAL_TYPE: &str = "cluster.core.oam.dev/cluster-credential-type";
 }

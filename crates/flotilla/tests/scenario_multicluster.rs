@@ -339,6 +339,35 @@ fn seed_multicluster_demo() {
         "{status}"
     );
 
+    // The documented opt-in: `flotilla.io/create-namespace: "true"` creates it in the member.
+    hub.kubectl_ok(&["create", "namespace", "qa"]);
+    let app = dir.0.join("qa.yaml");
+    std::fs::write(
+        &app,
+        std::fs::read_to_string(&basic).unwrap().replace(
+            "namespace: default\n",
+            "namespace: qa\n  annotations:\n    flotilla.io/create-namespace: \"true\"\n",
+        ),
+    )
+    .unwrap();
+    ok(
+        flotilla(&hub.kubeconfig, &["up", "-f", app.to_str().unwrap()]),
+        "up qa",
+    );
+    let status = status_with(
+        &hub,
+        &["status", "example-app", "-n", "qa"],
+        &["Status:       running\n", "Cluster: beijing-2"],
+    );
+    assert!(
+        service_block(&status, "beijing-1").contains("Namespace: qa"),
+        "{status}"
+    );
+    assert_eq!(
+        member_replicas(&members[1], "hello-world-server", "qa").as_deref(),
+        Some("3/3")
+    );
+
     // Deleting the application deletes what it dispatched, everywhere.
     hub.kubectl_ok(&["delete", "application", "example-app", "-n", "default"]);
     wait_for("member objects deleted", WAIT, || {

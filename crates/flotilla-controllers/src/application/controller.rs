@@ -410,6 +410,7 @@ struct Pass<'a> {
     clusters: Vec<ClusterInfo>,
     policies: ResourcePolicies,
     tracker: Mutex<ResourceTracker>,
+    create_namespace: bool,
 }
 
 impl Pass<'_> {
@@ -603,6 +604,29 @@ impl Pass<'_> {
             Ok(c) => c,
             Err(e) => return TaskResult::Failed(e.to_string()),
         };
+        if self.create_namespace {
+            let mut namespaces: Vec<&str> = task
+                .objects
+                .iter()
+                .filter_map(|o| o.object["metadata"]["namespace"].as_str())
+                .collect();
+            namespaces.sort_unstable();
+            namespaces.dedup();
+            for namespace in namespaces {
+                if let Err(e) = dispatch::ensure_namespace(&client, namespace).await {
+                    if e.is_unreachable() {
+                        self.ctx.members.forget(cluster).await;
+                        return TaskResult::Unreachable(
+                            cluster.to_string(),
+                            format!("cluster {cluster} is unreachable: {e}"),
+                        );
+                    }
+                    return TaskResult::Failed(format!(
+                        "failed to create namespace {namespace} in cluster {cluster}: {e}"
+                    ));
+                }
+            }
+        }
         for o in &task.objects {
             let facts = facts(rendered, o);
             let mut options = self.policies.apply_options(&facts);
@@ -924,6 +948,12 @@ async fn apply(app: &Application, ctx: &Context) -> Result<Action, Error> {
         clusters: list_clusters(ctx).await?,
         policies,
         tracker: Mutex::new(read_tracker(ctx, &app_name, &app_namespace).await?),
+        create_namespace: app
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(labels::CREATE_NAMESPACE))
+            .is_some_and(|v| v == "true"),
     };
 
     let mut requeue = Duration::from_secs(30);

@@ -349,6 +349,22 @@ pub async fn apply(
     Ok(Applied::Written)
 }
 
+/// Creates namespace `name` unless it exists (the `flotilla.io/create-namespace` opt-in).
+pub async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {
+    let api = api_for(client, "v1", "Namespace", "");
+    if api.get_opt(name).await.map_err(Error::from_kube)?.is_some() {
+        return Ok(());
+    }
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    let object: DynamicObject =
+        serde_json::from_value(namespace).map_err(|e| Error::Invalid(e.to_string()))?;
+    match api.create(&Default::default(), &object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(Error::from_kube(e)),
+    }
+}
+
 /// Deletes an object if it is still ours; absent objects are fine.
 pub async fn delete(
     client: &kube::Client,
