@@ -787,10 +787,12 @@ fn value_fields(v: &Value, path: &mut Vec<String>, schema: &dyn MergeKeys) -> Fi
             ListStrategy::Merge { key } if items.iter().all(|i| i.get(&key).is_some()) => {
                 let mut set = FieldSet::default();
                 for item in items {
-                    let Value::Object(m) = item else { continue };
+                    let (Value::Object(m), Some(kv)) = (item, item.get(&key)) else {
+                        continue;
+                    };
                     let mut child = object_fields(m, path, schema);
                     child.member = true;
-                    set.children.insert(item_key(&key, &m[&key]), child);
+                    set.children.insert(item_key(&key, kv), child);
                 }
                 set
             }

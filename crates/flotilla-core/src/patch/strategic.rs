@@ -550,11 +550,12 @@ fn merge_list(
     let mut at = positions(&merged, Some(&key));
     let mut patch_order = Vec::with_capacity(plain.len());
     for item in plain {
-        let Some(kv) = item.get(&key).map(Value::to_string) else {
+        let Some(key_value) = item.get(&key).cloned() else {
             return Err(no_merge_key(&item, &key));
         };
+        let kv = key_value.to_string();
         let mut marker = Map::new();
-        marker.insert(key.clone(), item[&key].clone());
+        marker.insert(key.clone(), key_value);
         patch_order.push(Value::Object(marker));
         match at.get(&kv).copied() {
             Some(i) => {
