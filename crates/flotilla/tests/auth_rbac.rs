@@ -296,4 +296,45 @@ fn bindings_grant_exactly_what_they_say() {
         ],
     );
     assert_eq!(out.trim(), "no");
+
+    // A namespace admin may hand out what they hold, and nothing more.
+    hub.kubectl_ok(&[
+        "-n",
+        "team",
+        "create",
+        "rolebinding",
+        "alice-admin",
+        "--clusterrole=admin",
+        "--user=alice",
+    ]);
+    let (ok, _, err) = run(
+        &alice,
+        &[
+            "-n",
+            "team",
+            "create",
+            "rolebinding",
+            "dave-edit",
+            "--clusterrole=edit",
+            "--user=dave",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(
+        &alice,
+        &[
+            "-n",
+            "team",
+            "create",
+            "rolebinding",
+            "me-root",
+            "--clusterrole=cluster-admin",
+            "--user=alice",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("rolebindings.rbac.authorization.k8s.io \"me-root\" is forbidden: user \"alice\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held"),
+        "{err}"
+    );
 }

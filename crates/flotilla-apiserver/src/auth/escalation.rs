@@ -279,6 +279,72 @@ pub async fn check(
     }
 }
 
+/// Whether a request writes an RBAC object (and so needs [`check`] on its result).
+pub fn is_rbac_write(info: &RequestInfo) -> bool {
+    info.is_resource_request
+        && info.api_group == RBAC_GROUP
+        && info.subresource.is_empty()
+        && ["create", "update", "patch"].contains(&info.verb.as_str())
+        && [
+            "roles",
+            "clusterroles",
+            "rolebindings",
+            "clusterrolebindings",
+        ]
+        .contains(&info.resource.as_str())
+}
+
+/// The object an RBAC write would store: the body for create/update, the stored object
+/// with the patch applied for a patch (an absent object for server-side apply creates).
+/// `None` when the body cannot be read: the handler then refuses the request itself.
+pub async fn prospective_object(
+    auth: &Auth,
+    info: &RequestInfo,
+    content_type: &str,
+    body: &[u8],
+) -> Option<Value> {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let decoded: Value = match media.as_str() {
+        "application/vnd.kubernetes.protobuf" => crate::proto::decode(body).ok()?,
+        "application/yaml" | "application/apply-patch+yaml" => {
+            serde_yaml_ng::from_slice(body).ok()?
+        }
+        _ => serde_json::from_slice(body).ok()?,
+    };
+    if info.verb != "patch" {
+        return Some(decoded);
+    }
+    let key = if info.namespace.is_empty() {
+        format!("/registry/{RBAC_GROUP}/{}/{}", info.resource, info.name)
+    } else {
+        format!(
+            "/registry/{RBAC_GROUP}/{}/{}/{}",
+            info.resource, info.namespace, info.name
+        )
+    };
+    let current: Value = match auth.store.get(&key).await.ok()? {
+        Some(kv) => serde_json::from_slice(&kv.value).ok()?,
+        None => serde_json::json!({}),
+    };
+    match media.as_str() {
+        "application/json-patch+json" => flotilla_core::patch::json_patch(&current, &decoded).ok(),
+        "application/strategic-merge-patch+json" => flotilla_core::patch::strategic_merge(
+            &current,
+            &decoded,
+            &flotilla_core::patch::NoMergeKeys,
+        )
+        .ok(),
+        // Merge patch, and server-side apply: RBAC's rules and subjects are atomic lists,
+        // so the applied configuration replaces them as a merge would.
+        _ => flotilla_core::patch::merge_patch(&current, &decoded).ok(),
+    }
+}
+
 async fn confirm_no_escalation(
     auth: &Auth,
     info: &RequestInfo,

@@ -21,8 +21,10 @@
 //!   so the audit event's `objectRef.name` names the created object; the connection may
 //!   put its peer `std::net::SocketAddr` (or axum `ConnectInfo<SocketAddr>`) into the
 //!   request extensions for `sourceIPs`.
-//! - RBAC writes: before storing a created/updated/patched Role, ClusterRole, RoleBinding
-//!   or ClusterRoleBinding, call [`check_rbac_escalation`]`(&auth, &identity, &info, &obj)`.
+//! - RBAC writes are checked for escalation here, in the middleware (the body of a
+//!   create/update/patch of a Role, ClusterRole, RoleBinding or ClusterRoleBinding is read
+//!   and the would-be object checked); handlers need do nothing. [`check_rbac_escalation`]
+//!   is there for callers that build RBAC objects themselves.
 //! - [`Auth::bootstrap_objects`]: the RBAC defaults to create at first start.
 
 mod audit;
@@ -174,6 +176,9 @@ pub async fn check_rbac_escalation(
 ) -> Result<(), ApiError> {
     escalation::check(auth, identity, info, object).await
 }
+
+/// The largest body read for the RBAC escalation check (Kubernetes' request limit).
+const MAX_RBAC_BODY: usize = 3 * 1024 * 1024;
 
 /// Paths anyone may read without credentials.
 fn is_open_path(path: &str) -> bool {
@@ -374,6 +379,49 @@ pub async fn middleware(
             None,
         );
         return error_response(&e);
+    }
+
+    // RBAC writes may not grant more than their author holds.
+    if escalation::is_rbac_write(&pending.info) && !identity.user.in_group(SYSTEM_MASTERS) {
+        let content_type = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let (parts, body) = request.into_parts();
+        let bytes = match axum::body::to_bytes(body, MAX_RBAC_BODY).await {
+            Ok(b) => b,
+            Err(_) => {
+                let e = ApiError::too_large();
+                pending.write(
+                    &auth,
+                    Some(actor),
+                    impersonated,
+                    e.code,
+                    Some(&e),
+                    None,
+                    None,
+                );
+                return error_response(&e);
+            }
+        };
+        if let Some(object) =
+            escalation::prospective_object(&auth, &pending.info, &content_type, &bytes).await
+            && let Err(e) = escalation::check(&auth, &identity, &pending.info, &object).await
+        {
+            pending.write(
+                &auth,
+                Some(actor),
+                impersonated,
+                e.code,
+                Some(&e),
+                None,
+                None,
+            );
+            return error_response(&e);
+        }
+        request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
     }
 
     request.extensions_mut().insert(identity.clone());

@@ -587,3 +587,71 @@ async fn rbac_writes_cannot_escalate() {
         e.message
     );
 }
+
+#[tokio::test]
+async fn the_middleware_refuses_escalating_rbac_writes() {
+    let h = Harness::new().await;
+    h.put(rb(
+        "team",
+        "alice-admin",
+        "ClusterRole",
+        "admin",
+        json!({"kind":"User","apiGroup":"rbac.authorization.k8s.io","name":"alice"}),
+    ))
+    .await;
+    let alice = || Some(h.cert("alice", &[]));
+    let binding = |role: &str| {
+        rb(
+            "team",
+            "x",
+            "ClusterRole",
+            role,
+            json!({"kind":"User","apiGroup":"rbac.authorization.k8s.io","name":"alice"}),
+        )
+    };
+    let path = "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings";
+    let (code, body) = h
+        .call(Method::POST, path, alice(), &[], binding("cluster-admin"))
+        .await;
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is attempting to grant RBAC permissions not currently held"),
+        "{body}"
+    );
+    let (code, body) = h
+        .call(Method::POST, path, alice(), &[], binding("edit"))
+        .await;
+    assert_eq!(code, 201, "{body}");
+
+    // A patch is judged by its result.
+    h.put(
+        json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role",
+                 "metadata":{"name":"small","namespace":"team"},
+                 "rules":[{"apiGroups":[""],"resources":["configmaps"],"verbs":["get"]}]}),
+    )
+    .await;
+    let role_path = "/apis/rbac.authorization.k8s.io/v1/namespaces/team/roles/small";
+    let (code, _) = h
+        .call(
+            Method::PATCH,
+            role_path,
+            alice(),
+            &[("content-type", "application/merge-patch+json")],
+            json!({"rules":[{"apiGroups":[""],"resources":["nodes"],"verbs":["get"]}]}),
+        )
+        .await;
+    assert_eq!(code, 403);
+    let (code, _) = h
+        .call(
+            Method::PATCH,
+            role_path,
+            alice(),
+            &[("content-type", "application/merge-patch+json")],
+            json!({"rules":[{"apiGroups":[""],"resources":["secrets"],"verbs":["list"]}]}),
+        )
+        .await;
+    assert_eq!(code, 200);
+}
