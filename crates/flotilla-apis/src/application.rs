@@ -56,9 +56,10 @@ pub struct ApplicationSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationComponent {
     /// Component name (the workload's name).
+    #[serde(default)]
     pub name: String,
     /// Component type: `webservice`, `k8s-objects`, `ref-objects`, ...
-    #[serde(rename = "type")]
+    #[serde(default, rename = "type")]
     pub component_type: String,
     /// Type-specific properties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,7 +77,7 @@ pub struct ApplicationComponent {
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationTrait {
     /// Trait type: `scaler`, `gateway`, `labels`, ...
-    #[serde(rename = "type")]
+    #[serde(default, rename = "type")]
     pub trait_type: String,
     /// Type-specific properties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,9 +89,10 @@ pub struct ApplicationTrait {
 #[serde(rename_all = "camelCase")]
 pub struct AppPolicy {
     /// Policy name, referenced by deploy steps.
+    #[serde(default)]
     pub name: String,
     /// Policy type: `topology`, `override`, `apply-once`, ...
-    #[serde(rename = "type")]
+    #[serde(default, rename = "type")]
     pub policy_type: String,
     /// Type-specific properties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,9 +131,10 @@ pub struct WorkflowExecuteMode {
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowStep {
     /// Step name, unique in the workflow.
+    #[serde(default)]
     pub name: String,
     /// Step type: `deploy`, `suspend`, `step-group`.
-    #[serde(rename = "type")]
+    #[serde(default, rename = "type")]
     pub step_type: String,
     /// Type-specific properties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,9 +182,10 @@ pub struct ApplicationStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     /// Condition type.
-    #[serde(rename = "type")]
+    #[serde(default, rename = "type")]
     pub condition_type: String,
     /// `True`, `False` or `Unknown`.
+    #[serde(default)]
     pub status: String,
     /// Machine-readable reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,13 +206,16 @@ pub struct AppliedResource {
     #[serde(default)]
     pub cluster: String,
     /// `apiVersion` of the object.
+    #[serde(default)]
     pub api_version: String,
     /// `kind` of the object.
+    #[serde(default)]
     pub kind: String,
     /// Namespace (empty for cluster-scoped objects).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
     /// Name.
+    #[serde(default)]
     pub name: String,
     /// Component it was rendered from.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -223,8 +230,10 @@ pub struct AppliedResource {
 #[serde(rename_all = "camelCase")]
 pub struct Revision {
     /// `<app>-v<N>`.
+    #[serde(default)]
     pub name: String,
     /// `N`.
+    #[serde(default)]
     pub revision: i64,
     /// Hash of the revision's content.
     #[serde(default)]
@@ -275,11 +284,13 @@ pub struct StepStatus {
     #[serde(default)]
     pub id: String,
     /// Step name.
+    #[serde(default)]
     pub name: String,
     /// Step type.
-    #[serde(rename = "type")]
+    #[serde(default, rename = "type")]
     pub step_type: String,
     /// See [`StepPhase`].
+    #[serde(default)]
     pub phase: String,
     /// Human-readable progress or error.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -303,6 +314,7 @@ pub struct StepStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationComponentStatus {
     /// Component name.
+    #[serde(default)]
     pub name: String,
     /// Namespace it runs in (in the member).
     #[serde(default)]
@@ -329,7 +341,7 @@ pub struct ApplicationComponentStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationTraitStatus {
     /// Trait type.
-    #[serde(rename = "type")]
+    #[serde(default, rename = "type")]
     pub trait_type: String,
     /// Healthy or not.
     #[serde(default)]
@@ -449,4 +461,29 @@ pub struct ApplicationRevisionStatus {
     /// The workflow of this revision succeeded.
     #[serde(default)]
     pub succeeded: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A watcher must never choke on an odd object: missing names and types deserialize.
+    #[test]
+    fn incomplete_applications_still_deserialize() {
+        let app: Application = serde_json::from_value(json!({
+            "metadata": {"name": "odd"},
+            "spec": {
+                "components": [{"properties": {}}, {"name": "x", "traits": [{}]}],
+                "policies": [{}],
+                "workflow": {"steps": [{"properties": {}}]},
+            },
+            "status": {"workflow": {"steps": [{}]}, "services": [{}],
+                       "appliedResources": [{}], "latestRevision": {}},
+        }))
+        .unwrap();
+        assert_eq!(app.spec.components[0].name, "");
+        assert_eq!(app.spec.components[1].traits[0].trait_type, "");
+        assert_eq!(app.spec.workflow.unwrap().steps[0].step_type, "");
+    }
 }

@@ -57,6 +57,7 @@ pub struct ManagedClusterSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ClientConfig {
     /// `https://host:port`.
+    #[serde(default)]
     pub url: String,
     /// Base64 PEM of the member's CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -391,6 +391,9 @@ pub fn render_component(
     app_namespace: &str,
     referred: &[Value],
 ) -> Result<RenderedComponent> {
+    if component.name.is_empty() {
+        return Err(invalid("", "every component needs a name"));
+    }
     let mut objects = match component.component_type.as_str() {
         "webservice" => render_webservice(component, app_name)?,
         "k8s-objects" => render_k8s_objects(component)?,
