@@ -196,6 +196,8 @@ async fn accept_loop(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, rout
             let service =
                 hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(peer.clone());
+                    // The client address, for the audit log's sourceIPs.
+                    req.extensions_mut().insert(peer_addr);
                     router.clone().oneshot(req.map(axum::body::Body::new))
                 });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
