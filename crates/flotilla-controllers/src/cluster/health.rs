@@ -44,6 +44,21 @@ pub fn register_metrics(registry: &mut Registry) {
     );
 }
 
+/// The availability gauge in Prometheus text format (no `# EOF` line), for a `/metrics`
+/// handler that renders its own registry and appends this.
+pub fn metrics_text() -> String {
+    let mut registry = Registry::default();
+    register_metrics(&mut registry);
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        return String::new();
+    }
+    out.lines()
+        .filter(|l| *l != "# EOF")
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// The availability of every probed cluster (1 available, 0 not), by name.
 pub fn availability() -> BTreeMap<String, i64> {
     PROBED.lock().map(|m| m.clone()).unwrap_or_default()
@@ -269,5 +284,11 @@ mod tests {
         );
         record("gone", false);
         assert_eq!(availability().get("gone"), Some(&0));
+        let text = metrics_text();
+        assert!(
+            text.contains("flotilla_cluster_available{cluster=\"gone\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
     }
 }
