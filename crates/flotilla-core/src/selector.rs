@@ -349,8 +349,11 @@ impl LabelSelector {
         LabelSelector { requirements: None }
     }
 
-    /// Builds a selector from requirements (all must hold).
-    pub fn from_requirements(requirements: Vec<Requirement>) -> Self {
+    /// Builds a selector from requirements (all must hold). Requirements are kept sorted by
+    /// key, as apimachinery does, so [`fmt::Display`] prints what kube-apiserver prints (e.g.
+    /// a Scale's `status.selector`).
+    pub fn from_requirements(mut requirements: Vec<Requirement>) -> Self {
+        requirements.sort_by(|a, b| a.key.cmp(&b.key));
         LabelSelector {
             requirements: Some(requirements),
         }
@@ -1171,6 +1174,11 @@ mod tests {
 
     #[test]
     fn label_selector_display_round_trips() {
+        // apimachinery sorts requirements by key.
+        assert_eq!(
+            parse_label_selector("tier=fe,app=web").unwrap().to_string(),
+            "app=web,tier=fe"
+        );
         for s in [
             "a=b",
             "a==b",
@@ -1201,6 +1209,11 @@ mod tests {
             ]
         });
         let s = LabelSelector::from_json(&sel).unwrap();
+        // Printed like metav1.LabelSelectorAsSelector(...).String(): sorted by key.
+        assert_eq!(
+            s.to_string(),
+            "app=web,!canary,env in (prod,staging),tier,zone notin (b)"
+        );
         let obj = |l: Value| json!({"metadata": {"labels": l}});
         assert!(s.matches_object(&obj(
             json!({"app": "web", "env": "prod", "tier": "x", "zone": "a"})
