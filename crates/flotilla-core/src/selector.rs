@@ -194,6 +194,21 @@ impl Requirement {
         Self::build(key, operator, text, values)
     }
 
+    /// `key=value`, validated.
+    pub fn equals(key: &str, value: &str) -> Result<Self> {
+        Self::build(key, Operator::In, OpText::Equals, vec![value.to_string()])
+    }
+
+    /// `key!=value`, validated.
+    pub fn not_equals(key: &str, value: &str) -> Result<Self> {
+        Self::build(
+            key,
+            Operator::NotIn,
+            OpText::NotEquals,
+            vec![value.to_string()],
+        )
+    }
+
     fn build(key: &str, operator: Operator, op_text: OpText, values: Vec<String>) -> Result<Self> {
         let values: Vec<String> = values
             .into_iter()
@@ -1337,6 +1352,19 @@ mod tests {
         assert_eq!(n.exact_value("metadata.name"), Some("x"));
         assert_eq!(n.exact_value("metadata.namespace"), None);
         assert_eq!(n.to_string(), "metadata.name=x,metadata.namespace!=y");
+    }
+
+    #[test]
+    fn built_requirements() {
+        let sel = LabelSelector::from_requirements(vec![
+            Requirement::equals("app", "web").unwrap(),
+            Requirement::not_equals("tier", "db").unwrap(),
+            Requirement::new("env", Operator::In, vec!["b".into(), "a".into()]).unwrap(),
+        ]);
+        assert_eq!(sel.to_string(), "app=web,env in (a,b),tier!=db");
+        assert!(sel.matches(&labels(json!({"app": "web", "env": "a"}))));
+        assert!(Requirement::equals("bad key", "x").is_err());
+        assert!(Requirement::new("a", Operator::In, vec![]).is_err());
     }
 
     #[test]
