@@ -199,4 +199,47 @@ fn suspend_resume_and_refusals() {
     let out = flotilla(&hub.kubeconfig, &["workflow", "resume", "demo"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("terminated"), "{}", stderr(&out));
+
+    // Rollback returns to the last revision whose workflow succeeded.
+    let rb = |image: &str| {
+        format!(
+            "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: rb\n  namespace: default\nspec:\n  components:\n  - name: rb\n    type: webservice\n    properties:\n      image: {image}\n  policies:\n  - name: t\n    type: topology\n    properties:\n      clusters: [\"m1\"]\n"
+        )
+    };
+    let rb_phase = || {
+        hub.kubectl_ok(&[
+            "get",
+            "app",
+            "rb",
+            "-o",
+            "jsonpath={.status.status}/{.status.latestRevision.name}",
+        ])
+    };
+    for (image, revision) in [("nginx:1", "rb-v1"), ("nginx:2", "rb-v2")] {
+        std::fs::write(&file, rb(image)).unwrap();
+        let out = flotilla(&hub.kubeconfig, &["up", "-f", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        wait_for(
+            &format!("rb running {image}"),
+            Duration::from_secs(60),
+            || (rb_phase() == format!("running/{revision}")).then_some(()),
+        );
+    }
+    let out = flotilla(&hub.kubeconfig, &["workflow", "rollback", "rb"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "Successfully rollback workflow: rb");
+    wait_for(
+        "the member to run the old image",
+        Duration::from_secs(60),
+        || {
+            (member.kubectl_ok(&[
+                "get",
+                "deployment",
+                "rb",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ]) == "nginx:1")
+                .then_some(())
+        },
+    );
 }
