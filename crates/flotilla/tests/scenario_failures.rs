@@ -121,6 +121,13 @@ fn errors_are_named_and_contained() {
         );
         assert!(out.status.success(), "join {name}: {}", stderr(&out));
     }
+    let flaky = Server::member("flaky", &dir.0.join("flaky"));
+    let kubeconfig = flaky.kubeconfig.to_string_lossy().into_owned();
+    let out = flotilla(
+        &hub.kubeconfig,
+        &["cluster", "join", &kubeconfig, "--name", "flaky"],
+    );
+    assert!(out.status.success(), "join flaky: {}", stderr(&out));
     drop(doomed);
 
     // A down member delays only its own placement.
@@ -237,6 +244,31 @@ fn errors_are_named_and_contained() {
         owner, "spread",
         "the other application's object is untouched"
     );
+
+    // A member that goes down after the rollout: the application shows it unhealthy.
+    apply(
+        &hub,
+        &dir,
+        &app(
+            "steady",
+            "k8s-objects",
+            "steady",
+            &clusters(r#"["flaky"]"#),
+            r#"["where"]"#,
+        ),
+    );
+    wait_for("steady runs", WAIT, || {
+        (get(&hub, "steady", "{.status.status}") == "running").then_some(())
+    });
+    drop(flaky);
+    wait_for("steady is unhealthy", WAIT, || {
+        let seen = get(
+            &hub,
+            "steady",
+            "{.status.status} {.status.services[0].message}",
+        );
+        (seen == "unhealthy cluster flaky is unreachable").then_some(())
+    });
 
     // Deleting an application is not blocked by the down member.
     hub.kubectl_ok(&["delete", "app", "spread", "-n", "default", "--timeout=60s"]);

@@ -1048,6 +1048,15 @@ async fn apply(app: &Application, ctx: &Context) -> Result<Action, Error> {
         if !converge_failed {
             wf.message.clear();
         }
+        // An unreachable cluster keeps its entries, marked as not known to be healthy.
+        for old in status.services.iter().filter(|s| unreachable.contains(&s.cluster)) {
+            if !services.iter().any(|s| service_key(s) == service_key(old)) {
+                let mut entry = old.clone();
+                entry.healthy = false;
+                entry.message = format!("cluster {} is unreachable", old.cluster);
+                services.push(entry);
+            }
+        }
         status.services = services;
         if !converge_failed && !pass.policies.keep_legacy() {
             gc(&pass, &produced, &unreachable).await?;
