@@ -110,6 +110,15 @@ const DEFS: &[Def] = &[
         false,
         &[],
     ),
+    // kubectl 1.27 asks `auth whoami` of v1beta1.
+    d(
+        "authentication.k8s.io",
+        "v1beta1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        false,
+        &[],
+    ),
     d(
         "authorization.k8s.io",
         "v1",
