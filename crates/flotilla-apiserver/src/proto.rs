@@ -357,11 +357,20 @@ fn decode_into(
             if let Some(a) = target.as_array_mut() {
                 a.push(value);
             }
-        } else {
+        } else if !is_unset(&value) {
+            // Go writes every non-pointer field; an empty string or a zero time means
+            // "unset" there, and its JSON would omit it.
             out.insert(field.json.to_string(), value);
         }
     }
     Ok(())
+}
+
+/// Go's zero time (0001-01-01T00:00:00Z), as the protobuf encoder writes an unset `Time`.
+const GO_ZERO_TIME_SECONDS: i64 = -62_135_596_800;
+
+fn is_unset(v: &Value) -> bool {
+    matches!(v, Value::String(s) if s.is_empty())
 }
 
 fn go_duration(nanos: i64) -> String {
@@ -419,6 +428,9 @@ fn message_value(bytes: &[u8], type_ref: &str, depth: usize) -> Result<Value> {
             let f = fields()?;
             let secs = f.get(&1).map_or(0, |v| v.0 as i64);
             let nanos = f.get(&2).map_or(0, |v| v.0 as i64 as i32);
+            if secs == GO_ZERO_TIME_SECONDS && nanos == 0 {
+                return Ok(json!(""));
+            }
             let t = chrono::DateTime::from_timestamp(secs, nanos.max(0) as u32)
                 .ok_or_else(|| ProtoError::Invalid("timestamp out of range".into()))?;
             let fmt = if name == "MicroTime" {
