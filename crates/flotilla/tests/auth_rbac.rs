@@ -181,6 +181,16 @@ fn bindings_grant_exactly_what_they_say() {
         &["auth", "can-i", "list", "configmaps", "-n", "team"],
     );
     assert_eq!(out.trim(), "no");
+    // Every supported kubectl (1.27 asks authentication.k8s.io/v1beta1).
+    for (version, bin) in support::kubectl_versions() {
+        let out = support::kubectl_with(&bin, &alice, &["auth", "whoami"]);
+        assert!(out.status.success(), "kubectl {version}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("alice"),
+            "kubectl {version}: {}",
+            stdout(&out)
+        );
+    }
 
     // A Role + RoleBinding in one namespace.
     hub.kubectl_ok(&["create", "namespace", "team"]);
