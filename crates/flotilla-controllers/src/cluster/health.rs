@@ -183,10 +183,12 @@ pub async fn probe_all(hub_client: &kube::Client, timeout: Duration) -> Result<(
             let name = cluster.metadata.name.clone().unwrap_or_default();
             let result = match stored.get(&name) {
                 Some(credential) => probe(&name, credential, timeout).await,
-                None => Err(ProbeFailure::NoCredentials(format!(
-                    "no credentials secret {}/{name}",
-                    credentials::CREDENTIAL_NAMESPACE
-                ))),
+                // Not in the labelled list: read it by name (a Secret written without the
+                // label still works); otherwise say why it is unusable.
+                None => match credentials::read(hub_client, &name).await {
+                    Ok(credential) => probe(&name, &credential, timeout).await,
+                    Err(e) => Err(ProbeFailure::NoCredentials(e.to_string())),
+                },
             };
             record(&name, result.is_ok());
             let wanted = [

@@ -440,7 +440,13 @@ pub async fn detach(hub_client: &kube::Client, cluster_name: &str) -> Result<()>
         Err(kube::Error::Api(status)) if status.code == 404 => false,
         Err(e) => return Err(hub_error(e)),
     };
-    let had_credentials = credentials::read(hub_client, cluster_name).await.is_ok();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(hub_client.clone(), credentials::CREDENTIAL_NAMESPACE);
+    let had_credentials = secrets
+        .get_opt(cluster_name)
+        .await
+        .map_err(hub_error)?
+        .is_some();
     credentials::delete(hub_client, cluster_name).await?;
     if !had_cluster && !had_credentials {
         return Err(Error::NotFound(cluster_name.to_string()));
