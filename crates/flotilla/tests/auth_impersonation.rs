@@ -211,7 +211,13 @@ fn impersonation_is_authorized_per_user_and_audited() {
     assert_eq!(event["objectRef"]["namespace"], "team");
     assert_eq!(event["responseStatus"]["code"], 201);
     assert_eq!(event["sourceIPs"], serde_json::json!(["127.0.0.1"]));
-    assert!(event["userAgent"].as_str().unwrap_or("").starts_with("kubectl/"), "{event}");
+    assert!(
+        event["userAgent"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("kubectl/"),
+        "{event}"
+    );
     assert_eq!(event["apiVersion"], "audit.k8s.io/v1");
     assert!(event["requestReceivedTimestamp"].is_string());
     let denied = support::wait_for("the denied impersonation", Duration::from_secs(10), || {
