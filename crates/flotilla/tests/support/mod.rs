@@ -53,7 +53,10 @@ impl Server {
             .args(args)
             .arg("--data-dir")
             .arg(data_dir)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
@@ -75,7 +78,10 @@ impl Server {
     }
 
     pub fn member(name: &str, data_dir: &Path) -> Server {
-        Server::start(&["member", "--name", name, "--listen", "127.0.0.1:0"], data_dir)
+        Server::start(
+            &["member", "--name", name, "--listen", "127.0.0.1:0"],
+            data_dir,
+        )
     }
 
     fn wait_ready(&mut self) {
@@ -121,7 +127,11 @@ impl Server {
     pub fn url(&self) -> String {
         let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
         text.lines()
-            .find_map(|l| l.trim().strip_prefix("server:").map(|s| s.trim().to_string()))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("server:")
+                    .map(|s| s.trim().to_string())
+            })
             .expect("server: in kubeconfig")
     }
 }
