@@ -101,25 +101,32 @@ fn resource_not_found() -> ApiError {
     )
 }
 
+/// How much of an oversized body is read (and dropped) before answering 413, so clients
+/// that are still sending see the Status rather than a broken connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Reads a request body up to the 3 MiB limit.
-async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
-    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(ApiError::too_large())
-            } else {
-                Err(ApiError::bad_request(format!(
-                    "reading the request body: {e}"
-                )))
-            }
+async fn read_body(mut body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > DRAIN_LIMIT {
+            break;
+        }
+        if total <= MAX_BODY_BYTES {
+            buf.extend_from_slice(&data);
         }
     }
+    if total > MAX_BODY_BYTES {
+        return Err(ApiError::too_large());
+    }
+    Ok(buf.freeze())
 }
 
 async fn route(state: SharedState, request: Request) -> Result<Response, ApiError> {
