@@ -90,12 +90,14 @@ pub struct MemberArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DevArgs {
+    /// The simulated members to start and join.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "beijing-1,beijing-2,us-west-1"
     )]
     pub clusters: Vec<String>,
+    /// Where the hub and members keep their data; a second run on it comes back as it was.
     #[arg(long, default_value = ".flotilla/dev")]
     pub data_dir: PathBuf,
 }
@@ -108,8 +110,10 @@ pub enum ClusterCommand {
         /// `--kubeconfig` names the hub.
         #[arg(id = "member_kubeconfig", value_name = "KUBECONFIG")]
         kubeconfig: PathBuf,
+        /// The cluster name placements use (`local` is reserved for the hub).
         #[arg(long)]
         name: String,
+        /// Cluster labels, `k=v[,k=v]`.
         #[arg(long, value_delimiter = ',')]
         labels: Vec<String>,
     },
@@ -118,29 +122,49 @@ pub enum ClusterCommand {
     /// Edit cluster labels.
     #[command(subcommand)]
     Labels(LabelsCommand),
-    /// Remove a member cluster.
-    Detach { name: String },
+    /// Remove a member cluster; the hub forgets what it tracked there.
+    Detach {
+        /// The cluster to remove.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LabelsCommand {
-    Add { name: String, labels: String },
-    Del { name: String, keys: String },
+    /// Add or change labels: `NAME k=v[,k=v]`.
+    Add {
+        /// The cluster.
+        name: String,
+        /// `k=v[,k=v]`.
+        labels: String,
+    },
+    /// Remove labels: `NAME k[,k]`.
+    Del {
+        /// The cluster.
+        name: String,
+        /// `k[,k]`.
+        keys: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
+    /// The YAML or JSON file of objects to apply (`-` for stdin).
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
+    /// Namespace for objects that name none (default: the kubeconfig context's).
     #[arg(short = 'n', long = "namespace")]
     pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
+    /// The Application.
     pub app: String,
+    /// Its namespace (default: the kubeconfig context's).
     #[arg(short = 'n', long = "namespace")]
     pub namespace: Option<String>,
+    /// Print the view again whenever it changes, until Ctrl-C.
     #[arg(short = 'w', long)]
     pub watch: bool,
 }
@@ -163,18 +187,26 @@ pub struct AppRef {
 
 #[derive(Debug, Clone, Args)]
 pub struct GetArgs {
+    /// The kind, as kubectl takes it: `deployment`, `deploy`, `deployments.apps`, ...
     pub kind: String,
+    /// One object's name (default: list).
     pub name: Option<String>,
+    /// Namespace in the member (default: the hub kubeconfig context's).
     #[arg(short = 'n', long = "namespace")]
     pub namespace: Option<String>,
+    /// Every namespace.
     #[arg(short = 'A', long = "all-namespaces")]
     pub all_namespaces: bool,
+    /// Label selector, e.g. `app=web`.
     #[arg(short = 'l', long = "selector")]
     pub selector: Option<String>,
+    /// The member cluster to read (`local` reads the hub).
     #[arg(short = 'm', long = "cluster", conflicts_with = "all_clusters")]
     pub cluster: Option<String>,
+    /// Every member cluster (adds a CLUSTER column).
     #[arg(short = 'M', long = "all-clusters")]
     pub all_clusters: bool,
+    /// `wide`, `yaml`, `json` or `name` (default: a table).
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
 }
