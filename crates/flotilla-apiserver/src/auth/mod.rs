@@ -180,6 +180,35 @@ pub async fn check_rbac_escalation(
 /// The largest body read for the RBAC escalation check (Kubernetes' request limit).
 const MAX_RBAC_BODY: usize = 3 * 1024 * 1024;
 
+/// How much of an oversized body is read and dropped before answering 413, so a client
+/// still sending sees the Status rather than a reset connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads an RBAC write's body (at most [`MAX_RBAC_BODY`]).
+async fn read_rbac_body(mut body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > DRAIN_LIMIT {
+            break;
+        }
+        if total <= MAX_RBAC_BODY {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if total > MAX_RBAC_BODY {
+        return Err(ApiError::too_large());
+    }
+    Ok(buf.freeze())
+}
+
 /// Paths anyone may read without credentials.
 fn is_open_path(path: &str) -> bool {
     ["/healthz", "/readyz", "/livez", "/version"]
@@ -390,10 +419,9 @@ pub async fn middleware(
             .unwrap_or("")
             .to_string();
         let (parts, body) = request.into_parts();
-        let bytes = match axum::body::to_bytes(body, MAX_RBAC_BODY).await {
+        let bytes = match read_rbac_body(body).await {
             Ok(b) => b,
-            Err(_) => {
-                let e = ApiError::too_large();
+            Err(e) => {
                 pending.write(
                     &auth,
                     Some(actor),
