@@ -75,10 +75,29 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
     let options = flotilla_controllers::hub::HubControllerOptions {
         cluster_probe_interval: args.cluster_probe_interval,
     };
+    let controllers = keep_running("hub controllers", move || {
+        flotilla_controllers::hub::run(client.clone(), options.clone())
+    });
     tokio::select! {
         r = serving(server) => r,
-        r = flotilla_controllers::hub::run(client, options) => r.context("hub controllers"),
+        _ = controllers => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// Runs `start()` again (after a pause) whenever it fails: the API server keeps serving
+/// even if the controllers beside it hit an error.
+async fn keep_running<F, Fut>(what: &'static str, mut start: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    loop {
+        match start().await {
+            Ok(()) => tracing::warn!("{what} stopped; restarting"),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "{what} failed; restarting"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }
 
@@ -149,9 +168,12 @@ pub async fn member(args: MemberArgs) -> anyhow::Result<()> {
         let (server, client) = one_member(name.clone(), listen, data_dir, &args).await?;
         let simulator = simulator.clone();
         tasks.spawn(async move {
+            let simulate = keep_running("member simulator", move || {
+                flotilla_controllers::membersim::run(client.clone(), simulator.clone())
+            });
             tokio::select! {
-                r = serving(server) => r,
-                r = flotilla_controllers::membersim::run(client, simulator) => r.with_context(|| format!("member {name} simulator")),
+                r = serving(server) => r.with_context(|| format!("member {name}")),
+                _ = simulate => Ok(()),
             }
         });
     }
