@@ -383,17 +383,30 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 const LAST_APPLIED_POINTER: &str =
     "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration";
 
-/// The fields client-side apply manages, inferred from the last-applied annotation.
+/// The fields client-side apply still manages: those named in the last-applied annotation
+/// whose live value is still the last-applied one (a field changed since, e.g. by
+/// `kubectl scale`, belongs to whoever changed it).
 fn last_applied_fields(live: &Value, merge_keys: &dyn MergeKeys) -> Option<FieldSet> {
     let text = live.pointer(LAST_APPLIED_POINTER)?.as_str()?;
     let last: Value = serde_json::from_str(text).ok()?;
     if !last.is_object() {
         return None;
     }
-    Some(fields_of(
-        &Scope::full().strip_unowned(without_nulls(last)),
-        merge_keys,
-    ))
+    let last = Scope::full().strip_unowned(without_nulls(last));
+    let named = fields_of(&last, merge_keys);
+    let mut still = FieldSet::default();
+    visit_members(
+        &named,
+        Some(live),
+        Some(&last),
+        &mut Vec::new(),
+        &mut |p, node, l, a| {
+            if !changed(node, l, a) {
+                still.insert_member(p);
+            }
+        },
+    );
+    Some(still)
 }
 
 /// Keeps the client-side apply annotation in step with a server-side apply by kubectl, so a
@@ -1502,6 +1515,28 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.minReadySeconds"
+        );
+        // A field changed since the last client-side apply (kubectl scale through /scale) is
+        // not client-side apply's any more: it conflicts with the scaler.
+        let mut scaled = created.clone();
+        scaled["spec"]["replicas"] = json!(5);
+        let scale_fm = FieldManager {
+            subresource: Some("scale"),
+            ..FieldManager::new("kubectl", T1)
+        };
+        let scaled = update_managed_fields_with(Some(&created), &scaled, &keys(), &scale_fm);
+        let err = server_side_apply(
+            Some(&scaled),
+            &deploy(4, "nginx:1"),
+            "kubectl",
+            false,
+            &keys(),
+            T2,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas"
         );
         // Another field manager gets no upgrade: the conflict names client-side apply.
         let err = server_side_apply(
