@@ -197,6 +197,15 @@ fn member_simulates_workload_controllers() {
     assert_eq!(generation, observed);
     let table = member.kubectl_ok(&["get", "deployment", "web"]);
     assert!(table.contains("3/3"), "{table}");
+    // kubectl's own rollout checks agree.
+    let rollout = member.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    assert!(rollout.contains("successfully rolled out"), "{rollout}");
+    member.kubectl_ok(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=30s",
+    ]);
 
     // The stuck rollout is observed but never ready, even after the other one is.
     eventually(
