@@ -217,3 +217,87 @@ fn workflow_operations() {
         .then_some(())
     });
 }
+
+const GADGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgetries.example.com
+spec:
+  group: example.com
+  scope: Cluster
+  names:
+    kind: Gadget
+    listKind: GadgetList
+    plural: gadgetries
+    singular: gadget
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+"#;
+
+const GADGET_APP: &str = r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: gadgets
+  namespace: default
+spec:
+  components:
+    - name: gadgets
+      type: k8s-objects
+      properties:
+        objects:
+          - apiVersion: example.com/v1
+            kind: Gadget
+            metadata:
+              name: g1
+            spec:
+              size: 3
+"#;
+
+/// `k8s-objects` of a custom, cluster-scoped kind with an irregular plural: the cluster's
+/// discovery decides where it goes, for dispatch and for deletion.
+#[test]
+fn custom_kinds_follow_discovery() {
+    let dir = TestDir::new("custom-kinds");
+    let hub = Server::hub(&dir.0.join("hub"));
+    let crd = dir.0.join("crd.yaml");
+    std::fs::write(&crd, GADGET_CRD).unwrap();
+    hub.kubectl_ok(&["apply", "-f", crd.to_str().unwrap()]);
+    let file = dir.0.join("app.yaml");
+    std::fs::write(&file, GADGET_APP).unwrap();
+    hub.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    let gadget = wait_for("the gadget", WAIT, || {
+        let out = hub.kubectl(&[
+            "get",
+            "gadgetries",
+            "g1",
+            "-o",
+            "jsonpath={.spec.size} {.metadata.labels.app\\.oam\\.dev/name} {.metadata.namespace}",
+        ]);
+        out.status.success().then(|| stdout(&out))
+    });
+    assert_eq!(gadget.trim(), "3 gadgets");
+    wait_for("running", WAIT, || {
+        (stdout(&hub.kubectl(&[
+            "get",
+            "app",
+            "gadgets",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.status.status}",
+        ])) == "running")
+            .then_some(())
+    });
+    hub.kubectl_ok(&["delete", "app", "gadgets", "-n", "default"]);
+    wait_for("gadget gone", WAIT, || {
+        (!hub.kubectl(&["get", "gadgetries", "g1"]).status.success()).then_some(())
+    });
+}

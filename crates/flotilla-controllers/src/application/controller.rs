@@ -57,6 +57,8 @@ pub struct Context {
     pub members: MemberClients,
     /// How often dispatched state is re-asserted while an application runs.
     pub reassert_interval: Duration,
+    /// Plural and scope of custom kinds, per cluster.
+    pub kinds: dispatch::KindCache,
     last_reassert: Mutex<HashMap<String, Instant>>,
 }
 
@@ -67,6 +69,7 @@ impl Context {
             members: MemberClients::new(hub_client.clone()),
             hub_client,
             reassert_interval,
+            kinds: dispatch::KindCache::default(),
             last_reassert: Mutex::new(HashMap::new()),
         }
     }
@@ -162,7 +165,11 @@ async fn gather(
         .map_err(|e| GatherError::Spec(e.to_string()))?;
     let mut referred = Vec::new();
     for q in queries {
-        let api = dispatch::api_for(hub_as_user, &q.api_version, &q.kind, &q.namespace);
+        let info = dispatch::KindInfo {
+            plural: q.plural.clone(),
+            namespaced: render::is_namespaced(&q.api_version, &q.kind),
+        };
+        let api = dispatch::api_for(hub_as_user, &q.api_version, &q.kind, &info, &q.namespace);
         let found: Vec<Value> = if let Some(name) = &q.name {
             match api.get_opt(name).await {
                 Ok(o) => o.into_iter().map(to_value).collect(),
@@ -364,6 +371,7 @@ fn resource_key(r: &AppliedResource) -> (String, String, String, String, String)
 /// One prepared object of a component in a cluster.
 struct PlannedObject {
     object: Value,
+    kind: dispatch::KindInfo,
     trait_type: Option<String>,
 }
 
@@ -493,6 +501,13 @@ impl Pass<'_> {
         let mut tasks = Vec::new();
         let mut planned = Vec::new();
         for placement in &placements {
+            // Scope and plural of kinds outside the built-in table come from the cluster.
+            let client = self
+                .ctx
+                .members
+                .as_user(&placement.cluster, &self.identity)
+                .await
+                .ok();
             for (index, component) in rendered.iter().enumerate() {
                 let target = Target {
                     app_name: &self.app_name,
@@ -502,14 +517,26 @@ impl Pass<'_> {
                     revision: &self.revision,
                     namespace: placement.namespace.as_deref(),
                 };
-                let objects: Vec<PlannedObject> = component
-                    .objects
-                    .iter()
-                    .map(|o: &RenderedObject| PlannedObject {
-                        object: dispatch::prepare(&o.object, &target),
+                let mut objects = Vec::new();
+                for o in &component.objects {
+                    let o: &RenderedObject = o;
+                    let api_version = o.object["apiVersion"].as_str().unwrap_or_default();
+                    let kind_name = o.object["kind"].as_str().unwrap_or_default();
+                    let kind = match &client {
+                        Some(c) => {
+                            self.ctx
+                                .kinds
+                                .resolve(c, &placement.cluster, api_version, kind_name)
+                                .await
+                        }
+                        None => dispatch::KindInfo::of(api_version, kind_name),
+                    };
+                    objects.push(PlannedObject {
+                        object: dispatch::prepare(&o.object, &target, kind.namespaced),
+                        kind,
                         trait_type: o.trait_type.clone(),
-                    })
-                    .collect();
+                    });
+                }
                 for o in &objects {
                     planned.push(applied_resource(&placement.cluster, &component.name, o));
                 }
@@ -634,6 +661,7 @@ impl Pass<'_> {
             if let Err(e) = dispatch::apply(
                 &client,
                 &o.object,
+                &o.kind,
                 &self.app_name,
                 &self.app_namespace,
                 &options,
@@ -660,6 +688,7 @@ impl Pass<'_> {
                 &client,
                 text("/apiVersion"),
                 text("/kind"),
+                &o.kind,
                 text("/metadata/namespace"),
                 text("/metadata/name"),
             )
@@ -1049,7 +1078,11 @@ async fn apply(app: &Application, ctx: &Context) -> Result<Action, Error> {
             wf.message.clear();
         }
         // An unreachable cluster keeps its entries, marked as not known to be healthy.
-        for old in status.services.iter().filter(|s| unreachable.contains(&s.cluster)) {
+        for old in status
+            .services
+            .iter()
+            .filter(|s| unreachable.contains(&s.cluster))
+        {
             if !services.iter().any(|s| service_key(s) == service_key(old)) {
                 let mut entry = old.clone();
                 entry.healthy = false;
@@ -1177,10 +1210,15 @@ async fn delete_tracked(
             return false;
         }
     };
+    let kind = ctx
+        .kinds
+        .resolve(&client, &r.cluster, &r.api_version, &r.kind)
+        .await;
     match dispatch::delete(
         &client,
         &r.api_version,
         &r.kind,
+        &kind,
         &r.namespace,
         &r.name,
         app_name,

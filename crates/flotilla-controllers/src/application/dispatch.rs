@@ -11,7 +11,13 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParam
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
-use super::render::{is_namespaced, plural_of};
+use std::collections::HashMap;
+
+use kube::core::GroupVersionKind;
+use kube::discovery::Scope;
+use tokio::sync::Mutex;
+
+use super::render::{is_namespaced, known_kind, plural_of};
 
 /// The field manager every dispatch writes with.
 pub const FIELD_MANAGER: &str = "flotilla";
@@ -82,6 +88,76 @@ pub struct Target<'a> {
     pub namespace: Option<&'a str>,
 }
 
+/// The plural resource name and scope of a kind in one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindInfo {
+    /// `deployments`.
+    pub plural: String,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+}
+
+impl KindInfo {
+    /// Well-known kinds from the built-in table, others guessed (lower-case plural,
+    /// namespaced) until discovery says otherwise.
+    pub fn of(api_version: &str, kind: &str) -> KindInfo {
+        match known_kind(api_version, kind) {
+            Some((plural, namespaced)) => KindInfo { plural, namespaced },
+            None => KindInfo {
+                plural: plural_of(api_version, kind),
+                namespaced: is_namespaced(api_version, kind),
+            },
+        }
+    }
+}
+
+/// Discovery answers per cluster, for kinds outside the built-in table (custom resources).
+#[derive(Default)]
+pub struct KindCache {
+    known: Mutex<HashMap<(String, String, String), KindInfo>>,
+}
+
+impl KindCache {
+    /// The plural and scope of `api_version`/`kind` in `cluster`, asking the cluster's
+    /// discovery once for kinds the built-in table does not know. Discovery failures fall back
+    /// to [`KindInfo::of`] (not cached).
+    pub async fn resolve(
+        &self,
+        client: &kube::Client,
+        cluster: &str,
+        api_version: &str,
+        kind: &str,
+    ) -> KindInfo {
+        if known_kind(api_version, kind).is_some() {
+            return KindInfo::of(api_version, kind);
+        }
+        let key = (
+            cluster.to_string(),
+            api_version.to_string(),
+            kind.to_string(),
+        );
+        if let Some(info) = self.known.lock().await.get(&key) {
+            return info.clone();
+        }
+        let (group, version) = match api_version.rsplit_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        match kube::discovery::pinned_kind(client, &gvk).await {
+            Ok((resource, capabilities)) => {
+                let info = KindInfo {
+                    plural: resource.plural,
+                    namespaced: capabilities.scope == Scope::Namespaced,
+                };
+                self.known.lock().await.insert(key, info.clone());
+                info
+            }
+            Err(_) => KindInfo::of(api_version, kind),
+        }
+    }
+}
+
 /// `Kind ns/name` (or `Kind name`) for messages.
 pub fn describe(object: &Value) -> String {
     let kind = object["kind"].as_str().unwrap_or_default();
@@ -99,18 +175,13 @@ pub fn content_hash(object: &Value) -> String {
 }
 
 /// Fills in the namespace, the ownership labels and the render-hash annotation. Pure.
-pub fn prepare(object: &Value, target: &Target<'_>) -> Value {
+pub fn prepare(object: &Value, target: &Target<'_>, namespaced: bool) -> Value {
     let mut object = object.clone();
-    let api_version = object["apiVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let kind = object["kind"].as_str().unwrap_or_default().to_string();
     if !object["metadata"].is_object() {
         object["metadata"] = json!({});
     }
     let meta = &mut object["metadata"];
-    if is_namespaced(&api_version, &kind) {
+    if namespaced {
         let namespace = target
             .namespace
             .map(str::to_string)
@@ -179,7 +250,7 @@ pub fn ownership(live: &Value, app_name: &str, app_namespace: &str) -> Ownership
 }
 
 /// The `ApiResource` of an apiVersion/kind.
-pub fn api_resource(api_version: &str, kind: &str) -> ApiResource {
+pub fn api_resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
     let (group, version) = match api_version.rsplit_once('/') {
         Some((g, v)) => (g.to_string(), v.to_string()),
         None => (String::new(), api_version.to_string()),
@@ -189,7 +260,7 @@ pub fn api_resource(api_version: &str, kind: &str) -> ApiResource {
         version,
         api_version: api_version.to_string(),
         kind: kind.to_string(),
-        plural: plural_of(api_version, kind),
+        plural: plural.to_string(),
     }
 }
 
@@ -198,10 +269,11 @@ pub fn api_for(
     client: &kube::Client,
     api_version: &str,
     kind: &str,
+    info: &KindInfo,
     namespace: &str,
 ) -> Api<DynamicObject> {
-    let resource = api_resource(api_version, kind);
-    if is_namespaced(api_version, kind) && !namespace.is_empty() {
+    let resource = api_resource(api_version, kind, &info.plural);
+    if info.namespaced && !namespace.is_empty() {
         Api::namespaced_with(client.clone(), namespace, &resource)
     } else {
         Api::all_with(client.clone(), &resource)
@@ -231,10 +303,11 @@ pub async fn get(
     client: &kube::Client,
     api_version: &str,
     kind: &str,
+    info: &KindInfo,
     namespace: &str,
     name: &str,
 ) -> Result<Option<Value>> {
-    let api = api_for(client, api_version, kind, namespace);
+    let api = api_for(client, api_version, kind, info, namespace);
     match api.get_opt(name).await {
         Ok(Some(o)) => Ok(Some(serde_json::to_value(o).unwrap_or(Value::Null))),
         Ok(None) => Ok(None),
@@ -295,12 +368,13 @@ fn set_at(object: &mut Value, path: &str, value: Value) {
 pub async fn apply(
     client: &kube::Client,
     desired: &Value,
+    info: &KindInfo,
     app_name: &str,
     app_namespace: &str,
     options: &ApplyOptions,
 ) -> Result<Applied> {
     let (api_version, kind, namespace, name) = identity(desired)?;
-    let api = api_for(client, &api_version, &kind, &namespace);
+    let api = api_for(client, &api_version, &kind, info, &namespace);
     let live = api
         .get_opt(&name)
         .await
@@ -351,7 +425,13 @@ pub async fn apply(
 
 /// Creates namespace `name` unless it exists (the `flotilla.io/create-namespace` opt-in).
 pub async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {
-    let api = api_for(client, "v1", "Namespace", "");
+    let api = api_for(
+        client,
+        "v1",
+        "Namespace",
+        &KindInfo::of("v1", "Namespace"),
+        "",
+    );
     if api.get_opt(name).await.map_err(Error::from_kube)?.is_some() {
         return Ok(());
     }
@@ -370,12 +450,13 @@ pub async fn delete(
     client: &kube::Client,
     api_version: &str,
     kind: &str,
+    info: &KindInfo,
     namespace: &str,
     name: &str,
     app_name: &str,
     app_namespace: &str,
 ) -> Result<()> {
-    let api = api_for(client, api_version, kind, namespace);
+    let api = api_for(client, api_version, kind, info, namespace);
     match api.get_opt(name).await.map_err(Error::from_kube)? {
         None => return Ok(()),
         Some(live) => {
@@ -411,7 +492,7 @@ mod tests {
     fn prepare_sets_namespace_labels_and_a_stable_hash() {
         let object = json!({"apiVersion": "apps/v1", "kind": "Deployment",
                             "metadata": {"name": "web"}, "spec": {"replicas": 1}});
-        let prepared = prepare(&object, &target());
+        let prepared = prepare(&object, &target(), true);
         assert_eq!(prepared["metadata"]["namespace"], "default");
         let l = &prepared["metadata"]["labels"];
         assert_eq!(l["app.oam.dev/name"], "example-app");
@@ -420,22 +501,22 @@ mod tests {
         assert_eq!(l["app.oam.dev/cluster"], "beijing-1");
         assert_eq!(l["app.oam.dev/appRevision"], "example-app-v1");
         let hash = prepared["metadata"]["annotations"]["app.oam.dev/render-hash"].clone();
-        assert_eq!(prepare(&prepared, &target()), prepared, "idempotent");
+        assert_eq!(prepare(&prepared, &target(), true), prepared, "idempotent");
         let mut changed = object.clone();
         changed["spec"]["replicas"] = json!(2);
         assert_ne!(
-            prepare(&changed, &target())["metadata"]["annotations"]["app.oam.dev/render-hash"],
+            prepare(&changed, &target(), true)["metadata"]["annotations"]["app.oam.dev/render-hash"],
             hash
         );
         let ns = Target {
             namespace: Some("prod"),
             ..target()
         };
-        assert_eq!(prepare(&object, &ns)["metadata"]["namespace"], "prod");
+        assert_eq!(prepare(&object, &ns, true)["metadata"]["namespace"], "prod");
         let cluster_scoped = json!({"apiVersion": "v1", "kind": "Namespace",
                                     "metadata": {"name": "x", "namespace": "y"}});
         assert!(
-            prepare(&cluster_scoped, &target())["metadata"]
+            prepare(&cluster_scoped, &target(), false)["metadata"]
                 .get("namespace")
                 .is_none()
         );
@@ -446,6 +527,7 @@ mod tests {
         let ours = prepare(
             &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
             &target(),
+            true,
         );
         assert_eq!(ownership(&ours, "example-app", "default"), Ownership::Ours);
         assert_eq!(

@@ -206,6 +206,15 @@ pub fn plural_of(api_version: &str, kind: &str) -> String {
         })
 }
 
+/// `(plural, namespaced)` of a well-known kind; `None` for kinds that need discovery.
+pub fn known_kind(api_version: &str, kind: &str) -> Option<(String, bool)> {
+    let group = group_of(api_version);
+    KNOWN_RESOURCES
+        .iter()
+        .find(|(g, _, k, _, _)| *g == group && *k == kind)
+        .map(|(_, _, _, p, namespaced)| (p.to_string(), *namespaced))
+}
+
 /// Whether objects of this kind live in a namespace (unknown kinds are assumed namespaced).
 pub fn is_namespaced(api_version: &str, kind: &str) -> bool {
     let group = group_of(api_version);
