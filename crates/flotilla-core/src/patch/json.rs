@@ -18,6 +18,11 @@ use crate::status::ApiError;
 /// kube-apiserver's limit on the number of operations in one JSON patch.
 pub const MAX_OPERATIONS: usize = 10_000;
 
+/// The most bytes all `copy` operations of one patch may duplicate (kube-apiserver bounds
+/// it by the request size limit, 3 MiB): without it a few dozen `copy` ops doubling the
+/// document would exhaust memory.
+pub const MAX_COPY_BYTES: usize = 3 * 1024 * 1024;
+
 /// Why a JSON patch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonPatchError {
@@ -79,7 +84,21 @@ pub fn json_patch(original: &Value, patch: &Value) -> Result<Value, JsonPatchErr
 /// Applies decoded operations to a copy of `original`.
 pub fn apply_operations(original: &Value, ops: &[PatchOperation]) -> Result<Value, JsonPatchError> {
     let mut doc = original.clone();
+    let mut copied = 0usize;
     for (index, op) in ops.iter().enumerate() {
+        if let PatchOperation::Copy(c) = op
+            && let Some(source) = doc.pointer(c.from.as_str())
+        {
+            copied = copied.saturating_add(encoded_len(source));
+            if copied > MAX_COPY_BYTES {
+                return Err(JsonPatchError::Apply {
+                    index,
+                    message: format!(
+                        "Unable to copy, would exceed max copy size of {MAX_COPY_BYTES} bytes"
+                    ),
+                });
+            }
+        }
         if let PatchOperation::Test(t) = op
             && t.value.is_null()
             && missing_in_existing_parent(&doc, t.path.as_str())
@@ -94,6 +113,24 @@ pub fn apply_operations(original: &Value, ops: &[PatchOperation]) -> Result<Valu
         }
     }
     Ok(doc)
+}
+
+/// The length of a value's JSON encoding, without building it.
+fn encoded_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Writing to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
 }
 
 /// True when `pointer` names a key absent from an object that does exist.
@@ -305,6 +342,24 @@ mod tests {
                 .code,
             400
         );
+    }
+
+    /// A patch that doubles the document with every `copy` is stopped, not run out of memory.
+    #[test]
+    fn json_patch_copy_amplification_is_bounded() {
+        let doc = json!({"a": "x".repeat(1024)});
+        let ops: Vec<Value> = (0..64)
+            .map(|i| json!({"op": "copy", "from": "", "path": format!("/c{i}")}))
+            .collect();
+        let err = json_patch(&doc, &Value::Array(ops)).unwrap_err();
+        assert!(
+            err.to_string().contains("would exceed max copy size"),
+            "{err}"
+        );
+        assert_eq!(err.to_api_error().code, 422);
+        // Small copies are fine.
+        let ok = json_patch(&doc, &json!([{"op": "copy", "from": "/a", "path": "/b"}])).unwrap();
+        assert_eq!(ok["a"], ok["b"]);
     }
 
     #[test]
