@@ -270,6 +270,27 @@ fn service_account_tokens_authenticate_as_the_service_account() {
         "{err}"
     );
 
+    // Every namespace gets its `default` ServiceAccount, which can have tokens too.
+    support::wait_for(
+        "the default ServiceAccount",
+        Duration::from_secs(10),
+        || {
+            hub.kubectl(&["-n", "ci", "get", "serviceaccount", "default"])
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+    let default_token = hub.kubectl_ok(&["-n", "ci", "create", "token", "default"]);
+    let default_sa = custom_kubeconfig(
+        &hub,
+        "default-sa",
+        &format!("{{token: {}}}", default_token.trim()),
+    );
+    let (ok, out, err) = run(&default_sa, &["auth", "whoami"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("system:serviceaccount:ci:default"), "{out}");
+
     // Deleting the ServiceAccount revokes its tokens.
     hub.kubectl_ok(&["-n", "ci", "delete", "serviceaccount", "builder"]);
     let (ok, _, err) = run(&sa, &["get", "configmaps", "-n", "ci"]);

@@ -34,6 +34,7 @@ mod escalation;
 pub mod impersonation;
 pub mod rbac;
 mod reviews;
+mod service_accounts;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -95,7 +96,8 @@ impl std::fmt::Debug for Auth {
 
 impl Auth {
     /// Loads the token signing key and opens the audit log in `data_dir`, and starts the
-    /// RBAC cache (list + watch of the store) on the current tokio runtime.
+    /// RBAC cache (list + watch of the store) and the `default` ServiceAccount controller
+    /// on the current tokio runtime.
     pub fn new(
         store: flotilla_storage::SharedBackend,
         _pki: &crate::pki::ClusterPki,
@@ -108,6 +110,7 @@ impl Auth {
         let audit = audit::AuditLog::open(data_dir).map_err(Error::from)?;
         let rbac = rbac::RbacCache::new(store.clone());
         rbac.spawn();
+        service_accounts::spawn(store.clone());
         Ok(Arc::new(Auth {
             store,
             rbac,
