@@ -217,3 +217,87 @@ async fn run_feed(mut stream: WatchStream, feed: &Feed) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_storage::Precondition;
+
+    fn obj(name: &str, v: &str) -> Bytes {
+        Bytes::from(
+            serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "d"}, "data": {"v": v}}))
+                .unwrap(),
+        )
+    }
+
+    async fn next_shared(sub: &mut Subscription) -> Arc<WatchEvent> {
+        match sub {
+            Subscription::Shared { backlog, live } => {
+                if !backlog.is_empty() {
+                    return backlog.remove(0);
+                }
+                tokio::time::timeout(std::time::Duration::from_secs(5), live.recv())
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+            Subscription::Direct(_) => panic!("expected the shared feed"),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_feed_serves_many_watchers_and_late_starters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedBackend =
+            Arc::new(flotilla_storage::EmbeddedBackend::open(dir.path()).unwrap());
+        let hub = WatchHub::new(store.clone());
+        let prefix = "/registry/core/configmaps/";
+        let start = store.current_revision().await.unwrap();
+        let mut subs = Vec::new();
+        for _ in 0..100 {
+            subs.push(hub.subscribe(prefix, start).await.unwrap());
+        }
+        assert_eq!(hub.feed_count(), 1);
+        let a = store
+            .put(&format!("{prefix}d/a"), obj("a", "1"), Precondition::Absent)
+            .await
+            .unwrap();
+        store
+            .put(
+                &format!("{prefix}d/a"),
+                obj("a", "2"),
+                Precondition::ModRevision(a.mod_revision),
+            )
+            .await
+            .unwrap();
+        store
+            .delete(&format!("{prefix}d/a"), Precondition::Exists)
+            .await
+            .unwrap();
+        for sub in &mut subs {
+            let kinds = [
+                next_shared(sub).await,
+                next_shared(sub).await,
+                next_shared(sub).await,
+            ];
+            assert_eq!(
+                kinds.iter().map(|e| e.kind).collect::<Vec<_>>(),
+                [EventType::Added, EventType::Modified, EventType::Deleted]
+            );
+            assert_eq!(kinds[1].object["data"]["v"], "2");
+            assert_eq!(
+                kinds[2].object["metadata"]["resourceVersion"],
+                kinds[2].revision.to_string()
+            );
+        }
+        // A watcher starting after the first event gets the rest from the backlog.
+        let mut late = hub.subscribe(prefix, a.mod_revision).await.unwrap();
+        assert_eq!(next_shared(&mut late).await.kind, EventType::Modified);
+        assert_eq!(next_shared(&mut late).await.kind, EventType::Deleted);
+        // One from before the feed existed gets a storage watch of its own.
+        assert!(matches!(
+            hub.subscribe(prefix, start - 1).await.unwrap(),
+            Subscription::Direct(_)
+        ));
+    }
+}

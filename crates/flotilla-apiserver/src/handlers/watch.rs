@@ -317,3 +317,58 @@ impl Drop for WatchGuard {
         self.0.metrics.watch_ended();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_core::selector::{FieldSelector, LabelSelector};
+
+    fn ev(kind: EventType, before: Option<&str>, after: &str) -> WatchEvent {
+        let obj = |tier: &str| json!({"metadata": {"name": "x", "namespace": "d", "labels": {"tier": tier}}});
+        WatchEvent {
+            kind,
+            revision: 2,
+            key: "/registry/core/configmaps/d/x".into(),
+            object: obj(after),
+            prev: before.map(obj),
+            json: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn selector_changes_become_added_and_deleted() {
+        let filter = Filter {
+            labels: LabelSelector::parse("tier=web").unwrap(),
+            fields: FieldSelector::everything(),
+        };
+        let p = "/registry/core/configmaps/d/";
+        assert_eq!(
+            filtered(&ev(EventType::Modified, Some("db"), "web"), &filter, p),
+            Some("ADDED")
+        );
+        assert_eq!(
+            filtered(&ev(EventType::Modified, Some("web"), "db"), &filter, p),
+            Some("DELETED")
+        );
+        assert_eq!(
+            filtered(&ev(EventType::Modified, Some("web"), "web"), &filter, p),
+            Some("MODIFIED")
+        );
+        assert_eq!(
+            filtered(&ev(EventType::Modified, Some("db"), "db"), &filter, p),
+            None
+        );
+        assert_eq!(
+            filtered(
+                &ev(EventType::Added, None, "web"),
+                &filter,
+                "/registry/core/configmaps/other/"
+            ),
+            None
+        );
+        assert_eq!(
+            filtered(&ev(EventType::Deleted, Some("web"), "web"), &filter, p),
+            Some("DELETED")
+        );
+    }
+}
