@@ -87,90 +87,158 @@ pub fn display_kind(kind: &str, group: &str) -> String {
     }
 }
 
-/// Runs `flotilla up`.
-pub async fn run(hub_client: &kube::Client, args: &UpArgs) -> anyhow::Result<()> {
-    let file = args.file.display().to_string();
-    let text = if file == "-" {
+/// The files `-f` names: the file itself, stdin (`-`), or a folder's `.yaml`, `.yml` and
+/// `.json` files in name order.
+pub fn input_files(path: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    if path.as_os_str() == "-" || !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
-        s
+        Ok(s)
     } else {
-        std::fs::read_to_string(&args.file)
-            .map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?
+        std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+    }
+}
+
+/// What applying one document did: its line for the user, and the Application it was, if any.
+struct Applied {
+    line: String,
+    application: Option<(String, String)>,
+}
+
+async fn apply_document(
+    hub_client: &kube::Client,
+    file: &str,
+    mut document: Value,
+    namespace_flag: Option<&String>,
+) -> anyhow::Result<Applied> {
+    let api_version = document["apiVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let kind = document["kind"].as_str().unwrap_or_default().to_string();
+    let name = document["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), api_version.clone()),
     };
-    let documents = parse_documents(&file, &text)?;
+    let gvk = GroupVersionKind::gvk(&group, &version, &kind);
+    let (resource, capabilities) = discovery::pinned_kind(hub_client, &gvk)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "resource mapping not found for name: {name:?} namespace: {:?} from {file:?}: no matches for kind {kind:?} in version {api_version:?}",
+                document["metadata"]["namespace"].as_str().unwrap_or("")
+            )
+        })?;
+    let mut application = None;
+    let api: Api<DynamicObject> = match capabilities.scope {
+        Scope::Namespaced => {
+            let namespace = document["metadata"]["namespace"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| namespace_flag.cloned())
+                .unwrap_or_else(|| hub_client.default_namespace().to_string());
+            if let Some(flag) = namespace_flag {
+                anyhow::ensure!(
+                    flag == &namespace,
+                    "the namespace from the provided object {namespace:?} does not match the namespace {flag:?}. You must pass '--namespace={namespace}' to perform this operation."
+                );
+            }
+            document["metadata"]["namespace"] = Value::String(namespace.clone());
+            if kind == "Application" {
+                application = Some((name.clone(), namespace.clone()));
+            }
+            Api::namespaced_with(hub_client.clone(), &namespace, &resource)
+        }
+        Scope::Cluster => Api::all_with(hub_client.clone(), &resource),
+    };
+    let from_server = |e: kube::Error| match e {
+        kube::Error::Api(status) => anyhow::anyhow!(
+            "Error from server ({}): error when applying {}/{name} from {file:?}: {}",
+            status.reason,
+            display_kind(&kind, &group),
+            status.message
+        ),
+        other => other.into(),
+    };
+    let before = api
+        .get_opt(&name)
+        .await
+        .map_err(from_server)?
+        .and_then(|o| o.metadata.resource_version);
+    let applied = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&document),
+        )
+        .await
+        .map_err(from_server)?;
+    let outcome = match before {
+        None => "created",
+        Some(rv) if Some(&rv) == applied.metadata.resource_version.as_ref() => "unchanged",
+        Some(_) => "configured",
+    };
+    Ok(Applied {
+        line: format!("{}/{name} {outcome}", display_kind(&kind, &group)),
+        application,
+    })
+}
+
+/// Runs `flotilla up`: every document is applied even when an earlier one fails (like
+/// `kubectl apply`); the command fails if any did.
+pub async fn run(hub_client: &kube::Client, args: &UpArgs) -> anyhow::Result<()> {
+    let files = input_files(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+    let mut documents = Vec::new();
+    for path in &files {
+        let file = path.display().to_string();
+        documents.extend(
+            parse_documents(&file, &read_input(path)?)?
+                .into_iter()
+                .map(|d| (file.clone(), d)),
+        );
+    }
     anyhow::ensure!(
         !documents.is_empty(),
-        "no objects passed to apply in {file}"
+        "no objects passed to apply in {}",
+        args.file.display()
     );
+    let total = documents.len();
     let mut applications = Vec::new();
-    for mut document in documents {
-        let api_version = document["apiVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let kind = document["kind"].as_str().unwrap_or_default().to_string();
-        let name = document["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), api_version.clone()),
-        };
-        let gvk = GroupVersionKind::gvk(&group, &version, &kind);
-        let (resource, capabilities) = discovery::pinned_kind(hub_client, &gvk)
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "resource mapping not found for name: {name:?} namespace: {:?} from {file:?}: no matches for kind {kind:?} in version {api_version:?}",
-                    document["metadata"]["namespace"].as_str().unwrap_or("")
-                )
-            })?;
-        let api: Api<DynamicObject> = match capabilities.scope {
-            Scope::Namespaced => {
-                let namespace = document["metadata"]["namespace"]
-                    .as_str()
-                    .map(str::to_string)
-                    .or_else(|| args.namespace.clone())
-                    .unwrap_or_else(|| hub_client.default_namespace().to_string());
-                if let Some(flag) = &args.namespace {
-                    anyhow::ensure!(
-                        flag == &namespace,
-                        "the namespace from the provided object {namespace:?} does not match the namespace {flag:?}. You must pass '--namespace={namespace}' to perform this operation."
-                    );
-                }
-                document["metadata"]["namespace"] = Value::String(namespace.clone());
-                if kind == "Application" {
-                    applications.push((name.clone(), namespace.clone()));
-                }
-                Api::namespaced_with(hub_client.clone(), &namespace, &resource)
+    let mut failed = 0;
+    for (file, document) in documents {
+        match apply_document(hub_client, &file, document, args.namespace.as_ref()).await {
+            Ok(applied) => {
+                println!("{}", applied.line);
+                applications.extend(applied.application);
             }
-            Scope::Cluster => Api::all_with(hub_client.clone(), &resource),
-        };
-        let before = api
-            .get_opt(&name)
-            .await?
-            .and_then(|o| o.metadata.resource_version);
-        let applied = api
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&document),
-            )
-            .await
-            .map_err(|e| match e {
-                kube::Error::Api(status) => {
-                    anyhow::anyhow!("Error from server ({}): {}", status.reason, status.message)
-                }
-                other => other.into(),
-            })?;
-        let outcome = match before {
-            None => "created",
-            Some(rv) if Some(&rv) == applied.metadata.resource_version.as_ref() => "unchanged",
-            Some(_) => "configured",
-        };
-        println!("{}/{name} {outcome}", display_kind(&kind, &group));
+            Err(e) => {
+                failed += 1;
+                eprintln!("{e:#}");
+            }
+        }
     }
     for (name, namespace) in applications {
         println!();
@@ -178,6 +246,10 @@ pub async fn run(hub_client: &kube::Client, args: &UpArgs) -> anyhow::Result<()>
         println!("  flotilla status {name} -n {namespace}");
         println!("  flotilla status {name} -n {namespace} --watch");
     }
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {total} objects could not be applied"
+    );
     Ok(())
 }
 
@@ -199,6 +271,21 @@ mod tests {
             parse_documents("f", "a: [\n"),
             Err(Error::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn folders_are_read_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["b.yaml", "a.yml", "c.json", "notes.txt"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        let files = input_files(dir.path()).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.yml", "b.yaml", "c.json"]);
+        assert_eq!(input_files(std::path::Path::new("-")).unwrap().len(), 1);
     }
 
     #[test]

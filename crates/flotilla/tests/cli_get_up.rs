@@ -234,6 +234,31 @@ fn get_reads_members_and_up_applies_to_the_hub() {
         "up again",
     );
     assert!(out.contains("configmap/settings configured"), "{out}");
+    // Like kubectl apply: a bad document fails, the others are still applied.
+    let folder = dir.path().join("objects");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("1-good.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("2-bad.yaml"),
+        "apiVersion: example.com/v1\nkind: Nope\nmetadata:\n  name: x\n",
+    )
+    .unwrap();
+    let out = flotilla(&hub.kubeconfig, &["up", "-f", folder.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("configmap/other created"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("no matches for kind \"Nope\""),
+        "{}",
+        stderr(&out)
+    );
     std::fs::write(&file, "kind: [\n").unwrap();
     let out = flotilla(&hub.kubeconfig, &["up", "-f", file.to_str().unwrap()]);
     assert!(!out.status.success());
