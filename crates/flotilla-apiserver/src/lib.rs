@@ -7,6 +7,7 @@
 //! [`validation`] and [`defaults`], [`watch`] (one shared feed per resource),
 //! [`namespace`] and [`gc`] (background lifecycles), [`metrics`].
 
+pub mod admission;
 pub mod apply;
 pub mod auth;
 pub mod builtin;

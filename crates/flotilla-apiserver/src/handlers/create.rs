@@ -151,7 +151,7 @@ pub async fn prepare_create(
     url_namespace: &str,
     mut obj: Value,
     opts: &WriteOptions,
-    _user: &UserInfo,
+    user: &UserInfo,
 ) -> Result<(Value, Vec<String>), ApiError> {
     validation::check_type_meta(info, &mut obj)?;
     reconcile_namespace(info, url_namespace, &mut obj)?;
@@ -238,6 +238,7 @@ pub async fn prepare_create(
         }
         _ => {}
     }
+    crate::admission::stamp_user(info, &mut obj, None, user);
     validate(info, &obj, None)?;
     if crd::is_crd(info) {
         crd::set_initial_status(&mut obj);

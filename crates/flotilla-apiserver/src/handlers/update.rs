@@ -85,8 +85,16 @@ where
         let pinned = !meta_str(&desired, "resourceVersion").is_empty();
         validation::check_type_meta(served_info, &mut desired)?;
         let desired = crate::convert::to_storage(served_info, desired);
-        let (next, warnings, changed) =
-            prepare_update(info, namespace, name, &current, desired, opts, subresource)?;
+        let (next, warnings, changed) = prepare_update(
+            info,
+            namespace,
+            name,
+            &current,
+            desired,
+            opts,
+            subresource,
+            user,
+        )?;
         if !changed {
             return Ok(Updated {
                 object: current,
@@ -161,6 +169,7 @@ pub fn prepare_update(
     mut desired: Value,
     opts: &WriteOptions,
     subresource: &str,
+    user: &flotilla_core::user::UserInfo,
 ) -> Result<(Value, Vec<String>, bool), ApiError> {
     validation::check_type_meta(info, &mut desired)?;
     {
@@ -287,6 +296,9 @@ pub fn prepare_update(
         && let Some(s) = current.get("status")
     {
         next["status"] = s.clone();
+    }
+    if subresource.is_empty() {
+        crate::admission::stamp_user(info, &mut next, Some(current), user);
     }
     validate(info, &next, Some(current))?;
     validate_immutable(info, current, &next)?;
