@@ -182,8 +182,20 @@ fn engines_never_panic_and_keep_invariants() {
                 serde_json::to_string(&twice).unwrap(),
                 "re-apply changed the object: {applied}"
             );
+            assert_eq!(
+                apply::dangling_fields(&once),
+                Vec::<String>::new(),
+                "{applied}"
+            );
             let updated = update_managed_fields(Some(&once), &patch, "u", &keys, t1);
-            let _ = server_side_apply(Some(&updated), &applied, "m", false, &keys, t1);
+            assert_eq!(
+                apply::dangling_fields(&updated),
+                Vec::<String>::new(),
+                "{patch}"
+            );
+            if let Ok(again) = server_side_apply(Some(&updated), &applied, "m", false, &keys, t1) {
+                assert_eq!(apply::dangling_fields(&again), Vec::<String>::new());
+            }
         }
     }
 }
