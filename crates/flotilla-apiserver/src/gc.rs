@@ -3,6 +3,7 @@
 //! references to the gone owner are dropped from dependents that still have a live owner);
 //! the `foregroundDeletion` and `orphan` finalizers are carried out before the owner goes.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,10 +89,12 @@ fn owner_uids(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Every object that names `uid` as an owner: (resource, object, revision).
+/// Every object that names one of `uids` as an owner: (resource, object, revision).
+/// Stored bytes are searched before anything is decoded, so a scan of objects without
+/// owner references is cheap.
 async fn dependents(
     state: &ApiState,
-    uid: &str,
+    uids: &HashSet<String>,
     namespace: &str,
 ) -> Result<Vec<(Arc<ResourceInfo>, Value, i64)>, ApiError> {
     let mut out = Vec::new();
@@ -101,13 +104,33 @@ async fn dependents(
         } else {
             info.prefix()
         };
-        for (obj, rev) in objects::list_all(state, &prefix).await? {
-            if owner_uids(&obj).iter().any(|u| u == uid) {
-                out.push((info.clone(), obj, rev));
+        let mut start: Option<String> = None;
+        loop {
+            let page = state
+                .store
+                .range(&prefix, start.as_deref(), 1000)
+                .await
+                .map_err(crate::error::storage_error)?;
+            for kv in &page.kvs {
+                if !contains(&kv.value, b"ownerReferences") {
+                    continue;
+                }
+                let obj = objects::decode(kv)?;
+                if owner_uids(&obj).iter().any(|u| uids.contains(u)) {
+                    out.push((info.clone(), obj, kv.mod_revision));
+                }
             }
+            if !page.more || page.kvs.is_empty() {
+                break;
+            }
+            start = page.kvs.last().map(|kv| kv.key.clone());
         }
     }
     Ok(out)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Whether the owner a reference points to still exists (same uid).
@@ -132,8 +155,13 @@ async fn owner_alive(state: &ApiState, reference: &Value, namespace: &str) -> bo
     }
 }
 
-async fn on_owner_gone(state: &ApiState, uid: &str, namespace: &str) -> Result<(), ApiError> {
-    for (info, obj, rev) in dependents(state, uid, namespace).await? {
+/// Deletes (or detaches) the dependents of owners that are gone.
+async fn on_owners_gone(
+    state: &ApiState,
+    gone: &HashSet<String>,
+    namespace: &str,
+) -> Result<(), ApiError> {
+    for (info, obj, rev) in dependents(state, gone, namespace).await? {
         let ns = meta_str(&obj, "namespace").to_string();
         let refs: Vec<Value> = obj
             .pointer("/metadata/ownerReferences")
@@ -142,7 +170,10 @@ async fn on_owner_gone(state: &ApiState, uid: &str, namespace: &str) -> Result<(
             .unwrap_or_default();
         let mut live = Vec::new();
         for r in &refs {
-            if r.get("uid").and_then(Value::as_str) == Some(uid) {
+            if r.get("uid")
+                .and_then(Value::as_str)
+                .is_some_and(|u| gone.contains(u))
+            {
                 continue;
             }
             if owner_alive(state, r, &ns).await {
@@ -163,7 +194,11 @@ async fn on_owner_gone(state: &ApiState, uid: &str, namespace: &str) -> Result<(
             let mut next = obj.clone();
             let kept: Vec<Value> = refs
                 .into_iter()
-                .filter(|r| r.get("uid").and_then(Value::as_str) != Some(uid))
+                .filter(|r| {
+                    !r.get("uid")
+                        .and_then(Value::as_str)
+                        .is_some_and(|u| gone.contains(u))
+                })
                 .collect();
             meta_mut(&mut next).insert("ownerReferences".into(), json!(kept));
             let _ = objects::update(state, &info, &next, rev).await;
@@ -195,7 +230,7 @@ async fn on_finalize(
     let finalizers = objects::finalizers(&obj);
     let ns_scope = if info.namespaced { namespace } else { "" };
     if finalizers.iter().any(|f| f == ORPHAN) {
-        for (dinfo, dep, rev) in dependents(state, &uid, ns_scope).await? {
+        for (dinfo, dep, rev) in dependents(state, &HashSet::from([uid.clone()]), ns_scope).await? {
             let mut next = dep.clone();
             let kept: Vec<Value> = dep
                 .pointer("/metadata/ownerReferences")
@@ -216,7 +251,7 @@ async fn on_finalize(
         return Ok(true);
     }
     if finalizers.iter().any(|f| f == FOREGROUND) {
-        let deps = dependents(state, &uid, ns_scope).await?;
+        let deps = dependents(state, &HashSet::from([uid.clone()]), ns_scope).await?;
         if deps.is_empty() {
             remove_finalizer(state, &info, namespace, name, FOREGROUND).await?;
             return Ok(true);
@@ -300,11 +335,29 @@ pub fn spawn(state: Arc<ApiState>) {
                 batch.push(ev);
             }
             batch.append(&mut retry);
+            // Owners gone in this batch are handled with one scan per namespace.
+            let mut gone: HashMap<String, HashSet<String>> = HashMap::new();
+            let mut rest = Vec::new();
             for ev in batch {
-                let result = match &ev {
+                match ev {
                     GcEvent::OwnerGone { uid, namespace } => {
-                        on_owner_gone(&state, uid, namespace).await.map(|_| true)
+                        gone.entry(namespace).or_default().insert(uid);
                     }
+                    other => rest.push(other),
+                }
+            }
+            for (namespace, uids) in gone {
+                if let Err(e) = on_owners_gone(&state, &uids, &namespace).await {
+                    tracing::warn!(error = %e.message, "garbage collection failed; retrying");
+                    retry.extend(uids.into_iter().map(|uid| GcEvent::OwnerGone {
+                        uid,
+                        namespace: namespace.clone(),
+                    }));
+                }
+            }
+            for ev in rest {
+                let result = match &ev {
+                    GcEvent::OwnerGone { .. } => Ok(true),
                     GcEvent::Finalize {
                         group,
                         resource,
