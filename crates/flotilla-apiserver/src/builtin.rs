@@ -251,6 +251,7 @@ const DEFS: &[Def] = &[
         true,
         &[],
     ),
+    d("events.k8s.io", "v1", "events", "Event", true, &["ev"]),
     d("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
     d(
         "apiextensions.k8s.io",

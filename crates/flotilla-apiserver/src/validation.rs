@@ -146,6 +146,7 @@ pub fn typed_decode(
         ("networking.k8s.io", "v1", "NetworkPolicy") => net::NetworkPolicy,
         ("policy", "v1", "PodDisruptionBudget") => policy::PodDisruptionBudget,
         ("coordination.k8s.io", "v1", "Lease") => coord::Lease,
+        ("events.k8s.io", "v1", "Event") => k8s_openapi::api::events::v1::Event,
         ("rbac.authorization.k8s.io", "v1", "Role") => rbac::Role,
         ("rbac.authorization.k8s.io", "v1", "RoleBinding") => rbac::RoleBinding,
         ("rbac.authorization.k8s.io", "v1", "ClusterRole") => rbac::ClusterRole,
