@@ -9,11 +9,11 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The named kubeconfig could not be read.
-    #[error("cannot load kubeconfig {path}: {source}")]
+    #[error("cannot load kubeconfig {path}: {cause}")]
     Load {
         path: String,
-        #[source]
-        source: Box<kube::config::KubeconfigError>,
+        /// Displayed, not chained: its message already carries its cause.
+        cause: Box<kube::config::KubeconfigError>,
     },
     /// No kubeconfig anywhere.
     #[error(
@@ -22,7 +22,7 @@ pub enum Error {
     NotFound(String),
     /// The client could not be built.
     #[error("cannot build a client from the kubeconfig: {0}")]
-    Client(#[source] Box<kube::Error>),
+    Client(Box<kube::Error>),
 }
 
 /// The hub's client configuration by the kubectl rules.
@@ -31,7 +31,7 @@ pub async fn hub_config(kubeconfig: Option<&Path>) -> Result<kube::Config, Error
         Some(path) => {
             let load = |source: kube::config::KubeconfigError| Error::Load {
                 path: path.display().to_string(),
-                source: Box::new(source),
+                cause: Box::new(source),
             };
             let kc = Kubeconfig::read_from(path).map_err(load)?;
             kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())

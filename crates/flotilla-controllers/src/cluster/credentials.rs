@@ -30,18 +30,18 @@ pub const FIELD_MANAGER: &str = "flotilla-cluster-registry";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The kubeconfig file could not be read or parsed.
-    #[error("cannot read kubeconfig {path}: {source}")]
+    #[error("cannot read kubeconfig {path}: {cause}")]
     ReadKubeconfig {
         path: PathBuf,
-        #[source]
-        source: Box<kube::config::KubeconfigError>,
+        /// Displayed, not chained: its message already carries its cause.
+        cause: Box<kube::config::KubeconfigError>,
     },
     /// A file the kubeconfig refers to could not be read.
-    #[error("cannot read {path} (referenced by the kubeconfig): {source}")]
+    #[error("cannot read {path} (referenced by the kubeconfig): {cause}")]
     ReadReferencedFile {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Displayed, not chained, so the error prints as one clean line.
+        cause: std::io::Error,
     },
     /// The kubeconfig lacks something the hub needs.
     #[error("kubeconfig {what}")]
@@ -61,11 +61,11 @@ pub enum Error {
     #[error("hub API: {}", crate::cluster::describe_kube_error(.0))]
     Hub(Box<kube::Error>),
     /// A kube client configuration could not be built from the credentials.
-    #[error("cannot build a client for cluster {cluster_name:?}: {source}")]
+    #[error("cannot build a client for cluster {cluster_name:?}: {cause}")]
     Config {
         cluster_name: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        /// Displayed, not chained, so the error prints as one clean line.
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -139,7 +139,7 @@ impl ClusterCredential {
     pub fn from_kubeconfig_file(path: &Path) -> Result<Self> {
         let kubeconfig = Kubeconfig::read_from(path).map_err(|e| Error::ReadKubeconfig {
             path: path.to_path_buf(),
-            source: Box::new(e),
+            cause: Box::new(e),
         })?;
         Self::from_kubeconfig(&kubeconfig)
     }
@@ -355,9 +355,9 @@ impl ClusterCredential {
         cluster_name: &str,
         timeout: Option<Duration>,
     ) -> Result<kube::Config> {
-        let config_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Config {
+        let config_error = |cause: Box<dyn std::error::Error + Send + Sync>| Error::Config {
             cluster_name: cluster_name.to_string(),
-            source,
+            cause,
         };
         let kubeconfig: Kubeconfig = serde_json::from_value(self.to_kubeconfig_json(cluster_name))
             .map_err(|e| config_error(Box::new(e)))?;
@@ -384,9 +384,9 @@ fn decode_base64(data: &str, field: &'static str) -> Result<Vec<u8>> {
 }
 
 fn read_file(path: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::ReadReferencedFile {
+    std::fs::read(path).map_err(|cause| Error::ReadReferencedFile {
         path: PathBuf::from(path),
-        source,
+        cause,
     })
 }
 
@@ -469,7 +469,7 @@ pub async fn member_client(hub_client: &kube::Client, cluster_name: &str) -> Res
     let config = member_config(hub_client, cluster_name).await?;
     kube::Client::try_from(config).map_err(|e| Error::Config {
         cluster_name: cluster_name.to_string(),
-        source: Box::new(e),
+        cause: Box::new(e),
     })
 }
 
