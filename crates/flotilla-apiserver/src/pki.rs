@@ -84,7 +84,14 @@ impl ClusterPki {
         })?;
         let cert_path = data_dir.join(CA_CERT_FILE);
         let key_path = data_dir.join(CA_KEY_FILE);
-        let (ca_pem, key) = if cert_path.exists() && key_path.exists() {
+        if cert_path.exists() != key_path.exists() {
+            // Regenerating would silently invalidate every kubeconfig the old CA signed.
+            return Err(Error::Pki(format!(
+                "{}: {CA_CERT_FILE} and {CA_KEY_FILE} must both exist (or neither, for a new CA)",
+                data_dir.display()
+            )));
+        }
+        let (ca_pem, key) = if cert_path.exists() {
             let pem = read(&cert_path)?;
             let key = KeyPair::from_pem(&read(&key_path)?)?;
             (pem, key)
@@ -558,9 +565,9 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         path: path.to_path_buf(),
         source,
     };
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -648,6 +655,19 @@ mod tests {
         }
         let alpn = &first.server_config().alpn_protocols;
         assert_eq!(alpn, &vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn a_half_present_ca_is_an_error_not_a_new_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let _ = ClusterPki::load_or_create(dir.path()).unwrap();
+        std::fs::remove_file(dir.path().join(CA_KEY_FILE)).unwrap();
+        let before = std::fs::read(dir.path().join(CA_CERT_FILE)).unwrap();
+        assert!(ClusterPki::load_or_create(dir.path()).is_err());
+        assert_eq!(
+            std::fs::read(dir.path().join(CA_CERT_FILE)).unwrap(),
+            before
+        );
     }
 
     #[test]
