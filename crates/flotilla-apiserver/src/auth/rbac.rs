@@ -22,6 +22,9 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::request_info::RequestInfo;
 
+/// How long a request waits for the first read of the RBAC policy.
+const SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The storage prefix of every RBAC object.
 pub const RBAC_PREFIX: &str = "/registry/rbac.authorization.k8s.io/";
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
@@ -665,7 +668,13 @@ impl RbacCache {
     /// Authorizes against the cache; before denying, makes sure the cache is not behind the
     /// store (a binding created a moment ago must count), re-reading it if it is.
     pub async fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> Decision {
-        self.wait_synced().await;
+        if tokio::time::timeout(SYNC_TIMEOUT, self.wait_synced())
+            .await
+            .is_err()
+        {
+            // The store cannot be read: refuse rather than hang every request.
+            return Decision::Deny("RBAC: the authorizer could not read its policy yet".into());
+        }
         let decision = self.snapshot().authorize(user, attrs);
         if decision.allowed() {
             return decision;
