@@ -159,9 +159,11 @@ pub async fn probe(
     }
 }
 
-/// The probe timeout for a probe interval: short, and never longer than the interval.
+/// The probe timeout for a probe interval: the interval, kept between 2 s (a loaded machine
+/// must not make a healthy member look down) and 5 s (a hung member is reported promptly).
+/// A stopped member refuses connections at once, so it is reported within one interval.
 pub fn probe_timeout(probe_interval: Duration) -> Duration {
-    probe_interval.clamp(Duration::from_millis(200), Duration::from_secs(5))
+    probe_interval.clamp(Duration::from_secs(2), Duration::from_secs(5))
 }
 
 /// Probes every ManagedCluster once and writes conditions that changed.
@@ -258,7 +260,11 @@ mod tests {
     fn timeout_is_bounded_by_interval() {
         assert_eq!(
             probe_timeout(Duration::from_secs(1)),
-            Duration::from_secs(1)
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            probe_timeout(Duration::from_secs(3)),
+            Duration::from_secs(3)
         );
         assert_eq!(
             probe_timeout(Duration::from_secs(60)),
