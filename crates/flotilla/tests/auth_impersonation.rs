@@ -71,7 +71,15 @@ fn custom_kubeconfig(hub: &Server, name: &str, user_yaml: &str) -> PathBuf {
 }
 
 fn run(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = kubectl(kubeconfig, args);
+    // kubectl's discovery cache lives beside the kubeconfig, not in $HOME: the impersonation
+    // checks below rely on it.
+    let cache = kubeconfig
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("kube-cache");
+    let mut all = vec!["--cache-dir", cache.to_str().unwrap_or(".")];
+    all.extend_from_slice(args);
+    let out = kubectl(kubeconfig, &all);
     (out.status.success(), stdout(&out), stderr(&out))
 }
 
