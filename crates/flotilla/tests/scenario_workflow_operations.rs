@@ -273,7 +273,8 @@ fn custom_kinds_follow_discovery() {
     let file = dir.0.join("app.yaml");
     std::fs::write(&file, GADGET_APP).unwrap();
     hub.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
-    let gadget = wait_for("the gadget", WAIT, || {
+    let mut gadget = String::new();
+    for _ in 0..(WAIT.as_millis() / 200) {
         let out = hub.kubectl(&[
             "get",
             "gadgetries",
@@ -281,8 +282,18 @@ fn custom_kinds_follow_discovery() {
             "-o",
             "jsonpath={.spec.size} {.metadata.labels.app\\.oam\\.dev/name} {.metadata.namespace}",
         ]);
-        out.status.success().then(|| stdout(&out))
-    });
+        if out.status.success() {
+            gadget = stdout(&out);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !gadget.is_empty(),
+        "no gadget; application:\n{}\nhub log:\n{}",
+        stdout(&hub.kubectl(&["get", "app", "gadgets", "-n", "default", "-o", "yaml"])),
+        std::fs::read_to_string(&hub.log).unwrap_or_default()
+    );
     assert_eq!(gadget.trim(), "3 gadgets");
     wait_for("running", WAIT, || {
         (stdout(&hub.kubectl(&[

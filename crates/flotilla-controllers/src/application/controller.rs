@@ -523,12 +523,20 @@ impl Pass<'_> {
                     let api_version = o.object["apiVersion"].as_str().unwrap_or_default();
                     let kind_name = o.object["kind"].as_str().unwrap_or_default();
                     let kind = match &client {
-                        Some(c) => {
-                            self.ctx
-                                .kinds
-                                .resolve(c, &placement.cluster, api_version, kind_name)
-                                .await
-                        }
+                        Some(c) => match self
+                            .ctx
+                            .kinds
+                            .resolve(c, &placement.cluster, api_version, kind_name)
+                            .await
+                        {
+                            Ok(kind) => kind,
+                            Err(e) => {
+                                return DeployResult::failed(format!(
+                                    "cluster {}: {e}",
+                                    placement.cluster
+                                ));
+                            }
+                        },
                         None => dispatch::KindInfo::of(api_version, kind_name),
                     };
                     objects.push(PlannedObject {
@@ -1210,10 +1218,19 @@ async fn delete_tracked(
             return false;
         }
     };
-    let kind = ctx
+    let kind = match ctx
         .kinds
         .resolve(&client, &r.cluster, &r.api_version, &r.kind)
-        .await;
+        .await
+    {
+        Ok(kind) => kind,
+        // The kind is gone from the cluster, and its objects with it.
+        Err(dispatch::Error::Refused(_)) => return true,
+        Err(e) => {
+            tracing::warn!(cluster = %r.cluster, error = %e, "cannot resolve kind to delete");
+            return false;
+        }
+    };
     match dispatch::delete(
         &client,
         &r.api_version,

@@ -119,17 +119,17 @@ pub struct KindCache {
 
 impl KindCache {
     /// The plural and scope of `api_version`/`kind` in `cluster`, asking the cluster's
-    /// discovery once for kinds the built-in table does not know. Discovery failures fall back
-    /// to [`KindInfo::of`] (not cached).
+    /// discovery once for kinds the built-in table does not know. A kind the cluster does not
+    /// serve (yet) is an error, never a guess: guessing the scope would write to the wrong place.
     pub async fn resolve(
         &self,
         client: &kube::Client,
         cluster: &str,
         api_version: &str,
         kind: &str,
-    ) -> KindInfo {
+    ) -> Result<KindInfo> {
         if known_kind(api_version, kind).is_some() {
-            return KindInfo::of(api_version, kind);
+            return Ok(KindInfo::of(api_version, kind));
         }
         let key = (
             cluster.to_string(),
@@ -137,7 +137,7 @@ impl KindCache {
             kind.to_string(),
         );
         if let Some(info) = self.known.lock().await.get(&key) {
-            return info.clone();
+            return Ok(info.clone());
         }
         let (group, version) = match api_version.rsplit_once('/') {
             Some((g, v)) => (g, v),
@@ -151,9 +151,15 @@ impl KindCache {
                     namespaced: capabilities.scope == Scope::Namespaced,
                 };
                 self.known.lock().await.insert(key, info.clone());
-                info
+                Ok(info)
             }
-            Err(_) => KindInfo::of(api_version, kind),
+            Err(kube::Error::Discovery(e)) => Err(Error::Refused(format!(
+                "the server does not serve kind {kind} in {api_version}: {e}"
+            ))),
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(Error::Refused(format!(
+                "the server does not serve kind {kind} in {api_version}"
+            ))),
+            Err(e) => Err(Error::from_kube(e)),
         }
     }
 }
