@@ -136,8 +136,48 @@ fn spawn(name: &str, args: &[String], data_dir: &Path) -> anyhow::Result<Server>
 
 fn log_tail(data_dir: &Path) -> String {
     let text = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+    let text = strip_ansi(&text);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// Removes terminal colour sequences (`ESC [ ... m`) from a log.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Holds `DIR/dev.lock` for the life of the playground, so a second `flotilla dev` on the same
+/// data dir is refused instead of disturbing the running one.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("dev.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another flotilla dev is running on {} (stop it first, or pass another --data-dir)",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            anyhow::bail!("cannot lock {}: {e}", path.display())
+        }
+    }
 }
 
 async fn wait_ready(server: &mut Server) -> anyhow::Result<String> {
@@ -218,6 +258,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.data_dir)?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    let _lock = lock_data_dir(&data_dir)?;
     let state_path = data_dir.join("dev.json");
     let state: DevState = std::fs::read(&state_path)
         .ok()
@@ -366,6 +407,29 @@ fn print_guide(data_dir: &Path, names: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_lose_their_colours() {
+        assert_eq!(
+            strip_ansi("\u{1b}[2mtime\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m ok"),
+            "time  INFO ok"
+        );
+    }
+
+    #[test]
+    fn one_playground_per_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_data_dir(dir.path()).unwrap();
+        let second = lock_data_dir(dir.path());
+        assert!(
+            second
+                .unwrap_err()
+                .to_string()
+                .contains("another flotilla dev")
+        );
+        drop(first);
+        assert!(lock_data_dir(dir.path()).is_ok());
+    }
 
     #[test]
     fn addresses() {

@@ -155,6 +155,20 @@ fn dev_comes_up_works_and_stops_cleanly() {
     );
     let first_list = stdout(&flotilla(&hub_kubeconfig, &["cluster", "list"]));
 
+    // A second playground on the same data dir is refused and disturbs nothing.
+    let second = Command::new(flotilla_bin())
+        .args(["dev", "--clusters", "alpha,beta", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        stderr(&second).contains("another flotilla dev"),
+        "{}",
+        stderr(&second)
+    );
+    assert!(data_dir.join("hub").join("admin.kubeconfig").exists());
+
     // The member kubeconfigs work with kubectl.
     let out = support::kubectl(&data_dir.join("alpha.kubeconfig"), &["get", "namespaces"]);
     assert!(out.status.success(), "{}", stderr(&out));
