@@ -169,7 +169,10 @@ pub async fn run(hub_client: &kube::Client, args: &StatusArgs) -> anyhow::Result
         return Ok(());
     }
     let config = watcher::Config::default().fields(&format!("metadata.name={}", args.app));
-    let mut stream = watcher(api, config).applied_objects().boxed();
+    let mut stream = watcher(api, config)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
