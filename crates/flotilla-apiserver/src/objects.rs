@@ -33,12 +33,62 @@ pub fn set_resource_version(obj: &mut Value, rev: Revision) {
 }
 
 /// Encodes an object for storage (without `resourceVersion`).
+///
+/// `apiVersion`, `kind` and `metadata` are written first, so [`splice_resource_version`]
+/// can serve the stored bytes without decoding them.
 pub fn encode(obj: &Value) -> Bytes {
-    let mut obj = obj.clone();
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+    let Some(map) = obj.as_object() else {
+        return Bytes::from(serde_json::to_vec(obj).unwrap_or_default());
+    };
+    let mut ordered = Map::new();
+    for key in ["apiVersion", "kind", "metadata"] {
+        if let Some(v) = map.get(key) {
+            ordered.insert(key.to_string(), v.clone());
+        }
+    }
+    for (k, v) in map {
+        if !ordered.contains_key(k) {
+            ordered.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(meta) = ordered.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
-    Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
+    Bytes::from(serde_json::to_vec(&Value::Object(ordered)).unwrap_or_default())
+}
+
+/// The stored bytes with `metadata.resourceVersion` set, without decoding, when they start
+/// `{"apiVersion":"…","kind":"…","metadata":{` (as [`encode`] writes them); `None`
+/// otherwise (the caller decodes instead).
+pub fn splice_resource_version(stored: &[u8], rev: Revision) -> Option<Vec<u8>> {
+    fn string_end(b: &[u8], from: usize) -> Option<usize> {
+        let rest = b.get(from..)?;
+        let end = rest.iter().position(|c| *c == b'"' || *c == b'\\')?;
+        (rest[end] == b'"').then_some(from + end)
+    }
+    let mut pos = 0;
+    for (prefix, is_string) in [
+        (&b"{\"apiVersion\":\""[..], true),
+        (&b",\"kind\":\""[..], true),
+        (&b",\"metadata\":{"[..], false),
+    ] {
+        if !stored.get(pos..)?.starts_with(prefix) {
+            return None;
+        }
+        pos += prefix.len();
+        if is_string {
+            pos = string_end(stored, pos)? + 1;
+        }
+    }
+    let rv = format!("\"resourceVersion\":\"{rev}\"");
+    let mut out = Vec::with_capacity(stored.len() + rv.len() + 1);
+    out.extend_from_slice(&stored[..pos]);
+    out.extend_from_slice(rv.as_bytes());
+    if stored.get(pos) != Some(&b'}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(&stored[pos..]);
+    Some(out)
 }
 
 /// `metadata` of an object (empty map if absent or not an object).
@@ -255,4 +305,34 @@ pub async fn list_all(state: &ApiState, prefix: &str) -> Result<Vec<(Value, Revi
         start = page.kvs.last().map(|kv| kv.key.clone());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spliced_bytes_equal_decoded_objects() {
+        for obj in [
+            json!({"kind": "ConfigMap", "data": {"a": "b"}, "metadata": {"name": "x", "resourceVersion": "9"}, "apiVersion": "v1"}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {}}),
+            json!({"apiVersion": "x/v1", "kind": "W", "spec": {"template": {"metadata": {"name": "inner"}}}, "metadata": {"name": "outer"}}),
+        ] {
+            let stored = encode(&obj);
+            let spliced = splice_resource_version(&stored, 42).expect("fast path applies");
+            let spliced: Value = serde_json::from_slice(&spliced).unwrap();
+            let mut expected: Value = serde_json::from_slice(&stored).unwrap();
+            set_resource_version(&mut expected, 42);
+            assert_eq!(spliced, expected);
+        }
+        assert!(
+            splice_resource_version(br#"{"kind":"X","apiVersion":"v1","metadata":{}}"#, 1)
+                .is_none()
+        );
+        assert!(
+            splice_resource_version(br#"{"apiVersion":"v\"1","kind":"X","metadata":{}}"#, 1)
+                .is_none()
+        );
+        assert!(splice_resource_version(b"{", 1).is_none());
+    }
 }
