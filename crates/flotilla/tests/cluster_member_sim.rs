@@ -149,6 +149,38 @@ spec:
       containers: [{name: once, image: busybox}]
 "#;
 
+const OTHER_WORKLOADS: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: postgres}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: default}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: busybox}]}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: plain, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: plain}}
+  template:
+    metadata: {labels: {app: plain}}
+    spec: {containers: [{name: plain, image: nginx}]}
+"#;
+
 const HPA: &str = r#"
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
@@ -256,6 +288,28 @@ fn member_simulates_workload_controllers() {
         jsonpath(&member, &["job", "once"], "{.status.succeeded}"),
         "1"
     );
+
+    apply(&member, OTHER_WORKLOADS);
+    eventually(
+        &member,
+        &["statefulset", "db"],
+        "{.status.readyReplicas}",
+        |v| v == "2",
+    );
+    eventually(
+        &member,
+        &["daemonset", "agent"],
+        "{.status.numberReady}",
+        |v| v == "1",
+    );
+    eventually(
+        &member,
+        &["replicaset", "plain"],
+        "{.status.readyReplicas}",
+        |v| v == "2",
+    );
+    let rollout = member.kubectl_ok(&["rollout", "status", "statefulset/db", "--timeout=30s"]);
+    assert!(rollout.contains("roll"), "{rollout}");
 
     // An HPA with a higher floor scales its target, and the rollout follows.
     apply(&member, HPA);
