@@ -23,9 +23,56 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .fallback(dispatch)
         .layer(from_fn_with_state(state.clone(), inject_faults))
+        .layer(from_fn_with_state(state.clone(), limit_in_flight))
         .layer(from_fn_with_state(state.auth.clone(), auth::middleware))
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
+}
+
+/// Most read-only requests served at once (watches are not counted), as kube-apiserver's
+/// `--max-requests-inflight` default.
+pub const MAX_READONLY_IN_FLIGHT: usize = 400;
+/// Most mutating requests served at once (`--max-mutating-requests-inflight`).
+pub const MAX_MUTATING_IN_FLIGHT: usize = 200;
+
+/// Refuses requests over the in-flight limits with 429 TooManyRequests and Retry-After.
+async fn limit_in_flight(
+    State(state): State<SharedState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().clone();
+    let query = request.uri().query().unwrap_or("");
+    let is_watch = query
+        .split('&')
+        .any(|p| p == "watch=true" || p == "watch=1");
+    if is_watch {
+        return next.run(request).await;
+    }
+    let mutating = !matches!(
+        method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    );
+    let (counter, max) = if mutating {
+        (&state.in_flight.mutating, MAX_MUTATING_IN_FLIGHT)
+    } else {
+        (&state.in_flight.readonly, MAX_READONLY_IN_FLIGHT)
+    };
+    let before = counter.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    let _release = InFlight(counter);
+    if before >= max {
+        return status_response(&ApiError::too_many_requests(1));
+    }
+    next.run(request).await
+}
+
+/// Decrements an in-flight counter when the request is done.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Delays or refuses API requests as configured (never the health endpoints).

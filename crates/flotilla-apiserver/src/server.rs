@@ -120,6 +120,7 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
         namespaces: crate::namespace::NamespaceHandle::new(),
         auth: auth.clone(),
         faults: options.faults,
+        in_flight: Default::default(),
         git_version: format!(
             "{KUBERNETES_VERSION}-flotilla-{}",
             env!("CARGO_PKG_VERSION")

@@ -22,8 +22,17 @@ pub struct ApiState {
     pub auth: Arc<Auth>,
     /// Injected faults (simulated members only).
     pub faults: crate::server::Faults,
+    /// Requests being served (for the in-flight limits).
+    pub in_flight: InFlightCounters,
     /// `gitVersion` served at `/version`.
     pub git_version: String,
 }
 
 pub type SharedState = Arc<ApiState>;
+
+/// Counts of requests in flight, by kind.
+#[derive(Debug, Default)]
+pub struct InFlightCounters {
+    pub readonly: std::sync::atomic::AtomicUsize,
+    pub mutating: std::sync::atomic::AtomicUsize,
+}

@@ -37,6 +37,26 @@ async fn open_store(
     }
 }
 
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures_pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+async fn futures_pending() {
+    std::future::pending::<()>().await
+}
+
 /// A kube client for a server's admin kubeconfig.
 async fn admin_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)
@@ -81,7 +101,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
     tokio::select! {
         r = serving(server) => r,
         _ = controllers => Ok(()),
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = shutdown_signal() => Ok(()),
     }
 }
 
@@ -183,6 +203,6 @@ pub async fn member(args: MemberArgs) -> anyhow::Result<()> {
             Some(Err(e)) => Err(e.into()),
             None => Ok(()),
         },
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = shutdown_signal() => Ok(()),
     }
 }
