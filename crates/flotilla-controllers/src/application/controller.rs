@@ -1319,3 +1319,111 @@ async fn cleanup(app: &Application, ctx: &Context) -> Result<Action, Error> {
         .remove(&format!("{app_namespace}/{app_name}"));
     Ok(Action::await_change())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, cluster: &str, healthy: bool) -> ApplicationComponentStatus {
+        ApplicationComponentStatus {
+            name: name.into(),
+            namespace: "default".into(),
+            cluster: cluster.into(),
+            healthy,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn services_merge_by_component_cluster_and_namespace() {
+        let mut services = vec![service("web", "a", false), service("web", "b", true)];
+        merge_services(
+            &mut services,
+            vec![service("web", "a", true), service("db", "a", true)],
+        );
+        let got: Vec<(&str, &str, bool)> = services
+            .iter()
+            .map(|s| (s.name.as_str(), s.cluster.as_str(), s.healthy))
+            .collect();
+        assert_eq!(
+            got,
+            [("web", "a", true), ("web", "b", true), ("db", "a", true)]
+        );
+    }
+
+    #[test]
+    fn deploy_steps_include_sub_steps_in_order() {
+        let steps: Vec<WorkflowStep> = serde_json::from_value(json!([
+            {"name": "a", "type": "deploy"},
+            {"name": "s", "type": "suspend"},
+            {"name": "g", "type": "step-group", "subSteps": [
+                {"name": "b", "type": "deploy"}, {"name": "c", "type": "suspend"}]},
+        ]))
+        .unwrap();
+        let names: Vec<&str> = deploy_steps(&steps)
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            step_at(
+                &steps,
+                StepPath {
+                    index: 2,
+                    sub: Some(0)
+                }
+            )
+            .map(|s| s.name.as_str()),
+            Some("b")
+        );
+        assert!(
+            step_at(
+                &steps,
+                StepPath {
+                    index: 9,
+                    sub: None
+                }
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn conditions_change_time_only_when_their_status_flips() {
+        let mut status = ApplicationStatus::default();
+        set_condition(&mut status, "Rendered", false, "RenderFailed", "bad");
+        let first = status.conditions[0].last_transition_time.clone();
+        status.conditions[0].last_transition_time = Some("then".into());
+        set_condition(&mut status, "Rendered", false, "RenderFailed", "still bad");
+        assert_eq!(
+            status.conditions[0].last_transition_time.as_deref(),
+            Some("then")
+        );
+        assert_eq!(status.conditions[0].message.as_deref(), Some("still bad"));
+        set_condition(&mut status, "Rendered", true, "Rendered", "");
+        assert_ne!(
+            status.conditions[0].last_transition_time.as_deref(),
+            Some("then")
+        );
+        assert!(first.is_some());
+        assert_eq!(status.conditions[0].message, None);
+    }
+
+    #[test]
+    fn tracked_resources_are_identified_without_component_or_trait() {
+        let a = AppliedResource {
+            cluster: "a".into(),
+            api_version: "v1".into(),
+            kind: "Service".into(),
+            namespace: "default".into(),
+            name: "web".into(),
+            component: "web".into(),
+            trait_type: "gateway".into(),
+        };
+        let mut b = a.clone();
+        b.trait_type = "expose".into();
+        assert_eq!(resource_key(&a), resource_key(&b));
+        b.cluster = "b".into();
+        assert_ne!(resource_key(&a), resource_key(&b));
+    }
+}
