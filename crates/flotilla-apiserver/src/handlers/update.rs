@@ -149,6 +149,15 @@ fn comparable(obj: &Value) -> Value {
     o
 }
 
+/// The object without its resourceVersion.
+fn without_rv(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    o
+}
+
 /// Everything but metadata and status: what `generation` tracks.
 fn spec_part(obj: &Value) -> Value {
     let mut o = obj.clone();
@@ -302,7 +311,14 @@ pub fn prepare_update(
     }
     validate(info, &next, Some(current))?;
     validate_immutable(info, current, &next)?;
-    if comparable(&next) == comparable(current) && !opts.keep_managed_fields {
+    let unchanged = if opts.keep_managed_fields {
+        // Server-side apply: the field manager keeps managedFields (and their times) as
+        // they were when nothing changed, so compare them too.
+        without_rv(&next) == without_rv(current)
+    } else {
+        comparable(&next) == comparable(current)
+    };
+    if unchanged {
         return Ok((current.clone(), warnings, false));
     }
     if (info.tracks_generation || info.crd.is_some()) && spec_part(&next) != spec_part(current) {
