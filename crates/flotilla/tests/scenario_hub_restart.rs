@@ -1,0 +1,157 @@
+//! SPEC 7 reliability for application distribution: `kill -9` of the hub in the middle of a
+//! rollout; after restart the controller converges with no duplicate revision and no orphaned
+//! member object, and deleting the application still cleans everything up.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::{Server, flotilla, stderr, stdout, wait_for};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A scratch directory removed on drop.
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn new(name: &str) -> TestDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path =
+            std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TestDir(path)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const APP: &str = r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: sturdy
+  namespace: default
+spec:
+  components:
+    - name: sturdy
+      type: webservice
+      properties:
+        image: nginx
+        ports:
+          - port: 80
+            expose: true
+      traits:
+        - type: scaler
+          properties:
+            replicas: 2
+  policies:
+    - type: topology
+      name: both
+      properties:
+        clusters: ["m1", "m2"]
+"#;
+
+fn phase(hub: &Server) -> String {
+    stdout(&hub.kubectl(&[
+        "get",
+        "app",
+        "sturdy",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.status.status}",
+    ]))
+}
+
+fn labelled(member: &Server, kind: &str) -> Vec<String> {
+    stdout(&member.kubectl(&[
+        "get",
+        kind,
+        "-A",
+        "-l",
+        "app.oam.dev/name=sturdy",
+        "-o",
+        "name",
+    ]))
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn hub_killed_mid_rollout_converges() {
+    let dir = TestDir::new("hub-restart");
+    let hub_dir = dir.0.join("hub");
+    let mut hub = Server::hub(&hub_dir);
+    let members: Vec<Server> = ["m1", "m2"]
+        .iter()
+        .map(|n| Server::member(n, &dir.0.join(n)))
+        .collect();
+    for (name, member) in ["m1", "m2"].iter().zip(&members) {
+        let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();
+        let out = flotilla(
+            &hub.kubeconfig,
+            &["cluster", "join", &kubeconfig, "--name", name],
+        );
+        assert!(out.status.success(), "join {name}: {}", stderr(&out));
+    }
+    let file = dir.0.join("app.yaml");
+    std::fs::write(&file, APP).unwrap();
+    hub.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    // Kill -9 as soon as the rollout has started somewhere.
+    wait_for("the rollout to start", WAIT, || {
+        members
+            .iter()
+            .any(|m| !labelled(m, "deployments").is_empty())
+            .then_some(())
+    });
+    hub.child.kill().unwrap();
+    hub.child.wait().unwrap();
+    drop(hub);
+
+    let hub = Server::hub(&hub_dir);
+    wait_for("running after restart", WAIT, || {
+        (phase(&hub) == "running").then_some(())
+    });
+    for member in &members {
+        assert_eq!(labelled(member, "deployments"), ["deployment.apps/sturdy"]);
+        assert_eq!(labelled(member, "services"), ["service/sturdy"]);
+    }
+    let revisions = hub.kubectl_ok(&["get", "apprev", "-n", "default", "-o", "name"]);
+    assert_eq!(
+        revisions.trim(),
+        "applicationrevision.core.oam.dev/sturdy-v1"
+    );
+    let tracked = hub.kubectl_ok(&[
+        "get",
+        "rt",
+        "sturdy-default",
+        "-o",
+        "jsonpath={range .spec.managedResources[*]}{.cluster}/{.kind}/{.name} {end}",
+    ]);
+    assert_eq!(
+        tracked.trim(),
+        "m1/Deployment/sturdy m1/Service/sturdy m2/Deployment/sturdy m2/Service/sturdy"
+    );
+
+    hub.kubectl_ok(&["delete", "app", "sturdy", "-n", "default"]);
+    wait_for("members cleaned up", WAIT, || {
+        members
+            .iter()
+            .all(|m| labelled(m, "deployments").is_empty() && labelled(m, "services").is_empty())
+            .then_some(())
+    });
+    assert!(
+        !hub.kubectl(&["get", "rt", "sturdy-default"])
+            .status
+            .success()
+    );
+}
