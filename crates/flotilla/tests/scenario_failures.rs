@@ -195,6 +195,24 @@ fn errors_are_named_and_contained() {
     );
     step_message(&hub, "helm", "unknown component type \"helm-chart\"");
 
+    // A spec that cannot work at all: the error shows in `flotilla status`.
+    let both = app(
+        "both",
+        "k8s-objects",
+        "both",
+        &clusters(r#"["alive"]"#),
+        r#"["where"]"#,
+    )
+    .replace("  workflow:\n", "  workflow:\n    ref: elsewhere\n");
+    apply(&hub, &dir, &both);
+    wait_for("the spec error is shown", WAIT, || {
+        let out = flotilla(&hub.kubeconfig, &["status", "both"]);
+        let text = stdout(&out);
+        (text.contains("Status:       rendering")
+            && text.contains("message: workflow.ref and workflow.steps cannot be set together"))
+        .then_some(())
+    });
+
     // Ownership: an object nobody manages, and one another application manages.
     alive.kubectl_ok(&["create", "configmap", "handmade", "-n", "default"]);
     apply(

@@ -10,7 +10,7 @@ use flotilla_apis::{
     Application, ApplicationComponentStatus, ApplicationPhase, ApplicationRevision,
     ApplicationStatus, ApplicationWorkflow, AppliedResource, Condition, ManagedCluster, Policy,
     ResourceTracker, Revision, Workflow, WorkflowStatus, WorkflowStep, labels,
-    resource_tracker_name,
+    resource_tracker_name, step_phase,
 };
 use futures::StreamExt as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -921,6 +921,12 @@ async fn apply(app: &Application, ctx: &Context) -> Result<Action, Error> {
     let spec_error = |mut status: ApplicationStatus, message: String| async move {
         status.status = Some(ApplicationPhase::Rendering.as_str().into());
         set_condition(&mut status, "Rendered", false, "RenderFailed", &message);
+        // Shown by `flotilla status` under Workflow.
+        let workflow = status.workflow.get_or_insert_with(|| WorkflowStatus {
+            mode: workflow::MODE.into(),
+            ..Default::default()
+        });
+        workflow.message = message;
         write_status(ctx, app, &status).await?;
         Ok::<_, Error>(Action::requeue(Duration::from_secs(30)))
     };
@@ -973,6 +979,13 @@ async fn apply(app: &Application, ctx: &Context) -> Result<Action, Error> {
         }
         _ => workflow::start(&run, &steps, now),
     };
+    // The overall message is the first failing step's (a spec error's message is gone).
+    wf.message = wf
+        .steps
+        .iter()
+        .find(|s| s.phase == step_phase::FAILED)
+        .map(|s| s.message.clone())
+        .unwrap_or_default();
     let was_finished = wf.finished;
 
     let pass = Pass {
