@@ -138,6 +138,13 @@ pub async fn handle(state: SharedState, req: Req) -> Result<Response, ApiError> 
             ));
         }
     }
+    if !r.namespaced && !req.info.namespace.is_empty() {
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+    }
     if r.namespaced && req.info.namespace.is_empty() && !req.info.name.is_empty() {
         return Err(ApiError::not_found(&r.group, &r.resource, &req.info.name));
     }
