@@ -169,6 +169,18 @@ fn seed_multicluster_demo() {
         );
     }
     assert!(!status.contains("Cluster: us-west-1"), "{status}");
+    let table = hub.kubectl_ok(&["get", "app", "example-app"]);
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..4],
+        ["example-app", "hello-world-server", "webservice", "running"],
+        "{table}"
+    );
     for member in &members[..2] {
         assert_eq!(
             member_replicas(member, "hello-world-server", "default").as_deref(),
