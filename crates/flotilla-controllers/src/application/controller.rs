@@ -931,34 +931,51 @@ async fn apply(app: &Application, ctx: &Context) -> Result<Action, Error> {
         Ok::<_, Error>(Action::requeue(Duration::from_secs(30)))
     };
 
+    let current = status.latest_revision.clone();
+    // With an unchanged publishVersion the run keeps its stored snapshot, whatever the spec now
+    // says (even when the new spec would not render).
+    let pinned = publish.is_some()
+        && current.as_ref().and_then(|c| c.publish_version.as_deref()) == publish.as_deref();
     let fresh = match gather(app, ctx, &hub_as_user).await {
-        Ok(s) => s,
+        Ok(s) => Some(s),
+        Err(GatherError::Spec(_)) if pinned => None,
         Err(GatherError::Spec(message)) => return spec_error(status, message).await,
         Err(GatherError::Hub(e)) => return Err(e),
     };
-    let policies = match ResourcePolicies::from_policies(&fresh.spec.policies) {
+    let (snapshot, revision) = match (fresh, current) {
+        (None, Some(cur)) => match load_revision(ctx, &app_namespace, &cur.name).await? {
+            Some(stored) => (stored, cur),
+            None => {
+                let message = format!("application revision {} not found", cur.name);
+                return spec_error(status, message).await;
+            }
+        },
+        (None, None) => return spec_error(status, "nothing to run".into()).await,
+        (Some(fresh), current) => {
+            let fresh_hash = fresh.hash();
+            match (
+                revision::decide(current.as_ref(), &fresh_hash, publish.as_deref()),
+                current,
+            ) {
+                (Decision::Keep { use_stored: true }, Some(cur)) => {
+                    let stored = load_revision(ctx, &app_namespace, &cur.name).await?;
+                    (stored.unwrap_or(fresh), cur)
+                }
+                (Decision::Keep { .. }, Some(cur)) => (fresh, cur),
+                (Decision::Rerun, Some(mut cur)) => {
+                    cur.publish_version = publish.clone();
+                    (fresh, cur)
+                }
+                _ => {
+                    let r = create_revision(ctx, app, &fresh, publish.as_deref()).await?;
+                    (fresh, r)
+                }
+            }
+        }
+    };
+    let policies = match ResourcePolicies::from_policies(&snapshot.spec.policies) {
         Ok(p) => p,
         Err(e) => return spec_error(status, e.to_string()).await,
-    };
-    let fresh_hash = fresh.hash();
-    let current = status.latest_revision.clone();
-    let (snapshot, revision) = match (
-        revision::decide(current.as_ref(), &fresh_hash, publish.as_deref()),
-        current,
-    ) {
-        (Decision::Keep { use_stored: true }, Some(cur)) => {
-            let stored = load_revision(ctx, &app_namespace, &cur.name).await?;
-            (stored.unwrap_or(fresh), cur)
-        }
-        (Decision::Keep { .. }, Some(cur)) => (fresh, cur),
-        (Decision::Rerun, Some(mut cur)) => {
-            cur.publish_version = publish.clone();
-            (fresh, cur)
-        }
-        _ => {
-            let r = create_revision(ctx, app, &fresh, publish.as_deref()).await?;
-            (fresh, r)
-        }
     };
     status.latest_revision = Some(revision.clone());
     let run = revision::run_key(&revision);
