@@ -46,6 +46,58 @@ pub const CA_KEY_FILE: &str = "ca.key";
 pub const SERVER_CERT_FILE: &str = "server.crt";
 pub const SERVER_KEY_FILE: &str = "server.key";
 
+/// Where the shared CA lives in the store (outside `/registry/`: no API serves it).
+pub const SHARED_PKI_KEY: &str = "/flotilla/pki/cluster";
+/// The ServiceAccount token signing key (see `auth::tokens`).
+pub const TOKEN_KEY_FILE: &str = "sa.key";
+
+/// The CA and token key as kept in the store.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SharedPki {
+    ca_cert: String,
+    ca_key: String,
+    /// Hex; empty when the publishing server had none.
+    token_key: String,
+}
+
+fn token_key_hex(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join(TOKEN_KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; 32] = rand::random();
+            write_private(&path, &key)?;
+            Ok(key.iter().map(|b| format!("{b:02x}")).collect())
+        }
+        Err(source) => Err(Error::Io { path, source }),
+    }
+}
+
+/// Makes `data_dir` hold the shared CA and token key (files rewritten only if different).
+fn adopt(data_dir: &Path, blob: &SharedPki) -> Result<()> {
+    std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    let same = |file: &str, content: &[u8]| {
+        std::fs::read(data_dir.join(file)).is_ok_and(|existing| existing == content)
+    };
+    if !same(CA_KEY_FILE, blob.ca_key.as_bytes()) {
+        write_private(&data_dir.join(CA_KEY_FILE), blob.ca_key.as_bytes())?;
+    }
+    if !same(CA_CERT_FILE, blob.ca_cert.as_bytes()) {
+        write_public(&data_dir.join(CA_CERT_FILE), blob.ca_cert.as_bytes())?;
+    }
+    let token_key: Vec<u8> = (0..blob.token_key.len() / 2)
+        .filter_map(|i| u8::from_str_radix(blob.token_key.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    if token_key.len() >= 32 && !same(TOKEN_KEY_FILE, &token_key) {
+        write_private(&data_dir.join(TOKEN_KEY_FILE), &token_key)?;
+    }
+    Ok(())
+}
+
 /// Validity of the CA, in days (about ten years).
 const CA_VALID_DAYS: i64 = 3650;
 /// Validity of serving and client certificates, in days (about one year).
@@ -118,6 +170,69 @@ impl ClusterPki {
         write_public(&data_dir.join(SERVER_CERT_FILE), server_pem.as_bytes())?;
         pki.server_config = Arc::new(pki.build_server_config(&server_pem, &server_key)?);
         Ok(pki)
+    }
+
+    /// As [`ClusterPki::load_or_create`], but the CA and the ServiceAccount token key are
+    /// shared through the store, so that several API servers over one store (hubs on one
+    /// etcd) form one cluster: the first to start publishes its CA, every other one adopts
+    /// it (overwriting its data dir's copy). The store already holds the cluster's secrets,
+    /// so it is trusted with these keys too.
+    pub async fn load_or_create_shared(
+        data_dir: &Path,
+        store: &flotilla_storage::SharedBackend,
+    ) -> Result<ClusterPki> {
+        let stored =
+            |e: flotilla_storage::Error| Error::Pki(format!("shared CA in the store: {e}"));
+        let shared = match store.get(SHARED_PKI_KEY).await.map_err(stored)? {
+            Some(kv) => Some(kv.value),
+            None => {
+                // Publish this data dir's CA (created now if needed).
+                ClusterPki::load_ca_or_create(data_dir)?;
+                let blob = SharedPki {
+                    ca_cert: read(&data_dir.join(CA_CERT_FILE))?,
+                    ca_key: read(&data_dir.join(CA_KEY_FILE))?,
+                    token_key: token_key_hex(data_dir)?,
+                };
+                let bytes = serde_json::to_vec(&blob).map_err(|e| Error::Pki(e.to_string()))?;
+                match store
+                    .put(
+                        SHARED_PKI_KEY,
+                        bytes.into(),
+                        flotilla_storage::Precondition::Absent,
+                    )
+                    .await
+                {
+                    Ok(_) => None,
+                    // Another server got there first: adopt theirs.
+                    Err(flotilla_storage::Error::AlreadyExists(_)) => store
+                        .get(SHARED_PKI_KEY)
+                        .await
+                        .map_err(stored)?
+                        .map(|kv| kv.value),
+                    Err(e) => return Err(stored(e)),
+                }
+            }
+        };
+        if let Some(bytes) = shared {
+            let blob: SharedPki = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Pki(format!("shared CA in the store: {e}")))?;
+            adopt(data_dir, &blob)?;
+        }
+        ClusterPki::load_or_create(data_dir)
+    }
+
+    /// The CA of `data_dir`, created there first if it has none.
+    fn load_ca_or_create(data_dir: &Path) -> Result<()> {
+        if !data_dir.join(CA_CERT_FILE).exists() && !data_dir.join(CA_KEY_FILE).exists() {
+            std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
+                path: data_dir.to_path_buf(),
+                source,
+            })?;
+            let (pem, key) = new_ca()?;
+            write_private(&data_dir.join(CA_KEY_FILE), key.serialize_pem().as_bytes())?;
+            write_public(&data_dir.join(CA_CERT_FILE), pem.as_bytes())?;
+        }
+        ClusterPki::load_ca(data_dir).map(|_| ())
     }
 
     /// Loads only the CA of an existing data dir (no serving certificate is issued):
@@ -655,6 +770,36 @@ mod tests {
         }
         let alpn = &first.server_config().alpn_protocols;
         assert_eq!(alpn, &vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn servers_over_one_store_share_one_ca_and_token_key() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store: flotilla_storage::SharedBackend = std::sync::Arc::new(
+            flotilla_storage::embedded::EmbeddedBackend::open(store_dir.path()).unwrap(),
+        );
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        // b had a CA of its own before joining: the shared one replaces it.
+        let _ = ClusterPki::load_or_create(b.path()).unwrap();
+        let pa = ClusterPki::load_or_create_shared(a.path(), &store)
+            .await
+            .unwrap();
+        let pb = ClusterPki::load_or_create_shared(b.path(), &store)
+            .await
+            .unwrap();
+        assert_eq!(pa.ca_pem(), pb.ca_pem());
+        assert_eq!(
+            std::fs::read(a.path().join(TOKEN_KEY_FILE)).unwrap(),
+            std::fs::read(b.path().join(TOKEN_KEY_FILE)).unwrap()
+        );
+        // A certificate from one verifies at the other; a restart keeps the CA.
+        let (cert, _) = pb.issue_client("alice", &[]).unwrap();
+        assert!(verify_client(&pa, &cert));
+        let again = ClusterPki::load_or_create_shared(a.path(), &store)
+            .await
+            .unwrap();
+        assert_eq!(again.ca_pem(), pa.ca_pem());
     }
 
     #[test]

@@ -107,7 +107,8 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
         path: options.data_dir.clone(),
         source,
     })?;
-    let pki = ClusterPki::load_or_create(&options.data_dir)?;
+    // One CA (and token key) per store: hubs sharing an etcd form one cluster.
+    let pki = ClusterPki::load_or_create_shared(&options.data_dir, &options.store).await?;
     let auth = Auth::new(options.store.clone(), &pki, &options.data_dir)
         .map_err(|e| StartError::Auth(format!("{e:#}")))?;
 

@@ -22,7 +22,7 @@ pub const MIN_EXPIRATION_SECONDS: i64 = 600;
 /// The longest lifetime handed out (one year).
 pub const MAX_EXPIRATION_SECONDS: i64 = 365 * 24 * 3600;
 
-const KEY_FILE: &str = "sa.key";
+const KEY_FILE: &str = crate::pki::TOKEN_KEY_FILE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
