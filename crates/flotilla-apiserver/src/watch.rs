@@ -20,6 +20,8 @@ use crate::objects;
 
 /// How many recent events each resource keeps for watchers that start slightly behind.
 const BACKLOG: usize = 4096;
+/// ... and at most about this many bytes of serialized objects.
+const BACKLOG_BYTES: usize = 32 * 1024 * 1024;
 /// Broadcast buffer per resource; a watcher further behind than this is dropped (it
 /// re-watches, as Kubernetes clients do).
 const CHANNEL: usize = 8192;
@@ -90,6 +92,8 @@ struct FeedState {
     /// Events at or before this revision are not in `backlog`.
     floor: Revision,
     backlog: VecDeque<Arc<WatchEvent>>,
+    /// Serialized size of the objects in `backlog`.
+    bytes: usize,
 }
 
 struct Feed {
@@ -149,6 +153,7 @@ impl WatchHub {
                 state: Mutex::new(FeedState {
                     floor: start,
                     backlog: VecDeque::new(),
+                    bytes: 0,
                 }),
             });
             feeds.insert(prefix.to_string(), feed.clone());
@@ -207,10 +212,15 @@ async fn run_feed(mut stream: WatchStream, feed: &Feed) {
                 }
             };
             let mut state = feed.state.lock();
+            state.bytes += decoded.json.len();
             state.backlog.push_back(decoded.clone());
-            while state.backlog.len() > BACKLOG {
-                if let Some(old) = state.backlog.pop_front() {
-                    state.floor = old.revision;
+            while state.backlog.len() > BACKLOG || state.bytes > BACKLOG_BYTES {
+                match state.backlog.pop_front() {
+                    Some(old) => {
+                        state.floor = old.revision;
+                        state.bytes -= old.json.len();
+                    }
+                    None => break,
                 }
             }
             let _ = feed.sender.send(decoded);
