@@ -1,0 +1,126 @@
+//! Starting a real `flotilla hub` process and talking to it with kube-rs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The release `flotilla` binary of this workspace.
+pub fn default_binary() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/flotilla")
+}
+
+/// A running `flotilla hub` on 127.0.0.1:0 with a temporary data dir; killed on drop.
+pub struct Hub {
+    child: Child,
+    /// Keeps the data dir alive until the process is gone.
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    log: PathBuf,
+}
+
+impl Hub {
+    /// Starts the hub and waits until its admin kubeconfig exists and `/readyz` answers.
+    pub async fn start(binary: &Path) -> anyhow::Result<(Hub, kube::Client)> {
+        if !binary.exists() {
+            bail!(
+                "{} does not exist: run `cargo build --release --bin flotilla` first",
+                binary.display()
+            );
+        }
+        let dir = tempfile::tempdir().context("creating a temp data dir")?;
+        let data_dir = dir.path().join("hub");
+        std::fs::create_dir_all(&data_dir)?;
+        let log = dir.path().join("hub.log");
+        let out = std::fs::File::create(&log)?;
+        let err = out.try_clone()?;
+        let child = Command::new(binary)
+            .args(["hub", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .with_context(|| format!("spawning {}", binary.display()))?;
+        let mut hub = Hub {
+            child,
+            kubeconfig: data_dir.join("admin.kubeconfig"),
+            _dir: dir,
+            log,
+        };
+        let client = hub.wait_ready().await?;
+        Ok((hub, client))
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<kube::Client> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("flotilla exited early ({status}):\n{}", self.log_text());
+            }
+            if self.kubeconfig.exists()
+                && let Ok(client) = client_for(&self.kubeconfig).await
+                && let Ok(text) = client.request_text(http_get("/readyz")?).await
+                && text.trim() == "ok"
+            {
+                return Ok(client);
+            }
+            if Instant::now() > deadline {
+                bail!("flotilla did not become ready:\n{}", self.log_text());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The hub's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size of the hub process in KiB (`VmRSS` of /proc/PID/status).
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        rss_kib(self.pid())
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A kube client for a kubeconfig file (its current context).
+pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn http_get(path: &str) -> anyhow::Result<http::Request<Vec<u8>>> {
+    Ok(http::Request::get(path).body(Vec::new())?)
+}
+
+/// `VmRSS` of a process in KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/PID/status")
+}
+
+/// Formats KiB as MiB.
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}

@@ -1,0 +1,47 @@
+//! `flotilla-bench`: benchmarks of real `flotilla` processes, each reported beside the
+//! floor it is bounded by, measured in the same run. See docs/benchmarks.md.
+//!
+//! Build the server first: `cargo build --release --bin flotilla`, then
+//! `cargo run -p flotilla-bench --release -- <scenario>`.
+
+mod hub;
+mod list;
+mod stats;
+mod watch;
+mod write;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flotilla-bench",
+    about = "Benchmarks of real flotilla processes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Concurrent ConfigMap creates through the hub vs the raw storage engine.
+    WriteThroughput(write::Args),
+    /// Many watchers of one object: time from a write until all have seen it.
+    WatchFanout(watch::Args),
+    /// Listing many ConfigMaps in one namespace, whole and paginated.
+    List(list::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.scenario {
+            Scenario::WriteThroughput(a) => write::run(a).await,
+            Scenario::WatchFanout(a) => watch::run(a).await,
+            Scenario::List(a) => list::run(a).await,
+        }
+    })
+}

@@ -1,0 +1,179 @@
+//! `write-throughput`: concurrent ConfigMap creates through the hub's HTTPS API against the
+//! raw storage engine doing the same number of ~1 KiB creates in this process.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+
+use crate::hub::{self, Hub};
+use crate::stats::Summary;
+
+/// Flags of `write-throughput`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 32)]
+    pub writers: usize,
+    /// ConfigMaps each writer creates.
+    #[arg(long, default_value_t = 200)]
+    pub writes_per_writer: usize,
+    /// Approximate size of each object in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    /// The flotilla binary.
+    #[arg(long, default_value_os_t = hub::default_binary())]
+    pub flotilla: PathBuf,
+}
+
+/// A ConfigMap named `name` whose serialized form is about `size` bytes.
+pub fn config_map(namespace: &str, name: &str, size: usize) -> ConfigMap {
+    let overhead = 120 + name.len() + namespace.len();
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(BTreeMap::from([("app".to_string(), "bench".to_string())])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "payload".to_string(),
+            "x".repeat(size.saturating_sub(overhead)),
+        )])),
+        ..Default::default()
+    }
+}
+
+/// Creates namespace `name` (no error if it exists).
+pub async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e).context("creating the namespace"),
+    }
+}
+
+/// Result of creating ConfigMaps concurrently through the API.
+pub struct ApiWrites {
+    pub writes: usize,
+    pub elapsed: Duration,
+    pub latency: Summary,
+}
+
+impl ApiWrites {
+    pub fn per_sec(&self) -> f64 {
+        self.writes as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// `writers` tasks each create `per_writer` ConfigMaps `w{i}-{n}` in `namespace`.
+pub async fn create_config_maps(
+    client: &kube::Client,
+    namespace: &str,
+    writers: usize,
+    per_writer: usize,
+    size: usize,
+) -> anyhow::Result<ApiWrites> {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..writers {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        let namespace = namespace.to_string();
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(per_writer);
+            for n in 0..per_writer {
+                let cm = config_map(&namespace, &format!("w{w}-{n}"), size);
+                let t = Instant::now();
+                api.create(&PostParams::default(), &cm)
+                    .await
+                    .with_context(|| format!("creating w{w}-{n}"))?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut latencies = Vec::with_capacity(writers * per_writer);
+    while let Some(r) = tasks.join_next().await {
+        latencies.extend(r??);
+    }
+    let elapsed = started.elapsed();
+    Ok(ApiWrites {
+        writes: latencies.len(),
+        elapsed,
+        latency: Summary::of(&mut latencies),
+    })
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    println!(
+        "write-throughput: {} writers x {} creates of ~{} B objects",
+        args.writers, args.writes_per_writer, args.size
+    );
+
+    // The floor: the embedded engine the hub runs on, driven in-process with the same
+    // number of writers and creates of the same size.
+    let floor_dir = tempfile::tempdir()?;
+    let backend = {
+        let dir = floor_dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || flotilla_storage::EmbeddedBackend::open(dir)).await??
+    };
+    let backend: Arc<dyn flotilla_storage::Backend> = Arc::new(backend);
+    let floor = flotilla_storage::throughput::measure_writes(
+        backend.clone(),
+        &flotilla_storage::throughput::Workload {
+            writers: args.writers,
+            writes_per_writer: args.writes_per_writer,
+            keys_per_writer: args.writes_per_writer,
+            value: flotilla_storage::throughput::json_value(args.size),
+            prefix: "/registry/configmaps/bench/".into(),
+        },
+    )
+    .await?;
+    drop(backend);
+    println!("  floor (embedded engine, in-process): {floor}");
+
+    let (hub, client) = Hub::start(&args.flotilla).await?;
+    ensure_namespace(&client, "bench").await?;
+    let rss_before = hub.rss_kib()?;
+    let api = create_config_maps(
+        &client,
+        "bench",
+        args.writers,
+        args.writes_per_writer,
+        args.size,
+    )
+    .await?;
+    let rss_after = hub.rss_kib()?;
+    println!(
+        "  hub (HTTPS, kube-rs create):         {} writes in {:.2?}: {:.0} writes/s, p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        api.writes,
+        api.elapsed,
+        api.per_sec(),
+        api.latency.p50,
+        api.latency.p99,
+        api.latency.max
+    );
+    println!(
+        "  hub / floor throughput: {:.2} (goal >= 0.5)",
+        api.per_sec() / floor.writes_per_sec
+    );
+    println!(
+        "  hub RSS: {} before, {} after",
+        hub::mib(rss_before),
+        hub::mib(rss_after)
+    );
+    Ok(())
+}
