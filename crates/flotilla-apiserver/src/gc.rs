@@ -310,6 +310,55 @@ async fn remove_finalizer(
     Ok(())
 }
 
+/// Owner uids (by namespace) that dependents reference but that no longer exist.
+async fn sweep(state: &ApiState) -> Result<HashMap<String, HashSet<String>>, ApiError> {
+    let mut gone: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut checked: HashMap<String, bool> = HashMap::new();
+    for info in state.registry.snapshot().stored_resources() {
+        let mut start: Option<String> = None;
+        loop {
+            let page = state
+                .store
+                .range(&info.prefix(), start.as_deref(), 1000)
+                .await
+                .map_err(crate::error::storage_error)?;
+            for kv in &page.kvs {
+                if !contains(&kv.value, b"ownerReferences") {
+                    continue;
+                }
+                let obj = objects::decode(kv)?;
+                let ns = meta_str(&obj, "namespace").to_string();
+                for r in obj
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    let Some(uid) = r.get("uid").and_then(Value::as_str).map(str::to_string) else {
+                        continue;
+                    };
+                    let alive = match checked.get(&uid) {
+                        Some(a) => *a,
+                        None => {
+                            let a = owner_alive(state, &r, &ns).await;
+                            checked.insert(uid.clone(), a);
+                            a
+                        }
+                    };
+                    if !alive {
+                        gone.entry(ns.clone()).or_default().insert(uid);
+                    }
+                }
+            }
+            if !page.more || page.kvs.is_empty() {
+                break;
+            }
+            start = page.kvs.last().map(|kv| kv.key.clone());
+        }
+    }
+    Ok(gone)
+}
+
 /// Runs the collector until the server stops.
 pub fn spawn(state: Arc<ApiState>) {
     let Some(mut rx) = state.gc.rx.lock().take() else {
@@ -317,6 +366,19 @@ pub fn spawn(state: Arc<ApiState>) {
     };
     tokio::spawn(async move {
         let mut retry: Vec<GcEvent> = Vec::new();
+        // Owners that went while the server was down (a crash between a delete and its
+        // collection) are found by one sweep at start.
+        match sweep(&state).await {
+            Ok(gone) => {
+                for (namespace, uids) in gone {
+                    retry.extend(uids.into_iter().map(|uid| GcEvent::OwnerGone {
+                        uid,
+                        namespace: namespace.clone(),
+                    }));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e.message, "garbage collection sweep failed"),
+        }
         loop {
             let wait = if retry.is_empty() {
                 Duration::from_secs(3600)

@@ -1,6 +1,7 @@
 //! Garbage collection by ownerReferences on the hub, driven by kubectl's `--cascade`:
 //! background deletes dependents after the owner, foreground before it, orphan keeps them
-//! and drops the reference; a dependent with another live owner survives.
+//! and drops the reference; a dependent with another live owner survives; dependents of owners that vanished while
+//! the hub was down are collected at the next start.
 
 mod support;
 
@@ -91,6 +92,33 @@ fn owner_deletion_cascades_like_kubernetes() {
         "jsonpath={.metadata.ownerReferences}",
     ]);
     assert_eq!(refs, "", "orphaned dependents lose the reference");
+
+    // A dependent whose owner is already gone (as after a crash between the owner's
+    // delete and its collection) is collected by the sweep at the next start.
+    owned(
+        &dir,
+        &hub,
+        "dangling",
+        &[("vanished", "00000000-0000-0000-0000-000000000000".into())],
+    );
+    drop(hub);
+    let hub = Server::hub(&dir);
+    wait_for(
+        "the start-up sweep to collect the dangling dependent",
+        Duration::from_secs(20),
+        || {
+            (!hub
+                .kubectl(&["get", "configmap", "dangling"])
+                .status
+                .success())
+            .then_some(())
+        },
+    );
+    assert!(
+        hub.kubectl(&["get", "configmap", "orphan-child"])
+            .status
+            .success()
+    );
     drop(hub);
     let _ = std::fs::remove_dir_all(&dir);
 }
