@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -11,18 +12,29 @@ pub fn default_binary() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/flotilla")
 }
 
-/// A running `flotilla hub` on 127.0.0.1:0 with a temporary data dir; killed on drop.
-pub struct Hub {
-    child: Child,
+/// A running `flotilla` process with a temporary data dir; killed on drop.
+pub struct Flotilla {
+    child: Mutex<Child>,
+    pid: u32,
     /// Keeps the data dir alive until the process is gone.
     _dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
+    data_dir: PathBuf,
     log: PathBuf,
 }
 
-impl Hub {
-    /// Starts the hub and waits until its admin kubeconfig exists and `/readyz` answers.
-    pub async fn start(binary: &Path) -> anyhow::Result<(Hub, kube::Client)> {
+impl Flotilla {
+    /// Starts `flotilla hub` on 127.0.0.1:0 and waits until its admin kubeconfig exists
+    /// and `/readyz` answers.
+    pub async fn hub(binary: &Path) -> anyhow::Result<(Flotilla, kube::Client)> {
+        let hub = Flotilla::spawn(binary, &["hub", "--listen", "127.0.0.1:0"])?;
+        let client = hub
+            .wait_ready(&hub.data_dir.join("admin.kubeconfig"))
+            .await?;
+        Ok((hub, client))
+    }
+
+    /// Starts `flotilla ARGS --data-dir TMP` without waiting.
+    pub fn spawn(binary: &Path, args: &[&str]) -> anyhow::Result<Flotilla> {
         if !binary.exists() {
             bail!(
                 "{} does not exist: run `cargo build --release --bin flotilla` first",
@@ -30,37 +42,44 @@ impl Hub {
             );
         }
         let dir = tempfile::tempdir().context("creating a temp data dir")?;
-        let data_dir = dir.path().join("hub");
+        let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir)?;
-        let log = dir.path().join("hub.log");
+        let log = dir.path().join("flotilla.log");
         let out = std::fs::File::create(&log)?;
         let err = out.try_clone()?;
         let child = Command::new(binary)
-            .args(["hub", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(args)
+            .arg("--data-dir")
             .arg(&data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
             .with_context(|| format!("spawning {}", binary.display()))?;
-        let mut hub = Hub {
-            child,
-            kubeconfig: data_dir.join("admin.kubeconfig"),
+        Ok(Flotilla {
+            pid: child.id(),
+            child: Mutex::new(child),
+            data_dir,
             _dir: dir,
             log,
-        };
-        let client = hub.wait_ready().await?;
-        Ok((hub, client))
+        })
     }
 
-    async fn wait_ready(&mut self) -> anyhow::Result<kube::Client> {
+    /// The process's `--data-dir`.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Waits until `kubeconfig` exists and the server it names answers `/readyz`; fails
+    /// if the process exits or 60 s pass.
+    pub async fn wait_ready(&self, kubeconfig: &Path) -> anyhow::Result<kube::Client> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.exited()? {
                 bail!("flotilla exited early ({status}):\n{}", self.log_text());
             }
-            if self.kubeconfig.exists()
-                && let Ok(client) = client_for(&self.kubeconfig).await
+            if kubeconfig.exists()
+                && let Ok(client) = client_for(kubeconfig).await
                 && let Ok(text) = client.request_text(http_get("/readyz")?).await
                 && text.trim() == "ok"
             {
@@ -73,25 +92,31 @@ impl Hub {
         }
     }
 
+    fn exited(&self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(child.try_wait()?)
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The hub's process id.
+    /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
-    /// Resident set size of the hub process in KiB (`VmRSS` of /proc/PID/status).
+    /// Resident set size of the process in KiB (`VmRSS` of /proc/PID/status).
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
         rss_kib(self.pid())
     }
 }
 
-impl Drop for Hub {
+impl Drop for Flotilla {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::ListParams;
 
-use crate::hub::{self, Hub};
+use crate::hub::{self, Flotilla};
 use crate::stats::Summary;
 
 /// Flags of `list`.
@@ -77,7 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Summary::of(&mut floor)
     );
 
-    let (hub, client) = Hub::start(&args.flotilla).await?;
+    let (hub, client) = Flotilla::hub(&args.flotilla).await?;
     crate::write::ensure_namespace(&client, "list").await?;
     let rss_empty = hub.rss_kib()?;
     let fill =

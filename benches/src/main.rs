@@ -4,6 +4,7 @@
 //! Build the server first: `cargo build --release --bin flotilla`, then
 //! `cargo run -p flotilla-bench --release -- <scenario>`.
 
+mod dispatch;
 mod hub;
 mod list;
 mod stats;
@@ -30,6 +31,8 @@ enum Scenario {
     WatchFanout(watch::Args),
     /// Listing many ConfigMaps in one namespace, whole and paginated.
     List(list::Args),
+    /// Applications dispatched to simulated members vs Deployments written to them directly.
+    Dispatch(dispatch::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +45,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::WriteThroughput(a) => write::run(a).await,
             Scenario::WatchFanout(a) => watch::run(a).await,
             Scenario::List(a) => list::run(a).await,
+            Scenario::Dispatch(a) => dispatch::run(a).await,
         }
     })
 }

@@ -11,7 +11,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use tokio::sync::mpsc;
 
-use crate::hub::{self, Hub};
+use crate::hub::{self, Flotilla};
 use crate::stats::Summary;
 
 /// Flags of `watch-fanout`.
@@ -62,7 +62,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "watch-fanout: {} watchers of one ConfigMap, {} measured writes",
         args.watchers, args.writes
     );
-    let (hub, client) = Hub::start(&args.flotilla).await?;
+    let (hub, client) = Flotilla::hub(&args.flotilla).await?;
     crate::write::ensure_namespace(&client, "bench").await?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "bench");
     let mut cm = crate::write::config_map("bench", NAME, 1024);

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 
-use crate::hub::{self, Hub};
+use crate::hub::{self, Flotilla};
 use crate::stats::Summary;
 
 /// Flags of `write-throughput`.
@@ -145,7 +145,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     drop(backend);
     println!("  floor (embedded engine, in-process): {floor}");
 
-    let (hub, client) = Hub::start(&args.flotilla).await?;
+    let (hub, client) = Flotilla::hub(&args.flotilla).await?;
     ensure_namespace(&client, "bench").await?;
     let rss_before = hub.rss_kib()?;
     let api = create_config_maps(

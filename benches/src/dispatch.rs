@@ -1,0 +1,298 @@
+//! `dispatch`: a hub and M simulated members; K Applications, each deploying one
+//! webservice to every member. Time until every Application is `running`, against the
+//! floor of writing the same K x M Deployments straight to the members and waiting until
+//! all are ready (the same member simulator makes both ready).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+
+use crate::hub::{self, Flotilla};
+
+/// Flags of `dispatch`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Simulated member clusters (served by one `flotilla member --count M` process).
+    #[arg(long, default_value_t = 10)]
+    pub members: u32,
+    /// Applications, each deploying one webservice to every member.
+    #[arg(long, default_value_t = 100)]
+    pub apps: usize,
+    /// Concurrent writers (of Applications to the hub, of Deployments to the members).
+    #[arg(long, default_value_t = 16)]
+    pub writers: usize,
+    /// How long the member simulator takes to make a workload ready.
+    #[arg(long, default_value = "0s")]
+    pub ready_delay: String,
+    /// Give up after this many seconds per phase.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+    /// The flotilla binary.
+    #[arg(long, default_value_os_t = hub::default_binary())]
+    pub flotilla: PathBuf,
+}
+
+const IMAGE: &str = "nginx:1.27";
+
+fn app_name(k: usize) -> String {
+    format!("app-{k}")
+}
+
+/// The Deployment a webservice component renders to, close enough for the floor: same
+/// name, image, port, one replica.
+fn deployment(namespace: &str, name: &str) -> anyhow::Result<Deployment> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.oam.dev/component": name}},
+            "template": {
+                "metadata": {"labels": {"app.oam.dev/component": name}},
+                "spec": {"containers": [{
+                    "name": name,
+                    "image": IMAGE,
+                    "ports": [{"containerPort": 8000}]
+                }]}
+            }
+        }
+    }))?)
+}
+
+fn application(name: &str, clusters: &[String]) -> anyhow::Result<DynamicObject> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "components": [{
+                "name": name,
+                "type": "webservice",
+                "properties": {"image": IMAGE, "port": 8000}
+            }],
+            "policies": [{
+                "type": "topology",
+                "name": "everywhere",
+                "properties": {"clusters": clusters}
+            }]
+        }
+    }))?)
+}
+
+fn application_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "core.oam.dev",
+        "v1beta1",
+        "Application",
+    ))
+}
+
+/// Ready Deployments (readyReplicas >= replicas) in `namespace` of one member.
+async fn ready_deployments(client: &kube::Client, namespace: &str) -> anyhow::Result<usize> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let list = api.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|d| {
+            let want = d.spec.replicas.unwrap_or(1);
+            let ready = d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+            ready >= want
+        })
+        .count())
+}
+
+/// Polls until `check` reports at least `want`, returning when that was first seen.
+async fn poll_until<F, Fut>(
+    what: &str,
+    want: usize,
+    timeout: Duration,
+    check: F,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<usize>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let have = check().await?;
+        if have >= want {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{what}: {have} of {want} after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn member_clients(members: &Flotilla, names: &[String]) -> anyhow::Result<Vec<kube::Client>> {
+    let mut clients = Vec::with_capacity(names.len());
+    for name in names {
+        let kubeconfig = members.data_dir().join(name).join("admin.kubeconfig");
+        clients.push(members.wait_ready(&kubeconfig).await?);
+    }
+    Ok(clients)
+}
+
+fn join(
+    binary: &Path,
+    hub_kubeconfig: &Path,
+    member_kubeconfig: &Path,
+    name: &str,
+) -> anyhow::Result<()> {
+    let out = std::process::Command::new(binary)
+        .args(["cluster", "join"])
+        .arg(member_kubeconfig)
+        .args(["--name", name])
+        .env("KUBECONFIG", hub_kubeconfig)
+        .output()
+        .context("running flotilla cluster join")?;
+    if !out.status.success() {
+        bail!(
+            "flotilla cluster join {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let deployments = args.apps * args.members as usize;
+    println!(
+        "dispatch: {} members x {} applications = {deployments} Deployments, {} writers, member ready delay {}",
+        args.members, args.apps, args.writers, args.ready_delay
+    );
+    let count = args.members.to_string();
+    let members = Flotilla::spawn(
+        &args.flotilla,
+        &[
+            "member",
+            "--name",
+            "m",
+            "--listen",
+            "127.0.0.1:0",
+            "--count",
+            &count,
+            "--ready-delay",
+            &args.ready_delay,
+        ],
+    )?;
+    let names: Vec<String> = (1..=args.members).map(|i| format!("m-{i}")).collect();
+    let clients = member_clients(&members, &names).await?;
+
+    // Floor: the same Deployments written straight to the members, in their own namespace.
+    for client in &clients {
+        crate::write::ensure_namespace(client, "floor").await?;
+    }
+    let started = Instant::now();
+    let writes = clients.iter().flat_map(|client| {
+        (0..args.apps).map(move |k| {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), "floor");
+            async move {
+                let d = deployment("floor", &app_name(k))?;
+                api.create(&PostParams::default(), &d).await?;
+                anyhow::Ok(())
+            }
+        })
+    });
+    futures::stream::iter(writes)
+        .buffer_unordered(args.writers)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let floor_written = started.elapsed();
+    poll_until("floor: ready Deployments", deployments, timeout, || async {
+        let mut ready = 0;
+        for client in &clients {
+            ready += ready_deployments(client, "floor").await?;
+        }
+        anyhow::Ok(ready)
+    })
+    .await?;
+    let floor_ready = started.elapsed();
+    println!(
+        "  floor (Deployments straight to members): written in {floor_written:.2?}, all ready in {floor_ready:.2?} ({:.0} Deployments/s)",
+        deployments as f64 / floor_ready.as_secs_f64()
+    );
+
+    let (hub, hub_client) = Flotilla::hub(&args.flotilla).await?;
+    let hub_kubeconfig = hub.data_dir().join("admin.kubeconfig");
+    let join_started = Instant::now();
+    for name in &names {
+        let kubeconfig = members.data_dir().join(name).join("admin.kubeconfig");
+        join(&args.flotilla, &hub_kubeconfig, &kubeconfig, name)?;
+    }
+    println!(
+        "  joined {} members in {:.2?}",
+        args.members,
+        join_started.elapsed()
+    );
+    let rss_before = hub.rss_kib()?;
+
+    let apps: Api<DynamicObject> =
+        Api::namespaced_with(hub_client.clone(), "default", &application_resource());
+    let started = Instant::now();
+    let writes = (0..args.apps).map(|k| {
+        let apps = apps.clone();
+        let names = &names;
+        async move {
+            let app = application(&app_name(k), names)?;
+            apps.create(&PostParams::default(), &app).await?;
+            anyhow::Ok(())
+        }
+    });
+    futures::stream::iter(writes)
+        .buffer_unordered(args.writers)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let hub_written = started.elapsed();
+    poll_until("hub: running Applications", args.apps, timeout, || async {
+        let list = apps.list(&ListParams::default()).await?;
+        anyhow::Ok(
+            list.items
+                .iter()
+                .filter(|a| {
+                    a.data.pointer("/status/status").and_then(|s| s.as_str()) == Some("running")
+                })
+                .count(),
+        )
+    })
+    .await?;
+    let hub_running = started.elapsed();
+    let rss_after = hub.rss_kib()?;
+
+    // The Applications really landed: every member holds a ready Deployment per app.
+    let mut landed = 0;
+    for client in &clients {
+        landed += ready_deployments(client, "default").await?;
+    }
+    if landed < deployments {
+        bail!("only {landed} of {deployments} Deployments ready in the members' default namespace");
+    }
+    println!(
+        "  hub (Applications -> members):       written in {hub_written:.2?}, all running in {hub_running:.2?} ({:.0} Deployments/s)",
+        deployments as f64 / hub_running.as_secs_f64()
+    );
+    println!(
+        "  hub / floor time: {:.2}x",
+        hub_running.as_secs_f64() / floor_ready.as_secs_f64()
+    );
+    println!(
+        "  hub RSS: {} before the Applications, {} after; members process RSS {}",
+        hub::mib(rss_before),
+        hub::mib(rss_after),
+        hub::mib(members.rss_kib()?)
+    );
+    Ok(())
+}
