@@ -67,7 +67,6 @@ fn jsonpath(server: &Server, args: &[&str]) -> String {
 }
 
 #[test]
-#[ignore = "needs the hub API server to stamp app.oam.dev/username|group from the authenticated identity on Application create/update"]
 fn applications_are_dispatched_as_their_user() {
     let dir = TestDir::new("acting-as-user");
     let hub = Server::hub(&dir.0.join("hub"));
