@@ -151,6 +151,11 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
                 obj["spec"] = json!({"type": "ClusterIP", "sessionAffinity": "None"});
             }
         }
+        ("", "Pod") => {
+            if let Some(spec) = obj_at(obj, &["spec"]) {
+                default_pod_spec(Some(spec));
+            }
+        }
         ("", "Secret") => {
             if let Some(map) = obj.as_object_mut() {
                 set_default(map, "type", json!("Opaque"));

@@ -573,7 +573,7 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         assert_eq!(decode(b"nope"), Err(ProtoError::Magic));
         assert!(decode(b"k8s\0\x0a\xff\xff").is_err());
-        assert!(decode(&envelope("v1", "Pod", &[])).is_err());
+        assert!(decode(&envelope("v1", "Node", &[])).is_err());
         let mut raw = field(1, 2, &[0x0a, 0x05, b'a']);
         raw.push(0xff);
         assert!(decode(&envelope("v1", "ConfigMap", &raw)).is_err());

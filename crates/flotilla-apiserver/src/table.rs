@@ -385,6 +385,17 @@ fn builtin_columns(info: &ResourceInfo) -> Option<Vec<Column>> {
             ("Status", "string", 0),
             ("Age", "string", 0),
         ]),
+        ("", "Pod") => c(&[
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Status", "string", 0),
+            ("Restarts", "string", 0),
+            ("Age", "string", 0),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+            ("Nominated Node", "string", 1),
+            ("Readiness Gates", "string", 1),
+        ]),
         ("", "ConfigMap") => c(&[
             ("Name", "string", 0),
             ("Data", "string", 0),
@@ -555,6 +566,52 @@ fn builtin_cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
     let name = json!(s(o, "/metadata/name"));
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Namespace") => vec![name, json!(s(o, "/status/phase")), age(o)],
+        ("", "Pod") => {
+            let total = arr(o, "/spec/containers").len();
+            let statuses = arr(o, "/status/containerStatuses");
+            let ready = statuses
+                .iter()
+                .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
+                .count();
+            let restarts: i64 = statuses.iter().map(|c| i(c, "/restartCount")).sum();
+            let mut status = match s(o, "/status/reason") {
+                "" => match s(o, "/status/phase") {
+                    "" => "Pending".to_string(),
+                    p => p.to_string(),
+                },
+                r => r.to_string(),
+            };
+            for c in statuses {
+                let waiting = s(c, "/state/waiting/reason");
+                let terminated = s(c, "/state/terminated/reason");
+                if !waiting.is_empty() {
+                    status = waiting.to_string();
+                } else if !terminated.is_empty() {
+                    status = terminated.to_string();
+                }
+            }
+            if o.pointer("/metadata/deletionTimestamp").is_some() {
+                status = "Terminating".into();
+            }
+            let none = |v: &str| {
+                if v.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    v.to_string()
+                }
+            };
+            vec![
+                name,
+                json!(format!("{ready}/{total}")),
+                json!(status),
+                json!(restarts.to_string()),
+                age(o),
+                json!(none(s(o, "/status/podIP"))),
+                json!(none(s(o, "/spec/nodeName"))),
+                json!(none(s(o, "/status/nominatedNodeName"))),
+                json!("<none>"),
+            ]
+        }
         ("", "ConfigMap") => {
             let n = o.get("data").and_then(Value::as_object).map_or(0, Map::len)
                 + o.get("binaryData")

@@ -129,6 +129,7 @@ pub fn typed_decode(
         ("", "v1", "Event") => core::Event,
         ("", "v1", "Namespace") => core::Namespace,
         ("", "v1", "PersistentVolumeClaim") => core::PersistentVolumeClaim,
+        ("", "v1", "Pod") => core::Pod,
         ("", "v1", "Secret") => core::Secret,
         ("", "v1", "ServiceAccount") => core::ServiceAccount,
         ("", "v1", "Service") => core::Service,
@@ -521,6 +522,15 @@ pub fn validate_builtin(info: &ResourceInfo, obj: &Value) -> Vec<StatusCause> {
         ("apps", "DaemonSet") => {
             validate_selector_matches_template(obj, &mut causes);
             validate_pod_template(obj, "spec.template.spec", &mut causes);
+        }
+        ("", "Pod") => {
+            let containers = obj.pointer("/spec/containers").and_then(Value::as_array);
+            match containers {
+                Some(list) if !list.is_empty() => {
+                    validate_containers(list, "spec.containers", &mut causes)
+                }
+                _ => causes.push(required("spec.containers")),
+            }
         }
         ("batch", "Job") => {
             check_non_negative(obj, &["spec", "parallelism"], &mut causes);

@@ -17,7 +17,7 @@ PB, OPENAPI = sys.argv[1], sys.argv[2]
 ROOTS = [
     "api.core.v1." + k for k in [
         "Namespace", "ConfigMap", "Secret", "Service", "ServiceAccount",
-        "PersistentVolumeClaim", "Event"]
+        "PersistentVolumeClaim", "Event", "Pod"]
 ] + ["api.apps.v1." + k for k in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"]] + [
     "api.batch.v1.Job", "api.batch.v1.CronJob",
     "api.networking.v1.Ingress", "api.networking.v1.IngressClass", "api.networking.v1.NetworkPolicy",

@@ -233,6 +233,9 @@ pub async fn prepare_create(
                 l.insert("kubernetes.io/metadata.name".into(), json!(name));
             }
         }
+        ("", "Pod") if info.is_builtin() => {
+            obj["status"] = json!({"phase": "Pending"});
+        }
         ("", "Service") if info.is_builtin() => {
             obj["status"] = json!({"loadBalancer": {}});
         }
