@@ -44,9 +44,20 @@ impl Default for Metrics {
     }
 }
 
+/// Registers more metrics (e.g. the controllers' beside the server) in `/metrics`.
+pub type ExtraMetrics = Box<dyn FnOnce(&mut Registry) + Send>;
+
 impl Metrics {
     pub fn new() -> Metrics {
+        Self::with_extra(None)
+    }
+
+    /// The server's metrics plus whatever `extra` registers.
+    pub fn with_extra(extra: Option<ExtraMetrics>) -> Metrics {
         let mut registry = Registry::default();
+        if let Some(register) = extra {
+            register(&mut registry);
+        }
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))

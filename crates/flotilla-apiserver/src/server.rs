@@ -59,6 +59,8 @@ pub struct ServerOptions {
     pub bootstrap: Vec<Value>,
     /// Fault injection for tests of simulated members.
     pub faults: Faults,
+    /// Metrics of the components running beside the server, served on `/metrics` too.
+    pub extra_metrics: Option<crate::metrics::ExtraMetrics>,
 }
 
 /// Faults a simulated member can inject into its API (health endpoints are spared).
@@ -116,7 +118,7 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
         store: options.store.clone(),
         registry: crate::registry::Registry::new(),
         watches: crate::watch::WatchHub::new(options.store.clone()),
-        metrics: crate::metrics::Metrics::new(),
+        metrics: crate::metrics::Metrics::with_extra(options.extra_metrics),
         gc: crate::gc::GcHandle::new(),
         namespaces: crate::namespace::NamespaceHandle::new(),
         auth: auth.clone(),

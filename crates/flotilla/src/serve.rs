@@ -84,6 +84,10 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
         cluster_name: "flotilla-hub".into(),
         bootstrap: flotilla_apis::crds(),
         faults: Faults::default(),
+        extra_metrics: Some(Box::new(|registry| {
+            flotilla_controllers::cluster::health::register_metrics(registry);
+            flotilla_controllers::application::metrics::register_metrics(registry);
+        })),
     })
     .await?;
     eprintln!(
@@ -139,6 +143,7 @@ async fn one_member(
             latency: args.fault_latency,
             refuse_verbs: args.fault_refuse.clone(),
         },
+        extra_metrics: None,
     })
     .await
     .with_context(|| format!("starting member {name}"))?;
