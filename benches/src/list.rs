@@ -33,7 +33,7 @@ pub struct Args {
     pub flotilla: PathBuf,
 }
 
-const WRITERS: usize = 32;
+const WRITERS: usize = 16;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let per_writer = args.objects.div_ceil(WRITERS);
