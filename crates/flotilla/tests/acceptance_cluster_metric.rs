@@ -18,7 +18,6 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 #[test]
-#[ignore = "bug: flotilla_cluster_available is never registered in the hub's /metrics (cluster::health::register_metrics / metrics_text have no caller)"]
 fn cluster_availability_is_a_hub_metric() {
     let dir = temp_dir("acceptance-cluster-metric");
     let hub = Server::start(
