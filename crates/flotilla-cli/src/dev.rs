@@ -392,6 +392,10 @@ fn print_guide(data_dir: &Path, names: &[String]) {
     say!("The playground is up. In another terminal:");
     say!();
     say!("  export KUBECONFIG={dir}/hub.kubeconfig");
+    if let Some(exe) = binary_not_on_path() {
+        // `cargo run` leaves the binary under target/; make the commands below work as typed.
+        say!("  alias flotilla={}", exe.display());
+    }
     say!("  flotilla cluster list");
     say!("  kubectl get managedclusters");
     say!("  flotilla up -f app.yaml");
@@ -402,6 +406,16 @@ fn print_guide(data_dir: &Path, names: &[String]) {
     }
     say!();
     say!("Press Ctrl-C to stop everything.");
+}
+
+/// The running binary's path when no `flotilla` on PATH is this binary.
+fn binary_not_on_path() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let on_path = std::env::split_paths(&path)
+        .filter_map(|d| d.join("flotilla").canonicalize().ok())
+        .any(|p| p == exe);
+    (!on_path).then_some(exe)
 }
 
 #[cfg(test)]
