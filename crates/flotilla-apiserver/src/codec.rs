@@ -9,6 +9,36 @@ use serde_json::Value;
 /// The largest request body accepted (as kube-apiserver: 3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
+/// How much of an oversized body is read (and dropped) before answering 413, so clients
+/// that are still sending see the Status rather than a broken connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`]; a larger one is answered 413
+/// (after draining up to [`DRAIN_LIMIT`] bytes).
+pub(crate) async fn read_body(mut body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > DRAIN_LIMIT {
+            break;
+        }
+        if total <= MAX_BODY_BYTES {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if total > MAX_BODY_BYTES {
+        return Err(ApiError::too_large());
+    }
+    Ok(buf.freeze())
+}
+
 /// What the client asked to receive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {

@@ -9,10 +9,9 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use flotilla_core::status::ApiError;
 use http::{HeaderValue, StatusCode, header};
-use http_body_util::BodyExt;
 use serde_json::json;
 
-use crate::codec::{MAX_BODY_BYTES, json_response};
+use crate::codec::{json_response, read_body};
 use crate::error::status_response;
 use crate::handlers::{self, Req};
 use crate::state::SharedState;
@@ -146,34 +145,6 @@ fn resource_not_found() -> ApiError {
         "NotFound",
         "the server could not find the requested resource",
     )
-}
-
-/// How much of an oversized body is read (and dropped) before answering 413, so clients
-/// that are still sending see the Status rather than a broken connection.
-const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
-
-/// Reads a request body up to the 3 MiB limit.
-async fn read_body(mut body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
-    let mut buf = bytes::BytesMut::new();
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        total += data.len();
-        if total > DRAIN_LIMIT {
-            break;
-        }
-        if total <= MAX_BODY_BYTES {
-            buf.extend_from_slice(&data);
-        }
-    }
-    if total > MAX_BODY_BYTES {
-        return Err(ApiError::too_large());
-    }
-    Ok(buf.freeze())
 }
 
 async fn route(state: SharedState, request: Request) -> Result<Response, ApiError> {

@@ -180,38 +180,6 @@ pub async fn check_rbac_escalation(
     escalation::check(auth, identity, info, object).await
 }
 
-/// The largest body read for the RBAC escalation check (Kubernetes' request limit).
-const MAX_RBAC_BODY: usize = 3 * 1024 * 1024;
-
-/// How much of an oversized body is read and dropped before answering 413, so a client
-/// still sending sees the Status rather than a reset connection.
-const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
-
-/// Reads an RBAC write's body (at most [`MAX_RBAC_BODY`]).
-async fn read_rbac_body(mut body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
-    use http_body_util::BodyExt;
-    let mut buf = bytes::BytesMut::new();
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        total += data.len();
-        if total > DRAIN_LIMIT {
-            break;
-        }
-        if total <= MAX_RBAC_BODY {
-            buf.extend_from_slice(&data);
-        }
-    }
-    if total > MAX_RBAC_BODY {
-        return Err(ApiError::too_large());
-    }
-    Ok(buf.freeze())
-}
-
 /// Paths anyone may read without credentials.
 fn is_open_path(path: &str) -> bool {
     ["/healthz", "/readyz", "/livez", "/version"]
@@ -422,7 +390,7 @@ pub async fn middleware(
             .unwrap_or("")
             .to_string();
         let (parts, body) = request.into_parts();
-        let bytes = match read_rbac_body(body).await {
+        let bytes = match crate::codec::read_body(body).await {
             Ok(b) => b,
             Err(e) => {
                 pending.write(
