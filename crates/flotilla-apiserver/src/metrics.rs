@@ -135,15 +135,7 @@ impl Metrics {
 
 /// Middleware recording every request.
 pub async fn track(State(state): State<SharedState>, request: Request, next: Next) -> Response {
-    let query: std::collections::HashMap<String, String> = request
-        .uri()
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query = crate::request_info::query_params(request.uri());
     let info = crate::request_info::parse(request.method(), request.uri().path(), &query);
     let started = Instant::now();
     let response = next.run(request).await;

@@ -24,6 +24,17 @@ pub struct RequestInfo {
     pub parts: Vec<String>,
 }
 
+/// The query parameters of `uri` (percent-decoded; a repeated key keeps its last value).
+pub fn query_params(uri: &http::Uri) -> HashMap<String, String> {
+    uri.query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Parses `method` + `path` + query parameters.
 pub fn parse(method: &http::Method, path: &str, query: &HashMap<String, String>) -> RequestInfo {
     let mut info = RequestInfo {

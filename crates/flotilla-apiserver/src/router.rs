@@ -1,8 +1,6 @@
 //! The HTTP surface: health, version, metrics, discovery, OpenAPI and resource requests,
 //! behind the auth and metrics middleware. Errors become `Status` responses here.
 
-use std::collections::HashMap;
-
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::from_fn_with_state;
@@ -95,15 +93,7 @@ async fn inject_faults(
         tokio::time::sleep(faults.latency).await;
     }
     if !faults.refuse_verbs.is_empty() {
-        let query: HashMap<String, String> = request
-            .uri()
-            .query()
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default();
+        let query = crate::request_info::query_params(request.uri());
         let info = crate::request_info::parse(request.method(), path, &query);
         if faults
             .refuse_verbs
@@ -150,15 +140,7 @@ fn resource_not_found() -> ApiError {
 async fn route(state: SharedState, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
-    let query: HashMap<String, String> = parts
-        .uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query = crate::request_info::query_params(&parts.uri);
     let snapshot = state.registry.snapshot();
     let is_get = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
     match path.as_str() {

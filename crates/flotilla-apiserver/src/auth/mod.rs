@@ -37,7 +37,6 @@ mod reviews;
 mod service_accounts;
 pub mod tokens;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -258,15 +257,7 @@ pub async fn middleware(
 ) -> axum::response::Response {
     let received = Utc::now();
     let path = request.uri().path().to_string();
-    let query: HashMap<String, String> = request
-        .uri()
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query = crate::request_info::query_params(request.uri());
     let info = crate::request_info::parse(request.method(), &path, &query);
     let source_ip = request
         .extensions()
