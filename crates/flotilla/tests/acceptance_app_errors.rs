@@ -5,18 +5,9 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use support::{Server, flotilla, stdout, wait_for};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()))
-}
+use support::{Server, flotilla, stdout, temp_dir, wait_for};
 
 const APP: &str = r#"
 apiVersion: core.oam.dev/v1beta1

@@ -5,17 +5,7 @@
 
 mod support;
 
-use std::path::PathBuf;
-
-use support::{Server, flotilla_bin, stderr, stdout};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()))
-}
+use support::{Server, flotilla_bin, stderr, stdout, temp_dir};
 
 #[test]
 fn secret_data_and_tokens_never_reach_the_logs() {

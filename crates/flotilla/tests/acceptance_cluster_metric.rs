@@ -4,18 +4,9 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use support::{Server, flotilla, stderr, wait_for};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()))
-}
+use support::{Server, flotilla, stderr, temp_dir, wait_for};
 
 #[test]
 fn cluster_availability_is_a_hub_metric() {

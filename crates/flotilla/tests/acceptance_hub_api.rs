@@ -7,17 +7,7 @@
 
 mod support;
 
-use std::path::PathBuf;
-
-use support::{Server, stderr, stdout};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()))
-}
+use support::{Server, stderr, stdout, temp_dir};
 
 const DEPLOYMENT: &str = r#"apiVersion: apps/v1
 kind: Deployment

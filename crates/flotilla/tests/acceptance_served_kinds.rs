@@ -5,21 +5,12 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, WatchParams};
 use kube::core::WatchEvent;
-use support::{Server, stderr, stdout};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()))
-}
+use support::{Server, stderr, stdout, temp_dir};
 
 /// (group, version, kind, plural, namespaced, manifest body after apiVersion/kind/metadata.name).
 struct Kind {

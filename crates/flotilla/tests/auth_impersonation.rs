@@ -6,35 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Server, kubectl, stderr, stdout};
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "flotilla-auth-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Scratch(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{Server, TestDir, kubectl, stderr, stdout};
 
 /// `flotilla kubeconfig create` for `user` in `groups`, written next to the hub's data.
 fn user_kubeconfig(hub: &Server, user: &str, groups: &[&str]) -> PathBuf {
@@ -93,7 +65,7 @@ fn audit_events(hub: &Server) -> Vec<serde_json::Value> {
 
 #[test]
 fn impersonation_is_authorized_per_user_and_audited() {
-    let dir = Scratch::new("hub");
+    let dir = TestDir::new("auth-hub");
     let hub = Server::hub(dir.path());
     let alice = user_kubeconfig(&hub, "alice", &[]);
     hub.kubectl_ok(&["create", "namespace", "team"]);
@@ -243,7 +215,7 @@ fn impersonation_is_authorized_per_user_and_audited() {
 
 #[test]
 fn service_account_tokens_authenticate_as_the_service_account() {
-    let dir = Scratch::new("hub");
+    let dir = TestDir::new("auth-hub");
     let hub = Server::hub(dir.path());
     hub.kubectl_ok(&["create", "namespace", "ci"]);
     hub.kubectl_ok(&["-n", "ci", "create", "serviceaccount", "builder"]);

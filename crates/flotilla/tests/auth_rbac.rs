@@ -6,35 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{Server, kubectl, stderr, stdout};
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "flotilla-auth-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Scratch(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{Server, TestDir, kubectl, stderr, stdout};
 
 /// `flotilla kubeconfig create` for `user` in `groups`, written next to the hub's data.
 fn user_kubeconfig(hub: &Server, user: &str, groups: &[&str]) -> PathBuf {
@@ -93,7 +65,7 @@ fn run(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn anonymous_bad_token_and_foreign_certificates_are_refused() {
-    let dir = Scratch::new("hub");
+    let dir = TestDir::new("auth-hub");
     let hub = Server::hub(dir.path());
 
     // No credentials at all (kubectl would prompt for a password, so curl asks).
@@ -111,7 +83,7 @@ fn anonymous_bad_token_and_foreign_certificates_are_refused() {
     assert!(err.contains("You must be logged in to the server"), "{err}");
 
     // A client certificate signed by another CA is refused at the TLS handshake.
-    let other = Scratch::new("other-ca");
+    let other = TestDir::new("auth-other-ca");
     let other_pki = flotilla_apiserver::pki::ClusterPki::load_or_create(other.path()).unwrap();
     let (cert, key) = other_pki
         .issue_client("mallory", &["system:masters".to_string()])
@@ -150,7 +122,7 @@ fn anonymous_bad_token_and_foreign_certificates_are_refused() {
 
 #[test]
 fn bindings_grant_exactly_what_they_say() {
-    let dir = Scratch::new("hub");
+    let dir = TestDir::new("auth-hub");
     let hub = Server::hub(dir.path());
     let alice = user_kubeconfig(&hub, "alice", &[]);
 

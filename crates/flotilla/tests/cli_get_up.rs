@@ -3,37 +3,10 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Server, flotilla, flotilla_bin, stderr, stdout, wait_for};
-
-/// A scratch directory removed on drop.
-struct TestDir(std::path::PathBuf);
-
-impl TestDir {
-    fn new(name: &str) -> TestDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path =
-            std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TestDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{Server, TestDir, flotilla, flotilla_bin, stderr, stdout, wait_for};
 
 fn ok(out: std::process::Output, what: &str) -> String {
     assert!(

@@ -6,33 +6,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{Server, flotilla, stderr, stdout, wait_for};
-
-/// A scratch directory removed on drop.
-struct TestDir(std::path::PathBuf);
-
-impl TestDir {
-    fn new(name: &str) -> TestDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path =
-            std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TestDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{Server, TestDir, flotilla, stderr, stdout, wait_for};
 
 fn join(hub: &Server, member: &Server, name: &str, extra: &[&str]) -> std::process::Output {
     let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();

@@ -5,18 +5,9 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use support::{Server, wait_for};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()))
-}
+use support::{Server, temp_dir, wait_for};
 
 fn owned(dir: &std::path::Path, hub: &Server, name: &str, owners: &[(&str, String)]) {
     let refs: String = owners

@@ -5,17 +5,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use support::{Server, kubectl_versions, kubectl_with, stderr, stdout};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()))
-}
+use support::{Server, kubectl_versions, kubectl_with, stderr, stdout, temp_dir};
 
 fn deployment(ns: &str, env: &[(&str, &str)], image: &str) -> String {
     let env: String = env

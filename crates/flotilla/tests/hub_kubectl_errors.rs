@@ -4,17 +4,7 @@
 
 mod support;
 
-use std::path::PathBuf;
-
-use support::{Server, kubectl_versions, kubectl_with, stderr};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()))
-}
+use support::{Server, kubectl_versions, kubectl_with, stderr, temp_dir};
 
 #[test]
 fn every_kubectl_version_prints_hub_errors_exactly() {

@@ -5,34 +5,11 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use support::{Server, flotilla, kubectl, stderr, stdout, wait_for};
+use support::{Server, TestDir, flotilla, kubectl, stderr, stdout, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A scratch directory removed on drop.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new(name: &str) -> TestDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path =
-            std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TestDir(path)
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 const APP: &str = r#"
 apiVersion: core.oam.dev/v1beta1

@@ -180,3 +180,34 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A fresh path under the system temp folder, `flotilla-<name>-<pid>-<nanos>`; not created
+/// and not removed (the caller's servers create it and the test leaves it for inspection).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!("flotilla-{name}-{}-{nanos}", std::process::id()))
+}
+
+/// A scratch directory named like [`temp_dir`], created at once and removed on drop.
+pub struct TestDir(pub PathBuf);
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let path = temp_dir(name);
+        std::fs::create_dir_all(&path).unwrap();
+        TestDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
