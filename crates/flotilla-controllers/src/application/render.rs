@@ -724,21 +724,22 @@ fn render_webservice(
             .and_then(Value::as_str)
             .unwrap_or("ClusterIP");
         objects.push(RenderedObject {
-            object: json!({
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": name},
-                "spec": {
-                    "selector": {labels::APP_COMPONENT: name},
-                    "ports": exposed.iter().map(|p| json!({
-                        "port": p.port,
-                        "targetPort": p.container_port,
-                        "name": p.name,
-                        "protocol": p.protocol,
-                    })).collect::<Vec<_>>(),
-                    "type": expose_type,
-                },
-            }),
+            object: service_object(
+                name,
+                name,
+                exposed
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "port": p.port,
+                            "targetPort": p.container_port,
+                            "name": p.name,
+                            "protocol": p.protocol,
+                        })
+                    })
+                    .collect(),
+                Some(expose_type),
+            ),
             trait_type: None,
         });
     }
@@ -864,18 +865,7 @@ fn apply_trait(
                 .and_then(Value::as_str)
                 .unwrap_or("ClusterIP");
             objects.push(RenderedObject {
-                object: json!({
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": name},
-                    "spec": {
-                        "selector": {labels::APP_COMPONENT: name},
-                        "ports": ports.iter().map(|p| json!({
-                            "port": p, "targetPort": p, "name": format!("port-{p}"),
-                        })).collect::<Vec<_>>(),
-                        "type": service_type,
-                    },
-                }),
+                object: service_object(name, name, numbered_ports(&ports), Some(service_type)),
                 trait_type: Some(t.trait_type.clone()),
             });
         }
@@ -889,6 +879,37 @@ fn apply_trait(
         }
     }
     Ok(())
+}
+
+/// A Service named `service_name` selecting the pods of `component`, with `ports`
+/// (Service port entries) and, when given, `spec.type`.
+fn service_object(
+    service_name: &str,
+    component: &str,
+    ports: Vec<Value>,
+    service_type: Option<&str>,
+) -> Value {
+    let mut service = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": service_name},
+        "spec": {
+            "selector": {labels::APP_COMPONENT: component},
+            "ports": ports,
+        },
+    });
+    if let Some(service_type) = service_type {
+        service["spec"]["type"] = json!(service_type);
+    }
+    service
+}
+
+/// Service ports for bare port numbers: each targets the same port, named `port-<N>`.
+fn numbered_ports(ports: &[i64]) -> Vec<Value> {
+    ports
+        .iter()
+        .map(|p| json!({"port": p, "targetPort": p, "name": format!("port-{p}")}))
+        .collect()
 }
 
 fn render_gateway(
@@ -929,17 +950,7 @@ fn render_gateway(
     let mut ports: Vec<i64> = routes.iter().map(|(_, p)| *p).collect();
     ports.sort_unstable();
     ports.dedup();
-    let service = json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": service_name},
-        "spec": {
-            "selector": {labels::APP_COMPONENT: name},
-            "ports": ports.iter().map(|p| json!({
-                "port": p, "targetPort": p, "name": format!("port-{p}"),
-            })).collect::<Vec<_>>(),
-        },
-    });
+    let service = service_object(&service_name, name, numbered_ports(&ports), None);
     let mut annotations = string_map(properties.get("annotations"));
     if !class_in_spec {
         annotations.insert("kubernetes.io/ingress.class".into(), json!(class));
