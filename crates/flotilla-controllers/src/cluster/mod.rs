@@ -15,18 +15,7 @@ pub fn describe_kube_error(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) if status.reason.is_empty() => status.message.clone(),
         kube::Error::Api(status) => format!("{}: {}", status.reason, status.message),
-        other => {
-            let mut parts: Vec<String> = Vec::new();
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(other);
-            while let Some(s) = source {
-                let text = s.to_string();
-                if !parts.iter().any(|p| p.contains(&text)) {
-                    parts.push(text);
-                }
-                source = s.source();
-            }
-            parts.join(": ").replace('\n', " ")
-        }
+        other => registry::one_line(other),
     }
 }
 
