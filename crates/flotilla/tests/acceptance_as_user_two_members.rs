@@ -96,17 +96,7 @@ fn allowed_on_one_member_forbidden_on_the_other() {
     let refusing = Server::member("refusing", &dir.0.join("refusing"));
     for (name, member) in [("granting", &granting), ("refusing", &refusing)] {
         let kubeconfig = impersonate_only_kubeconfig(member, &dir.0, name);
-        let out = flotilla(
-            &hub.kubeconfig,
-            &[
-                "cluster",
-                "join",
-                kubeconfig.to_str().unwrap(),
-                "--name",
-                name,
-            ],
-        );
-        assert!(out.status.success(), "join {name}: {}", stderr(&out));
+        hub.join_kubeconfig(name, &kubeconfig);
     }
     // alice may edit ConfigMaps in `default` on the granting member only.
     granting.kubectl_ok(&[

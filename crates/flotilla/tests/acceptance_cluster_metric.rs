@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, flotilla, stderr, temp_dir, wait_for};
+use support::{Server, temp_dir, wait_for};
 
 #[test]
 fn cluster_availability_is_a_hub_metric() {
@@ -22,12 +22,7 @@ fn cluster_availability_is_a_hub_metric() {
         &dir.join("hub"),
     );
     let member = Server::member("metered", &dir.join("metered"));
-    let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();
-    let out = flotilla(
-        &hub.kubeconfig,
-        &["cluster", "join", &kubeconfig, "--name", "metered"],
-    );
-    assert!(out.status.success(), "join: {}", stderr(&out));
+    hub.join("metered", &member);
 
     let metric = |value: &str| {
         let text = hub.kubectl_ok(&["get", "--raw", "/metrics"]);

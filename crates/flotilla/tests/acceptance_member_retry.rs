@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, stderr, stdout, wait_for};
+use support::{Server, TestDir, stdout, wait_for};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -68,12 +68,7 @@ fn a_down_member_is_retried_when_it_returns() {
     let up = Server::member("up", &dir.0.join("up"));
     let later = Server::member("later", &dir.0.join("later"));
     for (name, member) in [("up", &up), ("later", &later)] {
-        let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();
-        let out = flotilla(
-            &hub.kubeconfig,
-            &["cluster", "join", &kubeconfig, "--name", name],
-        );
-        assert!(out.status.success(), "join {name}: {}", stderr(&out));
+        hub.join(name, member);
     }
     let address = later.url().trim_start_matches("https://").to_string();
     let later_dir = later.data_dir.clone();

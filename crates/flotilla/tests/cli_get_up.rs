@@ -25,19 +25,7 @@ fn get_reads_members_and_up_applies_to_the_hub() {
     let test = Server::member("test", &dir.path().join("test"));
     let prod = Server::member("prod", &dir.path().join("prod"));
     for (name, member) in [("test", &test), ("prod", &prod)] {
-        ok(
-            flotilla(
-                &hub.kubeconfig,
-                &[
-                    "cluster",
-                    "join",
-                    member.kubeconfig.to_str().unwrap(),
-                    "--name",
-                    name,
-                ],
-            ),
-            "join",
-        );
+        hub.join(name, member);
     }
     test.kubectl_ok(&[
         "create",

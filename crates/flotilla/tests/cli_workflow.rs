@@ -43,17 +43,7 @@ fn suspend_resume_and_refusals() {
     let dir = TestDir::new("cli-workflow");
     let hub = Server::hub(&dir.path().join("hub"));
     let member = Server::member("m1", &dir.path().join("m1"));
-    let out = flotilla(
-        &hub.kubeconfig,
-        &[
-            "cluster",
-            "join",
-            member.kubeconfig.to_str().unwrap(),
-            "--name",
-            "m1",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    hub.join("m1", &member);
     let file = dir.path().join("app.yaml");
     std::fs::write(&file, APP).unwrap();
     let out = flotilla(&hub.kubeconfig, &["up", "-f", file.to_str().unwrap()]);

@@ -42,17 +42,7 @@ fn detach_releases_tracked_resources_of_an_unreachable_member() {
     let gone = Server::member("gone", &dir.path().join("gone"));
     let stays = Server::member("stays", &dir.path().join("stays"));
     for (name, member) in [("gone", &gone), ("stays", &stays)] {
-        let out = flotilla(
-            &hub.kubeconfig,
-            &[
-                "cluster",
-                "join",
-                member.kubeconfig.to_str().unwrap(),
-                "--name",
-                name,
-            ],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
+        hub.join(name, member);
     }
     let file = dir.path().join("app.yaml");
     std::fs::write(&file, APP).unwrap();

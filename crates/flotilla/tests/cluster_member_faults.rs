@@ -6,7 +6,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, flotilla_bin, kubectl, stderr, wait_for};
+use support::{Server, TestDir, flotilla, flotilla_bin, kubectl, wait_for};
 
 /// A child process killed on drop.
 struct Running(Child);
@@ -58,17 +58,7 @@ fn many_members_in_one_process_and_injected_faults() {
                     .success())
             .then_some(())
         });
-        let out = flotilla(
-            &hub.kubeconfig,
-            &[
-                "cluster",
-                "join",
-                kubeconfig.to_str().unwrap(),
-                "--name",
-                name,
-            ],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
+        hub.join_kubeconfig(name, &kubeconfig);
         let ca = std::fs::read(fleet_dir.join(name).join("ca.crt")).unwrap();
         urls.push((
             std::fs::read_to_string(&kubeconfig)

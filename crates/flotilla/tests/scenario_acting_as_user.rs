@@ -48,12 +48,7 @@ fn applications_are_dispatched_as_their_user() {
     let dir = TestDir::new("acting-as-user");
     let hub = Server::hub(&dir.0.join("hub"));
     let member = Server::member("beijing-1", &dir.0.join("beijing-1"));
-    let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();
-    let out = flotilla(
-        &hub.kubeconfig,
-        &["cluster", "join", &kubeconfig, "--name", "beijing-1"],
-    );
-    assert!(out.status.success(), "join: {}", stderr(&out));
+    hub.join("beijing-1", &member);
 
     // alice may manage Applications on the hub, and nothing on the member yet.
     let alice = dir.0.join("alice.kubeconfig");

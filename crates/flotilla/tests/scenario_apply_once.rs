@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, stderr, stdout, wait_for};
+use support::{Server, TestDir, stdout, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -62,12 +62,7 @@ fn apply_once_fields_are_left_to_the_member() {
     let dir = TestDir::new("apply-once");
     let hub = Server::hub(&dir.0.join("hub"));
     let member = Server::member("edge", &dir.0.join("edge"));
-    let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();
-    let out = flotilla(
-        &hub.kubeconfig,
-        &["cluster", "join", &kubeconfig, "--name", "edge"],
-    );
-    assert!(out.status.success(), "join: {}", stderr(&out));
+    hub.join("edge", &member);
     let file = dir.0.join("app.yaml");
     std::fs::write(&file, app("nginx:1")).unwrap();
     hub.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);

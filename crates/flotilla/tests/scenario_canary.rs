@@ -90,14 +90,7 @@ fn seed_canary() {
     let test_member = Server::member("test", &dir.0.join("test"));
     let prod_member = Server::member("prod", &dir.0.join("prod"));
     for (name, member) in [("test", &test_member), ("prod", &prod_member)] {
-        let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();
-        ok(
-            flotilla(
-                &hub.kubeconfig,
-                &["cluster", "join", &kubeconfig, "--name", name],
-            ),
-            "cluster join",
-        );
+        hub.join(name, member);
     }
 
     // 1. the cluster ids come from `kubectl get managedclusters`.

@@ -68,12 +68,7 @@ fn label_changes_re_place_applications() {
     let a = Server::member("a", &dir.0.join("a"));
     let b = Server::member("b", &dir.0.join("b"));
     for (name, member) in [("a", &a), ("b", &b)] {
-        let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();
-        let out = flotilla(
-            &hub.kubeconfig,
-            &["cluster", "join", &kubeconfig, "--name", name],
-        );
-        assert!(out.status.success(), "join {name}: {}", stderr(&out));
+        hub.join(name, member);
     }
     labels(&hub, &["add", "a", "env=prod"]);
     let file = dir.0.join("app.yaml");

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, stderr, stdout, wait_for};
+use support::{Server, TestDir, flotilla, stdout, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -91,20 +91,10 @@ fn errors_are_named_and_contained() {
     let alive = Server::member("alive", &dir.0.join("alive"));
     let doomed = Server::member("down", &dir.0.join("down"));
     for (name, member) in [("alive", &alive), ("down", &doomed)] {
-        let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();
-        let out = flotilla(
-            &hub.kubeconfig,
-            &["cluster", "join", &kubeconfig, "--name", name],
-        );
-        assert!(out.status.success(), "join {name}: {}", stderr(&out));
+        hub.join(name, member);
     }
     let flaky = Server::member("flaky", &dir.0.join("flaky"));
-    let kubeconfig = flaky.kubeconfig.to_string_lossy().into_owned();
-    let out = flotilla(
-        &hub.kubeconfig,
-        &["cluster", "join", &kubeconfig, "--name", "flaky"],
-    );
-    assert!(out.status.success(), "join flaky: {}", stderr(&out));
+    hub.join("flaky", &flaky);
     drop(doomed);
 
     // A down member delays only its own placement.

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, stderr, stdout, wait_for};
+use support::{Server, TestDir, stdout, wait_for};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -73,12 +73,7 @@ fn hub_killed_mid_rollout_converges() {
         .map(|n| Server::member(n, &dir.0.join(n)))
         .collect();
     for (name, member) in ["m1", "m2"].iter().zip(&members) {
-        let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();
-        let out = flotilla(
-            &hub.kubeconfig,
-            &["cluster", "join", &kubeconfig, "--name", name],
-        );
-        assert!(out.status.success(), "join {name}: {}", stderr(&out));
+        hub.join(name, member);
     }
     let file = dir.0.join("app.yaml");
     std::fs::write(&file, APP).unwrap();

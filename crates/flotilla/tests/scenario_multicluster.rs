@@ -79,14 +79,7 @@ fn seed_multicluster_demo() {
 
     // 1. join the three members; `cluster list` shows them.
     for (name, member) in names.iter().zip(&members) {
-        let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();
-        ok(
-            flotilla(
-                &hub.kubeconfig,
-                &["cluster", "join", &kubeconfig, "--name", name],
-            ),
-            "cluster join",
-        );
+        hub.join(name, member);
     }
     let list = ok(
         flotilla(&hub.kubeconfig, &["cluster", "list"]),

@@ -123,6 +123,28 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// On a hub: `flotilla cluster join <member's admin kubeconfig> --name <name>`, panicking
+    /// with stderr unless it succeeds.
+    pub fn join(&self, name: &str, member: &Server) {
+        self.join_kubeconfig(name, &member.kubeconfig);
+    }
+
+    /// On a hub: `flotilla cluster join <kubeconfig> --name <name>`, panicking with stderr
+    /// unless it succeeds.
+    pub fn join_kubeconfig(&self, name: &str, kubeconfig: &Path) {
+        let out = flotilla(
+            &self.kubeconfig,
+            &[
+                "cluster",
+                "join",
+                kubeconfig.to_str().expect("UTF-8 kubeconfig path"),
+                "--name",
+                name,
+            ],
+        );
+        assert!(out.status.success(), "join {name}: {}", stderr(&out));
+    }
+
     /// The server's URL as written in its admin kubeconfig.
     pub fn url(&self) -> String {
         let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
