@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, kubectl, stderr, stdout, wait_for};
+use support::{Server, TestDir, create_user_kubeconfig, kubectl, stderr, stdout, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -111,20 +111,7 @@ fn allowed_on_one_member_forbidden_on_the_other() {
 
     // alice may manage Applications on the hub.
     let alice = dir.0.join("alice.kubeconfig");
-    let out = flotilla(
-        &hub.kubeconfig,
-        &[
-            "kubeconfig",
-            "create",
-            "--data-dir",
-            hub.data_dir.to_str().unwrap(),
-            "--user",
-            "alice",
-            "-o",
-            alice.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "kubeconfig create: {}", stderr(&out));
+    create_user_kubeconfig(&hub, "alice", &[], &alice);
     hub.kubectl_ok(&[
         "create",
         "rolebinding",

@@ -3,44 +3,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use support::{Server, TestDir, kubectl, stderr, stdout};
-
-/// `flotilla kubeconfig create` for `user` in `groups`, written next to the hub's data.
-fn user_kubeconfig(hub: &Server, user: &str, groups: &[&str]) -> PathBuf {
-    let path = hub.data_dir.join(format!("{user}.kubeconfig"));
-    let mut cmd = Command::new(support::flotilla_bin());
-    cmd.args(["kubeconfig", "create", "--data-dir"])
-        .arg(&hub.data_dir)
-        .args(["--user", user, "-o"])
-        .arg(&path);
-    for g in groups {
-        cmd.args(["--group", g]);
-    }
-    let out = cmd.output().expect("run flotilla kubeconfig create");
-    assert!(out.status.success(), "kubeconfig create: {}", stderr(&out));
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "a kubeconfig holds a private key");
-    }
-    path
-}
-
-/// A kubeconfig that trusts the hub's CA (by file) with the given user section.
-fn custom_kubeconfig(hub: &Server, name: &str, user_yaml: &str) -> PathBuf {
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: hub\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: u\n  user: {user_yaml}\ncontexts:\n- name: c\n  context: {{cluster: hub, user: u}}\ncurrent-context: c\n",
-        hub.url(),
-        hub.data_dir.join("ca.crt").display()
-    );
-    let path = hub.data_dir.join(format!("{name}.kubeconfig"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use support::{Server, TestDir, custom_kubeconfig, kubectl, stderr, stdout, user_kubeconfig};
 
 /// GET `path` without credentials, verifying the serving certificate against the hub's CA;
 /// returns (HTTP status, body).

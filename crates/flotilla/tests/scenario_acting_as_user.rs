@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, kubectl, stderr, stdout, wait_for};
+use support::{Server, TestDir, create_user_kubeconfig, kubectl, stderr, stdout, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -52,22 +52,7 @@ fn applications_are_dispatched_as_their_user() {
 
     // alice may manage Applications on the hub, and nothing on the member yet.
     let alice = dir.0.join("alice.kubeconfig");
-    let out = flotilla(
-        &hub.kubeconfig,
-        &[
-            "kubeconfig",
-            "create",
-            "--data-dir",
-            hub.data_dir.to_str().unwrap(),
-            "--user",
-            "alice",
-            "--group",
-            "dev",
-            "-o",
-            alice.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "kubeconfig create: {}", stderr(&out));
+    create_user_kubeconfig(&hub, "alice", &["dev"], &alice);
     hub.kubectl_ok(&[
         "create",
         "role",

@@ -233,3 +233,45 @@ impl Drop for TestDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// `flotilla kubeconfig create` against a hub's data folder for `user` in `groups`, written to
+/// `path`; panics with stderr unless it succeeds.
+pub fn create_user_kubeconfig(hub: &Server, user: &str, groups: &[&str], path: &Path) {
+    let mut cmd = Command::new(flotilla_bin());
+    cmd.args(["kubeconfig", "create", "--data-dir"])
+        .arg(&hub.data_dir)
+        .args(["--user", user, "-o"])
+        .arg(path);
+    for g in groups {
+        cmd.args(["--group", g]);
+    }
+    let out = cmd.output().expect("run flotilla kubeconfig create");
+    assert!(out.status.success(), "kubeconfig create: {}", stderr(&out));
+}
+
+/// [`create_user_kubeconfig`] into `<hub data dir>/<user>.kubeconfig`, also checking the file
+/// is private (mode 0600) since it holds a private key.
+pub fn user_kubeconfig(hub: &Server, user: &str, groups: &[&str]) -> PathBuf {
+    let path = hub.data_dir.join(format!("{user}.kubeconfig"));
+    create_user_kubeconfig(hub, user, groups, &path);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "a kubeconfig holds a private key");
+    }
+    path
+}
+
+/// A kubeconfig `<hub data dir>/<name>.kubeconfig` that trusts the hub's CA (by file) with
+/// the given user section (inline YAML).
+pub fn custom_kubeconfig(hub: &Server, name: &str, user_yaml: &str) -> PathBuf {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: hub\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: u\n  user: {user_yaml}\ncontexts:\n- name: c\n  context: {{cluster: hub, user: u}}\ncurrent-context: c\n",
+        hub.url(),
+        hub.data_dir.join("ca.crt").display()
+    );
+    let path = hub.data_dir.join(format!("{name}.kubeconfig"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
