@@ -61,23 +61,8 @@ fn impersonate_only_kubeconfig(member: &Server, dir: &Path, name: &str) -> PathB
         "--serviceaccount=default:hub",
     ]);
     let token = member.kubectl_ok(&["create", "token", "hub", "-n", "default"]);
-    let admin = std::fs::read_to_string(&member.kubeconfig).unwrap();
-    let ca = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
-        .expect("CA data in the admin kubeconfig")
-        .trim()
-        .to_string();
     let path = dir.join(format!("{name}-hub.kubeconfig"));
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: m\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: hub\n  user:\n    token: {}\ncontexts:\n- name: m\n  context:\n    cluster: m\n    user: hub\ncurrent-context: m\n",
-            member.url(),
-            token.trim()
-        ),
-    )
-    .unwrap();
+    member.write_token_kubeconfig(&path, "hub", &token);
     path
 }
 

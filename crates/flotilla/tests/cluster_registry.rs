@@ -291,23 +291,8 @@ fn join_list_label_probe_and_detach() {
         "--serviceaccount=default:fleet",
     ]);
     let token = token_member.kubectl_ok(&["create", "token", "fleet", "-n", "default"]);
-    let admin = std::fs::read_to_string(&token_member.kubeconfig).unwrap();
-    let ca = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
-        .expect("CA data in the admin kubeconfig")
-        .trim()
-        .to_string();
     let token_kubeconfig = dir.path().join("token.kubeconfig");
-    std::fs::write(
-        &token_kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: m\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: fleet\n  user:\n    token: {}\ncontexts:\n- name: m\n  context:\n    cluster: m\n    user: fleet\ncurrent-context: m\n",
-            token_member.url(),
-            token.trim()
-        ),
-    )
-    .unwrap();
+    token_member.write_token_kubeconfig(&token_kubeconfig, "fleet", &token);
     ok(
         flotilla(
             &hub.kubeconfig,

@@ -145,6 +145,27 @@ impl Server {
         assert!(out.status.success(), "join {name}: {}", stderr(&out));
     }
 
+    /// Writes to `path` a kubeconfig for this server (its URL, and the CA data from its admin
+    /// kubeconfig) that authenticates as `user` with the bearer `token`.
+    pub fn write_token_kubeconfig(&self, path: &Path, user: &str, token: &str) {
+        let admin = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        let ca = admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
+            .expect("CA data in the admin kubeconfig")
+            .trim()
+            .to_string();
+        std::fs::write(
+            path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: m\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    token: {}\ncontexts:\n- name: m\n  context:\n    cluster: m\n    user: {user}\ncurrent-context: m\n",
+                self.url(),
+                token.trim()
+            ),
+        )
+        .unwrap();
+    }
+
     /// The server's URL as written in its admin kubeconfig.
     pub fn url(&self) -> String {
         let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
