@@ -242,20 +242,12 @@ fn manifest(kind: &Kind, name: &str) -> String {
     )
 }
 
-async fn client(hub: &Server) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(&hub.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_served_kind_is_applied_read_listed_watched_and_deleted() {
     let dir = temp_dir("served-kinds");
     let hub = Server::hub(&dir.join("hub"));
     hub.kubectl_ok(&["create", "namespace", NS]);
-    let client = client(&hub).await;
+    let client = hub.kube_client().await;
 
     let mut failures = Vec::new();
     for (i, kind) in kinds().iter().enumerate() {

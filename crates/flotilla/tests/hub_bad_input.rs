@@ -9,14 +9,6 @@ use kube::api::{Api, ListParams};
 use serde_json::Value;
 use support::{Server, temp_dir};
 
-async fn client(hub: &Server) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(&hub.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 /// Sends a raw request; returns (HTTP status, body as JSON or Null).
 async fn send(
     client: &kube::Client,
@@ -62,7 +54,7 @@ fn assert_status(got: &(u16, Value), code: u16, reason: &str, message_part: &str
 async fn bad_input_gets_a_status_and_stores_nothing() {
     let dir = temp_dir("hub-bad-input");
     let hub = Server::hub(&dir);
-    let client = client(&hub).await;
+    let client = hub.kube_client().await;
     let cms = "/api/v1/namespaces/default/configmaps";
     let json = "application/json";
 

@@ -13,14 +13,6 @@ use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 use support::{Server, temp_dir};
 
-async fn client(hub: &Server) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(&hub.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 fn cm(name: &str) -> ConfigMap {
     serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": name}})).unwrap()
 }
@@ -29,7 +21,7 @@ fn cm(name: &str) -> ConfigMap {
 async fn acknowledged_writes_survive_kill_9() {
     let dir = temp_dir("hub-crash");
     let hub = Server::hub(&dir);
-    let api: Api<ConfigMap> = Api::namespaced(client(&hub).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(hub.kube_client().await, "default");
 
     // Writers run until the hub dies; every acknowledged name and RV is recorded.
     let acked: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
@@ -61,7 +53,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let max_rv = acked.iter().map(|(_, rv)| *rv).max().unwrap();
 
     let hub = Server::hub(&dir);
-    let api: Api<ConfigMap> = Api::namespaced(client(&hub).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(hub.kube_client().await, "default");
     let list = api.list(&ListParams::default()).await.unwrap();
     let present: std::collections::HashSet<String> = list
         .items

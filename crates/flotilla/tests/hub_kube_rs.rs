@@ -18,14 +18,6 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::json;
 use support::{Server, temp_dir};
 
-async fn client(hub: &Server) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(&hub.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 fn cm(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -53,7 +45,7 @@ where
 async fn kube_rs_clients_work_against_the_hub() {
     let dir = temp_dir("hub-kube-rs");
     let hub = Server::hub(&dir);
-    let client = client(&hub).await;
+    let client = hub.kube_client().await;
 
     // Discovery, both ways.
     let legacy = kube::discovery::Discovery::new(client.clone())

@@ -166,6 +166,15 @@ impl Server {
         .unwrap();
     }
 
+    /// A kube-rs client built from this server's admin kubeconfig.
+    pub async fn kube_client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
     /// The server's URL as written in its admin kubeconfig.
     pub fn url(&self) -> String {
         let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
