@@ -66,13 +66,6 @@ fn impersonate_only_kubeconfig(member: &Server, dir: &Path, name: &str) -> PathB
     path
 }
 
-fn has_configmap(member: &Server) -> bool {
-    member
-        .kubectl(&["get", "configmap", "split", "-n", "default"])
-        .status
-        .success()
-}
-
 #[test]
 fn allowed_on_one_member_forbidden_on_the_other() {
     let dir = TestDir::new("acceptance-two-members");
@@ -112,7 +105,9 @@ fn allowed_on_one_member_forbidden_on_the_other() {
     assert!(out.status.success(), "alice applies: {}", stderr(&out));
 
     wait_for("the granting member got the ConfigMap", WAIT, || {
-        has_configmap(&granting).then_some(())
+        granting
+            .exists("configmap", "split", "default")
+            .then_some(())
     });
     let message = wait_for("the step names the refusing member", WAIT, || {
         let m = stdout(&hub.kubectl(&[
@@ -132,7 +127,7 @@ fn allowed_on_one_member_forbidden_on_the_other() {
         "only the refusing member is named: {message}"
     );
     assert!(
-        !has_configmap(&refusing),
+        !refusing.exists("configmap", "split", "default"),
         "written despite the member's RBAC"
     );
 

@@ -54,13 +54,6 @@ fn app_field(hub: &Server, jsonpath: &str) -> String {
     ]))
 }
 
-fn has_configmap(member: &Server) -> bool {
-    member
-        .kubectl(&["get", "configmap", "retry", "-n", "default"])
-        .status
-        .success()
-}
-
 #[test]
 fn a_down_member_is_retried_when_it_returns() {
     let dir = TestDir::new("acceptance-retry");
@@ -80,7 +73,7 @@ fn a_down_member_is_retried_when_it_returns() {
 
     // The live member finishes; the down one is named and the workflow keeps going.
     wait_for("the live member got its ConfigMap", WAIT, || {
-        has_configmap(&up).then_some(())
+        up.exists("configmap", "retry", "default").then_some(())
     });
     wait_for("the step names the down member", WAIT, || {
         app_field(&hub, "{.status.workflow.steps[0].message}")
@@ -95,10 +88,10 @@ fn a_down_member_is_retried_when_it_returns() {
         &later_dir,
     );
     wait_for("the returning member got its ConfigMap", WAIT, || {
-        has_configmap(&later).then_some(())
+        later.exists("configmap", "retry", "default").then_some(())
     });
     wait_for("the application runs", WAIT, || {
         (app_field(&hub, "{.status.status}") == "running").then_some(())
     });
-    assert!(has_configmap(&up));
+    assert!(up.exists("configmap", "retry", "default"));
 }

@@ -35,13 +35,6 @@ spec:
           env: prod
 "#;
 
-fn has_configmap(member: &Server) -> bool {
-    member
-        .kubectl(&["get", "configmap", "follow", "-n", "default"])
-        .status
-        .success()
-}
-
 fn labels(hub: &Server, args: &[&str]) {
     let mut all = vec!["cluster", "labels"];
     all.extend_from_slice(args);
@@ -78,8 +71,8 @@ fn label_changes_re_place_applications() {
     wait_for("a selected", WAIT, || {
         (services(&hub) == "running a").then_some(())
     });
-    assert!(has_configmap(&a));
-    assert!(!has_configmap(&b));
+    assert!(a.exists("configmap", "follow", "default"));
+    assert!(!b.exists("configmap", "follow", "default"));
     let step = stdout(&hub.kubectl(&[
         "get",
         "app",
@@ -94,7 +87,7 @@ fn label_changes_re_place_applications() {
     // b starts matching: it receives the application.
     labels(&hub, &["add", "b", "env=prod"]);
     wait_for("b receives the application", WAIT, || {
-        has_configmap(&b).then_some(())
+        b.exists("configmap", "follow", "default").then_some(())
     });
     wait_for("status lists both", WAIT, || {
         (services(&hub) == "running a b").then_some(())
@@ -102,9 +95,11 @@ fn label_changes_re_place_applications() {
 
     // a stops matching: what was dispatched there is deleted.
     labels(&hub, &["del", "a", "env"]);
-    wait_for("a cleaned up", WAIT, || (!has_configmap(&a)).then_some(()));
+    wait_for("a cleaned up", WAIT, || {
+        (!a.exists("configmap", "follow", "default")).then_some(())
+    });
     wait_for("status lists b only", WAIT, || {
         (services(&hub) == "running b").then_some(())
     });
-    assert!(has_configmap(&b));
+    assert!(b.exists("configmap", "follow", "default"));
 }

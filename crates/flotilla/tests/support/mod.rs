@@ -175,6 +175,13 @@ impl Server {
         kube::Client::try_from(config).unwrap()
     }
 
+    /// Whether `kubectl get <kind> <name> -n <namespace>` succeeds on this server.
+    pub fn exists(&self, kind: &str, name: &str, namespace: &str) -> bool {
+        self.kubectl(&["get", kind, name, "-n", namespace])
+            .status
+            .success()
+    }
+
     /// The server's URL as written in its admin kubeconfig.
     pub fn url(&self) -> String {
         let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
