@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{Server, TestDir, create_user_kubeconfig, kubectl, stderr, stdout, wait_for};
+use support::{Server, TestDir, create_user_kubeconfig, kubectl, stderr, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -110,15 +110,12 @@ fn allowed_on_one_member_forbidden_on_the_other() {
             .then_some(())
     });
     let message = wait_for("the step names the refusing member", WAIT, || {
-        let m = stdout(&hub.kubectl(&[
-            "get",
+        let m = hub.jsonpath(
             "app",
             "split",
-            "-n",
             "default",
-            "-o",
-            "jsonpath={.status.workflow.steps[0].message}",
-        ]));
+            "{.status.workflow.steps[0].message}",
+        );
         (m.contains("refusing") && m.contains("forbidden")).then_some(m)
     });
     assert!(message.contains("User \"alice\""), "{message}");

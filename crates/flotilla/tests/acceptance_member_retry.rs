@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, TestDir, stdout, wait_for};
+use support::{Server, TestDir, wait_for};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -43,15 +43,7 @@ spec:
 "#;
 
 fn app_field(hub: &Server, jsonpath: &str) -> String {
-    stdout(&hub.kubectl(&[
-        "get",
-        "app",
-        "retry",
-        "-n",
-        "default",
-        "-o",
-        &format!("jsonpath={jsonpath}"),
-    ]))
+    hub.jsonpath("app", "retry", "default", jsonpath)
 }
 
 #[test]

@@ -86,15 +86,12 @@ fn apply_once_fields_are_left_to_the_member() {
     });
     assert_eq!(deployment(&member), "4 nginx:2");
     wait_for("running", WAIT, || {
-        let phase = stdout(&hub.kubectl(&[
-            "get",
+        let phase = hub.jsonpath(
             "app",
             "web",
-            "-n",
             "default",
-            "-o",
-            "jsonpath={.status.status} {.status.services[0].message}",
-        ]));
+            "{.status.status} {.status.services[0].message}",
+        );
         (phase == "running Ready:4/4").then_some(())
     });
 }

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, stderr, stdout, wait_for};
+use support::{Server, TestDir, flotilla, stderr, wait_for};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -43,15 +43,12 @@ fn labels(hub: &Server, args: &[&str]) {
 }
 
 fn services(hub: &Server) -> String {
-    stdout(&hub.kubectl(&[
-        "get",
+    hub.jsonpath(
         "app",
         "follow",
-        "-n",
         "default",
-        "-o",
-        "jsonpath={.status.status} {.status.services[*].cluster}",
-    ]))
+        "{.status.status} {.status.services[*].cluster}",
+    )
 }
 
 #[test]
@@ -73,15 +70,12 @@ fn label_changes_re_place_applications() {
     });
     assert!(a.exists("configmap", "follow", "default"));
     assert!(!b.exists("configmap", "follow", "default"));
-    let step = stdout(&hub.kubectl(&[
-        "get",
+    let step = hub.jsonpath(
         "app",
         "follow",
-        "-n",
         "default",
-        "-o",
-        "jsonpath={.status.workflow.steps[0].name}",
-    ]));
+        "{.status.workflow.steps[0].name}",
+    );
     assert_eq!(step, "deploy-prod");
 
     // b starts matching: it receives the application.

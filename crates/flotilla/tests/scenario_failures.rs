@@ -57,15 +57,7 @@ fn apply(hub: &Server, dir: &TestDir, yaml: &str) {
 }
 
 fn get(hub: &Server, app: &str, jsonpath: &str) -> String {
-    stdout(&hub.kubectl(&[
-        "get",
-        "app",
-        app,
-        "-n",
-        "default",
-        "-o",
-        &format!("jsonpath={jsonpath}"),
-    ]))
+    hub.jsonpath("app", app, "default", jsonpath)
 }
 
 /// Waits until the first step's message contains `needle`; returns (phase, message).

@@ -37,15 +37,7 @@ spec:
 "#;
 
 fn phase(hub: &Server) -> String {
-    stdout(&hub.kubectl(&[
-        "get",
-        "app",
-        "sturdy",
-        "-n",
-        "default",
-        "-o",
-        "jsonpath={.status.status}",
-    ]))
+    hub.jsonpath("app", "sturdy", "default", "{.status.status}")
 }
 
 fn labelled(member: &Server, kind: &str) -> Vec<String> {

@@ -58,15 +58,7 @@ spec:
 }
 
 fn get(hub: &Server, jsonpath: &str) -> String {
-    stdout(&hub.kubectl(&[
-        "get",
-        "app",
-        "ops",
-        "-n",
-        "default",
-        "-o",
-        &format!("jsonpath={jsonpath}"),
-    ]))
+    hub.jsonpath("app", "ops", "default", jsonpath)
 }
 
 fn wait_phase(hub: &Server, phase: &str) {
@@ -87,15 +79,7 @@ fn wait_phase(hub: &Server, phase: &str) {
 }
 
 fn color(hub: &Server) -> String {
-    stdout(&hub.kubectl(&[
-        "get",
-        "configmap",
-        "cfg",
-        "-n",
-        "default",
-        "-o",
-        "jsonpath={.data.color}",
-    ]))
+    hub.jsonpath("configmap", "cfg", "default", "{.data.color}")
 }
 
 fn workflow(hub: &Server, op: &str) -> std::process::Output {
@@ -115,15 +99,12 @@ fn workflow_operations() {
     assert_eq!(color(&hub), "red");
     assert_eq!(get(&hub, "{.status.workflow.steps[1].phase}"), "suspending");
     assert_eq!(get(&hub, "{.status.workflow.suspend}"), "true");
-    let labels = stdout(&hub.kubectl(&[
-        "get",
+    let labels = hub.jsonpath(
         "configmap",
         "cfg",
-        "-n",
         "default",
-        "-o",
-        "jsonpath={.metadata.labels.app\\.oam\\.dev/cluster}",
-    ]));
+        "{.metadata.labels.app\\.oam\\.dev/cluster}",
+    );
     assert_eq!(labels, "local");
 
     // resume: the second step deploys the override; resuming again is refused.
@@ -273,16 +254,7 @@ fn custom_kinds_follow_discovery() {
     );
     assert_eq!(gadget.trim(), "3 gadgets");
     wait_for("running", WAIT, || {
-        (stdout(&hub.kubectl(&[
-            "get",
-            "app",
-            "gadgets",
-            "-n",
-            "default",
-            "-o",
-            "jsonpath={.status.status}",
-        ])) == "running")
-            .then_some(())
+        (hub.jsonpath("app", "gadgets", "default", "{.status.status}") == "running").then_some(())
     });
     hub.kubectl_ok(&["delete", "app", "gadgets", "-n", "default"]);
     wait_for("gadget gone", WAIT, || {

@@ -182,6 +182,20 @@ impl Server {
             .success()
     }
 
+    /// stdout of `kubectl get <kind> <name> -n <namespace> -o jsonpath=<path>` on this server
+    /// (empty when the object is missing).
+    pub fn jsonpath(&self, kind: &str, name: &str, namespace: &str, path: &str) -> String {
+        stdout(&self.kubectl(&[
+            "get",
+            kind,
+            name,
+            "-n",
+            namespace,
+            "-o",
+            &format!("jsonpath={path}"),
+        ]))
+    }
+
     /// The server's URL as written in its admin kubeconfig.
     pub fn url(&self) -> String {
         let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
