@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, stderr, stdout, wait_for};
+use support::{Server, TestDir, flotilla, stderr, stdout, table_header, wait_for};
 
 fn join(hub: &Server, member: &Server, name: &str, extra: &[&str]) -> std::process::Output {
     let kubeconfig = member.kubeconfig.to_string_lossy().into_owned();
@@ -145,7 +145,7 @@ fn join_list_label_probe_and_detach() {
         flotilla(&hub.kubeconfig, &["cluster", "list"]),
         "cluster list",
     );
-    let header: Vec<&str> = list.lines().next().unwrap().split_whitespace().collect();
+    let header = table_header(&list);
     assert_eq!(
         header,
         ["CLUSTER", "TYPE", "ENDPOINT", "ACCEPTED", "LABELS"]

@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{Server, kubectl_versions, kubectl_with, stderr, stdout, temp_dir};
+use support::{Server, kubectl_versions, kubectl_with, stderr, stdout, table_header, temp_dir};
 
 fn deployment(ns: &str, env: &[(&str, &str)], image: &str) -> String {
     let env: String = env
@@ -143,12 +143,7 @@ fn every_kubectl_version_drives_the_hub() {
 
         // Tables with the real columns.
         let table = k.ok(&["-n", &ns, "get", "deployments"]);
-        let header: Vec<&str> = table
-            .lines()
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
+        let header = table_header(&table);
         assert_eq!(
             header,
             ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],

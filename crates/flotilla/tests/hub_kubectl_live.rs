@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{Server, kubectl_versions, kubectl_with, stdout, temp_dir, wait_for};
+use support::{Server, kubectl_versions, kubectl_with, stdout, table_header, temp_dir, wait_for};
 
 const CRD: &str = "apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -163,12 +163,7 @@ fn watch_finalizers_crds_and_namespaces_with_every_kubectl() {
         std::fs::write(&widget, format!("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: {ns}\nspec:\n  size: 3\n  color: red\n")).unwrap();
         k(&["apply", "-f", widget.to_str().unwrap()]);
         let table = k(&["-n", &ns, "get", "widgets"]);
-        let header: Vec<&str> = table
-            .lines()
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
+        let header = table_header(&table);
         assert_eq!(
             header,
             ["NAME", "SIZE", "COLOR", "AGE"],

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, TestDir, create_user_kubeconfig, kubectl, stderr, stdout, wait_for};
+use support::{Server, TestDir, create_user_kubeconfig, kubectl, stderr, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -37,11 +37,6 @@ spec:
       properties:
         clusters: ["beijing-1"]
 "#;
-
-fn jsonpath(server: &Server, args: &[&str]) -> String {
-    let out = server.kubectl(args);
-    stdout(&out)
-}
 
 #[test]
 fn applications_are_dispatched_as_their_user() {
@@ -77,18 +72,7 @@ fn applications_are_dispatched_as_their_user() {
     assert!(out.status.success(), "alice applies: {}", stderr(&out));
 
     // The hub recorded alice (not what she wrote).
-    let recorded = jsonpath(
-        &hub,
-        &[
-            "get",
-            "app",
-            "settings",
-            "-n",
-            "default",
-            "-o",
-            "jsonpath={.metadata.annotations.app\\.oam\\.dev/username} {.metadata.annotations.app\\.oam\\.dev/group}",
-        ],
-    );
+    let recorded = hub.jsonpath("app", "settings", "default", "{.metadata.annotations.app\\.oam\\.dev/username} {.metadata.annotations.app\\.oam\\.dev/group}");
     let mut parts = recorded.split_whitespace();
     assert_eq!(parts.next(), Some("alice"), "{recorded}");
     assert!(
@@ -98,17 +82,11 @@ fn applications_are_dispatched_as_their_user() {
 
     // The member refuses alice: the step fails naming the cluster, with the member's message.
     let message = wait_for("the deploy step to fail", WAIT, || {
-        let m = jsonpath(
-            &hub,
-            &[
-                "get",
-                "app",
-                "settings",
-                "-n",
-                "default",
-                "-o",
-                "jsonpath={.status.workflow.steps[0].message}",
-            ],
+        let m = hub.jsonpath(
+            "app",
+            "settings",
+            "default",
+            "{.status.workflow.steps[0].message}",
         );
         m.contains("forbidden").then_some(m)
     });
@@ -141,32 +119,9 @@ fn applications_are_dispatched_as_their_user() {
         "--user=alice",
     ]);
     wait_for("the application to run", WAIT, || {
-        (jsonpath(
-            &hub,
-            &[
-                "get",
-                "app",
-                "settings",
-                "-n",
-                "default",
-                "-o",
-                "jsonpath={.status.status}",
-            ],
-        ) == "running")
-            .then_some(())
+        (hub.jsonpath("app", "settings", "default", "{.status.status}") == "running").then_some(())
     });
-    let color = jsonpath(
-        &member,
-        &[
-            "get",
-            "configmap",
-            "settings",
-            "-n",
-            "default",
-            "-o",
-            "jsonpath={.data.color}",
-        ],
-    );
+    let color = member.jsonpath("configmap", "settings", "default", "{.data.color}");
     assert_eq!(color, "blue");
     let audit = std::fs::read_to_string(member.data_dir.join("audit.log")).unwrap();
     let created = audit

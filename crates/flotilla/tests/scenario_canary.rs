@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, flotilla_bin, stderr, stdout, wait_for};
+use support::{Server, TestDir, flotilla, flotilla_bin, stderr, stdout, table_header, wait_for};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -95,12 +95,7 @@ fn seed_canary() {
 
     // 1. the cluster ids come from `kubectl get managedclusters`.
     let clusters = hub.kubectl_ok(&["get", "managedclusters"]);
-    let header: Vec<&str> = clusters
-        .lines()
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let header = table_header(&clusters);
     assert_eq!(
         header,
         [
@@ -157,12 +152,7 @@ fn seed_canary() {
 
     // 4. deploy-test done, deploy-prod waiting for approval.
     let header = hub.kubectl_ok(&["get", "app", "demo", "-n", "demo"]);
-    let header: Vec<&str> = header
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let header = table_header(&header);
     assert_eq!(
         header,
         [

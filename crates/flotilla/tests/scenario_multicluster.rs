@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, stderr, stdout, wait_for};
+use support::{Server, TestDir, flotilla, stderr, stdout, table_header, wait_for};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -85,7 +85,7 @@ fn seed_multicluster_demo() {
         flotilla(&hub.kubeconfig, &["cluster", "list"]),
         "cluster list",
     );
-    let header: Vec<&str> = list.lines().next().unwrap().split_whitespace().collect();
+    let header = table_header(&list);
     assert_eq!(
         header,
         ["CLUSTER", "TYPE", "ENDPOINT", "ACCEPTED", "LABELS"]

@@ -326,3 +326,13 @@ pub fn custom_kubeconfig(hub: &Server, name: &str, user_yaml: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// The column names in the first line of a kubectl-style table (empty when there is none).
+pub fn table_header(table: &str) -> Vec<&str> {
+    table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect()
+}
