@@ -3,10 +3,11 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, flotilla_bin, stderr, stdout, wait_for};
+use support::{
+    Server, TestDir, flotilla, install_amc_plugin, kubectl_amc, stderr, stdout, wait_for,
+};
 
 fn ok(out: std::process::Output, what: &str) -> String {
     assert!(
@@ -118,45 +119,19 @@ fn get_reads_members_and_up_applies_to_the_hub() {
 
     // As a kubectl plugin.
     let bin_dir = dir.path().join("bin");
-    std::fs::create_dir_all(&bin_dir).unwrap();
-    std::os::unix::fs::symlink(flotilla_bin(), bin_dir.join("kubectl-amc")).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
+    install_amc_plugin(&bin_dir);
+    let out = kubectl_amc(
+        &bin_dir,
+        &hub.kubeconfig,
+        &["get", "deployment", "demo", "-n", "default", "-m", "test"],
     );
-    let out = Command::new("kubectl")
-        .args([
-            "amc",
-            "get",
-            "deployment",
-            "demo",
-            "-n",
-            "default",
-            "-m",
-            "test",
-        ])
-        .env("PATH", &path)
-        .env("KUBECONFIG", &hub.kubeconfig)
-        .output()
-        .unwrap();
     assert!(out.status.success(), "kubectl amc get: {}", stderr(&out));
     assert!(stdout(&out).contains("demo"));
-    let out = Command::new("kubectl")
-        .args([
-            "amc",
-            "get",
-            "deployment",
-            "demo",
-            "-n",
-            "default",
-            "-m",
-            "prod",
-        ])
-        .env("PATH", &path)
-        .env("KUBECONFIG", &hub.kubeconfig)
-        .output()
-        .unwrap();
+    let out = kubectl_amc(
+        &bin_dir,
+        &hub.kubeconfig,
+        &["get", "deployment", "demo", "-n", "default", "-m", "prod"],
+    );
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("Error from server (NotFound): deployments.apps \"demo\" not found"),

@@ -6,7 +6,10 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, flotilla_bin, stderr, stdout, wait_for};
+use support::{
+    Server, TestDir, flotilla, flotilla_bin, install_amc_plugin, kubectl_amc, stderr, stdout,
+    wait_for,
+};
 
 const APP: &str = r#"
 apiVersion: core.oam.dev/v1beta1
@@ -90,19 +93,12 @@ fn suspend_resume_and_refusals() {
 
     // Resume through the kubectl plugin form.
     let bin_dir = dir.path().join("bin");
-    std::fs::create_dir_all(&bin_dir).unwrap();
-    std::os::unix::fs::symlink(flotilla_bin(), bin_dir.join("kubectl-amc")).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
+    install_amc_plugin(&bin_dir);
+    let out = kubectl_amc(
+        &bin_dir,
+        &hub.kubeconfig,
+        &["workflow", "resume", "demo", "-n", "default"],
     );
-    let out = Command::new("kubectl")
-        .args(["amc", "workflow", "resume", "demo", "-n", "default"])
-        .env("PATH", &path)
-        .env("KUBECONFIG", &hub.kubeconfig)
-        .output()
-        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "Successfully resume workflow: demo");
 

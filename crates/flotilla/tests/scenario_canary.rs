@@ -5,10 +5,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-use support::{Server, TestDir, flotilla, flotilla_bin, stderr, stdout, table_header, wait_for};
+use support::{
+    Server, TestDir, flotilla, install_amc_plugin, kubectl_amc, stderr, stdout, table_header,
+    wait_for,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -21,22 +24,6 @@ fn scenario(file: &str) -> PathBuf {
 fn ok(out: Output, what: &str) -> String {
     assert!(out.status.success(), "{what} failed: {}", stderr(&out));
     stdout(&out)
-}
-
-/// `kubectl amc ARGS` with the binary installed as `kubectl-amc` on PATH.
-fn kubectl_amc(plugin_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
-    let path = format!(
-        "{}:{}",
-        plugin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    Command::new("kubectl")
-        .arg("amc")
-        .args(args)
-        .env("PATH", path)
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .expect("run kubectl amc")
 }
 
 fn member_deployment(member: &Server) -> Option<(String, String)> {
@@ -215,8 +202,7 @@ fn seed_canary() {
         stderr(&missing)
     );
     let plugin_dir = dir.0.join("plugins");
-    std::fs::create_dir_all(&plugin_dir).unwrap();
-    std::os::unix::fs::symlink(flotilla_bin(), plugin_dir.join("kubectl-amc")).unwrap();
+    install_amc_plugin(&plugin_dir);
     let got = ok(
         kubectl_amc(
             &plugin_dir,

@@ -336,3 +336,26 @@ pub fn table_header(table: &str) -> Vec<&str> {
         .split_whitespace()
         .collect()
 }
+
+/// Installs this `flotilla` binary as the kubectl plugin `kubectl-amc` in `dir` (created).
+pub fn install_amc_plugin(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::os::unix::fs::symlink(flotilla_bin(), dir.join("kubectl-amc")).unwrap();
+}
+
+/// `kubectl amc ARGS` with `plugin_dir` (see [`install_amc_plugin`]) first on PATH and
+/// `KUBECONFIG` pointing at `kubeconfig`.
+pub fn kubectl_amc(plugin_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
+    let path = format!(
+        "{}:{}",
+        plugin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new("kubectl")
+        .arg("amc")
+        .args(args)
+        .env("PATH", path)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("run kubectl amc")
+}
