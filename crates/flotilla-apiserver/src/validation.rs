@@ -241,17 +241,23 @@ pub fn decode_builtin(
 }
 
 fn is_dns1123_label(s: &str) -> bool {
+    s.len() <= 63 && has_dns1123_label_shape(s)
+}
+
+/// Lower-case alphanumerics and `-`, starting and ending alphanumeric (no length cap).
+fn has_dns1123_label_shape(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.len() <= 63
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
 
+/// Kubernetes' `IsDNS1123Subdomain`: at most 253 characters in all; the dot-separated
+/// parts are label-shaped but, unlike DNS, not capped at 63 each.
 fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns1123_label)
+    s.len() <= 253 && s.split('.').all(has_dns1123_label_shape)
 }
 
 fn is_dns1035_label(s: &str) -> bool {
@@ -618,6 +624,18 @@ pub fn invalid_error(info: &ResourceInfo, name: &str, causes: Vec<StatusCause>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subdomain_parts_are_not_capped_at_63() {
+        let long = "a".repeat(64);
+        assert!(is_dns1123_subdomain(&long));
+        assert!(is_dns1123_subdomain(&format!("{long}.example")));
+        assert!(!is_dns1123_label(&long));
+        assert!(!is_dns1123_subdomain(&"a".repeat(254)));
+        assert!(!is_dns1123_subdomain("a..b"));
+        assert!(!is_dns1123_subdomain("-a.b"));
+        assert!(!is_dns1123_subdomain("A.b"));
+    }
     use serde_json::json;
 
     fn info(group: &str, kind: &str) -> ResourceInfo {
