@@ -61,6 +61,9 @@ pub struct ServerOptions {
     pub faults: Faults,
     /// Metrics of the components running beside the server, served on `/metrics` too.
     pub extra_metrics: Option<crate::metrics::ExtraMetrics>,
+    /// True for a simulated member: its service proxy answers as its Pods would, naming
+    /// `cluster_name`. False on the hub.
+    pub simulated_member: bool,
 }
 
 /// Faults a simulated member can inject into its API (health endpoints are spared).
@@ -124,6 +127,11 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
         auth: auth.clone(),
         faults: options.faults,
         in_flight: Default::default(),
+        proxy: crate::handlers::proxy::ProxyState::new(
+            options
+                .simulated_member
+                .then(|| options.cluster_name.clone()),
+        ),
         git_version: format!(
             "{KUBERNETES_VERSION}-flotilla-{}",
             env!("CARGO_PKG_VERSION")

@@ -24,6 +24,8 @@ pub struct ApiState {
     pub faults: crate::server::Faults,
     /// Requests being served (for the in-flight limits).
     pub in_flight: InFlightCounters,
+    /// The service and pod proxy (answers as simulated Pods on a member).
+    pub proxy: crate::handlers::proxy::ProxyState,
     /// `gitVersion` served at `/version`.
     pub git_version: String,
 }

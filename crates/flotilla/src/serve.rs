@@ -88,6 +88,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
             flotilla_controllers::cluster::health::register_metrics(registry);
             flotilla_controllers::application::metrics::register_metrics(registry);
         })),
+        simulated_member: false,
     })
     .await?;
     eprintln!(
@@ -144,6 +145,7 @@ async fn one_member(
             refuse_verbs: args.fault_refuse.clone(),
         },
         extra_metrics: None,
+        simulated_member: true,
     })
     .await
     .with_context(|| format!("starting member {name}"))?;

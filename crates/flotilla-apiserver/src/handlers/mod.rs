@@ -7,6 +7,8 @@ pub mod delete;
 pub mod get;
 pub mod list;
 pub mod patch;
+pub mod proxy;
+pub mod proxy_remote;
 pub mod scale;
 pub mod update;
 pub mod watch;
@@ -130,6 +132,9 @@ pub async fn handle(state: SharedState, req: Req) -> Result<Response, ApiError> 
         "" => {}
         "status" if r.status => {}
         "scale" if r.scale.is_some() => return scale::handle(state, req).await,
+        "proxy" if r.group.is_empty() && ["services", "pods"].contains(&r.resource.as_str()) => {
+            return proxy::handle(state, req).await;
+        }
         _ => {
             return Err(ApiError::not_found(
                 &r.group,
