@@ -5,7 +5,8 @@
 //! (the storage contract) → `flotilla_storage`. Around that: [`registry`] (what is
 //! served, including CRDs from [`crd`]), [`discovery`], [`openapi`], [`table`],
 //! [`validation`] and [`defaults`], [`watch`] (one shared feed per resource),
-//! [`namespace`] and [`gc`] (background lifecycles), [`metrics`].
+//! [`namespace`] and [`gc`] (background lifecycles), [`metrics`]; [`ui`] is the hub's
+//! dashboard in front of it all.
 
 pub mod admission;
 pub mod apply;
@@ -33,6 +34,7 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod table;
+pub mod ui;
 pub mod validation;
 pub mod watch;
 

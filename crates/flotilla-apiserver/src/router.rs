@@ -15,15 +15,19 @@ use crate::handlers::{self, Req};
 use crate::state::SharedState;
 use crate::{auth, discovery, metrics, openapi};
 
-/// The router of one API server.
-pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .fallback(dispatch)
+/// The router of one API server. `extra_routes` (e.g. the hub's `/metrics/clusters`) are
+/// served behind the same auth; `ui` puts the dashboard (`/ui/`) in front.
+pub fn router(state: SharedState, extra_routes: Option<Router>, ui: bool) -> Router {
+    let mut api = Router::new().fallback(dispatch).with_state(state.clone());
+    if let Some(extra) = extra_routes {
+        api = api.merge(extra);
+    }
+    let api = api
         .layer(from_fn_with_state(state.clone(), inject_faults))
         .layer(from_fn_with_state(state.clone(), limit_in_flight))
         .layer(from_fn_with_state(state.auth.clone(), auth::middleware))
-        .layer(from_fn_with_state(state.clone(), metrics::track))
-        .with_state(state)
+        .layer(from_fn_with_state(state.clone(), metrics::track));
+    if ui { crate::ui::wrap(api) } else { api }
 }
 
 /// Most read-only requests served at once (watches are not counted), as kube-apiserver's

@@ -64,6 +64,10 @@ pub struct ServerOptions {
     /// True for a simulated member: its service proxy answers as its Pods would, naming
     /// `cluster_name`. False on the hub.
     pub simulated_member: bool,
+    /// More routes served behind the same auth (the hub's `/metrics/clusters`).
+    pub extra_routes: Option<axum::Router>,
+    /// Serve the dashboard at `/ui/` (the hub).
+    pub ui: bool,
 }
 
 /// Faults a simulated member can inject into its API (health endpoints are spared).
@@ -143,7 +147,7 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
     crate::namespace::spawn(state.clone());
     crate::crd::spawn_watch(state.clone());
 
-    let router = crate::router::router(state.clone());
+    let router = crate::router::router(state.clone(), options.extra_routes, options.ui);
     let tls = tokio_rustls::TlsAcceptor::from(pki.server_config());
     let host = match addr {
         SocketAddr::V4(a) => a.ip().to_string(),

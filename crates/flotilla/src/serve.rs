@@ -89,6 +89,8 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
             flotilla_controllers::application::metrics::register_metrics(registry);
         })),
         simulated_member: false,
+        extra_routes: None,
+        ui: true,
     })
     .await?;
     eprintln!(
@@ -146,6 +148,8 @@ async fn one_member(
         },
         extra_metrics: None,
         simulated_member: true,
+        extra_routes: None,
+        ui: false,
     })
     .await
     .with_context(|| format!("starting member {name}"))?;
