@@ -8,6 +8,7 @@ pub mod member_clients;
 pub mod metrics;
 pub mod r#override;
 pub mod placement;
+mod reconcile;
 pub mod render;
 pub mod resource_policy;
 pub mod revision;

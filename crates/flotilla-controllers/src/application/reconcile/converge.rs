@@ -1,0 +1,89 @@
+//! Sub-reconciler 3, converge: once the workflow has finished, every pass re-runs the deploy
+//! steps (unchanged objects are skipped by hash; every re-assert interval they are applied
+//! again), re-evaluates health and follows cluster label changes.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use flotilla_apis::{ApplicationStatus, AppliedResource};
+
+use super::super::workflow::Outcome;
+use super::deploy::Pass;
+use super::revision::Revisioned;
+use super::status::{merge_services, service_key};
+use super::workflow::{WorkflowRun, deploy_steps};
+
+/// What the converge pass saw.
+#[derive(Default)]
+pub(crate) struct Converged {
+    /// The pass ran (the workflow has finished).
+    pub(crate) ran: bool,
+    /// A deploy step failed.
+    pub(crate) failed: bool,
+    /// Every object the pass produced.
+    pub(crate) produced: Vec<AppliedResource>,
+    /// Clusters that could not be reached.
+    pub(crate) unreachable: BTreeSet<String>,
+}
+
+/// Whether this pass re-applies unchanged objects (the re-assert interval has passed).
+async fn reassert_due(pass: &Pass<'_>) -> bool {
+    let key = format!("{}/{}", pass.app_namespace, pass.app_name);
+    let mut last = pass.ctx.last_reassert.lock().await;
+    let due = last
+        .get(&key)
+        .is_none_or(|t| t.elapsed() >= pass.ctx.reassert_interval);
+    if due {
+        last.insert(key, Instant::now());
+    }
+    due
+}
+
+/// Re-runs every deploy step of a finished workflow.
+pub(crate) async fn reconcile(
+    pass: &Pass<'_>,
+    run: &Revisioned,
+    wf: &mut WorkflowRun,
+    status: &mut ApplicationStatus,
+) -> Converged {
+    if !wf.finished {
+        return Converged::default();
+    }
+    let force = reassert_due(pass).await && wf.was_finished;
+    let mut converged = Converged {
+        ran: true,
+        ..Default::default()
+    };
+    let mut services = Vec::new();
+    for step in deploy_steps(&run.steps) {
+        let result = pass.deploy(step, force).await;
+        if let Some(Outcome::Failed(message)) = &result.outcome {
+            converged.failed = true;
+            wf.wf.message = message.clone();
+        }
+        converged.produced.extend(result.produced);
+        merge_services(&mut services, result.services);
+        converged.unreachable.extend(result.unreachable);
+    }
+    if !converged.failed {
+        wf.wf.message.clear();
+    }
+    // An unreachable cluster keeps its entries, marked as not known to be healthy.
+    for old in status
+        .services
+        .iter()
+        .filter(|s| converged.unreachable.contains(&s.cluster))
+    {
+        if !services.iter().any(|s| service_key(s) == service_key(old)) {
+            let mut entry = old.clone();
+            entry.healthy = false;
+            entry.message = format!("cluster {} is unreachable", old.cluster);
+            services.push(entry);
+        }
+    }
+    status.services = services;
+    if status.services.iter().any(|s| !s.healthy) {
+        wf.requeue = Duration::from_secs(3);
+    }
+    converged
+}

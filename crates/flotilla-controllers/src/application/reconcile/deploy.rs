@@ -1,0 +1,432 @@
+//! One deploy step: override → render → place (`plan`), then dispatch and health per
+//! component × cluster (`execute`). Shared by the workflow and converge sub-reconcilers.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use flotilla_apis::{
+    ApplicationComponentStatus, AppliedResource, ManagedCluster, ResourceTracker, WorkflowStep,
+};
+use futures::StreamExt as _;
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::super::controller::{Context, Error, hub};
+use super::super::dispatch::{self, Target, describe};
+use super::super::health::component_status;
+use super::super::member_clients::Identity;
+use super::super::r#override;
+use super::super::placement::{self, ClusterInfo, Placement};
+use super::super::render::{self, RenderedComponent};
+use super::super::resource_policy::{ResourceFacts, ResourcePolicies};
+use super::super::revision::Snapshot;
+use super::super::workflow::{self, Outcome};
+use super::tracker;
+
+/// One prepared object of a component in a cluster.
+struct PlannedObject {
+    object: Value,
+    kind: dispatch::KindInfo,
+    trait_type: Option<String>,
+}
+
+/// One component in one cluster.
+struct Task {
+    component: usize,
+    placement: Placement,
+    objects: Vec<PlannedObject>,
+    namespace: String,
+}
+
+enum TaskResult {
+    Done(ApplicationComponentStatus),
+    Failed(String),
+    Unreachable(String, String),
+}
+
+/// What a deploy step did.
+#[derive(Default)]
+pub(crate) struct DeployResult {
+    /// How the step went (always set).
+    pub(crate) outcome: Option<Outcome>,
+    /// One entry per component per cluster reached.
+    pub(crate) services: Vec<ApplicationComponentStatus>,
+    /// Every object the step produced (recorded in the tracker).
+    pub(crate) produced: Vec<AppliedResource>,
+    /// Clusters that could not be reached.
+    pub(crate) unreachable: BTreeSet<String>,
+}
+
+impl DeployResult {
+    fn failed(message: impl Into<String>) -> DeployResult {
+        DeployResult {
+            outcome: Some(Outcome::Failed(message.into())),
+            ..Default::default()
+        }
+    }
+}
+
+/// One pass over an application: what every deploy step shares.
+pub(crate) struct Pass<'a> {
+    pub(crate) ctx: &'a Context,
+    pub(crate) app_name: String,
+    pub(crate) app_namespace: String,
+    pub(crate) identity: Identity,
+    pub(crate) snapshot: &'a Snapshot,
+    pub(crate) revision: String,
+    pub(crate) clusters: Vec<ClusterInfo>,
+    pub(crate) policies: ResourcePolicies,
+    pub(crate) tracker: Mutex<ResourceTracker>,
+    pub(crate) create_namespace: bool,
+}
+
+/// The registered clusters and their labels.
+pub(crate) async fn list_clusters(ctx: &Context) -> Result<Vec<ClusterInfo>, Error> {
+    let api: Api<ManagedCluster> = Api::all(ctx.hub_client.clone());
+    Ok(api
+        .list(&ListParams::default())
+        .await
+        .map_err(hub)?
+        .items
+        .into_iter()
+        .map(|c| ClusterInfo {
+            name: c.metadata.name.unwrap_or_default(),
+            labels: c.metadata.labels.unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// The step's plan: rendered components and one task per component × cluster.
+struct Plan {
+    rendered: Vec<RenderedComponent>,
+    tasks: Vec<Task>,
+    planned: Vec<AppliedResource>,
+    parallelism: usize,
+}
+
+impl Pass<'_> {
+    async fn track(&self, entries: &[AppliedResource]) -> Result<(), Error> {
+        let mut tracker = self.tracker.lock().await;
+        if tracker::merge(&mut tracker, entries) {
+            tracker::write(self.ctx, &mut tracker).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one deploy step; `force` re-applies unchanged objects.
+    pub(crate) async fn deploy(&self, step: &WorkflowStep, force: bool) -> DeployResult {
+        let plan = match self.plan(step).await {
+            Ok(plan) => plan,
+            Err(message) => return DeployResult::failed(message),
+        };
+        if let Err(e) = self.track(&plan.planned).await {
+            return DeployResult::failed(format!("cannot record dispatched resources: {e}"));
+        }
+        self.execute(plan, force).await
+    }
+
+    /// The step's policies in order (overrides applied), rendered, placed, prepared.
+    async fn plan(&self, step: &WorkflowStep) -> Result<Plan, String> {
+        let props = workflow::deploy_properties(step).map_err(|e| e.to_string())?;
+        let mut topologies = Vec::new();
+        let mut components = self.snapshot.spec.components.clone();
+        for name in &props.policies {
+            let policy = self
+                .snapshot
+                .policy(name)
+                .ok_or_else(|| format!("policy {name} not found"))?;
+            match policy.policy_type.as_str() {
+                "topology" => topologies.push(
+                    placement::parse(name, policy.properties.as_ref())
+                        .map_err(|e| e.to_string())?,
+                ),
+                "override" => {
+                    components = r#override::parse(name, policy.properties.as_ref())
+                        .and_then(|o| r#override::apply(name, &components, &o))
+                        .map_err(|e| e.to_string())?;
+                }
+                _ => {}
+            }
+        }
+        let rendered = components
+            .iter()
+            .map(|c| {
+                render::render_component(
+                    c,
+                    &self.app_name,
+                    &self.app_namespace,
+                    &self.snapshot.referred_objects,
+                )
+                .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut placements = BTreeSet::new();
+        if topologies.is_empty() {
+            placements.insert(Placement::local());
+        }
+        for t in &topologies {
+            placements.extend(placement::place(t, &self.clusters).map_err(|e| e.to_string())?);
+        }
+        let mut plan = Plan {
+            rendered,
+            tasks: Vec::new(),
+            planned: Vec::new(),
+            parallelism: props.parallelism.max(1),
+        };
+        for placement in &placements {
+            self.plan_cluster(placement, &mut plan).await?;
+        }
+        Ok(plan)
+    }
+
+    /// Prepares every rendered component for one cluster.
+    async fn plan_cluster(&self, placement: &Placement, plan: &mut Plan) -> Result<(), String> {
+        // Scope and plural of kinds outside the built-in table come from the cluster.
+        let client = self
+            .ctx
+            .members
+            .as_user(&placement.cluster, &self.identity)
+            .await
+            .ok();
+        for (index, component) in plan.rendered.iter().enumerate() {
+            let target = Target {
+                app_name: &self.app_name,
+                app_namespace: &self.app_namespace,
+                component: &component.name,
+                cluster: &placement.cluster,
+                revision: &self.revision,
+                namespace: placement.namespace.as_deref(),
+            };
+            let mut objects = Vec::new();
+            for o in &component.objects {
+                let api_version = o.object["apiVersion"].as_str().unwrap_or_default();
+                let kind_name = o.object["kind"].as_str().unwrap_or_default();
+                let kind = match &client {
+                    Some(c) => self
+                        .ctx
+                        .kinds
+                        .resolve(c, &placement.cluster, api_version, kind_name)
+                        .await
+                        .map_err(|e| format!("cluster {}: {e}", placement.cluster))?,
+                    None => dispatch::KindInfo::of(api_version, kind_name),
+                };
+                objects.push(PlannedObject {
+                    object: dispatch::prepare(&o.object, &target, kind.namespaced),
+                    kind,
+                    trait_type: o.trait_type.clone(),
+                });
+            }
+            for o in &objects {
+                plan.planned
+                    .push(applied_resource(&placement.cluster, &component.name, o));
+            }
+            let namespace = objects
+                .first()
+                .and_then(|o| o.object["metadata"]["namespace"].as_str())
+                .map(str::to_string)
+                .or_else(|| placement.namespace.clone())
+                .unwrap_or_else(|| self.app_namespace.clone());
+            plan.tasks.push(Task {
+                component: index,
+                placement: placement.clone(),
+                objects,
+                namespace,
+            });
+        }
+        Ok(())
+    }
+
+    /// Dispatches every task (up to `parallelism` at once) and sums up the outcome.
+    async fn execute(&self, plan: Plan, force: bool) -> DeployResult {
+        let (tasks, rendered) = (&plan.tasks, &plan.rendered);
+        let results: Vec<TaskResult> = futures::stream::iter(0..tasks.len())
+            .map(|i| async move {
+                let task = &tasks[i];
+                self.dispatch_task(&rendered[task.component], task, force)
+                    .await
+            })
+            .buffered(plan.parallelism)
+            .collect()
+            .await;
+        let mut result = DeployResult {
+            produced: plan.planned,
+            ..Default::default()
+        };
+        let mut failures = Vec::new();
+        let mut waiting = Vec::new();
+        for r in results {
+            match r {
+                TaskResult::Done(status) => {
+                    if !status.healthy {
+                        waiting.push(format!(
+                            "{}/{}/{} is not healthy",
+                            status.cluster, status.namespace, status.name
+                        ));
+                    }
+                    result.services.push(status);
+                }
+                TaskResult::Failed(message) => failures.push(message),
+                TaskResult::Unreachable(cluster, message) => {
+                    result.unreachable.insert(cluster);
+                    waiting.push(message);
+                }
+            }
+        }
+        failures.dedup();
+        waiting.dedup();
+        result.outcome = Some(if !failures.is_empty() {
+            Outcome::Failed(failures.join("; "))
+        } else if !waiting.is_empty() {
+            Outcome::Waiting(waiting.join(", "))
+        } else {
+            Outcome::Succeeded
+        });
+        result
+    }
+
+    async fn dispatch_task(
+        &self,
+        rendered: &RenderedComponent,
+        task: &Task,
+        force: bool,
+    ) -> TaskResult {
+        let started = Instant::now();
+        let result = self.dispatch_task_inner(rendered, task, force).await;
+        super::super::metrics::observe_dispatch(&task.placement.cluster, started.elapsed());
+        result
+    }
+
+    async fn dispatch_task_inner(
+        &self,
+        rendered: &RenderedComponent,
+        task: &Task,
+        force: bool,
+    ) -> TaskResult {
+        let cluster = task.placement.cluster.as_str();
+        let client = match self.ctx.members.as_user(cluster, &self.identity).await {
+            Ok(c) => c,
+            Err(e) => return TaskResult::Failed(e.to_string()),
+        };
+        if self.create_namespace
+            && let Err(failed) = self.ensure_namespaces(&client, cluster, task).await
+        {
+            return failed;
+        }
+        for o in &task.objects {
+            let mut options = self.policies.apply_options(&facts(rendered, o));
+            options.force = force;
+            if let Err(e) = dispatch::apply(
+                &client,
+                &o.object,
+                &o.kind,
+                &self.app_name,
+                &self.app_namespace,
+                &options,
+            )
+            .await
+            {
+                if e.is_unreachable() {
+                    return self.unreachable(cluster, &e).await;
+                }
+                return TaskResult::Failed(format!(
+                    "failed to apply {} in cluster {cluster}: {e}",
+                    describe(&o.object)
+                ));
+            }
+        }
+        let mut live = Vec::new();
+        for o in &task.objects {
+            let text = |p: &str| o.object.pointer(p).and_then(Value::as_str).unwrap_or("");
+            match dispatch::get(
+                &client,
+                text("/apiVersion"),
+                text("/kind"),
+                &o.kind,
+                text("/metadata/namespace"),
+                text("/metadata/name"),
+            )
+            .await
+            {
+                Ok(v) => live.push(v),
+                Err(e) if e.is_unreachable() => {
+                    return TaskResult::Unreachable(
+                        cluster.to_string(),
+                        format!("cluster {cluster} is unreachable: {e}"),
+                    );
+                }
+                Err(e) => {
+                    return TaskResult::Failed(format!(
+                        "failed to read {} in cluster {cluster}: {e}",
+                        describe(&o.object)
+                    ));
+                }
+            }
+        }
+        TaskResult::Done(component_status(rendered, cluster, &task.namespace, &live))
+    }
+
+    async fn unreachable(&self, cluster: &str, e: &dispatch::Error) -> TaskResult {
+        self.ctx.members.forget(cluster).await;
+        TaskResult::Unreachable(
+            cluster.to_string(),
+            format!("cluster {cluster} is unreachable: {e}"),
+        )
+    }
+
+    /// Creates the task's target namespaces (the `flotilla.io/create-namespace` opt-in).
+    async fn ensure_namespaces(
+        &self,
+        client: &kube::Client,
+        cluster: &str,
+        task: &Task,
+    ) -> Result<(), TaskResult> {
+        let mut namespaces: Vec<&str> = task
+            .objects
+            .iter()
+            .filter_map(|o| o.object["metadata"]["namespace"].as_str())
+            .collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        for namespace in namespaces {
+            if let Err(e) = dispatch::ensure_namespace(client, namespace).await {
+                if e.is_unreachable() {
+                    return Err(self.unreachable(cluster, &e).await);
+                }
+                return Err(TaskResult::Failed(format!(
+                    "failed to create namespace {namespace} in cluster {cluster}: {e}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn facts<'a>(rendered: &'a RenderedComponent, o: &'a PlannedObject) -> ResourceFacts<'a> {
+    ResourceFacts {
+        component: &rendered.name,
+        component_type: &rendered.component_type,
+        trait_type: o.trait_type.as_deref(),
+        kind: o.object["kind"].as_str().unwrap_or_default(),
+        name: o.object["metadata"]["name"].as_str().unwrap_or_default(),
+    }
+}
+
+fn applied_resource(cluster: &str, component: &str, o: &PlannedObject) -> AppliedResource {
+    let text = |p: &str| {
+        o.object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    AppliedResource {
+        cluster: cluster.to_string(),
+        api_version: text("/apiVersion"),
+        kind: text("/kind"),
+        namespace: text("/metadata/namespace"),
+        name: text("/metadata/name"),
+        component: component.to_string(),
+        trait_type: o.trait_type.clone().unwrap_or_default(),
+    }
+}

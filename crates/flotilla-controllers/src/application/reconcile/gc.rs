@@ -1,0 +1,119 @@
+//! Sub-reconciler 4, gc: after a clean converge pass, tracked objects the pass no longer
+//! produced are deleted from their clusters (the `garbage-collect` policy's rules respected).
+
+use std::collections::BTreeSet;
+
+use flotilla_apis::AppliedResource;
+
+use super::super::controller::{Context, Error};
+use super::super::dispatch;
+use super::super::member_clients::{self, Identity};
+use super::super::resource_policy::{GcStrategy, ResourceFacts, ResourcePolicies};
+use super::converge::Converged;
+use super::deploy::Pass;
+use super::tracker::{self, resource_key};
+
+/// Deletes tracked objects that a clean converge pass no longer produced.
+pub(crate) async fn reconcile(pass: &Pass<'_>, converged: &Converged) -> Result<(), Error> {
+    if !converged.ran || converged.failed || pass.policies.keep_legacy() {
+        return Ok(());
+    }
+    let keep: BTreeSet<_> = converged.produced.iter().map(resource_key).collect();
+    let tracked = pass.tracker.lock().await.spec.managed_resources.clone();
+    let mut released = Vec::new();
+    for r in tracked.iter().filter(|r| !keep.contains(&resource_key(r))) {
+        if converged.unreachable.contains(&r.cluster)
+            || strategy(&pass.policies, r) != GcStrategy::OnAppUpdate
+        {
+            continue;
+        }
+        if delete_tracked(
+            pass.ctx,
+            &pass.identity,
+            r,
+            &pass.app_name,
+            &pass.app_namespace,
+        )
+        .await
+        {
+            released.push(resource_key(r));
+        }
+    }
+    if !released.is_empty() {
+        let mut tracker = pass.tracker.lock().await;
+        tracker
+            .spec
+            .managed_resources
+            .retain(|r| !released.contains(&resource_key(r)));
+        tracker::write(pass.ctx, &mut tracker).await?;
+    }
+    Ok(())
+}
+
+/// The garbage-collect strategy for one tracked object.
+pub(crate) fn strategy(policies: &ResourcePolicies, r: &AppliedResource) -> GcStrategy {
+    policies.gc_strategy(&ResourceFacts {
+        component: &r.component,
+        component_type: "",
+        trait_type: (!r.trait_type.is_empty()).then_some(r.trait_type.as_str()),
+        kind: &r.kind,
+        name: &r.name,
+    })
+}
+
+/// Deletes one tracked object; true when it is gone (or its cluster is no longer registered).
+pub(crate) async fn delete_tracked(
+    ctx: &Context,
+    identity: &Identity,
+    r: &AppliedResource,
+    app_name: &str,
+    app_namespace: &str,
+) -> bool {
+    let client = match ctx.members.as_user(&r.cluster, identity).await {
+        Ok(c) => c,
+        Err(member_clients::Error::Credentials { source, .. })
+            if matches!(*source, crate::cluster::credentials::Error::NotFound { .. }) =>
+        {
+            // Detached: the hub forgets what it tracked there.
+            return true;
+        }
+        Err(e) => {
+            tracing::warn!(cluster = %r.cluster, error = %e, "cannot reach cluster to delete");
+            return false;
+        }
+    };
+    let kind = match ctx
+        .kinds
+        .resolve(&client, &r.cluster, &r.api_version, &r.kind)
+        .await
+    {
+        Ok(kind) => kind,
+        // The kind is gone from the cluster, and its objects with it.
+        Err(dispatch::Error::Refused(_)) => return true,
+        Err(e) => {
+            tracing::warn!(cluster = %r.cluster, error = %e, "cannot resolve kind to delete");
+            return false;
+        }
+    };
+    let deleted = dispatch::delete(
+        &client,
+        &r.api_version,
+        &r.kind,
+        &kind,
+        &r.namespace,
+        &r.name,
+        app_name,
+        app_namespace,
+    )
+    .await;
+    match deleted {
+        Ok(()) => true,
+        Err(e) => {
+            if e.is_unreachable() {
+                ctx.members.forget(&r.cluster).await;
+            }
+            tracing::warn!(cluster = %r.cluster, object = %r.name, error = %e, "cannot delete");
+            false
+        }
+    }
+}

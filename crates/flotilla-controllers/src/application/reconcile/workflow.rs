@@ -1,0 +1,186 @@
+//! Sub-reconciler 2, workflow: moves the run's steps through the state machine
+//! (`super::super::workflow`), executing deploy steps as they come up.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use flotilla_apis::{ApplicationStatus, WorkflowStatus, WorkflowStep, step_phase};
+
+use super::super::revision;
+use super::super::workflow::{self, Outcome, StepPath};
+use super::deploy::{DeployResult, Pass};
+use super::revision::Revisioned;
+use super::status::merge_services;
+
+/// Where the workflow stands after this pass.
+pub(crate) struct WorkflowRun {
+    /// The workflow status to write.
+    pub(crate) wf: WorkflowStatus,
+    /// Every step has succeeded (now).
+    pub(crate) finished: bool,
+    /// Every step had succeeded before this pass.
+    pub(crate) was_finished: bool,
+    /// When to look again.
+    pub(crate) requeue: Duration,
+}
+
+/// The workflow status of this run: the stored one if it belongs to the run, else a new one.
+fn current(status: &mut ApplicationStatus, run: &Revisioned, now: DateTime<Utc>) -> WorkflowStatus {
+    let key = revision::run_key(&run.revision);
+    let mut wf = match status.workflow.take() {
+        Some(mut w) if w.app_revision == key => {
+            workflow::align(&mut w, &run.steps);
+            w
+        }
+        _ => workflow::start(&key, &run.steps, now),
+    };
+    // The overall message is the first failing step's (a spec error's message is gone).
+    wf.message = wf
+        .steps
+        .iter()
+        .find(|s| s.phase == step_phase::FAILED)
+        .map(|s| s.message.clone())
+        .unwrap_or_default();
+    wf
+}
+
+/// Runs steps until the workflow waits, stops or finishes.
+pub(crate) async fn reconcile(
+    pass: &Pass<'_>,
+    run: &Revisioned,
+    status: &mut ApplicationStatus,
+) -> WorkflowRun {
+    let now = Utc::now();
+    let mut wf = current(status, run, now);
+    let was_finished = wf.finished;
+    let steps = &run.steps;
+    let mut requeue = Duration::from_secs(30);
+    let mut finished = false;
+    // Bounded: each round either stops or moves at least one step forward.
+    for _ in 0..=steps.len() * 4 + 4 {
+        let action = match workflow::next_action(&mut wf, steps, now) {
+            Ok(a) => a,
+            Err(e) => {
+                wf.message = e.to_string();
+                break;
+            }
+        };
+        match action {
+            workflow::Action::Execute(paths) => {
+                let runs = paths.iter().copied().map(|p| async move {
+                    match step_at(steps, p) {
+                        Some(step) => pass.deploy(step, false).await,
+                        None => DeployResult {
+                            outcome: Some(Outcome::Failed("step not found".into())),
+                            ..Default::default()
+                        },
+                    }
+                });
+                let results = futures::future::join_all(runs).await;
+                let mut all_succeeded = true;
+                for (path, result) in paths.iter().zip(results) {
+                    let outcome = result
+                        .outcome
+                        .unwrap_or(Outcome::Failed("no outcome".into()));
+                    match &outcome {
+                        Outcome::Succeeded => {}
+                        Outcome::Waiting(_) => {
+                            all_succeeded = false;
+                            requeue = requeue.min(Duration::from_secs(2));
+                        }
+                        Outcome::Failed(_) => {
+                            all_succeeded = false;
+                            requeue = requeue.min(Duration::from_secs(10));
+                        }
+                    }
+                    workflow::record(&mut wf, *path, &outcome, now);
+                    merge_services(&mut status.services, result.services);
+                }
+                if !all_succeeded {
+                    break;
+                }
+            }
+            workflow::Action::Suspended { recheck } => {
+                requeue = recheck
+                    .unwrap_or(Duration::from_secs(60))
+                    .max(Duration::from_millis(200));
+                break;
+            }
+            workflow::Action::Finished => {
+                finished = true;
+                break;
+            }
+            workflow::Action::Terminated => {
+                requeue = Duration::from_secs(300);
+                break;
+            }
+        }
+    }
+    WorkflowRun {
+        wf,
+        finished,
+        was_finished,
+        requeue,
+    }
+}
+
+/// The step at `path`.
+pub(crate) fn step_at(steps: &[WorkflowStep], path: StepPath) -> Option<&WorkflowStep> {
+    let top = steps.get(path.index)?;
+    match path.sub {
+        Some(sub) => top.sub_steps.get(sub),
+        None => Some(top),
+    }
+}
+
+/// Every deploy step, sub-steps included, in order.
+pub(crate) fn deploy_steps(steps: &[WorkflowStep]) -> Vec<&WorkflowStep> {
+    let mut out = Vec::new();
+    for s in steps {
+        if s.step_type == "deploy" {
+            out.push(s);
+        }
+        out.extend(deploy_steps(&s.sub_steps));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn deploy_steps_include_sub_steps_in_order() {
+        let steps: Vec<WorkflowStep> = serde_json::from_value(json!([
+            {"name": "a", "type": "deploy"},
+            {"name": "s", "type": "suspend"},
+            {"name": "g", "type": "step-group", "subSteps": [
+                {"name": "b", "type": "deploy"}, {"name": "c", "type": "suspend"}]},
+        ]))
+        .unwrap();
+        let names: Vec<&str> = deploy_steps(&steps)
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        let b = step_at(
+            &steps,
+            StepPath {
+                index: 2,
+                sub: Some(0),
+            },
+        );
+        assert_eq!(b.map(|s| s.name.as_str()), Some("b"));
+        assert!(
+            step_at(
+                &steps,
+                StepPath {
+                    index: 9,
+                    sub: None
+                }
+            )
+            .is_none()
+        );
+    }
+}
