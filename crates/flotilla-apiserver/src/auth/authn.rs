@@ -57,6 +57,31 @@ pub async fn user_from_token(
     token: &str,
 ) -> Result<UserInfo> {
     let claims = signer.verify(token, Utc::now())?;
+    user_of_claims(store, &claims).await
+}
+
+/// For a TokenReview: the user of a token valid for one of `audiences` (this API server's
+/// own when empty), and the audiences the token and the review share.
+pub async fn user_from_token_for(
+    signer: &TokenSigner,
+    store: &SharedBackend,
+    token: &str,
+    audiences: &[String],
+) -> Result<(UserInfo, Vec<String>)> {
+    let target: Vec<String> = if audiences.is_empty() {
+        tokens::API_AUDIENCES
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    } else {
+        audiences.to_vec()
+    };
+    let (claims, shared) = signer.verify_for(token, Utc::now(), &target)?;
+    Ok((user_of_claims(store, &claims).await?, shared))
+}
+
+/// The ServiceAccount user `claims` name, if it still exists with the same uid.
+async fn user_of_claims(store: &SharedBackend, claims: &tokens::Claims) -> Result<UserInfo> {
     let ns = &claims.kubernetes.namespace;
     let name = &claims.kubernetes.serviceaccount.name;
     let key = format!("/registry/core/serviceaccounts/{ns}/{name}");

@@ -302,11 +302,26 @@ async fn token_review(auth: &Auth, info: &RequestInfo, mut body: Value) -> Resul
             "Required value: token is required",
         ));
     }
-    let status = match super::authn::user_from_token(&auth.tokens, &auth.store, &token).await {
-        Ok(user) => json!({
+    let audiences: Vec<String> = body["spec"]["audiences"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let status = match super::authn::user_from_token_for(
+        &auth.tokens,
+        &auth.store,
+        &token,
+        &audiences,
+    )
+    .await
+    {
+        Ok((user, audiences)) => json!({
             "authenticated": true,
             "user": user_info_json(&user),
-            "audiences": tokens::API_AUDIENCES,
+            "audiences": audiences,
         }),
         Err(e) => json!({"authenticated": false, "error": e.to_string()}),
     };

@@ -46,6 +46,11 @@ pub enum Error {
     Issuer,
     #[error("token audiences {0:?} are not accepted by this API server")]
     Audience(Vec<String>),
+    #[error("token audiences {token:?} is invalid for the target audiences {target:?}")]
+    TargetAudience {
+        token: Vec<String>,
+        target: Vec<String>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -161,6 +166,43 @@ impl TokenSigner {
 
     /// Checks signature, issuer, time window and audience; returns the claims.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims> {
+        let claims = self.verify_signed(token, now)?;
+        if !claims
+            .aud
+            .iter()
+            .any(|a| API_AUDIENCES.contains(&a.as_str()))
+        {
+            return Err(Error::Audience(claims.aud.clone()));
+        }
+        Ok(claims)
+    }
+
+    /// As [`TokenSigner::verify`], for a TokenReview naming its own target audiences:
+    /// the token must carry one of them. Returns the claims and the audiences they share.
+    pub fn verify_for(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        target: &[String],
+    ) -> Result<(Claims, Vec<String>)> {
+        let claims = self.verify_signed(token, now)?;
+        let shared: Vec<String> = claims
+            .aud
+            .iter()
+            .filter(|a| target.contains(a))
+            .cloned()
+            .collect();
+        if shared.is_empty() {
+            return Err(Error::TargetAudience {
+                token: claims.aud.clone(),
+                target: target.to_vec(),
+            });
+        }
+        Ok((claims, shared))
+    }
+
+    /// Checks signature, issuer and time window (not the audience).
+    fn verify_signed(&self, token: &str, now: DateTime<Utc>) -> Result<Claims> {
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -196,13 +238,6 @@ impl TokenSigner {
         // A minute of leeway for clock skew, as Kubernetes allows.
         if claims.nbf > now + 60 {
             return Err(Error::NotYetValid);
-        }
-        if !claims
-            .aud
-            .iter()
-            .any(|a| API_AUDIENCES.contains(&a.as_str()))
-        {
-            return Err(Error::Audience(claims.aud.clone()));
         }
         Ok(claims)
     }
