@@ -8,7 +8,6 @@ use flotilla_core::status::ApiError;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::codec::json_response;
 use crate::handlers::update::update_with;
 use crate::handlers::{Req, WriteOptions, with_warnings};
 use crate::objects::{meta_mut, now_rfc3339};
@@ -78,5 +77,8 @@ pub async fn apply(
         StatusCode::OK
     };
     let out = crate::convert::to_served(info, updated.object);
-    Ok(with_warnings(json_response(code, &out), &updated.warnings))
+    Ok(with_warnings(
+        crate::metadata_only::object_response(&req.headers, code, &out),
+        &updated.warnings,
+    ))
 }

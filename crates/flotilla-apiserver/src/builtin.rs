@@ -59,6 +59,7 @@ impl Def {
 
 const DEFS: &[Def] = &[
     d("", "v1", "configmaps", "ConfigMap", true, &["cm"]),
+    d("", "v1", "endpoints", "Endpoints", true, &["ep"]),
     d("", "v1", "events", "Event", true, &["ev"]),
     d("", "v1", "namespaces", "Namespace", false, &["ns"]).status(),
     d(
@@ -95,6 +96,15 @@ const DEFS: &[Def] = &[
         .status()
         .scale()
         .generation(),
+    d(
+        "apiregistration.k8s.io",
+        "v1",
+        "apiservices",
+        "APIService",
+        false,
+        &[],
+    )
+    .status(),
     d(
         "authentication.k8s.io",
         "v1",
@@ -183,6 +193,15 @@ const DEFS: &[Def] = &[
         .status()
         .generation(),
     d(
+        "certificates.k8s.io",
+        "v1",
+        "certificatesigningrequests",
+        "CertificateSigningRequest",
+        false,
+        &["csr"],
+    )
+    .status(),
+    d(
         "networking.k8s.io",
         "v1",
         "ingressclasses",
@@ -254,6 +273,14 @@ const DEFS: &[Def] = &[
     ),
     d("events.k8s.io", "v1", "events", "Event", true, &["ev"]),
     d("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
+    d(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+        &[],
+    ),
     d(
         "apiextensions.k8s.io",
         "v1",

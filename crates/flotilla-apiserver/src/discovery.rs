@@ -136,6 +136,12 @@ fn subresource_entries(r: &ResourceInfo) -> Vec<(String, Value)> {
             json!({"kind": r.kind, "verbs": ["get", "patch", "update"]}),
         ));
     }
+    if crate::csr::is_csr(r) {
+        out.push((
+            "approval".to_string(),
+            json!({"kind": r.kind, "verbs": ["get", "patch", "update"]}),
+        ));
+    }
     if r.is_builtin() && r.group.is_empty() && r.resource == "serviceaccounts" {
         out.push((
             "token".to_string(),

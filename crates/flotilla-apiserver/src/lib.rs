@@ -9,19 +9,23 @@
 //! dashboard in front of it all.
 
 pub mod admission;
+pub mod apiservices;
 pub mod apply;
 pub mod auth;
 pub mod builtin;
 pub mod codec;
 pub mod convert;
 pub mod crd;
+pub mod csr;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod gc;
 pub mod handlers;
 pub mod jsonpath;
+pub mod kubernetes_service;
 pub mod managed;
+pub mod metadata_only;
 pub mod metrics;
 pub mod namespace;
 pub mod objects;

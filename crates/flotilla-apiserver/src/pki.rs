@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{Datelike, Utc};
 use rcgen::{
@@ -292,6 +293,42 @@ impl ClusterPki {
         let der = der::with_subject(cert.der(), &der::subject(user, groups), self.issuer.key())?;
         let pem = pem_encode("CERTIFICATE", &der);
         Ok((pem, key.serialize_pem()))
+    }
+
+    /// Signs a PEM certificate request as a client certificate valid for `validity` from
+    /// now (five minutes earlier for clock skew), keeping the request's subject exactly
+    /// (CN = user, one O per group). Returns the certificate, PEM.
+    pub fn sign_client_request(&self, request_pem: &str, validity: Duration) -> Result<String> {
+        let bad = |e: &dyn std::fmt::Display| Error::Pki(format!("certificate request: {e}"));
+        let der = match rustls_pemfile::read_one(&mut request_pem.as_bytes()) {
+            Ok(Some(rustls_pemfile::Item::Csr(der))) => der,
+            _ => return Err(bad(&"not a PEM CERTIFICATE REQUEST")),
+        };
+        let mut request = rcgen::CertificateSigningRequestParams::from_der(&der)?;
+        let subject = {
+            use x509_parser::prelude::FromDer;
+            let (_, parsed) =
+                x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+                    .map_err(|e| bad(&e))?;
+            parsed.certification_request_info.subject.as_raw().to_vec()
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
+        let params = &mut request.params;
+        params.not_before = epoch + now.saturating_sub(Duration::from_secs(300));
+        params.not_after = epoch + now + validity;
+        params.is_ca = IsCa::NoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let cert = request.signed_by(&self.issuer)?;
+        let der = der::with_subject(cert.der(), &subject, self.issuer.key())?;
+        Ok(pem_encode("CERTIFICATE", &der))
     }
 
     /// A kubeconfig for `user` (CN) in `groups` (O) with a freshly signed client certificate.

@@ -212,6 +212,7 @@ fn message_name(api_version: &str, kind: &str) -> Option<String> {
         "rbac.authorization.k8s.io" => "rbac",
         "authorization.k8s.io" => "authorization",
         "authentication.k8s.io" => "authentication",
+        "certificates.k8s.io" => "certificates",
         _ => return None,
     };
     Some(format!("api.{package}.{version}.{kind}"))
@@ -472,7 +473,9 @@ fn message_value(bytes: &[u8], type_ref: &str, depth: usize) -> Result<Value> {
             serde_json::from_slice(&raw)
                 .map_err(|e| ProtoError::Invalid(format!("embedded JSON: {e}")))
         }
-        "api.authorization.v1.ExtraValue" | "api.authentication.v1.ExtraValue" => {
+        "api.authorization.v1.ExtraValue"
+        | "api.authentication.v1.ExtraValue"
+        | "api.certificates.v1.ExtraValue" => {
             let mut r = Reader::new(bytes);
             let mut items = Vec::new();
             while !r.done() {

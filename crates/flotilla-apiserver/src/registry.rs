@@ -208,6 +208,8 @@ type CrdState = (BTreeMap<String, Vec<Arc<ResourceInfo>>>, Arc<Snapshot>);
 pub struct Registry {
     builtin: Vec<Arc<ResourceInfo>>,
     crds: RwLock<CrdState>,
+    /// The generation of the current snapshot, for tasks that follow what is served.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Registry {
@@ -227,7 +229,13 @@ impl Registry {
         Registry {
             builtin,
             crds: RwLock::new((BTreeMap::new(), snapshot)),
+            changes: tokio::sync::watch::Sender::new(1),
         }
+    }
+
+    /// Follows what is served: the receiver sees each new snapshot generation.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The current view.
@@ -244,6 +252,7 @@ impl Registry {
         );
         let generation = guard.1.generation + 1;
         guard.1 = Arc::new(Snapshot::build(&self.builtin, &guard.0, generation));
+        self.changes.send_replace(generation);
     }
 
     /// Stops serving a CRD's kind.
@@ -252,6 +261,7 @@ impl Registry {
         if guard.0.remove(crd_name).is_some() {
             let generation = guard.1.generation + 1;
             guard.1 = Arc::new(Snapshot::build(&self.builtin, &guard.0, generation));
+            self.changes.send_replace(generation);
         }
     }
 }

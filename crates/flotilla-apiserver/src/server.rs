@@ -117,7 +117,7 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
         source,
     })?;
     // One CA (and token key) per store: hubs sharing an etcd form one cluster.
-    let pki = ClusterPki::load_or_create_shared(&options.data_dir, &options.store).await?;
+    let pki = Arc::new(ClusterPki::load_or_create_shared(&options.data_dir, &options.store).await?);
     let auth = Auth::new(options.store.clone(), &pki, &options.data_dir)
         .map_err(|e| StartError::Auth(format!("{e:#}")))?;
 
@@ -129,6 +129,7 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
         gc: crate::gc::GcHandle::new(),
         namespaces: crate::namespace::NamespaceHandle::new(),
         auth: auth.clone(),
+        pki: pki.clone(),
         faults: options.faults,
         in_flight: Default::default(),
         proxy: crate::handlers::proxy::ProxyState::new(
@@ -143,6 +144,19 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
     });
 
     bootstrap(&state, options.bootstrap).await?;
+    crate::kubernetes_service::reconcile(&state, addr)
+        .await
+        .map_err(|source| StartError::Bootstrap {
+            what: "the kubernetes Service".into(),
+            source,
+        })?;
+    crate::apiservices::reconcile(&state)
+        .await
+        .map_err(|source| StartError::Bootstrap {
+            what: "APIServices".into(),
+            source,
+        })?;
+    crate::apiservices::spawn(state.clone());
     crate::gc::spawn(state.clone());
     crate::namespace::spawn(state.clone());
     crate::crd::spawn_watch(state.clone());

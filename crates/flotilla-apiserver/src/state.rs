@@ -20,6 +20,8 @@ pub struct ApiState {
     pub gc: GcHandle,
     pub namespaces: NamespaceHandle,
     pub auth: Arc<Auth>,
+    /// The cluster CA (signs approved CertificateSigningRequests).
+    pub pki: Arc<crate::pki::ClusterPki>,
     /// Injected faults (simulated members only).
     pub faults: crate::server::Faults,
     /// Requests being served (for the in-flight limits).

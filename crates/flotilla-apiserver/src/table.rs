@@ -203,6 +203,77 @@ fn service_ports(obj: &Value) -> String {
         .join(",")
 }
 
+/// `True`, or `False (reason)`, as kubectl prints an APIService's availability.
+fn apiservice_available(obj: &Value) -> String {
+    let available = arr(obj, "/status/conditions")
+        .iter()
+        .find(|c| s(c, "/type") == "Available");
+    match available {
+        None => "Unknown".into(),
+        Some(c) if s(c, "/status") == "True" => "True".into(),
+        Some(c) => format!("{} ({})", s(c, "/status"), s(c, "/reason")),
+    }
+}
+
+/// `Approved,Issued`, `Denied`, `Pending`, ... as kubectl prints a CSR's state.
+fn csr_condition(obj: &Value) -> String {
+    let mut parts: Vec<String> = arr(obj, "/status/conditions")
+        .iter()
+        .filter(|c| s(c, "/status") == "True" || s(c, "/status").is_empty())
+        .map(|c| s(c, "/type").to_string())
+        .collect();
+    if !s(obj, "/status/certificate").is_empty() {
+        parts.push("Issued".into());
+    }
+    if parts.is_empty() {
+        "Pending".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+/// At most three items joined with commas, then `+ N more...`, as kubectl's printers.
+fn first_three(items: Vec<String>) -> String {
+    if items.is_empty() {
+        return "<none>".into();
+    }
+    let mut text = items.iter().take(3).cloned().collect::<Vec<_>>().join(",");
+    if items.len() > 3 {
+        text.push_str(&format!(" + {} more...", items.len() - 3));
+    }
+    text
+}
+
+/// `ip:port` for every address and port of an Endpoints object.
+fn endpoints_text(obj: &Value) -> String {
+    let mut items = Vec::new();
+    for subset in arr(obj, "/subsets") {
+        for address in arr(subset, "/addresses") {
+            for port in arr(subset, "/ports") {
+                items.push(format!("{}:{}", s(address, "/ip"), i(port, "/port")));
+            }
+        }
+    }
+    first_three(items)
+}
+
+fn slice_ports(obj: &Value) -> String {
+    let ports = arr(obj, "/ports");
+    if ports.is_empty() {
+        return "<unset>".into();
+    }
+    first_three(ports.iter().map(|p| i(p, "/port").to_string()).collect())
+}
+
+fn slice_endpoints(obj: &Value) -> String {
+    let addresses = arr(obj, "/endpoints")
+        .iter()
+        .flat_map(|e| arr(e, "/addresses").to_vec())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    first_three(addresses)
+}
+
 fn lb_ingress(obj: &Value, ptr: &str) -> Vec<String> {
     arr(obj, ptr)
         .iter()
@@ -416,6 +487,32 @@ fn builtin_columns(info: &ResourceInfo) -> Option<Vec<Column>> {
             ("Age", "string", 0),
             ("Selector", "string", 1),
         ]),
+        ("", "Endpoints") => c(&[
+            ("Name", "string", 0),
+            ("Endpoints", "string", 0),
+            ("Age", "string", 0),
+        ]),
+        ("discovery.k8s.io", "EndpointSlice") => c(&[
+            ("Name", "string", 0),
+            ("AddressType", "string", 0),
+            ("Ports", "string", 0),
+            ("Endpoints", "string", 0),
+            ("Age", "string", 0),
+        ]),
+        ("apiregistration.k8s.io", "APIService") => c(&[
+            ("Name", "string", 0),
+            ("Service", "string", 0),
+            ("Available", "string", 0),
+            ("Age", "string", 0),
+        ]),
+        ("certificates.k8s.io", "CertificateSigningRequest") => c(&[
+            ("Name", "string", 0),
+            ("Age", "string", 0),
+            ("SignerName", "string", 0),
+            ("Requestor", "string", 0),
+            ("RequestedDuration", "string", 0),
+            ("Condition", "string", 0),
+        ]),
         ("", "ServiceAccount") => c(&[
             ("Name", "string", 0),
             ("Secrets", "string", 0),
@@ -623,6 +720,32 @@ fn builtin_cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
             let n = o.get("data").and_then(Value::as_object).map_or(0, Map::len);
             vec![name, json!(s(o, "/type")), json!(n), age(o)]
         }
+        ("", "Endpoints") => vec![name, json!(endpoints_text(o)), age(o)],
+        ("apiregistration.k8s.io", "APIService") => {
+            let service = match (s(o, "/spec/service/namespace"), s(o, "/spec/service/name")) {
+                (_, "") => "Local".to_string(),
+                (ns, n) => format!("{ns}/{n}"),
+            };
+            vec![name, json!(service), json!(apiservice_available(o)), age(o)]
+        }
+        ("certificates.k8s.io", "CertificateSigningRequest") => vec![
+            name,
+            age(o),
+            json!(s(o, "/spec/signerName")),
+            json!(s(o, "/spec/username")),
+            json!(match i(o, "/spec/expirationSeconds") {
+                0 => "<none>".to_string(),
+                secs => human_duration(chrono::Duration::seconds(secs)),
+            }),
+            json!(csr_condition(o)),
+        ],
+        ("discovery.k8s.io", "EndpointSlice") => vec![
+            name,
+            json!(s(o, "/addressType")),
+            json!(slice_ports(o)),
+            json!(slice_endpoints(o)),
+            age(o),
+        ],
         ("", "Service") => {
             let ip = match s(o, "/spec/clusterIP") {
                 "" => "<none>".to_string(),

@@ -278,6 +278,8 @@ fn name_rule(info: &ResourceInfo) -> NameRule {
         ("", "Namespace") => NameRule::Label,
         ("", "Service") => NameRule::Dns1035,
         ("rbac.authorization.k8s.io", _) => NameRule::Path,
+        // `v1.` names the core group's APIService.
+        ("apiregistration.k8s.io", "APIService") => NameRule::Path,
         _ => NameRule::Subdomain,
     }
 }

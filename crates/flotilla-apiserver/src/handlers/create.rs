@@ -9,7 +9,6 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::{Req, WriteOptions, with_warnings};
-use crate::codec::json_response;
 use crate::objects::{meta_mut, meta_str, now_rfc3339};
 use crate::registry::ResourceInfo;
 use crate::state::{ApiState, SharedState};
@@ -31,7 +30,10 @@ pub async fn create(state: SharedState, req: Req) -> Result<Response, ApiError> 
     };
     let name = meta_str(&out, "name").to_string();
     let out = crate::convert::to_served(&req.resource, out);
-    let mut resp = with_warnings(json_response(StatusCode::CREATED, &out), &warnings);
+    let mut resp = with_warnings(
+        crate::metadata_only::object_response(&req.headers, StatusCode::CREATED, &out),
+        &warnings,
+    );
     resp.extensions_mut()
         .insert(crate::auth::AuditObjectName(name));
     Ok(resp)
@@ -239,6 +241,7 @@ pub async fn prepare_create(
         ("", "Service") if info.is_builtin() => {
             obj["status"] = json!({"loadBalancer": {}});
         }
+        _ if crate::csr::is_csr(info) => crate::csr::prepare_create(&mut obj, user)?,
         _ => {}
     }
     crate::admission::stamp_user(info, &mut obj, None, user);

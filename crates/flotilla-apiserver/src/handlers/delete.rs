@@ -191,13 +191,18 @@ pub async fn delete(state: SharedState, req: Req) -> Result<Response, ApiError> 
     let opts = DeleteOptions::from_req(&req)?;
     let info = &req.resource;
     match delete_object(&state, info, &req.info.namespace, &req.info.name, &opts).await? {
-        Deleted::Pending(obj) => Ok(json_response(
+        Deleted::Pending(obj) => Ok(crate::metadata_only::object_response(
+            &req.headers,
             StatusCode::OK,
             &crate::convert::to_served(info, obj),
         )),
         Deleted::Gone(obj) => {
             if info.crd.is_some() {
-                return Ok(json_response(StatusCode::OK, &obj));
+                return Ok(crate::metadata_only::object_response(
+                    &req.headers,
+                    StatusCode::OK,
+                    &obj,
+                ));
             }
             let mut details = json!({
                 "name": req.info.name,

@@ -135,6 +135,7 @@ pub async fn handle(state: SharedState, req: Req) -> Result<Response, ApiError> 
         "proxy" if r.group.is_empty() && ["services", "pods"].contains(&r.resource.as_str()) => {
             return proxy::handle(state, req).await;
         }
+        "approval" if crate::csr::is_csr(r) => return crate::csr::approval(state, req).await,
         _ => {
             return Err(ApiError::not_found(
                 &r.group,

@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use super::update::update_with;
 use super::{Req, with_warnings};
-use crate::codec::json_response;
 use crate::objects::meta_mut;
 use crate::registry::ResourceInfo;
 use crate::state::SharedState;
@@ -155,7 +154,7 @@ pub async fn patch(state: SharedState, req: Req) -> Result<Response, ApiError> {
     .await?;
     let out = crate::convert::to_served(&info, updated.object);
     Ok(with_warnings(
-        json_response(StatusCode::OK, &out),
+        crate::metadata_only::object_response(&req.headers, StatusCode::OK, &out),
         &updated.warnings,
     ))
 }

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 
 use super::create::{decode_content, reconcile_namespace, validate};
 use super::{Req, WriteOptions, with_warnings};
-use crate::codec::json_response;
 use crate::objects::{self, Written, meta_mut, meta_str};
 use crate::registry::ResourceInfo;
 use crate::state::{ApiState, SharedState};
@@ -372,6 +371,13 @@ fn validate_immutable(info: &ResourceInfo, current: &Value, next: &Value) -> Res
             "Forbidden: field is immutable when `immutable` is set",
         ));
     }
+    if crate::csr::is_csr(info) && current.get("spec") != next.get("spec") {
+        causes.push(validation::cause(
+            "FieldValueForbidden",
+            "spec",
+            "Forbidden: field is immutable",
+        ));
+    }
     if causes.is_empty() {
         Ok(())
     } else {
@@ -403,5 +409,8 @@ pub async fn update(state: SharedState, req: Req) -> Result<Response, ApiError> 
         StatusCode::OK
     };
     let out = crate::convert::to_served(&req.resource, updated.object);
-    Ok(with_warnings(json_response(code, &out), &updated.warnings))
+    Ok(with_warnings(
+        crate::metadata_only::object_response(&req.headers, code, &out),
+        &updated.warnings,
+    ))
 }
