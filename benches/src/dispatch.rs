@@ -85,7 +85,7 @@ fn application(name: &str, clusters: &[String]) -> anyhow::Result<DynamicObject>
     }))?)
 }
 
-fn application_resource() -> ApiResource {
+pub(crate) fn application_resource() -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk(
         "core.oam.dev",
         "v1beta1",
@@ -145,7 +145,7 @@ async fn member_clients(members: &Flotilla, names: &[String]) -> anyhow::Result<
     Ok(clients)
 }
 
-fn join(
+pub(crate) fn join(
     binary: &Path,
     hub_kubeconfig: &Path,
     member_kubeconfig: &Path,

@@ -6,6 +6,7 @@
 
 mod dispatch;
 mod hub;
+mod lifecycle;
 mod list;
 mod stats;
 mod watch;
@@ -33,6 +34,10 @@ enum Scenario {
     List(list::Args),
     /// Applications dispatched to simulated members vs Deployments written to them directly.
     Dispatch(dispatch::Args),
+    /// Edits of a dispatched object on a member: time until the hub puts it back.
+    Drift(lifecycle::Args),
+    /// Applications deleted while their member is down: time from its return to cleanup.
+    CleanupOnReturn(lifecycle::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +51,8 @@ fn main() -> anyhow::Result<()> {
             Scenario::WatchFanout(a) => watch::run(a).await,
             Scenario::List(a) => list::run(a).await,
             Scenario::Dispatch(a) => dispatch::run(a).await,
+            Scenario::Drift(a) => lifecycle::drift(a).await,
+            Scenario::CleanupOnReturn(a) => lifecycle::cleanup_on_return(a).await,
         }
     })
 }

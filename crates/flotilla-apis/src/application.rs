@@ -175,6 +175,29 @@ pub struct ApplicationStatus {
     /// Every resource the application dispatched, per cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied_resources: Vec<AppliedResource>,
+    /// Dispatched objects that differ from the desired state (annotation
+    /// `app.oam.dev/drift: report`; otherwise drift is corrected and not listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftReport>,
+}
+
+/// One dispatched object that drifted from the desired state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftReport {
+    /// The cluster.
+    pub cluster: String,
+    /// `apps/v1`.
+    pub api_version: String,
+    /// `Deployment`.
+    pub kind: String,
+    /// Namespace (empty for cluster-scoped kinds).
+    #[serde(default)]
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The drifted fields (`spec.replicas`), or `<deleted>` when the object is gone.
+    pub fields: Vec<String>,
 }
 
 /// A condition on an application.

@@ -57,6 +57,12 @@ pub mod labels {
     /// Annotation (opt-in, `"true"`): create the target namespace in a cluster before
     /// dispatching there, instead of failing with `namespaces "<ns>" not found`.
     pub const CREATE_NAMESPACE: &str = "flotilla.io/create-namespace";
+    /// Annotation on an Application: `report` lists drift in `status.drift` instead of
+    /// correcting it.
+    pub const DRIFT: &str = "app.oam.dev/drift";
+    /// Label on a cleanup record (a `ResourceTracker` of type `cleanup`): the cluster whose
+    /// objects are still to be deleted once it is reachable again.
+    pub const PENDING_CLEANUP: &str = "app.oam.dev/pending-cleanup-cluster";
     /// Label on cluster credentials Secrets: `X509Certificate` or `ServiceAccountToken`.
     pub const CLUSTER_CREDENTIAL_TYPE: &str = "cluster.core.oam.dev/cluster-credential-type";
 }

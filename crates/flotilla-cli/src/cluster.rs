@@ -30,6 +30,10 @@ pub async fn run(hub_client: &kube::Client, command: ClusterCommand) -> anyhow::
         }
         ClusterCommand::List => {
             print!("{}", list_table(&registry::list(hub_client).await?));
+            let records =
+                crate::status::pending_cleanups(hub_client, "app.oam.dev/pending-cleanup-cluster")
+                    .await;
+            print!("{}", crate::status::render_pending(&records));
             Ok(())
         }
         ClusterCommand::Labels(LabelsCommand::Add { name, labels }) => {
@@ -46,11 +50,55 @@ pub async fn run(hub_client: &kube::Client, command: ClusterCommand) -> anyhow::
             Ok(())
         }
         ClusterCommand::Detach { name } => {
+            let left = left_behind(hub_client, &name).await;
             registry::detach(hub_client, &name).await?;
             println!("Successfully detached cluster {name}");
+            if left.is_empty() {
+                println!("Nothing dispatched by the hub is left on cluster {name}");
+            } else {
+                println!(
+                    "Left on cluster {name} (no longer tracked by the hub; delete them there if unwanted):"
+                );
+                print!("{left}");
+            }
             Ok(())
         }
     }
+}
+
+/// Every object any tracker or cleanup record holds on `cluster`, one line each.
+async fn left_behind(hub_client: &kube::Client, cluster: &str) -> String {
+    let mut lines = std::collections::BTreeSet::new();
+    for tracker in crate::status::pending_cleanups(hub_client, "").await {
+        let app = format!(
+            "{}/{}",
+            text(&tracker, "/metadata/labels/app.oam.dev~1namespace"),
+            text(&tracker, "/metadata/labels/app.oam.dev~1name")
+        );
+        for r in tracker
+            .pointer("/spec/managedResources")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|r| r["cluster"] == cluster)
+        {
+            let name = match text(r, "/namespace") {
+                "" => text(r, "/name").to_string(),
+                ns => format!("{ns}/{}", text(r, "/name")),
+            };
+            lines.insert(format!(
+                "  - {} {name} (application {app})\n",
+                text(r, "/kind")
+            ));
+        }
+    }
+    lines.into_iter().collect()
+}
+
+fn text<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
 }
 
 /// The `cluster list` table: `CLUSTER TYPE ENDPOINT ACCEPTED LABELS`.

@@ -145,7 +145,96 @@ pub fn render(app: &Value) -> String {
             out.push_str("    No trait applied\n");
         }
     }
+    write_drift(&mut out, app);
     out
+}
+
+/// `status.drift` (annotation `app.oam.dev/drift: report`): each drifted object and its fields,
+/// per cluster.
+fn write_drift(out: &mut String, app: &Value) {
+    let drift = app
+        .pointer("/status/drift")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if drift.is_empty() {
+        return;
+    }
+    out.push_str("Drift:\n");
+    for d in &drift {
+        let name = match s(d, "/namespace") {
+            "" => s(d, "/name").to_string(),
+            ns => format!("{ns}/{}", s(d, "/name")),
+        };
+        let fields: Vec<&str> = d
+            .get("fields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let _ = writeln!(
+            out,
+            "  - Cluster: {}  {} {name}: {}",
+            s(d, "/cluster"),
+            s(d, "/kind"),
+            fields.join(", ")
+        );
+    }
+}
+
+/// The API resource of `ResourceTracker` (cleanup records are trackers of type `cleanup`).
+pub fn resource_tracker_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("core.oam.dev", "v1beta1", "ResourceTracker"),
+        "resourcetrackers",
+    )
+}
+
+/// Cleanup records matching `selector` (an unreadable list shows as none).
+pub async fn pending_cleanups(hub_client: &kube::Client, selector: &str) -> Vec<Value> {
+    let api: Api<DynamicObject> = Api::all_with(hub_client.clone(), &resource_tracker_resource());
+    match api
+        .list(&kube::api::ListParams::default().labels(selector))
+        .await
+    {
+        Ok(list) => list
+            .items
+            .iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list cleanup records");
+            Vec::new()
+        }
+    }
+}
+
+/// `Pending cleanup:` (objects left on clusters that were unreachable), or nothing.
+pub fn render_pending(records: &[Value]) -> String {
+    let mut out = String::new();
+    for record in records {
+        let cluster = s(
+            record,
+            "/metadata/labels/app.oam.dev~1pending-cleanup-cluster",
+        );
+        for r in record
+            .pointer("/spec/managedResources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = match s(r, "/namespace") {
+                "" => s(r, "/name").to_string(),
+                ns => format!("{ns}/{}", s(r, "/name")),
+            };
+            let _ = writeln!(out, "  - Cluster: {cluster}  {} {name}", s(r, "/kind"));
+        }
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("Pending cleanup (deleted when the cluster is reachable again):\n{out}")
 }
 
 /// Runs `flotilla status`.
@@ -163,8 +252,13 @@ pub async fn run(hub_client: &kube::Client, args: &StatusArgs) -> anyhow::Result
         }
         Err(e) => return Err(e.into()),
     };
+    let selector = format!(
+        "app.oam.dev/name={},app.oam.dev/namespace={namespace},app.oam.dev/pending-cleanup-cluster",
+        args.app
+    );
+    let pending = render_pending(&pending_cleanups(hub_client, &selector).await);
     let mut last = render(&serde_json::to_value(&app)?);
-    print!("{last}");
+    print!("{last}{pending}");
     if !args.watch {
         return Ok(());
     }
@@ -250,5 +344,31 @@ Services:
         assert!(text.contains("    Unhealthy Ready:1/3\n"));
         assert!(text.contains("      ❌ gateway: no IP yet\n"));
         assert!(text.contains("  Status:       rendering\n"));
+        assert!(!text.contains("Drift:"));
+    }
+
+    #[test]
+    fn pending_cleanups_name_cluster_and_object() {
+        let records = [
+            json!({"metadata": {"labels": {"app.oam.dev/pending-cleanup-cluster": "m2"}},
+            "spec": {"managedResources": [{"cluster": "m2", "apiVersion": "apps/v1",
+                "kind": "Deployment", "namespace": "default", "name": "web"}]}}),
+        ];
+        assert_eq!(
+            render_pending(&records),
+            "Pending cleanup (deleted when the cluster is reachable again):\n  - Cluster: m2  Deployment default/web\n"
+        );
+        assert_eq!(render_pending(&[]), "");
+    }
+
+    #[test]
+    fn reported_drift_names_cluster_object_and_fields() {
+        let app = json!({"metadata": {"name": "a"}, "status": {"drift": [
+            {"cluster": "m1", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "default",
+             "name": "c", "fields": ["data.k", "data.j"]}]}});
+        assert!(
+            render(&app)
+                .ends_with("Drift:\n  - Cluster: m1  ConfigMap default/c: data.k, data.j\n")
+        );
     }
 }

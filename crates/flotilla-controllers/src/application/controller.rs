@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flotilla_apis::{Application, labels};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -47,13 +48,17 @@ pub struct Context {
     /// Plural and scope of custom kinds, per cluster.
     pub kinds: dispatch::KindCache,
     pub(crate) last_reassert: Mutex<HashMap<String, Instant>>,
+    /// The drift watch over every dispatched object.
+    pub drift: Arc<super::drift_watch::DriftWatch>,
 }
 
 impl Context {
     /// A context with the given re-assert interval.
     pub fn new(hub_client: kube::Client, reassert_interval: Duration) -> Self {
+        let members = MemberClients::new(hub_client.clone());
         Context {
-            members: MemberClients::new(hub_client.clone()),
+            drift: super::drift_watch::DriftWatch::new(hub_client.clone(), members.clone()),
+            members,
             hub_client,
             reassert_interval,
             kinds: dispatch::KindCache::default(),
@@ -108,7 +113,19 @@ async fn pass<'a>(
     let app_name = app.metadata.name.clone().unwrap_or_default();
     let app_namespace = app.metadata.namespace.clone().unwrap_or_default();
     let tracker = tracker::read(ctx, &app_name, &app_namespace).await?;
+    let annotations = app.metadata.annotations.as_ref();
     Ok(deploy::Pass {
+        app_ref: ObjectReference {
+            api_version: Some(Application::API_VERSION.into()),
+            kind: Some(Application::KIND.into()),
+            name: Some(app_name.clone()),
+            namespace: Some(app_namespace.clone()),
+            uid: app.metadata.uid.clone(),
+            ..Default::default()
+        },
+        report_drift: annotations
+            .and_then(|a| a.get(labels::DRIFT))
+            .is_some_and(|v| v == "report"),
         ctx,
         app_name,
         app_namespace,

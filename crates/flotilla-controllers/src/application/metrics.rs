@@ -3,6 +3,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -21,6 +22,9 @@ static RECONCILE: LazyLock<Family<Labels, Histogram>> =
 static DISPATCH: LazyLock<Family<Labels, Histogram>> =
     LazyLock::new(|| Family::new_with_constructor(histogram as fn() -> Histogram));
 
+/// `flotilla_drift_corrections_total{cluster, kind}`: dispatched objects put back.
+static DRIFT: LazyLock<Family<Labels, Counter>> = LazyLock::new(Family::default);
+
 /// Registers the application controller's metrics in the hub's Prometheus registry.
 pub fn register_metrics(registry: &mut Registry) {
     registry.register(
@@ -33,6 +37,21 @@ pub fn register_metrics(registry: &mut Registry) {
         "Duration of dispatching one component to one cluster (apply and health read)",
         DISPATCH.clone(),
     );
+    registry.register(
+        "flotilla_drift_corrections",
+        "Dispatched objects changed or deleted on a member and put back, by cluster and kind",
+        DRIFT.clone(),
+    );
+}
+
+/// Counts one drift correction.
+pub fn count_drift_correction(cluster: &str, kind: &str) {
+    DRIFT
+        .get_or_create(&vec![
+            ("cluster".to_string(), cluster.to_string()),
+            ("kind".to_string(), kind.to_string()),
+        ])
+        .inc();
 }
 
 /// Records one application reconcile.
@@ -65,6 +84,7 @@ mod tests {
         register_metrics(&mut registry);
         observe_reconcile(Duration::from_millis(20), true);
         observe_dispatch("beijing-1", Duration::from_millis(7));
+        count_drift_correction("beijing-1", "Deployment");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains(
@@ -72,6 +92,12 @@ mod tests {
         ), "{text}");
         assert!(
             text.contains("flotilla_dispatch_duration_seconds_count{cluster=\"beijing-1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "flotilla_drift_corrections_total{cluster=\"beijing-1\",kind=\"Deployment\"} 1"
+            ),
             "{text}"
         );
     }

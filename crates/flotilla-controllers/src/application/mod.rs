@@ -3,10 +3,13 @@
 
 pub mod controller;
 pub mod dispatch;
+pub mod drift;
+pub mod drift_watch;
 pub mod health;
 pub mod member_clients;
 pub mod metrics;
 pub mod r#override;
+pub mod pending_cleanup;
 pub mod placement;
 mod reconcile;
 pub mod render;
@@ -46,6 +49,7 @@ pub async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(300));
     let ctx = Arc::new(controller::Context::new(hub_client.clone(), reassert));
+    let retry_cleanups = tokio::spawn(pending_cleanup::run(Arc::clone(&ctx)));
     let config = watcher::Config::default();
     let apps: Api<Application> = Api::all(hub_client.clone());
     let app_controller = Controller::new(apps, config.clone());
@@ -77,6 +81,7 @@ pub async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
             }
         })
         .await;
+    retry_cleanups.abort();
     Ok(())
 }
 

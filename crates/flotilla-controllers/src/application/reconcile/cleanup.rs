@@ -11,6 +11,7 @@ use kube::runtime::controller::Action;
 
 use super::super::controller::{Context, Error, hub};
 use super::super::member_clients::Identity;
+use super::super::pending_cleanup;
 use super::super::resource_policy::{GcStrategy, ResourcePolicies};
 use super::gc::{delete_tracked, strategy};
 use super::{status, tracker};
@@ -23,6 +24,7 @@ pub(crate) async fn reconcile(app: &Application, ctx: &Context) -> Result<Action
     let mut app_status = app.status.clone().unwrap_or_default();
     app_status.status = Some(ApplicationPhase::Deleting.as_str().into());
     let _ = status::write(ctx, app, &app_status).await;
+    ctx.drift.forget_app(&app_namespace, &app_name).await;
     let tracked = tracker::read(ctx, &app_name, &app_namespace).await?;
     let policies = ResourcePolicies::from_policies(&app.spec.policies).unwrap_or_default();
     let deletions: Vec<AppliedResource> = tracked
@@ -32,16 +34,26 @@ pub(crate) async fn reconcile(app: &Application, ctx: &Context) -> Result<Action
         .filter(|r| strategy(&policies, r) != GcStrategy::Never)
         .cloned()
         .collect();
-    // Unreachable members never block the deletion; what fails is logged.
-    futures::stream::iter(0..deletions.len())
-        .for_each_concurrent(8, |i| {
-            let (identity, deletions) = (&identity, &deletions);
-            let (app_name, app_namespace) = (&app_name, &app_namespace);
-            async move {
-                delete_tracked(ctx, identity, &deletions[i], app_name, app_namespace).await;
-            }
-        })
-        .await;
+    // Unreachable members never block the deletion: what fails becomes a cleanup record.
+    let deleted: Vec<bool> =
+        futures::stream::iter(0..deletions.len())
+            .map(|i| {
+                let (identity, deletions) = (&identity, &deletions);
+                let (app_name, app_namespace) = (&app_name, &app_namespace);
+                async move {
+                    delete_tracked(ctx, identity, &deletions[i], app_name, app_namespace).await
+                }
+            })
+            .buffered(8)
+            .collect()
+            .await;
+    let pending: Vec<AppliedResource> = deletions
+        .iter()
+        .zip(deleted)
+        .filter(|(_, deleted)| !deleted)
+        .map(|(r, _)| r.clone())
+        .collect();
+    pending_cleanup::record(ctx, &app_name, &app_namespace, &identity, &pending).await?;
     let trackers: Api<ResourceTracker> = Api::all(ctx.hub_client.clone());
     match trackers
         .delete(

@@ -49,7 +49,8 @@ pub(crate) async fn reconcile(
     if !wf.finished {
         return Converged::default();
     }
-    let force = reassert_due(pass).await && wf.was_finished;
+    // Reporting drift: re-asserting would correct it.
+    let force = reassert_due(pass).await && wf.was_finished && !pass.report_drift;
     let mut converged = Converged {
         ran: true,
         ..Default::default()

@@ -8,12 +8,14 @@ use flotilla_apis::{
     ApplicationComponentStatus, AppliedResource, ManagedCluster, ResourceTracker, WorkflowStep,
 };
 use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::super::controller::{Context, Error, hub};
 use super::super::dispatch::{self, Target, describe};
+use super::super::drift_watch::Desired;
 use super::super::health::component_status;
 use super::super::member_clients::Identity;
 use super::super::r#override;
@@ -79,6 +81,10 @@ pub(crate) struct Pass<'a> {
     pub(crate) policies: ResourcePolicies,
     pub(crate) tracker: Mutex<ResourceTracker>,
     pub(crate) create_namespace: bool,
+    /// The application, for Events.
+    pub(crate) app_ref: ObjectReference,
+    /// `app.oam.dev/drift: report`: drift is listed, not corrected.
+    pub(crate) report_drift: bool,
 }
 
 /// The registered clusters and their labels.
@@ -316,7 +322,11 @@ impl Pass<'_> {
         for o in &task.objects {
             let mut options = self.policies.apply_options(&facts(rendered, o));
             options.force = force;
-            if let Err(e) = dispatch::apply(
+            let watched = !options.read_only && !options.apply_once_all;
+            if watched {
+                self.ctx.drift.register(cluster, self.desired(o, &options));
+            }
+            let applied = dispatch::apply(
                 &client,
                 &o.object,
                 &o.kind,
@@ -324,8 +334,11 @@ impl Pass<'_> {
                 &self.app_namespace,
                 &options,
             )
-            .await
-            {
+            .await;
+            if watched && matches!(applied, Ok(dispatch::Applied::Skipped)) {
+                self.forget(cluster, &o.object);
+            }
+            if let Err(e) = applied {
                 if e.is_unreachable() {
                     return self.unreachable(cluster, &e).await;
                 }
@@ -364,6 +377,28 @@ impl Pass<'_> {
             }
         }
         TaskResult::Done(component_status(rendered, cluster, &task.namespace, &live))
+    }
+
+    fn desired(&self, o: &PlannedObject, options: &dispatch::ApplyOptions) -> Desired {
+        Desired {
+            object: o.object.clone(),
+            kind: o.kind.clone(),
+            exempt: options.apply_once_paths.clone(),
+            identity: self.identity.clone(),
+            app: self.app_ref.clone(),
+            report: self.report_drift,
+        }
+    }
+
+    fn forget(&self, cluster: &str, object: &Value) {
+        let text = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
+        self.ctx.drift.forget(
+            cluster,
+            text("/apiVersion"),
+            text("/kind"),
+            text("/metadata/namespace"),
+            text("/metadata/name"),
+        );
     }
 
     async fn unreachable(&self, cluster: &str, e: &dispatch::Error) -> TaskResult {

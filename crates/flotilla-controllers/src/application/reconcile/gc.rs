@@ -8,6 +8,7 @@ use flotilla_apis::AppliedResource;
 use super::super::controller::{Context, Error};
 use super::super::dispatch;
 use super::super::member_clients::{self, Identity};
+use super::super::pending_cleanup;
 use super::super::resource_policy::{GcStrategy, ResourceFacts, ResourcePolicies};
 use super::converge::Converged;
 use super::deploy::Pass;
@@ -21,24 +22,38 @@ pub(crate) async fn reconcile(pass: &Pass<'_>, converged: &Converged) -> Result<
     let keep: BTreeSet<_> = converged.produced.iter().map(resource_key).collect();
     let tracked = pass.tracker.lock().await.spec.managed_resources.clone();
     let mut released = Vec::new();
+    let mut pending = Vec::new();
     for r in tracked.iter().filter(|r| !keep.contains(&resource_key(r))) {
-        if converged.unreachable.contains(&r.cluster)
-            || strategy(&pass.policies, r) != GcStrategy::OnAppUpdate
-        {
+        // No longer desired: whatever happens to it now is not drift.
+        pass.ctx
+            .drift
+            .forget(&r.cluster, &r.api_version, &r.kind, &r.namespace, &r.name);
+        if strategy(&pass.policies, r) != GcStrategy::OnAppUpdate {
             continue;
         }
-        if delete_tracked(
-            pass.ctx,
-            &pass.identity,
-            r,
-            &pass.app_name,
-            &pass.app_namespace,
-        )
-        .await
-        {
-            released.push(resource_key(r));
+        let deleted = !converged.unreachable.contains(&r.cluster)
+            && delete_tracked(
+                pass.ctx,
+                &pass.identity,
+                r,
+                &pass.app_name,
+                &pass.app_namespace,
+            )
+            .await;
+        if !deleted {
+            // The cluster is away: a cleanup record finishes it when it returns.
+            pending.push(r.clone());
         }
+        released.push(resource_key(r));
     }
+    pending_cleanup::record(
+        pass.ctx,
+        &pass.app_name,
+        &pass.app_namespace,
+        &pass.identity,
+        &pending,
+    )
+    .await?;
     if !released.is_empty() {
         let mut tracker = pass.tracker.lock().await;
         tracker
@@ -82,6 +97,9 @@ pub(crate) async fn delete_tracked(
             return false;
         }
     };
+    // Deleting is not drift: the watch lets it go first.
+    ctx.drift
+        .forget(&r.cluster, &r.api_version, &r.kind, &r.namespace, &r.name);
     let kind = match ctx
         .kinds
         .resolve(&client, &r.cluster, &r.api_version, &r.kind)

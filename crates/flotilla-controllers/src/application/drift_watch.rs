@@ -1,0 +1,339 @@
+//! The drift watch: per member and per kind, one watch on the objects the hub dispatched there
+//! (selected by the `app.oam.dev/name` ownership label, shared by every application). A change
+//! away from the desired state (see `drift.rs`) is corrected at once by a server-side apply as
+//! the application's user, counted in `flotilla_drift_corrections_total{cluster,kind}` and
+//! recorded as an Event on the Application; with the annotation `app.oam.dev/drift: report`
+//! the drift is listed in `status.drift` instead.
+//!
+//! Dispatch registers the desired object before it applies it (so the watch never compares
+//! against an older desired state) and gc/cleanup forget it before they delete.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flotilla_apis::{Application, DriftReport, labels};
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use serde_json::{Value, json};
+
+use super::dispatch::{self, FIELD_MANAGER, KindInfo};
+use super::drift::{DELETED, applied_by_others, drifted_fields};
+use super::member_clients::{Identity, MemberClients};
+
+/// Identity of a dispatched object: cluster, apiVersion, kind, namespace, name.
+pub type ObjectKey = (String, String, String, String, String);
+
+/// One application's drifted objects and their fields.
+type AppReport = BTreeMap<ObjectKey, Vec<String>>;
+
+/// The desired state of one dispatched object.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// The prepared object as dispatch applies it.
+    pub object: Value,
+    /// Its kind's plural and scope in the cluster.
+    pub kind: KindInfo,
+    /// Paths left to the cluster (apply-once).
+    pub exempt: Vec<String>,
+    /// Who applies it.
+    pub identity: Identity,
+    /// The application (for the Event and the report).
+    pub app: ObjectReference,
+    /// Report instead of correcting.
+    pub report: bool,
+}
+
+/// Desired objects, the running watches and the reports.
+pub struct DriftWatch {
+    hub_client: kube::Client,
+    members: MemberClients,
+    recorder: Recorder,
+    desired: Mutex<HashMap<ObjectKey, Desired>>,
+    watching: Mutex<HashSet<(String, String, String)>>,
+    reports: tokio::sync::Mutex<HashMap<(String, String), AppReport>>,
+}
+
+fn key_of(cluster: &str, object: &Value) -> ObjectKey {
+    let text = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
+    (
+        cluster.to_string(),
+        text("/apiVersion").to_string(),
+        text("/kind").to_string(),
+        text("/metadata/namespace").to_string(),
+        text("/metadata/name").to_string(),
+    )
+}
+
+impl DriftWatch {
+    /// A drift watch acting through `members`, recording Events through `hub_client`.
+    pub fn new(hub_client: kube::Client, members: MemberClients) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: "flotilla-application".into(),
+            instance: None,
+        };
+        Arc::new(DriftWatch {
+            recorder: Recorder::new(hub_client.clone(), reporter),
+            hub_client,
+            members,
+            desired: Mutex::new(HashMap::new()),
+            watching: Mutex::new(HashSet::new()),
+            reports: tokio::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Records the desired state of an object about to be dispatched to `cluster`, and makes
+    /// sure its kind is watched there.
+    pub fn register(self: &Arc<Self>, cluster: &str, desired: Desired) {
+        let key = key_of(cluster, &desired.object);
+        let kind = desired.kind.clone();
+        if let Ok(mut map) = self.desired.lock() {
+            map.insert(key.clone(), desired);
+        }
+        let watch = (key.0.clone(), key.1.clone(), key.2.clone());
+        let new = self
+            .watching
+            .lock()
+            .map(|mut w| w.insert(watch))
+            .unwrap_or(false);
+        if new {
+            let this = Arc::clone(self);
+            tokio::spawn(async move { this.watch_kind(key.0, key.1, key.2, kind).await });
+        }
+    }
+
+    /// Forgets one object (about to be deleted, or no longer ours to keep).
+    pub fn forget(&self, cluster: &str, api_version: &str, kind: &str, ns: &str, name: &str) {
+        let key = (
+            cluster.to_string(),
+            api_version.to_string(),
+            kind.to_string(),
+            ns.to_string(),
+            name.to_string(),
+        );
+        if let Ok(mut map) = self.desired.lock() {
+            map.remove(&key);
+        }
+    }
+
+    /// Forgets every object of an application (being deleted).
+    pub async fn forget_app(&self, app_namespace: &str, app_name: &str) {
+        if let Ok(mut map) = self.desired.lock() {
+            map.retain(|_, d| {
+                d.app.namespace.as_deref() != Some(app_namespace)
+                    || d.app.name.as_deref() != Some(app_name)
+            });
+        }
+        self.reports
+            .lock()
+            .await
+            .remove(&(app_namespace.to_string(), app_name.to_string()));
+    }
+
+    fn desired_for(&self, key: &ObjectKey) -> Option<Desired> {
+        self.desired.lock().ok()?.get(key).cloned()
+    }
+
+    async fn watch_kind(
+        self: Arc<Self>,
+        cluster: String,
+        api_version: String,
+        kind: String,
+        info: KindInfo,
+    ) {
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), api_version.clone()),
+        };
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(&group, &version, &kind),
+            &info.plural,
+        );
+        loop {
+            let client = match self.members.base(&cluster).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(%cluster, error = %e, "drift watch: no client yet");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            let api: Api<DynamicObject> = Api::all_with(client, &resource);
+            let config = watcher::Config::default().labels(labels::APP_NAME);
+            let mut stream = watcher(api, config).default_backoff().boxed();
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                        self.check(&cluster, &api_version, &kind, o).await;
+                    }
+                    Ok(watcher::Event::Delete(o)) => {
+                        self.deleted(&cluster, &api_version, &kind, o).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(%cluster, %kind, error = %e, "drift watch interrupted");
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn check(&self, cluster: &str, api_version: &str, kind: &str, o: DynamicObject) {
+        let mut live = serde_json::to_value(&o).unwrap_or(Value::Null);
+        live["apiVersion"] = json!(api_version);
+        live["kind"] = json!(kind);
+        let key = key_of(cluster, &live);
+        let Some(desired) = self.desired_for(&key) else {
+            return;
+        };
+        let mut exempt = desired.exempt.clone();
+        exempt.extend(applied_by_others(&live));
+        let mut fields = drifted_fields(&desired.object, &live, &exempt);
+        if fields.iter().any(|f| f == "spec.replicas") && self.scaled_by_hpa(cluster, &key).await {
+            fields.retain(|f| f != "spec.replicas");
+        }
+        self.handle(key, desired, fields).await;
+    }
+
+    async fn deleted(&self, cluster: &str, api_version: &str, kind: &str, o: DynamicObject) {
+        let mut live = serde_json::to_value(&o).unwrap_or(Value::Null);
+        live["apiVersion"] = json!(api_version);
+        live["kind"] = json!(kind);
+        let key = key_of(cluster, &live);
+        if let Some(desired) = self.desired_for(&key) {
+            self.handle(key, desired, vec![DELETED.to_string()]).await;
+        }
+    }
+
+    /// Whether a HorizontalPodAutoscaler in the object's namespace scales it.
+    async fn scaled_by_hpa(&self, cluster: &str, key: &ObjectKey) -> bool {
+        let Ok(client) = self.members.base(cluster).await else {
+            return false;
+        };
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("autoscaling", "v2", "HorizontalPodAutoscaler"),
+            "horizontalpodautoscalers",
+        );
+        let api: Api<DynamicObject> = Api::namespaced_with(client, &key.3, &resource);
+        let Ok(list) = api.list(&ListParams::default()).await else {
+            return false;
+        };
+        list.items.iter().any(|h| {
+            let target = &h.data["spec"]["scaleTargetRef"];
+            target["kind"] == key.2.as_str() && target["name"] == key.4.as_str()
+        })
+    }
+
+    async fn handle(&self, key: ObjectKey, desired: Desired, fields: Vec<String>) {
+        if desired.report {
+            self.report(&desired.app, key, fields).await;
+            return;
+        }
+        if fields.is_empty() {
+            return;
+        }
+        if let Err(e) = self.correct(&key, &desired).await {
+            tracing::warn!(cluster = %key.0, object = %key.4, error = %e,
+                "cannot correct drift; the next converge pass retries");
+            return;
+        }
+        super::metrics::count_drift_correction(&key.0, &key.2);
+        let note = format!(
+            "{} {} in cluster {}: {} drifted; corrected",
+            key.2,
+            object_name(&key),
+            key.0,
+            fields.join(", ")
+        );
+        tracing::info!(app = ?desired.app.name, "{note}");
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "DriftCorrected".into(),
+            note: Some(note),
+            action: "Correct".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &desired.app).await {
+            tracing::debug!(error = %e, "cannot record the drift Event");
+        }
+    }
+
+    async fn correct(&self, key: &ObjectKey, desired: &Desired) -> Result<(), kube::Error> {
+        let client = self
+            .members
+            .as_user(&key.0, &desired.identity)
+            .await
+            .map_err(|e| kube::Error::Service(Box::new(e)))?;
+        let api = dispatch::api_for(&client, &key.1, &key.2, &desired.kind, &key.3);
+        let applied = api
+            .patch(
+                &key.4,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&desired.object),
+            )
+            .await?;
+        // A value the cluster normalises differently would drift forever: leave it alone.
+        let live = serde_json::to_value(&applied).unwrap_or(Value::Null);
+        let stuck = drifted_fields(&desired.object, &live, &desired.exempt);
+        if !stuck.is_empty()
+            && let Ok(mut map) = self.desired.lock()
+            && let Some(entry) = map.get_mut(key)
+        {
+            tracing::info!(object = %key.4, fields = ?stuck, "cluster normalises these fields; not watched");
+            entry.exempt.extend(stuck);
+        }
+        Ok(())
+    }
+
+    /// Updates the application's `status.drift` when the report for `key` changes.
+    async fn report(&self, app: &ObjectReference, key: ObjectKey, fields: Vec<String>) {
+        let app_key = (
+            app.namespace.clone().unwrap_or_default(),
+            app.name.clone().unwrap_or_default(),
+        );
+        let mut reports = self.reports.lock().await;
+        // The first check after a (re)start rewrites what an earlier run reported.
+        let first = !reports.contains_key(&app_key);
+        let entry = reports.entry(app_key.clone()).or_default();
+        let changed = if fields.is_empty() {
+            entry.remove(&key).is_some()
+        } else {
+            entry.insert(key, fields.clone()).as_ref() != Some(&fields)
+        } || first;
+        if !changed {
+            return;
+        }
+        let list: Vec<DriftReport> = entry
+            .iter()
+            .map(|(k, f)| DriftReport {
+                cluster: k.0.clone(),
+                api_version: k.1.clone(),
+                kind: k.2.clone(),
+                namespace: k.3.clone(),
+                name: k.4.clone(),
+                fields: f.clone(),
+            })
+            .collect();
+        let api: Api<Application> = Api::namespaced(self.hub_client.clone(), &app_key.0);
+        let patch = json!({"status": {"drift": list}});
+        if let Err(e) = api
+            .patch_status(&app_key.1, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::warn!(app = %app_key.1, error = %e, "cannot report drift");
+        }
+    }
+}
+
+fn object_name(key: &ObjectKey) -> String {
+    if key.3.is_empty() {
+        key.4.clone()
+    } else {
+        format!("{}/{}", key.3, key.4)
+    }
+}
