@@ -41,6 +41,16 @@ pub enum Command {
     /// Mint user credentials.
     #[command(subcommand)]
     Kubeconfig(KubeconfigCommand),
+    /// Run the multi-cluster gateway: an HTTP reverse proxy serving the hub's Ingresses of
+    /// class `flotilla` over the members' service proxies.
+    Gateway(GatewayArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// `host:port` to serve HTTP on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -48,7 +48,7 @@ pub async fn run(kubeconfig: Option<PathBuf>, command: Command) -> anyhow::Resul
             get::run(&hub_client, &get_args).await
         }
         Command::Dev(dev_args) => dev::run(&dev_args).await,
-        Command::Hub(_) | Command::Member(_) | Command::Kubeconfig(_) => {
+        Command::Hub(_) | Command::Member(_) | Command::Kubeconfig(_) | Command::Gateway(_) => {
             anyhow::bail!("this command is run by the flotilla binary itself")
         }
     }

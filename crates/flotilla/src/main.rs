@@ -24,6 +24,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Hub(args) => serve::hub(args).await,
         Command::Member(args) => serve::member(args).await,
+        Command::Gateway(args) => serve::gateway(cli.kubeconfig.as_deref(), args).await,
         Command::Kubeconfig(flotilla_cli::args::KubeconfigCommand::Create {
             data_dir,
             user,

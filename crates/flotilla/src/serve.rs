@@ -112,6 +112,19 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
     }
 }
 
+/// `flotilla gateway`
+pub async fn gateway(
+    kubeconfig: Option<&Path>,
+    args: flotilla_cli::args::GatewayArgs,
+) -> anyhow::Result<()> {
+    init_tracing();
+    let hub_client = flotilla_cli::kubeconfig::hub_client(kubeconfig).await?;
+    tokio::select! {
+        r = flotilla_gateway::run(hub_client, &args.listen) => Ok(r?),
+        _ = shutdown_signal() => Ok(()),
+    }
+}
+
 /// Runs `start()` again (after a pause) whenever it fails: the API server keeps serving
 /// even if the controllers beside it hit an error.
 async fn keep_running<F, Fut>(what: &'static str, mut start: F)

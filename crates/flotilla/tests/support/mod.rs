@@ -1,6 +1,8 @@
 //! Shared end-to-end test support: real `flotilla` processes on free ports, real `kubectl`.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod fleet;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

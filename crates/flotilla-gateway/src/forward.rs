@@ -1,0 +1,342 @@
+//! Serving one request: match the Ingress route, pick a member by the spread, send the
+//! request to that member's service proxy
+//! (`/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH`) with the hub's credentials for
+//! it, and relay the answer.
+//!
+//! Failover: a member that refuses, breaks the exchange or answers 5xx has the failure
+//! recorded (3 in a row take it out for 10 s, see [`crate::members`]). A request that could
+//! not connect is sent once more to another member; so is a safe request (GET, HEAD,
+//! OPTIONS) that broke or got a 5xx, since sending it again cannot do harm.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+
+use crate::Gateway;
+use crate::members::Member;
+use crate::metrics::{ClusterLabels, ErrorLabels, RequestLabels};
+use crate::routes::Backend;
+
+/// Largest request body relayed.
+const MAX_BODY: usize = 16 << 20;
+
+/// Headers that belong to one connection, never relayed.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn text(code: StatusCode, body: String) -> Response {
+    let mut r = (code, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The gateway's one handler.
+pub async fn handle(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request<Body>,
+) -> Response {
+    let path = request.uri().path().to_string();
+    match path.as_str() {
+        "/metrics" => {
+            let mut r = (StatusCode::OK, gateway.metrics.render()).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            return r;
+        }
+        "/healthz" | "/readyz" => return text(StatusCode::OK, "ok".into()),
+        _ => {}
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
+        .to_string();
+    let Some(backend) = gateway.routes.read().route(&host, &path) else {
+        count(&gateway, "none", StatusCode::NOT_FOUND);
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("no Ingress of class flotilla routes host {host:?} path {path:?}\n"),
+        );
+    };
+    let (parts, body) = request.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body: {e}\n"),
+            );
+        }
+    };
+    let outbound = Outbound {
+        method: parts.method,
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or(path),
+        headers: forwarded_headers(&parts.headers, &host, peer),
+        body,
+    };
+    serve(&gateway, &backend, &outbound).await
+}
+
+/// What is sent to the member.
+struct Outbound {
+    method: Method,
+    path_and_query: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// The outcome of one attempt.
+enum Attempt {
+    /// An answer below 500.
+    Answered(Response),
+    /// A 5xx answer.
+    Failed5xx(Response),
+    /// Could not connect.
+    Refused(String),
+    /// Connected, but the exchange broke.
+    Broken(String),
+}
+
+async fn serve(gateway: &Gateway, backend: &Backend, outbound: &Outbound) -> Response {
+    let mut tried: Vec<String> = Vec::new();
+    let mut last: Option<Response> = None;
+    let mut last_error = String::new();
+    for attempt in 0..2 {
+        let Some(member) = gateway.pick(backend, &tried) else {
+            break;
+        };
+        tried.push(member.name.clone());
+        let started = Instant::now();
+        let result = send(&member, backend, outbound).await;
+        let cluster = member.name.as_str();
+        gateway
+            .metrics
+            .latency
+            .get_or_create(&ClusterLabels {
+                cluster: cluster.to_string(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        let retry_safe = matches!(
+            outbound.method,
+            Method::GET | Method::HEAD | Method::OPTIONS
+        );
+        let (reason, retry) = match result {
+            Attempt::Answered(resp) => {
+                member.record_success();
+                count(gateway, cluster, resp.status());
+                return resp;
+            }
+            Attempt::Failed5xx(resp) => {
+                last_error = format!("cluster {cluster} answered {}", resp.status());
+                last = Some(resp);
+                ("status_5xx", retry_safe)
+            }
+            Attempt::Refused(e) => {
+                last_error = format!("cluster {cluster}: {e}");
+                ("connect", true)
+            }
+            Attempt::Broken(e) => {
+                last_error = format!("cluster {cluster}: {e}");
+                ("transport", retry_safe)
+            }
+        };
+        failed(gateway, &member, reason);
+        if !retry || attempt == 1 {
+            break;
+        }
+    }
+    if let Some(resp) = last {
+        count(
+            gateway,
+            tried.last().map_or("none", |c| c.as_str()),
+            resp.status(),
+        );
+        return resp;
+    }
+    if tried.is_empty() {
+        count(gateway, "none", StatusCode::SERVICE_UNAVAILABLE);
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "no available cluster has Service {}/{} (backend of Ingress {})\n",
+                backend.namespace, backend.service, backend.ingress
+            ),
+        );
+    }
+    count(
+        gateway,
+        tried.last().map_or("none", |c| c.as_str()),
+        StatusCode::BAD_GATEWAY,
+    );
+    text(
+        StatusCode::BAD_GATEWAY,
+        format!(
+            "no cluster could serve Service {}/{}: {last_error}\n",
+            backend.namespace, backend.service
+        ),
+    )
+}
+
+fn count(gateway: &Gateway, cluster: &str, code: StatusCode) {
+    gateway
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            cluster: cluster.to_string(),
+            code: code.as_u16().to_string(),
+        })
+        .inc();
+}
+
+fn failed(gateway: &Gateway, member: &Member, reason: &str) {
+    gateway
+        .metrics
+        .errors
+        .get_or_create(&ErrorLabels {
+            cluster: member.name.clone(),
+            reason: reason.to_string(),
+        })
+        .inc();
+    if member.record_failure(Instant::now()) {
+        tracing::warn!(cluster = %member.name, "3 failures in a row: out for 10s");
+        gateway
+            .metrics
+            .ejections
+            .get_or_create(&ClusterLabels {
+                cluster: member.name.clone(),
+            })
+            .inc();
+    }
+}
+
+/// The request headers relayed to the member: hop-by-hop, Host, credentials and
+/// impersonation headers dropped (the member sees the gateway's identity), `X-Forwarded-*`
+/// added.
+fn forwarded_headers(headers: &HeaderMap, host: &str, peer: SocketAddr) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in headers {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n)
+            || n == "host"
+            || n == "authorization"
+            || n == "content-length"
+            || n.starts_with("impersonate-")
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        out.insert("x-forwarded-for", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(host) {
+        out.insert("x-forwarded-host", v);
+    }
+    out.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    out
+}
+
+/// One attempt against one member's service proxy.
+async fn send(member: &Member, backend: &Backend, outbound: &Outbound) -> Attempt {
+    let uri = format!(
+        "/api/v1/namespaces/{}/services/{}:{}/proxy{}",
+        backend.namespace, backend.service, backend.port, outbound.path_and_query
+    );
+    let mut builder = Request::builder().method(outbound.method.clone()).uri(uri);
+    if let Some(h) = builder.headers_mut() {
+        h.extend(outbound.headers.clone());
+    }
+    let request = match builder.body(kube::client::Body::from(outbound.body.to_vec())) {
+        Ok(r) => r,
+        Err(e) => return Attempt::Broken(format!("building the request: {e}")),
+    };
+    match member.client.send(request).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            for h in HOP_BY_HOP {
+                parts.headers.remove(*h);
+            }
+            if let Ok(v) = HeaderValue::from_str(&member.name) {
+                parts.headers.insert("x-flotilla-gateway-cluster", v);
+            }
+            let failed = parts.status.is_server_error();
+            let resp = Response::from_parts(parts, Body::new(body));
+            if failed {
+                Attempt::Failed5xx(resp)
+            } else {
+                Attempt::Answered(resp)
+            }
+        }
+        Err(e) if is_connect_error(&e) => Attempt::Refused(chain(&e)),
+        Err(e) => Attempt::Broken(chain(&e)),
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether the request never reached the member (so sending it elsewhere is always safe).
+fn is_connect_error(e: &kube::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(|e| e.is_connect())
+        {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotConnected
+            )
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}

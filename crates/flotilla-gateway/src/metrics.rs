@@ -1,0 +1,94 @@
+//! The gateway's `/metrics` (OpenMetrics text): requests, latency and errors by cluster.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of the request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The member that answered (`none` when no member was tried).
+    pub cluster: String,
+    /// The HTTP status returned to the client.
+    pub code: String,
+}
+
+/// Labels of per-cluster series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
+/// Labels of the error counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub cluster: String,
+    /// `connect`, `transport`, `status_5xx`.
+    pub reason: String,
+}
+
+/// Every series the gateway exports.
+pub struct GatewayMetrics {
+    pub registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<ClusterLabels, Histogram>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub ejections: Family<ClusterLabels, Counter>,
+}
+
+impl GatewayMetrics {
+    /// Registers the series.
+    pub fn new() -> GatewayMetrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<ClusterLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+        });
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let ejections = Family::<ClusterLabels, Counter>::default();
+        registry.register(
+            "flotilla_gateway_requests",
+            "Requests answered, by the cluster that answered and the status returned",
+            requests.clone(),
+        );
+        registry.register(
+            "flotilla_gateway_request_duration_seconds",
+            "Time from receiving a request to the member's answer, by cluster",
+            latency.clone(),
+        );
+        registry.register(
+            "flotilla_gateway_upstream_errors",
+            "Failed attempts towards a member (refused, broken, 5xx), by cluster and reason",
+            errors.clone(),
+        );
+        registry.register(
+            "flotilla_gateway_ejections",
+            "Times a member was taken out after failing 3 requests in a row",
+            ejections.clone(),
+        );
+        GatewayMetrics {
+            registry,
+            requests,
+            latency,
+            errors,
+            ejections,
+        }
+    }
+
+    /// The OpenMetrics text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

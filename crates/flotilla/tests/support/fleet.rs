@@ -1,0 +1,194 @@
+//! A small fleet for traffic tests: a hub, members in their own processes, an echo workload
+//! (a Service, a Deployment carrying the fault annotations, and Pods whose status says ready),
+//! the `flotilla gateway` process, and an HTTP client.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{Server, flotilla_bin, stderr, wait_for};
+
+/// `kubectl apply -f -` of `yaml` against `kubeconfig`.
+pub fn apply(kubeconfig: &Path, yaml: &str) {
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["apply", "-f", "-"])
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(yaml.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "kubectl apply: {}", stderr(&out));
+}
+
+/// An echo Service `name` in `namespace` with `pods` ready Pods (IPs 10.<net>.0.i).
+pub fn echo_workload(member: &Server, namespace: &str, name: &str, pods: usize, net: u8) {
+    let mut yaml = format!(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {namespace}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: {name}-hand}}}}
+  template:
+    metadata: {{labels: {{app: {name}-hand}}}}
+    spec: {{containers: [{{name: echo, image: echo:1}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  selector: {{app: {name}-hand}}
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+"#
+    );
+    for i in 0..pods {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}-{i}, namespace: {namespace}, labels: {{app: {name}-hand}}}}\nspec: {{containers: [{{name: echo, image: echo:1}}]}}\n"
+        ));
+    }
+    apply(&member.kubeconfig, &yaml);
+    for i in 0..pods {
+        set_pod_ready(
+            member,
+            namespace,
+            &format!("{name}-{i}"),
+            &format!("10.{net}.0.{}", i + 1),
+            true,
+        );
+    }
+}
+
+/// Writes a Pod's status: Running with `ip`, Ready `ready`.
+pub fn set_pod_ready(member: &Server, namespace: &str, pod: &str, ip: &str, ready: bool) {
+    let status = serde_json::json!({"status": {
+        "phase": "Running",
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+    }});
+    member.kubectl_ok(&[
+        "patch",
+        "pod",
+        pod,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+    ]);
+}
+
+/// A running `flotilla gateway`, killed on drop.
+pub struct Gateway {
+    pub child: Child,
+    /// `127.0.0.1:PORT`
+    pub address: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    /// Starts `flotilla gateway --kubeconfig HUB --listen 127.0.0.1:0` and reads its address.
+    pub fn start(hub: &Server) -> Gateway {
+        let log = hub.data_dir.join("gateway.log");
+        let child = Command::new(flotilla_bin())
+            .arg("gateway")
+            .arg("--kubeconfig")
+            .arg(&hub.kubeconfig)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .expect("spawn flotilla gateway");
+        let address = wait_for("the gateway's address", Duration::from_secs(30), || {
+            std::fs::read_to_string(&log).ok()?.lines().find_map(|l| {
+                l.split("serving at http://")
+                    .nth(1)
+                    .map(|a| a.trim().to_string())
+            })
+        });
+        Gateway { child, address }
+    }
+}
+
+/// One HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    /// The `cluster` field of the echo body.
+    pub fn cluster(&self) -> Option<String> {
+        serde_json::from_str::<serde_json::Value>(&self.body)
+            .ok()?
+            .get("cluster")?
+            .as_str()
+            .map(str::to_string)
+    }
+}
+
+/// An HTTP/1.1 client with pooled connections.
+#[derive(Clone)]
+pub struct Http {
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+}
+
+impl Http {
+    pub fn new() -> Http {
+        Http {
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build_http(),
+        }
+    }
+
+    /// GET `http://{address}{path}` with `Host: {host}`; `Err` when no answer came.
+    pub async fn get(&self, address: &str, host: &str, path: &str) -> Result<Answer, String> {
+        use http_body_util::BodyExt as _;
+        let request = http::Request::get(format!("http://{address}{path}"))
+            .header("host", host)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Answer {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+}
