@@ -142,6 +142,12 @@ fn subresource_entries(r: &ResourceInfo) -> Vec<(String, Value)> {
             json!({"kind": r.kind, "verbs": ["get", "patch", "update"]}),
         ));
     }
+    if r.group == crate::cluster_gateway::GROUP && r.resource == crate::cluster_gateway::RESOURCE {
+        out.push((
+            crate::cluster_gateway::PROXY.to_string(),
+            json!({"kind": "ClusterGatewayProxyOptions", "verbs": crate::cluster_gateway::PROXY_VERBS}),
+        ));
+    }
     if r.is_builtin() && r.group.is_empty() && r.resource == "serviceaccounts" {
         out.push((
             "token".to_string(),

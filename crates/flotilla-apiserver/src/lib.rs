@@ -13,6 +13,7 @@ pub mod apiservices;
 pub mod apply;
 pub mod auth;
 pub mod builtin;
+pub mod cluster_gateway;
 pub mod codec;
 pub mod convert;
 pub mod crd;

@@ -238,6 +238,19 @@ impl Registry {
         self.changes.subscribe()
     }
 
+    /// A registry serving the built-in kinds and the hub's `clustergateways`.
+    pub fn with_cluster_gateway() -> Registry {
+        let mut builtin: Vec<ResourceInfo> = crate::builtin::resources();
+        builtin.push(crate::cluster_gateway::resource_info());
+        let builtin: Vec<Arc<ResourceInfo>> = builtin.into_iter().map(Arc::new).collect();
+        let snapshot = Arc::new(Snapshot::build(&builtin, &BTreeMap::new(), 1));
+        Registry {
+            builtin,
+            crds: RwLock::new((BTreeMap::new(), snapshot)),
+            changes: tokio::sync::watch::Sender::new(1),
+        }
+    }
+
     /// The current view.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.crds.read().1.clone()

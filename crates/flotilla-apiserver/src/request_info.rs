@@ -106,7 +106,8 @@ pub fn parse(method: &http::Method, path: &str, query: &HashMap<String, String>)
     let watch = query.get("watch").is_some_and(|v| v == "true" || v == "1");
     info.verb = match *method {
         http::Method::GET | http::Method::HEAD => {
-            if watch {
+            // A proxied watch is a `get` on the proxy subresource, as in kube-apiserver.
+            if watch && info.subresource != "proxy" {
                 "watch"
             } else if info.name.is_empty() {
                 "list"

@@ -217,10 +217,15 @@ async fn route(state: SharedState, request: Request) -> Result<Response, ApiErro
         };
         return Ok(resp.unwrap_or_else(page_not_found));
     }
+    let identity = parts.extensions.get::<auth::Identity>().cloned();
+    if crate::cluster_gateway::is_gateway_request(&info) {
+        let user = identity.map(|i| i.user);
+        return crate::cluster_gateway::serve(state.cluster_gateway.as_ref(), parts, body, user)
+            .await;
+    }
     let Some(resource) = snapshot.lookup(&info.api_group, &info.api_version, &info.resource) else {
         return Err(resource_not_found());
     };
-    let identity = parts.extensions.get::<auth::Identity>().cloned();
     let body = read_body(body).await?;
     if auth::is_virtual_resource(&info) {
         if parts.method != http::Method::POST {

@@ -68,6 +68,9 @@ pub struct ServerOptions {
     pub extra_routes: Option<axum::Router>,
     /// Serve the dashboard at `/ui/` (the hub).
     pub ui: bool,
+    /// Serve `cluster.core.oam.dev/v1alpha1` `clustergateways/{cluster}/proxy` through this
+    /// backend (hubs); `None` leaves the resource out of discovery.
+    pub cluster_gateway: Option<crate::cluster_gateway::SharedGateway>,
 }
 
 /// Faults a simulated member can inject into its API (health endpoints are spared).
@@ -123,7 +126,11 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
 
     let state: SharedState = Arc::new(ApiState {
         store: options.store.clone(),
-        registry: crate::registry::Registry::new(),
+        registry: if options.cluster_gateway.is_some() {
+            crate::registry::Registry::with_cluster_gateway()
+        } else {
+            crate::registry::Registry::new()
+        },
         watches: crate::watch::WatchHub::new(options.store.clone()),
         metrics: crate::metrics::Metrics::with_extra(options.extra_metrics),
         gc: crate::gc::GcHandle::new(),
@@ -141,6 +148,7 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
             "{KUBERNETES_VERSION}-flotilla-{}",
             env!("CARGO_PKG_VERSION")
         ),
+        cluster_gateway: options.cluster_gateway,
     });
 
     bootstrap(&state, options.bootstrap).await?;

@@ -30,6 +30,8 @@ pub struct ApiState {
     pub proxy: crate::handlers::proxy::ProxyState,
     /// `gitVersion` served at `/version`.
     pub git_version: String,
+    /// The cluster gateway's way to members (hubs only).
+    pub cluster_gateway: Option<crate::cluster_gateway::SharedGateway>,
 }
 
 pub type SharedState = Arc<ApiState>;

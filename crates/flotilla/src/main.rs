@@ -3,6 +3,7 @@
 use clap::Parser;
 use flotilla_cli::args::{Cli, Command};
 
+mod cluster_gateway;
 mod serve;
 
 fn main() -> std::process::ExitCode {

@@ -77,6 +77,7 @@ async fn serving(server: RunningServer) -> anyhow::Result<()> {
 pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
     init_tracing();
     let store = open_store(&args.data_dir, &args.storage).await?;
+    let gateway = Arc::new(crate::cluster_gateway::GatewayBackend::default());
     let server = flotilla_apiserver::start(ServerOptions {
         listen: args.listen.clone(),
         data_dir: args.data_dir.clone(),
@@ -91,6 +92,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
         simulated_member: false,
         extra_routes: None,
         ui: true,
+        cluster_gateway: Some(gateway.clone()),
     })
     .await?;
     eprintln!(
@@ -99,6 +101,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
         server.admin_kubeconfig.display()
     );
     let client = admin_client(&server.admin_kubeconfig).await?;
+    gateway.connect(client.clone());
     let options = flotilla_controllers::hub::HubControllerOptions {
         cluster_probe_interval: args.cluster_probe_interval,
     };
@@ -163,6 +166,7 @@ async fn one_member(
         simulated_member: true,
         extra_routes: None,
         ui: false,
+        cluster_gateway: None,
     })
     .await
     .with_context(|| format!("starting member {name}"))?;

@@ -2,6 +2,7 @@
 //! detach, and the health controller that probes every member.
 
 pub mod credentials;
+pub mod gateway;
 pub mod health;
 pub mod managed_cluster;
 pub mod registry;

@@ -361,3 +361,48 @@ pub fn kubectl_amc(plugin_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Outpu
         .output()
         .expect("run kubectl amc")
 }
+
+/// Joins `member` to `hub` as `name` with a credential that may only impersonate: a
+/// ServiceAccount `vela-system/flotilla-hub` on the member bound to a ClusterRole with verb
+/// `impersonate` on users, groups, serviceaccounts and (all of authentication.k8s.io) user
+/// extras and uids (what the cluster gateway
+/// and the grants controller need), its token written to `<dir>/<name>-hub.kubeconfig`.
+pub fn join_impersonate_only(hub: &Server, name: &str, member: &Server, dir: &Path) {
+    let rbac = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: flotilla-hub, namespace: vela-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: flotilla:hub-impersonator}
+rules:
+- apiGroups: [""]
+  resources: [users, groups, serviceaccounts]
+  verbs: [impersonate]
+- apiGroups: [authentication.k8s.io]
+  resources: ["*"]
+  verbs: [impersonate]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: flotilla:hub-impersonator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: flotilla:hub-impersonator}
+subjects:
+- {kind: ServiceAccount, name: flotilla-hub, namespace: vela-system}
+"#;
+    let file = dir.join(format!("{name}-hub-rbac.yaml"));
+    std::fs::write(&file, rbac).unwrap();
+    member.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    let token = member.kubectl_ok(&[
+        "create",
+        "token",
+        "flotilla-hub",
+        "-n",
+        "vela-system",
+        "--duration=24h",
+    ]);
+    let path = dir.join(format!("{name}-hub.kubeconfig"));
+    member.write_token_kubeconfig(&path, "flotilla-hub", &token);
+    hub.join_kubeconfig(name, &path);
+}
