@@ -1,10 +1,11 @@
 //! `flotilla get KIND [NAME] (-m CLUSTER | -M)`: read resources in member clusters through the
-//! credentials the hub stores, printed like kubectl (server-side tables, kubectl's errors).
+//! hub's cluster gateway as the signed-in user, printed like kubectl (server-side tables,
+//! kubectl's errors; with `-M` a cluster's error is printed and the others still print).
 
 use std::io::Write as _;
 use std::time::Duration;
 
-use flotilla_controllers::cluster::{credentials, registry};
+use flotilla_controllers::cluster::{gateway, managed_cluster, registry};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
 use serde_json::{Value, json};
 
@@ -251,23 +252,34 @@ pub fn kubectl_error(e: &kube::Error) -> String {
     }
 }
 
-async fn member_client_for(
-    hub_client: &kube::Client,
-    cluster: &str,
-) -> anyhow::Result<kube::Client> {
+/// A client for `cluster` through the hub's cluster gateway, as the signed-in user: no member
+/// credentials are read, the hub authorizes `clustergateways/proxy` and the member's RBAC
+/// decides the rest (`local` is the hub itself).
+fn member_client_for(hub_client: &kube::Client, cluster: &str) -> kube::Client {
     if cluster == registry::LOCAL_CLUSTER {
-        return Ok(hub_client.clone());
+        return hub_client.clone();
     }
-    let credential = credentials::read(hub_client, cluster)
+    gateway::gateway_client(hub_client, cluster)
+}
+
+/// The names of every registered cluster (ManagedClusters; no credentials are read).
+async fn cluster_names(hub_client: &kube::Client) -> anyhow::Result<Vec<String>> {
+    let list = managed_cluster::api(hub_client)
+        .list(&Default::default())
         .await
-        .map_err(|e| match e {
-            credentials::Error::NotFound { .. } => anyhow::anyhow!("cluster {cluster:?} not found"),
-            other => other.into(),
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "hub API: {}",
+                flotilla_controllers::cluster::describe_kube_error(&e)
+            )
         })?;
-    let mut config = credential.to_config(cluster, None).await?;
-    config.connect_timeout = Some(MEMBER_TIMEOUT);
-    config.read_timeout = Some(MEMBER_TIMEOUT);
-    Ok(kube::Client::try_from(config)?)
+    let mut names: Vec<String> = list
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// What one cluster answered.
@@ -283,9 +295,7 @@ async fn fetch(
     namespace: &str,
     as_table: bool,
 ) -> Result<(ResolvedResource, Value), String> {
-    let member_client = member_client_for(hub_client, cluster)
-        .await
-        .map_err(|e| format!("error: {e:#}"))?;
+    let member_client = member_client_for(hub_client, cluster);
     let resource = resolve(&member_client, &args.kind)
         .await
         .map_err(|e| kubectl_error(&e))?;
@@ -335,11 +345,7 @@ pub async fn run(hub_client: &kube::Client, args: &GetArgs) -> anyhow::Result<()
     );
     let clusters: Vec<String> = match (&args.cluster, args.all_clusters) {
         (Some(c), _) => vec![c.clone()],
-        (None, true) => registry::list(hub_client)
-            .await?
-            .into_iter()
-            .map(|c| c.name)
-            .collect(),
+        (None, true) => cluster_names(hub_client).await?,
         (None, false) => {
             anyhow::bail!("choose the member cluster to read: -m CLUSTER, or -M for all clusters")
         }
@@ -354,7 +360,17 @@ pub async fn run(hub_client: &kube::Client, args: &GetArgs) -> anyhow::Result<()
         async move {
             ClusterResult {
                 cluster: cluster.clone(),
-                outcome: fetch(hub_client, cluster, args, &namespace, as_table).await,
+                outcome: tokio::time::timeout(
+                    MEMBER_TIMEOUT,
+                    fetch(hub_client, cluster, args, &namespace, as_table),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "error: cluster {cluster:?} did not answer within {}s",
+                        MEMBER_TIMEOUT.as_secs()
+                    ))
+                }),
             }
         }
     }))

@@ -5,7 +5,8 @@
 //! `clustergateways/proxy` on that cluster even where the member would allow them; the member
 //! refuses what its own RBAC refuses; the member's audit log names the caller; a caller's own
 //! impersonation is authorized on the hub first; unknown, unavailable and malformed targets get
-//! clear Status errors.
+//! clear Status errors. `flotilla get -m/-M` and `kubectl amc` read through it as the user,
+//! with no access to the stored credentials.
 
 mod support;
 
@@ -17,7 +18,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::{Value, json};
-use support::{Server, TestDir, join_impersonate_only, kubectl, stderr, stdout, user_kubeconfig};
+use support::{
+    Server, TestDir, flotilla, install_amc_plugin, join_impersonate_only, kubectl, kubectl_amc,
+    stderr, stdout, user_kubeconfig,
+};
 
 const GW: &str = "/apis/cluster.core.oam.dev/v1alpha1/clustergateways";
 
@@ -336,4 +340,110 @@ fn kube_rs_through_the_gateway(hub: &Server, m1: &Server, vic: &Path) {
             "{message}"
         );
     });
+}
+
+/// vic may read the hub (`view`) and use the gateway to m1 only; both members would let vic
+/// read everything.
+const READONLY_M1: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: gateway-m1-read}
+rules:
+- apiGroups: [cluster.core.oam.dev]
+  resources: [clustergateways/proxy]
+  resourceNames: [m1]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: vic-gateway-m1}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: gateway-m1-read}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: vic}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: vic-view}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: vic}
+"#;
+
+#[test]
+fn cli_reads_members_through_the_gateway() {
+    let dir = TestDir::new("access-gateway-cli");
+    let hub = Server::hub(&dir.0.join("hub"));
+    let m1 = Server::member("m1", &dir.0.join("m1"));
+    let m2 = Server::member("m2", &dir.0.join("m2"));
+    join_impersonate_only(&hub, "m1", &m1, &dir.0);
+    join_impersonate_only(&hub, "m2", &m2, &dir.0);
+    apply(&hub, &dir.0, "readonly-m1", READONLY_M1);
+    for (name, member) in [("m1", &m1), ("m2", &m2)] {
+        member.kubectl_ok(&[
+            "create",
+            "clusterrolebinding",
+            "vic-view",
+            "--clusterrole=view",
+            "--user=vic",
+        ]);
+        member.kubectl_ok(&[
+            "create",
+            "deployment",
+            &format!("web-{name}"),
+            "--image=nginx",
+            "-n",
+            "default",
+        ]);
+    }
+    let vic = user_kubeconfig(&hub, "vic", &[]);
+    let out = kubectl(
+        &vic,
+        &["auth", "can-i", "list", "secrets", "-n", "vela-system"],
+    );
+    assert_eq!(
+        stdout(&out).trim(),
+        "no",
+        "vic cannot read the stored credentials"
+    );
+
+    let out = flotilla(&vic, &["get", "deployments", "-M", "-n", "default"]);
+    let (text, errors) = (stdout(&out), stderr(&out));
+    assert!(
+        text.contains("m1") && text.contains("web-m1"),
+        "{text}\n{errors}"
+    );
+    assert!(!text.contains("web-m2"), "{text}");
+    assert!(
+        errors.contains(r#"Error from server (Forbidden): clustergateways.cluster.core.oam.dev "m2" is forbidden: User "vic" cannot get resource "clustergateways/proxy""#)
+            && errors.contains("(cluster m2)"),
+        "{errors}"
+    );
+
+    let out = flotilla(
+        &vic,
+        &["get", "deployment", "web-m1", "-n", "default", "-m", "m1"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("web-m1"), "{}", stdout(&out));
+
+    let bin_dir = dir.0.join("bin");
+    install_amc_plugin(&bin_dir);
+    let out = kubectl_amc(
+        &bin_dir,
+        &vic,
+        &["get", "deployments", "-n", "default", "-m", "m1"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("web-m1"), "{}", stdout(&out));
+    let out = kubectl_amc(
+        &bin_dir,
+        &vic,
+        &["get", "deployments", "-n", "default", "-m", "m2"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(r#"User "vic" cannot get resource "clustergateways/proxy""#),
+        "{}",
+        stderr(&out)
+    );
 }
