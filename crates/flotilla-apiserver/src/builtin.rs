@@ -71,6 +71,7 @@ const DEFS: &[Def] = &[
         &["pvc"],
     )
     .status(),
+    d("", "v1", "nodes", "Node", false, &["no"]).all().status(),
     d("", "v1", "pods", "Pod", true, &["po"]).all().status(),
     d("", "v1", "secrets", "Secret", true, &[]),
     d("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"]),

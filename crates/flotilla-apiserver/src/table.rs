@@ -456,6 +456,18 @@ fn builtin_columns(info: &ResourceInfo) -> Option<Vec<Column>> {
             ("Status", "string", 0),
             ("Age", "string", 0),
         ]),
+        ("", "Node") => c(&[
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Roles", "string", 0),
+            ("Age", "string", 0),
+            ("Version", "string", 0),
+            ("Internal-IP", "string", 1),
+            ("External-IP", "string", 1),
+            ("OS-Image", "string", 1),
+            ("Kernel-Version", "string", 1),
+            ("Container-Runtime", "string", 1),
+        ]),
         ("", "Pod") => c(&[
             ("Name", "string", 0),
             ("Ready", "string", 0),
@@ -659,10 +671,59 @@ fn builtin_columns(info: &ResourceInfo) -> Option<Vec<Column>> {
     })
 }
 
+/// `kubectl get nodes` cells: Ready condition, roles from `node-role.kubernetes.io/*` labels,
+/// kubelet version and (wide) addresses and node info.
+fn node_cells(o: &Value) -> Vec<Value> {
+    let ready = arr(o, "/status/conditions")
+        .iter()
+        .find(|c| s(c, "/type") == "Ready")
+        .map_or("Unknown", |c| match s(c, "/status") {
+            "True" => "Ready",
+            "False" => "NotReady",
+            _ => "Unknown",
+        });
+    let mut status = ready.to_string();
+    if o.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+        status.push_str(",SchedulingDisabled");
+    }
+    let roles: Vec<&str> = o
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|l| {
+            l.keys()
+                .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let address = |t: &str| {
+        arr(o, "/status/addresses")
+            .iter()
+            .find(|a| s(a, "/type") == t)
+            .map_or("<none>".to_string(), |a| s(a, "/address").to_string())
+    };
+    vec![
+        json!(s(o, "/metadata/name")),
+        json!(status),
+        json!(if roles.is_empty() {
+            "<none>".to_string()
+        } else {
+            roles.join(",")
+        }),
+        age(o),
+        json!(s(o, "/status/nodeInfo/kubeletVersion")),
+        json!(address("InternalIP")),
+        json!(address("ExternalIP")),
+        json!(s(o, "/status/nodeInfo/osImage")),
+        json!(s(o, "/status/nodeInfo/kernelVersion")),
+        json!(s(o, "/status/nodeInfo/containerRuntimeVersion")),
+    ]
+}
+
 fn builtin_cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
     let name = json!(s(o, "/metadata/name"));
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Namespace") => vec![name, json!(s(o, "/status/phase")), age(o)],
+        ("", "Node") => node_cells(o),
         ("", "Pod") => {
             let total = arr(o, "/spec/containers").len();
             let statuses = arr(o, "/status/containerStatuses");

@@ -185,6 +185,7 @@ pub async fn member(args: MemberArgs) -> anyhow::Result<()> {
     let simulator = flotilla_controllers::membersim::SimulatorOptions {
         ready_delay: args.ready_delay,
         stuck: args.fault_stuck,
+        ..Default::default()
     };
     let (host, port) = args
         .listen
@@ -214,7 +215,10 @@ pub async fn member(args: MemberArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for (name, listen, data_dir) in members {
         let (server, client) = one_member(name.clone(), listen, data_dir, &args).await?;
-        let simulator = simulator.clone();
+        let simulator = flotilla_controllers::membersim::SimulatorOptions {
+            cluster_name: name.clone(),
+            ..simulator.clone()
+        };
         tasks.spawn(async move {
             let simulate = keep_running("member simulator", move || {
                 flotilla_controllers::membersim::run(client.clone(), simulator.clone())

@@ -5,7 +5,12 @@
 
 pub mod hpa;
 pub mod network;
+pub mod nodes;
+pub mod pods;
+pub mod replicasets;
 pub mod rollout;
+pub mod slim;
+mod workloads;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +43,10 @@ pub struct SimulatorOptions {
     pub ready_delay: Duration,
     /// Fault injection: every rollout stays not ready (as annotation `sim.flotilla.io/stuck`).
     pub stuck: bool,
+    /// The member's name: its Nodes are named after it and its pod CIDR derives from it.
+    pub cluster_name: String,
+    /// How many Nodes the member simulates (1 to 16).
+    pub nodes: usize,
 }
 
 impl Default for SimulatorOptions {
@@ -45,6 +54,8 @@ impl Default for SimulatorOptions {
         SimulatorOptions {
             ready_delay: Duration::from_secs(1),
             stuck: false,
+            cluster_name: String::new(),
+            nodes: 1,
         }
     }
 }
@@ -160,7 +171,11 @@ pub async fn run(member_client: kube::Client, options: SimulatorOptions) -> anyh
         options,
     });
     seed_pools(&shared).await;
-    let controllers = SimKind::ALL.map(|kind| {
+    // Deployments and ReplicaSets are run through their Pods (workloads.rs).
+    let status_only = SimKind::ALL
+        .into_iter()
+        .filter(|k| !matches!(k, SimKind::Deployment | SimKind::ReplicaSet));
+    let controllers = status_only.map(|kind| {
         let shared = shared.clone();
         async move {
             let resource = kind.api_resource();
@@ -175,8 +190,10 @@ pub async fn run(member_client: kube::Client, options: SimulatorOptions) -> anyh
                 .await;
         }
     });
-    futures::future::join_all(controllers).await;
-    Ok(())
+    tokio::select! {
+        _ = futures::future::join_all(controllers) => Ok(()),
+        r = workloads::run(shared.clone()) => r,
+    }
 }
 
 /// The `default` namespace's uid: unique per member, stable across restarts.

@@ -42,8 +42,9 @@ fn counters(status: &mut Map<String, Value>, fields: &[(&str, i64)]) {
     }
 }
 
-/// Keeps `lastTransitionTime` of conditions whose status did not change.
-fn condition(
+/// A status condition; keeps `lastTransitionTime` (and `lastUpdateTime`) of one that did not
+/// change.
+pub fn condition(
     object: &Value,
     type_: &str,
     status: &str,

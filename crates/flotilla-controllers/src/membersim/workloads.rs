@@ -1,0 +1,522 @@
+//! The workload controllers of a simulated member: Deployments get ReplicaSets, ReplicaSets
+//! get Pods, and a kubelet per simulated Node runs the Pods (`Pending` while the containers
+//! are created, `Running` and `Ready` after the ready delay). Deployment and ReplicaSet status
+//! is counted from the Pods. Each controller caches slim objects (see `slim.rs`).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PostParams};
+use kube::core::GroupVersionKind;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+use super::nodes::{AddressPlan, PodAddresses};
+use super::pods::{self, Placement, PodName};
+use super::replicasets::{self as rsets, POD_TEMPLATE_HASH};
+use super::slim::{self, SimDeployment, SimPod, SimReplicaSet};
+use super::{
+    Error, FIELD_MANAGER, READY_DELAY_ANNOTATION, STUCK_ANNOTATION, Shared, parse_delay,
+    patch_params, progress_at,
+};
+
+/// How long a controller waits for its own creations and deletions to show in its cache
+/// before it trusts the cache again.
+const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the three controllers share.
+pub(super) struct Workloads {
+    shared: Arc<Shared>,
+    plan: AddressPlan,
+    addresses: Mutex<PodAddresses>,
+    /// Addresses handed to Pods whose status does not show them yet.
+    assigned: Mutex<HashMap<String, Ipv4Addr>>,
+    replicasets: Store<SimReplicaSet>,
+    pods: Store<SimPod>,
+    /// Owner uid -> (active Pods expected after our own writes, when written).
+    expectations: Mutex<HashMap<String, (usize, Instant)>>,
+    next_node: AtomicUsize,
+}
+
+/// Readiness of one Pod on the member's rollout clock.
+enum Clock {
+    Ready,
+    /// Not ready yet; look again after this long (never, when stuck).
+    Starting(Option<Duration>),
+}
+
+fn resource(group: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural)
+}
+
+fn dynamic(v: Value) -> Result<DynamicObject, Error> {
+    Ok(serde_json::from_value(v)?)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs the Deployment, ReplicaSet and Pod controllers until dropped.
+pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let client = shared.member_client.clone();
+    let plan = AddressPlan::new(&shared.options.cluster_name, shared.options.nodes);
+    ensure_nodes(&client, &plan).await?;
+    let mut addresses = PodAddresses::new(plan.clone());
+    let existing: Api<SimPod> = Api::all(client.clone());
+    for pod in existing.list(&ListParams::default()).await?.items {
+        if let Some(ip) = pod.status.pod_ip.as_deref() {
+            addresses.mark(ip);
+        }
+    }
+    let config = watcher::Config::default;
+    let deployments = Controller::new(Api::<SimDeployment>::all(client.clone()), config())
+        .owns(Api::<SimReplicaSet>::all(client.clone()), config());
+    let replicasets = Controller::new(Api::<SimReplicaSet>::all(client.clone()), config())
+        .owns(Api::<SimPod>::all(client.clone()), config());
+    let kubelet = Controller::new(Api::<SimPod>::all(client.clone()), config());
+    let ctx = Arc::new(Workloads {
+        shared,
+        plan,
+        addresses: Mutex::new(addresses),
+        assigned: Mutex::new(HashMap::new()),
+        replicasets: replicasets.store(),
+        pods: kubelet.store(),
+        expectations: Mutex::new(HashMap::new()),
+        next_node: AtomicUsize::new(0),
+    });
+    let d = deployments
+        .run(reconcile_deployment, error_policy, ctx.clone())
+        .for_each(log);
+    let r = replicasets
+        .run(reconcile_replicaset, error_policy, ctx.clone())
+        .for_each(log);
+    let k = kubelet.run(reconcile_pod, error_policy, ctx).for_each(log);
+    futures::join!(d, r, k);
+    Ok(())
+}
+
+async fn log<T>(r: Result<T, kube::runtime::controller::Error<Error, watcher::Error>>) {
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "member simulator workload reconcile failed");
+    }
+}
+
+fn error_policy<K>(_object: Arc<K>, error: &Error, _ctx: Arc<Workloads>) -> Action {
+    match error {
+        Error::Api(e) if matches!(&**e, kube::Error::Api(s) if s.code == 409) => {
+            Action::requeue(Duration::from_millis(200))
+        }
+        _ => Action::requeue(Duration::from_secs(2)),
+    }
+}
+
+/// Creates the member's Nodes (Ready) if they are not there.
+async fn ensure_nodes(client: &kube::Client, plan: &AddressPlan) -> Result<(), Error> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource("", "Node", "nodes"));
+    let now = super::now_rfc3339();
+    for i in 0..plan.node_count() {
+        let name = plan.node_name(i);
+        if api.get_opt(&name).await?.is_none() {
+            let pp = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PostParams::default()
+            };
+            match api.create(&pp, &dynamic(plan.node(i))?).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let status = json!({"status": plan.node_status(i, &now)});
+        api.patch_status(&name, &patch_params(), &Patch::Merge(&status))
+            .await?;
+    }
+    Ok(())
+}
+
+/// A merge patch of `status` that also removes the `counters` it leaves out (zeros).
+fn status_patch(mut status: Value, counters: &[&str]) -> Value {
+    if let Some(map) = status.as_object_mut() {
+        for c in counters {
+            map.entry(c.to_string()).or_insert(Value::Null);
+        }
+    }
+    json!({ "status": status })
+}
+
+fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+    meta.namespace.as_deref().unwrap_or("default")
+}
+
+impl Workloads {
+    fn client(&self) -> kube::Client {
+        self.shared.member_client.clone()
+    }
+
+    fn replicasets_of(&self, d: &SimDeployment) -> Vec<Arc<SimReplicaSet>> {
+        let (ns, uid) = (namespace_of(&d.metadata), d.metadata.uid.as_deref());
+        self.replicasets
+            .state()
+            .into_iter()
+            .filter(|rs| {
+                namespace_of(&rs.metadata) == ns && slim::controller_uid(&rs.metadata) == uid
+            })
+            .collect()
+    }
+
+    fn pods_of(&self, namespace: &str, uid: Option<&str>) -> Vec<Arc<SimPod>> {
+        self.pods
+            .state()
+            .into_iter()
+            .filter(|p| namespace_of(&p.metadata) == namespace && p.controller_uid() == uid)
+            .collect()
+    }
+
+    /// Whether our last writes for `owner` are not visible yet (then wait).
+    fn awaiting(&self, owner: &str, active: usize) -> bool {
+        let mut exp = lock(&self.expectations);
+        match exp.get(owner) {
+            Some((want, at)) if *want != active && at.elapsed() < EXPECTATION_TIMEOUT => true,
+            Some(_) => {
+                exp.remove(owner);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn expect(&self, owner: &str, active: usize) {
+        lock(&self.expectations).insert(owner.to_string(), (active, Instant::now()));
+    }
+
+    /// The ready delay and stuck fault that apply to a Pod: its controller's (a ReplicaSet
+    /// carries its Deployment's annotations), else its own.
+    fn timing(&self, pod: &SimPod) -> (Duration, bool) {
+        let owner = pod.controller_uid().and_then(|uid| {
+            self.replicasets
+                .find(|rs| rs.metadata.uid.as_deref() == Some(uid))
+        });
+        let meta = owner.as_ref().map_or(&pod.metadata, |rs| &rs.metadata);
+        let options = &self.shared.options;
+        let stuck = options.stuck || slim::annotation(meta, STUCK_ANNOTATION) == Some("true");
+        let delay = slim::annotation(meta, READY_DELAY_ANNOTATION)
+            .and_then(parse_delay)
+            .unwrap_or(options.ready_delay);
+        (delay, stuck)
+    }
+
+    fn clock(&self, pod: &SimPod) -> Clock {
+        let (delay, stuck) = self.timing(pod);
+        let key = format!("Pod/{}", pod.metadata.uid.as_deref().unwrap_or_default());
+        let mut seen = lock(&self.shared.first_seen);
+        match progress_at(&mut seen, key, delay, stuck, pod.is_ready(), Instant::now()) {
+            (super::rollout::Progress::Ready, _) => Clock::Ready,
+            (super::rollout::Progress::Rolling, again) => Clock::Starting(again),
+        }
+    }
+
+    /// The Pod's address: the one it reports, the one handed to it, or a new one.
+    fn pod_ip(&self, pod: &SimPod, node: usize) -> Result<Ipv4Addr, Error> {
+        if let Some(ip) = pod.status.pod_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+            return Ok(ip);
+        }
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if let Some(ip) = lock(&self.assigned).get(&uid) {
+            return Ok(*ip);
+        }
+        let mut pool = lock(&self.addresses);
+        let ip = match pool.allocate(node) {
+            Some(ip) => ip,
+            None => {
+                // Went round the block: keep only live Pods' addresses and go again.
+                pool.clear(node);
+                for p in self.pods.state() {
+                    if let Some(ip) = p.status.pod_ip.as_deref() {
+                        pool.mark(ip);
+                    }
+                }
+                for ip in lock(&self.assigned).values() {
+                    pool.mark(&ip.to_string());
+                }
+                pool.allocate(node).ok_or_else(|| {
+                    Error::Allocate(super::network::Error::Exhausted(self.plan.pod_cidr()))
+                })?
+            }
+        };
+        lock(&self.assigned).insert(uid, ip);
+        Ok(ip)
+    }
+
+    fn pick_node(&self) -> String {
+        let i = self.next_node.fetch_add(1, Ordering::Relaxed) % self.plan.node_count();
+        self.plan.node_name(i)
+    }
+}
+
+async fn reconcile_deployment(d: Arc<SimDeployment>, ctx: Arc<Workloads>) -> Result<Action, Error> {
+    if d.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = namespace_of(&d.metadata).to_string();
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let sets = ctx.replicasets_of(&d);
+    let hash = rsets::template_hash(&d.spec.template);
+    let (new, old): (Vec<_>, Vec<_>) = sets
+        .iter()
+        .partition(|rs| slim::labels(&rs.metadata).get(POD_TEMPLATE_HASH) == Some(&hash));
+    let all: Vec<&SimReplicaSet> = sets.iter().map(|rs| &**rs).collect();
+    let old: Vec<&SimReplicaSet> = old.into_iter().map(|rs| &**rs).collect();
+    let new: Option<&SimReplicaSet> = new.first().map(|rs| &***rs);
+    let max_revision = rsets::max_revision(&all);
+    let rs_api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client(),
+        &ns,
+        &resource("apps", "ReplicaSet", "replicasets"),
+    );
+    let paused = d.spec.paused == Some(true);
+    let revision = match new {
+        None if paused => max_revision,
+        None => {
+            create_replicaset(&d, &hash, max_revision + 1, &old, &rs_api).await?;
+            max_revision + 1
+        }
+        Some(rs) => sync_replicaset(&d, rs, &old, max_revision, &rs_api, paused).await?,
+    };
+    if revision > 0 && slim::annotation(&d.metadata, rsets::REVISION) != Some(&revision.to_string())
+    {
+        let patch = json!({"metadata": {"annotations": {rsets::REVISION: revision.to_string()}}});
+        Api::<SimDeployment>::namespaced(ctx.client(), &ns)
+            .patch(&name, &patch_params(), &Patch::Merge(&patch))
+            .await?;
+    }
+    let status = rsets::deployment_status(&d, new, &all, &super::now_rfc3339());
+    if status != d.status {
+        let counters = [
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+        ];
+        Api::<SimDeployment>::namespaced(ctx.client(), &ns)
+            .patch_status(
+                &name,
+                &patch_params(),
+                &Patch::Merge(status_patch(status, &counters)),
+            )
+            .await?;
+    }
+    Ok(Action::await_change())
+}
+
+async fn create_replicaset(
+    d: &SimDeployment,
+    hash: &str,
+    revision: i64,
+    old: &[&SimReplicaSet],
+    api: &Api<DynamicObject>,
+) -> Result<(), Error> {
+    // Start from what the rolling-update rules allow next to the old ones.
+    let empty: SimReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": ""}, "spec": {"replicas": 0}
+    }))?;
+    let replicas = rsets::scaling(d, &empty, old)
+        .into_iter()
+        .find(|(n, _)| n.is_empty())
+        .map_or(0, |(_, r)| r);
+    let rs = rsets::new_replicaset(d, hash, revision, replicas)?;
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    match api.create(&pp, &dynamic(rs)?).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Brings an existing ReplicaSet for the current template up to date (revision, annotations)
+/// and scales it and the old ones; returns its revision.
+async fn sync_replicaset(
+    d: &SimDeployment,
+    new: &SimReplicaSet,
+    old: &[&SimReplicaSet],
+    max_revision: i64,
+    api: &Api<DynamicObject>,
+    paused: bool,
+) -> Result<i64, Error> {
+    let name = new.metadata.name.clone().unwrap_or_default();
+    let mut revision = new.revision();
+    let mut patch = rsets::annotations_patch(d, new, true).unwrap_or_else(|| json!({}));
+    if revision < max_revision || revision == 0 {
+        // Rolled back to an older template: it becomes the newest revision.
+        let mut history: Vec<String> = slim::annotation(&new.metadata, rsets::REVISION_HISTORY)
+            .map(|h| h.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        if revision > 0 {
+            history.push(revision.to_string());
+        }
+        revision = max_revision + 1;
+        patch["metadata"]["annotations"][rsets::REVISION] = json!(revision.to_string());
+        if !history.is_empty() {
+            patch["metadata"]["annotations"][rsets::REVISION_HISTORY] = json!(history.join(","));
+        }
+    }
+    if patch.get("metadata").is_some() {
+        api.patch(&name, &patch_params(), &Patch::Merge(&patch))
+            .await?;
+    }
+    for rs in old {
+        if let Some(p) = rsets::annotations_patch(d, rs, false) {
+            let n = rs.metadata.name.clone().unwrap_or_default();
+            api.patch(&n, &patch_params(), &Patch::Merge(&p)).await?;
+        }
+    }
+    if !paused {
+        for (n, replicas) in rsets::scaling(d, new, old) {
+            let p = json!({"spec": {"replicas": replicas}});
+            api.patch(&n, &patch_params(), &Patch::Merge(&p)).await?;
+        }
+        for n in rsets::prunable(d, old) {
+            match api.delete(&n, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(revision)
+}
+
+async fn reconcile_replicaset(
+    rs: Arc<SimReplicaSet>,
+    ctx: Arc<Workloads>,
+) -> Result<Action, Error> {
+    if rs.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = namespace_of(&rs.metadata).to_string();
+    let uid = rs.metadata.uid.clone().unwrap_or_default();
+    let name = rs.metadata.name.clone().unwrap_or_default();
+    let pods = ctx.pods_of(&ns, Some(&uid));
+    let mut active: Vec<&SimPod> = pods
+        .iter()
+        .map(|p| &**p)
+        .filter(|p| !p.is_inactive())
+        .collect();
+    if ctx.awaiting(&uid, active.len()) {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
+    let want = rs.desired() as usize;
+    let pod_api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client(), &ns, &resource("", "Pod", "pods"));
+    if active.len() < want {
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let prefix = format!("{name}-");
+        let mut created = 0;
+        for _ in active.len()..want {
+            let pod = pods::pod_from_template(
+                &rs.spec.template,
+                &ns,
+                PodName::Generate(&prefix),
+                ("ReplicaSet", &name, &uid),
+                &ctx.pick_node(),
+            )?;
+            if let Err(e) = pod_api.create(&pp, &dynamic(pod)?).await {
+                ctx.expect(&uid, active.len() + created);
+                return Err(e.into());
+            }
+            created += 1;
+        }
+        ctx.expect(&uid, want);
+    } else if active.len() > want {
+        // Not-ready Pods go first, then the newest.
+        active.sort_by_key(|p| {
+            (
+                p.is_ready(),
+                std::cmp::Reverse(p.metadata.creation_timestamp.clone()),
+            )
+        });
+        ctx.expect(&uid, want);
+        for p in &active[..active.len() - want] {
+            let n = p.metadata.name.clone().unwrap_or_default();
+            match pod_api.delete(&n, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let counts = pods::counts(pods.iter().map(|p| &**p));
+    if !pods::replicaset_status_current(&rs, counts) {
+        let status = pods::replicaset_status(&rs, counts);
+        let counters = ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"];
+        Api::<SimReplicaSet>::namespaced(ctx.client(), &ns)
+            .patch_status(
+                &name,
+                &patch_params(),
+                &Patch::Merge(status_patch(status, &counters)),
+            )
+            .await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// The kubelet: schedules an unscheduled Pod onto a simulated Node, then reports it starting
+/// and, after the ready delay, running.
+async fn reconcile_pod(pod: Arc<SimPod>, ctx: Arc<Workloads>) -> Result<Action, Error> {
+    if pod.is_inactive() {
+        return Ok(Action::await_change());
+    }
+    let ns = namespace_of(&pod.metadata).to_string();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let api: Api<SimPod> = Api::namespaced(ctx.client(), &ns);
+    let Some(node_name) = pod.spec.node_name.clone() else {
+        let patch = json!({"spec": {"nodeName": ctx.pick_node()}});
+        api.patch(&name, &patch_params(), &Patch::Merge(&patch))
+            .await?;
+        return Ok(Action::await_change());
+    };
+    let Some(node) = ctx.plan.node_index(&node_name) else {
+        // Bound to a Node this member does not simulate: nothing runs it.
+        return Ok(Action::await_change());
+    };
+    let ip = ctx.pod_ip(&pod, node)?;
+    let at = Placement {
+        host_ip: ctx.plan.host_ip(node).to_string(),
+        pod_ip: ip.to_string(),
+    };
+    let (ready, again) = match ctx.clock(&pod) {
+        Clock::Ready => (true, None),
+        Clock::Starting(again) => (false, again),
+    };
+    if !pods::status_current(&pod, &at, ready) {
+        let status = pods::pod_status(&pod, &at, ready, &super::now_rfc3339());
+        api.patch_status(
+            &name,
+            &patch_params(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await?;
+    }
+    if pod.status.pod_ip.is_some()
+        && let Some(uid) = pod.metadata.uid.as_deref()
+    {
+        lock(&ctx.assigned).remove(uid);
+    }
+    Ok(match again {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    })
+}
