@@ -317,6 +317,16 @@ pub fn prunable(d: &SimDeployment, old: &[&SimReplicaSet]) -> Vec<String> {
         .collect()
 }
 
+/// Whether the rollout is over: the new ReplicaSet has every replica available and the old
+/// ones are at zero without Pods.
+pub fn settled(d: &SimDeployment, new: Option<&SimReplicaSet>, old: &[&SimReplicaSet]) -> bool {
+    let want = desired(d);
+    new.is_some_and(|rs| rs.desired() == want && rs.status.available_replicas == want)
+        && old
+            .iter()
+            .all(|rs| rs.desired() == 0 && rs.status.replicas == 0)
+}
+
 /// The Deployment's status from its ReplicaSets (`new` is the one for the current template).
 pub fn deployment_status(
     d: &SimDeployment,

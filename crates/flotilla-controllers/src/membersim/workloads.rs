@@ -29,6 +29,8 @@ use super::{
 /// How long a controller waits for its own creations and deletions to show in its cache
 /// before it trusts the cache again.
 const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an unsettled Deployment or ReplicaSet is looked at again.
+const UNSETTLED_RECHECK: Duration = Duration::from_secs(1);
 
 /// What the three controllers share.
 pub(super) struct Workloads {
@@ -313,7 +315,17 @@ async fn reconcile_deployment(d: Arc<SimDeployment>, ctx: Arc<Workloads>) -> Res
             )
             .await?;
     }
-    Ok(Action::await_change())
+    Ok(until_settled(rsets::settled(&d, new, &old)))
+}
+
+/// Looks again soon while a rollout is under way: the caches a reconcile reads come from
+/// other watches than the one that triggered it, so the last change may not be in them yet.
+fn until_settled(settled: bool) -> Action {
+    if settled {
+        Action::await_change()
+    } else {
+        Action::requeue(UNSETTLED_RECHECK)
+    }
 }
 
 async fn create_replicaset(
@@ -424,8 +436,7 @@ async fn reconcile_replicaset(
             ..PostParams::default()
         };
         let prefix = format!("{name}-");
-        let mut created = 0;
-        for _ in active.len()..want {
+        for created in 0..want - active.len() {
             let pod = pods::pod_from_template(
                 &rs.spec.template,
                 &ns,
@@ -437,7 +448,6 @@ async fn reconcile_replicaset(
                 ctx.expect(&uid, active.len() + created);
                 return Err(e.into());
             }
-            created += 1;
         }
         ctx.expect(&uid, want);
     } else if active.len() > want {
@@ -470,7 +480,7 @@ async fn reconcile_replicaset(
             )
             .await?;
     }
-    Ok(Action::await_change())
+    Ok(until_settled(counts == (want as i64, want as i64)))
 }
 
 /// The kubelet: schedules an unscheduled Pod onto a simulated Node, then reports it starting
