@@ -44,6 +44,18 @@ pub enum Command {
     /// Run the multi-cluster gateway: an HTTP reverse proxy serving the hub's Ingresses of
     /// class `flotilla` over the members' service proxies.
     Gateway(GatewayArgs),
+    /// Fleet metrics as tables (the hub's `/metrics/clusters`).
+    #[command(subcommand)]
+    Top(TopCommand),
+}
+
+/// `flotilla top ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum TopCommand {
+    /// Per cluster: availability, Kubernetes version, Deployments, ready replicas, running Pods.
+    Clusters,
+    /// Per application and cluster: ready replicas of its Deployments and its last rollout.
+    Apps,
 }
 
 #[derive(Debug, Clone, Args)]

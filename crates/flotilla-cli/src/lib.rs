@@ -10,6 +10,7 @@ pub mod get;
 pub mod kubeconfig;
 pub mod status;
 pub mod table;
+pub mod top;
 pub mod up;
 pub mod workflow;
 
@@ -46,6 +47,10 @@ pub async fn run(kubeconfig: Option<PathBuf>, command: Command) -> anyhow::Resul
         Command::Get(get_args) => {
             let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
             get::run(&hub_client, &get_args).await
+        }
+        Command::Top(cmd) => {
+            let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
+            top::run(&hub_client, cmd).await
         }
         Command::Dev(dev_args) => dev::run(&dev_args).await,
         Command::Hub(_) | Command::Member(_) | Command::Kubeconfig(_) | Command::Gateway(_) => {

@@ -3,8 +3,12 @@
 //! - [`application`]: render → place → override → workflow → dispatch → health → gc.
 //! - [`cluster`]: the member registry's health probes.
 //! - [`membersim`]: the simulated member's workload controllers.
+//! - [`statemetrics`]: a member's kube-state-metrics-named series on its `/metrics`.
+//! - [`fleetmetrics`]: the hub's scrape of every member, `/metrics/clusters` and history.
 
 pub mod application;
 pub mod cluster;
+pub mod fleetmetrics;
 pub mod hub;
 pub mod membersim;
+pub mod statemetrics;

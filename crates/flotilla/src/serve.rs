@@ -90,7 +90,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
             flotilla_controllers::application::metrics::register_metrics(registry);
         })),
         simulated_member: false,
-        extra_routes: None,
+        extra_routes: Some(fleet_metrics_routes()),
         ui: true,
         cluster_gateway: Some(gateway.clone()),
     })
@@ -128,6 +128,32 @@ pub async fn gateway(
     }
 }
 
+/// `/metrics/clusters` (every member's kube-state-metrics series with a `cluster` label) and
+/// `/metrics/clusters/history` (the last hour, JSON) on the hub, behind its auth.
+fn fleet_metrics_routes() -> axum::Router {
+    use axum::response::IntoResponse;
+    axum::Router::new()
+        .route(
+            "/metrics/clusters",
+            axum::routing::get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    flotilla_controllers::fleetmetrics::text(),
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/metrics/clusters/history",
+            axum::routing::get(|| async {
+                axum::Json(flotilla_controllers::fleetmetrics::history()).into_response()
+            }),
+        )
+}
+
 /// Runs `start()` again (after a pause) whenever it fails: the API server keeps serving
 /// even if the controllers beside it hit an error.
 async fn keep_running<F, Fut>(what: &'static str, mut start: F)
@@ -152,6 +178,8 @@ async fn one_member(
     args: &MemberArgs,
 ) -> anyhow::Result<(RunningServer, kube::Client)> {
     let store = open_store(&data_dir, "embedded").await?;
+    let state_metrics = flotilla_controllers::statemetrics::StateMetrics::new(&name);
+    let registered = state_metrics.clone();
     let server = flotilla_apiserver::start(ServerOptions {
         listen,
         data_dir: data_dir.clone(),
@@ -162,7 +190,7 @@ async fn one_member(
             latency: args.fault_latency,
             refuse_verbs: args.fault_refuse.clone(),
         },
-        extra_metrics: None,
+        extra_metrics: Some(Box::new(move |registry| registered.register(registry))),
         simulated_member: true,
         extra_routes: None,
         ui: false,
@@ -176,6 +204,10 @@ async fn one_member(
         server.admin_kubeconfig.display()
     );
     let client = admin_client(&server.admin_kubeconfig).await?;
+    let exporter_client = client.clone();
+    tokio::spawn(keep_running("member state metrics", move || {
+        flotilla_controllers::statemetrics::run(exporter_client.clone(), state_metrics.clone())
+    }));
     Ok((server, client))
 }
 

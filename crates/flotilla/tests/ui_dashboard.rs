@@ -115,7 +115,16 @@ fn open_canary(browser: &mut Browser) {
 #[test]
 fn dashboard_in_a_browser() {
     let dir = TestDir::new("ui-dashboard");
-    let hub = Server::hub(&dir.0.join("hub"));
+    let hub = Server::start(
+        &[
+            "hub",
+            "--listen",
+            "127.0.0.1:0",
+            "--cluster-probe-interval",
+            "2s",
+        ],
+        &dir.0.join("hub"),
+    );
     let test_member = Server::member("test", &dir.0.join("test"));
     let prod_member = Server::member("prod", &dir.0.join("prod"));
     let edge_member = Server::member("edge", &dir.0.join("edge"));
@@ -226,6 +235,32 @@ fn dashboard_in_a_browser() {
         (prod_step(&hub) == "succeeded").then_some(())
     });
     browser.screenshot(&screenshot_path("application-resumed"));
+
+    // The overview draws the fleet's ready replicas; `flotilla top apps` prints them.
+    browser.eval("location.hash = '#/overview'");
+    browser.wait_for(
+        "the ready-replicas chart",
+        "document.querySelectorAll('svg polyline').length === 3",
+        WAIT,
+    );
+    let rollout = browser.wait_for(
+        "the canary's rollout duration",
+        "[...document.querySelectorAll('svg text')].map(t => t.textContent).find(t => t.startsWith('demo/demo')) || ''",
+        WAIT,
+    );
+    assert!(rollout.as_str().unwrap().contains("demo-v1"), "{rollout}");
+    browser.screenshot(&screenshot_path("overview"));
+    let top = support::wait_for("top apps with both clusters ready", WAIT, || {
+        let out = support::flotilla(&hub.kubeconfig, &["top", "apps"]);
+        let text = support::stdout(&out);
+        let ready = |cluster: &str| {
+            text.lines().any(|l| {
+                l.split_whitespace().take(4).collect::<Vec<_>>() == ["demo", "demo", cluster, "1/1"]
+            })
+        };
+        (ready("prod") && ready("test")).then_some(text)
+    });
+    assert!(top.starts_with("NAMESPACE"), "{top}");
 
     // Bad input straight at the hub, from the page: a forged cookie, an oversized sign-in.
     browser.call(

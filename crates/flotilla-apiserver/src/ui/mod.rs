@@ -24,12 +24,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use flotilla_core::status::ApiError;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 use crate::error::status_response;
 use session::Sessions;
@@ -44,33 +44,48 @@ pub const CSRF_VALUE: &str = "flotilla-ui";
 pub const MAX_LOGIN_BYTES: usize = 16 * 1024;
 
 /// What the dashboard layer keeps.
-#[derive(Debug, Default)]
 struct Ui {
     sessions: Sessions,
+    /// The API server's router (with its auth layers): where requests go on.
+    api: Router,
 }
 
-/// Serves the dashboard in front of `api` (the API server's router).
+/// Serves the dashboard in front of `api` (the API server's router). A router of its own, not
+/// a layer on `api`: a layer runs after `api` has routed, and forwarded `/ui/api/...`
+/// requests must be routed by their new path.
 pub fn wrap(api: Router) -> Router {
-    let ui = Arc::new(Ui::default());
-    api.layer(from_fn_with_state(ui, serve))
+    let ui = Arc::new(Ui {
+        sessions: Sessions::default(),
+        api,
+    });
+    Router::new().fallback(serve).with_state(ui)
 }
 
-async fn serve(State(ui): State<Arc<Ui>>, request: Request, next: Next) -> Response {
+impl Ui {
+    async fn call_api(&self, request: Request) -> Response {
+        match self.api.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(infallible) => match infallible {},
+        }
+    }
+}
+
+async fn serve(State(ui): State<Arc<Ui>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
     if path == "/ui" {
         return redirect("/ui/");
     }
     let Some(rest) = path.strip_prefix("/ui/") else {
-        return next.run(request).await;
+        return ui.call_api(request).await;
     };
     let method = request.method().clone();
     if let Some(api_path) = rest.strip_prefix("api/") {
         let api_path = format!("/{api_path}");
-        return forward(&ui, request, &api_path, next).await;
+        return forward(&ui, request, &api_path).await;
     }
     match (method, rest) {
         (Method::GET | Method::HEAD, asset) => assets::response(asset),
-        (Method::POST, "login") => login(&ui, request, next).await,
+        (Method::POST, "login") => login(&ui, request).await,
         (Method::POST, "logout") => logout(&ui, request),
         _ => status_response(&ApiError::method_not_allowed(
             "the dashboard does not allow this method on this path",
@@ -120,7 +135,7 @@ fn unauthorized(message: &str) -> Response {
 }
 
 /// `POST /ui/login`: verifies the token through the API and starts a session.
-async fn login(ui: &Ui, request: Request, next: Next) -> Response {
+async fn login(ui: &Ui, request: Request) -> Response {
     if let Err(e) = check_csrf(request.headers()) {
         return status_response(&e);
     }
@@ -144,7 +159,7 @@ async fn login(ui: &Ui, request: Request, next: Next) -> Response {
     if let Some(peer) = peer {
         check.extensions_mut().insert(peer);
     }
-    let answer = next.run(check).await;
+    let answer = ui.call_api(check).await;
     if answer.status() == StatusCode::UNAUTHORIZED {
         return unauthorized("the token was not accepted: it is unknown, expired or revoked");
     }
@@ -214,7 +229,7 @@ fn logout(ui: &Ui, request: Request) -> Response {
 }
 
 /// `/ui/api/{path}`: the request, as the session's user, to `/{path}` of the API.
-async fn forward(ui: &Ui, request: Request, api_path: &str, next: Next) -> Response {
+async fn forward(ui: &Ui, request: Request, api_path: &str) -> Response {
     let id = session_id(request.headers()).unwrap_or_default();
     let Some(session) = ui.sessions.get(&id) else {
         return unauthorized("no dashboard session: sign in");
@@ -242,7 +257,7 @@ async fn forward(ui: &Ui, request: Request, api_path: &str, next: Next) -> Respo
     parts.headers.insert(header::AUTHORIZATION, bearer);
     // The browser's TLS client certificate (if any) must not stand in for the session.
     parts.extensions.remove::<crate::auth::PeerCertificates>();
-    let response = next.run(Request::from_parts(parts, body)).await;
+    let response = ui.call_api(Request::from_parts(parts, body)).await;
     if response.status() == StatusCode::UNAUTHORIZED {
         // The token expired or was revoked since sign-in: the session is over too.
         ui.sessions.remove(&id);

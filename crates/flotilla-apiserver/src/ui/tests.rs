@@ -36,7 +36,13 @@ async fn stand_in_api(request: Request) -> Response {
 }
 
 fn app() -> Router {
-    wrap(Router::new().fallback(stand_in_api))
+    let api = Router::new()
+        .route(
+            "/metrics/clusters",
+            axum::routing::get(|| async { "routed by path" }),
+        )
+        .fallback(stand_in_api);
+    wrap(api)
 }
 
 fn request(method: Method, uri: &str, _: ()) -> http::request::Builder {
@@ -124,6 +130,15 @@ async fn api_requests_run_as_the_session_user_without_the_cookie() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["uri"], "/api/v1/namespaces?limit=1");
     assert_eq!(body["cookie"], false);
+    // Forwarded requests are routed by their new path.
+    let req = request(Method::GET, "/ui/api/metrics/clusters", ())
+        .header(header::COOKIE, HeaderValue::from_str(&cookie).unwrap())
+        .header(CSRF_HEADER, CSRF_VALUE)
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!("routed by path"));
 }
 
 #[tokio::test]

@@ -255,7 +255,7 @@ async function overviewPage() {
     if (!h) return [[el('h1', {}, 'Overview'), el('p', { class: 'muted' }, 'No fleet metrics yet.')], []];
     return [[el('h1', {}, 'Overview'), overviewCards(h)], []];
   }, []);
-  const timer = setInterval(() => { if (location.hash === '#/overview') route(); }, 15000);
+  const timer = setInterval(() => { if (location.hash === '#/overview') route(); }, 5000);
   pageWatches.push({ abort: () => clearInterval(timer) });
 }
 
@@ -266,9 +266,16 @@ function overviewCards(h) {
   return el('div', { class: 'cards' },
     el('div', { class: 'card' }, el('h2', {}, 'Ready replicas per cluster (last hour)'),
       lineChart(series, 520, 220),
-      el('div', { class: 'legend' }, series.map((s) => el('span', {}, el('i', { style: 'background:' + s.color }), s.name)))),
+      el('div', { class: 'legend' }, series.map((s) => el('span', {}, swatch(s.color), s.name)))),
     el('div', { class: 'card' }, el('h2', {}, 'Application rollout durations (seconds)'),
       barChart(rollouts.map((r) => ({ label: r.namespace + '/' + r.name + ' ' + r.revision, value: r.seconds })), 520, 220)));
+}
+
+// A colour square (set through the CSSOM: the page's CSP allows no inline style attributes).
+function swatch(color) {
+  const i = el('i', {});
+  i.style.background = color;
+  return i;
 }
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -284,17 +291,21 @@ function lineChart(series, w, h) {
   const pad = 34;
   const all = series.flatMap((s) => s.points);
   const now = Date.now() / 1000;
-  const t0 = now - 3600;
+  // The last hour, or less while the hub has not been up that long.
+  const first = Math.min(now - 60, ...all.map((p) => p[0]));
+  const t0 = Math.max(now - 3600, first);
+  const span = now - t0;
   const maxY = Math.max(1, ...all.map((p) => p[1]));
-  const x = (t) => pad + ((t - t0) / 3600) * (w - pad - 8);
+  const x = (t) => pad + ((t - t0) / span) * (w - pad - 8);
   const y = (v) => h - pad + 10 - (v / maxY) * (h - pad - 10);
   const root = svg('svg', { width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: 'img' });
   root.append(svg('line', { x1: pad, y1: y(0), x2: w - 8, y2: y(0), stroke: '#b9c0cc' }));
   root.append(svg('line', { x1: pad, y1: y(0), x2: pad, y2: y(maxY), stroke: '#b9c0cc' }));
   root.append(svg('text', { x: 4, y: y(maxY) + 4 }, maxY), svg('text', { x: 4, y: y(0) + 4 }, 0));
-  root.append(svg('text', { x: pad, y: h - 4 }, '-60 min'), svg('text', { x: w - 40, y: h - 4 }, 'now'));
+  root.append(svg('text', { x: pad, y: h - 4 }, `-${Math.round(span / 60)} min`), svg('text', { x: w - 40, y: h - 4 }, 'now'));
   for (const s of series) {
     const pts = s.points.filter((p) => p[0] >= t0).map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`);
+    if (pts.length === 1) pts.unshift(`${pad},${pts[0].split(',')[1]}`);
     if (pts.length) root.append(svg('polyline', { points: pts.join(' '), fill: 'none', stroke: s.color, 'stroke-width': 2 }));
   }
   return root;

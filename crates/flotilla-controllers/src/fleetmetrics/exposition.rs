@@ -1,0 +1,186 @@
+//! Prometheus text: picking the `kube_*` families out of a member's `/metrics` and giving each
+//! sample a `cluster` label, then writing every member's samples as one exposition.
+
+use std::collections::BTreeMap;
+
+/// One metric family's samples from one member, with the `cluster` label already added.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Family {
+    /// `# HELP` text.
+    pub help: String,
+    /// `# TYPE` (gauge, counter, ...).
+    pub kind: String,
+    /// Sample lines, `name{cluster="c",...} value`.
+    pub samples: Vec<String>,
+}
+
+/// Families by name.
+pub type Families = BTreeMap<String, Family>;
+
+/// Only these families are taken from members.
+pub fn wanted(name: &str) -> bool {
+    name.starts_with("kube_")
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The `kube_*` families of `text`, each sample labelled `cluster="cluster_name"`.
+pub fn relabel(text: &str, cluster_name: &str) -> Families {
+    let mut families = Families::new();
+    let cluster = format!("cluster=\"{}\"", escape(cluster_name));
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            if wanted(name) {
+                families.entry(name.to_string()).or_default().help = help.to_string();
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            if wanted(name) {
+                families.entry(name.to_string()).or_default().kind = kind.to_string();
+            }
+            continue;
+        }
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        let name = &line[..name_end];
+        if !wanted(name) {
+            continue;
+        }
+        let rest = &line[name_end..];
+        let sample = match rest.strip_prefix('{') {
+            Some(labels) if labels.starts_with('}') => format!("{name}{{{cluster}{labels}"),
+            Some(labels) => format!("{name}{{{cluster},{labels}"),
+            None => format!("{name}{{{cluster}}}{rest}"),
+        };
+        families
+            .entry(name.to_string())
+            .or_default()
+            .samples
+            .push(sample);
+    }
+    families
+}
+
+/// Every member's families as one Prometheus text exposition (one HELP/TYPE per family).
+pub fn render<'a>(members: impl IntoIterator<Item = &'a Families>) -> String {
+    let mut merged: BTreeMap<&str, (Option<&Family>, Vec<&str>)> = BTreeMap::new();
+    for families in members {
+        for (name, family) in families {
+            let entry = merged.entry(name).or_default();
+            entry.0.get_or_insert(family);
+            entry.1.extend(family.samples.iter().map(String::as_str));
+        }
+    }
+    let mut out = String::new();
+    for (name, (family, samples)) in merged {
+        if let Some(f) = family {
+            out.push_str(&format!("# HELP {name} {}\n", f.help));
+            let kind = if f.kind.is_empty() {
+                "untyped"
+            } else {
+                &f.kind
+            };
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+        }
+        for s in samples {
+            out.push_str(s);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The value of a sample line.
+pub fn sample_value(sample: &str) -> Option<f64> {
+    sample.rsplit(' ').next()?.parse().ok()
+}
+
+/// The value of label `key` in a sample line.
+pub fn label<'a>(sample: &'a str, key: &str) -> Option<&'a str> {
+    let needle = format!("{key}=\"");
+    let start = sample
+        .match_indices(&needle)
+        .find(|(i, _)| *i > 0 && matches!(sample.as_bytes()[i - 1], b'{' | b','))?
+        .0
+        + needle.len();
+    let end = sample[start..].find('"')? + start;
+    Some(&sample[start..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MEMBER: &str = "# HELP kube_deployment_status_replicas_ready The number of ready replicas per deployment.\n\
+# TYPE kube_deployment_status_replicas_ready gauge\n\
+kube_deployment_status_replicas_ready{namespace=\"demo\",deployment=\"web\"} 2\n\
+# HELP apiserver_request API requests\n\
+# TYPE apiserver_request counter\n\
+apiserver_request_total{verb=\"get\"} 7\n\
+# HELP kube_node_info Information about a cluster node.\n\
+# TYPE kube_node_info gauge\n\
+kube_node_info{node=\"a\",kubelet_version=\"v1.33.0\"} 1\n\
+# EOF\n";
+
+    #[test]
+    fn keeps_kube_families_and_adds_the_cluster_label() {
+        let families = relabel(MEMBER, "us-west");
+        assert_eq!(
+            families.keys().collect::<Vec<_>>(),
+            ["kube_deployment_status_replicas_ready", "kube_node_info"]
+        );
+        let ready = &families["kube_deployment_status_replicas_ready"];
+        assert_eq!(ready.kind, "gauge");
+        assert_eq!(
+            ready.samples,
+            [
+                "kube_deployment_status_replicas_ready{cluster=\"us-west\",namespace=\"demo\",deployment=\"web\"} 2"
+            ]
+        );
+        assert_eq!(label(&ready.samples[0], "deployment"), Some("web"));
+        assert_eq!(label(&ready.samples[0], "cluster"), Some("us-west"));
+        assert_eq!(sample_value(&ready.samples[0]), Some(2.0));
+    }
+
+    #[test]
+    fn renders_one_help_and_type_per_family_across_members() {
+        let a = relabel(MEMBER, "a");
+        let b = relabel(MEMBER, "b");
+        let text = render([&a, &b]);
+        assert_eq!(
+            text.matches("# TYPE kube_node_info gauge").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("kube_node_info{cluster=\"a\",node=\"a\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("kube_node_info{cluster=\"b\",node=\"a\""),
+            "{text}"
+        );
+        assert!(!text.contains("apiserver_request"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn samples_without_labels_get_one() {
+        let families = relabel("kube_up 1\nkube_x{} 3\n", "c\"1");
+        assert_eq!(
+            families["kube_up"].samples,
+            ["kube_up{cluster=\"c\\\"1\"} 1"]
+        );
+        assert_eq!(families["kube_x"].samples, ["kube_x{cluster=\"c\\\"1\"} 3"]);
+    }
+}

@@ -1,0 +1,171 @@
+//! Global monitoring: the hub scrapes every available member's `/metrics`, keeps the
+//! kube-state-metrics families (see `crate::statemetrics`) with a `cluster` label, and serves
+//! them all at `/metrics/clusters` ([`text`]); the last hour of ready replicas per cluster and
+//! of rollout durations stays in memory for the dashboard and `flotilla top` ([`history`]).
+//!
+//! A member that is unavailable or fails its scrape has no series from that scrape on, so a
+//! stopped member's series are gone within one scrape interval.
+
+pub mod exposition;
+pub mod history;
+
+use std::collections::BTreeMap;
+use std::sync::{LazyLock, RwLock};
+use std::time::Duration;
+
+use flotilla_apis::Application;
+use kube::api::{Api, ListParams};
+
+use crate::application::member_clients::MemberClients;
+use crate::cluster::managed_cluster;
+use exposition::Families;
+use history::{History, Rollout};
+
+/// Longest a member's scrape may take.
+pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Fleet {
+    members: BTreeMap<String, Families>,
+    history: History,
+}
+
+static FLEET: LazyLock<RwLock<Fleet>> = LazyLock::new(Default::default);
+
+/// Every member's `kube_*` series with a `cluster` label, in Prometheus text format.
+pub fn text() -> String {
+    FLEET
+        .read()
+        .map(|f| exposition::render(f.members.values()))
+        .unwrap_or_default()
+}
+
+/// The last hour: `{"readyReplicas": {cluster: [[unix, n], ...]}, "rollouts": [...]}`.
+pub fn history() -> serde_json::Value {
+    FLEET
+        .read()
+        .map(|f| f.history.to_json())
+        .unwrap_or_default()
+}
+
+/// Scrapes the fleet every `interval` until the future is dropped.
+pub async fn run(hub_client: kube::Client, interval: Duration) -> anyhow::Result<()> {
+    let members = MemberClients::new(hub_client.clone());
+    loop {
+        scrape_fleet(&hub_client, &members).await;
+        if let Err(e) = record_rollouts(&hub_client).await {
+            tracing::debug!(error = %e, "listing applications for rollout durations");
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// The names of the members whose `ManagedClusterConditionAvailable` is `True`.
+async fn available_clusters(hub_client: &kube::Client) -> Vec<String> {
+    match managed_cluster::api(hub_client)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => list
+            .items
+            .iter()
+            .filter(|c| {
+                managed_cluster::condition_status(c, managed_cluster::CONDITION_AVAILABLE)
+                    .as_deref()
+                    == Some("True")
+            })
+            .filter_map(|c| c.metadata.name.clone())
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "listing managed clusters to scrape");
+            Vec::new()
+        }
+    }
+}
+
+async fn scrape_fleet(hub_client: &kube::Client, members: &MemberClients) {
+    let clusters = available_clusters(hub_client).await;
+    let scrapes = clusters.iter().map(|cluster| async move {
+        let result = tokio::time::timeout(SCRAPE_TIMEOUT, scrape(members, cluster)).await;
+        match result {
+            Ok(Ok(text)) => Some((cluster.clone(), exposition::relabel(&text, cluster))),
+            Ok(Err(e)) => {
+                tracing::debug!(cluster = %cluster, error = %e, "scraping a member's /metrics");
+                members.forget(cluster).await;
+                None
+            }
+            Err(_) => {
+                members.forget(cluster).await;
+                None
+            }
+        }
+    });
+    let scraped: BTreeMap<String, Families> = futures::future::join_all(scrapes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let ready: BTreeMap<String, f64> = scraped
+        .iter()
+        .map(|(cluster, families)| (cluster.clone(), ready_replicas(families)))
+        .collect();
+    let now = chrono::Utc::now().timestamp();
+    if let Ok(mut fleet) = FLEET.write() {
+        fleet.members = scraped;
+        fleet.history.record_ready(now, &ready);
+    }
+}
+
+async fn scrape(members: &MemberClients, cluster: &str) -> anyhow::Result<String> {
+    let member_client = members.base(cluster).await?;
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    Ok(member_client.request_text(request).await?)
+}
+
+/// The sum of `kube_deployment_status_replicas_ready` of one member.
+fn ready_replicas(families: &Families) -> f64 {
+    families
+        .get("kube_deployment_status_replicas_ready")
+        .map(|f| {
+            f.samples
+                .iter()
+                .filter_map(|s| exposition::sample_value(s))
+                .sum()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Records the workflow duration of every application whose workflow finished.
+async fn record_rollouts(hub_client: &kube::Client) -> Result<(), kube::Error> {
+    let apps: Api<Application> = Api::all(hub_client.clone());
+    let now = chrono::Utc::now().timestamp();
+    let list = apps.list(&ListParams::default()).await?;
+    let rollouts: Vec<Rollout> = list.items.iter().filter_map(rollout_of).collect();
+    if let Ok(mut fleet) = FLEET.write() {
+        for r in rollouts {
+            fleet.history.record_rollout(now, r);
+        }
+    }
+    Ok(())
+}
+
+fn rollout_of(app: &Application) -> Option<Rollout> {
+    let workflow = app.status.as_ref()?.workflow.as_ref()?;
+    if !workflow.finished || workflow.terminated {
+        return None;
+    }
+    let parse = |t: &Option<String>| {
+        chrono::DateTime::parse_from_rfc3339(t.as_deref()?)
+            .ok()
+            .map(|d| d.timestamp_millis())
+    };
+    let start = parse(&workflow.start_time)?;
+    let end = parse(&workflow.end_time)?;
+    Some(Rollout {
+        namespace: app.metadata.namespace.clone().unwrap_or_default(),
+        name: app.metadata.name.clone().unwrap_or_default(),
+        revision: workflow.app_revision.clone(),
+        ended: end / 1000,
+        seconds: (end - start).max(0) as f64 / 1000.0,
+    })
+}
