@@ -15,6 +15,7 @@ pub async fn run(hub_client: kube::Client, options: HubControllerOptions) -> any
         crate::application::run(hub_client.clone()),
         crate::cluster::run(hub_client.clone(), options.cluster_probe_interval),
         crate::fleetmetrics::run(hub_client.clone(), options.cluster_probe_interval),
+        crate::alerts::run(hub_client.clone(), options.cluster_probe_interval),
     )?;
     Ok(())
 }

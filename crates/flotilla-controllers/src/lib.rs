@@ -5,7 +5,9 @@
 //! - [`membersim`]: the simulated member's workload controllers.
 //! - [`statemetrics`]: a member's kube-state-metrics-named series on its `/metrics`.
 //! - [`fleetmetrics`]: the hub's scrape of every member, `/metrics/clusters` and history.
+//! - [`alerts`]: rules from `vela-system/flotilla-alerts`, Events and webhooks.
 
+pub mod alerts;
 pub mod application;
 pub mod cluster;
 pub mod fleetmetrics;
