@@ -142,12 +142,16 @@ pub struct WorkflowStep {
     /// Sub-steps of a `step-group`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sub_steps: Vec<WorkflowStep>,
-    /// Steps this one waits for (kept, steps run in order).
+    /// Steps this one waits for (in `DAG` mode, steps without it start at once).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
-    /// Step timeout (kept).
+    /// Step timeout (`30s`, `5m`): a step not done by then fails with reason `Timeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Run condition: `always`, or an expression over earlier steps
+    /// (`status.<step>.failed|succeeded|timeout`, `status["<step>"].…`, `!`, `&&`, `||`).
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
 }
 
 /// `status` of an [`Application`].

@@ -16,6 +16,7 @@ pub mod render;
 pub mod resource_policy;
 pub mod revision;
 pub mod workflow;
+pub mod workflow_condition;
 
 use std::sync::Arc;
 use std::time::Duration;

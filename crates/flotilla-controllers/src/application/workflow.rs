@@ -5,6 +5,9 @@
 //! A resumed step (put back to `running` by `workflow resume`) goes on: a `suspend` step
 //! succeeds, a deploy step deploys. A failed step is retried on every pass until it succeeds,
 //! the revision changes or the workflow is terminated. Sub-steps of a `step-group` run together.
+//! A step past its `timeout` fails for good; a step's `if` (see `workflow_condition.rs`) is
+//! evaluated when it is entered (without one it is skipped after a failure for good); in `DAG`
+//! mode every step whose `dependsOn` steps are done runs at once.
 
 use std::time::Duration;
 
@@ -14,6 +17,8 @@ use flotilla_apis::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use super::workflow_condition::{self, TIMEOUT_REASON};
 
 /// Why the workflow could not be worked out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +119,14 @@ pub fn effective_steps(
 }
 
 fn check_step(step: &WorkflowStep) -> Result<()> {
+    if let Some(t) = &step.timeout
+        && parse_duration(t).is_none()
+    {
+        return Err(Error::InvalidProperties {
+            step: step.name.clone(),
+            message: format!("invalid timeout {t:?}"),
+        });
+    }
     match step.step_type.as_str() {
         "deploy" => deploy_properties(step).map(|_| ()),
         "suspend" => suspend_duration(step).map(|_| ()),
@@ -354,11 +367,145 @@ fn advance(status: &mut StepStatus, step: &WorkflowStep, now: DateTime<Utc>) -> 
     Ok(Entered::Run)
 }
 
-/// Works out the next action, entering steps as it goes (suspending those that wait for
-/// approval). Call again after [`record`] to move on.
+/// Works out the next action in `StepByStep` mode (see [`next_action_in`]).
 pub fn next_action(
     status: &mut WorkflowStatus,
     steps: &[WorkflowStep],
+    now: DateTime<Utc>,
+) -> Result<Action> {
+    next_action_in(status, steps, false, now)
+}
+
+/// A step that will not run again: succeeded, skipped, or failed for good (timeout, condition).
+pub fn is_done(s: &StepStatus) -> bool {
+    s.phase == step_phase::SUCCEEDED || s.phase == step_phase::SKIPPED || is_final_failure(s)
+}
+
+fn is_final_failure(s: &StepStatus) -> bool {
+    s.phase == step_phase::FAILED && (s.reason == TIMEOUT_REASON || s.reason == CONDITION_REASON)
+}
+
+/// The reason of a step whose `if` could not be evaluated (it fails for good).
+pub const CONDITION_REASON: &str = "Condition";
+
+fn finish(s: &mut StepStatus, phase: &str, reason: &str, message: String, now: DateTime<Utc>) {
+    s.phase = phase.into();
+    s.reason = reason.into();
+    s.message = message;
+    s.last_execute_time = Some(now_text(now));
+}
+
+/// What entering or continuing one top-level step asks for.
+enum Next {
+    Done,
+    Run(Vec<StepPath>),
+    Suspend(Option<Duration>),
+}
+
+/// Applies the step's `if` (default: no earlier failure) and `timeout`; true when the step is
+/// now done (skipped, or failed for good).
+fn gate(
+    status: &mut WorkflowStatus,
+    index: usize,
+    step: &WorkflowStep,
+    failed_before: bool,
+    now: DateTime<Utc>,
+) -> bool {
+    let pending = {
+        let s = &status.steps[index];
+        s.phase == step_phase::PENDING || s.phase.is_empty()
+    };
+    if pending {
+        let verdict = match step.condition.as_deref().map(str::trim) {
+            None | Some("") => Ok(!failed_before),
+            Some(c) => workflow_condition::evaluate(c, &status.steps),
+        };
+        let s = &mut status.steps[index];
+        match verdict {
+            Ok(true) => {}
+            Ok(false) => {
+                let why = format!(
+                    "skipped: if {:?} is false",
+                    step.condition.as_deref().unwrap_or("no earlier failure")
+                );
+                finish(s, step_phase::SKIPPED, "Skip", why, now);
+                return true;
+            }
+            Err(e) => {
+                finish(s, step_phase::FAILED, CONDITION_REASON, e.to_string(), now);
+                return true;
+            }
+        }
+    }
+    let s = &mut status.steps[index];
+    if let Some(limit) = step.timeout.as_deref().and_then(parse_duration)
+        && s.first_execute_time.is_some()
+        && elapsed_since(s.first_execute_time.as_deref(), now) >= limit
+    {
+        let message = format!(
+            "step {} timed out after {}",
+            step.name,
+            step.timeout.as_deref().unwrap_or("")
+        );
+        finish(s, step_phase::FAILED, TIMEOUT_REASON, message, now);
+        return true;
+    }
+    false
+}
+
+/// Moves a step-group: its sub-steps run together.
+fn advance_group(
+    status: &mut StepStatus,
+    step: &WorkflowStep,
+    index: usize,
+    now: DateTime<Utc>,
+) -> Result<Next> {
+    if status.phase == step_phase::SUCCEEDED {
+        return Ok(Next::Done);
+    }
+    if status.first_execute_time.is_none() {
+        status.first_execute_time = Some(now_text(now));
+    }
+    status.phase = step_phase::RUNNING.into();
+    let mut run = Vec::new();
+    let mut suspended: Option<Option<Duration>> = None;
+    for (sub, sub_step) in step.sub_steps.iter().enumerate() {
+        match advance(&mut status.sub_steps[sub], sub_step, now)? {
+            Entered::Done => {}
+            Entered::Run => run.push(StepPath {
+                index,
+                sub: Some(sub),
+            }),
+            Entered::Suspend(recheck) => {
+                suspended = Some(min_recheck(suspended, recheck));
+            }
+        }
+    }
+    if !run.is_empty() {
+        return Ok(Next::Run(run));
+    }
+    if let Some(recheck) = suspended {
+        return Ok(Next::Suspend(recheck));
+    }
+    status.phase = step_phase::SUCCEEDED.into();
+    Ok(Next::Done)
+}
+
+fn min_recheck(a: Option<Option<Duration>>, b: Option<Duration>) -> Option<Duration> {
+    match (a.flatten(), b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Works out the next action, entering steps as it goes (suspending those that wait for
+/// approval, skipping those whose `if` is false, failing those past their `timeout`). Call
+/// again after [`record`] to move on. `StepByStep`: one step at a time, in order; `DAG`
+/// (`dag`): every step whose `dependsOn` steps are done runs at once.
+pub fn next_action_in(
+    status: &mut WorkflowStatus,
+    steps: &[WorkflowStep],
+    dag: bool,
     now: DateTime<Utc>,
 ) -> Result<Action> {
     if status.terminated {
@@ -367,55 +514,67 @@ pub fn next_action(
     if status.suspend {
         return Ok(Action::Suspended { recheck: None });
     }
+    let mut run = Vec::new();
+    let mut suspended: Option<Option<Duration>> = None;
+    let mut failed_before = false;
     for (index, step) in steps.iter().enumerate() {
-        let step_status = &mut status.steps[index];
-        if step.step_type == "step-group" {
-            if step_status.phase == step_phase::SUCCEEDED {
-                continue;
-            }
-            if step_status.first_execute_time.is_none() {
-                step_status.first_execute_time = Some(now_text(now));
-            }
-            step_status.phase = step_phase::RUNNING.into();
-            let mut run = Vec::new();
-            let mut suspended: Option<Option<Duration>> = None;
-            for (sub, sub_step) in step.sub_steps.iter().enumerate() {
-                match advance(&mut step_status.sub_steps[sub], sub_step, now)? {
-                    Entered::Done => {}
-                    Entered::Run => run.push(StepPath {
-                        index,
-                        sub: Some(sub),
-                    }),
-                    Entered::Suspend(recheck) => {
-                        suspended = Some(match (suspended.flatten(), recheck) {
-                            (Some(a), Some(b)) => Some(a.min(b)),
-                            (a, b) => a.or(b),
-                        })
-                    }
-                }
-            }
-            if !run.is_empty() {
-                return Ok(Action::Execute(run));
-            }
-            if let Some(recheck) = suspended {
-                if recheck.is_none() {
-                    status.suspend = true;
-                }
-                return Ok(Action::Suspended { recheck });
-            }
-            step_status.phase = step_phase::SUCCEEDED.into();
+        if is_done(&status.steps[index]) {
+            failed_before |= !dag && is_final_failure(&status.steps[index]);
             continue;
         }
-        match advance(step_status, step, now)? {
-            Entered::Done => continue,
-            Entered::Run => return Ok(Action::Execute(vec![StepPath { index, sub: None }])),
-            Entered::Suspend(recheck) => {
-                if recheck.is_none() {
-                    status.suspend = true;
-                }
-                return Ok(Action::Suspended { recheck });
+        let deps: Vec<&StepStatus> = step
+            .depends_on
+            .iter()
+            .filter_map(|d| status.steps.iter().find(|s| &s.name == d))
+            .collect();
+        if !deps.iter().all(|d| is_done(d)) {
+            if dag {
+                continue;
             }
+            break;
         }
+        let failed = failed_before || deps.iter().any(|d| is_final_failure(d));
+        if gate(status, index, step, failed, now) {
+            failed_before |= !dag && is_final_failure(&status.steps[index]);
+            continue;
+        }
+        let next = if step.step_type == "step-group" {
+            advance_group(&mut status.steps[index], step, index, now)?
+        } else {
+            match advance(&mut status.steps[index], step, now)? {
+                Entered::Done => Next::Done,
+                Entered::Run => Next::Run(vec![StepPath { index, sub: None }]),
+                Entered::Suspend(recheck) => Next::Suspend(recheck),
+            }
+        };
+        match next {
+            Next::Done => continue,
+            Next::Run(paths) => run.extend(paths),
+            Next::Suspend(recheck) => suspended = Some(min_recheck(suspended, recheck)),
+        }
+        if !dag {
+            break;
+        }
+    }
+    if !run.is_empty() {
+        return Ok(Action::Execute(run));
+    }
+    if let Some(recheck) = suspended {
+        if recheck.is_none() {
+            status.suspend = true;
+        }
+        return Ok(Action::Suspended { recheck });
+    }
+    if !status.steps.iter().all(is_done) {
+        return Err(Error::InvalidProperties {
+            step: steps
+                .iter()
+                .zip(&status.steps)
+                .find(|(_, s)| !is_done(s))
+                .map(|(s, _)| s.name.clone())
+                .unwrap_or_default(),
+            message: "dependsOn can never be met (an unknown or later step, or a cycle)".into(),
+        });
     }
     if !status.finished {
         status.finished = true;
@@ -764,5 +923,116 @@ mod tests {
         align(&mut status, &more);
         assert_eq!(status.steps[0].phase, "succeeded");
         assert_eq!(status.steps[1].phase, "pending");
+    }
+
+    fn phases(status: &WorkflowStatus) -> Vec<(&str, &str)> {
+        status
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.phase.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn timeout_fails_for_good_and_if_picks_what_runs_next() {
+        let spec = steps(json!([
+            {"name": "apply", "type": "deploy", "timeout": "30s"},
+            {"name": "next", "type": "deploy"},
+            {"name": "on-timeout", "type": "deploy", "if": "status.apply.timeout"},
+            {"name": "cleanup", "type": "deploy", "if": "always"},
+        ]));
+        let mut status = start("r", &spec, t0());
+        let run = |p: usize| {
+            Action::Execute(vec![StepPath {
+                index: p,
+                sub: None,
+            }])
+        };
+        assert_eq!(next_action(&mut status, &spec, t0()).unwrap(), run(0));
+        record(
+            &mut status,
+            StepPath {
+                index: 0,
+                sub: None,
+            },
+            &Outcome::Waiting("not healthy".into()),
+            t0(),
+        );
+        let later = t0() + chrono::Duration::seconds(31);
+        // Past its timeout the step fails for good; the next step (no `if`) is skipped.
+        assert_eq!(next_action(&mut status, &spec, later).unwrap(), run(2));
+        assert_eq!(status.steps[0].reason, TIMEOUT_REASON);
+        assert_eq!(status.steps[0].message, "step apply timed out after 30s");
+        assert_eq!(status.steps[1].phase, step_phase::SKIPPED);
+        record(
+            &mut status,
+            StepPath {
+                index: 2,
+                sub: None,
+            },
+            &Outcome::Succeeded,
+            later,
+        );
+        assert_eq!(next_action(&mut status, &spec, later).unwrap(), run(3));
+        record(
+            &mut status,
+            StepPath {
+                index: 3,
+                sub: None,
+            },
+            &Outcome::Succeeded,
+            later,
+        );
+        assert_eq!(
+            next_action(&mut status, &spec, later).unwrap(),
+            Action::Finished
+        );
+        assert!(has_failed(&status));
+        assert_eq!(
+            phases(&status),
+            [
+                ("apply", "failed"),
+                ("next", "skipped"),
+                ("on-timeout", "succeeded"),
+                ("cleanup", "succeeded")
+            ]
+        );
+        assert!(
+            check_step(&steps(json!([{"name": "x", "type": "deploy", "timeout": "soon"}]))[0])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn dag_runs_independent_steps_together_and_waits_for_depends_on() {
+        let spec = steps(json!([
+            {"name": "a", "type": "deploy"},
+            {"name": "b", "type": "deploy"},
+            {"name": "c", "type": "deploy", "dependsOn": ["a", "b"]},
+        ]));
+        let mut status = start("r", &spec, t0());
+        let path = |p: usize| StepPath {
+            index: p,
+            sub: None,
+        };
+        assert_eq!(
+            next_action_in(&mut status, &spec, true, t0()).unwrap(),
+            Action::Execute(vec![path(0), path(1)])
+        );
+        record(&mut status, path(0), &Outcome::Succeeded, t0());
+        record(&mut status, path(1), &Outcome::Waiting("x".into()), t0());
+        assert_eq!(
+            next_action_in(&mut status, &spec, true, t0()).unwrap(),
+            Action::Execute(vec![path(1)])
+        );
+        record(&mut status, path(1), &Outcome::Succeeded, t0());
+        assert_eq!(
+            next_action_in(&mut status, &spec, true, t0()).unwrap(),
+            Action::Execute(vec![path(2)])
+        );
+        // A dependency that can never be met is an error, not a silent wait.
+        let cycle = steps(json!([{"name": "a", "type": "deploy", "dependsOn": ["a"]}]));
+        let mut status = start("r", &cycle, t0());
+        assert!(next_action_in(&mut status, &cycle, true, t0()).is_err());
     }
 }

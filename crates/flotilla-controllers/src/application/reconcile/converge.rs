@@ -11,7 +11,7 @@ use super::super::workflow::Outcome;
 use super::deploy::Pass;
 use super::revision::Revisioned;
 use super::status::{merge_services, service_key};
-use super::workflow::{WorkflowRun, deploy_steps};
+use super::workflow::{WorkflowRun, succeeded_deploy_steps};
 
 /// What the converge pass saw.
 #[derive(Default)]
@@ -56,7 +56,7 @@ pub(crate) async fn reconcile(
         ..Default::default()
     };
     let mut services = Vec::new();
-    for step in deploy_steps(&run.steps) {
+    for step in succeeded_deploy_steps(&run.steps, &wf.wf) {
         let result = pass.deploy(step, force).await;
         if let Some(Outcome::Failed(message)) = &result.outcome {
             converged.failed = true;

@@ -36,7 +36,10 @@ pub(crate) async fn reconcile(
     let phase = if wf.terminated {
         ApplicationPhase::WorkflowTerminated
     } else if run.finished {
-        if converged.failed || status.services.iter().any(|s| !s.healthy) {
+        // Finished with a step failed for good (timeout, condition error).
+        if workflow::has_failed(&wf) {
+            ApplicationPhase::WorkflowFailed
+        } else if converged.failed || status.services.iter().any(|s| !s.healthy) {
             ApplicationPhase::Unhealthy
         } else {
             ApplicationPhase::Running

@@ -54,11 +54,15 @@ pub(crate) async fn reconcile(
     let mut wf = current(status, run, now);
     let was_finished = wf.finished;
     let steps = &run.steps;
+    let dag = is_dag(run);
+    if dag {
+        wf.mode = "DAG-DAG".into();
+    }
     let mut requeue = Duration::from_secs(30);
     let mut finished = false;
     // Bounded: each round either stops or moves at least one step forward.
     for _ in 0..=steps.len() * 4 + 4 {
-        let action = match workflow::next_action(&mut wf, steps, now) {
+        let action = match workflow::next_action_in(&mut wf, steps, dag, now) {
             Ok(a) => a,
             Err(e) => {
                 wf.message = e.to_string();
@@ -124,6 +128,42 @@ pub(crate) async fn reconcile(
     }
 }
 
+/// `workflow.mode.steps: DAG` (inline or on the referenced Workflow).
+fn is_dag(run: &Revisioned) -> bool {
+    let spec_mode = run
+        .snapshot
+        .spec
+        .workflow
+        .as_ref()
+        .and_then(|w| w.mode.as_ref());
+    let ref_mode = run.snapshot.workflow.as_ref().and_then(|w| w.mode.as_ref());
+    ref_mode
+        .or(spec_mode)
+        .and_then(|m| m.steps.as_deref())
+        .is_some_and(|m| m.eq_ignore_ascii_case("DAG"))
+}
+
+/// Deploy steps (sub-steps included) that succeeded in this run: what converge keeps applying
+/// (skipped and timed-out steps are not).
+pub(crate) fn succeeded_deploy_steps<'a>(
+    steps: &'a [WorkflowStep],
+    wf: &WorkflowStatus,
+) -> Vec<&'a WorkflowStep> {
+    let mut out = Vec::new();
+    for (step, status) in steps.iter().zip(&wf.steps) {
+        let ok = status.phase == step_phase::SUCCEEDED;
+        if step.step_type == "deploy" && ok {
+            out.push(step);
+        }
+        for (sub, sub_status) in step.sub_steps.iter().zip(&status.sub_steps) {
+            if sub.step_type == "deploy" && sub_status.phase == step_phase::SUCCEEDED {
+                out.push(sub);
+            }
+        }
+    }
+    out
+}
+
 /// The step at `path`.
 pub(crate) fn step_at(steps: &[WorkflowStep], path: StepPath) -> Option<&WorkflowStep> {
     let top = steps.get(path.index)?;
@@ -134,7 +174,8 @@ pub(crate) fn step_at(steps: &[WorkflowStep], path: StepPath) -> Option<&Workflo
 }
 
 /// Every deploy step, sub-steps included, in order.
-pub(crate) fn deploy_steps(steps: &[WorkflowStep]) -> Vec<&WorkflowStep> {
+#[cfg(test)]
+fn deploy_steps(steps: &[WorkflowStep]) -> Vec<&WorkflowStep> {
     let mut out = Vec::new();
     for s in steps {
         if s.step_type == "deploy" {
