@@ -53,6 +53,8 @@ fn fleet_metrics_and_top() {
             r#"kube_deployment_status_replicas_ready{cluster="east",namespace="default",deployment="web"} 2"#,
         ) && text.contains(
             r#"kube_deployment_status_replicas_ready{cluster="west",namespace="default",deployment="web"} 3"#,
+        ) && text.contains(
+            r#"kube_pod_status_phase{cluster="east",namespace="default",pod="probe",phase="Running"} 1"#,
         ))
         .then_some(text)
     });
@@ -60,8 +62,7 @@ fn fleet_metrics_and_top() {
         "# TYPE kube_deployment_status_replicas gauge",
         r#"kube_deployment_status_replicas{cluster="east",namespace="default",deployment="web"} 2"#,
         r#"kube_deployment_spec_replicas{cluster="west",namespace="default",deployment="web"} 3"#,
-        r#"kube_pod_status_phase{cluster="east",namespace="default",pod="probe",phase="Pending"} 1"#,
-        r#"kube_pod_status_phase{cluster="east",namespace="default",pod="probe",phase="Running"} 0"#,
+        r#"kube_pod_status_phase{cluster="east",namespace="default",pod="probe",phase="Pending"} 0"#,
         r#"kube_node_info{cluster="west",node="west",kubelet_version="v1.33.0"#,
     ] {
         assert!(text.contains(expected), "missing {expected}:\n{text}");
@@ -103,7 +104,11 @@ fn fleet_metrics_and_top() {
         .collect();
     assert_eq!(east_row[..2], ["east", "True"], "{top}");
     assert!(east_row[2].starts_with("v1.33.0"), "{top}");
-    assert_eq!(east_row[3..], ["1", "2/2", "0/1"], "{top}");
+    assert_eq!(east_row[3..5], ["1", "2/2"], "{top}");
+    // The probe Pod and the Deployment's two simulated Pods, all running.
+    let (running, pods) = east_row[5].split_once('/').unwrap();
+    assert_eq!(running, pods, "{top}");
+    assert!(pods.parse::<u32>().unwrap() >= 3, "{top}");
 
     // A stopped member's series disappear.
     let _ = west.child.kill();
