@@ -291,8 +291,45 @@ fn multicluster_crd(kind: &str, plural: &str, singular: &str) -> Value {
 /// The CustomResourceDefinitions (as JSON) the hub creates before it reports ready:
 /// Application, Policy, Workflow, ApplicationRevision, ResourceTracker, ManagedCluster,
 /// ServiceExport and ServiceImport are served from these.
+/// `FleetRoleBinding` (`auth.flotilla.io/v1alpha1`, cluster-scoped): a grant of a ClusterRole to
+/// users or groups on selected member clusters (`flotilla auth grant-privileges`).
+fn fleet_role_binding_crd() -> Value {
+    crd(CrdShape {
+        group: "auth.flotilla.io",
+        version: "v1alpha1",
+        kind: "FleetRoleBinding",
+        plural: "fleetrolebindings",
+        singular: "fleetrolebinding",
+        short_names: &["frb"],
+        namespaced: false,
+        categories: &[],
+        schema: root_schema(json!({
+            "spec": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "properties": {
+                    "subjects": open_array(),
+                    "clusters": {"type": "array", "items": {"type": "string"}},
+                    "clusterSelector": open_object(),
+                    "namespace": {"type": "string"},
+                    "clusterRole": {"type": "string"},
+                    "readonly": {"type": "boolean"},
+                },
+            },
+        })),
+        columns: vec![
+            json!({"name": "ROLE", "type": "string", "jsonPath": ".spec.clusterRole"}),
+            json!({"name": "NAMESPACE", "type": "string", "jsonPath": ".spec.namespace"}),
+            json!({"name": "CLUSTERS", "type": "string", "jsonPath": ".spec.clusters"}),
+            age_column(),
+        ],
+        status_subresource: false,
+    })
+}
+
 pub fn crds() -> Vec<Value> {
     vec![
+        fleet_role_binding_crd(),
         application_crd(),
         policy_crd(),
         workflow_crd(),

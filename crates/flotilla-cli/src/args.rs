@@ -36,8 +36,11 @@ pub enum Command {
     /// Workflow operations on an Application.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
-    /// Read resources in member clusters through the hub's credentials.
+    /// Read resources in member clusters through the hub's cluster gateway, as you.
     Get(GetArgs),
+    /// Grant and list access to member clusters (fleet-wide RBAC).
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Mint user credentials.
     #[command(subcommand)]
     Kubeconfig(KubeconfigCommand),
@@ -231,6 +234,57 @@ pub struct GetArgs {
     /// `wide`, `yaml`, `json` or `name` (default: a table).
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Record a FleetRoleBinding: bind a ClusterRole on the selected members and allow the
+    /// hub's cluster gateway to them.
+    GrantPrivileges(GrantArgs),
+    /// Show, per cluster, what a user may do there (the member's SelfSubjectRulesReview).
+    ListPrivileges(ListPrivilegesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GrantArgs {
+    /// The user to grant to.
+    #[arg(long, required_unless_present = "group", conflicts_with = "group")]
+    pub user: Option<String>,
+    /// The group to grant to.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Clusters by name, comma-separated.
+    #[arg(
+        long = "for-cluster",
+        value_delimiter = ',',
+        required_unless_present = "for_cluster_selector"
+    )]
+    pub for_cluster: Vec<String>,
+    /// Clusters by label, `k=v[,k=v]`.
+    #[arg(long = "for-cluster-selector")]
+    pub for_cluster_selector: Option<String>,
+    /// Bind in this namespace only (a RoleBinding; default: cluster-wide).
+    #[arg(long = "for-namespace")]
+    pub for_namespace: Option<String>,
+    /// Read-only access (ClusterRole `view`).
+    #[arg(long, conflicts_with = "clusterrole")]
+    pub readonly: bool,
+    /// The ClusterRole to bind (default `edit`).
+    #[arg(long)]
+    pub clusterrole: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListPrivilegesArgs {
+    /// The user to inspect.
+    #[arg(long)]
+    pub user: String,
+    /// The user's groups.
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// Namespace the rules are reviewed in.
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
+    pub namespace: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 //! API server; every other command talks to the hub only through the Kubernetes API.
 
 pub mod args;
+pub mod auth;
 pub mod cluster;
 pub mod dev;
 pub mod get;
@@ -51,6 +52,10 @@ pub async fn run(kubeconfig: Option<PathBuf>, command: Command) -> anyhow::Resul
         Command::Top(cmd) => {
             let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
             top::run(&hub_client, cmd).await
+        }
+        Command::Auth(cmd) => {
+            let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
+            auth::run(&hub_client, cmd).await
         }
         Command::Dev(dev_args) => dev::run(&dev_args).await,
         Command::Hub(_) | Command::Member(_) | Command::Kubeconfig(_) | Command::Gateway(_) => {

@@ -16,6 +16,7 @@ pub async fn run(hub_client: kube::Client, options: HubControllerOptions) -> any
         crate::cluster::run(hub_client.clone(), options.cluster_probe_interval),
         crate::fleetmetrics::run(hub_client.clone(), options.cluster_probe_interval),
         crate::alerts::run(hub_client.clone(), options.cluster_probe_interval),
+        crate::grants::run(hub_client.clone()),
     )?;
     Ok(())
 }

@@ -6,11 +6,13 @@
 //! - [`statemetrics`]: a member's kube-state-metrics-named series on its `/metrics`.
 //! - [`fleetmetrics`]: the hub's scrape of every member, `/metrics/clusters` and history.
 //! - [`alerts`]: rules from `vela-system/flotilla-alerts`, Events and webhooks.
+//! - [`grants`]: FleetRoleBindings → member bindings and the hub's gateway permission.
 
 pub mod alerts;
 pub mod application;
 pub mod cluster;
 pub mod fleetmetrics;
+pub mod grants;
 pub mod hub;
 pub mod membersim;
 pub mod statemetrics;
