@@ -262,6 +262,28 @@ fn dashboard_in_a_browser() {
     });
     assert!(top.starts_with("NAMESPACE"), "{top}");
 
+    // Resources across members, read through the hub's cluster gateway as the user, whom
+    // each member's own RBAC must allow.
+    for member in [&test_member, &prod_member, &edge_member] {
+        member.kubectl_ok(&[
+            "create",
+            "clusterrolebinding",
+            "fleet-admin-view",
+            "--clusterrole=view",
+            "--user=system:serviceaccount:default:fleet-admin",
+        ]);
+    }
+    browser.eval("location.hash = '#/resources'");
+    let rows = browser.wait_for(
+        "the demo Deployment in test and prod",
+        "(() => { const r = [...document.querySelectorAll('tbody tr')].map(r => r.innerText.split('\\t').join(' ')).filter(t => t.includes('demo Ready:1/1')); \
+         return r.length === 2 ? r.join('|') : ''; })()",
+        WAIT,
+    );
+    let rows = rows.as_str().unwrap();
+    assert!(rows.contains("prod") && rows.contains("test"), "{rows}");
+    browser.screenshot(&screenshot_path("resources"));
+
     // Bad input straight at the hub, from the page: a forged cookie, an oversized sign-in.
     browser.call(
         "Network.setCookie",
