@@ -17,6 +17,21 @@ fn init_tracing() {
         .try_init();
 }
 
+/// Raises the soft open-file limit to the hard one, as servers do: every member of
+/// `flotilla member --count N` holds its own listener, store and client connections.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, soft, hard, "could not raise the open-file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
+    }
+}
+
 /// Opens the store in `data_dir` (blocking work, off the async threads).
 async fn open_store(
     data_dir: &Path,
@@ -76,6 +91,7 @@ async fn serving(server: RunningServer) -> anyhow::Result<()> {
 /// `flotilla hub`
 pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
     init_tracing();
+    raise_open_file_limit();
     let store = open_store(&args.data_dir, &args.storage).await?;
     let gateway = Arc::new(crate::cluster_gateway::GatewayBackend::default());
     let server = flotilla_apiserver::start(ServerOptions {
@@ -214,6 +230,7 @@ async fn one_member(
 /// `flotilla member`
 pub async fn member(args: MemberArgs) -> anyhow::Result<()> {
     init_tracing();
+    raise_open_file_limit();
     let simulator = flotilla_controllers::membersim::SimulatorOptions {
         ready_delay: args.ready_delay,
         stuck: args.fault_stuck,

@@ -3,7 +3,8 @@
 //! gets Pods (owner reference, node, pod IP, Running and Ready after the delay); a rollout
 //! makes a new ReplicaSet and scales the old one to zero; `kubectl rollout history` and
 //! `kubectl rollout undo` (1.27 and 1.33) work; a bare Pod runs; deleting the Deployment
-//! deletes its ReplicaSets and Pods; a stuck Deployment's Pods never become ready.
+//! deletes its ReplicaSets and Pods; a Service gets EndpointSlices and Endpoints of its ready
+//! Pods; a stuck Deployment's Pods never become ready.
 
 mod support;
 
@@ -36,6 +37,13 @@ spec:
   template:
     metadata: {labels: {app: stuck}}
     spec: {containers: [{name: stuck, image: nginx}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
 ---
 apiVersion: v1
 kind: Pod
@@ -179,6 +187,33 @@ fn member_runs_deployments_through_replicasets_and_pods() {
     }
     assert_eq!(ips.len(), 3, "{pods}");
 
+    // The Service's EndpointSlice and Endpoints list the ready Pods' addresses.
+    let slice_path = r#"{range .items[*]}{.metadata.labels.endpointslice\.kubernetes\.io/managed-by} {.ports[0].port} {range .endpoints[*]}{.addresses[0]}={.conditions.ready} {end}{end}"#;
+    let slice = wait_for("web's EndpointSlice", Duration::from_secs(60), || {
+        let out = stdout(&member.kubectl(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            &format!("jsonpath={slice_path}"),
+        ]));
+        (out.matches("=true").count() == 3).then_some(out)
+    });
+    assert!(
+        slice.starts_with("endpointslice-controller.k8s.io 8080 "),
+        "{slice}"
+    );
+    for ip in &ips {
+        assert!(
+            slice.contains(&format!("{ip}=true")),
+            "{ip} missing in {slice}"
+        );
+    }
+    let addresses = get(&member, "endpoints/web", "{.subsets[0].addresses[*].ip}");
+    let listed: HashSet<String> = addresses.split(' ').map(str::to_string).collect();
+    assert_eq!(listed, ips, "{addresses}");
+
     // kubectl's tables, old and new.
     for version in ["1.27", "1.33"] {
         let bin = kubectl_dir().join(format!("kubectl.{version}"));
@@ -283,4 +318,7 @@ fn member_runs_deployments_through_replicasets_and_pods() {
         },
     );
     assert_eq!(get(&member, "pod/bare", "{.status.phase}"), "Running");
+    eventually(&member, "endpoints/web", "{.subsets}", |v| {
+        v.is_empty() || v == "[]"
+    });
 }

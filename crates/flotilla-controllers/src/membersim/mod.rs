@@ -3,6 +3,7 @@
 //! They stand in for the controllers of a real cluster and reach the member's own API server
 //! only through kube-rs, so they would run unchanged against any Kubernetes API server.
 
+pub mod endpoints;
 pub mod hpa;
 pub mod network;
 pub mod nodes;

@@ -184,7 +184,61 @@ pub struct Container {
     pub name: String,
     #[serde(default)]
     pub image: String,
+    #[serde(default)]
+    pub ports: Vec<ContainerPort>,
 }
+
+/// A container port (named ports resolve Service `targetPort`s).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerPort {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub container_port: i64,
+}
+
+/// One port of a Service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub port: i64,
+    #[serde(default)]
+    pub target_port: Option<Value>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+}
+
+/// What the endpoint controllers read of a Service's spec.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    #[serde(default)]
+    pub selector: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+    #[serde(default)]
+    pub publish_not_ready_addresses: Option<bool>,
+}
+
+/// A Service as the endpoint controllers cache it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SimService {
+    #[serde(deserialize_with = "slim_meta")]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: ServiceSpec,
+}
+slim_resource!(
+    SimService,
+    "",
+    "Service",
+    "services",
+    k8s_openapi::NamespaceResourceScope
+);
 
 /// What the simulator reads of a Pod's spec.
 #[derive(Debug, Clone, Default, Deserialize)]

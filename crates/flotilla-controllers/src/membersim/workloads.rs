@@ -13,14 +13,15 @@ use futures::StreamExt;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PostParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
+use super::endpoints;
 use super::nodes::{AddressPlan, PodAddresses};
 use super::pods::{self, Placement, PodName};
 use super::replicasets::{self as rsets, POD_TEMPLATE_HASH};
-use super::slim::{self, SimDeployment, SimPod, SimReplicaSet};
+use super::slim::{self, SimDeployment, SimPod, SimReplicaSet, SimService};
 use super::{
     Error, FIELD_MANAGER, READY_DELAY_ANNOTATION, STUCK_ANNOTATION, Shared, parse_delay,
     patch_params, progress_at,
@@ -83,6 +84,16 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     let replicasets = Controller::new(Api::<SimReplicaSet>::all(client.clone()), config())
         .owns(Api::<SimPod>::all(client.clone()), config());
     let kubelet = Controller::new(Api::<SimPod>::all(client.clone()), config());
+    let services = Controller::new(Api::<SimService>::all(client.clone()), config());
+    let service_store = services.store();
+    let services = services.watches(Api::<SimPod>::all(client.clone()), config(), move |pod| {
+        service_store
+            .state()
+            .into_iter()
+            .filter(|svc| endpoints::selects(svc, &pod))
+            .map(|svc| ObjectRef::from_obj(&*svc))
+            .collect::<Vec<_>>()
+    });
     let ctx = Arc::new(Workloads {
         shared,
         plan,
@@ -99,8 +110,13 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     let r = replicasets
         .run(reconcile_replicaset, error_policy, ctx.clone())
         .for_each(log);
-    let k = kubelet.run(reconcile_pod, error_policy, ctx).for_each(log);
-    futures::join!(d, r, k);
+    let k = kubelet
+        .run(reconcile_pod, error_policy, ctx.clone())
+        .for_each(log);
+    let e = services
+        .run(reconcile_endpoints, error_policy, ctx)
+        .for_each(log);
+    futures::join!(d, r, k, e);
     Ok(())
 }
 
@@ -529,4 +545,125 @@ async fn reconcile_pod(pod: Arc<SimPod>, ctx: Arc<Workloads>) -> Result<Action, 
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
+}
+
+/// The endpoint-slice and endpoints controllers: a Service with a selector gets
+/// EndpointSlices and an Endpoints object listing its selected Pods' addresses.
+async fn reconcile_endpoints(svc: Arc<SimService>, ctx: Arc<Workloads>) -> Result<Action, Error> {
+    if svc.metadata.deletion_timestamp.is_some()
+        || svc.spec.selector.as_ref().is_none_or(|s| s.is_empty())
+    {
+        return Ok(Action::await_change());
+    }
+    let ns = namespace_of(&svc.metadata).to_string();
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let all = ctx.pods.state();
+    let pods: Vec<&SimPod> = all
+        .iter()
+        .map(|p| &**p)
+        .filter(|p| endpoints::selects(&svc, p))
+        .collect();
+    sync_slices(&svc, &ns, &name, &pods, &ctx).await?;
+    sync_endpoints_object(&svc, &ns, &name, &pods, &ctx).await?;
+    Ok(Action::await_change())
+}
+
+async fn sync_slices(
+    svc: &SimService,
+    ns: &str,
+    name: &str,
+    pods: &[&SimPod],
+    ctx: &Workloads,
+) -> Result<(), Error> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client(),
+        ns,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("discovery.k8s.io", "v1", "EndpointSlice"),
+            "endpointslices",
+        ),
+    );
+    let selector = format!(
+        "{}={name},{}={}",
+        endpoints::SERVICE_NAME_LABEL,
+        endpoints::MANAGED_BY_LABEL,
+        endpoints::MANAGED_BY
+    );
+    let mut existing = api
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items;
+    existing.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let wanted = endpoints::slices(svc, pods);
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    for (i, (eps, ports)) in wanted.into_iter().enumerate() {
+        match existing.get(i) {
+            Some(slice) if slice.data["endpoints"] == eps && slice.data["ports"] == ports => {}
+            Some(slice) => {
+                let mut updated = slice.clone();
+                updated.data["endpoints"] = eps;
+                updated.data["ports"] = ports;
+                let n = slice.metadata.name.clone().unwrap_or_default();
+                api.replace(&n, &pp, &updated).await?;
+            }
+            None => {
+                api.create(&pp, &dynamic(endpoints::new_slice(svc, eps, ports))?)
+                    .await?;
+            }
+        }
+    }
+    let keep = endpoints::slices(svc, pods).len();
+    for slice in existing.iter().skip(keep) {
+        let n = slice.metadata.name.clone().unwrap_or_default();
+        match api.delete(&n, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+async fn sync_endpoints_object(
+    svc: &SimService,
+    ns: &str,
+    name: &str,
+    pods: &[&SimPod],
+    ctx: &Workloads,
+) -> Result<(), Error> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client(), ns, &resource("", "Endpoints", "endpoints"));
+    let subsets = endpoints::subsets(svc, pods);
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    match api.get_opt(name).await? {
+        Some(current) if current.data.get("subsets").unwrap_or(&json!([])) == &subsets => {}
+        Some(mut current) => {
+            current.data["subsets"] = subsets;
+            api.replace(name, &pp, &current).await?;
+        }
+        None => {
+            let mut labels = slim::labels(&svc.metadata).clone();
+            labels.insert(
+                "endpoints.kubernetes.io/managed-by".into(),
+                "endpoint-controller".into(),
+            );
+            let object = json!({
+                "apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": name, "namespace": ns, "labels": labels},
+                "subsets": subsets,
+            });
+            match api.create(&pp, &dynamic(object)?).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }
