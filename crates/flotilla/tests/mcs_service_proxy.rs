@@ -29,7 +29,8 @@ fn apply(member: &Server, yaml: &str) {
 }
 
 /// A Deployment that owns no Pods of its own (the proxy finds it by its selector), a Service
-/// and two Pods whose status says Running, Ready, with an IP.
+/// and two bare Pods the member's kubelet keeps from starting (`sim.flotilla.io/stuck`) until
+/// the test lets them.
 const OBJECTS: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
@@ -50,32 +51,50 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: echo-a, namespace: default, labels: {app: echo-hand}}
+metadata:
+  name: echo-a
+  namespace: default
+  labels: {app: echo-hand}
+  annotations: {sim.flotilla.io/stuck: "true"}
 spec: {containers: [{name: echo, image: echo:1}]}
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: echo-b, namespace: default, labels: {app: echo-hand}}
+metadata:
+  name: echo-b
+  namespace: default
+  labels: {app: echo-hand}
+  annotations: {sim.flotilla.io/stuck: "true"}
 spec: {containers: [{name: echo, image: echo:1}]}
 "#;
 
-fn set_pod_status(member: &Server, pod: &str, ip: &str, ready: bool) {
-    let status = serde_json::json!({"status": {
-        "phase": "Running",
-        "podIP": ip,
-        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
-    }});
+/// Lets the member's kubelet run the Pod (or stops it), then waits until its Ready condition
+/// says so.
+fn set_pod_ready(member: &Server, pod: &str, ready: bool) {
+    let stuck = format!("sim.flotilla.io/stuck={}", !ready);
     member.kubectl_ok(&[
-        "patch",
+        "annotate",
         "pod",
         pod,
         "-n",
         "default",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &status.to_string(),
+        "--overwrite",
+        &stuck,
     ]);
+    let want = if ready { "True" } else { "False" };
+    support::wait_for(
+        &format!("{pod} Ready={want}"),
+        std::time::Duration::from_secs(60),
+        || {
+            let v = member.jsonpath(
+                "pod",
+                pod,
+                "default",
+                "{.status.conditions[?(@.type==\"Ready\")].status}",
+            );
+            (v == want).then_some(())
+        },
+    );
 }
 
 fn raw_get(member: &Server, path: &str) -> Result<Value, String> {
@@ -101,8 +120,8 @@ fn service_proxy_answers_as_the_pods() {
         "{err}"
     );
 
-    set_pod_status(&member, "echo-a", "10.1.0.1", true);
-    set_pod_status(&member, "echo-b", "10.1.0.2", true);
+    set_pod_ready(&member, "echo-a", true);
+    set_pod_ready(&member, "echo-b", true);
     let mut pods = Vec::new();
     for _ in 0..4 {
         let body = raw_get(&member, svc).unwrap();
@@ -121,7 +140,7 @@ fn service_proxy_answers_as_the_pods() {
     );
 
     // An unready Pod drops out.
-    set_pod_status(&member, "echo-b", "10.1.0.2", false);
+    set_pod_ready(&member, "echo-b", false);
     for _ in 0..3 {
         assert_eq!(raw_get(&member, svc).unwrap()["pod"], "echo-a");
     }
@@ -175,7 +194,7 @@ fn proxy_needs_the_proxy_subresource_permission() {
     let dir = TestDir::new("svc-proxy-rbac");
     let member = Server::member("proxy-2", &dir.path().join("m"));
     apply(&member, OBJECTS);
-    set_pod_status(&member, "echo-a", "10.1.0.1", true);
+    set_pod_ready(&member, "echo-a", true);
     let can = |verb: &str, resource: &str, user: &str| {
         stdout(&member.kubectl(&[
             "auth",
