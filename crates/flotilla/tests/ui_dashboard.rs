@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use browser::Browser;
 use serde_json::json;
-use support::{Server, TestDir};
+use support::{Server, TestDir, stdout};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -206,7 +206,41 @@ fn dashboard_in_a_browser() {
         WAIT,
     );
     assert_eq!(clusters, json!("edge,prod,test"));
+    // Labels: add one to edge, see it on the hub and on the page; remove it again.
+    browser.type_into("input[aria-label='New label for edge']", "region=eu");
+    browser.click("input[aria-label='New label for edge'] + button");
+    support::wait_for("edge labelled region=eu", WAIT, || {
+        let label = stdout(&hub.kubectl(&[
+            "get",
+            "managedcluster",
+            "edge",
+            "-o",
+            "jsonpath={.metadata.labels.region}",
+        ]));
+        (label == "eu").then_some(())
+    });
+    browser.wait_for(
+        "the region chip",
+        "[...document.querySelectorAll('.chip')].some(c => c.textContent.startsWith('region=eu'))",
+        WAIT,
+    );
     browser.screenshot(&screenshot_path("clusters"));
+    browser.click("button[title='Remove label region']");
+    browser.wait_for(
+        "the region chip gone",
+        "![...document.querySelectorAll('.chip')].some(c => c.textContent.startsWith('region=eu'))",
+        WAIT,
+    );
+    assert_eq!(
+        stdout(&hub.kubectl(&[
+            "get",
+            "managedcluster",
+            "edge",
+            "-o",
+            "jsonpath={.metadata.labels.region}",
+        ])),
+        ""
+    );
     browser.eval("location.hash = '#/applications'");
     let row = browser.wait_for(
         "the demo application row",
