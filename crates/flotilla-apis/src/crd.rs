@@ -288,9 +288,111 @@ fn multicluster_crd(kind: &str, plural: &str, singular: &str) -> Value {
     })
 }
 
+fn argo_application_crd() -> Value {
+    let source = json!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "required": ["repoURL"],
+        "properties": {
+            "repoURL": {"type": "string"},
+            "targetRevision": {"type": "string"},
+            "path": {"type": "string"},
+            "directory": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "properties": {"recurse": {"type": "boolean"}},
+            },
+        },
+    });
+    let schema = root_schema(json!({
+        "spec": {
+            "type": "object",
+            "required": ["destination", "project", "source"],
+            "x-kubernetes-preserve-unknown-fields": true,
+            "properties": {
+                // Only the default AppProject exists.
+                "project": {"type": "string", "enum": ["default"]},
+                "source": source,
+                "destination": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                    "properties": {
+                        "name": {"type": "string"},
+                        "server": {"type": "string"},
+                        "namespace": {"type": "string"},
+                    },
+                },
+                "syncPolicy": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                    "properties": {
+                        "automated": {
+                            "type": "object",
+                            "properties": {
+                                "prune": {"type": "boolean"},
+                                "selfHeal": {"type": "boolean"},
+                            },
+                        },
+                        "syncOptions": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "operation": open_object(),
+    }));
+    crd(CrdShape {
+        group: crate::ARGO_GROUP,
+        version: "v1alpha1",
+        kind: "Application",
+        plural: "applications",
+        singular: "application",
+        // Argo CD's own short names (`app`, `apps`) would take `kubectl get app` from
+        // KubeVela's Application; none are served, as in clusters that run both.
+        short_names: &[],
+        namespaced: true,
+        categories: &[],
+        schema,
+        // Argo CD's columns, word for word (kubectl prints them upper-cased).
+        columns: vec![
+            json!({"name": "Sync Status", "type": "string", "jsonPath": ".status.sync.status"}),
+            json!({"name": "Health Status", "type": "string", "jsonPath": ".status.health.status"}),
+            json!({"name": "Revision", "type": "string", "jsonPath": ".status.sync.revision", "priority": 10}),
+            json!({"name": "Project", "type": "string", "jsonPath": ".spec.project", "priority": 10}),
+        ],
+        status_subresource: false,
+    })
+}
+
+fn argo_application_set_crd() -> Value {
+    let schema = root_schema(json!({
+        "spec": {
+            "type": "object",
+            "required": ["generators", "template"],
+            "x-kubernetes-preserve-unknown-fields": true,
+            "properties": {
+                "generators": open_array(),
+                "template": open_object(),
+            },
+        },
+    }));
+    crd(CrdShape {
+        group: crate::ARGO_GROUP,
+        version: "v1alpha1",
+        kind: "ApplicationSet",
+        plural: "applicationsets",
+        singular: "applicationset",
+        short_names: &["appset", "appsets"],
+        namespaced: true,
+        categories: &[],
+        schema,
+        columns: vec![age_column()],
+        status_subresource: true,
+    })
+}
+
 /// The CustomResourceDefinitions (as JSON) the hub creates before it reports ready:
 /// Application, Policy, Workflow, ApplicationRevision, ResourceTracker, ManagedCluster,
-/// ServiceExport and ServiceImport are served from these.
+/// ServiceExport, ServiceImport and Argo CD's Application and ApplicationSet are served from these.
 /// `FleetRoleBinding` (`auth.flotilla.io/v1alpha1`, cluster-scoped): a grant of a ClusterRole to
 /// users or groups on selected member clusters (`flotilla auth grant-privileges`).
 fn fleet_role_binding_crd() -> Value {
@@ -338,6 +440,8 @@ pub fn crds() -> Vec<Value> {
         managed_cluster_crd(),
         multicluster_crd("ServiceExport", "serviceexports", "serviceexport"),
         multicluster_crd("ServiceImport", "serviceimports", "serviceimport"),
+        argo_application_crd(),
+        argo_application_set_crd(),
     ]
 }
 
@@ -370,7 +474,9 @@ mod tests {
                 "ResourceTracker",
                 "ManagedCluster",
                 "ServiceExport",
-                "ServiceImport"
+                "ServiceImport",
+                "Application",
+                "ApplicationSet"
             ]
         );
     }

@@ -3,10 +3,12 @@
 //! - [`crds`]: the CustomResourceDefinitions the hub serves the fleet kinds from.
 //! - [`Application`], [`Policy`], [`Workflow`], [`ApplicationRevision`], [`ResourceTracker`],
 //!   [`ManagedCluster`]: typed objects usable with `kube::Api<K>`.
+//! - [`ArgoApplication`], [`ApplicationSet`]: Argo CD's kinds (`argoproj.io/v1alpha1`).
 //! - [`operation`]: the workflow operations (`resume`, `suspend`, ...) as status patches, shared
 //!   by the CLI and anyone else who drives a workflow through the hub API.
 
 mod application;
+mod argocd;
 mod cluster;
 mod crd;
 pub mod operation;
@@ -15,6 +17,7 @@ mod resource;
 mod tracker;
 
 pub use application::*;
+pub use argocd::*;
 pub use cluster::*;
 pub use crd::crds;
 pub use policy::*;

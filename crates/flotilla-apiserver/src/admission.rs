@@ -1,6 +1,7 @@
 //! What the hub adds to objects as they are written, from the request's identity.
 //!
-//! Applications (`core.oam.dev`) carry the user who last created or changed them in the
+//! Applications (`core.oam.dev`, and Argo CD's `argoproj.io` Applications and ApplicationSets)
+//! carry the user who last created or changed them in the
 //! annotations `app.oam.dev/username` and `app.oam.dev/group` (groups comma-separated), so
 //! the controllers can act on members as that user. The server overwrites whatever the
 //! request wrote there; a write that leaves the spec alone (a controller adding a
@@ -17,8 +18,14 @@ pub const USERNAME: &str = "app.oam.dev/username";
 /// Annotation: that user's groups, comma-separated.
 pub const GROUP: &str = "app.oam.dev/group";
 
+/// KubeVela Applications, and Argo CD Applications and ApplicationSets (synced or generated
+/// as their creator).
 fn is_application(info: &ResourceInfo) -> bool {
-    info.group == "core.oam.dev" && info.resource == "applications"
+    match info.group.as_str() {
+        "core.oam.dev" => info.resource == "applications",
+        "argoproj.io" => matches!(info.resource.as_str(), "applications" | "applicationsets"),
+        _ => false,
+    }
 }
 
 fn spec_of(obj: &Value) -> Option<&Value> {
@@ -108,5 +115,24 @@ mod tests {
         stamp_user(&info, &mut changed, Some(&created), &admin);
         assert_eq!(changed["metadata"]["annotations"][USERNAME], "admin");
         assert_eq!(changed["metadata"]["annotations"][GROUP], "system:masters");
+    }
+
+    #[test]
+    fn argo_applications_and_application_sets_are_stamped_too() {
+        let alice = UserInfo::new("alice", vec!["dev".into()]);
+        for (group, resource, stamped) in [
+            ("argoproj.io", "applications", true),
+            ("argoproj.io", "applicationsets", true),
+            ("argoproj.io", "appprojects", false),
+            ("apps", "deployments", false),
+        ] {
+            let mut info = app_info();
+            info.group = group.into();
+            info.resource = resource.into();
+            let mut obj = json!({"metadata": {"name": "a"}, "spec": {}});
+            stamp_user(&info, &mut obj, None, &alice);
+            let got = obj.pointer("/metadata/annotations/app.oam.dev~1username");
+            assert_eq!(got.is_some(), stamped, "{group}/{resource}");
+        }
     }
 }

@@ -42,5 +42,6 @@ pub mod table;
 pub mod ui;
 pub mod validation;
 pub mod watch;
+pub mod webhook;
 
 pub use server::{RunningServer, ServerOptions, StartError, start};

@@ -182,6 +182,13 @@ async fn route(state: SharedState, request: Request) -> Result<Response, ApiErro
             );
             return Ok(r);
         }
+        crate::webhook::PATH if parts.method == http::Method::POST => {
+            let Some(handler) = state.webhook.as_ref() else {
+                return Ok(page_not_found());
+            };
+            let body = read_body(body).await?;
+            return Ok(crate::webhook::serve(handler, &parts.headers, &body));
+        }
         "/openapi/v2" if is_get => return Ok(openapi::v2(&parts.headers)),
         "/openapi/v3" if is_get => return Ok(openapi::v3_index(&snapshot)),
         p if is_get && p.starts_with("/openapi/v3/") => {

@@ -71,6 +71,8 @@ pub struct ServerOptions {
     /// Serve `cluster.core.oam.dev/v1alpha1` `clustergateways/{cluster}/proxy` through this
     /// backend (hubs); `None` leaves the resource out of discovery.
     pub cluster_gateway: Option<crate::cluster_gateway::SharedGateway>,
+    /// Handles `POST /api/webhook` (Git push notifications); `None`: 404.
+    pub webhook: Option<crate::webhook::WebhookHandler>,
 }
 
 /// Faults a simulated member can inject into its API (health endpoints are spared).
@@ -144,6 +146,7 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
                 .simulated_member
                 .then(|| options.cluster_name.clone()),
         ),
+        webhook: options.webhook,
         git_version: format!(
             "{KUBERNETES_VERSION}-flotilla-{}",
             env!("CARGO_PKG_VERSION")

@@ -32,6 +32,8 @@ pub struct ApiState {
     pub git_version: String,
     /// The cluster gateway's way to members (hubs only).
     pub cluster_gateway: Option<crate::cluster_gateway::SharedGateway>,
+    /// `POST /api/webhook`, when the binary registered a handler.
+    pub webhook: Option<crate::webhook::WebhookHandler>,
 }
 
 pub type SharedState = Arc<ApiState>;

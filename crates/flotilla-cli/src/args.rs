@@ -44,6 +44,9 @@ pub enum Command {
     /// Mint user credentials.
     #[command(subcommand)]
     Kubeconfig(KubeconfigCommand),
+    /// Argo CD Applications synced from Git: status, sync, diff.
+    #[command(subcommand)]
+    Gitops(GitopsCommand),
     /// Run the multi-cluster gateway: an HTTP reverse proxy serving the hub's Ingresses of
     /// class `flotilla` over the members' service proxies.
     Gateway(GatewayArgs),
@@ -81,6 +84,14 @@ pub struct HubArgs {
     /// How often the cluster health controller probes each member's /readyz.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub cluster_probe_interval: std::time::Duration,
+    /// How often the GitOps controller fetches each Git repository (a push to
+    /// `POST /api/webhook` fetches at once).
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    pub gitops_poll_interval: std::time::Duration,
+    /// Shared secret Git servers sign `POST /api/webhook` payloads with (HMAC-SHA256, GitHub's
+    /// `X-Hub-Signature-256` or Gitea's `X-Gitea-Signature`); unset: unsigned pushes accepted.
+    #[arg(long, env = "FLOTILLA_GITOPS_WEBHOOK_SECRET", hide_env_values = true)]
+    pub gitops_webhook_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -201,6 +212,28 @@ pub enum WorkflowCommand {
     Terminate(AppRef),
     Restart(AppRef),
     Rollback(AppRef),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GitopsCommand {
+    /// Sync status, health, the last operation and every resource of an Argo CD Application.
+    Status(AppRef),
+    /// Sync an Argo CD Application now (its repository is fetched first) and wait for the result.
+    Sync(GitopsSyncArgs),
+    /// What differs between Git and the destination (exit 0: nothing, 1: something).
+    Diff(AppRef),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GitopsSyncArgs {
+    #[command(flatten)]
+    pub app: AppRef,
+    /// Also delete objects that left Git.
+    #[arg(long)]
+    pub prune: bool,
+    /// How long to wait for the sync to finish.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Args)]

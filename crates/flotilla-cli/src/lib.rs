@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cluster;
 pub mod dev;
 pub mod get;
+pub mod gitops;
 pub mod kubeconfig;
 pub mod status;
 pub mod table;
@@ -56,6 +57,10 @@ pub async fn run(kubeconfig: Option<PathBuf>, command: Command) -> anyhow::Resul
         Command::Auth(cmd) => {
             let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
             auth::run(&hub_client, cmd).await
+        }
+        Command::Gitops(cmd) => {
+            let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
+            gitops::run(&hub_client, cmd).await
         }
         Command::Dev(dev_args) => dev::run(&dev_args).await,
         Command::Hub(_) | Command::Member(_) | Command::Kubeconfig(_) | Command::Gateway(_) => {

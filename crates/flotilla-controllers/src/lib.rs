@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod application;
 pub mod cluster;
 pub mod fleetmetrics;
+pub mod gitops;
 pub mod grants;
 pub mod hub;
 pub mod membersim;

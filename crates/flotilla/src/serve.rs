@@ -94,6 +94,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
     let store = open_store(&args.data_dir, &args.storage).await?;
     let gateway = Arc::new(crate::cluster_gateway::GatewayBackend::default());
+    let pushes = flotilla_controllers::gitops::PushQueue::default();
     let server = flotilla_apiserver::start(ServerOptions {
         listen: args.listen.clone(),
         data_dir: args.data_dir.clone(),
@@ -109,6 +110,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
         extra_routes: Some(fleet_metrics_routes()),
         ui: true,
         cluster_gateway: Some(gateway.clone()),
+        webhook: Some(gitops_webhook(&pushes, args.gitops_webhook_secret.clone())),
     })
     .await?;
     eprintln!(
@@ -120,6 +122,12 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
     gateway.connect(client.clone());
     let options = flotilla_controllers::hub::HubControllerOptions {
         cluster_probe_interval: args.cluster_probe_interval,
+        gitops: flotilla_controllers::gitops::GitOpsOptions {
+            cache_dir: args.data_dir.join("gitops"),
+            poll_interval: args.gitops_poll_interval,
+            resync_interval: std::time::Duration::from_secs(5),
+        },
+        gitops_pushes: pushes,
     };
     let controllers = keep_running("hub controllers", move || {
         flotilla_controllers::hub::run(client.clone(), options.clone())
@@ -170,6 +178,18 @@ fn fleet_metrics_routes() -> axum::Router {
         )
 }
 
+/// `POST /api/webhook` on the hub: push notifications queued for the GitOps controller.
+fn gitops_webhook(
+    pushes: &flotilla_controllers::gitops::PushQueue,
+    secret: Option<String>,
+) -> flotilla_apiserver::webhook::WebhookHandler {
+    let pushes = pushes.clone();
+    Arc::new(move |headers, body| {
+        let (code, message) = pushes.handle(headers, body, secret.as_deref());
+        flotilla_apiserver::webhook::WebhookReply { code, message }
+    })
+}
+
 /// Runs `start()` again (after a pause) whenever it fails: the API server keeps serving
 /// even if the controllers beside it hit an error.
 async fn keep_running<F, Fut>(what: &'static str, mut start: F)
@@ -211,6 +231,7 @@ async fn one_member(
         extra_routes: None,
         ui: false,
         cluster_gateway: None,
+        webhook: None,
     })
     .await
     .with_context(|| format!("starting member {name}"))?;

@@ -179,8 +179,12 @@ pub async fn check_rbac_escalation(
     escalation::check(auth, identity, info, object).await
 }
 
-/// Paths anyone may read without credentials.
+/// Paths anyone may reach without credentials (the Git push webhook too: Git servers send
+/// no Kubernetes credentials; see `crate::webhook`).
 fn is_open_path(path: &str) -> bool {
+    if path == crate::webhook::PATH {
+        return true;
+    }
     ["/healthz", "/readyz", "/livez", "/version"]
         .iter()
         .any(|p| {
@@ -445,10 +449,23 @@ mod tests {
 
     #[test]
     fn open_paths() {
-        for p in ["/healthz", "/readyz", "/livez", "/version", "/readyz/ping"] {
+        for p in [
+            "/healthz",
+            "/readyz",
+            "/livez",
+            "/version",
+            "/readyz/ping",
+            "/api/webhook",
+        ] {
             assert!(is_open_path(p), "{p}");
         }
-        for p in ["/api", "/healthzx", "/metrics", "/openapi/v2"] {
+        for p in [
+            "/api",
+            "/healthzx",
+            "/metrics",
+            "/openapi/v2",
+            "/api/webhook/x",
+        ] {
             assert!(!is_open_path(p), "{p}");
         }
     }

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod fleet;
+pub mod git;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
