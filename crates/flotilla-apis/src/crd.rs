@@ -467,6 +467,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "FleetRoleBinding",
                 "Application",
                 "Policy",
                 "Workflow",

@@ -83,11 +83,11 @@ fn check(path: &str, index: usize, value: &Value) -> Result<()> {
         ("kind", "/kind"),
         ("metadata.name", "/metadata/name"),
     ] {
-        if !value
+        let present = value
             .pointer(pointer)
             .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty())
-        {
+            .is_some_and(|s| !s.is_empty());
+        if !present {
             return Err(missing(&format!("{field} is missing")));
         }
     }

@@ -51,13 +51,15 @@ impl RepoState {
 const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 type ReadKey = (String, String, String, bool);
+/// A parsed revision (or why it could not be), and the fetch generation it was read from.
+type CachedRead = (u64, Result<Arc<Source>, String>);
 
 /// Fetched repositories and parsed revisions, shared by every Application.
 pub struct Sources {
     cache_dir: PathBuf,
     poll_interval: Duration,
     repos: Mutex<HashMap<String, Arc<Mutex<RepoState>>>>,
-    reads: Mutex<HashMap<ReadKey, (u64, Result<Arc<Source>, String>)>>,
+    reads: Mutex<HashMap<ReadKey, CachedRead>>,
 }
 
 impl Sources {
