@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod objects;
 pub mod openapi;
+pub mod openapi_schemas;
 pub mod pki;
 pub mod proto;
 pub mod registry;

@@ -1,6 +1,12 @@
 //! OpenAPI: `/openapi/v2` (an empty document, which every kubectl accepts) and
 //! `/openapi/v3` with one document per group-version whose PATCH operations declare the
-//! `fieldValidation` query parameter, so kubectl leaves field validation to the server.
+//! `fieldValidation` query parameter, so kubectl leaves field validation to the server,
+//! and whose component schemas ([`crate::openapi_schemas`]) serve `kubectl explain`.
+//! Documents are rendered on first request and cached: built-in-only group-versions once
+//! per process, the others per registry snapshot (a CRD change makes a new snapshot).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
@@ -122,13 +128,48 @@ pub fn gv_document(snapshot: &Snapshot, group: &str, version: &str) -> Option<Va
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": crate::openapi_schemas::component_schemas(&resources)},
     }))
 }
 
-fn hash_of(doc: &Value) -> String {
-    let digest = Sha256::digest(serde_json::to_vec(doc).unwrap_or_default());
-    digest.iter().take(32).map(|b| format!("{b:02X}")).collect()
+/// One group-version's document, serialized, with its hash.
+#[derive(Debug)]
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub hash: String,
+}
+
+/// Rendered documents by (group, version).
+pub type RenderedCache = parking_lot::Mutex<HashMap<(String, String), Arc<Rendered>>>;
+
+/// Documents of group-versions with only built-in kinds: the same in every server.
+fn builtin_cache() -> &'static RenderedCache {
+    static CACHE: OnceLock<RenderedCache> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The document of one group-version, from the cache or rendered now.
+pub fn rendered(snapshot: &Snapshot, group: &str, version: &str) -> Option<Arc<Rendered>> {
+    let resources = snapshot.group_version(group, version);
+    if resources.is_empty() {
+        return None;
+    }
+    let cache = if resources.iter().all(|r| r.crd.is_none()) {
+        builtin_cache()
+    } else {
+        &snapshot.openapi_cache
+    };
+    let key = (group.to_string(), version.to_string());
+    if let Some(hit) = cache.lock().get(&key) {
+        return Some(hit.clone());
+    }
+    let doc = gv_document(snapshot, group, version)?;
+    let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    let hash = digest.iter().take(32).map(|b| format!("{b:02X}")).collect();
+    let out = Arc::new(Rendered { bytes, hash });
+    cache.lock().insert(key, out.clone());
+    Some(out)
 }
 
 /// `GET /openapi/v3`
@@ -136,11 +177,11 @@ pub fn v3_index(snapshot: &Snapshot) -> Response {
     let mut paths = Map::new();
     for g in &snapshot.groups {
         for v in &g.versions {
-            if let Some(doc) = gv_document(snapshot, &g.name, v) {
+            if let Some(doc) = rendered(snapshot, &g.name, v) {
                 let p = gv_path(&g.name, v);
                 paths.insert(
                     p.clone(),
-                    json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash_of(&doc))}),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", doc.hash)}),
                 );
             }
         }
@@ -161,19 +202,15 @@ pub fn v3_document(snapshot: &Snapshot, rest: &str) -> Option<Response> {
         ["apis", g, v] => (*g, *v),
         _ => return None,
     };
-    let doc = gv_document(snapshot, group, version)?;
-    let mut resp = json_bytes_response(
-        StatusCode::OK,
-        serde_json::to_vec(&doc).unwrap_or_default(),
-        "application/json",
-    );
+    let doc = rendered(snapshot, group, version)?;
+    let mut resp = json_bytes_response(StatusCode::OK, doc.bytes.clone(), "application/json");
     resp.headers_mut().insert(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("public, immutable"),
     );
     resp.headers_mut().insert(
         http::header::ETAG,
-        http::HeaderValue::from_str(&format!("\"{}\"", hash_of(&doc)))
+        http::HeaderValue::from_str(&format!("\"{}\"", doc.hash))
             .unwrap_or(http::HeaderValue::from_static("\"0\"")),
     );
     Some(resp)

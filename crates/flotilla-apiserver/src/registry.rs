@@ -129,6 +129,8 @@ pub struct Snapshot {
     pub groups: Vec<GroupInfo>,
     /// Bumped on every change (used for openapi hashes).
     pub generation: u64,
+    /// `/openapi/v3` documents rendered from this snapshot (see `openapi::rendered`).
+    pub openapi_cache: crate::openapi::RenderedCache,
 }
 
 impl Snapshot {
@@ -165,6 +167,7 @@ impl Snapshot {
             by_gvr,
             groups,
             generation,
+            openapi_cache: Default::default(),
         }
     }
 

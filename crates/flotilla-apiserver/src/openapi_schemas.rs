@@ -1,0 +1,176 @@
+//! `components.schemas` of the `/openapi/v3` documents, what `kubectl explain
+//! deployment.spec.replicas` reads: built-in kinds from k8s-openapi's schemas (its
+//! `schemars` feature), custom resources from their CRD's structural schema. Each kind's
+//! schema carries `x-kubernetes-group-version-kind`, and references use `allOf` as
+//! kube-apiserver's do.
+
+use k8s_openapi::api;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use serde_json::{Map, Value, json};
+
+use crate::registry::ResourceInfo;
+
+const SCHEMA_REF_PREFIX: &str = "#/components/schemas/";
+
+/// The `$ref` k8s-openapi's schema of a built-in kind, registering its definitions.
+macro_rules! builtin_kinds {
+    ($(($group:literal, $version:literal, $kind:literal) => $ty:ty,)*) => {
+        fn builtin_ref(
+            generator: &mut SchemaGenerator,
+            group: &str,
+            version: &str,
+            kind: &str,
+        ) -> Option<schemars::Schema> {
+            match (group, version, kind) {
+                $(($group, $version, $kind) => Some(generator.subschema_for::<$ty>()),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+builtin_kinds! {
+    ("", "v1", "ConfigMap") => api::core::v1::ConfigMap,
+    ("", "v1", "Endpoints") => api::core::v1::Endpoints,
+    ("", "v1", "Event") => api::core::v1::Event,
+    ("", "v1", "Namespace") => api::core::v1::Namespace,
+    ("", "v1", "PersistentVolumeClaim") => api::core::v1::PersistentVolumeClaim,
+    ("", "v1", "Pod") => api::core::v1::Pod,
+    ("", "v1", "Secret") => api::core::v1::Secret,
+    ("", "v1", "Service") => api::core::v1::Service,
+    ("", "v1", "ServiceAccount") => api::core::v1::ServiceAccount,
+    ("apps", "v1", "DaemonSet") => api::apps::v1::DaemonSet,
+    ("apps", "v1", "Deployment") => api::apps::v1::Deployment,
+    ("apps", "v1", "ReplicaSet") => api::apps::v1::ReplicaSet,
+    ("apps", "v1", "StatefulSet") => api::apps::v1::StatefulSet,
+    ("apiregistration.k8s.io", "v1", "APIService") => APIService,
+    ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => CustomResourceDefinition,
+    ("authentication.k8s.io", "v1", "SelfSubjectReview") => api::authentication::v1::SelfSubjectReview,
+    ("authentication.k8s.io", "v1", "TokenReview") => api::authentication::v1::TokenReview,
+    ("authorization.k8s.io", "v1", "LocalSubjectAccessReview") => api::authorization::v1::LocalSubjectAccessReview,
+    ("authorization.k8s.io", "v1", "SelfSubjectAccessReview") => api::authorization::v1::SelfSubjectAccessReview,
+    ("authorization.k8s.io", "v1", "SelfSubjectRulesReview") => api::authorization::v1::SelfSubjectRulesReview,
+    ("authorization.k8s.io", "v1", "SubjectAccessReview") => api::authorization::v1::SubjectAccessReview,
+    ("autoscaling", "v1", "HorizontalPodAutoscaler") => api::autoscaling::v1::HorizontalPodAutoscaler,
+    ("autoscaling", "v2", "HorizontalPodAutoscaler") => api::autoscaling::v2::HorizontalPodAutoscaler,
+    ("batch", "v1", "CronJob") => api::batch::v1::CronJob,
+    ("batch", "v1", "Job") => api::batch::v1::Job,
+    ("certificates.k8s.io", "v1", "CertificateSigningRequest") => api::certificates::v1::CertificateSigningRequest,
+    ("coordination.k8s.io", "v1", "Lease") => api::coordination::v1::Lease,
+    ("discovery.k8s.io", "v1", "EndpointSlice") => api::discovery::v1::EndpointSlice,
+    ("events.k8s.io", "v1", "Event") => api::events::v1::Event,
+    ("networking.k8s.io", "v1", "Ingress") => api::networking::v1::Ingress,
+    ("networking.k8s.io", "v1", "IngressClass") => api::networking::v1::IngressClass,
+    ("networking.k8s.io", "v1", "NetworkPolicy") => api::networking::v1::NetworkPolicy,
+    ("policy", "v1", "PodDisruptionBudget") => api::policy::v1::PodDisruptionBudget,
+    ("rbac.authorization.k8s.io", "v1", "ClusterRole") => api::rbac::v1::ClusterRole,
+    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => api::rbac::v1::ClusterRoleBinding,
+    ("rbac.authorization.k8s.io", "v1", "Role") => api::rbac::v1::Role,
+    ("rbac.authorization.k8s.io", "v1", "RoleBinding") => api::rbac::v1::RoleBinding,
+}
+
+/// `io.k8s.api.apps.v1.Deployment` from `{"$ref": "#/components/schemas/io.k8s..."}`.
+fn ref_name(schema: &schemars::Schema) -> Option<String> {
+    schema
+        .get("$ref")?
+        .as_str()?
+        .strip_prefix(SCHEMA_REF_PREFIX)
+        .map(str::to_string)
+}
+
+/// kube-apiserver's component name of a custom resource: `dev.oam.core.v1beta1.Application`.
+pub fn crd_schema_name(group: &str, version: &str, kind: &str) -> String {
+    let reversed: Vec<&str> = group.split('.').rev().collect();
+    format!("{}.{version}.{kind}", reversed.join("."))
+}
+
+/// A custom resource's schema: its structural schema with `apiVersion`, `kind` and
+/// `metadata` (a reference to ObjectMeta) filled in.
+fn crd_schema(generator: &mut SchemaGenerator, r: &ResourceInfo) -> Value {
+    let mut schema = r
+        .crd
+        .as_ref()
+        .and_then(|c| c.schema.clone())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({"type": "object"}));
+    let meta_ref = generator.subschema_for::<ObjectMeta>();
+    schema["properties"]["apiVersion"] = json!({
+        "type": "string",
+        "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values.",
+    });
+    schema["properties"]["kind"] = json!({
+        "type": "string",
+        "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. In CamelCase.",
+    });
+    schema["properties"]["metadata"] = json!({
+        "allOf": [meta_ref],
+        "description": "Standard object's metadata.",
+    });
+    schema
+}
+
+/// The component schemas of one group-version's document.
+pub fn component_schemas(resources: &[std::sync::Arc<ResourceInfo>]) -> Map<String, Value> {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    let mut kinds: Vec<(String, Value)> = Vec::new();
+    let mut custom: Vec<(String, Value)> = Vec::new();
+    for r in resources {
+        let gvk = json!([{"group": r.group, "kind": r.kind, "version": r.version}]);
+        if r.crd.is_some() {
+            let name = crd_schema_name(&r.group, &r.version, &r.kind);
+            let mut schema = crd_schema(&mut generator, r);
+            schema["x-kubernetes-group-version-kind"] = gvk;
+            custom.push((name, schema));
+        } else if let Some(name) = builtin_ref(&mut generator, &r.group, &r.version, &r.kind)
+            .as_ref()
+            .and_then(ref_name)
+        {
+            kinds.push((name, gvk));
+        }
+    }
+    let mut schemas = generator.take_definitions(true);
+    for (name, gvk) in kinds {
+        if let Some(schema) = schemas.get_mut(&name) {
+            schema["x-kubernetes-group-version-kind"] = gvk;
+        }
+    }
+    schemas.extend(custom);
+    schemas
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_schema_reaches_replicas_through_refs() {
+        let registry = crate::registry::Registry::new();
+        let resources = registry.snapshot().group_version("apps", "v1");
+        let schemas = component_schemas(&resources);
+        let deployment = &schemas["io.k8s.api.apps.v1.Deployment"];
+        assert_eq!(
+            deployment["x-kubernetes-group-version-kind"],
+            json!([{"group": "apps", "kind": "Deployment", "version": "v1"}])
+        );
+        let spec = &deployment["properties"]["spec"];
+        let spec_ref = spec["allOf"][0]["$ref"].as_str().or(spec["$ref"].as_str());
+        assert_eq!(
+            spec_ref,
+            Some("#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec")
+        );
+        let replicas = &schemas["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["replicas"];
+        assert_eq!(replicas["type"], "integer");
+        assert!(schemas.contains_key("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"));
+    }
+
+    #[test]
+    fn custom_resource_names_reverse_the_group() {
+        assert_eq!(
+            crd_schema_name("core.oam.dev", "v1beta1", "Application"),
+            "dev.oam.core.v1beta1.Application"
+        );
+    }
+}
