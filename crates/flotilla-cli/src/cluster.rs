@@ -1,6 +1,7 @@
 //! `flotilla cluster join|list|labels|detach`: the cluster registry on the hub.
 
 use flotilla_controllers::cluster::credentials::ClusterCredential;
+use flotilla_controllers::cluster::hub_identity::{HUB_USER, IMPERSONATOR_ROLE};
 use flotilla_controllers::cluster::registry::{self, JoinOutcome};
 
 use crate::args::{ClusterCommand, LabelsCommand};
@@ -16,16 +17,26 @@ pub async fn run(hub_client: &kube::Client, command: ClusterCommand) -> anyhow::
             registry::validate_cluster_name(&name)?;
             let labels = registry::parse_labels(&labels)?;
             let credential = ClusterCredential::from_kubeconfig_file(&kubeconfig)?;
-            let outcome = registry::join(hub_client, &name, &credential, &labels).await?;
-            let verb = match outcome {
+            let joined = registry::join(hub_client, &name, &credential, &labels).await?;
+            let verb = match joined.outcome {
                 JoinOutcome::Joined => "joined",
                 JoinOutcome::Updated => "updated",
             };
             println!(
                 "Successfully {verb} cluster {name} ({}, endpoint: {})",
-                credential.credential_type(),
-                credential.endpoint
+                joined.stored.credential_type(),
+                joined.stored.endpoint
             );
+            if joined.hub_identity {
+                println!(
+                    "The hub keeps only its own identity {HUB_USER:?} on {name}, which may only \
+                     impersonate (ClusterRole {IMPERSONATOR_ROLE}); the given credential was not stored"
+                );
+            } else {
+                println!(
+                    "Stored the given credential as is (it may not create ClusterRoleBindings on {name})"
+                );
+            }
             Ok(())
         }
         ClusterCommand::List => {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flotilla_controllers::application::member_clients::{Identity, impersonating};
 use flotilla_controllers::cluster::{credentials, managed_cluster};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
@@ -142,9 +143,12 @@ async fn build_member(hub_client: &kube::Client, name: &str) -> anyhow::Result<M
         .await?;
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(READ_TIMEOUT);
+    // The hub's stored credential only impersonates: list Services and proxy to them as the
+    // gateway's own identity, which the member's audit log names.
+    let gateway = Identity::hub_component("ingress-gateway", &["system:masters"]);
     Ok(Member {
         name: name.to_string(),
-        client: kube::Client::try_from(config)?,
+        client: impersonating(kube::Client::try_from(config)?, &gateway),
         state: RwLock::new(MemberState::default()),
         breaker: Mutex::new(Breaker::default()),
     })

@@ -280,7 +280,9 @@ fn join_list_label_probe_and_detach() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not found"));
 
-    // A ServiceAccount token works as a credential too.
+    // A ServiceAccount token works as a credential too; one that may create
+    // ClusterRoleBindings (here cluster-admin) is used once and replaced by the hub's own
+    // impersonate-only certificate.
     let token_member = &members[0];
     token_member.kubectl_ok(&["create", "serviceaccount", "fleet", "-n", "default"]);
     token_member.kubectl_ok(&[
@@ -310,7 +312,7 @@ fn join_list_label_probe_and_detach() {
         flotilla(&hub.kubeconfig, &["cluster", "list"]),
         "cluster list",
     );
-    assert_eq!(row(&list, "by-token").unwrap()[1], "ServiceAccountToken");
+    assert_eq!(row(&list, "by-token").unwrap()[1], "X509Certificate");
     wait_for("by-token available", Duration::from_secs(30), || {
         (available(&hub, "by-token") == "True").then_some(())
     });

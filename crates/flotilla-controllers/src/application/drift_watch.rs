@@ -154,7 +154,7 @@ impl DriftWatch {
             &info.plural,
         );
         loop {
-            let client = match self.members.base(&cluster).await {
+            let client = match self.members.as_user(&cluster, &watcher_identity()).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(%cluster, error = %e, "drift watch: no client yet");
@@ -212,7 +212,7 @@ impl DriftWatch {
 
     /// Whether a HorizontalPodAutoscaler in the object's namespace scales it.
     async fn scaled_by_hpa(&self, cluster: &str, key: &ObjectKey) -> bool {
-        let Ok(client) = self.members.base(cluster).await else {
+        let Ok(client) = self.members.as_user(cluster, &watcher_identity()).await else {
             return false;
         };
         let resource = ApiResource::from_gvk_with_plural(
@@ -336,4 +336,10 @@ fn object_name(key: &ObjectKey) -> String {
     } else {
         format!("{}/{}", key.3, key.4)
     }
+}
+
+/// Who the shared watch acts as on members: it serves every application there, not one user,
+/// and the hub's stored credential may only impersonate.
+fn watcher_identity() -> Identity {
+    Identity::hub_component("drift-watch", &["system:masters"])
 }

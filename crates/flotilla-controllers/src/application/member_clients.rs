@@ -52,6 +52,17 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// A hub component's own identity on members, `system:flotilla:<component>` in `groups`:
+    /// the hub's stored credential may only impersonate (see
+    /// [`crate::cluster::hub_identity`]), so work not done for a user is done as one of these,
+    /// which the member's RBAC and audit log name.
+    pub fn hub_component(component: &str, groups: &[&str]) -> Identity {
+        Identity {
+            user: Some(format!("system:flotilla:{component}")),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
     /// The identity recorded on an application's annotations.
     pub fn of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Identity {
         let get = |k: &str| annotations.and_then(|a| a.get(k)).cloned();

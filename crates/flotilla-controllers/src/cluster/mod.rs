@@ -4,6 +4,7 @@
 pub mod credentials;
 pub mod gateway;
 pub mod health;
+pub mod hub_identity;
 pub mod managed_cluster;
 pub mod registry;
 

@@ -56,6 +56,9 @@ pub enum Error {
     /// The hub API refused or failed a request.
     #[error("hub API: {}", crate::cluster::describe_kube_error(.0))]
     Hub(Box<kube::Error>),
+    /// The hub's impersonate-only identity could not be created on the member.
+    #[error(transparent)]
+    HubIdentity(#[from] super::hub_identity::Error),
 }
 
 /// Result with this module's [`Error`].
@@ -218,18 +221,50 @@ pub enum JoinOutcome {
     Updated,
 }
 
-/// Registers (or re-registers) a member: verifies it, stores its credentials and creates or
+/// What [`join`] did and what it stored.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// Joined or updated.
+    pub outcome: JoinOutcome,
+    /// The credential stored on the hub.
+    pub stored: ClusterCredential,
+    /// Whether `stored` is the hub's own impersonate-only identity created at join (the given
+    /// credential, an administrator's, was used once and not stored).
+    pub hub_identity: bool,
+}
+
+/// Registers (or re-registers) a member: verifies it, replaces an administrator credential by
+/// the hub's impersonate-only identity ([`super::hub_identity`]), stores that and creates or
 /// updates its `ManagedCluster` (labels merged over any existing ones). Nothing is stored when
 /// the member cannot be verified.
 pub async fn join(
     hub_client: &kube::Client,
     cluster_name: &str,
+    given: &ClusterCredential,
+    labels: &BTreeMap<String, String>,
+) -> Result<Joined> {
+    validate_cluster_name(cluster_name)?;
+    verify_member(cluster_name, given).await?;
+    let (stored, hub_identity) =
+        super::hub_identity::credential_to_store(cluster_name, given, JOIN_TIMEOUT).await?;
+    if hub_identity {
+        verify_member(cluster_name, &stored).await?;
+    }
+    let outcome = store(hub_client, cluster_name, &stored, labels).await?;
+    Ok(Joined {
+        outcome,
+        stored,
+        hub_identity,
+    })
+}
+
+/// Stores a verified member's credential and creates or updates its `ManagedCluster`.
+async fn store(
+    hub_client: &kube::Client,
+    cluster_name: &str,
     credential: &ClusterCredential,
     labels: &BTreeMap<String, String>,
 ) -> Result<JoinOutcome> {
-    validate_cluster_name(cluster_name)?;
-    verify_member(cluster_name, credential).await?;
-
     let clusters = managed_cluster::api(hub_client);
     let existing = clusters.get_opt(cluster_name).await.map_err(hub_error)?;
     let mut all_labels: BTreeMap<String, String> = existing

@@ -16,7 +16,7 @@ use std::time::Duration;
 use flotilla_apis::Application;
 use kube::api::{Api, ListParams};
 
-use crate::application::member_clients::MemberClients;
+use crate::application::member_clients::{Identity, MemberClients};
 use crate::cluster::managed_cluster;
 use exposition::Families;
 use history::{History, Rollout};
@@ -117,7 +117,9 @@ async fn scrape_fleet(hub_client: &kube::Client, members: &MemberClients) {
 }
 
 async fn scrape(members: &MemberClients, cluster: &str) -> anyhow::Result<String> {
-    let member_client = members.base(cluster).await?;
+    // The hub's credential only impersonates; `system:monitoring` may read `/metrics`.
+    let scraper = Identity::hub_component("fleet-metrics", &["system:monitoring"]);
+    let member_client = members.as_user(cluster, &scraper).await?;
     let request = http::Request::get("/metrics").body(Vec::new())?;
     Ok(member_client.request_text(request).await?)
 }

@@ -118,10 +118,7 @@ impl Grant {
 /// Who the controller acts as on members: the hub credential may only impersonate, so the
 /// binding writes run as an identity in `system:masters` there.
 fn member_identity() -> Identity {
-    Identity {
-        user: Some("system:flotilla:grants-controller".into()),
-        groups: vec!["system:masters".into()],
-    }
+    Identity::hub_component("grants-controller", &["system:masters"])
 }
 
 /// Runs the grants controller until the hub fails.

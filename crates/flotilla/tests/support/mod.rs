@@ -80,6 +80,20 @@ impl Server {
         Server::start(&["hub", "--listen", "127.0.0.1:0"], data_dir)
     }
 
+    /// A hub that probes its members every second (availability follows within a test).
+    pub fn hub_probing_every_second(data_dir: &Path) -> Server {
+        Server::start(
+            &[
+                "hub",
+                "--listen",
+                "127.0.0.1:0",
+                "--cluster-probe-interval",
+                "1s",
+            ],
+            data_dir,
+        )
+    }
+
     pub fn member(name: &str, data_dir: &Path) -> Server {
         Server::start(
             &["member", "--name", name, "--listen", "127.0.0.1:0"],
