@@ -42,8 +42,9 @@ pub struct ProxyRequest {
     pub path_and_query: String,
     /// The caller's headers, minus credentials, impersonation and hop-by-hop headers.
     pub headers: http::HeaderMap,
-    /// The request body (read whole, within the hub's request size limit).
-    pub body: bytes::Bytes,
+    /// The request body, still streaming from the caller (never collected, so it has no size
+    /// limit and exec-style streams pass).
+    pub body: Body,
     /// Who the member must see: the caller, or whom the caller impersonated on the hub.
     pub user: UserInfo,
 }
@@ -142,7 +143,6 @@ pub async fn serve(
     for name in dropped {
         headers.remove(name);
     }
-    let body = crate::codec::read_body(body).await?;
     gateway
         .forward(ProxyRequest {
             cluster,

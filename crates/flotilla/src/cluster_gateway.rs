@@ -6,8 +6,9 @@
 use std::sync::{Arc, OnceLock};
 
 use flotilla_apiserver::cluster_gateway::{ClusterGatewayBackend, ProxyRequest};
-use flotilla_controllers::cluster::gateway::{ClusterGateway, Identity};
+use flotilla_controllers::cluster::gateway::{BoxError, ClusterGateway, Identity};
 use flotilla_core::status::ApiError;
+use http_body_util::BodyExt as _;
 
 /// The backend registered with the hub's API server.
 #[derive(Default)]
@@ -45,13 +46,18 @@ impl ClusterGatewayBackend for GatewayBackend {
         if let Some(headers) = builder.headers_mut() {
             *headers = request.headers;
         }
+        let body = request
+            .body
+            .map_err(|e| -> BoxError { Box::new(e) })
+            .boxed_unsync();
         let member_request = builder
-            .body(request.body.to_vec())
+            .body(body)
             .map_err(|e| ApiError::bad_request(format!("invalid proxy request: {e}")))?;
         let identity = Identity {
             user: request.user.username,
             groups: request.user.groups,
             extra: request.user.extra,
+            uid: request.user.uid,
         };
         match gateway
             .forward(&request.cluster, member_request, &identity)

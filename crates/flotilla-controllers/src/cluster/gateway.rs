@@ -4,10 +4,10 @@
 //! The API server authorizes the caller and hands the request here; [`ClusterGateway`] finds
 //! the cluster's `ManagedCluster` and credentials Secret (kept in memory by two reflectors on
 //! the hub, read directly on a miss), and sends the request to the member with the hub's
-//! credential plus `Impersonate-User`, `Impersonate-Group` and `Impersonate-Extra-*` for the
-//! caller, so the member's RBAC decides and its audit log names the caller. The hub's
-//! credential therefore needs nothing on the member but `impersonate`. The response body is
-//! handed back unread (watches stream).
+//! credential plus `Impersonate-User`, `Impersonate-Uid`, `Impersonate-Group` and
+//! `Impersonate-Extra-*` for the caller, so the member's RBAC decides and its audit log names
+//! the caller. The hub's credential therefore needs nothing on the member but `impersonate`.
+//! Request and response bodies stream through unread (uploads of any size, watches).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -72,6 +72,8 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// Extra attributes (key → values).
     pub extra: BTreeMap<String, Vec<String>>,
+    /// The user's uid (empty: none), sent as `Impersonate-Uid`.
+    pub uid: String,
 }
 
 /// How long a request waits for the reflectors' first list.
@@ -84,8 +86,59 @@ pub struct ClusterGateway {
     hub_client: kube::Client,
     clusters: Store<DynamicObject>,
     secrets: Store<Secret>,
-    /// Member clients by cluster, with the credentials Secret's resourceVersion they came from.
-    pool: Mutex<HashMap<String, (String, kube::Client)>>,
+    /// Member connections by cluster, with the credentials Secret's resourceVersion they came
+    /// from.
+    pool: Mutex<HashMap<String, (String, Arc<Member>)>>,
+}
+
+/// The body of a request on its way to a member: streamed, never collected.
+pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
+/// Errors of a [`RequestBody`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    RequestBody,
+>;
+
+/// How the gateway reaches one member: a plain HTTP client (kube's client cannot stream a
+/// request body) with the member's TLS settings and client certificate, plus the bearer token
+/// when the stored credential is one.
+struct Member {
+    endpoint: String,
+    authorization: Option<HeaderValue>,
+    http: HttpClient,
+}
+
+impl Member {
+    async fn connect(cluster: &str, credential: &ClusterCredential) -> Result<Member, String> {
+        use kube::client::ConfigExt as _;
+        let config = credential
+            .to_config(cluster, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.enforce_http(false);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let https = config
+            .rustls_https_connector_with_connector(connector)
+            .map_err(|e| super::describe_kube_error(&e))?;
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https);
+        let authorization = match &credential.auth {
+            super::credentials::ClusterAuth::Token(token) => Some(
+                HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| "the stored token is not a valid header value".to_string())?,
+            ),
+            super::credentials::ClusterAuth::ClientCertificate { .. } => None,
+        };
+        Ok(Member {
+            endpoint: credential.endpoint.trim_end_matches('/').to_string(),
+            authorization,
+            http,
+        })
+    }
 }
 
 impl std::fmt::Debug for ClusterGateway {
@@ -129,26 +182,45 @@ impl ClusterGateway {
         })
     }
 
-    /// Sends `request` (its URI a member-side path and query) to `cluster` as `identity`.
+    /// Sends `request` (its URI a member-side path and query) to `cluster` as `identity`. The
+    /// request body is streamed to the member as it arrives and the response body is handed
+    /// back unread, so uploads of any size, watches and other long streams pass through.
     pub async fn forward(
         &self,
         cluster: &str,
-        request: http::Request<Vec<u8>>,
+        request: http::Request<RequestBody>,
         identity: &Identity,
-    ) -> Result<http::Response<kube::client::Body>> {
-        let member_client = self.member_client(cluster).await?;
+    ) -> Result<http::Response<hyper::body::Incoming>> {
+        let member = self.member(cluster).await?;
         let (mut parts, body) = request.into_parts();
         impersonate(&mut parts.headers, identity)?;
-        let request = http::Request::from_parts(parts, kube::client::Body::from(body));
-        match member_client.send(request).await {
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let unavailable = |reason: String| Error::Unavailable {
+            cluster: cluster.to_string(),
+            reason,
+        };
+        parts.uri = format!("{}{path}", member.endpoint)
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| unavailable(e.to_string()))?;
+        if let Some(authorization) = &member.authorization {
+            parts
+                .headers
+                .insert(http::header::AUTHORIZATION, authorization.clone());
+        }
+        match member
+            .http
+            .request(http::Request::from_parts(parts, body))
+            .await
+        {
             Ok(response) => Ok(response),
             Err(e) => {
                 // The member may have moved or restarted with new credentials.
                 self.pool.lock().await.remove(cluster);
-                Err(Error::Unavailable {
-                    cluster: cluster.to_string(),
-                    reason: super::describe_kube_error(&e),
-                })
+                Err(unavailable(super::registry::one_line(&e)))
             }
         }
     }
@@ -194,15 +266,15 @@ impl ClusterGateway {
         out
     }
 
-    /// The pooled client of `cluster`, rebuilt when its credentials Secret changes.
-    async fn member_client(&self, cluster: &str) -> Result<kube::Client> {
+    /// The pooled connection to `cluster`, rebuilt when its credentials Secret changes.
+    async fn member(&self, cluster: &str) -> Result<Arc<Member>> {
         let secret = self.credentials_secret(cluster).await?;
         let version = secret.metadata.resource_version.clone().unwrap_or_default();
         let mut pool = self.pool.lock().await;
-        if let Some((v, client)) = pool.get(cluster)
+        if let Some((v, member)) = pool.get(cluster)
             && *v == version
         {
-            return Ok(client.clone());
+            return Ok(member.clone());
         }
         let unavailable = |reason: String| Error::Unavailable {
             cluster: cluster.to_string(),
@@ -210,15 +282,13 @@ impl ClusterGateway {
         };
         let credential =
             ClusterCredential::from_secret(&secret).map_err(|e| unavailable(e.to_string()))?;
-        let mut config = credential
-            .to_config(cluster, None)
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        config.connect_timeout = Some(CONNECT_TIMEOUT);
-        let client = kube::Client::try_from(config)
-            .map_err(|e| unavailable(super::describe_kube_error(&e)))?;
-        pool.insert(cluster.to_string(), (version, client.clone()));
-        Ok(client)
+        let member = Arc::new(
+            Member::connect(cluster, &credential)
+                .await
+                .map_err(unavailable)?,
+        );
+        pool.insert(cluster.to_string(), (version, member.clone()));
+        Ok(member)
     }
 
     /// The credentials Secret of a registered cluster: 404 unless a ManagedCluster exists,
@@ -310,6 +380,9 @@ pub fn impersonate(headers: &mut http::HeaderMap, identity: &Identity) -> Result
         })
     };
     headers.insert("impersonate-user", value("user name", &identity.user)?);
+    if !identity.uid.is_empty() {
+        headers.insert("impersonate-uid", value("uid", &identity.uid)?);
+    }
     for group in &identity.groups {
         headers.append("impersonate-group", value("group", group)?);
     }
@@ -355,8 +428,10 @@ mod tests {
                 "authentication.kubernetes.io/pod-name".to_string(),
                 vec!["p".to_string()],
             )]),
+            uid: "42".into(),
         };
         impersonate(&mut headers, &identity).unwrap();
+        assert_eq!(headers["impersonate-uid"], "42");
         assert_eq!(headers["impersonate-user"], "vic");
         let groups: Vec<_> = headers.get_all("impersonate-group").iter().collect();
         assert_eq!(groups, ["dev", "system:authenticated"]);
