@@ -19,7 +19,7 @@ mod tracker;
 pub use application::*;
 pub use argocd::*;
 pub use cluster::*;
-pub use crd::crds;
+pub use crd::{crds, mcs_crds};
 pub use policy::*;
 pub use tracker::*;
 

@@ -26,6 +26,7 @@ pub async fn run(hub_client: kube::Client, options: HubControllerOptions) -> any
             options.gitops.clone(),
             options.gitops_pushes.clone()
         ),
+        crate::mcs::run(hub_client.clone()),
     )?;
     Ok(())
 }

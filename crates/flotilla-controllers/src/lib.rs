@@ -2,6 +2,7 @@
 //!
 //! - [`application`]: render → place → override → workflow → dispatch → health → gc.
 //! - [`cluster`]: the member registry's health probes.
+//! - [`mcs`]: multi-cluster Services (ServiceExport / ServiceImport → `amcs-<name>` + slices).
 //! - [`membersim`]: the simulated member's workload controllers.
 //! - [`statemetrics`]: a member's kube-state-metrics-named series on its `/metrics`.
 //! - [`fleetmetrics`]: the hub's scrape of every member, `/metrics/clusters` and history.
@@ -15,5 +16,6 @@ pub mod fleetmetrics;
 pub mod gitops;
 pub mod grants;
 pub mod hub;
+pub mod mcs;
 pub mod membersim;
 pub mod statemetrics;

@@ -221,7 +221,7 @@ async fn one_member(
         data_dir: data_dir.clone(),
         store,
         cluster_name: name.clone(),
-        bootstrap: Vec::new(),
+        bootstrap: flotilla_apis::mcs_crds(),
         faults: Faults {
             latency: args.fault_latency,
             refuse_verbs: args.fault_refuse.clone(),

@@ -1,0 +1,217 @@
+//! Multi-cluster Services (`multicluster.x-k8s.io/v1alpha1`): a ServiceExport in a member
+//! exports the Service of the same name; a ServiceImport of the same namespace/name in another
+//! member imports it. The hub keeps, in each importing member, Service `amcs-<name>` and one
+//! EndpointSlice per exporting cluster listing that cluster's ready Pod IPs. See README.md.
+//!
+//! Level-triggered: every second the controller reads every available member and converges
+//! all of them, so scaling, readiness and availability changes show within a few seconds.
+
+pub mod conflict;
+pub mod export_status;
+pub mod imports;
+pub mod observe;
+pub mod peers;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use kube::api::ListParams;
+
+use crate::cluster::{credentials, managed_cluster};
+
+/// How often every member is read and converged.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Timeout of each request to a member.
+const MEMBER_TIMEOUT: Duration = Duration::from_secs(3);
+/// The field manager and `managed-by` value of everything this controller writes.
+pub const MANAGER: &str = "flotilla-mcs";
+/// Prefix of the Service an importing member gets.
+pub const IMPORTED_SERVICE_PREFIX: &str = "amcs-";
+
+/// Errors of one pass.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The hub API failed.
+    #[error("hub API: {0}")]
+    Hub(#[source] Box<kube::Error>),
+}
+
+/// One port of an exported Service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Port {
+    pub name: String,
+    pub port: i32,
+    /// The Pods' port (a named target port is served on `port`).
+    pub target_port: i32,
+    pub protocol: String,
+}
+
+/// A ServiceExport as read from its member, with its Service and ready Pods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    pub cluster: String,
+    pub namespace: String,
+    pub name: String,
+    /// The ServiceExport's creationTimestamp (RFC 3339 sorts by time).
+    pub created: String,
+    pub service_found: bool,
+    /// Sorted by port.
+    pub ports: Vec<Port>,
+    /// Ready Pods: (pod name, IP), sorted.
+    pub endpoints: Vec<(String, String)>,
+}
+
+/// A ServiceImport as read from its member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    pub cluster: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// What one member holds.
+#[derive(Debug, Default)]
+pub struct MemberView {
+    pub exports: Vec<Export>,
+    pub imports: Vec<Import>,
+}
+
+/// Runs until the future is dropped; a failed pass is logged and retried.
+pub async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
+    let mut clients: HashMap<String, kube::Client> = HashMap::new();
+    let mut peers = peers::Peers::default();
+    loop {
+        if let Err(e) = reconcile_once(&hub_client, &mut clients, &mut peers).await {
+            tracing::warn!(error = %e, "multi-cluster services pass failed");
+        }
+        tokio::time::sleep(RESYNC_INTERVAL).await;
+    }
+}
+
+/// The available members and their clients.
+async fn available_members(
+    hub_client: &kube::Client,
+    clients: &mut HashMap<String, kube::Client>,
+) -> Result<BTreeMap<String, kube::Client>, Error> {
+    let clusters = managed_cluster::api(hub_client)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::Hub(Box::new(e)))?;
+    let mut out = BTreeMap::new();
+    for cluster in &clusters.items {
+        let Some(name) = cluster.metadata.name.clone() else {
+            continue;
+        };
+        let available =
+            managed_cluster::condition_status(cluster, managed_cluster::CONDITION_AVAILABLE)
+                .as_deref()
+                == Some("True");
+        if !available {
+            continue;
+        }
+        if !clients.contains_key(&name) {
+            match member_client(hub_client, &name).await {
+                Ok(c) => {
+                    clients.insert(name.clone(), c);
+                }
+                Err(e) => {
+                    tracing::warn!(cluster = %name, error = %e, "no client for member");
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = clients.get(&name) {
+            out.insert(name, c.clone());
+        }
+    }
+    clients.retain(|name, _| {
+        clusters
+            .items
+            .iter()
+            .any(|c| c.metadata.name.as_deref() == Some(name))
+    });
+    Ok(out)
+}
+
+async fn member_client(
+    hub_client: &kube::Client,
+    name: &str,
+) -> Result<kube::Client, credentials::Error> {
+    let config = credentials::read(hub_client, name)
+        .await?
+        .to_config(name, Some(MEMBER_TIMEOUT))
+        .await?;
+    kube::Client::try_from(config).map_err(|e| credentials::Error::Config {
+        cluster_name: name.to_string(),
+        cause: Box::new(e),
+    })
+}
+
+/// One pass: read every available member, judge the exports, write export conditions, the
+/// importers' Services and slices, and the peer credentials the proxies need.
+async fn reconcile_once(
+    hub_client: &kube::Client,
+    clients: &mut HashMap<String, kube::Client>,
+    peers: &mut peers::Peers,
+) -> Result<(), Error> {
+    let members = available_members(hub_client, clients).await?;
+    let views =
+        futures::future::join_all(members.iter().map(|(name, client)| async move {
+            (name.clone(), observe::read(name, client).await)
+        }))
+        .await;
+    // A member that cannot be read counts as unavailable this pass.
+    let views: BTreeMap<String, MemberView> = views
+        .into_iter()
+        .filter_map(|(name, view)| match view {
+            Ok(v) => Some((name, v)),
+            Err(e) => {
+                tracing::debug!(cluster = %name, error = %e, "member not readable");
+                None
+            }
+        })
+        .collect();
+    let mut by_service: BTreeMap<(String, String), Vec<&Export>> = BTreeMap::new();
+    for view in views.values() {
+        for e in &view.exports {
+            by_service
+                .entry((e.namespace.clone(), e.name.clone()))
+                .or_default()
+                .push(e);
+        }
+    }
+    let mut joined: BTreeMap<(String, String), Vec<&Export>> = BTreeMap::new();
+    for (key, exports) in &by_service {
+        let verdicts = conflict::judge(exports);
+        for (export, verdict) in exports.iter().zip(&verdicts) {
+            if let Some(client) = members.get(&export.cluster) {
+                export_status::write(client, export, &verdict.conditions).await;
+            }
+            if verdict.joins {
+                joined.entry(key.clone()).or_default().push(export);
+            }
+        }
+    }
+    for (cluster, view) in &views {
+        let Some(client) = members.get(cluster) else {
+            continue;
+        };
+        imports::converge(client, cluster, &view.imports, &joined).await;
+        for import in &view.imports {
+            for export in joined
+                .get(&(import.namespace.clone(), import.name.clone()))
+                .into_iter()
+                .flatten()
+            {
+                if export.cluster != *cluster
+                    && let Some(exporter) = members.get(&export.cluster)
+                {
+                    peers
+                        .ensure(hub_client, (cluster, client), (&export.cluster, exporter))
+                        .await;
+                }
+            }
+        }
+    }
+    Ok(())
+}

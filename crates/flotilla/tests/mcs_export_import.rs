@@ -1,0 +1,164 @@
+//! Multi-cluster Services end to end: a Service exported from two members and imported into
+//! a third gets `amcs-<name>` and one EndpointSlice per exporting cluster listing its ready
+//! Pods; the slices follow scaling, an unready Pod and a stopped member; the importer's
+//! service proxy spreads `amcs-<name>` over both clusters; conflicting ports are reported in
+//! the ServiceExport's conditions.
+
+mod support;
+
+use std::time::Duration;
+
+use support::fleet::{apply, echo_workload, set_pod_ready};
+use support::{Server, TestDir, wait_for};
+
+const EXPORT: &str = r#"
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {name: web, namespace: shop}
+"#;
+
+const IMPORT: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceImport
+metadata: {name: web, namespace: shop}
+spec: {type: ClusterSetIP, ports: [{name: http, port: 80, protocol: TCP}]}
+"#;
+
+/// `cluster=ip ip;` per slice of `amcs-web`, sorted.
+fn slices(importer: &Server) -> String {
+    let out = importer.kubectl_ok(&[
+        "get",
+        "endpointslices",
+        "-n",
+        "shop",
+        "-l",
+        "kubernetes.io/service-name=amcs-web,endpointslice.kubernetes.io/managed-by=flotilla-mcs",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.labels.multicluster\\.kubernetes\\.io/source-cluster}={.endpoints[*].addresses[0]};{end}",
+    ]);
+    let mut parts: Vec<&str> = out.split(';').filter(|s| !s.is_empty()).collect();
+    parts.sort();
+    parts.join(";")
+}
+
+fn slices_become(importer: &Server, wanted: &str) {
+    wait_for(&format!("slices {wanted}"), Duration::from_secs(30), || {
+        (slices(importer) == wanted).then_some(())
+    });
+}
+
+#[test]
+fn exported_services_reach_the_importing_member() {
+    let dir = TestDir::new("mcs");
+    let hub = Server::start(
+        &[
+            "hub",
+            "--listen",
+            "127.0.0.1:0",
+            "--cluster-probe-interval",
+            "1s",
+        ],
+        &dir.path().join("hub"),
+    );
+    let a = Server::member("mcs-a", &dir.path().join("a"));
+    let b = Server::member("mcs-b", &dir.path().join("b"));
+    let c = Server::member("mcs-c", &dir.path().join("c"));
+    for (name, m) in [("mcs-a", &a), ("mcs-b", &b), ("mcs-c", &c)] {
+        hub.join(name, m);
+    }
+    echo_workload(&a, "shop", "web", 2, 1);
+    echo_workload(&b, "shop", "web", 1, 2);
+    apply(&a.kubeconfig, EXPORT);
+    apply(&b.kubeconfig, EXPORT);
+    apply(&c.kubeconfig, IMPORT);
+
+    // The importer gets amcs-web and one slice per exporting cluster.
+    slices_become(&c, "mcs-a=10.1.0.1 10.1.0.2;mcs-b=10.2.0.1");
+    assert_eq!(
+        c.jsonpath("service", "amcs-web", "shop", "{.spec.ports[0].port}"),
+        "80"
+    );
+    assert_eq!(
+        c.jsonpath(
+            "serviceimport",
+            "web",
+            "shop",
+            "{.status.clusters[*].cluster}"
+        ),
+        "mcs-a mcs-b"
+    );
+    let valid = a.jsonpath(
+        "serviceexport",
+        "web",
+        "shop",
+        "{.status.conditions[?(@.type==\"Valid\")].status}",
+    );
+    assert_eq!(valid, "True");
+
+    // The importer's service proxy spreads amcs-web over both clusters' Pods.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let body = c.kubectl_ok(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/shop/services/amcs-web:80/proxy/hi",
+        ]);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["path"], "/hi");
+        seen.insert(format!(
+            "{}/{}",
+            body["cluster"].as_str().unwrap(),
+            body["pod"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["mcs-a/web-0", "mcs-a/web-1", "mcs-b/web-0"]
+    );
+
+    // Scale b up by one Pod; a Pod of a goes unready.
+    apply(
+        &b.kubeconfig,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: shop, labels: {app: web-hand}}\nspec: {containers: [{name: echo, image: echo:1}]}\n",
+    );
+    set_pod_ready(&b, "shop", "web-1", "10.2.0.2", true);
+    set_pod_ready(&a, "shop", "web-0", "10.1.0.1", false);
+    slices_become(&c, "mcs-a=10.1.0.2;mcs-b=10.2.0.1 10.2.0.2");
+
+    // Conflicting ports: b exports `api` on 8080 after a exported it on 80.
+    apply(
+        &a.kubeconfig,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec: {selector: {app: web-hand}, ports: [{port: 80}]}\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {name: api, namespace: shop}\n",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    apply(
+        &b.kubeconfig,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec: {selector: {app: web-hand}, ports: [{port: 8080}]}\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {name: api, namespace: shop}\n",
+    );
+    wait_for("the Conflict condition", Duration::from_secs(30), || {
+        let reason = b.jsonpath(
+            "serviceexport",
+            "api",
+            "shop",
+            "{.status.conditions[?(@.type==\"Conflict\")].reason}",
+        );
+        (reason == "PortConflict").then_some(())
+    });
+    assert_eq!(
+        a.jsonpath(
+            "serviceexport",
+            "api",
+            "shop",
+            "{.status.conditions[?(@.type==\"Conflict\")].status}"
+        ),
+        "False"
+    );
+
+    // Stop b: its slice goes.
+    drop(b);
+    slices_become(&c, "mcs-a=10.1.0.2");
+}
