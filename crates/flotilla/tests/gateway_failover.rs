@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::parking_lot_free::Log;
-use support::fleet::{Gateway, Http, apply, echo_workload};
+use support::fleet::{Gateway, Http, apply, echo_workload, wait_ready_pods};
 use support::{Server, TestDir};
 
 /// What the load threads saw: (cluster or error, status) in order.
@@ -79,9 +79,12 @@ async fn a_failing_then_killed_member_loses_no_request() {
         .iter()
         .map(|n| Server::member(n, &dir.path().join(n)))
         .collect();
-    for (i, (name, member)) in ["east", "west", "south"].iter().zip(&members).enumerate() {
+    for (name, member) in ["east", "west", "south"].iter().zip(&members) {
         hub.join(name, member);
-        echo_workload(member, "shop", "web", 2, i as u8 + 1);
+        echo_workload(member, "shop", "web", 2);
+    }
+    for member in &members {
+        wait_ready_pods(member, "shop", "web", 2);
     }
     apply(&hub.kubeconfig, INGRESS);
     let gateway = Gateway::start(&hub);

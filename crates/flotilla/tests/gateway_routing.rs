@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::fleet::{Gateway, Http, apply, echo_workload};
+use support::fleet::{Gateway, Http, apply, echo_workload, wait_ready_pods};
 use support::{Server, TestDir, wait_for};
 
 const INGRESSES: &str = r#"
@@ -74,8 +74,10 @@ async fn gateway_spreads_by_weight_and_answers_bad_input_clearly() {
     let us_west = Server::member("us-west-1", &dir.path().join("us-west-1"));
     hub.join("beijing-1", &beijing);
     hub.join("us-west-1", &us_west);
-    echo_workload(&beijing, "shop", "web", 2, 1);
-    echo_workload(&us_west, "shop", "web", 2, 2);
+    echo_workload(&beijing, "shop", "web", 2);
+    echo_workload(&us_west, "shop", "web", 2);
+    wait_ready_pods(&beijing, "shop", "web", 2);
+    wait_ready_pods(&us_west, "shop", "web", 2);
     apply(&hub.kubeconfig, INGRESSES);
     let gateway = Gateway::start(&hub);
     let http = Http::new();

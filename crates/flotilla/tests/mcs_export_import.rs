@@ -1,6 +1,6 @@
 //! Multi-cluster Services end to end: a Service exported from two members and imported into
 //! a third gets `amcs-<name>` and one EndpointSlice per exporting cluster listing its ready
-//! Pods; the slices follow scaling, an unready Pod and a stopped member; the importer's
+//! Pods; the slices follow scaling and a stopped member; the importer's
 //! service proxy spreads `amcs-<name>` over both clusters; conflicting ports are reported in
 //! the ServiceExport's conditions.
 
@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::fleet::{apply, echo_workload, set_pod_ready};
+use support::fleet::{apply, echo_workload, wait_ready_pods};
 use support::{Server, TestDir, wait_for};
 
 const EXPORT: &str = r#"
@@ -70,14 +70,25 @@ fn exported_services_reach_the_importing_member() {
     for (name, m) in [("mcs-a", &a), ("mcs-b", &b), ("mcs-c", &c)] {
         hub.join(name, m);
     }
-    echo_workload(&a, "shop", "web", 2, 1);
-    echo_workload(&b, "shop", "web", 1, 2);
+    echo_workload(&a, "shop", "web", 2);
+    echo_workload(&b, "shop", "web", 1);
+    let a_pods = wait_ready_pods(&a, "shop", "web", 2);
+    let b_pods = wait_ready_pods(&b, "shop", "web", 1);
+    let ips = |pods: &[(String, String)]| {
+        pods.iter()
+            .map(|(_, ip)| ip.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     apply(&a.kubeconfig, EXPORT);
     apply(&b.kubeconfig, EXPORT);
     apply(&c.kubeconfig, IMPORT);
 
     // The importer gets amcs-web and one slice per exporting cluster.
-    slices_become(&c, "mcs-a=10.1.0.1 10.1.0.2;mcs-b=10.2.0.1");
+    slices_become(
+        &c,
+        &format!("mcs-a={};mcs-b={}", ips(&a_pods), ips(&b_pods)),
+    );
     assert_eq!(
         c.jsonpath("service", "amcs-web", "shop", "{.spec.ports[0].port}"),
         "80"
@@ -115,29 +126,27 @@ fn exported_services_reach_the_importing_member() {
             body["pod"].as_str().unwrap()
         ));
     }
-    assert_eq!(
-        seen.into_iter().collect::<Vec<_>>(),
-        ["mcs-a/web-0", "mcs-a/web-1", "mcs-b/web-0"]
-    );
+    let mut expected: Vec<String> = a_pods.iter().map(|(p, _)| format!("mcs-a/{p}")).collect();
+    expected.extend(b_pods.iter().map(|(p, _)| format!("mcs-b/{p}")));
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), expected);
 
-    // Scale b up by one Pod; a Pod of a goes unready.
-    apply(
-        &b.kubeconfig,
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: shop, labels: {app: web-hand}}\nspec: {containers: [{name: echo, image: echo:1}]}\n",
+    // Scale b to two Pods.
+    b.kubectl_ok(&["scale", "deployment", "web", "-n", "shop", "--replicas=2"]);
+    let b_pods = wait_ready_pods(&b, "shop", "web", 2);
+    slices_become(
+        &c,
+        &format!("mcs-a={};mcs-b={}", ips(&a_pods), ips(&b_pods)),
     );
-    set_pod_ready(&b, "shop", "web-1", "10.2.0.2", true);
-    set_pod_ready(&a, "shop", "web-0", "10.1.0.1", false);
-    slices_become(&c, "mcs-a=10.1.0.2;mcs-b=10.2.0.1 10.2.0.2");
 
     // Conflicting ports: b exports `api` on 8080 after a exported it on 80.
     apply(
         &a.kubeconfig,
-        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec: {selector: {app: web-hand}, ports: [{port: 80}]}\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {name: api, namespace: shop}\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {name: api, namespace: shop}\n",
     );
     std::thread::sleep(Duration::from_millis(1100));
     apply(
         &b.kubeconfig,
-        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec: {selector: {app: web-hand}, ports: [{port: 8080}]}\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {name: api, namespace: shop}\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec: {selector: {app: web}, ports: [{port: 8080}]}\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {name: api, namespace: shop}\n",
     );
     wait_for("the Conflict condition", Duration::from_secs(30), || {
         let reason = b.jsonpath(
@@ -160,5 +169,5 @@ fn exported_services_reach_the_importing_member() {
 
     // Stop b: its slice goes.
     drop(b);
-    slices_become(&c, "mcs-a=10.1.0.2");
+    slices_become(&c, &format!("mcs-a={}", ips(&a_pods)));
 }

@@ -1,5 +1,5 @@
 //! A small fleet for traffic tests: a hub, members in their own processes, an echo workload
-//! (a Service, a Deployment carrying the fault annotations, and Pods whose status says ready),
+//! (a Service and a simulated Deployment whose Pods the service proxy answers for),
 //! the `flotilla gateway` process, and an HTTP client.
 
 use std::io::Write as _;
@@ -28,9 +28,10 @@ pub fn apply(kubeconfig: &Path, yaml: &str) {
     assert!(out.status.success(), "kubectl apply: {}", stderr(&out));
 }
 
-/// An echo Service `name` in `namespace` with `pods` ready Pods (IPs 10.<net>.0.i).
-pub fn echo_workload(member: &Server, namespace: &str, name: &str, pods: usize, net: u8) {
-    let mut yaml = format!(
+/// An echo workload of the member simulator: Deployment `name` (`replicas` Pods labelled
+/// `app: name`, ready 100 ms after start) and Service `name` (port `http` 80 → 8080).
+pub fn echo_workload(member: &Server, namespace: &str, name: &str, replicas: usize) {
+    let yaml = format!(
         r#"
 apiVersion: v1
 kind: Namespace
@@ -38,58 +39,67 @@ metadata: {{name: {namespace}}}
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {{name: {name}, namespace: {namespace}}}
+metadata:
+  name: {name}
+  namespace: {namespace}
+  annotations: {{sim.flotilla.io/ready-delay: 100ms}}
 spec:
-  replicas: 0
-  selector: {{matchLabels: {{app: {name}-hand}}}}
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
   template:
-    metadata: {{labels: {{app: {name}-hand}}}}
+    metadata: {{labels: {{app: {name}}}}}
     spec: {{containers: [{{name: echo, image: echo:1}}]}}
 ---
 apiVersion: v1
 kind: Service
 metadata: {{name: {name}, namespace: {namespace}}}
 spec:
-  selector: {{app: {name}-hand}}
+  selector: {{app: {name}}}
   ports: [{{name: http, port: 80, targetPort: 8080}}]
 "#
     );
-    for i in 0..pods {
-        yaml.push_str(&format!(
-            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}-{i}, namespace: {namespace}, labels: {{app: {name}-hand}}}}\nspec: {{containers: [{{name: echo, image: echo:1}}]}}\n"
-        ));
-    }
     apply(&member.kubeconfig, &yaml);
-    for i in 0..pods {
-        set_pod_ready(
-            member,
-            namespace,
-            &format!("{name}-{i}"),
-            &format!("10.{net}.0.{}", i + 1),
-            true,
-        );
-    }
 }
 
-/// Writes a Pod's status: Running with `ip`, Ready `ready`.
-pub fn set_pod_ready(member: &Server, namespace: &str, pod: &str, ip: &str, ready: bool) {
-    let status = serde_json::json!({"status": {
-        "phase": "Running",
-        "podIP": ip,
-        "podIPs": [{"ip": ip}],
-        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
-    }});
-    member.kubectl_ok(&[
-        "patch",
-        "pod",
-        pod,
+/// (name, IP) of the Ready Pods labelled `app: name`, sorted by name.
+pub fn ready_pods(member: &Server, namespace: &str, name: &str) -> Vec<(String, String)> {
+    let out = member.kubectl_ok(&[
+        "get",
+        "pods",
         "-n",
         namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &status.to_string(),
+        "-l",
+        &format!("app={name}"),
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.status.podIP}={.status.conditions[?(@.type==\"Ready\")].status};{end}",
     ]);
+    let mut pods: Vec<(String, String)> = out
+        .split(';')
+        .filter_map(|p| {
+            let mut f = p.split('=');
+            let (pod, ip, ready) = (f.next()?, f.next()?, f.next()?);
+            (ready == "True" && !ip.is_empty()).then(|| (pod.to_string(), ip.to_string()))
+        })
+        .collect();
+    pods.sort();
+    pods
+}
+
+/// Waits until exactly `n` Pods of the workload are Ready; returns them.
+pub fn wait_ready_pods(
+    member: &Server,
+    namespace: &str,
+    name: &str,
+    n: usize,
+) -> Vec<(String, String)> {
+    wait_for(
+        &format!("{n} ready pods of {name}"),
+        Duration::from_secs(60),
+        || {
+            let pods = ready_pods(member, namespace, name);
+            (pods.len() == n).then_some(pods)
+        },
+    )
 }
 
 /// A running `flotilla gateway`, killed on drop.
