@@ -388,6 +388,8 @@ fn argo_application_set_crd() -> Value {
         columns: vec![age_column()],
         status_subresource: true,
     })
+}
+
 /// The multi-cluster Services CRDs (ServiceExport, ServiceImport): the hub serves them, and
 /// every simulated member serves them from its first start (as an MCS implementation installs
 /// them in each member).
