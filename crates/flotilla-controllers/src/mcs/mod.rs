@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use kube::api::ListParams;
 
+use crate::application::member_clients::{Identity, impersonating};
 use crate::cluster::{credentials, managed_cluster};
 
 /// How often every member is read and converged.
@@ -141,10 +142,15 @@ async fn member_client(
         .await?
         .to_config(name, Some(MEMBER_TIMEOUT))
         .await?;
-    kube::Client::try_from(config).map_err(|e| credentials::Error::Config {
+    let client = kube::Client::try_from(config).map_err(|e| credentials::Error::Config {
         cluster_name: name.to_string(),
         cause: Box::new(e),
-    })
+    })?;
+    // The hub's stored credential only impersonates: the controller writes Services, slices,
+    // export conditions and peer credentials as its own identity, which members' audit logs
+    // name.
+    let controller = Identity::hub_component("mcs-controller", &["system:masters"]);
+    Ok(impersonating(client, &controller))
 }
 
 /// One pass: read every available member, judge the exports, write export conditions, the
