@@ -17,8 +17,13 @@ use crate::cluster::managed_cluster;
 pub const GRANT_LABEL: &str = "auth.flotilla.io/grant";
 /// The field manager of every write.
 const FIELD_MANAGER: &str = "flotilla-grants";
-/// How often grants and clusters are compared with the members' bindings.
-const RESYNC: Duration = Duration::from_secs(2);
+/// How often every grant is compared with the members' bindings even when nothing changed on
+/// the hub (a binding deleted on a member by hand comes back within this).
+const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a pass is retried after a member could not be synced.
+const RETRY: Duration = Duration::from_secs(5);
+/// How long a burst of hub changes is gathered into one pass.
+const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// The API resource of `FleetRoleBinding`.
 pub fn api_resource() -> ApiResource {
@@ -121,17 +126,56 @@ fn member_identity() -> Identity {
     Identity::hub_component("grants-controller", &["system:masters"])
 }
 
-/// Runs the grants controller until the hub fails.
+/// Runs the grants controller until the hub fails: a pass at start, after every change of a
+/// `FleetRoleBinding` or a `ManagedCluster` (joined, detached, labels changed; watched through
+/// kube-runtime watchers), [`RETRY`] after a member could not be synced, and every [`RESYNC`].
 pub async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
     let members = MemberClients::new(hub_client.clone());
+    let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
+    let grants = Api::<DynamicObject>::all_with(hub_client.clone(), &api_resource());
+    tokio::spawn(signal_changes(grants, changed.clone()));
+    tokio::spawn(signal_changes(managed_cluster::api(&hub_client), changed));
     // Clusters that may hold grant bindings; `None` until the first pass has looked at all.
     let mut bound: Option<BTreeSet<String>> = None;
     loop {
-        if let Err(e) = reconcile_all(&hub_client, &members, &mut bound).await {
-            tracing::warn!(error = %format!("{e:#}"), "grants: reconcile failed; retrying");
+        let wait = match reconcile_all(&hub_client, &members, &mut bound).await {
+            Ok(Synced::All) => RESYNC,
+            Ok(Synced::NotAll) => RETRY,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "grants: reconcile failed; retrying");
+                RETRY
+            }
+        };
+        if tokio::time::timeout(wait, changes.recv()).await == Ok(None) {
+            anyhow::bail!("grants: the hub watches ended");
         }
-        tokio::time::sleep(RESYNC).await;
+        tokio::time::sleep(DEBOUNCE).await;
+        while changes.try_recv().is_ok() {}
     }
+}
+
+/// Sends a signal on `changed` for every event of a watch on `api` (re-listing after errors).
+async fn signal_changes(api: Api<DynamicObject>, changed: tokio::sync::mpsc::Sender<()>) {
+    use futures::StreamExt as _;
+    use kube::runtime::{WatchStreamExt as _, watcher};
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.next().await {
+        if event.is_ok() {
+            // A full channel already holds a pending pass.
+            let _ = changed.try_send(());
+        }
+    }
+}
+
+/// Whether a pass synced every member it had to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synced {
+    /// All of them.
+    All,
+    /// Some member failed; it is tried again soon.
+    NotAll,
 }
 
 /// One pass: every cluster's bindings and every grant's hub permission. Members that neither
@@ -141,7 +185,7 @@ pub async fn reconcile_all(
     hub_client: &kube::Client,
     members: &MemberClients,
     bound: &mut Option<BTreeSet<String>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Synced> {
     let grants: Vec<Grant> = Api::<DynamicObject>::all_with(hub_client.clone(), &api_resource())
         .list(&ListParams::default())
         .await?
@@ -153,7 +197,7 @@ pub async fn reconcile_all(
         .list(&ListParams::default())
         .await?;
     let mut selected: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut now_bound: BTreeSet<String> = bound.clone().unwrap_or_default();
+    let mut to_sync: Vec<(String, Vec<&Grant>)> = Vec::new();
     for cluster in &clusters.items {
         let name = cluster.metadata.name.clone().unwrap_or_default();
         let labels = cluster.metadata.labels.clone().unwrap_or_default();
@@ -168,18 +212,30 @@ pub async fn reconcile_all(
                 .push(name.clone());
         }
         let was_bound = bound.as_ref().is_none_or(|b| b.contains(&name));
-        if wanted.is_empty() && !was_bound {
-            continue;
+        if !wanted.is_empty() || was_bound {
+            to_sync.push((name, wanted));
         }
-        match sync_member(members, &name, &wanted).await {
+    }
+    // Members are synced concurrently: a slow or unreachable one delays no other.
+    let results = futures::future::join_all(
+        to_sync
+            .iter()
+            .map(|(name, wanted)| sync_member(members, name, wanted)),
+    )
+    .await;
+    let mut now_bound: BTreeSet<String> = bound.clone().unwrap_or_default();
+    let mut synced = Synced::All;
+    for ((name, wanted), result) in to_sync.iter().zip(results) {
+        match result {
             Ok(()) if wanted.is_empty() => {
-                now_bound.remove(&name);
+                now_bound.remove(name);
             }
             Ok(()) => {
                 now_bound.insert(name.clone());
             }
             Err(e) => {
-                // Try again next pass.
+                // Try again soon.
+                synced = Synced::NotAll;
                 now_bound.insert(name.clone());
                 tracing::debug!(cluster = %name, error = %format!("{e:#}"), "grants: member not synced");
             }
@@ -190,7 +246,7 @@ pub async fn reconcile_all(
         let clusters = selected.get(&grant.name).cloned().unwrap_or_default();
         hub_permission(hub_client, grant, &clusters).await?;
     }
-    Ok(())
+    Ok(synced)
 }
 
 /// Applies the wanted bindings on one member and deletes the grant bindings no grant wants.
