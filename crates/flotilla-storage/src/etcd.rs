@@ -1,4 +1,4 @@
-//! The etcd v3 backend (cargo feature `etcd`): the same [`Backend`] over an etcd cluster,
+//! The etcd v3 backend: the same [`Backend`] over an etcd cluster,
 //! so several hubs can share one store.
 //!
 //! etcd already is this trait: its revision is the store revision, a key's
@@ -45,6 +45,14 @@ pub enum EtcdError {
     WatchCancelled(String),
     #[error("the empty key cannot be written")]
     EmptyKey,
+    #[error("reading {path}: {source}")]
+    ReadTls {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a client certificate for etcd needs both the certificate and the key file")]
+    HalfIdentity,
 }
 
 impl From<EtcdError> for Error {
@@ -53,14 +61,103 @@ impl From<EtcdError> for Error {
     }
 }
 
+/// Maps a client error: anything that says etcd cannot be reached or cannot serve now (no
+/// leader, timeouts, transport failures) is [`Error::Unavailable`], naming etcd's reason.
 fn client_err(e: etcd_client::Error) -> Error {
-    EtcdError::Client(e).into()
+    match &e {
+        etcd_client::Error::GRpcStatus(status) if is_unavailable(status) => {
+            Error::Unavailable(format!("etcd: {}", status.message()))
+        }
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
+            Error::Unavailable(format!("etcd: {e}"))
+        }
+        _ => EtcdError::Client(e).into(),
+    }
 }
+
+fn is_unavailable(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    let message = status.message();
+    if message.contains("compacted") {
+        return false;
+    }
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+    ) || message.contains("no leader")
+        || message.contains("timed out")
+}
+
+/// How to reach an etcd cluster.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdOptions {
+    /// `http://host:port` or `https://host:port`, one per member.
+    pub endpoints: Vec<String>,
+    /// PEM CA bundle that signed the members' serving certificates (TLS).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate and key for etcd's client-certificate authentication.
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+    /// Where `/registry/...` lives in etcd (`--etcd-prefix`); empty or `/registry` keeps
+    /// Kubernetes' own layout.
+    pub prefix: String,
+}
+
+/// Maps the store's keys to etcd's under a prefix, so several Flotilla installations can
+/// share one etcd: `/registry/REST` is `PREFIX/REST`; keys outside `/registry` (the shared
+/// CA at `/flotilla/pki/cluster`) are `PREFIX/flotilla/...`. With prefix `/registry` every
+/// key is stored as it is.
+#[derive(Debug, Clone, Default)]
+struct KeyMap {
+    /// Empty when keys are stored as they are.
+    prefix: String,
+}
+
+impl KeyMap {
+    fn new(prefix: &str) -> KeyMap {
+        let prefix = prefix.trim_end_matches('/');
+        let prefix = if prefix == "/registry" { "" } else { prefix };
+        KeyMap {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The etcd key for a store key.
+    fn outward(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            return key.to_owned();
+        }
+        match key.strip_prefix("/registry") {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                format!("{}{rest}", self.prefix)
+            }
+            _ => format!("{}{key}", self.prefix),
+        }
+    }
+
+    /// The store key for an etcd key.
+    fn inward(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            return key.to_owned();
+        }
+        let rest = key.strip_prefix(&self.prefix).unwrap_or(key);
+        if rest.starts_with("/flotilla/") {
+            rest.to_owned()
+        } else {
+            format!("/registry{rest}")
+        }
+    }
+}
+
+/// Per-request deadline: a request to an etcd without quorum fails with
+/// [`Error::Unavailable`] after this long instead of hanging.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A [`Backend`] on etcd v3.
 #[derive(Clone)]
 pub struct EtcdBackend {
     client: Client,
+    keys: KeyMap,
     /// The oldest `after` a watch may use, as far as this process knows.
     compacted: Arc<AtomicI64>,
 }
@@ -74,19 +171,76 @@ impl std::fmt::Debug for EtcdBackend {
 impl EtcdBackend {
     /// Connects to the etcd cluster at `endpoints` (e.g. `http://127.0.0.1:2379`).
     pub async fn connect<E: AsRef<str>>(endpoints: &[E]) -> Result<Self, EtcdError> {
-        let options = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(5))
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
-        let client = Client::connect(endpoints, Some(options)).await?;
+        Self::connect_with(&EtcdOptions {
+            endpoints: endpoints.iter().map(|e| e.as_ref().to_owned()).collect(),
+            ..EtcdOptions::default()
+        })
+        .await
+    }
+
+    /// Connects with TLS when `options` names a CA or a client certificate. The connection
+    /// is lazy: an unreachable etcd shows up as [`Error::Unavailable`] on the first request.
+    /// Watches require a leader, so they end (rather than hang) when etcd loses quorum.
+    pub async fn connect_with(options: &EtcdOptions) -> Result<Self, EtcdError> {
+        let mut connect = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            .with_require_leader(true);
+        if let Some(tls) = tls_options(options)? {
+            connect = connect.with_tls(tls);
+        }
+        let client = Client::connect(&options.endpoints, Some(connect)).await?;
         Ok(Self {
             client,
+            keys: KeyMap::new(&options.prefix),
             compacted: Arc::new(AtomicI64::new(0)),
         })
+    }
+
+    /// The revision etcd is at, retried every `every` until etcd answers: the store is
+    /// reachable when this returns. `on_retry` is told each failure (for a log line).
+    pub async fn wait_reachable(&self, every: Duration, mut on_retry: impl FnMut(&Error)) {
+        loop {
+            match self.current_revision().await {
+                Ok(_) => return,
+                Err(e) => on_retry(&e),
+            }
+            tokio::time::sleep(every).await;
+        }
     }
 
     fn learn_compacted(&self, floor: Revision) {
         self.compacted.fetch_max(floor, Ordering::Relaxed);
     }
+}
+
+fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, EtcdError> {
+    std::fs::read(path).map_err(|source| EtcdError::ReadTls {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn tls_options(options: &EtcdOptions) -> Result<Option<etcd_client::TlsOptions>, EtcdError> {
+    if options.ca_file.is_none() && options.cert_file.is_none() {
+        return Ok(None);
+    }
+    let mut tls = etcd_client::TlsOptions::new();
+    if let Some(ca) = &options.ca_file {
+        tls = tls.ca_certificate(etcd_client::Certificate::from_pem(read_pem(ca)?));
+    }
+    match (&options.cert_file, &options.key_file) {
+        (Some(cert), Some(key)) => {
+            tls = tls.identity(etcd_client::Identity::from_pem(
+                read_pem(cert)?,
+                read_pem(key)?,
+            ));
+        }
+        (None, None) => {}
+        _ => return Err(EtcdError::HalfIdentity),
+    }
+    Ok(Some(tls))
 }
 
 /// The first key after every key starting with `prefix` (etcd's `range_end`); `\0` means
@@ -102,12 +256,12 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
-fn convert(kv: &etcd_client::KeyValue) -> Result<KeyValue, EtcdError> {
+fn convert(keys: &KeyMap, kv: &etcd_client::KeyValue) -> Result<KeyValue, EtcdError> {
     let key = kv
         .key_str()
         .map_err(|_| EtcdError::NonUtf8Key(String::from_utf8_lossy(kv.key()).into_owned()))?;
     Ok(KeyValue {
-        key: key.to_owned(),
+        key: keys.inward(key),
         value: Bytes::copy_from_slice(kv.value()),
         create_revision: kv.create_revision(),
         mod_revision: kv.mod_revision(),
@@ -126,16 +280,19 @@ fn compare(key: &str, precondition: Precondition) -> Compare {
 
 /// Why a transaction's comparison failed, from the key as the failure branch read it.
 fn refusal(
+    keys: &KeyMap,
     key: &str,
     precondition: Precondition,
     responses: &[TxnOpResponse],
     operation: &'static str,
 ) -> Error {
     let current = match responses.first() {
-        Some(TxnOpResponse::Get(get)) => match get.kvs().first().map(convert).transpose() {
-            Ok(current) => current,
-            Err(e) => return e.into(),
-        },
+        Some(TxnOpResponse::Get(get)) => {
+            match get.kvs().first().map(|kv| convert(keys, kv)).transpose() {
+                Ok(current) => current,
+                Err(e) => return e.into(),
+            }
+        }
         _ => return EtcdError::Unexpected { operation }.into(),
     };
     match (current, operation) {
@@ -168,10 +325,14 @@ impl Backend for EtcdBackend {
         let resp = self
             .client
             .kv_client()
-            .get(key, None)
+            .get(self.keys.outward(key), None)
             .await
             .map_err(client_err)?;
-        Ok(resp.kvs().first().map(convert).transpose()?)
+        Ok(resp
+            .kvs()
+            .first()
+            .map(|kv| convert(&self.keys, kv))
+            .transpose()?)
     }
 
     async fn range(
@@ -182,10 +343,10 @@ impl Backend for EtcdBackend {
     ) -> Result<RangeResult> {
         let start = match start_after {
             // The smallest key greater than `after`.
-            Some(after) if after >= prefix => format!("{after}\0"),
-            _ => prefix.to_owned(),
+            Some(after) if after >= prefix => format!("{}\0", self.keys.outward(after)),
+            _ => self.keys.outward(prefix),
         };
-        let mut options = GetOptions::new().with_range(prefix_end(prefix));
+        let mut options = GetOptions::new().with_range(prefix_end(&self.keys.outward(prefix)));
         if limit > 0 {
             options = options.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
         }
@@ -199,7 +360,7 @@ impl Backend for EtcdBackend {
         let kvs = resp
             .kvs()
             .iter()
-            .map(convert)
+            .map(|kv| convert(&self.keys, kv))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RangeResult {
             kvs,
@@ -212,19 +373,20 @@ impl Backend for EtcdBackend {
         if key.is_empty() {
             return Err(EtcdError::EmptyKey.into());
         }
+        let stored = self.keys.outward(key);
         let txn = Txn::new()
-            .when([compare(key, precondition)])
+            .when([compare(&stored, precondition)])
             .and_then([TxnOp::put(
-                key,
+                stored.as_str(),
                 value.to_vec(),
                 Some(PutOptions::new().with_prev_key()),
             )])
-            .or_else([TxnOp::get(key, None)]);
+            .or_else([TxnOp::get(stored.as_str(), None)]);
         let resp = self.client.kv_client().txn(txn).await.map_err(client_err)?;
         let revision = resp.header().ok_or(EtcdError::NoHeader)?.revision();
         let responses = resp.op_responses();
         if !resp.succeeded() {
-            return Err(refusal(key, precondition, &responses, "put"));
+            return Err(refusal(&self.keys, key, precondition, &responses, "put"));
         }
         let Some(TxnOpResponse::Put(put)) = responses.first() else {
             return Err(EtcdError::Unexpected { operation: "put" }.into());
@@ -238,27 +400,28 @@ impl Backend for EtcdBackend {
     }
 
     async fn delete(&self, key: &str, precondition: Precondition) -> Result<(KeyValue, Revision)> {
+        let stored = self.keys.outward(key);
         let cmp = match precondition {
             // Deleting requires the key; "absent" can never hold, the failure branch says why.
-            Precondition::Absent => Compare::create_revision(key, CompareOp::Less, 0),
-            other => compare(key, other),
+            Precondition::Absent => Compare::create_revision(stored.as_str(), CompareOp::Less, 0),
+            other => compare(&stored, other),
         };
         let txn = Txn::new()
             .when([cmp])
             .and_then([TxnOp::delete(
-                key,
+                stored.as_str(),
                 Some(DeleteOptions::new().with_prev_key()),
             )])
-            .or_else([TxnOp::get(key, None)]);
+            .or_else([TxnOp::get(stored.as_str(), None)]);
         let resp = self.client.kv_client().txn(txn).await.map_err(client_err)?;
         let revision = resp.header().ok_or(EtcdError::NoHeader)?.revision();
         let responses = resp.op_responses();
         if !resp.succeeded() {
-            return Err(refusal(key, precondition, &responses, "delete"));
+            return Err(refusal(&self.keys, key, precondition, &responses, "delete"));
         }
         match responses.first() {
             Some(TxnOpResponse::Delete(delete)) => match delete.prev_kvs().first() {
-                Some(prev) => Ok((convert(prev)?, revision)),
+                Some(prev) => Ok((convert(&self.keys, prev)?, revision)),
                 None => Err(Error::NotFound(key.to_owned())),
             },
             _ => Err(EtcdError::Unexpected {
@@ -299,14 +462,15 @@ impl Backend for EtcdBackend {
             }
             probe.map_err(client_err)?;
         }
+        let stored = self.keys.outward(prefix);
         let options = WatchOptions::new()
-            .with_range(prefix_end(prefix))
+            .with_range(prefix_end(&stored))
             .with_start_revision(after + 1)
             .with_prev_key();
         let stream = self
             .client
             .watch_client()
-            .watch(prefix, Some(options))
+            .watch(stored, Some(options))
             .await
             .map_err(client_err)?;
         let state = WatchState {
@@ -335,13 +499,14 @@ impl EtcdBackend {
     /// etcd names its compacted revision only when it cancels a watch for it.
     async fn learn_compaction_from_watch(&self, prefix: &str, after: Revision) -> Revision {
         let fallback = (after + 1).max(self.compacted.load(Ordering::Relaxed));
+        let stored = self.keys.outward(prefix);
         let options = WatchOptions::new()
-            .with_range(prefix_end(prefix))
+            .with_range(prefix_end(&stored))
             .with_start_revision(after + 1);
         let Ok(mut stream) = self
             .client
             .watch_client()
-            .watch(prefix, Some(options))
+            .watch(stored, Some(options))
             .await
         else {
             return fallback;
@@ -399,7 +564,7 @@ async fn next_batch(mut w: WatchState) -> Option<(Result<Vec<Event>>, WatchState
         }
         let mut events = Vec::with_capacity(resp.events().len());
         for event in resp.events() {
-            match convert_event(event) {
+            match convert_event(&w.backend.keys, event) {
                 Ok(Some(e)) => events.push(e),
                 Ok(None) => {}
                 Err(e) => {
@@ -416,14 +581,14 @@ async fn next_batch(mut w: WatchState) -> Option<(Result<Vec<Event>>, WatchState
     }
 }
 
-fn convert_event(event: &etcd_client::Event) -> Result<Option<Event>, EtcdError> {
+fn convert_event(keys: &KeyMap, event: &etcd_client::Event) -> Result<Option<Event>, EtcdError> {
     let Some(kv) = event.kv() else {
         return Ok(None);
     };
-    let prev = event.prev_kv().map(convert).transpose()?;
+    let prev = event.prev_kv().map(|kv| convert(keys, kv)).transpose()?;
     Ok(Some(match event.event_type() {
         etcd_client::EventType::Put => Event::Put {
-            kv: convert(kv)?,
+            kv: convert(keys, kv)?,
             prev,
         },
         etcd_client::EventType::Delete => {
@@ -434,7 +599,7 @@ fn convert_event(event: &etcd_client::Event) -> Result<Option<Event>, EtcdError>
                 Some(prev) => prev,
                 None => KeyValue {
                     value: Bytes::new(),
-                    ..convert(kv)?
+                    ..convert(keys, kv)?
                 },
             };
             Event::Delete { prev, revision }
@@ -444,7 +609,29 @@ fn convert_event(event: &etcd_client::Event) -> Result<Option<Event>, EtcdError>
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{KeyMap, prefix_end};
+
+    #[test]
+    fn keys_live_under_the_etcd_prefix() {
+        let same = KeyMap::new("/registry");
+        assert_eq!(
+            same.outward("/registry/core/pods/a"),
+            "/registry/core/pods/a"
+        );
+        assert_eq!(
+            same.inward("/flotilla/pki/cluster"),
+            "/flotilla/pki/cluster"
+        );
+        let other = KeyMap::new("/fleet-a/");
+        for (key, stored) in [
+            ("/registry/core/pods/d/a", "/fleet-a/core/pods/d/a"),
+            ("/registry/", "/fleet-a/"),
+            ("/flotilla/pki/cluster", "/fleet-a/flotilla/pki/cluster"),
+        ] {
+            assert_eq!(other.outward(key), stored);
+            assert_eq!(other.inward(stored), key);
+        }
+    }
 
     #[test]
     fn prefix_end_is_the_first_key_after_the_prefix() {

@@ -12,7 +12,7 @@
 //! Backends:
 //! - [`EmbeddedBackend`] (the default): one crash-safe redb file in the data dir, an
 //!   in-memory index for reads and an in-memory watch history. See `docs/storage.md`.
-//! - `etcd::EtcdBackend` (cargo feature `etcd`): the same trait over `etcd-client`, so
+//! - [`etcd::EtcdBackend`]: the same trait over `etcd-client`, so
 //!   several hubs can share one etcd cluster. Revisions, CAS on the modification revision,
 //!   watch-from-revision and compaction map one to one onto etcd's own, which is why the
 //!   trait is shaped like it.
@@ -21,7 +21,6 @@
 //! own benchmarks.
 
 pub mod embedded;
-#[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod throughput;
 
@@ -109,6 +108,10 @@ pub enum Error {
         requested: Revision,
         compacted: Revision,
     },
+    /// The store cannot be reached or cannot serve now (e.g. etcd lost quorum); the same
+    /// request may succeed later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("storage backend: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

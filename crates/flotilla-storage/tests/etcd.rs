@@ -1,7 +1,6 @@
 //! The etcd backend against a real etcd server (Debian's `etcd-server`), started on free
-//! loopback ports for each test. Built only with `--features etcd`; each test returns
-//! early, saying so, when no `etcd` binary is on PATH (or in `FLOTILLA_ETCD_BIN`).
-#![cfg(feature = "etcd")]
+//! loopback ports for each test. Each test returns early, saying so, when no `etcd` binary
+//! is on PATH (or in `FLOTILLA_ETCD_BIN`).
 
 #[path = "support/conformance.rs"]
 mod conformance;
