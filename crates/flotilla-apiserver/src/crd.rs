@@ -209,13 +209,20 @@ pub fn spawn_watch(state: Arc<ApiState>) {
     tokio::spawn(async move {
         let Some(info) = crd_info(&state) else { return };
         loop {
+            // The store may be unreachable for a while (etcd without quorum): keep trying.
             let Ok(rev) = state.store.current_revision().await else {
-                return;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
             };
             let Ok(mut stream) = state.store.watch(&info.prefix(), rev).await else {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             };
+            // Read every CRD once the watch runs: one another server created while this one
+            // bootstrapped, or while the watch was broken, is not missed.
+            if let Err(e) = load_all(&state).await {
+                tracing::warn!(error = %e.message, "reloading CustomResourceDefinitions failed");
+            }
             while let Some(Ok(batch)) = stream.next().await {
                 for ev in batch {
                     match &ev {

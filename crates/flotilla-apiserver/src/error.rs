@@ -37,7 +37,8 @@ pub fn status_response(e: &ApiError) -> Response {
     resp
 }
 
-/// Maps a storage failure that the caller did not handle itself to an internal error.
+/// Maps a storage failure that the caller did not handle itself: an unreachable store (etcd
+/// without quorum) is 503 ServiceUnavailable naming the cause, anything else an internal error.
 pub fn storage_error(e: flotilla_storage::Error) -> ApiError {
     match e {
         flotilla_storage::Error::Compacted {
@@ -46,6 +47,9 @@ pub fn storage_error(e: flotilla_storage::Error) -> ApiError {
         } => ApiError::expired(format!(
             "too old resource version: {requested} ({compacted})"
         )),
+        flotilla_storage::Error::Unavailable(cause) => {
+            ApiError::service_unavailable(format!("storage is unavailable: {cause}"))
+        }
         other => ApiError::internal(other.to_string()),
     }
 }

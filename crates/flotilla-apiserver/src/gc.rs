@@ -1,4 +1,5 @@
-//! Garbage collection by `ownerReferences`, in a background task fed by deletions:
+//! Garbage collection by `ownerReferences`, in a background task fed by storage changes
+//! (on the elected hub only, see `leader_tasks`):
 //! when an owner is gone, dependents whose owners are all gone are deleted (dangling
 //! references to the gone owner are dropped from dependents that still have a live owner);
 //! the `foregroundDeletion` and `orphan` finalizers are carried out before the owner goes.
@@ -8,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_core::status::ApiError;
-use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -19,7 +19,7 @@ use crate::state::ApiState;
 
 /// Work for the collector.
 #[derive(Debug, Clone)]
-enum GcEvent {
+pub(crate) enum GcEvent {
     /// An object is gone for good.
     OwnerGone { uid: String, namespace: String },
     /// An object is being deleted with a GC finalizer.
@@ -31,51 +31,54 @@ enum GcEvent {
     },
 }
 
-/// The sending side, held in the server state.
-pub struct GcHandle {
-    tx: mpsc::UnboundedSender<GcEvent>,
-    rx: Mutex<Option<mpsc::UnboundedReceiver<GcEvent>>>,
+impl GcEvent {
+    /// The collector's work implied by one storage change, made through any hub sharing
+    /// the store: a removed object may leave dependents behind; an object that got a
+    /// `deletionTimestamp` with a GC finalizer needs its dependents handled first.
+    pub(crate) fn from_change(change: &flotilla_storage::Event) -> Option<GcEvent> {
+        match change {
+            flotilla_storage::Event::Delete { prev, .. } => {
+                let removed = objects::decode(prev).ok()?;
+                let uid = meta_str(&removed, "uid");
+                (!uid.is_empty()).then(|| GcEvent::OwnerGone {
+                    uid: uid.to_string(),
+                    namespace: meta_str(&removed, "namespace").to_string(),
+                })
+            }
+            flotilla_storage::Event::Put { kv, .. } => {
+                // Most writes carry neither; skip decoding them.
+                if !contains(&kv.value, b"deletionTimestamp")
+                    || !(contains(&kv.value, FOREGROUND.as_bytes())
+                        || contains(&kv.value, ORPHAN.as_bytes()))
+                {
+                    return None;
+                }
+                let obj = objects::decode(kv).ok()?;
+                obj.pointer("/metadata/deletionTimestamp")?;
+                let f = objects::finalizers(&obj);
+                if !f.iter().any(|f| f == FOREGROUND || f == ORPHAN) {
+                    return None;
+                }
+                let (group, resource) = group_resource(&kv.key)?;
+                Some(GcEvent::Finalize {
+                    group,
+                    resource,
+                    namespace: meta_str(&obj, "namespace").to_string(),
+                    name: meta_str(&obj, "name").to_string(),
+                })
+            }
+        }
+    }
 }
 
-impl Default for GcHandle {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl GcHandle {
-    pub fn new() -> GcHandle {
-        let (tx, rx) = mpsc::unbounded_channel();
-        GcHandle {
-            tx,
-            rx: Mutex::new(Some(rx)),
-        }
-    }
-
-    /// An object was removed from storage.
-    pub fn owner_deleted(&self, obj: &Value) {
-        let uid = meta_str(obj, "uid");
-        if uid.is_empty() {
-            return;
-        }
-        let _ = self.tx.send(GcEvent::OwnerGone {
-            uid: uid.to_string(),
-            namespace: meta_str(obj, "namespace").to_string(),
-        });
-    }
-
-    /// An object got a `deletionTimestamp`; act on the GC finalizers it carries.
-    pub fn deletion_started(&self, info: &ResourceInfo, obj: &Value) {
-        let f = objects::finalizers(obj);
-        if f.iter().any(|f| f == FOREGROUND || f == ORPHAN) {
-            let _ = self.tx.send(GcEvent::Finalize {
-                group: info.group.clone(),
-                resource: info.resource.clone(),
-                namespace: meta_str(obj, "namespace").to_string(),
-                name: meta_str(obj, "name").to_string(),
-            });
-        }
-    }
+/// The API group (`""` for the legacy group) and resource of a storage key
+/// (`/registry/{group}/{resource}/...`).
+fn group_resource(key: &str) -> Option<(String, String)> {
+    let mut parts = key.strip_prefix("/registry/")?.split('/');
+    let group = parts.next()?;
+    let resource = parts.next()?;
+    let group = if group == "core" { "" } else { group };
+    Some((group.to_string(), resource.to_string()))
 }
 
 fn owner_uids(obj: &Value) -> Vec<String> {
@@ -359,12 +362,9 @@ async fn sweep(state: &ApiState) -> Result<HashMap<String, HashSet<String>>, Api
     Ok(gone)
 }
 
-/// Runs the collector until the server stops.
-pub fn spawn(state: Arc<ApiState>) {
-    let Some(mut rx) = state.gc.rx.lock().take() else {
-        return;
-    };
-    tokio::spawn(async move {
+/// Runs the collector on the work `rx` brings (see [`GcEvent::from_change`]) until dropped.
+pub(crate) async fn run(state: Arc<ApiState>, mut rx: mpsc::UnboundedReceiver<GcEvent>) {
+    {
         let mut retry: Vec<GcEvent> = Vec::new();
         // Owners that went while the server was down (a crash between a delete and its
         // collection) are found by one sweep at start.
@@ -437,5 +437,5 @@ pub fn spawn(state: Arc<ApiState>) {
                 }
             }
         }
-    });
+    }
 }

@@ -5,8 +5,8 @@
 //! (the storage contract) → `flotilla_storage`. Around that: [`registry`] (what is
 //! served, including CRDs from [`crd`]), [`discovery`], [`openapi`], [`table`],
 //! [`validation`] and [`defaults`], [`watch`] (one shared feed per resource),
-//! [`namespace`] and [`gc`] (background lifecycles), [`metrics`]; [`ui`] is the hub's
-//! dashboard in front of it all.
+//! [`namespace`] and [`gc`] (background lifecycles, run by [`leader_tasks`] on one server per
+//! store, with [`compaction`]), [`metrics`]; [`ui`] is the hub's dashboard in front of it all.
 
 pub mod admission;
 pub mod apiservices;
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod builtin;
 pub mod cluster_gateway;
 pub mod codec;
+pub mod compaction;
 pub mod convert;
 pub mod crd;
 pub mod csr;
@@ -25,6 +26,7 @@ pub mod gc;
 pub mod handlers;
 pub mod jsonpath;
 pub mod kubernetes_service;
+pub mod leader_tasks;
 pub mod managed;
 pub mod metadata_only;
 pub mod metrics;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_core::status::ApiError;
-use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -18,30 +17,23 @@ use crate::state::ApiState;
 /// The finalizer the namespace lifecycle owns (in `spec.finalizers`).
 pub const KUBERNETES_FINALIZER: &str = "kubernetes";
 
-/// Wakes the namespace lifecycle when a namespace starts terminating.
-pub struct NamespaceHandle {
-    tx: mpsc::UnboundedSender<String>,
-    rx: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
-}
-
-impl Default for NamespaceHandle {
-    fn default() -> Self {
-        Self::new()
+/// The namespace a storage change shows terminating (made through any hub sharing the
+/// store), for the lifecycle task.
+pub(crate) fn terminating_in(change: &flotilla_storage::Event) -> Option<String> {
+    let flotilla_storage::Event::Put { kv, .. } = change else {
+        return None;
+    };
+    let name = kv.key.strip_prefix("/registry/core/namespaces/")?;
+    if !kv
+        .value
+        .windows(b"Terminating".len())
+        .any(|w| w == b"Terminating")
+    {
+        return None;
     }
-}
-
-impl NamespaceHandle {
-    pub fn new() -> NamespaceHandle {
-        let (tx, rx) = mpsc::unbounded_channel();
-        NamespaceHandle {
-            tx,
-            rx: Mutex::new(Some(rx)),
-        }
-    }
-
-    pub fn terminating(&self, name: &str) {
-        let _ = self.tx.send(name.to_string());
-    }
+    let ns = objects::decode(kv).ok()?;
+    (ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating"))
+        .then(|| name.to_string())
 }
 
 fn namespaces_info(state: &ApiState) -> Arc<ResourceInfo> {
@@ -91,9 +83,7 @@ pub async fn begin_delete(
     revision: flotilla_storage::Revision,
     dry_run: bool,
 ) -> Result<Deleted, ApiError> {
-    let name = meta_str(&current, "name").to_string();
     if current.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
-        state.namespaces.terminating(&name);
         return Ok(Deleted::Pending(current));
     }
     let mut next = current.clone();
@@ -104,10 +94,7 @@ pub async fn begin_delete(
         return Ok(Deleted::Pending(next));
     }
     match objects::update(state, info, &next, revision).await? {
-        objects::Written::Stored(obj) => {
-            state.namespaces.terminating(&name);
-            Ok(Deleted::Pending(obj))
-        }
+        objects::Written::Stored(obj) => Ok(Deleted::Pending(obj)),
         objects::Written::Deleted(obj) => Ok(Deleted::Gone(obj)),
     }
 }
@@ -170,12 +157,10 @@ async fn finish(state: &ApiState, name: &str) -> Result<bool, ApiError> {
     }
 }
 
-/// Runs the namespace lifecycle until the server stops.
-pub fn spawn(state: Arc<ApiState>) {
-    let Some(mut rx) = state.namespaces.rx.lock().take() else {
-        return;
-    };
-    tokio::spawn(async move {
+/// Runs the namespace lifecycle on the names `rx` brings (see [`terminating_in`]) until
+/// dropped.
+pub(crate) async fn run(state: Arc<ApiState>, mut rx: mpsc::UnboundedReceiver<String>) {
+    {
         let mut pending: Vec<String> = Vec::new();
         // Namespaces left terminating by an earlier run.
         let info = namespaces_info(&state);
@@ -221,5 +206,5 @@ pub fn spawn(state: Arc<ApiState>) {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-    });
+    }
 }

@@ -269,7 +269,6 @@ pub async fn delete_now_at(
     {
         Ok((kv, rev)) => {
             let removed = decode(&kv)?;
-            state.gc.owner_deleted(&removed);
             if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions"
             {
                 crate::crd::crd_deleted(state, &removed);

@@ -129,6 +129,25 @@ fn text(code: StatusCode, body: &str) -> Response {
     r
 }
 
+/// `/readyz`: ready while the store answers (as kube-apiserver's etcd check); otherwise 500
+/// naming the cause, e.g. an etcd that lost quorum or cannot be reached.
+async fn readiness(state: &SharedState) -> Response {
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        state.store.current_revision(),
+    )
+    .await;
+    let failure = match probe {
+        Ok(Ok(_)) => return text(StatusCode::OK, "ok"),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer within 3s".to_string(),
+    };
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("[-]storage failed: {failure}\nreadyz check failed\n"),
+    )
+}
+
 fn page_not_found() -> Response {
     text(StatusCode::NOT_FOUND, "404 page not found\n")
 }
@@ -148,7 +167,8 @@ async fn route(state: SharedState, request: Request) -> Result<Response, ApiErro
     let snapshot = state.registry.snapshot();
     let is_get = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
     match path.as_str() {
-        "/healthz" | "/livez" | "/readyz" => return Ok(text(StatusCode::OK, "ok")),
+        "/readyz" => return Ok(readiness(&state).await),
+        "/healthz" | "/livez" => return Ok(text(StatusCode::OK, "ok")),
         p if p.starts_with("/healthz/")
             || p.starts_with("/livez/")
             || p.starts_with("/readyz/") =>

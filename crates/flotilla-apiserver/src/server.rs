@@ -135,8 +135,6 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
         },
         watches: crate::watch::WatchHub::new(options.store.clone()),
         metrics: crate::metrics::Metrics::with_extra(options.extra_metrics),
-        gc: crate::gc::GcHandle::new(),
-        namespaces: crate::namespace::NamespaceHandle::new(),
         auth: auth.clone(),
         pki: pki.clone(),
         faults: options.faults,
@@ -168,8 +166,6 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
             source,
         })?;
     crate::apiservices::spawn(state.clone());
-    crate::gc::spawn(state.clone());
-    crate::namespace::spawn(state.clone());
     crate::crd::spawn_watch(state.clone());
 
     let router = crate::router::router(state.clone(), options.extra_routes, options.ui);

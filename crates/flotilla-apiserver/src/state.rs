@@ -5,9 +5,7 @@ use std::sync::Arc;
 use flotilla_storage::SharedBackend;
 
 use crate::auth::Auth;
-use crate::gc::GcHandle;
 use crate::metrics::Metrics;
-use crate::namespace::NamespaceHandle;
 use crate::registry::Registry;
 use crate::watch::WatchHub;
 
@@ -17,8 +15,6 @@ pub struct ApiState {
     pub registry: Registry,
     pub watches: WatchHub,
     pub metrics: Metrics,
-    pub gc: GcHandle,
-    pub namespaces: NamespaceHandle,
     pub auth: Arc<Auth>,
     /// The cluster CA (signs approved CertificateSigningRequests).
     pub pki: Arc<crate::pki::ClusterPki>,

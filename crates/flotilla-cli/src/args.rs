@@ -77,10 +77,29 @@ pub struct HubArgs {
     pub listen: String,
     #[arg(long, default_value = ".flotilla/hub")]
     pub data_dir: PathBuf,
+    /// `embedded` (one redb file in the data dir, one hub) or `etcd` (several hubs over one
+    /// etcd cluster; see docs/ha.md).
     #[arg(long, default_value = "embedded", value_parser = ["embedded", "etcd"])]
     pub storage: String,
+    /// etcd client URLs, comma separated (`http://127.0.0.1:2379,...`), with `--storage etcd`.
     #[arg(long, value_delimiter = ',')]
     pub etcd_endpoints: Vec<String>,
+    /// PEM CA that signed etcd's serving certificates (TLS to etcd).
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// PEM client certificate for etcd (with `--etcd-keyfile`).
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    /// PEM key of `--etcd-certfile`.
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// Where the objects live in etcd (`PREFIX/{group}/{resource}/...`).
+    #[arg(long, default_value = "/registry")]
+    pub etcd_prefix: String,
+    /// This hub's identity in the controllers' leader election (the Lease
+    /// `kube-system/flotilla-controllers`); default `HOSTNAME:PORT`.
+    #[arg(long)]
+    pub id: Option<String>,
     /// How often the cluster health controller probes each member's /readyz.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub cluster_probe_interval: std::time::Duration,
@@ -136,6 +155,10 @@ pub struct DevArgs {
     /// Where the hub and members keep their data; a second run on it comes back as it was.
     #[arg(long, default_value = ".flotilla/dev")]
     pub data_dir: PathBuf,
+    /// Run this many hubs; more than one stores everything in a 3-member etcd cluster started
+    /// from the `etcd` binary on PATH (Debian package `etcd-server`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub hubs: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //!
 //! - [`application`]: render → place → override → workflow → dispatch → health → gc.
 //! - [`cluster`]: the member registry's health probes.
+//! - [`leader`]: the Lease election that gates every hub controller ([`hub::run`]).
 //! - [`mcs`]: multi-cluster Services (ServiceExport / ServiceImport → `amcs-<name>` + slices).
 //! - [`membersim`]: the simulated member's workload controllers.
 //! - [`statemetrics`]: a member's kube-state-metrics-named series on its `/metrics`.
@@ -16,6 +17,7 @@ pub mod fleetmetrics;
 pub mod gitops;
 pub mod grants;
 pub mod hub;
+pub mod leader;
 pub mod mcs;
 pub mod membersim;
 pub mod statemetrics;

@@ -32,24 +32,41 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Opens the store in `data_dir` (blocking work, off the async threads).
-async fn open_store(
-    data_dir: &Path,
-    storage: &str,
-) -> anyhow::Result<flotilla_storage::SharedBackend> {
-    match storage {
-        "embedded" => {
-            let dir = data_dir.to_path_buf();
-            let backend =
-                tokio::task::spawn_blocking(move || flotilla_storage::EmbeddedBackend::open(&dir))
-                    .await
-                    .context("opening the store")??;
-            Ok(Arc::new(backend))
-        }
-        other => anyhow::bail!(
-            "storage backend {other:?} is not available in this build; use --storage embedded"
-        ),
-    }
+/// Opens the embedded store in `data_dir` (blocking work, off the async threads).
+async fn open_embedded(data_dir: &Path) -> anyhow::Result<flotilla_storage::SharedBackend> {
+    let dir = data_dir.to_path_buf();
+    let backend =
+        tokio::task::spawn_blocking(move || flotilla_storage::EmbeddedBackend::open(&dir))
+            .await
+            .context("opening the store")??;
+    Ok(Arc::new(backend))
+}
+
+/// Connects to etcd and waits until it answers, saying so every 2 s: the hub listens (and
+/// `/readyz` answers) only once its store does.
+async fn open_etcd(args: &HubArgs) -> anyhow::Result<flotilla_storage::SharedBackend> {
+    anyhow::ensure!(
+        !args.etcd_endpoints.is_empty(),
+        "--storage etcd needs --etcd-endpoints URL[,URL...]"
+    );
+    let options = flotilla_storage::etcd::EtcdOptions {
+        endpoints: args.etcd_endpoints.clone(),
+        ca_file: args.etcd_cafile.clone(),
+        cert_file: args.etcd_certfile.clone(),
+        key_file: args.etcd_keyfile.clone(),
+        prefix: args.etcd_prefix.clone(),
+    };
+    let backend = flotilla_storage::etcd::EtcdBackend::connect_with(&options)
+        .await
+        .context("connecting to etcd")?;
+    let endpoints = args.etcd_endpoints.join(",");
+    backend
+        .wait_reachable(std::time::Duration::from_secs(2), |e| {
+            tracing::warn!(%endpoints, error = %e, "etcd is unreachable; retrying in 2s (not serving until it answers)");
+        })
+        .await;
+    tracing::info!(%endpoints, prefix = %args.etcd_prefix, "connected to etcd");
+    Ok(Arc::new(backend))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -92,7 +109,10 @@ async fn serving(server: RunningServer) -> anyhow::Result<()> {
 pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
     init_tracing();
     raise_open_file_limit();
-    let store = open_store(&args.data_dir, &args.storage).await?;
+    let store = match args.storage.as_str() {
+        "etcd" => open_etcd(&args).await?,
+        _ => open_embedded(&args.data_dir).await?,
+    };
     let gateway = Arc::new(crate::cluster_gateway::GatewayBackend::default());
     let pushes = flotilla_controllers::gitops::PushQueue::default();
     let server = flotilla_apiserver::start(ServerOptions {
@@ -118,8 +138,15 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
         server.url,
         server.admin_kubeconfig.display()
     );
-    let client = admin_client(&server.admin_kubeconfig).await?;
-    gateway.connect(client.clone());
+    let hub_client = admin_client(&server.admin_kubeconfig).await?;
+    gateway.connect(hub_client.clone());
+    let identity = args
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", hostname(), server.addr.port()));
+    let mut election = flotilla_controllers::leader::ElectionOptions::new(identity);
+    // An embedded store belongs to this one process: no other hub can hold the Lease.
+    election.sole_candidate = args.storage == "embedded";
     let options = flotilla_controllers::hub::HubControllerOptions {
         cluster_probe_interval: args.cluster_probe_interval,
         gitops: flotilla_controllers::gitops::GitOpsOptions {
@@ -129,13 +156,14 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
         },
         gitops_pushes: pushes,
     };
-    let controllers = keep_running("hub controllers", move || {
-        flotilla_controllers::hub::run(client.clone(), options.clone())
-    });
+    let state = server.state.clone();
+    let client = hub_client.clone();
+    let lead = move || while_leading(client.clone(), state.clone(), options.clone());
+    let elected =
+        flotilla_controllers::leader::run_elected(hub_client, election, lead, shutdown_signal());
     tokio::select! {
         r = serving(server) => r,
-        _ = controllers => Ok(()),
-        _ = shutdown_signal() => Ok(()),
+        () = elected => Ok(()),
     }
 }
 
@@ -190,6 +218,40 @@ fn gitops_webhook(
     })
 }
 
+/// Everything that runs only on the hub holding the Lease `kube-system/flotilla-controllers`,
+/// and stops when it loses it. This is the one place to register a hub controller: add
+/// kube-rs controllers to `flotilla_controllers::hub::run`, anything else here.
+async fn while_leading(
+    hub_client: kube::Client,
+    state: flotilla_apiserver::state::SharedState,
+    options: flotilla_controllers::hub::HubControllerOptions,
+) {
+    tokio::join!(
+        keep_running("hub controllers", || {
+            flotilla_controllers::hub::run(hub_client.clone(), options.clone())
+        }),
+        keep_running("garbage collection and namespace lifecycle", || {
+            leader_tasks(state.clone())
+        }),
+    );
+}
+
+/// The API server's own leader-only work (GC, namespace lifecycle, compaction).
+async fn leader_tasks(state: flotilla_apiserver::state::SharedState) -> anyhow::Result<()> {
+    flotilla_apiserver::leader_tasks::run(state)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+}
+
+/// This machine's name, for the default leader-election identity.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// Runs `start()` again (after a pause) whenever it fails: the API server keeps serving
 /// even if the controllers beside it hit an error.
 async fn keep_running<F, Fut>(what: &'static str, mut start: F)
@@ -213,7 +275,7 @@ async fn one_member(
     data_dir: PathBuf,
     args: &MemberArgs,
 ) -> anyhow::Result<(RunningServer, kube::Client)> {
-    let store = open_store(&data_dir, "embedded").await?;
+    let store = open_embedded(&data_dir).await?;
     let state_metrics = flotilla_controllers::statemetrics::StateMetrics::new(&name);
     let registered = state_metrics.clone();
     let server = flotilla_apiserver::start(ServerOptions {
@@ -293,9 +355,16 @@ pub async fn member(args: MemberArgs) -> anyhow::Result<()> {
             let simulate = keep_running("member simulator", move || {
                 flotilla_controllers::membersim::run(client.clone(), simulator.clone())
             });
+            // A member is alone on its store: its GC and namespace lifecycle always run.
+            let state = server.state.clone();
+            let lifecycles =
+                keep_running("garbage collection and namespace lifecycle", move || {
+                    leader_tasks(state.clone())
+                });
             tokio::select! {
                 r = serving(server) => r.with_context(|| format!("member {name}")),
                 _ = simulate => Ok(()),
+                _ = lifecycles => Ok(()),
             }
         });
     }

@@ -162,10 +162,7 @@ pub async fn delete_object(
             meta_mut(&mut next).insert("generation".into(), json!(g));
         }
         match objects::update(state, info, &next, revision).await {
-            Ok(objects::Written::Stored(obj)) => {
-                state.gc.deletion_started(info, &obj);
-                return Ok(Deleted::Pending(obj));
-            }
+            Ok(objects::Written::Stored(obj)) => return Ok(Deleted::Pending(obj)),
             Ok(objects::Written::Deleted(obj)) => return Ok(Deleted::Gone(obj)),
             Err(e) if e.reason == "Conflict" => continue,
             Err(e) => return Err(e),

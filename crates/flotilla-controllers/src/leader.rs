@@ -1,0 +1,297 @@
+//! Leader election through a `coordination.k8s.io/v1` Lease, the way kube-controller-manager
+//! does it: candidates try every `retry_period` to take the Lease
+//! `kube-system/flotilla-controllers`; the holder renews it every `retry_period` and gives up
+//! (stopping its controllers) when it could not renew for `renew_deadline`, which is shorter
+//! than `lease_duration`, so a leader that lost contact has stopped before anyone else may take
+//! the expired Lease: no two leaders act at once.
+//!
+//! A Lease expires `leaseDurationSeconds` after its `renewTime`. A leader that stops cleanly
+//! releases it (empty holder), so the next hub takes over at its next try.
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::api::PostParams;
+use tokio::time::Instant;
+
+/// The Lease's namespace.
+pub const LEASE_NAMESPACE: &str = "kube-system";
+/// The Lease's name.
+pub const LEASE_NAME: &str = "flotilla-controllers";
+
+/// Errors of one election round (all retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ElectionError {
+    #[error("reading or writing Lease {LEASE_NAMESPACE}/{LEASE_NAME}: {0}")]
+    Api(#[from] kube::Error),
+    #[error("no answer about the Lease within {0:?}")]
+    Timeout(Duration),
+}
+
+/// How the election runs.
+#[derive(Debug, Clone)]
+pub struct ElectionOptions {
+    /// This candidate's `holderIdentity`.
+    pub identity: String,
+    /// How long a Lease holds without renewal (15 s).
+    pub lease_duration: Duration,
+    /// The leader stops leading when it could not renew for this long (10 s).
+    pub renew_deadline: Duration,
+    /// How often candidates try and the leader renews (2 s).
+    pub retry_period: Duration,
+    /// The first try takes the Lease even if another identity holds it. Right only when no
+    /// other candidate can exist (embedded storage: one process owns the store), so a restart
+    /// with a new port does not wait out its own previous run's Lease.
+    pub sole_candidate: bool,
+}
+
+impl ElectionOptions {
+    /// kube-controller-manager's timings: lease 15 s, renew deadline 10 s, retry 2 s.
+    pub fn new(identity: impl Into<String>) -> ElectionOptions {
+        ElectionOptions {
+            identity: identity.into(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+            sole_candidate: false,
+        }
+    }
+}
+
+/// Runs `lead()` whenever this candidate holds the Lease, and drops it (stopping everything it
+/// runs) as soon as the Lease is lost, before another candidate can take it. Returns when
+/// `shutdown` resolves, after stopping `lead()` and releasing the Lease.
+pub async fn run_elected<F, Fut>(
+    hub_client: kube::Client,
+    options: ElectionOptions,
+    mut lead: F,
+    shutdown: impl Future<Output = ()>,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut elector = Elector {
+        leases: Api::namespaced(hub_client, LEASE_NAMESPACE),
+        options,
+        first_try: true,
+    };
+    let elect = async {
+        loop {
+            let acquired = elector.acquire().await;
+            tracing::info!(
+                identity = %elector.options.identity,
+                "holding Lease {LEASE_NAMESPACE}/{LEASE_NAME}: starting the controllers"
+            );
+            tokio::select! {
+                () = lead() => tracing::warn!("the controllers ended while leading"),
+                reason = elector.keep(acquired) => tracing::warn!(
+                    identity = %elector.options.identity,
+                    "lost Lease {LEASE_NAMESPACE}/{LEASE_NAME} ({reason}); controllers stopped"
+                ),
+            }
+        }
+    };
+    tokio::select! {
+        () = elect => {}
+        () = shutdown => {}
+    }
+    // `lead()` is dropped by now: release so another hub need not wait for expiry.
+    elector.release().await;
+}
+
+struct Elector {
+    leases: Api<Lease>,
+    options: ElectionOptions,
+    first_try: bool,
+}
+
+impl Elector {
+    /// Tries every `retry_period` until this candidate holds the Lease; returns when the
+    /// successful try started.
+    async fn acquire(&mut self) -> Instant {
+        let mut last_error = String::new();
+        loop {
+            let attempt = Instant::now();
+            match self
+                .try_acquire_or_renew_within(self.options.renew_deadline)
+                .await
+            {
+                Ok(true) => return attempt,
+                Ok(false) => {}
+                Err(e) => {
+                    let message = e.to_string();
+                    if message != last_error {
+                        tracing::warn!(error = %message, "leader election: will retry");
+                        last_error = message;
+                    }
+                }
+            }
+            tokio::time::sleep(self.options.retry_period).await;
+        }
+    }
+
+    /// Renews every `retry_period` while leading; returns why leadership ended.
+    async fn keep(&mut self, acquired: Instant) -> String {
+        let mut renewed = acquired;
+        loop {
+            tokio::time::sleep(self.options.retry_period).await;
+            let left = self
+                .options
+                .renew_deadline
+                .saturating_sub(renewed.elapsed());
+            if left.is_zero() {
+                return format!("not renewed for {:?}", self.options.renew_deadline);
+            }
+            // Counted from before the request: the renewTime written is no older than this.
+            let attempt = Instant::now();
+            match self.try_acquire_or_renew_within(left).await {
+                Ok(true) => renewed = attempt,
+                Ok(false) => return "another hub holds it".into(),
+                Err(e) => tracing::warn!(error = %e, "renewing the Lease failed"),
+            }
+            if renewed.elapsed() >= self.options.renew_deadline {
+                return format!("not renewed for {:?}", self.options.renew_deadline);
+            }
+        }
+    }
+
+    async fn try_acquire_or_renew_within(
+        &mut self,
+        limit: Duration,
+    ) -> Result<bool, ElectionError> {
+        tokio::time::timeout(limit, self.try_acquire_or_renew())
+            .await
+            .map_err(|_| ElectionError::Timeout(limit))?
+    }
+
+    /// One round: create the Lease, renew ours, or take an expired (or released) one.
+    async fn try_acquire_or_renew(&mut self) -> Result<bool, ElectionError> {
+        let first_try = std::mem::replace(&mut self.first_try, false);
+        let now = MicroTime(Timestamp::now());
+        let Some(current) = self.leases.get_opt(LEASE_NAME).await? else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(LEASE_NAME.into()),
+                    namespace: Some(LEASE_NAMESPACE.into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(self.spec(now.clone(), now, 0)),
+            };
+            return match self.leases.create(&PostParams::default(), &lease).await {
+                Ok(_) => Ok(true),
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+                Err(e) => Err(e.into()),
+            };
+        };
+        let spec = current.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.clone().unwrap_or_default();
+        let ours = holder == self.options.identity;
+        let takeable = ours
+            || holder.is_empty()
+            || expired(&spec)
+            || (first_try && self.options.sole_candidate);
+        if !takeable {
+            return Ok(false);
+        }
+        let transitions = spec.lease_transitions.unwrap_or(0);
+        let next = if ours {
+            self.spec(
+                spec.acquire_time.clone().unwrap_or(now.clone()),
+                now,
+                transitions,
+            )
+        } else {
+            self.spec(now.clone(), now, transitions + 1)
+        };
+        let mut lease = current;
+        lease.spec = Some(next);
+        // The replace carries the resourceVersion read above: two candidates racing for an
+        // expired Lease cannot both win.
+        match self
+            .leases
+            .replace(LEASE_NAME, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn spec(&self, acquired: MicroTime, renewed: MicroTime, transitions: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(self.options.identity.clone()),
+            lease_duration_seconds: Some(self.options.lease_duration.as_secs() as i32),
+            acquire_time: Some(acquired),
+            renew_time: Some(renewed),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }
+    }
+
+    /// Gives the Lease up if we hold it (best effort, bounded).
+    async fn release(&mut self) {
+        let release = async {
+            let mut lease = self.leases.get_opt(LEASE_NAME).await.ok()??;
+            let spec = lease.spec.as_mut()?;
+            if spec.holder_identity.as_deref() != Some(self.options.identity.as_str()) {
+                return None;
+            }
+            spec.holder_identity = None;
+            spec.lease_duration_seconds = Some(1);
+            self.leases
+                .replace(LEASE_NAME, &PostParams::default(), &lease)
+                .await
+                .ok()
+        };
+        if tokio::time::timeout(Duration::from_secs(3), release)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            tracing::info!("released Lease {LEASE_NAMESPACE}/{LEASE_NAME}");
+        }
+    }
+}
+
+/// Whether the holder has not renewed within its `leaseDurationSeconds`.
+fn expired(spec: &LeaseSpec) -> bool {
+    let (Some(renewed), Some(seconds)) = (&spec.renew_time, spec.lease_duration_seconds) else {
+        return true;
+    };
+    renewed.0 + Duration::from_secs(u64::try_from(seconds).unwrap_or(0)) < Timestamp::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(renewed_ago: u64, seconds: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some("a".into()),
+            renew_time: Some(MicroTime(
+                Timestamp::now() - Duration::from_secs(renewed_ago),
+            )),
+            lease_duration_seconds: Some(seconds),
+            ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_lease_expires_its_duration_after_the_last_renewal() {
+        assert!(!expired(&spec(3, 15)));
+        assert!(expired(&spec(16, 15)));
+        assert!(expired(&LeaseSpec::default()));
+    }
+
+    #[test]
+    fn the_leader_gives_up_before_the_lease_expires() {
+        let o = ElectionOptions::new("hub-a");
+        assert!(o.renew_deadline + o.retry_period <= o.lease_duration);
+    }
+}
