@@ -5,6 +5,7 @@
 //! `cargo run -p flotilla-bench --release -- <scenario>`.
 
 mod dispatch;
+mod etcd;
 mod hub;
 mod lifecycle;
 mod list;

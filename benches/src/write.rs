@@ -29,6 +29,14 @@ pub struct Args {
     /// The flotilla binary.
     #[arg(long, default_value_os_t = hub::default_binary())]
     pub flotilla: PathBuf,
+    /// The hub's storage: `embedded`, or `etcd` (the floor is then raw etcd puts from this
+    /// process to the same etcd).
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "etcd"])]
+    pub storage: String,
+    /// etcd to use with `--storage etcd`; without it a single-member etcd is started from the
+    /// `etcd` binary on PATH.
+    #[arg(long)]
+    pub etcd_endpoints: Option<String>,
 }
 
 /// A ConfigMap named `name` whose serialized form is about `size` bytes.
@@ -123,29 +131,60 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.writers, args.writes_per_writer, args.size
     );
 
-    // The floor: the embedded engine the hub runs on, driven in-process with the same
-    // number of writers and creates of the same size.
-    let floor_dir = tempfile::tempdir()?;
-    let backend = {
-        let dir = floor_dir.path().to_path_buf();
-        tokio::task::spawn_blocking(move || flotilla_storage::EmbeddedBackend::open(dir)).await??
+    // The floor: the engine the hub runs on, driven in-process with the same number of
+    // writers and creates of the same size.
+    let workload = flotilla_storage::throughput::Workload {
+        writers: args.writers,
+        writes_per_writer: args.writes_per_writer,
+        keys_per_writer: args.writes_per_writer,
+        value: flotilla_storage::throughput::json_value(args.size),
+        prefix: "/bench-floor/configmaps/bench/".into(),
     };
-    let backend: Arc<dyn flotilla_storage::Backend> = Arc::new(backend);
-    let floor = flotilla_storage::throughput::measure_writes(
-        backend.clone(),
-        &flotilla_storage::throughput::Workload {
-            writers: args.writers,
-            writes_per_writer: args.writes_per_writer,
-            keys_per_writer: args.writes_per_writer,
-            value: flotilla_storage::throughput::json_value(args.size),
-            prefix: "/registry/configmaps/bench/".into(),
-        },
-    )
-    .await?;
-    drop(backend);
-    println!("  floor (embedded engine, in-process): {floor}");
-
-    let (hub, client) = Flotilla::hub(&args.flotilla).await?;
+    let mut _local_etcd = None;
+    let (hub, client, floor) = if args.storage == "etcd" {
+        let endpoints = match &args.etcd_endpoints {
+            Some(e) => e.clone(),
+            None => {
+                let etcd = crate::etcd::LocalEtcd::start().await?;
+                let endpoint = etcd.endpoint.clone();
+                _local_etcd = Some(etcd);
+                endpoint
+            }
+        };
+        let list: Vec<&str> = endpoints.split(',').collect();
+        let backend = flotilla_storage::etcd::EtcdBackend::connect(&list).await?;
+        let floor =
+            flotilla_storage::throughput::measure_writes(Arc::new(backend), &workload).await?;
+        println!("  floor (raw etcd puts, in-process):   {floor}");
+        let hub = hub::Flotilla::spawn(
+            &args.flotilla,
+            &[
+                "hub",
+                "--listen",
+                "127.0.0.1:0",
+                "--storage",
+                "etcd",
+                "--etcd-endpoints",
+                &endpoints,
+            ],
+        )?;
+        let client = hub
+            .wait_ready(&hub.data_dir().join("admin.kubeconfig"))
+            .await?;
+        (hub, client, floor)
+    } else {
+        let floor_dir = tempfile::tempdir()?;
+        let backend = {
+            let dir = floor_dir.path().to_path_buf();
+            tokio::task::spawn_blocking(move || flotilla_storage::EmbeddedBackend::open(dir))
+                .await??
+        };
+        let backend: Arc<dyn flotilla_storage::Backend> = Arc::new(backend);
+        let floor = flotilla_storage::throughput::measure_writes(backend, &workload).await?;
+        println!("  floor (embedded engine, in-process): {floor}");
+        let (hub, client) = Flotilla::hub(&args.flotilla).await?;
+        (hub, client, floor)
+    };
     ensure_namespace(&client, "bench").await?;
     let rss_before = hub.rss_kib()?;
     let api = create_config_maps(

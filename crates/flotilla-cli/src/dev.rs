@@ -3,7 +3,11 @@
 //!
 //! Files in the data dir: `hub/`, `<cluster>/` (each server's data dir and log),
 //! `hub.kubeconfig`, `<cluster>.kubeconfig`, and `dev.json` (the addresses used, so a second
-//! run reuses the same ports when they are free).
+//! run reuses the same ports when they are free). With `--hubs N` (N > 1): a 3-member etcd
+//! cluster in `etcd-<i>/` ([`etcd`]), hubs `hub/`, `hub-2/` … `hub-N/` over it, and
+//! `hub-<i>.kubeconfig` for each (`hub.kubeconfig` is the first).
+
+mod etcd;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -42,14 +46,22 @@ struct DevState {
     hub: Option<String>,
     #[serde(default)]
     members: BTreeMap<String, String>,
+    /// Hubs 2..N of `--hubs N`.
+    #[serde(default)]
+    more_hubs: Vec<String>,
+    /// The etcd members' ports (`--hubs N`, N > 1).
+    #[serde(default)]
+    etcd: Vec<etcd::MemberPorts>,
 }
 
 /// One server process of the playground.
 struct Server {
-    /// `hub` or the cluster name.
+    /// `hub`, `hub-<i>`, `etcd-<i>` or the cluster name.
     name: String,
     data_dir: PathBuf,
     child: Child,
+    /// An etcd member (stopped after the hubs).
+    etcd: bool,
 }
 
 impl Server {
@@ -104,19 +116,28 @@ fn host_port(url: &str) -> Option<String> {
 }
 
 fn spawn(name: &str, args: &[String], data_dir: &Path) -> anyhow::Result<Server> {
-    std::fs::create_dir_all(data_dir)?;
     // The server writes a fresh one once it listens; a stale one would point at an old port.
     let _ = std::fs::remove_file(data_dir.join("admin.kubeconfig"));
+    let mut args = args.to_vec();
+    args.extend(["--data-dir".to_string(), data_dir.display().to_string()]);
+    spawn_process(name, &std::env::current_exe()?, &args, data_dir)
+}
+
+/// Starts `program` with its output in `DATA_DIR/server.log`.
+fn spawn_process(
+    name: &str,
+    program: &Path,
+    args: &[String],
+    data_dir: &Path,
+) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(data_dir)?;
     let log_path = data_dir.join("server.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)?;
-    let exe = std::env::current_exe()?;
-    let child = Command::new(exe)
+    let child = Command::new(program)
         .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
         .env(PARENT_PID_ENV, std::process::id().to_string())
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
@@ -131,11 +152,17 @@ fn spawn(name: &str, args: &[String], data_dir: &Path) -> anyhow::Result<Server>
         name: name.to_string(),
         data_dir: data_dir.to_path_buf(),
         child,
+        etcd: false,
     })
 }
 
 fn log_tail(data_dir: &Path) -> String {
-    let text = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+    log_tail_of(&data_dir.join("server.log"))
+}
+
+/// The last lines of a log file, without colours.
+fn log_tail_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     let text = strip_ansi(&text);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
@@ -214,8 +241,16 @@ async fn wait_ready(server: &mut Server) -> anyhow::Result<String> {
     }
 }
 
-/// Stops every child: SIGTERM, then SIGKILL after [`STOP_TIMEOUT`].
+/// Stops every child, etcd last (hubs release their Lease on the way out): SIGTERM, then
+/// SIGKILL after [`STOP_TIMEOUT`].
 async fn stop_all(servers: &mut [Server]) {
+    let (mut etcd, mut rest): (Vec<&mut Server>, Vec<&mut Server>) =
+        servers.iter_mut().partition(|s| s.etcd);
+    stop_group(&mut rest).await;
+    stop_group(&mut etcd).await;
+}
+
+async fn stop_group(servers: &mut [&mut Server]) {
     for server in servers.iter() {
         if let Some(pid) = server.child.id() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
@@ -267,7 +302,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut servers: Vec<Server> = Vec::new();
-    let started = start(&data_dir, &names, &state, &mut servers);
+    let started = start(&data_dir, &names, args.hubs as usize, &state, &mut servers);
     let outcome = tokio::select! {
         r = started => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted during start-up")),
@@ -278,7 +313,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         stop_all(&mut servers).await;
         return Err(e);
     }
-    print_guide(&data_dir, &names);
+    print_guide(&data_dir, &names, args.hubs as usize);
 
     // Run until a signal, or until a child dies on its own.
     let ended = loop {
@@ -299,7 +334,11 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
             }
         }
     };
-    say!("Stopping the hub and {} member(s)...", names.len());
+    say!(
+        "Stopping {} hub(s) and {} member(s)...",
+        args.hubs,
+        names.len()
+    );
     stop_all(&mut servers).await;
     say!("Stopped.");
     match ended {
@@ -308,23 +347,83 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Starts the playground's etcd cluster; returns its client URLs, comma separated.
+async fn start_etcd(
+    data_dir: &Path,
+    state: &DevState,
+    new_state: &mut DevState,
+    servers: &mut Vec<Server>,
+) -> anyhow::Result<String> {
+    let binary = etcd::binary()?;
+    let ports = etcd::ports(&state.etcd)?;
+    for i in 0..etcd::MEMBERS {
+        let dir = data_dir.join(etcd::member_name(i));
+        let args = etcd::member_args(i, &ports, &dir)?;
+        let mut server = spawn_process(&etcd::member_name(i), &binary, &args, &dir)?;
+        server.etcd = true;
+        servers.push(server);
+    }
+    for i in 0..etcd::MEMBERS {
+        let log = data_dir.join(etcd::member_name(i)).join("server.log");
+        etcd::wait_healthy(i, &ports, &log).await?;
+        say!(
+            "  {:<12} ready at http://127.0.0.1:{}",
+            etcd::member_name(i),
+            ports[i].client
+        );
+    }
+    new_state.etcd = ports.clone();
+    Ok(etcd::endpoints(&ports))
+}
+
+/// The name and data dir of hub `i` (0-based): `hub/`, then `hub-2/` …
+fn hub_dir(data_dir: &Path, i: usize) -> (String, PathBuf) {
+    let name = if i == 0 {
+        "hub".to_string()
+    } else {
+        format!("hub-{}", i + 1)
+    };
+    let dir = data_dir.join(&name);
+    (name, dir)
+}
+
 async fn start(
     data_dir: &Path,
     names: &[String],
+    hubs: usize,
     state: &DevState,
     servers: &mut Vec<Server>,
 ) -> anyhow::Result<()> {
     say!(
-        "Starting a hub and {} simulated member(s) in {}",
+        "Starting {hubs} hub(s) and {} simulated member(s) in {}",
         names.len(),
         data_dir.display()
     );
-    let hub_listen = reusable(state.hub.as_ref());
-    servers.push(spawn(
-        "hub",
-        &["hub".into(), "--listen".into(), hub_listen],
-        &data_dir.join("hub"),
-    )?);
+    let mut new_state = DevState::default();
+    let mut storage: Vec<String> = Vec::new();
+    if hubs > 1 {
+        let endpoints = start_etcd(data_dir, state, &mut new_state, servers).await?;
+        storage = vec![
+            "--storage".into(),
+            "etcd".into(),
+            "--etcd-endpoints".into(),
+            endpoints,
+        ];
+    }
+    for i in 0..hubs {
+        let previous = if i == 0 {
+            state.hub.as_ref()
+        } else {
+            state.more_hubs.get(i - 1)
+        };
+        let (name, dir) = hub_dir(data_dir, i);
+        let mut args = vec!["hub".into(), "--listen".into(), reusable(previous)];
+        args.extend(storage.iter().cloned());
+        if hubs > 1 {
+            args.extend(["--id".into(), name.clone()]);
+        }
+        servers.push(spawn(&name, &args, &dir)?);
+    }
     for name in names {
         let listen = reusable(state.members.get(name));
         servers.push(spawn(
@@ -339,12 +438,13 @@ async fn start(
             &data_dir.join(name),
         )?);
     }
-    let mut new_state = DevState::default();
-    for server in servers.iter_mut() {
+    for server in servers.iter_mut().filter(|s| !s.etcd) {
         let url = wait_ready(server).await?;
         say!("  {:<12} ready at {url}", server.name);
         if server.name == "hub" {
             new_state.hub = host_port(&url);
+        } else if server.name.starts_with("hub-") {
+            new_state.more_hubs.extend(host_port(&url));
         } else if let Some(address) = host_port(&url) {
             new_state.members.insert(server.name.clone(), address);
         }
@@ -359,6 +459,15 @@ async fn start(
         data_dir.join("hub").join("admin.kubeconfig"),
         &hub_kubeconfig,
     )?;
+    if hubs > 1 {
+        for i in 0..hubs {
+            let (_, dir) = hub_dir(data_dir, i);
+            std::fs::copy(
+                dir.join("admin.kubeconfig"),
+                data_dir.join(format!("hub-{}.kubeconfig", i + 1)),
+            )?;
+        }
+    }
     let hub_client = crate::kubeconfig::hub_client(Some(&hub_kubeconfig)).await?;
     for name in names {
         let member_kubeconfig = data_dir.join(format!("{name}.kubeconfig"));
@@ -386,12 +495,16 @@ async fn start(
     Ok(())
 }
 
-fn print_guide(data_dir: &Path, names: &[String]) {
+fn print_guide(data_dir: &Path, names: &[String], hubs: usize) {
     let dir = data_dir.display();
     say!();
     say!("The playground is up. In another terminal:");
     say!();
     say!("  export KUBECONFIG={dir}/hub.kubeconfig");
+    if hubs > 1 {
+        say!("  # {hubs} hubs over one etcd: {dir}/hub-1.kubeconfig … hub-{hubs}.kubeconfig");
+        say!("  kubectl get lease -n kube-system flotilla-controllers   # the leading hub");
+    }
     if let Some(exe) = binary_not_on_path() {
         // `cargo run` leaves the binary under target/; make the commands below work as typed.
         say!("  alias flotilla={}", exe.display());
