@@ -153,18 +153,25 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
     });
 
     bootstrap(&state, options.bootstrap).await?;
-    crate::kubernetes_service::reconcile(&state, addr)
-        .await
-        .map_err(|source| StartError::Bootstrap {
-            what: "the kubernetes Service".into(),
-            source,
-        })?;
-    crate::apiservices::reconcile(&state)
-        .await
-        .map_err(|source| StartError::Bootstrap {
-            what: "APIServices".into(),
-            source,
-        })?;
+    // Hubs sharing an etcd may start together and write these at once: a conflict is retried.
+    let mut attempt = 0;
+    let reconciled = loop {
+        attempt += 1;
+        let result = match crate::kubernetes_service::reconcile(&state, addr).await {
+            Ok(()) => crate::apiservices::reconcile(&state).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(e) if e.code == 409 && attempt < 10 => {
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            other => break other,
+        }
+    };
+    reconciled.map_err(|source| StartError::Bootstrap {
+        what: "the kubernetes Service and APIServices".into(),
+        source,
+    })?;
     crate::apiservices::spawn(state.clone());
     crate::crd::spawn_watch(state.clone());
 

@@ -157,8 +157,11 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
         gitops_pushes: pushes,
     };
     let state = server.state.clone();
-    let client = hub_client.clone();
-    let lead = move || while_leading(client.clone(), state.clone(), options.clone());
+    let kubeconfig = server.admin_kubeconfig.clone();
+    let lead = move || {
+        let (kubeconfig, state, options) = (kubeconfig.clone(), state.clone(), options.clone());
+        contained(move || while_leading(kubeconfig, state, options))
+    };
     let elected =
         flotilla_controllers::leader::run_elected(hub_client, election, lead, shutdown_signal());
     tokio::select! {
@@ -220,12 +223,20 @@ fn gitops_webhook(
 
 /// Everything that runs only on the hub holding the Lease `kube-system/flotilla-controllers`,
 /// and stops when it loses it. This is the one place to register a hub controller: add
-/// kube-rs controllers to `flotilla_controllers::hub::run`, anything else here.
+/// kube-rs controllers to `flotilla_controllers::hub::run`, anything else here. It runs on a
+/// runtime of its own (see [`contained`]), so even tasks a controller spawns stop with it.
 async fn while_leading(
-    hub_client: kube::Client,
+    kubeconfig: PathBuf,
     state: flotilla_apiserver::state::SharedState,
     options: flotilla_controllers::hub::HubControllerOptions,
 ) {
+    let hub_client = loop {
+        match admin_client(&kubeconfig).await {
+            Ok(c) => break c,
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "hub client for the controllers"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
     tokio::join!(
         keep_running("hub controllers", || {
             flotilla_controllers::hub::run(hub_client.clone(), options.clone())
@@ -234,6 +245,39 @@ async fn while_leading(
             leader_tasks(state.clone())
         }),
     );
+}
+
+/// Runs `work()` on a tokio runtime of its own until this future is dropped, then shuts that
+/// runtime down: every task spawned inside (`tokio::spawn` from a controller) is cancelled
+/// too, so a hub that lost the Lease leaves nothing acting behind.
+async fn contained<F, Fut>(work: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    struct ShutDownOnDrop(Option<tokio::runtime::Runtime>);
+    impl Drop for ShutDownOnDrop {
+        fn drop(&mut self) {
+            if let Some(runtime) = self.0.take() {
+                runtime.shutdown_background();
+            }
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("flotilla-leader")
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the controllers' runtime");
+            return futures_pending().await;
+        }
+    };
+    let done = runtime.spawn(async move { work().await });
+    let _guard = ShutDownOnDrop(Some(runtime));
+    let _ = done.await;
 }
 
 /// The API server's own leader-only work (GC, namespace lifecycle, compaction).
