@@ -13,12 +13,12 @@ pub struct HubControllerOptions {
     pub gitops_pushes: crate::gitops::PushQueue,
 }
 
-/// Runs every hub controller until one fails or the future is dropped.
+/// Runs every hub controller that writes (to the hub, a member or a webhook) until one fails
+/// or the future is dropped. Only the hub holding the controllers' Lease runs these.
 pub async fn run(hub_client: kube::Client, options: HubControllerOptions) -> anyhow::Result<()> {
     tokio::try_join!(
         crate::application::run(hub_client.clone()),
         crate::cluster::run(hub_client.clone(), options.cluster_probe_interval),
-        crate::fleetmetrics::run(hub_client.clone(), options.cluster_probe_interval),
         crate::alerts::run(hub_client.clone(), options.cluster_probe_interval),
         crate::grants::run(hub_client.clone()),
         crate::gitops::run(
@@ -29,4 +29,14 @@ pub async fn run(hub_client: kube::Client, options: HubControllerOptions) -> any
         crate::mcs::run(hub_client.clone()),
     )?;
     Ok(())
+}
+
+/// Runs what every hub does whether it leads or not: the fleet metrics scrape, which only
+/// reads (the hub and members' `/metrics`) and fills this process's `/metrics/clusters` and
+/// the dashboard's history, so each hub behind a load balancer answers them.
+pub async fn run_on_every_hub(
+    hub_client: kube::Client,
+    options: HubControllerOptions,
+) -> anyhow::Result<()> {
+    crate::fleetmetrics::run(hub_client, options.cluster_probe_interval).await
 }

@@ -156,6 +156,12 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
         },
         gitops_pushes: pushes,
     };
+    let every_hub = {
+        let (client, options) = (hub_client.clone(), options.clone());
+        keep_running("fleet metrics", move || {
+            flotilla_controllers::hub::run_on_every_hub(client.clone(), options.clone())
+        })
+    };
     let state = server.state.clone();
     let kubeconfig = server.admin_kubeconfig.clone();
     let lead = move || {
@@ -167,6 +173,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
     tokio::select! {
         r = serving(server) => r,
         () = elected => Ok(()),
+        () = every_hub => Ok(()),
     }
 }
 
