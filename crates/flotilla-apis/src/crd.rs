@@ -112,7 +112,7 @@ fn application_crd() -> Value {
     let mut component = named_typed(json!({"traits": {"type": "array", "items": trait_schema}}));
     component["required"] = json!(["name", "type"]);
     let mut policy = named_typed(json!({}));
-    policy["required"] = json!(["name", "type"]);
+    policy["required"] = json!(["type"]);
     let schema = root_schema(json!({
         "spec": {
             "type": "object",

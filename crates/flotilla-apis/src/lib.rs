@@ -66,6 +66,12 @@ pub mod labels {
     /// Label on a cleanup record (a `ResourceTracker` of type `cleanup`): the cluster whose
     /// objects are still to be deleted once it is reachable again.
     pub const PENDING_CLEANUP: &str = "app.oam.dev/pending-cleanup-cluster";
+    /// Annotation on a member object a `shared-resource` policy shares: every sharing
+    /// application (`ns/name`, comma-separated, the owner first).
+    pub const SHARED_BY: &str = "app.oam.dev/shared-by";
+    /// Finalizer on an Application (`vela delete --orphan`): deleting it leaves its objects on
+    /// the members.
+    pub const ORPHAN_FINALIZER: &str = "app.oam.dev/orphan-resource";
     /// Label on cluster credentials Secrets: `X509Certificate` or `ServiceAccountToken`.
     pub const CLUSTER_CREDENTIAL_TYPE: &str = "cluster.core.oam.dev/cluster-credential-type";
 }

@@ -77,6 +77,9 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
 
 async fn reconcile_inner(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = app.metadata.namespace.clone().unwrap_or_default();
+    if cleanup::release_orphan(&app, &ctx).await? {
+        return Ok(Action::await_change());
+    }
     let api: Api<Application> = Api::namespaced(ctx.hub_client.clone(), &namespace);
     finalizer(&api, FINALIZER, app, |event| async {
         match event {

@@ -18,6 +18,7 @@ use kube::discovery::Scope;
 use tokio::sync::Mutex;
 
 use super::render::{is_namespaced, known_kind, plural_of};
+use super::shared_by;
 
 /// The field manager every dispatch writes with.
 pub const FIELD_MANAGER: &str = "flotilla";
@@ -39,6 +40,10 @@ pub enum Error {
         /// `ns/name` of the owner.
         owner: String,
     },
+    /// Refused for now, but the cluster may accept it later: the object is invalid there
+    /// (422), or its kind is not served (yet; a CRD may come). Retried with backoff.
+    #[error("{0}")]
+    NotAcceptedYet(String),
     /// The cluster could not be reached.
     #[error("cannot reach the cluster: {0}")]
     Unreachable(String),
@@ -53,8 +58,14 @@ impl Error {
         matches!(self, Error::Unreachable(_))
     }
 
+    /// Whether the cluster may accept the same request later (see [`Error::NotAcceptedYet`]).
+    pub fn may_succeed_later(&self) -> bool {
+        matches!(self, Error::NotAcceptedYet(_))
+    }
+
     fn from_kube(e: kube::Error) -> Error {
         match e {
+            kube::Error::Api(status) if status.code == 422 => Error::NotAcceptedYet(status.message),
             kube::Error::Api(status) => Error::Refused(if status.message.is_empty() {
                 format!("{} ({})", status.reason, status.code)
             } else {
@@ -153,10 +164,10 @@ impl KindCache {
                 self.known.lock().await.insert(key, info.clone());
                 Ok(info)
             }
-            Err(kube::Error::Discovery(e)) => Err(Error::Refused(format!(
+            Err(kube::Error::Discovery(e)) => Err(Error::NotAcceptedYet(format!(
                 "the server does not serve kind {kind} in {api_version}: {e}"
             ))),
-            Err(kube::Error::Api(s)) if s.code == 404 => Err(Error::Refused(format!(
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(Error::NotAcceptedYet(format!(
                 "the server does not serve kind {kind} in {api_version}"
             ))),
             Err(e) => Err(Error::from_kube(e)),
@@ -387,15 +398,21 @@ pub async fn apply(
         .map_err(Error::from_kube)?
         .map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
     let mut desired = desired.clone();
+    let me = format!("{app_namespace}/{app_name}");
     if let Some(live) = &live {
         match ownership(live, app_name, app_namespace) {
             Ownership::Ours => {}
             Ownership::None if options.take_over => {}
             Ownership::None if options.read_only => return Ok(Applied::Skipped),
             Ownership::None => return Err(Error::NotManaged(describe(&desired))),
-            Ownership::Other(_) if options.shared || options.read_only => {
+            Ownership::Other(owner) if options.shared => {
+                // Left to its owner; this application is recorded as a sharer.
+                if let Some(patch) = shared_by::join(live, &owner, &me) {
+                    merge_patch(&api, &name, &patch).await?;
+                }
                 return Ok(Applied::Skipped);
             }
+            Ownership::Other(_) if options.read_only => return Ok(Applied::Skipped),
             Ownership::Other(owner) => {
                 return Err(Error::OtherApplication {
                     object: describe(&desired),
@@ -423,10 +440,26 @@ pub async fn apply(
         )));
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&name, &params, &Patch::Apply(&desired))
+    let written = api
+        .patch(&name, &params, &Patch::Apply(&desired))
         .await
         .map_err(Error::from_kube)?;
+    if options.shared {
+        // The owner heads the list of sharers (kept out of the applied fields, so no
+        // re-apply drops the others).
+        let written = serde_json::to_value(written).unwrap_or(Value::Null);
+        if let Some(patch) = shared_by::join(&written, &me, &me) {
+            merge_patch(&api, &name, &patch).await?;
+        }
+    }
     Ok(Applied::Written)
+}
+
+async fn merge_patch(api: &Api<DynamicObject>, name: &str, patch: &Value) -> Result<()> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(Error::from_kube)?;
+    Ok(())
 }
 
 /// Creates namespace `name` unless it exists (the `flotilla.io/create-namespace` opt-in).
@@ -451,7 +484,18 @@ pub async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {
     }
 }
 
-/// Deletes an object if it is still ours; absent objects are fine.
+/// How deleting an object treats what it owns (a `garbage-collect` rule's `propagation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Propagation {
+    /// Dependents go too (in the background).
+    #[default]
+    Cascading,
+    /// Dependents stay.
+    Orphan,
+}
+
+/// Lets go of an object: deletes it if it is still ours and nobody else shares it, else hands
+/// it to the next sharer or drops this application from its sharers; absent objects are fine.
 pub async fn delete(
     client: &kube::Client,
     api_version: &str,
@@ -461,18 +505,24 @@ pub async fn delete(
     name: &str,
     app_name: &str,
     app_namespace: &str,
+    propagation: Propagation,
 ) -> Result<()> {
     let api = api_for(client, api_version, kind, info, namespace);
-    match api.get_opt(name).await.map_err(Error::from_kube)? {
-        None => return Ok(()),
-        Some(live) => {
-            let live = serde_json::to_value(live).unwrap_or(Value::Null);
-            if ownership(&live, app_name, app_namespace) != Ownership::Ours {
-                return Ok(());
-            }
-        }
+    let Some(live) = api.get_opt(name).await.map_err(Error::from_kube)? else {
+        return Ok(());
+    };
+    let live = serde_json::to_value(live).unwrap_or(Value::Null);
+    let owned = ownership(&live, app_name, app_namespace) == Ownership::Ours;
+    match shared_by::release(&live, &format!("{app_namespace}/{app_name}"), owned) {
+        shared_by::Release::Delete => {}
+        shared_by::Release::Keep(patch) => return merge_patch(&api, name, &patch).await,
+        shared_by::Release::NotOurs => return Ok(()),
     }
-    match api.delete(name, &DeleteParams::background()).await {
+    let params = match propagation {
+        Propagation::Cascading => DeleteParams::background(),
+        Propagation::Orphan => DeleteParams::orphan(),
+    };
+    match api.delete(name, &params).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(Error::from_kube(e)),

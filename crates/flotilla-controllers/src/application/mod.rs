@@ -15,6 +15,7 @@ mod reconcile;
 pub mod render;
 pub mod resource_policy;
 pub mod revision;
+pub mod shared_by;
 pub mod workflow;
 pub mod workflow_condition;
 

@@ -131,7 +131,17 @@ async fn retry(ctx: &Context, mut record: ResourceTracker) -> Result<(), Error> 
     let mut remaining = Vec::new();
     let mut blocked = false;
     for r in std::mem::take(&mut record.spec.managed_resources) {
-        if blocked || !delete_tracked(ctx, &identity, &r, &app_name, &app_namespace).await {
+        if blocked
+            || !delete_tracked(
+                ctx,
+                &identity,
+                &r,
+                &app_name,
+                &app_namespace,
+                Default::default(),
+            )
+            .await
+        {
             blocked = true;
             remaining.push(r);
         }

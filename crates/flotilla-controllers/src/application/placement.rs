@@ -69,6 +69,30 @@ pub struct ClusterInfo {
     pub labels: BTreeMap<String, String>,
 }
 
+/// The cluster an object is pinned to (its `app.oam.dev/cluster` label), if any.
+pub fn pin(object: &serde_json::Value) -> Option<&str> {
+    object["metadata"]["labels"][flotilla_apis::labels::APP_CLUSTER]
+        .as_str()
+        .filter(|c| !c.is_empty())
+}
+
+/// Every cluster some object is pinned to.
+pub fn pinned_clusters<'a>(
+    objects: impl Iterator<Item = &'a super::render::RenderedObject>,
+) -> std::collections::BTreeSet<String> {
+    objects
+        .filter_map(|o| pin(&o.object).map(str::to_string))
+        .collect()
+}
+
+/// Kinds whose health needs a cluster's controllers (which the hub, `local`, does not run).
+pub fn is_workload_kind(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "CronJob" | "Pod"
+    )
+}
+
 /// One target of a deploy step.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Placement {

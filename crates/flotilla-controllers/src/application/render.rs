@@ -311,13 +311,8 @@ fn ref_query(component: &str, entry: &Value, app_namespace: &str) -> Result<RefO
                 .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
                 .collect::<BTreeMap<_, _>>()
         });
-    let name = text("name");
-    if name.is_none() && label_selector.is_none() {
-        return Err(invalid(
-            component,
-            "ref-objects: each object needs name or labelSelector",
-        ));
-    }
+    // As in KubeVela: an entry with neither name nor selector names the component's object.
+    let name = text("name").or_else(|| label_selector.is_none().then(|| component.to_string()));
     Ok(RefObjectQuery {
         api_version,
         kind,
@@ -436,15 +431,25 @@ fn render_k8s_objects(component: &ApplicationComponent) -> Result<Vec<RenderedOb
         .map(|o| {
             if o["apiVersion"].as_str().is_none_or(str::is_empty)
                 || o["kind"].as_str().is_none_or(str::is_empty)
-                || o["metadata"]["name"].as_str().is_none_or(str::is_empty)
             {
                 return Err(invalid(
                     &component.name,
-                    "k8s-objects: every object needs apiVersion, kind and metadata.name",
+                    "k8s-objects: every object needs apiVersion and kind",
                 ));
             }
+            let mut object = o.clone();
+            // As in KubeVela: an object without a name takes the component's.
+            if object["metadata"]["name"]
+                .as_str()
+                .is_none_or(str::is_empty)
+            {
+                if !object["metadata"].is_object() {
+                    object["metadata"] = json!({});
+                }
+                object["metadata"]["name"] = json!(component.name);
+            }
             Ok(RenderedObject {
-                object: o.clone(),
+                object,
                 trait_type: None,
             })
         })

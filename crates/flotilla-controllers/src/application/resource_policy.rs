@@ -5,7 +5,7 @@ use flotilla_apis::AppPolicy;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::dispatch::ApplyOptions;
+use super::dispatch::{ApplyOptions, Propagation};
 
 /// Which resources a rule covers (every listed field must match; empty matches all).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -63,6 +63,9 @@ struct Rule {
     selector: ResourceSelector,
     #[serde(default)]
     strategy: Option<Value>,
+    /// `garbage-collect` only: `orphan` leaves the object's dependents when it is deleted.
+    #[serde(default)]
+    propagation: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -91,7 +94,8 @@ pub enum GcStrategy {
 #[derive(Debug, Clone, Default)]
 pub struct ResourcePolicies {
     apply_once: Option<RuleSet>,
-    gc: Option<RuleSet>,
+    /// Every `garbage-collect` policy, in order: they combine.
+    gc: Vec<RuleSet>,
     take_over: Vec<Rule>,
     read_only: Vec<Rule>,
     shared: Vec<Rule>,
@@ -123,7 +127,22 @@ impl ResourcePolicies {
             };
             match p.policy_type.as_str() {
                 "apply-once" => out.apply_once = Some(parse()?),
-                "garbage-collect" => out.gc = Some(parse()?),
+                "garbage-collect" => {
+                    let set = parse()?;
+                    if let Some(bad) = set.rules.iter().find_map(|r| {
+                        r.propagation
+                            .as_deref()
+                            .filter(|p| !matches!(*p, "orphan" | "cascading"))
+                    }) {
+                        return Err(Error {
+                            policy: p.name.clone(),
+                            message: format!(
+                                "propagation {bad:?}: supported values: \"orphan\", \"cascading\""
+                            ),
+                        });
+                    }
+                    out.gc.push(set);
+                }
                 "take-over" => out.take_over.extend(parse()?.rules),
                 "read-only" => out.read_only.extend(parse()?.rules),
                 "shared-resource" => out.shared.extend(parse()?.rules),
@@ -176,17 +195,22 @@ impl ResourcePolicies {
         options
     }
 
-    /// Whether objects no longer rendered are kept (`keepLegacyResource`).
+    /// Whether objects no longer rendered are kept (`keepLegacyResource` on any policy).
     pub fn keep_legacy(&self) -> bool {
-        self.gc.as_ref().is_some_and(|g| g.keep_legacy_resource)
+        self.gc.iter().any(|g| g.keep_legacy_resource)
     }
 
-    /// The garbage-collect strategy for an object.
+    /// The garbage-collect rules covering an object, every policy's in order.
+    fn gc_rules<'a>(&'a self, facts: &'a ResourceFacts<'_>) -> impl Iterator<Item = &'a Rule> {
+        self.gc
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter(move |r| r.selector.matches(facts))
+    }
+
+    /// The garbage-collect strategy for an object: the first covering rule that sets one.
     pub fn gc_strategy(&self, facts: &ResourceFacts<'_>) -> GcStrategy {
-        let Some(gc) = &self.gc else {
-            return GcStrategy::OnAppUpdate;
-        };
-        for rule in gc.rules.iter().filter(|r| r.selector.matches(facts)) {
+        for rule in self.gc_rules(facts) {
             match rule.strategy.as_ref().and_then(Value::as_str) {
                 Some("never") => return GcStrategy::Never,
                 Some("onAppDelete") => return GcStrategy::OnAppDelete,
@@ -195,6 +219,14 @@ impl ResourcePolicies {
             }
         }
         GcStrategy::OnAppUpdate
+    }
+
+    /// How deleting an object treats its dependents: the first covering rule that says.
+    pub fn gc_propagation(&self, facts: &ResourceFacts<'_>) -> Propagation {
+        match self.gc_rules(facts).find_map(|r| r.propagation.as_deref()) {
+            Some("orphan") => Propagation::Orphan,
+            _ => Propagation::Cascading,
+        }
     }
 }
 
@@ -241,6 +273,34 @@ mod tests {
             GcStrategy::OnAppUpdate
         );
         assert!(!p.keep_legacy());
+    }
+
+    #[test]
+    fn several_gc_policies_combine_with_selectors_and_propagation() {
+        let policies: Vec<AppPolicy> = serde_json::from_value(json!([
+            {"type": "garbage-collect", "properties": {"rules": [
+                {"selector": {"componentNames": ["db"]}, "strategy": "never"}]}},
+            {"type": "garbage-collect", "properties": {"keepLegacyResource": true, "rules": [
+                {"selector": {"resourceTypes": ["Deployment"]}, "propagation": "orphan"},
+                {"selector": {"resourceNames": ["web"]}, "strategy": "onAppDelete"}]}},
+        ]))
+        .unwrap();
+        let p = ResourcePolicies::from_policies(&policies).unwrap();
+        assert!(p.keep_legacy());
+        let web = facts("Deployment", None);
+        assert_eq!(p.gc_strategy(&web), GcStrategy::OnAppDelete);
+        assert_eq!(p.gc_propagation(&web), Propagation::Orphan);
+        let db = ResourceFacts {
+            component: "db",
+            name: "db",
+            ..facts("Service", None)
+        };
+        assert_eq!(p.gc_strategy(&db), GcStrategy::Never);
+        assert_eq!(p.gc_propagation(&db), Propagation::Cascading);
+        let bad: Vec<AppPolicy> = serde_json::from_value(json!([
+            {"type": "garbage-collect", "properties": {"rules": [{"propagation": "later"}]}}]))
+        .unwrap();
+        assert!(ResourcePolicies::from_policies(&bad).is_err());
     }
 
     #[test]

@@ -67,6 +67,28 @@ impl Snapshot {
     }
 }
 
+/// Names the anonymous policies (KubeVela lets a policy go without `name`): the type, or
+/// `<type>-<index>` when another policy has that name or type. Deploy steps can then name them,
+/// and the default workflow's steps are `deploy-<name>`.
+pub fn name_anonymous_policies(policies: &mut [AppPolicy]) {
+    let taken: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
+    for index in 0..policies.len() {
+        if !policies[index].name.is_empty() {
+            continue;
+        }
+        let policy_type = policies[index].policy_type.clone();
+        let alone = policies
+            .iter()
+            .enumerate()
+            .all(|(i, p)| i == index || p.policy_type != policy_type);
+        policies[index].name = if alone && !taken.contains(&policy_type) {
+            policy_type
+        } else {
+            format!("{policy_type}-{index}")
+        };
+    }
+}
+
 /// What to do about revisions on this pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -158,6 +180,21 @@ mod tests {
     fn run_keys() {
         assert_eq!(run_key(&rev("h", None)), "demo-v1");
         assert_eq!(run_key(&rev("h", Some("version1"))), "demo-v1:version1");
+    }
+
+    #[test]
+    fn anonymous_policies_are_named_after_their_type() {
+        let mut policies: Vec<AppPolicy> = serde_json::from_value(serde_json::json!([
+            {"type": "topology"}, {"type": "override"}, {"type": "override"},
+            {"name": "gc", "type": "garbage-collect"}, {"type": "gc"}
+        ]))
+        .unwrap();
+        name_anonymous_policies(&mut policies);
+        let names: Vec<&str> = policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["topology", "override-1", "override-2", "gc", "gc-4"]
+        );
     }
 
     #[test]

@@ -304,6 +304,9 @@ pub enum Outcome {
     Waiting(String),
     /// Failed (retried later).
     Failed(String),
+    /// Refused by a cluster that may accept it later (an invalid object, a kind not served
+    /// yet): the step keeps running and is retried with backoff.
+    Retrying(String),
 }
 
 fn now_text(now: DateTime<Utc>) -> String {
@@ -384,6 +387,9 @@ pub fn is_done(s: &StepStatus) -> bool {
 fn is_final_failure(s: &StepStatus) -> bool {
     s.phase == step_phase::FAILED && (s.reason == TIMEOUT_REASON || s.reason == CONDITION_REASON)
 }
+
+/// The reason of a running step whose dispatch a cluster refused for now (retried with backoff).
+pub const RETRY_REASON: &str = "Retry";
 
 /// The reason of a step whose `if` could not be evaluated (it fails for good).
 pub const CONDITION_REASON: &str = "Condition";
@@ -611,6 +617,11 @@ pub fn record(status: &mut WorkflowStatus, path: StepPath, outcome: &Outcome, no
             target.phase = step_phase::FAILED.into();
             target.message = message.clone();
             target.reason = "Execute".into();
+        }
+        Outcome::Retrying(message) => {
+            target.phase = step_phase::RUNNING.into();
+            target.message = format!("{message} (retrying with backoff)");
+            target.reason = RETRY_REASON.into();
         }
     }
     // Only a change is a new execution time: an unchanged status is not rewritten.

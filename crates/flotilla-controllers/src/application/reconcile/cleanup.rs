@@ -6,14 +6,14 @@ use flotilla_apis::{
     resource_tracker_name,
 };
 use futures::StreamExt as _;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 
-use super::super::controller::{Context, Error, hub};
+use super::super::controller::{Context, Error, FINALIZER, hub};
 use super::super::member_clients::Identity;
 use super::super::pending_cleanup;
 use super::super::resource_policy::{GcStrategy, ResourcePolicies};
-use super::gc::{delete_tracked, strategy};
+use super::gc::{delete_tracked, facts, strategy};
 use super::{status, tracker};
 
 /// Application deleted: delete everything it dispatched, its tracker and its revisions.
@@ -27,26 +27,34 @@ pub(crate) async fn reconcile(app: &Application, ctx: &Context) -> Result<Action
     ctx.drift.forget_app(&app_namespace, &app_name).await;
     let tracked = tracker::read(ctx, &app_name, &app_namespace).await?;
     let policies = ResourcePolicies::from_policies(&app.spec.policies).unwrap_or_default();
+    // `app.oam.dev/orphan-resource` (`vela delete --orphan`): the objects stay.
+    let orphan = app
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == labels::ORPHAN_FINALIZER);
     let deletions: Vec<AppliedResource> = tracked
         .spec
         .managed_resources
         .iter()
-        .filter(|r| strategy(&policies, r) != GcStrategy::Never)
+        .filter(|r| !orphan && strategy(&policies, r) != GcStrategy::Never)
         .cloned()
         .collect();
     // Unreachable members never block the deletion: what fails becomes a cleanup record.
-    let deleted: Vec<bool> =
-        futures::stream::iter(0..deletions.len())
-            .map(|i| {
-                let (identity, deletions) = (&identity, &deletions);
-                let (app_name, app_namespace) = (&app_name, &app_namespace);
-                async move {
-                    delete_tracked(ctx, identity, &deletions[i], app_name, app_namespace).await
-                }
-            })
-            .buffered(8)
-            .collect()
-            .await;
+    let deleted: Vec<bool> = futures::stream::iter(0..deletions.len())
+        .map(|i| {
+            let (identity, deletions) = (&identity, &deletions);
+            let (app_name, app_namespace) = (&app_name, &app_namespace);
+            let propagation = policies.gc_propagation(&facts(&deletions[i]));
+            async move {
+                let r = &deletions[i];
+                delete_tracked(ctx, identity, r, app_name, app_namespace, propagation).await
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
     let pending: Vec<AppliedResource> = deletions
         .iter()
         .zip(deleted)
@@ -83,4 +91,39 @@ pub(crate) async fn reconcile(app: &Application, ctx: &Context) -> Result<Action
         .await
         .remove(&format!("{app_namespace}/{app_name}"));
     Ok(Action::await_change())
+}
+
+/// Once the resource-tracker finalizer is gone from a deleted application, the
+/// `app.oam.dev/orphan-resource` finalizer goes too (cleanup left the objects in place), so the
+/// deletion finishes instead of hanging. True when this pass had that to do.
+pub(crate) async fn release_orphan(app: &Application, ctx: &Context) -> Result<bool, Error> {
+    let finalizers = app.metadata.finalizers.clone().unwrap_or_default();
+    let Some(index) = finalizers
+        .iter()
+        .position(|f| f == labels::ORPHAN_FINALIZER)
+    else {
+        return Ok(false);
+    };
+    if app.metadata.deletion_timestamp.is_none() || finalizers.iter().any(|f| f == FINALIZER) {
+        return Ok(false);
+    }
+    let api: Api<Application> = Api::namespaced(
+        ctx.hub_client.clone(),
+        app.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    let path = format!("/metadata/finalizers/{index}");
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": path, "value": labels::ORPHAN_FINALIZER},
+        {"op": "remove", "path": path},
+    ]))
+    .expect("a valid JSON patch");
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(true),
+        Err(e) => Err(hub(e)),
+    }
 }

@@ -58,7 +58,7 @@ pub(crate) async fn reconcile(
     let mut services = Vec::new();
     for step in succeeded_deploy_steps(&run.steps, &wf.wf) {
         let result = pass.deploy(step, force).await;
-        if let Some(Outcome::Failed(message)) = &result.outcome {
+        if let Some(Outcome::Failed(message) | Outcome::Retrying(message)) = &result.outcome {
             converged.failed = true;
             wf.wf.message = message.clone();
         }

@@ -44,6 +44,8 @@ struct Task {
 enum TaskResult {
     Done(ApplicationComponentStatus),
     Failed(String),
+    /// Refused for now; the cluster may accept it later (retried with backoff).
+    Retry(String),
     Unreachable(String, String),
 }
 
@@ -62,8 +64,12 @@ pub(crate) struct DeployResult {
 
 impl DeployResult {
     fn failed(message: impl Into<String>) -> DeployResult {
+        DeployResult::ended(Outcome::Failed(message.into()))
+    }
+
+    fn ended(outcome: Outcome) -> DeployResult {
         DeployResult {
-            outcome: Some(Outcome::Failed(message.into())),
+            outcome: Some(outcome),
             ..Default::default()
         }
     }
@@ -124,7 +130,7 @@ impl Pass<'_> {
     pub(crate) async fn deploy(&self, step: &WorkflowStep, force: bool) -> DeployResult {
         let plan = match self.plan(step).await {
             Ok(plan) => plan,
-            Err(message) => return DeployResult::failed(message),
+            Err(outcome) => return DeployResult::ended(outcome),
         };
         if let Err(e) = self.track(&plan.planned).await {
             return DeployResult::failed(format!("cannot record dispatched resources: {e}"));
@@ -132,8 +138,41 @@ impl Pass<'_> {
         self.execute(plan, force).await
     }
 
-    /// The step's policies in order (overrides applied), rendered, placed, prepared.
-    async fn plan(&self, step: &WorkflowStep) -> Result<Plan, String> {
+    /// The step's policies in order (overrides applied), rendered, placed, prepared; an error
+    /// is the step's outcome (failed, or retried when the cluster may accept it later).
+    async fn plan(&self, step: &WorkflowStep) -> Result<Plan, Outcome> {
+        let (rendered, placements, parallelism) =
+            self.render_and_place(step).map_err(Outcome::Failed)?;
+        let mut plan = Plan {
+            rendered,
+            tasks: Vec::new(),
+            planned: Vec::new(),
+            parallelism,
+        };
+        // An object labelled `app.oam.dev/cluster: NAME` goes to that cluster only, whatever
+        // the topology says (KubeVela's pin); the others follow the topology.
+        let mut pinned = placement::pinned_clusters(plan.rendered.iter().flat_map(|c| &c.objects));
+        for placement in &placements {
+            pinned.remove(&placement.cluster);
+            self.plan_cluster(placement, false, &mut plan).await?;
+        }
+        for cluster in pinned {
+            let placement = Placement {
+                cluster,
+                namespace: None,
+            };
+            self.plan_cluster(&placement, true, &mut plan).await?;
+        }
+        Ok(plan)
+    }
+
+    /// The step's components rendered (overrides applied) and the clusters its topologies
+    /// select (none: `local`).
+    #[allow(clippy::type_complexity)]
+    fn render_and_place(
+        &self,
+        step: &WorkflowStep,
+    ) -> Result<(Vec<RenderedComponent>, BTreeSet<Placement>, usize), String> {
         let props = workflow::deploy_properties(step).map_err(|e| e.to_string())?;
         let mut topologies = Vec::new();
         let mut components = self.snapshot.spec.components.clone();
@@ -174,20 +213,17 @@ impl Pass<'_> {
         for t in &topologies {
             placements.extend(placement::place(t, &self.clusters).map_err(|e| e.to_string())?);
         }
-        let mut plan = Plan {
-            rendered,
-            tasks: Vec::new(),
-            planned: Vec::new(),
-            parallelism: props.parallelism.max(1),
-        };
-        for placement in &placements {
-            self.plan_cluster(placement, &mut plan).await?;
-        }
-        Ok(plan)
+        Ok((rendered, placements, props.parallelism.max(1)))
     }
 
-    /// Prepares every rendered component for one cluster.
-    async fn plan_cluster(&self, placement: &Placement, plan: &mut Plan) -> Result<(), String> {
+    /// Prepares every rendered component for one cluster: the objects pinned there, and unless
+    /// `pinned_only` (the cluster is there only for pins) the unpinned ones.
+    async fn plan_cluster(
+        &self,
+        placement: &Placement,
+        pinned_only: bool,
+        plan: &mut Plan,
+    ) -> Result<(), Outcome> {
         // Scope and plural of kinds outside the built-in table come from the cluster.
         let client = self
             .ctx
@@ -205,7 +241,20 @@ impl Pass<'_> {
                 namespace: placement.namespace.as_deref(),
             };
             let mut objects = Vec::new();
-            for o in &component.objects {
+            // Objects a trait rendered follow the component's workload (its first object).
+            let workload_pin = component
+                .objects
+                .first()
+                .and_then(|o| placement::pin(&o.object));
+            let here = |o: &&render::RenderedObject| {
+                let pin =
+                    placement::pin(&o.object).or(workload_pin.filter(|_| o.trait_type.is_some()));
+                match pin {
+                    Some(pin) => pin == placement.cluster,
+                    None => !pinned_only,
+                }
+            };
+            for o in component.objects.iter().filter(here) {
                 let api_version = o.object["apiVersion"].as_str().unwrap_or_default();
                 let kind_name = o.object["kind"].as_str().unwrap_or_default();
                 let kind = match &client {
@@ -214,7 +263,14 @@ impl Pass<'_> {
                         .kinds
                         .resolve(c, &placement.cluster, api_version, kind_name)
                         .await
-                        .map_err(|e| format!("cluster {}: {e}", placement.cluster))?,
+                        .map_err(|e| {
+                            let message = format!("cluster {}: {e}", placement.cluster);
+                            if e.may_succeed_later() {
+                                Outcome::Retrying(message)
+                            } else {
+                                Outcome::Failed(message)
+                            }
+                        })?,
                     None => dispatch::KindInfo::of(api_version, kind_name),
                 };
                 objects.push(PlannedObject {
@@ -222,6 +278,9 @@ impl Pass<'_> {
                     kind,
                     trait_type: o.trait_type.clone(),
                 });
+            }
+            if objects.is_empty() {
+                continue;
             }
             for o in &objects {
                 plan.planned
@@ -260,19 +319,18 @@ impl Pass<'_> {
             ..Default::default()
         };
         let mut failures = Vec::new();
+        let mut retrying = Vec::new();
         let mut waiting = Vec::new();
-        for r in results {
+        for (r, task) in results.into_iter().zip(tasks) {
             match r {
                 TaskResult::Done(status) => {
                     if !status.healthy {
-                        waiting.push(format!(
-                            "{}/{}/{} is not healthy",
-                            status.cluster, status.namespace, status.name
-                        ));
+                        waiting.push(unhealthy_message(&status, task));
                     }
                     result.services.push(status);
                 }
                 TaskResult::Failed(message) => failures.push(message),
+                TaskResult::Retry(message) => retrying.push(message),
                 TaskResult::Unreachable(cluster, message) => {
                     result.unreachable.insert(cluster);
                     waiting.push(message);
@@ -280,9 +338,12 @@ impl Pass<'_> {
             }
         }
         failures.dedup();
+        retrying.dedup();
         waiting.dedup();
         result.outcome = Some(if !failures.is_empty() {
             Outcome::Failed(failures.join("; "))
+        } else if !retrying.is_empty() {
+            Outcome::Retrying(retrying.join("; "))
         } else if !waiting.is_empty() {
             Outcome::Waiting(waiting.join(", "))
         } else {
@@ -342,10 +403,14 @@ impl Pass<'_> {
                 if e.is_unreachable() {
                     return self.unreachable(cluster, &e).await;
                 }
-                return TaskResult::Failed(format!(
+                let message = format!(
                     "failed to apply {} in cluster {cluster}: {e}",
                     describe(&o.object)
-                ));
+                );
+                if e.may_succeed_later() {
+                    return TaskResult::Retry(message);
+                }
+                return TaskResult::Failed(message);
             }
         }
         let mut live = Vec::new();
@@ -434,6 +499,26 @@ impl Pass<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Why a component is not healthy yet: a workload on `local` never will be (the hub runs no
+/// workloads), which the message says at once.
+fn unhealthy_message(status: &ApplicationComponentStatus, task: &Task) -> String {
+    let workload = task
+        .objects
+        .iter()
+        .find(|o| placement::is_workload_kind(o.object["kind"].as_str().unwrap_or_default()));
+    match workload {
+        Some(o) if status.cluster == flotilla_apis::LOCAL_CLUSTER => format!(
+            "{} on cluster local will never become healthy: the hub runs no workloads; \
+             place the component on a member cluster with a topology policy",
+            describe(&o.object)
+        ),
+        _ => format!(
+            "{}/{}/{} is not healthy",
+            status.cluster, status.namespace, status.name
+        ),
     }
 }
 

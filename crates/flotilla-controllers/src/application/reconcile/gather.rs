@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::super::controller::{Context, Error, hub};
 use super::super::dispatch;
 use super::super::render;
-use super::super::revision::Snapshot;
+use super::super::revision::{self, Snapshot};
 use super::super::workflow;
 
 /// What went wrong gathering the snapshot.
@@ -45,7 +45,8 @@ pub(crate) async fn gather(
     hub_as_user: &kube::Client,
 ) -> Result<Snapshot, GatherError> {
     let namespace = app.metadata.namespace.clone().unwrap_or_default();
-    let spec = app.spec.clone();
+    let mut spec = app.spec.clone();
+    revision::name_anonymous_policies(&mut spec.policies);
     let mut workflow_ref = None;
     if let Some(name) = spec.workflow.as_ref().and_then(|w| w.reference.clone()) {
         let api: Api<Workflow> = Api::namespaced(ctx.hub_client.clone(), &namespace);

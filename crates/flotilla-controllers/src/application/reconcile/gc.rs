@@ -38,6 +38,7 @@ pub(crate) async fn reconcile(pass: &Pass<'_>, converged: &Converged) -> Result<
                 r,
                 &pass.app_name,
                 &pass.app_namespace,
+                pass.policies.gc_propagation(&facts(r)),
             )
             .await;
         if !deleted {
@@ -65,15 +66,20 @@ pub(crate) async fn reconcile(pass: &Pass<'_>, converged: &Converged) -> Result<
     Ok(())
 }
 
-/// The garbage-collect strategy for one tracked object.
-pub(crate) fn strategy(policies: &ResourcePolicies, r: &AppliedResource) -> GcStrategy {
-    policies.gc_strategy(&ResourceFacts {
+/// What garbage-collect selectors see of one tracked object.
+pub(crate) fn facts(r: &AppliedResource) -> ResourceFacts<'_> {
+    ResourceFacts {
         component: &r.component,
         component_type: "",
         trait_type: (!r.trait_type.is_empty()).then_some(r.trait_type.as_str()),
         kind: &r.kind,
         name: &r.name,
-    })
+    }
+}
+
+/// The garbage-collect strategy for one tracked object.
+pub(crate) fn strategy(policies: &ResourcePolicies, r: &AppliedResource) -> GcStrategy {
+    policies.gc_strategy(&facts(r))
 }
 
 /// Deletes one tracked object; true when it is gone (or its cluster is no longer registered).
@@ -83,6 +89,7 @@ pub(crate) async fn delete_tracked(
     r: &AppliedResource,
     app_name: &str,
     app_namespace: &str,
+    propagation: dispatch::Propagation,
 ) -> bool {
     let client = match ctx.members.as_user(&r.cluster, identity).await {
         Ok(c) => c,
@@ -107,7 +114,7 @@ pub(crate) async fn delete_tracked(
     {
         Ok(kind) => kind,
         // The kind is gone from the cluster, and its objects with it.
-        Err(dispatch::Error::Refused(_)) => return true,
+        Err(dispatch::Error::NotAcceptedYet(_)) => return true,
         Err(e) => {
             tracing::warn!(cluster = %r.cluster, error = %e, "cannot resolve kind to delete");
             return false;
@@ -122,6 +129,7 @@ pub(crate) async fn delete_tracked(
         &r.name,
         app_name,
         app_namespace,
+        propagation,
     )
     .await;
     match deleted {

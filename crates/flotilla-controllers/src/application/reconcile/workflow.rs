@@ -96,6 +96,10 @@ pub(crate) async fn reconcile(
                             all_succeeded = false;
                             requeue = requeue.min(Duration::from_secs(10));
                         }
+                        Outcome::Retrying(_) => {
+                            all_succeeded = false;
+                            requeue = requeue.min(retry_backoff(&wf, *path, now));
+                        }
                     }
                     workflow::record(&mut wf, *path, &outcome, now);
                     merge_services(&mut status.services, result.services);
@@ -126,6 +130,20 @@ pub(crate) async fn reconcile(
         was_finished,
         requeue,
     }
+}
+
+/// The wait before retrying a step a cluster refused for now: half the time it has been
+/// running, between 2 s and 60 s (so the retries space out as the refusal lasts).
+fn retry_backoff(wf: &WorkflowStatus, path: StepPath, now: DateTime<Utc>) -> Duration {
+    let started = wf
+        .steps
+        .get(path.index)
+        .and_then(|s| s.first_execute_time.as_deref())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let running = started
+        .and_then(|t| (now - t.with_timezone(&Utc)).to_std().ok())
+        .unwrap_or_default();
+    (running / 2).clamp(Duration::from_secs(2), Duration::from_secs(60))
 }
 
 /// `workflow.mode.steps: DAG` (inline or on the referenced Workflow).
