@@ -44,6 +44,7 @@ pub mod state;
 pub mod table;
 pub mod ui;
 pub mod validation;
+pub mod waiting;
 pub mod watch;
 pub mod webhook;
 

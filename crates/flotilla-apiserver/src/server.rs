@@ -107,12 +107,26 @@ pub const INITIAL_NAMESPACES: &[&str] = &[
 
 /// Binds, bootstraps and starts serving; returns once the admin kubeconfig is written.
 pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> {
-    let listener = TcpListener::bind(&options.listen)
+    let listener = bind(&options.listen).await?;
+    start_on(listener, options).await
+}
+
+/// Binds `listen` (`host:port`; port 0 picks a free one).
+pub async fn bind(listen: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind {
-            addr: options.listen.clone(),
+            addr: listen.to_string(),
             source,
-        })?;
+        })
+}
+
+/// [`start`] on a listener bound earlier (e.g. one that answered probes while the store was
+/// not reachable yet, see [`crate::waiting`]); `options.listen` is not used.
+pub async fn start_on(
+    listener: TcpListener,
+    options: ServerOptions,
+) -> Result<RunningServer, StartError> {
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: options.listen.clone(),
         source,
@@ -197,7 +211,7 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
     )?;
     crate::pki::write_kubeconfig(&admin_kubeconfig, &text)?;
 
-    let serving = tokio::spawn(accept_loop(listener, tls, router));
+    let serving = tokio::spawn(async move { accept_loop(&listener, tls, router).await });
     tracing::info!(%url, data_dir = %options.data_dir.display(), "API server ready");
     Ok(RunningServer {
         url,
@@ -208,7 +222,12 @@ pub async fn start(options: ServerOptions) -> Result<RunningServer, StartError> 
     })
 }
 
-async fn accept_loop(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, router: axum::Router) {
+/// Accepts TLS connections on `listener` and serves `router` on each, until dropped.
+pub(crate) async fn accept_loop(
+    listener: &TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    router: axum::Router,
+) {
     loop {
         let (tcp, peer_addr) = match listener.accept().await {
             Ok(c) => c,

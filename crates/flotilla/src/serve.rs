@@ -42,9 +42,12 @@ async fn open_embedded(data_dir: &Path) -> anyhow::Result<flotilla_storage::Shar
     Ok(Arc::new(backend))
 }
 
-/// Connects to etcd and waits until it answers, saying so every 2 s: the hub listens (and
-/// `/readyz` answers) only once its store does.
-async fn open_etcd(args: &HubArgs) -> anyhow::Result<flotilla_storage::SharedBackend> {
+/// Connects to etcd and waits until it answers, saying so every 2 s. Meanwhile `listener`
+/// answers probes: `/livez` ok, `/readyz` failing with the cause, the API 503.
+async fn open_etcd(
+    args: &HubArgs,
+    listener: &tokio::net::TcpListener,
+) -> anyhow::Result<flotilla_storage::SharedBackend> {
     anyhow::ensure!(
         !args.etcd_endpoints.is_empty(),
         "--storage etcd needs --etcd-endpoints URL[,URL...]"
@@ -60,11 +63,13 @@ async fn open_etcd(args: &HubArgs) -> anyhow::Result<flotilla_storage::SharedBac
         .await
         .context("connecting to etcd")?;
     let endpoints = args.etcd_endpoints.join(",");
-    backend
-        .wait_reachable(std::time::Duration::from_secs(2), |e| {
-            tracing::warn!(%endpoints, error = %e, "etcd is unreachable; retrying in 2s (not serving until it answers)");
-        })
-        .await;
+    let cause =
+        flotilla_apiserver::waiting::WaitingCause::new(format!("waiting for etcd at {endpoints}"));
+    let reachable = backend.wait_reachable(std::time::Duration::from_secs(2), |e| {
+        tracing::warn!(%endpoints, error = %e, "etcd is unreachable; retrying in 2s (/readyz fails until it answers)");
+        cause.set(format!("etcd at {endpoints} is unreachable: {e}"));
+    });
+    flotilla_apiserver::waiting::answer_probes_until(listener, cause.clone(), reachable).await?;
     tracing::info!(%endpoints, prefix = %args.etcd_prefix, "connected to etcd");
     Ok(Arc::new(backend))
 }
@@ -109,29 +114,34 @@ async fn serving(server: RunningServer) -> anyhow::Result<()> {
 pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
     init_tracing();
     raise_open_file_limit();
+    // Listening first: a hub waiting for etcd already answers its probes.
+    let listener = flotilla_apiserver::server::bind(&args.listen).await?;
     let store = match args.storage.as_str() {
-        "etcd" => open_etcd(&args).await?,
+        "etcd" => open_etcd(&args, &listener).await?,
         _ => open_embedded(&args.data_dir).await?,
     };
     let gateway = Arc::new(crate::cluster_gateway::GatewayBackend::default());
     let pushes = flotilla_controllers::gitops::PushQueue::default();
-    let server = flotilla_apiserver::start(ServerOptions {
-        listen: args.listen.clone(),
-        data_dir: args.data_dir.clone(),
-        store,
-        cluster_name: "flotilla-hub".into(),
-        bootstrap: flotilla_apis::crds(),
-        faults: Faults::default(),
-        extra_metrics: Some(Box::new(|registry| {
-            flotilla_controllers::cluster::health::register_metrics(registry);
-            flotilla_controllers::application::metrics::register_metrics(registry);
-        })),
-        simulated_member: false,
-        extra_routes: Some(fleet_metrics_routes()),
-        ui: true,
-        cluster_gateway: Some(gateway.clone()),
-        webhook: Some(gitops_webhook(&pushes, args.gitops_webhook_secret.clone())),
-    })
+    let server = flotilla_apiserver::server::start_on(
+        listener,
+        ServerOptions {
+            listen: args.listen.clone(),
+            data_dir: args.data_dir.clone(),
+            store,
+            cluster_name: "flotilla-hub".into(),
+            bootstrap: flotilla_apis::crds(),
+            faults: Faults::default(),
+            extra_metrics: Some(Box::new(|registry| {
+                flotilla_controllers::cluster::health::register_metrics(registry);
+                flotilla_controllers::application::metrics::register_metrics(registry);
+            })),
+            simulated_member: false,
+            extra_routes: Some(fleet_metrics_routes()),
+            ui: true,
+            cluster_gateway: Some(gateway.clone()),
+            webhook: Some(gitops_webhook(&pushes, args.gitops_webhook_secret.clone())),
+        },
+    )
     .await?;
     eprintln!(
         "flotilla hub serving at {}; admin kubeconfig: {}",

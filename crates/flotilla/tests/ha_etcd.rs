@@ -11,193 +11,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::etcd::{EtcdCluster, WAIT, etcd_hub, lease_holder};
 use support::{Server, TestDir, kubectl, stdout, wait_for};
-
-const WAIT: Duration = Duration::from_secs(90);
-
-/// One etcd member process, restartable with the same flags.
-struct EtcdMember {
-    args: Vec<String>,
-    client_port: u16,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-/// A local etcd cluster; every member is killed on drop.
-struct EtcdCluster {
-    members: Vec<EtcdMember>,
-}
-
-impl Drop for EtcdCluster {
-    fn drop(&mut self) {
-        for i in 0..self.members.len() {
-            self.kill(i);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn etcd_binary() -> String {
-    let bin = std::env::var("FLOTILLA_ETCD_BIN").unwrap_or_else(|_| "etcd".into());
-    let found = Command::new(&bin)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "no etcd binary: apt-get install -y etcd-server (or set FLOTILLA_ETCD_BIN)"
-    );
-    bin
-}
-
-impl EtcdCluster {
-    fn start(size: usize, dir: &Path) -> EtcdCluster {
-        let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
-        let initial = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, peer))| format!("e{i}=http://127.0.0.1:{peer}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let members = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (client, peer))| {
-                let data = dir.join(format!("etcd-{i}"));
-                std::fs::create_dir_all(&data).unwrap();
-                let client_url = format!("http://127.0.0.1:{client}");
-                let peer_url = format!("http://127.0.0.1:{peer}");
-                let args = [
-                    "--name",
-                    &format!("e{i}"),
-                    "--data-dir",
-                    &data.join("data").display().to_string(),
-                    "--listen-client-urls",
-                    &client_url,
-                    "--advertise-client-urls",
-                    &client_url,
-                    "--listen-peer-urls",
-                    &peer_url,
-                    "--initial-advertise-peer-urls",
-                    &peer_url,
-                    "--initial-cluster",
-                    &initial,
-                    "--initial-cluster-state",
-                    "new",
-                    "--initial-cluster-token",
-                    "flotilla-test",
-                ]
-                .map(String::from)
-                .to_vec();
-                EtcdMember {
-                    args,
-                    client_port: *client,
-                    log: data.join("etcd.log"),
-                    child: None,
-                }
-            })
-            .collect();
-        let mut cluster = EtcdCluster { members };
-        for i in 0..size {
-            cluster.start_member(i);
-        }
-        cluster.wait_healthy();
-        cluster
-    }
-
-    fn start_member(&mut self, i: usize) {
-        let member = &mut self.members[i];
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&member.log)
-            .unwrap();
-        let child = Command::new(etcd_binary())
-            .args(&member.args)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start etcd");
-        member.child = Some(child);
-    }
-
-    /// `kill -9` of one member.
-    fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.members[i].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn endpoints(&self) -> String {
-        self.members
-            .iter()
-            .map(|m| format!("http://127.0.0.1:{}", m.client_port))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// Waits until every running member reports a leader.
-    fn wait_healthy(&self) {
-        wait_for("etcd to be healthy", WAIT, || {
-            self.members
-                .iter()
-                .filter(|m| m.child.is_some())
-                .all(|m| etcd_healthy(m.client_port))
-                .then_some(())
-        });
-    }
-}
-
-fn etcd_healthy(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = tcp.write_all(b"GET /health HTTP/1.0\r\n\r\n");
-    let mut body = String::new();
-    let _ = tcp.read_to_string(&mut body);
-    body.contains("\"health\":\"true\"")
-}
-
-fn etcd_hub(name: &str, etcd: &EtcdCluster, dir: &Path) -> Server {
-    Server::start(
-        &[
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
-            "--storage",
-            "etcd",
-            "--etcd-endpoints",
-            &etcd.endpoints(),
-            "--id",
-            name,
-        ],
-        &dir.join(name),
-    )
-}
-
-fn lease_holder(hub: &Server) -> String {
-    hub.jsonpath(
-        "lease",
-        "flotilla-controllers",
-        "kube-system",
-        "{.spec.holderIdentity}",
-    )
-}
 
 /// Writes `text` to `DIR/name` and returns the path.
 fn file(dir: &Path, name: &str, text: &str) -> String {
@@ -395,6 +214,7 @@ fn leading_hub_killed_mid_rollout_another_takes_over() {
     let leader = wait_for("a Lease holder", WAIT, || {
         Some(lease_holder(first)).filter(|h| !h.is_empty())
     });
+    first.kubectl_ok(&["create", "namespace", "takeover"]);
     first.kubectl_ok(&["apply", "-f", &file(dir.path(), "app.yaml", &app(2))]);
     wait_for("the rollout to start", WAIT, || {
         members
@@ -413,11 +233,24 @@ fn leading_hub_killed_mid_rollout_another_takes_over() {
     dead.child.wait().unwrap();
     let killed_at = Instant::now();
     let survivor = hubs.iter().flatten().next().unwrap();
+    // Published after the kill, so only the next leader can reconcile it: its first
+    // ApplicationRevision marks that leader's first reconcile.
+    let marker = app(1)
+        .replace("sturdy", "marker")
+        .replace("namespace: default", "namespace: takeover");
+    survivor.kubectl_ok(&["apply", "-f", &file(dir.path(), "marker.yaml", &marker)]);
     let new_leader = wait_for("another hub to take the Lease", WAIT, || {
         Some(lease_holder(survivor)).filter(|h| !h.is_empty() && *h != leader)
     });
+    let lease_taken = killed_at.elapsed();
+    wait_for("the new leader's first reconcile", WAIT, || {
+        survivor
+            .exists("applicationrevision", "marker-v1", "takeover")
+            .then_some(())
+    });
     eprintln!(
-        "takeover: {leader} killed, {new_leader} holds the Lease after {:.1}s",
+        "takeover: {leader} killed, {new_leader} holds the Lease after {:.1}s, first reconcile after {:.1}s",
+        lease_taken.as_secs_f64(),
         killed_at.elapsed().as_secs_f64()
     );
 
