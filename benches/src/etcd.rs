@@ -73,3 +73,40 @@ impl LocalEtcd {
         Ok(etcd)
     }
 }
+
+/// The floor for `--storage etcd`: `writers` tasks each making `per_writer` plain etcd-client
+/// puts of `value` to new keys under `prefix` (no transaction, no compare: the cheapest
+/// durable write etcd offers), from this process.
+pub async fn raw_puts(
+    endpoints: &[&str],
+    writers: usize,
+    per_writer: usize,
+    value: Vec<u8>,
+    prefix: &str,
+) -> anyhow::Result<flotilla_storage::throughput::Report> {
+    let client = etcd_client::Client::connect(endpoints, None).await?;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(writers);
+    for w in 0..writers {
+        let mut kv = client.kv_client();
+        let (value, prefix) = (value.clone(), prefix.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_writer);
+            for n in 0..per_writer {
+                let t = Instant::now();
+                kv.put(format!("{prefix}w{w}/k{n}"), value.clone(), None)
+                    .await?;
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, etcd_client::Error>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok(flotilla_storage::throughput::Report::from_latencies(
+        latencies,
+        started.elapsed(),
+    ))
+}

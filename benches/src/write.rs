@@ -1,5 +1,7 @@
 //! `write-throughput`: concurrent ConfigMap creates through the hub's HTTPS API against the
-//! raw storage engine doing the same number of ~1 KiB creates in this process.
+//! raw storage engine doing the same number of ~1 KiB creates in this process. With
+//! `--storage etcd` the floor is plain etcd-client puts to the same etcd, and the store
+//! layer's own compare-and-swap creates are reported beside it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -152,10 +154,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         };
         let list: Vec<&str> = endpoints.split(',').collect();
+        let value = workload.value.to_vec();
+        let floor = crate::etcd::raw_puts(
+            &list,
+            args.writers,
+            args.writes_per_writer,
+            value,
+            "/bench-floor/raw/",
+        )
+        .await?;
+        println!("  floor (raw etcd-client puts):        {floor}");
         let backend = flotilla_storage::etcd::EtcdBackend::connect(&list).await?;
-        let floor =
+        let store =
             flotilla_storage::throughput::measure_writes(Arc::new(backend), &workload).await?;
-        println!("  floor (raw etcd puts, in-process):   {floor}");
+        println!("  flotilla-storage etcd creates (CAS): {store}");
         let hub = hub::Flotilla::spawn(
             &args.flotilla,
             &[

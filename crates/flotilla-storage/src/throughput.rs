@@ -41,6 +41,27 @@ pub struct Report {
     pub max: Duration,
 }
 
+impl Report {
+    /// The report of writes that took `latencies` each and `elapsed` in all.
+    pub fn from_latencies(mut latencies: Vec<Duration>, elapsed: Duration) -> Report {
+        latencies.sort_unstable();
+        let pick = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or_default()
+        };
+        Report {
+            writes: latencies.len(),
+            elapsed,
+            writes_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
+            p50: pick(0.50),
+            p99: pick(0.99),
+            max: latencies.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -100,20 +121,5 @@ pub async fn measure_writes(backend: Arc<dyn Backend>, workload: &Workload) -> R
             .map_err(|e| crate::Error::Backend(Box::new(e)))??;
         latencies.extend(task_latencies);
     }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or_default()
-    };
-    Ok(Report {
-        writes: latencies.len(),
-        elapsed,
-        writes_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
-        p50: pick(0.50),
-        p99: pick(0.99),
-        max: latencies.last().copied().unwrap_or_default(),
-    })
+    Ok(Report::from_latencies(latencies, started.elapsed()))
 }
