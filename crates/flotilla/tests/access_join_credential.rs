@@ -4,6 +4,7 @@
 //! impersonate; with it the hub still probes the member, dispatches as the user (the member's
 //! audit log names the hub identity and the user), reaches the member through the cluster
 //! gateway and scrapes its metrics. A credential that is already limited is stored as given.
+//! A user with `view` everywhere and `edit` in `default` cannot read the stored credential.
 
 mod support;
 
@@ -92,6 +93,31 @@ fn join_stores_an_impersonate_only_identity_that_still_serves_the_hub() {
         stdout(&out).contains("the given credential was not stored"),
         "{}",
         stdout(&out)
+    );
+
+    // The bootstrap policy keeps the stored credential to administrators: a user who may view
+    // everything and edit `default` (the issue's vic) cannot read it.
+    hub.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "vic-view",
+        "--clusterrole=view",
+        "--user=vic",
+    ]);
+    hub.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "vic-edit",
+        "--clusterrole=edit",
+        "--user=vic",
+        "-n",
+        "default",
+    ]);
+    let out = hub.kubectl(&["get", "secret", "m1", "-n", "vela-system", "--as=vic"]);
+    assert!(
+        stderr(&out).contains(r#"User "vic" cannot get resource "secrets""#),
+        "{}",
+        stderr(&out)
     );
 
     // What the hub stored is not the admin's certificate but its own identity...
