@@ -18,9 +18,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::{Value, json};
+use support::access::{hub_and_two_members, web_deployments};
 use support::{
-    Server, TestDir, flotilla, install_amc_plugin, join_impersonate_only, kubectl, kubectl_amc,
-    stderr, stdout, user_kubeconfig,
+    Server, TestDir, flotilla, install_amc_plugin, kubectl, kubectl_amc, stderr, stdout,
+    user_kubeconfig,
 };
 
 const GW: &str = "/apis/cluster.core.oam.dev/v1alpha1/clustergateways";
@@ -65,11 +66,7 @@ fn status_of<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> (u16, String
 #[test]
 fn gateway_forwards_as_the_caller() {
     let dir = TestDir::new("access-gateway");
-    let hub = Server::hub(&dir.0.join("hub"));
-    let m1 = Server::member("m1", &dir.0.join("m1"));
-    let m2 = Server::member("m2", &dir.0.join("m2"));
-    join_impersonate_only(&hub, "m1", &m1, &dir.0);
-    join_impersonate_only(&hub, "m2", &m2, &dir.0);
+    let (hub, m1, m2) = hub_and_two_members(&dir);
 
     // Discovery lists the resource and its proxy subresource.
     let resources = hub.kubectl_ok(&["api-resources", "--api-group=cluster.core.oam.dev"]);
@@ -372,13 +369,9 @@ subjects:
 #[test]
 fn cli_reads_members_through_the_gateway() {
     let dir = TestDir::new("access-gateway-cli");
-    let hub = Server::hub(&dir.0.join("hub"));
-    let m1 = Server::member("m1", &dir.0.join("m1"));
-    let m2 = Server::member("m2", &dir.0.join("m2"));
-    join_impersonate_only(&hub, "m1", &m1, &dir.0);
-    join_impersonate_only(&hub, "m2", &m2, &dir.0);
+    let (hub, m1, m2) = hub_and_two_members(&dir);
     apply(&hub, &dir.0, "readonly-m1", READONLY_M1);
-    for (name, member) in [("m1", &m1), ("m2", &m2)] {
+    for member in [&m1, &m2] {
         member.kubectl_ok(&[
             "create",
             "clusterrolebinding",
@@ -386,15 +379,8 @@ fn cli_reads_members_through_the_gateway() {
             "--clusterrole=view",
             "--user=vic",
         ]);
-        member.kubectl_ok(&[
-            "create",
-            "deployment",
-            &format!("web-{name}"),
-            "--image=nginx",
-            "-n",
-            "default",
-        ]);
     }
+    web_deployments(&[("m1", &m1), ("m2", &m2)]);
     let vic = user_kubeconfig(&hub, "vic", &[]);
     let out = kubectl(
         &vic,

@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use support::access::{hub_and_two_members, web_deployments};
 use support::{
     Server, TestDir, flotilla, join_impersonate_only, kubectl, stderr, stdout, user_kubeconfig,
     wait_for,
@@ -22,21 +23,8 @@ fn ok(out: std::process::Output, what: &str) -> String {
 #[test]
 fn readonly_grant_on_one_cluster() {
     let dir = TestDir::new("access-grants");
-    let hub = Server::hub(&dir.0.join("hub"));
-    let m1 = Server::member("m1", &dir.0.join("m1"));
-    let m2 = Server::member("m2", &dir.0.join("m2"));
-    join_impersonate_only(&hub, "m1", &m1, &dir.0);
-    join_impersonate_only(&hub, "m2", &m2, &dir.0);
-    for (name, member) in [("m1", &m1), ("m2", &m2)] {
-        member.kubectl_ok(&[
-            "create",
-            "deployment",
-            &format!("web-{name}"),
-            "--image=nginx",
-            "-n",
-            "default",
-        ]);
-    }
+    let (hub, m1, m2) = hub_and_two_members(&dir);
+    web_deployments(&[("m1", &m1), ("m2", &m2)]);
     hub.kubectl_ok(&[
         "create",
         "clusterrolebinding",

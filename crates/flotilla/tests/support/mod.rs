@@ -1,6 +1,7 @@
 //! Shared end-to-end test support: real `flotilla` processes on free ports, real `kubectl`.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod access;
 pub mod etcd;
 pub mod fleet;
 pub mod git;
