@@ -60,9 +60,8 @@ fn wait_condition(hub: &Server, kind: &str, needle: &str) -> String {
     last
 }
 
-#[test]
-fn bad_input_applies_nothing_and_says_why() {
-    let dir = TestDir::new("gitops-bad");
+/// A hub polling Git every second, and a repository whose `main` holds the `one` settings.
+fn hub_and_repo(dir: &TestDir) -> (Server, GitRepo) {
     let hub = Server::start(
         &[
             "hub",
@@ -76,6 +75,13 @@ fn bad_input_applies_nothing_and_says_why() {
     let repo = GitRepo::init(&dir.path().join("repo"));
     repo.write("app/settings.yaml", &config_map("one"));
     repo.commit("one");
+    (hub, repo)
+}
+
+#[test]
+fn bad_input_applies_nothing_and_says_why() {
+    let dir = TestDir::new("gitops-bad");
+    let (hub, repo) = hub_and_repo(&dir);
     let url = repo.file_url();
     hub.kubectl_ok(&["create", "namespace", "argocd"]);
     let ok = apply(
@@ -202,19 +208,7 @@ fn bad_input_applies_nothing_and_says_why() {
 #[test]
 fn sync_acts_as_the_applications_creator() {
     let dir = TestDir::new("gitops-user");
-    let hub = Server::start(
-        &[
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
-            "--gitops-poll-interval",
-            "1s",
-        ],
-        &dir.path().join("hub"),
-    );
-    let repo = GitRepo::init(&dir.path().join("repo"));
-    repo.write("app/settings.yaml", &config_map("one"));
-    repo.commit("one");
+    let (hub, repo) = hub_and_repo(&dir);
     hub.kubectl_ok(&["create", "namespace", "argocd"]);
     hub.kubectl_ok(&["create", "namespace", "team"]);
     // alice may manage Argo CD Applications in argocd, and nothing in team.
