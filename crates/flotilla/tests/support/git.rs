@@ -71,7 +71,9 @@ impl GitRepo {
     }
 }
 
-/// `git daemon` serving every repository under a folder; killed on drop.
+/// `git daemon` serving every repository under a folder, in a process group of its own
+/// (`git daemon` runs `git-daemon`, which forks a child per connection); the whole group is
+/// killed on drop, so no daemon outlives the test.
 pub struct GitDaemon {
     child: Child,
     pub port: u16,
@@ -79,7 +81,9 @@ pub struct GitDaemon {
 
 impl Drop for GitDaemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        use nix::sys::signal::{Signal, killpg};
+        use nix::unistd::Pid;
+        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
@@ -97,7 +101,9 @@ impl GitDaemon {
     /// Serves `base` on a free 127.0.0.1 port.
     pub fn serve(base: &Path) -> GitDaemon {
         let port = free_port();
+        use std::os::unix::process::CommandExt as _;
         let child = Command::new("git")
+            .process_group(0)
             .args([
                 "daemon",
                 "--reuseaddr",
