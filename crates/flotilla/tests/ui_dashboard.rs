@@ -3,7 +3,7 @@
 //! waiting at its approval step; a view-only user gets Forbidden on `Resume` and nothing
 //! changes; the operator presses `Resume` and sees the step succeed without a reload. Bad
 //! input: an unknown token, a forged cookie, an oversized sign-in. Screenshots of every page
-//! go to docs/ui/.
+//! are taken; they replace docs/ui/*.png only with `FLOTILLA_UPDATE_SCREENSHOTS=1`.
 
 mod browser;
 mod support;
@@ -23,10 +23,16 @@ fn scenario(file: &str) -> PathBuf {
         .join(file)
 }
 
-fn screenshot_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/ui")
-        .join(format!("{name}.png"))
+/// Where screenshot `name` is written: `docs/ui/` when `FLOTILLA_UPDATE_SCREENSHOTS=1` (to
+/// refresh the documentation's pictures), else the test's own folder, so an ordinary run leaves
+/// the work tree unchanged.
+fn screenshot_path(dir: &TestDir, name: &str) -> PathBuf {
+    let folder = if std::env::var("FLOTILLA_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ui")
+    } else {
+        dir.path().join("screenshots")
+    };
+    folder.join(format!("{name}.png"))
 }
 
 /// A ServiceAccount token for `name` (in `default`) bound to `cluster_role`.
@@ -157,7 +163,7 @@ fn dashboard_in_a_browser() {
     );
     let labels = browser.eval("document.querySelector('label[for=token]').textContent");
     assert_eq!(labels, json!("Token"));
-    browser.screenshot(&screenshot_path("signin"));
+    browser.screenshot(&screenshot_path(&dir, "signin"));
     browser.type_into("#token", "not-a-real-token");
     browser.click("#signin-form button[type=submit]");
     let message = browser.wait_for(
@@ -224,7 +230,7 @@ fn dashboard_in_a_browser() {
         "[...document.querySelectorAll('.chip')].some(c => c.textContent.startsWith('region=eu'))",
         WAIT,
     );
-    browser.screenshot(&screenshot_path("clusters"));
+    browser.screenshot(&screenshot_path(&dir, "clusters"));
     browser.click("button[title='Remove label region']");
     browser.wait_for(
         "the region chip gone",
@@ -251,9 +257,9 @@ fn dashboard_in_a_browser() {
         row.as_str().unwrap().contains("workflowSuspending"),
         "{row}"
     );
-    browser.screenshot(&screenshot_path("applications"));
+    browser.screenshot(&screenshot_path(&dir, "applications"));
     open_canary(&mut browser);
-    browser.screenshot(&screenshot_path("application"));
+    browser.screenshot(&screenshot_path(&dir, "application"));
     // A marker that a page load would wipe out.
     browser.eval("window.__noReload = 'still here'");
     browser.click("#op-resume");
@@ -268,7 +274,7 @@ fn dashboard_in_a_browser() {
     support::wait_for("deploy-prod succeeded on the hub", WAIT, || {
         (prod_step(&hub) == "succeeded").then_some(())
     });
-    browser.screenshot(&screenshot_path("application-resumed"));
+    browser.screenshot(&screenshot_path(&dir, "application-resumed"));
 
     // The overview draws the fleet's ready replicas; `flotilla top apps` prints them.
     browser.eval("location.hash = '#/overview'");
@@ -283,7 +289,7 @@ fn dashboard_in_a_browser() {
         WAIT,
     );
     assert!(rollout.as_str().unwrap().contains("demo-v1"), "{rollout}");
-    browser.screenshot(&screenshot_path("overview"));
+    browser.screenshot(&screenshot_path(&dir, "overview"));
     let top = support::wait_for("top apps with both clusters ready", WAIT, || {
         let out = support::flotilla(&hub.kubeconfig, &["top", "apps"]);
         let text = support::stdout(&out);
@@ -316,7 +322,7 @@ fn dashboard_in_a_browser() {
     );
     let rows = rows.as_str().unwrap();
     assert!(rows.contains("prod") && rows.contains("test"), "{rows}");
-    browser.screenshot(&screenshot_path("resources"));
+    browser.screenshot(&screenshot_path(&dir, "resources"));
 
     // Bad input straight at the hub, from the page: a forged cookie, an oversized sign-in.
     browser.call(
