@@ -33,6 +33,12 @@ pub enum Command {
     Up(UpArgs),
     /// The unified status of an Application across clusters.
     Status(StatusArgs),
+    /// The objects each cluster would get from an Application (a file, or a stored one by
+    /// name), overrides applied, as YAML; nothing is written.
+    DryRun(DryRunArgs),
+    /// What applying an Application file would change on each member cluster (exit 0: nothing,
+    /// 1: something, >1: error, as kubectl diff).
+    Diff(DiffArgs),
     /// Workflow operations on an Application.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
@@ -226,6 +232,32 @@ pub struct StatusArgs {
     /// Print the view again whenever it changes, until Ctrl-C.
     #[arg(short = 'w', long)]
     pub watch: bool,
+    /// Also print the resource tree per cluster with each object's health (read through the
+    /// hub's cluster gateway as you).
+    #[arg(long)]
+    pub tree: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DryRunArgs {
+    /// The Application file (its first Application document).
+    #[arg(short = 'f', long = "file", conflicts_with = "app")]
+    pub file: Option<PathBuf>,
+    /// A stored Application, by name.
+    pub app: Option<String>,
+    /// Namespace (default: the file's, else the kubeconfig context's).
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The Application file (its first Application document).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Namespace (default: the file's, else the kubeconfig context's).
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

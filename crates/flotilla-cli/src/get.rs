@@ -255,7 +255,7 @@ pub fn kubectl_error(e: &kube::Error) -> String {
 /// A client for `cluster` through the hub's cluster gateway, as the signed-in user: no member
 /// credentials are read, the hub authorizes `clustergateways/proxy` and the member's RBAC
 /// decides the rest (`local` is the hub itself).
-fn member_client_for(hub_client: &kube::Client, cluster: &str) -> kube::Client {
+pub fn member_client_for(hub_client: &kube::Client, cluster: &str) -> kube::Client {
     if cluster == registry::LOCAL_CLUSTER {
         return hub_client.clone();
     }

@@ -10,6 +10,7 @@ pub mod dev;
 pub mod get;
 pub mod gitops;
 pub mod kubeconfig;
+pub mod preview;
 pub mod status;
 pub mod table;
 pub mod top;
@@ -41,6 +42,20 @@ pub async fn run(kubeconfig: Option<PathBuf>, command: Command) -> anyhow::Resul
         Command::Status(status_args) => {
             let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
             status::run(&hub_client, &status_args).await
+        }
+        Command::DryRun(dry_run_args) => {
+            let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;
+            preview::dry_run(&hub_client, &dry_run_args).await
+        }
+        Command::Diff(diff_args) => {
+            let hub_client = match kubeconfig::hub_client(kubeconfig.as_deref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    std::process::exit(2)
+                }
+            };
+            preview::diff(&hub_client, &diff_args).await
         }
         Command::Workflow(cmd) => {
             let hub_client = kubeconfig::hub_client(kubeconfig.as_deref()).await?;

@@ -1,5 +1,6 @@
 //! `flotilla status APP`: the unified view of an Application (SPEC 4.8).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use futures::StreamExt as _;
@@ -8,7 +9,11 @@ use kube::core::GroupVersionKind;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::Value;
 
+use flotilla_controllers::application::dispatch::{self, KindCache};
+use flotilla_controllers::application::health::workload_health;
+
 use crate::args::StatusArgs;
+use crate::get::member_client_for;
 
 /// The API resource of `Application`.
 pub fn application_resource() -> ApiResource {
@@ -259,6 +264,12 @@ pub async fn run(hub_client: &kube::Client, args: &StatusArgs) -> anyhow::Result
     let pending = render_pending(&pending_cleanups(hub_client, &selector).await);
     let mut last = render(&serde_json::to_value(&app)?);
     print!("{last}{pending}");
+    if args.tree {
+        print!(
+            "{}",
+            render_tree(hub_client, &serde_json::to_value(&app)?).await
+        );
+    }
     if !args.watch {
         return Ok(());
     }
@@ -285,6 +296,79 @@ pub async fn run(hub_client: &kube::Client, args: &StatusArgs) -> anyhow::Result
                 }
             }
         }
+    }
+}
+
+/// `flotilla status --tree`: per cluster, every object the application dispatched, read through
+/// the hub's cluster gateway as the signed-in user, with its health.
+pub async fn render_tree(hub_client: &kube::Client, app: &Value) -> String {
+    let mut by_cluster: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for r in app["status"]["appliedResources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        by_cluster
+            .entry(s(r, "/cluster").to_string())
+            .or_default()
+            .push(r);
+    }
+    let mut out = String::from("Resource tree:\n");
+    if by_cluster.is_empty() {
+        out.push_str("  (nothing dispatched)\n");
+    }
+    let kinds = KindCache::default();
+    for (cluster, resources) in by_cluster {
+        out.push_str(&format!("  {cluster}\n"));
+        let client = member_client_for(hub_client, &cluster);
+        for (i, r) in resources.iter().enumerate() {
+            let branch = if i + 1 == resources.len() {
+                "└─"
+            } else {
+                "├─"
+            };
+            let health = object_health(&client, &kinds, &cluster, r).await;
+            let (kind, namespace, name) = (s(r, "/kind"), s(r, "/namespace"), s(r, "/name"));
+            let object = if namespace.is_empty() {
+                format!("{kind} {name}")
+            } else {
+                format!("{kind} {namespace}/{name}")
+            };
+            out.push_str(&format!("  {branch} {object}  {health}\n"));
+        }
+    }
+    out
+}
+
+/// `healthy`, `unhealthy`, `missing` or the error, with the health message.
+async fn object_health(
+    client: &kube::Client,
+    kinds: &KindCache,
+    cluster: &str,
+    r: &Value,
+) -> String {
+    let (api_version, kind) = (s(r, "/apiVersion"), s(r, "/kind"));
+    let info = match kinds.resolve(client, cluster, api_version, kind).await {
+        Ok(info) => info,
+        Err(e) => return format!("error: {e}"),
+    };
+    match dispatch::get(
+        client,
+        api_version,
+        kind,
+        &info,
+        s(r, "/namespace"),
+        s(r, "/name"),
+    )
+    .await
+    {
+        Ok(None) => "missing".into(),
+        Ok(Some(live)) => {
+            let (healthy, message) = workload_health(&live);
+            let word = if healthy { "healthy" } else { "unhealthy" };
+            format!("{word} {message}").trim_end().to_string()
+        }
+        Err(e) => format!("error: {e}"),
     }
 }
 

@@ -11,11 +11,13 @@ pub mod metrics;
 pub mod r#override;
 pub mod pending_cleanup;
 pub mod placement;
+pub mod preview;
 mod reconcile;
 pub mod render;
 pub mod resource_policy;
 pub mod revision;
 pub mod shared_by;
+pub mod step_plan;
 pub mod workflow;
 pub mod workflow_condition;
 

@@ -18,12 +18,12 @@ use super::super::dispatch::{self, Target, describe};
 use super::super::drift_watch::Desired;
 use super::super::health::component_status;
 use super::super::member_clients::Identity;
-use super::super::r#override;
 use super::super::placement::{self, ClusterInfo, Placement};
-use super::super::render::{self, RenderedComponent};
+use super::super::render::RenderedComponent;
 use super::super::resource_policy::{ResourceFacts, ResourcePolicies};
 use super::super::revision::Snapshot;
-use super::super::workflow::{self, Outcome};
+use super::super::step_plan;
+use super::super::workflow::Outcome;
 use super::tracker;
 
 /// One prepared object of a component in a cluster.
@@ -138,82 +138,28 @@ impl Pass<'_> {
         self.execute(plan, force).await
     }
 
-    /// The step's policies in order (overrides applied), rendered, placed, prepared; an error
-    /// is the step's outcome (failed, or retried when the cluster may accept it later).
+    /// The step planned (`step_plan`) and prepared for every cluster; an error is the step's
+    /// outcome (failed, or retried when the cluster may accept it later).
     async fn plan(&self, step: &WorkflowStep) -> Result<Plan, Outcome> {
-        let (rendered, placements, parallelism) =
-            self.render_and_place(step).map_err(Outcome::Failed)?;
+        let step_plan = step_plan::plan(
+            self.snapshot,
+            step,
+            &self.clusters,
+            &self.app_name,
+            &self.app_namespace,
+        )
+        .map_err(Outcome::Failed)?;
         let mut plan = Plan {
-            rendered,
+            rendered: step_plan.components,
             tasks: Vec::new(),
             planned: Vec::new(),
-            parallelism,
+            parallelism: step_plan.parallelism,
         };
-        // An object labelled `app.oam.dev/cluster: NAME` goes to that cluster only, whatever
-        // the topology says (KubeVela's pin); the others follow the topology.
-        let mut pinned = placement::pinned_clusters(plan.rendered.iter().flat_map(|c| &c.objects));
-        for placement in &placements {
-            pinned.remove(&placement.cluster);
-            self.plan_cluster(placement, false, &mut plan).await?;
-        }
-        for cluster in pinned {
-            let placement = Placement {
-                cluster,
-                namespace: None,
-            };
-            self.plan_cluster(&placement, true, &mut plan).await?;
+        for (placement, pinned_only) in &step_plan.targets {
+            self.plan_cluster(placement, *pinned_only, &mut plan)
+                .await?;
         }
         Ok(plan)
-    }
-
-    /// The step's components rendered (overrides applied) and the clusters its topologies
-    /// select (none: `local`).
-    #[allow(clippy::type_complexity)]
-    fn render_and_place(
-        &self,
-        step: &WorkflowStep,
-    ) -> Result<(Vec<RenderedComponent>, BTreeSet<Placement>, usize), String> {
-        let props = workflow::deploy_properties(step).map_err(|e| e.to_string())?;
-        let mut topologies = Vec::new();
-        let mut components = self.snapshot.spec.components.clone();
-        for name in &props.policies {
-            let policy = self
-                .snapshot
-                .policy(name)
-                .ok_or_else(|| format!("policy {name} not found"))?;
-            match policy.policy_type.as_str() {
-                "topology" => topologies.push(
-                    placement::parse(name, policy.properties.as_ref())
-                        .map_err(|e| e.to_string())?,
-                ),
-                "override" => {
-                    components = r#override::parse(name, policy.properties.as_ref())
-                        .and_then(|o| r#override::apply(name, &components, &o))
-                        .map_err(|e| e.to_string())?;
-                }
-                _ => {}
-            }
-        }
-        let rendered = components
-            .iter()
-            .map(|c| {
-                render::render_component(
-                    c,
-                    &self.app_name,
-                    &self.app_namespace,
-                    &self.snapshot.referred_objects,
-                )
-                .map_err(|e| e.to_string())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut placements = BTreeSet::new();
-        if topologies.is_empty() {
-            placements.insert(Placement::local());
-        }
-        for t in &topologies {
-            placements.extend(placement::place(t, &self.clusters).map_err(|e| e.to_string())?);
-        }
-        Ok((rendered, placements, props.parallelism.max(1)))
     }
 
     /// Prepares every rendered component for one cluster: the objects pinned there, and unless
@@ -241,20 +187,7 @@ impl Pass<'_> {
                 namespace: placement.namespace.as_deref(),
             };
             let mut objects = Vec::new();
-            // Objects a trait rendered follow the component's workload (its first object).
-            let workload_pin = component
-                .objects
-                .first()
-                .and_then(|o| placement::pin(&o.object));
-            let here = |o: &&render::RenderedObject| {
-                let pin =
-                    placement::pin(&o.object).or(workload_pin.filter(|_| o.trait_type.is_some()));
-                match pin {
-                    Some(pin) => pin == placement.cluster,
-                    None => !pinned_only,
-                }
-            };
-            for o in component.objects.iter().filter(here) {
+            for o in step_plan::objects_for(component, &placement.cluster, pinned_only) {
                 let api_version = o.object["apiVersion"].as_str().unwrap_or_default();
                 let kind_name = o.object["kind"].as_str().unwrap_or_default();
                 let kind = match &client {

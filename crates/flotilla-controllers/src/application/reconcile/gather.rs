@@ -7,7 +7,7 @@ use flotilla_apis::{Application, ApplicationWorkflow, Policy, Workflow, Workflow
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
-use super::super::controller::{Context, Error, hub};
+use super::super::controller::{Error, hub};
 use super::super::dispatch;
 use super::super::render;
 use super::super::revision::{self, Snapshot};
@@ -41,7 +41,7 @@ fn collect_step_policies(steps: &[WorkflowStep], out: &mut BTreeSet<String>) {
 /// Reads everything the application refers to into a fresh snapshot.
 pub(crate) async fn gather(
     app: &Application,
-    ctx: &Context,
+    hub_client: &kube::Client,
     hub_as_user: &kube::Client,
 ) -> Result<Snapshot, GatherError> {
     let namespace = app.metadata.namespace.clone().unwrap_or_default();
@@ -49,7 +49,7 @@ pub(crate) async fn gather(
     revision::name_anonymous_policies(&mut spec.policies);
     let mut workflow_ref = None;
     if let Some(name) = spec.workflow.as_ref().and_then(|w| w.reference.clone()) {
-        let api: Api<Workflow> = Api::namespaced(ctx.hub_client.clone(), &namespace);
+        let api: Api<Workflow> = Api::namespaced(hub_client.clone(), &namespace);
         if let Some(w) = api.get_opt(&name).await? {
             workflow_ref = Some(ApplicationWorkflow {
                 reference: None,
@@ -67,7 +67,7 @@ pub(crate) async fn gather(
     let mut names = BTreeSet::new();
     collect_step_policies(&steps, &mut names);
     let mut policies = Vec::new();
-    let policy_api: Api<Policy> = Api::namespaced(ctx.hub_client.clone(), &namespace);
+    let policy_api: Api<Policy> = Api::namespaced(hub_client.clone(), &namespace);
     for name in names {
         if spec.policies.iter().any(|p| p.name == name) {
             continue;

@@ -48,7 +48,7 @@ pub(crate) async fn reconcile(
     // says (even when the new spec would not render).
     let pinned = publish.is_some()
         && current.as_ref().and_then(|c| c.publish_version.as_deref()) == publish.as_deref();
-    let fresh = match gather(app, ctx, &hub_as_user).await {
+    let fresh = match gather(app, &ctx.hub_client, &hub_as_user).await {
         Ok(s) => Some(s),
         Err(GatherError::Spec(_)) if pinned => None,
         Err(GatherError::Spec(message)) => return Ok(Err(message)),

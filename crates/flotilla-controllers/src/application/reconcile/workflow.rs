@@ -192,8 +192,7 @@ pub(crate) fn step_at(steps: &[WorkflowStep], path: StepPath) -> Option<&Workflo
 }
 
 /// Every deploy step, sub-steps included, in order.
-#[cfg(test)]
-fn deploy_steps(steps: &[WorkflowStep]) -> Vec<&WorkflowStep> {
+pub(crate) fn deploy_steps(steps: &[WorkflowStep]) -> Vec<&WorkflowStep> {
     let mut out = Vec::new();
     for s in steps {
         if s.step_type == "deploy" {
