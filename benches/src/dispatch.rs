@@ -113,7 +113,7 @@ async fn ready_deployments(client: &kube::Client, namespace: &str) -> anyhow::Re
 }
 
 /// Polls until `check` reports at least `want`, returning when that was first seen.
-async fn poll_until<F, Fut>(
+pub(crate) async fn poll_until<F, Fut>(
     what: &str,
     want: usize,
     timeout: Duration,
@@ -145,6 +145,32 @@ async fn member_clients(members: &Flotilla, names: &[String]) -> anyhow::Result<
     Ok(clients)
 }
 
+/// Starts `flotilla member --count M` (members `m-1` … `m-M`) and waits for every member.
+pub(crate) async fn start_members(
+    binary: &Path,
+    count: u32,
+    ready_delay: &str,
+) -> anyhow::Result<(Flotilla, Vec<String>, Vec<kube::Client>)> {
+    let n = count.to_string();
+    let members = Flotilla::spawn(
+        binary,
+        &[
+            "member",
+            "--name",
+            "m",
+            "--listen",
+            "127.0.0.1:0",
+            "--count",
+            &n,
+            "--ready-delay",
+            ready_delay,
+        ],
+    )?;
+    let names: Vec<String> = (1..=count).map(|i| format!("m-{i}")).collect();
+    let clients = member_clients(&members, &names).await?;
+    Ok((members, names, clients))
+}
+
 pub(crate) fn join(
     binary: &Path,
     hub_kubeconfig: &Path,
@@ -174,23 +200,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "dispatch: {} members x {} applications = {deployments} Deployments, {} writers, member ready delay {}",
         args.members, args.apps, args.writers, args.ready_delay
     );
-    let count = args.members.to_string();
-    let members = Flotilla::spawn(
-        &args.flotilla,
-        &[
-            "member",
-            "--name",
-            "m",
-            "--listen",
-            "127.0.0.1:0",
-            "--count",
-            &count,
-            "--ready-delay",
-            &args.ready_delay,
-        ],
-    )?;
-    let names: Vec<String> = (1..=args.members).map(|i| format!("m-{i}")).collect();
-    let clients = member_clients(&members, &names).await?;
+    let (members, names, clients) =
+        start_members(&args.flotilla, args.members, &args.ready_delay).await?;
 
     // Floor: the same Deployments written straight to the members, in their own namespace.
     for client in &clients {

@@ -149,3 +149,35 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
+
+/// What a process uses at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub rss_kib: u64,
+    /// Open file descriptors.
+    pub descriptors: usize,
+    /// User plus system CPU time so far.
+    pub cpu_secs: f64,
+}
+
+impl Usage {
+    /// Reads /proc/PID/{status,fd,stat}.
+    pub fn of(pid: u32) -> anyhow::Result<Usage> {
+        let descriptors = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the command (which may hold spaces): state is field 3, utime 14.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        let (utime, stime) = (ticks(11), ticks(12));
+        let cpu_secs = utime
+            .zip(stime)
+            .map(|(u, s)| (u + s) / 100.0)
+            .context("no CPU times in /proc/PID/stat")?;
+        Ok(Usage {
+            rss_kib: rss_kib(pid)?,
+            descriptors,
+            cpu_secs,
+        })
+    }
+}

@@ -9,6 +9,7 @@ mod etcd;
 mod hub;
 mod lifecycle;
 mod list;
+mod simulator;
 mod stats;
 mod watch;
 mod write;
@@ -35,6 +36,8 @@ enum Scenario {
     List(list::Args),
     /// Applications dispatched to simulated members vs Deployments written to them directly.
     Dispatch(dispatch::Args),
+    /// The member simulator with Pods: time until all run, RSS per simulated object.
+    Simulator(simulator::Args),
     /// Edits of a dispatched object on a member: time until the hub puts it back.
     Drift(lifecycle::Args),
     /// Applications deleted while their member is down: time from its return to cleanup.
@@ -52,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::WatchFanout(a) => watch::run(a).await,
             Scenario::List(a) => list::run(a).await,
             Scenario::Dispatch(a) => dispatch::run(a).await,
+            Scenario::Simulator(a) => simulator::run(a).await,
             Scenario::Drift(a) => lifecycle::drift(a).await,
             Scenario::CleanupOnReturn(a) => lifecycle::cleanup_on_return(a).await,
         }

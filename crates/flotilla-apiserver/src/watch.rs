@@ -3,13 +3,18 @@
 //! a watcher can start a little in the past without its own storage watch. Watchers that
 //! start further back get a dedicated storage watch (which replays history or fails with
 //! `Compacted`, answered as 410 Expired).
+//!
+//! Memory: an event is kept as bytes only (the object as served, and the stored object
+//! before the change); watchers with a selector decode them when they need to. The
+//! backlog is bounded by count, bytes and age, so an idle resource holds nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flotilla_core::status::ApiError;
-use flotilla_storage::{Event, Revision, SharedBackend, WatchStream};
+use flotilla_storage::{Event, KeyValue, Revision, SharedBackend, WatchStream};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -19,11 +24,16 @@ use crate::error::storage_error;
 use crate::objects;
 
 /// How many recent events each resource keeps for watchers that start slightly behind.
-const BACKLOG: usize = 4096;
-/// ... and at most about this many bytes of serialized objects.
-const BACKLOG_BYTES: usize = 32 * 1024 * 1024;
+const BACKLOG: usize = 1024;
+/// ... and at most about this many bytes (object and previous object) ...
+const BACKLOG_BYTES: usize = 4 * 1024 * 1024;
+/// ... for at most this long (a client lists, then watches from the list's revision at
+/// once; one further behind is served from the storage history instead).
+const BACKLOG_AGE: Duration = Duration::from_secs(60);
+/// How often an idle feed drops backlog events past [`BACKLOG_AGE`].
+const BACKLOG_SWEEP: Duration = Duration::from_secs(15);
 /// Broadcast buffer per resource; a watcher further behind than this is dropped (it
-/// re-watches, as Kubernetes clients do).
+/// re-watches, as Kubernetes clients do). Events are freed once every watcher has them.
 const CHANNEL: usize = 8192;
 
 /// `ADDED`, `MODIFIED`, `DELETED`.
@@ -44,56 +54,131 @@ impl EventType {
     }
 }
 
-/// One decoded change, shared by every watcher.
+/// One change, shared by every watcher, held as bytes.
 #[derive(Debug)]
 pub struct WatchEvent {
     pub kind: EventType,
     pub revision: Revision,
     pub key: String,
-    /// The object after the change (for deletes: the last state, at the delete revision).
-    pub object: Value,
-    /// The object before the change (updates and deletes).
-    pub prev: Option<Value>,
-    /// `object` serialized once.
+    /// The object after the change as served, with `resourceVersion` (for deletes: the
+    /// last state, at the delete revision).
     pub json: Bytes,
+    /// The object before the change (updates and deletes), as JSON.
+    prev: Option<Bytes>,
+}
+
+impl WatchEvent {
+    /// An event from decoded objects (the served object and the one before the change).
+    pub fn from_values(
+        kind: EventType,
+        revision: Revision,
+        key: String,
+        object: &Value,
+        prev: Option<&Value>,
+    ) -> WatchEvent {
+        let bytes = |v: &Value| Bytes::from(serde_json::to_vec(v).unwrap_or_default());
+        WatchEvent {
+            kind,
+            revision,
+            key,
+            json: bytes(object),
+            prev: prev.map(bytes),
+        }
+    }
+
+    /// The object after the change, decoded.
+    pub fn object(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// The object before the change, decoded.
+    pub fn prev(&self) -> Option<Value> {
+        self.prev
+            .as_ref()
+            .and_then(|b| serde_json::from_slice(b).ok())
+    }
+
+    /// Bytes this event keeps alive.
+    fn size(&self) -> usize {
+        self.key.len() + self.json.len() + self.prev.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+/// A stored object served at revision `rev`: its stored bytes with `resourceVersion`
+/// spliced in, or decoded and encoded again when they are not laid out for splicing.
+fn served_bytes(kv: &KeyValue, rev: Revision) -> Result<Bytes, ApiError> {
+    if let Some(spliced) = objects::splice_resource_version(&kv.value, rev) {
+        return Ok(Bytes::from(spliced));
+    }
+    let mut obj = objects::decode(kv)?;
+    objects::set_resource_version(&mut obj, rev);
+    Ok(Bytes::from(serde_json::to_vec(&obj).unwrap_or_default()))
+}
+
+/// Checks that a stored value is JSON (a watcher decodes `prev` only when it filters).
+fn checked(kv: &KeyValue) -> Result<Bytes, ApiError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(&kv.value)
+        .map_err(|e| ApiError::internal(format!("decoding {}: {e}", kv.key)))?;
+    Ok(kv.value.clone())
 }
 
 /// Decodes a storage event.
 pub fn decode_event(ev: &Event) -> Result<WatchEvent, ApiError> {
-    let (kind, object, prev) = match ev {
+    let (kind, json, prev) = match ev {
         Event::Put { kv, prev } => (
             if prev.is_some() {
                 EventType::Modified
             } else {
                 EventType::Added
             },
-            objects::decode(kv)?,
-            prev.as_ref().map(objects::decode).transpose()?,
+            served_bytes(kv, kv.mod_revision)?,
+            prev.as_ref().map(checked).transpose()?,
         ),
-        Event::Delete { prev, revision } => {
-            let mut obj = objects::decode(prev)?;
-            objects::set_resource_version(&mut obj, *revision);
-            let before = objects::decode(prev)?;
-            (EventType::Deleted, obj, Some(before))
-        }
+        Event::Delete { prev, revision } => (
+            EventType::Deleted,
+            served_bytes(prev, *revision)?,
+            Some(checked(prev)?),
+        ),
     };
-    let json = Bytes::from(serde_json::to_vec(&object).unwrap_or_default());
     Ok(WatchEvent {
         kind,
         revision: ev.revision(),
         key: ev.key().to_string(),
-        object,
-        prev,
         json,
+        prev,
     })
 }
 
 struct FeedState {
     /// Events at or before this revision are not in `backlog`.
     floor: Revision,
-    backlog: VecDeque<Arc<WatchEvent>>,
-    /// Serialized size of the objects in `backlog`.
+    /// Recent events and when they arrived.
+    backlog: VecDeque<(Instant, Arc<WatchEvent>)>,
+    /// Bytes the events in `backlog` keep alive.
     bytes: usize,
+}
+
+impl FeedState {
+    fn push(&mut self, event: Arc<WatchEvent>, now: Instant) {
+        self.bytes += event.size();
+        self.backlog.push_back((now, event));
+        self.trim(now);
+    }
+
+    /// Drops the oldest events past any bound (count, bytes, age).
+    fn trim(&mut self, now: Instant) {
+        while let Some((at, oldest)) = self.backlog.front() {
+            let over = self.backlog.len() > BACKLOG
+                || self.bytes > BACKLOG_BYTES
+                || now.duration_since(*at) > BACKLOG_AGE;
+            if !over {
+                break;
+            }
+            self.floor = oldest.revision;
+            self.bytes -= oldest.size();
+            self.backlog.pop_front();
+        }
+    }
 }
 
 struct Feed {
@@ -178,8 +263,8 @@ impl WatchHub {
                 let backlog = state
                     .backlog
                     .iter()
-                    .filter(|e| e.revision > after)
-                    .cloned()
+                    .filter(|(_, e)| e.revision > after)
+                    .map(|(_, e)| e.clone())
                     .collect();
                 let live = feed.sender.subscribe();
                 return Ok(Subscription::Shared { backlog, live });
@@ -195,13 +280,23 @@ impl WatchHub {
 }
 
 async fn run_feed(mut stream: WatchStream, feed: &Feed) {
-    while let Some(batch) = stream.next().await {
+    let mut sweep = tokio::time::interval(BACKLOG_SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let batch = tokio::select! {
+            batch = stream.next() => batch,
+            _ = sweep.tick() => {
+                feed.state.lock().trim(Instant::now());
+                continue;
+            }
+        };
         let batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
                 tracing::warn!(error = %e, "storage watch failed");
                 return;
             }
+            None => return,
         };
         for ev in &batch {
             let decoded = match decode_event(ev) {
@@ -211,18 +306,7 @@ async fn run_feed(mut stream: WatchStream, feed: &Feed) {
                     continue;
                 }
             };
-            let mut state = feed.state.lock();
-            state.bytes += decoded.json.len();
-            state.backlog.push_back(decoded.clone());
-            while state.backlog.len() > BACKLOG || state.bytes > BACKLOG_BYTES {
-                match state.backlog.pop_front() {
-                    Some(old) => {
-                        state.floor = old.revision;
-                        state.bytes -= old.json.len();
-                    }
-                    None => break,
-                }
-            }
+            feed.state.lock().push(decoded.clone(), Instant::now());
             let _ = feed.sender.send(decoded);
         }
     }
@@ -253,6 +337,40 @@ mod tests {
             }
             Subscription::Direct(_) => panic!("expected the shared feed"),
         }
+    }
+
+    #[test]
+    fn the_backlog_is_bounded_by_count_bytes_and_age() {
+        let event = |rev: Revision, len: usize| {
+            Arc::new(WatchEvent {
+                kind: EventType::Added,
+                revision: rev,
+                key: String::new(),
+                json: Bytes::from(vec![b' '; len]),
+                prev: None,
+            })
+        };
+        let mut state = FeedState {
+            floor: 0,
+            backlog: VecDeque::new(),
+            bytes: 0,
+        };
+        let t0 = Instant::now();
+        for rev in 1..=(BACKLOG as Revision + 10) {
+            state.push(event(rev, 10), t0);
+        }
+        assert_eq!(state.backlog.len(), BACKLOG);
+        assert_eq!(state.floor, 10);
+        state.push(event(2000, BACKLOG_BYTES), t0);
+        assert_eq!(
+            state.backlog.len(),
+            1,
+            "one large event pushes out the rest"
+        );
+        assert_eq!(state.bytes, BACKLOG_BYTES);
+        state.trim(t0 + BACKLOG_AGE + Duration::from_secs(1));
+        assert!(state.backlog.is_empty(), "an idle feed keeps nothing");
+        assert_eq!((state.floor, state.bytes), (2000, 0));
     }
 
     #[tokio::test]
@@ -294,9 +412,10 @@ mod tests {
                 kinds.iter().map(|e| e.kind).collect::<Vec<_>>(),
                 [EventType::Added, EventType::Modified, EventType::Deleted]
             );
-            assert_eq!(kinds[1].object["data"]["v"], "2");
+            assert_eq!(kinds[1].object()["data"]["v"], "2");
+            assert_eq!(kinds[1].prev().unwrap()["data"]["v"], "1");
             assert_eq!(
-                kinds[2].object["metadata"]["resourceVersion"],
+                kinds[2].object()["metadata"]["resourceVersion"],
                 kinds[2].revision.to_string()
             );
         }

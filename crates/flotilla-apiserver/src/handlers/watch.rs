@@ -72,6 +72,15 @@ impl Encoder {
         Bytes::from(out)
     }
 
+    /// The line of a watch event: the shared bytes when they are what is served, else
+    /// the object decoded and converted.
+    fn event_line(&mut self, kind: &str, ev: &WatchEvent) -> Bytes {
+        if matches!(self.output, Output::Object) && self.info.version == self.info.storage_version {
+            return self.line(kind, &Value::Null, Some(&ev.json));
+        }
+        self.line(kind, &ev.object(), None)
+    }
+
     fn bookmark(&self, revision: Revision, initial_end: bool) -> Bytes {
         let mut meta = json!({"resourceVersion": revision.to_string()});
         if initial_end {
@@ -108,16 +117,13 @@ fn filtered(ev: &WatchEvent, filter: &Filter, key_prefix: &str) -> Option<&'stat
     if filter.is_everything() {
         return Some(ev.kind.as_str());
     }
-    let now = filter.matches(&ev.object);
+    let now = || filter.matches(&ev.object());
+    let before = || ev.prev().is_some_and(|p| filter.matches(&p));
     match ev.kind {
-        EventType::Added => now.then_some("ADDED"),
-        EventType::Deleted => ev
-            .prev
-            .as_ref()
-            .is_some_and(|p| filter.matches(p))
-            .then_some("DELETED"),
+        EventType::Added => now().then_some("ADDED"),
+        EventType::Deleted => before().then_some("DELETED"),
         EventType::Modified => {
-            let before = ev.prev.as_ref().is_some_and(|p| filter.matches(p));
+            let (before, now) = (before(), now());
             match (before, now) {
                 (true, true) => Some("MODIFIED"),
                 (false, true) => Some("ADDED"),
@@ -141,7 +147,7 @@ fn next_line(
     }
     *last = ev.revision;
     let kind = filtered(ev, filter, key_prefix)?;
-    Some(encoder.line(kind, &ev.object, Some(&ev.json)))
+    Some(encoder.event_line(kind, ev))
 }
 
 /// `GET ...?watch=true`
@@ -325,14 +331,13 @@ mod tests {
 
     fn ev(kind: EventType, before: Option<&str>, after: &str) -> WatchEvent {
         let obj = |tier: &str| json!({"metadata": {"name": "x", "namespace": "d", "labels": {"tier": tier}}});
-        WatchEvent {
+        WatchEvent::from_values(
             kind,
-            revision: 2,
-            key: "/registry/core/configmaps/d/x".into(),
-            object: obj(after),
-            prev: before.map(obj),
-            json: Bytes::new(),
-        }
+            2,
+            "/registry/core/configmaps/d/x".into(),
+            &obj(after),
+            before.map(obj).as_ref(),
+        )
     }
 
     #[test]

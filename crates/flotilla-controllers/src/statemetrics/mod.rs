@@ -12,8 +12,6 @@
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -21,6 +19,11 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
+use serde_json::Value;
+
+// The slim views the member simulator caches (no managedFields, no last-applied copy): the
+// exporter reads only names, counters and phases.
+use crate::membersim::slim::{SimDeployment as Deployment, SimPod as Pod};
 
 /// The phases `kube_pod_status_phase` reports, as kube-state-metrics does.
 pub const POD_PHASES: [&str; 5] = ["Pending", "Succeeded", "Failed", "Unknown", "Running"];
@@ -121,7 +124,11 @@ fn gauge_family(
     Ok(())
 }
 
-type DeploymentField = fn(&Deployment) -> Option<i32>;
+type DeploymentField = fn(&Deployment) -> Option<i64>;
+
+fn status_counter(d: &Deployment, name: &str) -> Option<i64> {
+    d.status.get(name).and_then(Value::as_i64)
+}
 
 const DEPLOYMENT_SERIES: [(&str, &str, DeploymentField); 5] = [
     (
@@ -132,22 +139,22 @@ const DEPLOYMENT_SERIES: [(&str, &str, DeploymentField); 5] = [
     (
         "kube_deployment_status_replicas",
         "The number of replicas per deployment.",
-        |d| d.status.as_ref().and_then(|s| s.replicas),
+        |d| status_counter(d, "replicas"),
     ),
     (
         "kube_deployment_status_replicas_ready",
         "The number of ready replicas per deployment.",
-        |d| d.status.as_ref().and_then(|s| s.ready_replicas),
+        |d| status_counter(d, "readyReplicas"),
     ),
     (
         "kube_deployment_status_replicas_available",
         "The number of available replicas per deployment.",
-        |d| d.status.as_ref().and_then(|s| s.available_replicas),
+        |d| status_counter(d, "availableReplicas"),
     ),
     (
         "kube_deployment_status_replicas_updated",
         "The number of updated replicas per deployment.",
-        |d| d.status.as_ref().and_then(|s| s.updated_replicas),
+        |d| status_counter(d, "updatedReplicas"),
     ),
 ];
 
@@ -168,10 +175,7 @@ impl Collector for StateMetrics {
                     let ns = d.metadata.namespace.as_deref().unwrap_or("");
                     let n = d.metadata.name.as_deref().unwrap_or("");
                     let value = field(d).unwrap_or(0);
-                    (
-                        labels(&[("namespace", ns), ("deployment", n)]),
-                        i64::from(value),
-                    )
+                    (labels(&[("namespace", ns), ("deployment", n)]), value)
                 })
                 .collect();
             gauge_family(&mut encoder, name, help, &rows)?;
@@ -181,11 +185,7 @@ impl Collector for StateMetrics {
         for pod in &pods {
             let ns = pod.metadata.namespace.as_deref().unwrap_or("");
             let n = pod.metadata.name.as_deref().unwrap_or("");
-            let current = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.as_deref())
-                .unwrap_or("Pending");
+            let current = pod.status.phase.as_deref().unwrap_or("Pending");
             for phase in POD_PHASES {
                 let labels = labels(&[("namespace", ns), ("pod", n), ("phase", phase)]);
                 rows.push((labels, i64::from(phase == current)));
