@@ -96,12 +96,35 @@ pub fn split_kind_arg(arg: &str) -> (String, Option<String>, Option<String>) {
     }
 }
 
-/// Resolves a kind argument through the member's discovery documents.
+/// A built-in kind named by `name` (and `version`/`group` when given), from the kind table
+/// `flotilla_core::kinds`: every Flotilla API server serves these, so no discovery is needed.
+pub fn resolve_builtin(
+    name: &str,
+    version: Option<&str>,
+    group: Option<&str>,
+) -> Option<ResolvedResource> {
+    flotilla_core::kinds::builtin()
+        .filter(|k| group.is_none_or(|g| g == k.group) && version.is_none_or(|v| v == k.version))
+        .find(|k| k.is_named(name))
+        .map(|k| ResolvedResource {
+            group: k.group.to_string(),
+            version: k.version.to_string(),
+            plural: k.plural.to_string(),
+            kind: k.kind.to_string(),
+            namespaced: k.namespaced(),
+        })
+}
+
+/// Resolves a kind argument: built-in kinds from the kind table, others through the member's
+/// discovery documents.
 pub async fn resolve(
     member_client: &kube::Client,
     arg: &str,
 ) -> Result<ResolvedResource, kube::Error> {
     let (name, version, group) = split_kind_arg(arg);
+    if let Some(builtin) = resolve_builtin(&name, version.as_deref(), group.as_deref()) {
+        return Ok(builtin);
+    }
     let mut candidates: Vec<(String, String, Vec<APIResource>)> = Vec::new();
     if group.as_deref().is_none_or(str::is_empty) {
         let core = member_client.list_core_api_resources("v1").await?;
@@ -527,6 +550,19 @@ mod tests {
         );
         assert_eq!(r.path(None, None), "/apis/apps/v1/deployments");
         assert_eq!(r.qualified(), "deployments.apps");
+        assert_eq!(resolve_builtin("deploy", None, None), Some(r.clone()));
+        assert_eq!(
+            resolve_builtin("deployment", Some("v1"), Some("apps")),
+            Some(r)
+        );
+        assert_eq!(resolve_builtin("deploy", None, Some("extensions")), None);
+        assert_eq!(resolve_builtin("applications", None, None), None);
+        let hpa = resolve_builtin("hpa", None, None).unwrap();
+        assert_eq!(
+            (hpa.group.as_str(), hpa.version.as_str()),
+            ("autoscaling", "v2")
+        );
+        assert!(!resolve_builtin("ns", None, None).unwrap().namespaced);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Wire types and pure logic shared by every Flotilla crate.
 //!
-//! Nothing here performs I/O: resource identity ([`resource`]), the authenticated
+//! Nothing here performs I/O: the kind table ([`kinds`]), resource identity ([`resource`]), the authenticated
 //! user ([`user`]), Kubernetes `Status` errors ([`status`]), label and field selectors
 //! ([`selector`]) and the patch engines ([`patch`]).
 //!
 //! | need | call |
 //! |---|---|
+//! | plural, scope, short names, storage version of a kind | [`kinds::find`], [`kinds::find_resource`], [`kinds::plural_of`] |
 //! | `?labelSelector=`, `kubectl -l` | [`selector::parse_label_selector`] → [`selector::LabelSelector::matches_object`] |
 //! | a `meta/v1 LabelSelector` / `map[string]string` selector | [`selector::LabelSelector::from_json`] / [`selector::LabelSelector::from_match_labels`] |
 //! | `?fieldSelector=` | [`selector::parse_field_selector`], [`selector::FieldSelector::check_supported`] with [`selector::supported_field_labels`] |
@@ -19,6 +20,7 @@
 //!
 //! Every engine error has a `to_api_error()` giving the Status kube-apiserver would return.
 
+pub mod kinds;
 pub mod patch;
 pub mod resource;
 pub mod selector;

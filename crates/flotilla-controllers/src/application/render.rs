@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use flotilla_apis::{ApplicationComponent, ApplicationTrait, labels};
+use flotilla_core::kinds;
 use serde_json::{Map, Value, json};
 
 /// Why a component could not be rendered.
@@ -87,160 +88,27 @@ pub struct RefObjectQuery {
     pub label_selector: Option<BTreeMap<String, String>>,
 }
 
-/// Facts about a well-known resource: (group, version, kind, plural, namespaced).
-const KNOWN_RESOURCES: &[(&str, &str, &str, &str, bool)] = &[
-    ("", "v1", "ConfigMap", "configmaps", true),
-    ("", "v1", "Secret", "secrets", true),
-    ("", "v1", "Service", "services", true),
-    ("", "v1", "ServiceAccount", "serviceaccounts", true),
-    (
-        "",
-        "v1",
-        "PersistentVolumeClaim",
-        "persistentvolumeclaims",
-        true,
-    ),
-    ("", "v1", "Namespace", "namespaces", false),
-    ("", "v1", "Event", "events", true),
-    ("apps", "v1", "Deployment", "deployments", true),
-    ("apps", "v1", "StatefulSet", "statefulsets", true),
-    ("apps", "v1", "DaemonSet", "daemonsets", true),
-    ("apps", "v1", "ReplicaSet", "replicasets", true),
-    ("batch", "v1", "Job", "jobs", true),
-    ("batch", "v1", "CronJob", "cronjobs", true),
-    ("networking.k8s.io", "v1", "Ingress", "ingresses", true),
-    (
-        "networking.k8s.io",
-        "v1",
-        "IngressClass",
-        "ingressclasses",
-        false,
-    ),
-    (
-        "networking.k8s.io",
-        "v1",
-        "NetworkPolicy",
-        "networkpolicies",
-        true,
-    ),
-    (
-        "autoscaling",
-        "v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-        true,
-    ),
-    (
-        "policy",
-        "v1",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-        true,
-    ),
-    ("coordination.k8s.io", "v1", "Lease", "leases", true),
-    ("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
-    (
-        "rbac.authorization.k8s.io",
-        "v1",
-        "RoleBinding",
-        "rolebindings",
-        true,
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRole",
-        "clusterroles",
-        false,
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        false,
-    ),
-    (
-        "apiextensions.k8s.io",
-        "v1",
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        false,
-    ),
-    (
-        "multicluster.x-k8s.io",
-        "v1alpha1",
-        "ServiceExport",
-        "serviceexports",
-        true,
-    ),
-    (
-        "multicluster.x-k8s.io",
-        "v1alpha1",
-        "ServiceImport",
-        "serviceimports",
-        true,
-    ),
-];
-
-fn group_of(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
-}
-
-/// The plural resource name of a kind (known kinds; otherwise the lower-case kind + `s`).
+/// The plural resource name of a kind (from the kind table, `flotilla_core::kinds`; otherwise
+/// the lower-case kind in kube-style English plural).
 pub fn plural_of(api_version: &str, kind: &str) -> String {
-    let group = group_of(api_version);
-    KNOWN_RESOURCES
-        .iter()
-        .find(|(g, _, k, _, _)| *g == group && *k == kind)
-        .map(|(_, _, _, p, _)| p.to_string())
-        .unwrap_or_else(|| {
-            let lower = kind.to_ascii_lowercase();
-            if lower.ends_with('s') {
-                format!("{lower}es")
-            } else if let Some(stem) = lower.strip_suffix('y') {
-                format!("{stem}ies")
-            } else {
-                format!("{lower}s")
-            }
-        })
+    kinds::plural_of(api_version, kind)
 }
 
 /// `(plural, namespaced)` of a well-known kind; `None` for kinds that need discovery.
 pub fn known_kind(api_version: &str, kind: &str) -> Option<(String, bool)> {
-    let group = group_of(api_version);
-    KNOWN_RESOURCES
-        .iter()
-        .find(|(g, _, k, _, _)| *g == group && *k == kind)
-        .map(|(_, _, _, p, namespaced)| (p.to_string(), *namespaced))
+    kinds::find_api_version(api_version, kind).map(|k| (k.plural.to_string(), k.namespaced()))
 }
 
 /// Whether objects of this kind live in a namespace (unknown kinds are assumed namespaced).
 pub fn is_namespaced(api_version: &str, kind: &str) -> bool {
-    let group = group_of(api_version);
-    KNOWN_RESOURCES
-        .iter()
-        .find(|(g, _, k, _, _)| *g == group && *k == kind)
-        .is_none_or(|(_, _, _, _, namespaced)| *namespaced)
+    kinds::find_api_version(api_version, kind).is_none_or(|k| k.namespaced())
 }
 
 /// `(apiVersion, kind, plural)` of a resource named by `resource` (plural, singular or short
 /// form) and `group`.
 fn resolve_resource(resource: &str, group: &str) -> Option<(String, String, String)> {
-    let resource = resource.to_ascii_lowercase();
-    KNOWN_RESOURCES
-        .iter()
-        .find(|(g, _, k, p, _)| {
-            *g == group && (*p == resource || k.to_ascii_lowercase() == resource)
-        })
-        .map(|(g, v, k, p, _)| {
-            let api_version = if g.is_empty() {
-                v.to_string()
-            } else {
-                format!("{g}/{v}")
-            };
-            (api_version, k.to_string(), p.to_string())
-        })
+    kinds::find_resource(group, resource)
+        .map(|k| (k.api_version(), k.kind.to_string(), k.plural.to_string()))
 }
 
 fn invalid(component: &str, message: impl Into<String>) -> Error {
@@ -474,7 +342,7 @@ fn render_ref_objects(
             .filter(|o| query_matches(&query, o))
             .collect();
         if matched.is_empty() && query.name.is_some() {
-            let group = group_of(&query.api_version);
+            let (group, _) = flotilla_core::resource::split_api_version(&query.api_version);
             let resource = if group.is_empty() {
                 query.plural.clone()
             } else {

@@ -26,6 +26,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::kinds::PatchSchema;
 use serde_json::{Map, Value};
 
 /// How a list field is patched.
@@ -182,98 +183,44 @@ fn same_path<A: AsRef<str>, B: AsRef<str>>(a: &[A], b: &[B]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.as_ref() == y.as_ref())
 }
 
-/// The built-in kinds whose patch schema is known: every other kind (custom resources) gets
-/// 415 for strategic merge patch.
-const BUILTIN_KINDS: &[(&str, &str)] = &[
-    ("", "Pod"),
-    ("", "PodTemplate"),
-    ("", "ReplicationController"),
-    ("", "Service"),
-    ("", "Endpoints"),
-    ("", "ConfigMap"),
-    ("", "Secret"),
-    ("", "Namespace"),
-    ("", "ServiceAccount"),
-    ("", "Event"),
-    ("", "Node"),
-    ("", "PersistentVolume"),
-    ("", "PersistentVolumeClaim"),
-    ("", "LimitRange"),
-    ("", "ResourceQuota"),
-    ("apps", "Deployment"),
-    ("apps", "StatefulSet"),
-    ("apps", "DaemonSet"),
-    ("apps", "ReplicaSet"),
-    ("apps", "ControllerRevision"),
-    ("batch", "Job"),
-    ("batch", "CronJob"),
-    ("autoscaling", "HorizontalPodAutoscaler"),
-    ("autoscaling", "Scale"),
-    ("policy", "PodDisruptionBudget"),
-    ("networking.k8s.io", "Ingress"),
-    ("networking.k8s.io", "IngressClass"),
-    ("networking.k8s.io", "NetworkPolicy"),
-    ("rbac.authorization.k8s.io", "Role"),
-    ("rbac.authorization.k8s.io", "ClusterRole"),
-    ("rbac.authorization.k8s.io", "RoleBinding"),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-    ("coordination.k8s.io", "Lease"),
-    ("storage.k8s.io", "StorageClass"),
-    ("discovery.k8s.io", "EndpointSlice"),
-    ("events.k8s.io", "Event"),
-    ("scheduling.k8s.io", "PriorityClass"),
-    ("apiextensions.k8s.io", "CustomResourceDefinition"),
-    (
-        "admissionregistration.k8s.io",
-        "ValidatingWebhookConfiguration",
-    ),
-    (
-        "admissionregistration.k8s.io",
-        "MutatingWebhookConfiguration",
-    ),
-    ("apiregistration.k8s.io", "APIService"),
-    ("certificates.k8s.io", "CertificateSigningRequest"),
-];
-
-/// Whether strategic merge patch is available for a kind (false for custom resources).
+/// Whether strategic merge patch is available for a kind (false for custom resources): the
+/// kind table ([`crate::kinds`]) gives it a patch schema.
 pub fn supports_strategic_merge(group: &str, kind: &str) -> bool {
-    BUILTIN_KINDS.iter().any(|(g, k)| *g == group && *k == kind)
+    crate::kinds::find(group, kind).is_some_and(|k| k.patch_schema.is_some())
 }
 
 /// The patch schema of a built-in kind, or `None` for kinds without one (custom resources).
 ///
 /// Covers object metadata (`finalizers` as a set, `ownerReferences` by `uid`),
-/// `status.conditions` by `type`, pod specs wherever a kind embeds one (Pod, pod templates of
-/// Deployment/StatefulSet/DaemonSet/ReplicaSet/ReplicationController/Job, CronJob's job
-/// template), Service ports by `port`, Node addresses, ServiceAccount secrets.
+/// `status.conditions` by `type`, and what the kind table's [`PatchSchema`] adds: pod specs
+/// wherever a kind embeds one, Service ports by `port`, Node addresses, ServiceAccount secrets.
 pub fn builtin_merge_keys(group: &str, kind: &str) -> Option<MergeKeyTable> {
-    if !supports_strategic_merge(group, kind) {
-        return None;
-    }
+    let schema = crate::kinds::find(group, kind)?.patch_schema?;
+    Some(merge_keys_of(schema))
+}
+
+/// The merge keys of a [`PatchSchema`].
+pub fn merge_keys_of(schema: PatchSchema) -> MergeKeyTable {
     let mut t = MergeKeyTable::default();
     t.metadata(&[]);
     t.merge(&["status", "conditions"], "type");
-    match (group, kind) {
-        ("", "Pod") => {
+    match schema {
+        PatchSchema::Object => {}
+        PatchSchema::Pod => {
             t.pod_spec(&["spec"]);
             t.merge(&["status", "podIPs"], "ip");
             t.merge(&["status", "hostIPs"], "ip");
             t.merge(&["status", "resourceClaimStatuses"], "name");
         }
-        ("", "PodTemplate") => t.pod_spec(&["template", "spec"]),
-        ("", "ReplicationController")
-        | ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
-        | ("batch", "Job") => t.pod_spec(&["spec", "template", "spec"]),
-        ("batch", "CronJob") => t.pod_spec(&["spec", "jobTemplate", "spec", "template", "spec"]),
-        ("", "Service") => t.merge(&["spec", "ports"], "port"),
-        ("", "Node") => {
+        PatchSchema::PodTemplate(path) => t.pod_spec(path),
+        PatchSchema::Service => t.merge(&["spec", "ports"], "port"),
+        PatchSchema::Node => {
             t.merge(&["status", "addresses"], "type");
             t.insert(&["spec", "podCIDRs"], ListStrategy::Set);
         }
-        ("", "ServiceAccount") => t.merge(&["secrets"], "name"),
-        _ => {}
+        PatchSchema::ServiceAccount => t.merge(&["secrets"], "name"),
     }
-    Some(t)
+    t
 }
 
 /// Why a strategic merge patch was refused (the API server answers 400 `BadRequest`).
