@@ -3,10 +3,12 @@
 //! [`server::start`] binds, bootstraps and serves. A request goes through
 //! [`router`] → `auth` middleware → [`handlers`] (one file per verb family) → [`objects`]
 //! (the storage contract) → `flotilla_storage`. Around that: [`registry`] (what is
-//! served, including CRDs from [`crd`]), [`discovery`], [`openapi`], [`table`],
-//! [`validation`] and [`defaults`], [`watch`] (one shared feed per resource),
-//! [`namespace`] and [`gc`] (background lifecycles, run by [`leader_tasks`] on one server per
-//! store, with [`compaction`]), [`metrics`]; [`ui`] is the hub's dashboard in front of it all.
+//! served, including CRDs from [`crd`]; identity of built-in kinds from
+//! `flotilla_core::kinds`), [`strategy`] (one per built-in kind: defaults, checks, table
+//! columns), [`discovery`], [`openapi`], [`table`], [`validation`], [`watch`] (one shared
+//! feed per resource), [`namespace`] and [`gc`] (background lifecycles, run by
+//! [`leader_tasks`] on one server per store, with [`compaction`]), [`metrics`]; [`ui`] is the
+//! hub's dashboard in front of it all.
 
 pub mod admission;
 pub mod apiservices;
@@ -19,7 +21,6 @@ pub mod compaction;
 pub mod convert;
 pub mod crd;
 pub mod csr;
-pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod gc;
@@ -41,6 +42,7 @@ pub mod request_info;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod strategy;
 pub mod table;
 pub mod ui;
 pub mod validation;

@@ -6,13 +6,14 @@
 use flotilla_core::status::{ApiError, StatusCause};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::handlers::FieldValidation;
 use crate::registry::ResourceInfo;
+use crate::strategy::NameRule;
 
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+pub(crate) const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 
 /// A field-level problem, as a `Status` cause.
@@ -240,7 +241,7 @@ pub fn decode_builtin(
     Ok((decoded, warnings))
 }
 
-fn is_dns1123_label(s: &str) -> bool {
+pub(crate) fn is_dns1123_label(s: &str) -> bool {
     s.len() <= 63 && has_dns1123_label_shape(s)
 }
 
@@ -264,26 +265,6 @@ fn is_dns1035_label(s: &str) -> bool {
     is_dns1123_label(s) && s.as_bytes()[0].is_ascii_lowercase()
 }
 
-/// How a kind's names are checked.
-enum NameRule {
-    Subdomain,
-    Label,
-    Dns1035,
-    /// RBAC names: anything without `/` or `%` and not `.`/`..`.
-    Path,
-}
-
-fn name_rule(info: &ResourceInfo) -> NameRule {
-    match (info.group.as_str(), info.kind.as_str()) {
-        ("", "Namespace") => NameRule::Label,
-        ("", "Service") => NameRule::Dns1035,
-        ("rbac.authorization.k8s.io", _) => NameRule::Path,
-        // `v1.` names the core group's APIService.
-        ("apiregistration.k8s.io", "APIService") => NameRule::Path,
-        _ => NameRule::Subdomain,
-    }
-}
-
 /// Validates `metadata.name` (and `generateName` prefixes, labels, annotations).
 pub fn validate_metadata(info: &ResourceInfo, obj: &Value, causes: &mut Vec<StatusCause>) {
     let meta = obj.get("metadata").and_then(Value::as_object);
@@ -299,7 +280,7 @@ pub fn validate_metadata(info: &ResourceInfo, obj: &Value, causes: &mut Vec<Stat
         ));
     } else {
         let v = Value::String(name.to_string());
-        match name_rule(info) {
+        match crate::strategy::of(info).name_rule {
             NameRule::Subdomain if !is_dns1123_subdomain(name) => {
                 if name.len() > 253 {
                     causes.push(invalid(
@@ -388,233 +369,12 @@ pub fn validate_metadata(info: &ResourceInfo, obj: &Value, causes: &mut Vec<Stat
     }
 }
 
-fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(*p)?;
-    }
-    Some(cur)
-}
-
-fn check_non_negative(obj: &Value, path: &[&str], causes: &mut Vec<StatusCause>) {
-    if let Some(v) = get(obj, path)
-        && v.as_i64().is_some_and(|n| n < 0)
-    {
-        causes.push(invalid(
-            &path.join("."),
-            v,
-            "must be greater than or equal to 0",
-        ));
-    }
-}
-
-fn validate_pod_template(obj: &Value, prefix: &str, causes: &mut Vec<StatusCause>) {
-    let spec = get(obj, &["spec", "template", "spec"]);
-    let containers = spec
-        .and_then(|s| s.get("containers"))
-        .and_then(Value::as_array);
-    match containers {
-        None => causes.push(required(&format!("{prefix}.containers"))),
-        Some(list) if list.is_empty() => causes.push(required(&format!("{prefix}.containers"))),
-        Some(list) => validate_containers(list, &format!("{prefix}.containers"), causes),
-    }
-    if let Some(list) = spec
-        .and_then(|s| s.get("initContainers"))
-        .and_then(Value::as_array)
-    {
-        validate_containers(list, &format!("{prefix}.initContainers"), causes);
-    }
-}
-
-fn validate_containers(list: &[Value], prefix: &str, causes: &mut Vec<StatusCause>) {
-    let mut seen = std::collections::HashSet::new();
-    for (i, c) in list.iter().enumerate() {
-        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
-        if name.is_empty() {
-            causes.push(required(&format!("{prefix}[{i}].name")));
-        } else if !is_dns1123_label(name) {
-            causes.push(invalid(
-                &format!("{prefix}[{i}].name"),
-                &Value::String(name.into()),
-                DNS1123_LABEL_MSG,
-            ));
-        } else if !seen.insert(name.to_string()) {
-            causes.push(cause(
-                "FieldValueDuplicate",
-                &format!("{prefix}[{i}].name"),
-                format!("Duplicate value: {name:?}"),
-            ));
-        }
-        if c.get("image")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim()
-            .is_empty()
-        {
-            causes.push(required(&format!("{prefix}[{i}].image")));
-        }
-        if let Some(ports) = c.get("ports").and_then(Value::as_array) {
-            for (j, p) in ports.iter().enumerate() {
-                let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
-                if !(1..=65535).contains(&port) {
-                    causes.push(invalid(
-                        &format!("{prefix}[{i}].ports[{j}].containerPort"),
-                        p.get("containerPort").unwrap_or(&Value::Null),
-                        "must be between 1 and 65535, inclusive",
-                    ));
-                }
-            }
-        }
-    }
-}
-
-/// Selector must be present and match the pod template's labels (Deployment, ReplicaSet,
-/// StatefulSet, DaemonSet).
-fn validate_selector_matches_template(obj: &Value, causes: &mut Vec<StatusCause>) {
-    let Some(selector) = get(obj, &["spec", "selector"]) else {
-        causes.push(required("spec.selector"));
-        return;
-    };
-    let empty = selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .is_none_or(Map::is_empty)
-        && selector
-            .get("matchExpressions")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty);
-    if empty {
-        causes.push(invalid(
-            "spec.selector",
-            selector,
-            "empty selector is invalid for deployment",
-        ));
-        return;
-    }
-    let labels = get(obj, &["spec", "template", "metadata", "labels"])
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    match flotilla_core::selector::LabelSelector::from_json(selector) {
-        Ok(sel) => {
-            if !sel.matches(&labels) {
-                let shown = format!(
-                    "map[string]string{{{}}}",
-                    labels
-                        .iter()
-                        .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or("")))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                causes.push(cause(
-                    "FieldValueInvalid",
-                    "spec.template.metadata.labels",
-                    format!("Invalid value: {shown}: `selector` does not match template `labels`"),
-                ));
-            }
-        }
-        Err(e) => causes.push(invalid("spec.selector", selector, &e.to_string())),
-    }
-}
-
-/// Semantic checks of built-in kinds; returns the causes (empty when valid).
-pub fn validate_builtin(info: &ResourceInfo, obj: &Value) -> Vec<StatusCause> {
+/// Metadata checks and the kind's own semantic checks (its strategy's); `old` is the stored
+/// object on updates. Returns the causes (empty when valid).
+pub fn validate_builtin(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
     let mut causes = Vec::new();
     validate_metadata(info, obj, &mut causes);
-    match (info.group.as_str(), info.kind.as_str()) {
-        ("apps", "Deployment") | ("apps", "ReplicaSet") | ("apps", "StatefulSet") => {
-            check_non_negative(obj, &["spec", "replicas"], &mut causes);
-            validate_selector_matches_template(obj, &mut causes);
-            validate_pod_template(obj, "spec.template.spec", &mut causes);
-        }
-        ("apps", "DaemonSet") => {
-            validate_selector_matches_template(obj, &mut causes);
-            validate_pod_template(obj, "spec.template.spec", &mut causes);
-        }
-        ("", "Pod") => {
-            let containers = obj.pointer("/spec/containers").and_then(Value::as_array);
-            match containers {
-                Some(list) if !list.is_empty() => {
-                    validate_containers(list, "spec.containers", &mut causes)
-                }
-                _ => causes.push(required("spec.containers")),
-            }
-        }
-        ("batch", "Job") => {
-            check_non_negative(obj, &["spec", "parallelism"], &mut causes);
-            check_non_negative(obj, &["spec", "completions"], &mut causes);
-            check_non_negative(obj, &["spec", "backoffLimit"], &mut causes);
-            validate_pod_template(obj, "spec.template.spec", &mut causes);
-        }
-        ("batch", "CronJob") => {
-            if get(obj, &["spec", "schedule"])
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-            {
-                causes.push(required("spec.schedule"));
-            }
-            if let Some(tpl) = get(obj, &["spec", "jobTemplate"]) {
-                let mut inner = Vec::new();
-                validate_pod_template(tpl, "spec.jobTemplate.spec.template.spec", &mut inner);
-                causes.extend(inner);
-            } else {
-                causes.push(required("spec.jobTemplate"));
-            }
-        }
-        ("", "Service") => {
-            let ty = get(obj, &["spec", "type"])
-                .and_then(Value::as_str)
-                .unwrap_or("ClusterIP");
-            let ports = get(obj, &["spec", "ports"]).and_then(Value::as_array);
-            let headless = get(obj, &["spec", "clusterIP"]).and_then(Value::as_str) == Some("None");
-            if ty != "ExternalName" && !headless && ports.is_none_or(Vec::is_empty) {
-                causes.push(required("spec.ports"));
-            }
-            for (i, p) in ports.into_iter().flatten().enumerate() {
-                let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
-                if !(1..=65535).contains(&port) {
-                    causes.push(invalid(
-                        &format!("spec.ports[{i}].port"),
-                        p.get("port").unwrap_or(&Value::Null),
-                        "must be between 1 and 65535, inclusive",
-                    ));
-                }
-            }
-        }
-        ("", "ConfigMap") | ("", "Secret") => {
-            for field in ["data", "binaryData", "stringData"] {
-                if let Some(map) = obj.get(field).and_then(Value::as_object) {
-                    for k in map.keys() {
-                        let ok = !k.is_empty()
-                            && k.len() <= 253
-                            && k.chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
-                        if !ok {
-                            causes.push(invalid(
-                                &format!("{field}[{k}]"),
-                                &Value::String(k.clone()),
-                                "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        ("autoscaling", "HorizontalPodAutoscaler") => {
-            let max = get(obj, &["spec", "maxReplicas"])
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            if max < 1 {
-                causes.push(invalid(
-                    "spec.maxReplicas",
-                    get(obj, &["spec", "maxReplicas"]).unwrap_or(&Value::Null),
-                    "must be greater than or equal to 1",
-                ));
-            }
-        }
-        _ => {}
-    }
+    (crate::strategy::of(info).validate)(obj, old, &mut causes);
     causes
 }
 
@@ -685,7 +445,7 @@ mod tests {
         let d = info("apps", "Deployment");
         let obj = json!({"metadata":{"name":"web"},"spec":{"replicas":-1,"selector":{"matchLabels":{"app":"web"}},
             "template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}});
-        let causes = validate_builtin(&d, &obj);
+        let causes = validate_builtin(&d, &obj, None);
         assert_eq!(causes.len(), 1);
         let e = invalid_error(&d, "web", causes);
         assert_eq!(
@@ -693,7 +453,7 @@ mod tests {
             "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
         );
         let cm = info("", "ConfigMap");
-        let causes = validate_builtin(&cm, &json!({"metadata":{"name":"Bad_Name"}}));
+        let causes = validate_builtin(&cm, &json!({"metadata":{"name":"Bad_Name"}}), None);
         assert_eq!(causes[0].field, "metadata.name");
     }
 }

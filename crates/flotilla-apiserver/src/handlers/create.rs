@@ -12,7 +12,7 @@ use super::{Req, WriteOptions, with_warnings};
 use crate::objects::{meta_mut, meta_str, now_rfc3339};
 use crate::registry::ResourceInfo;
 use crate::state::{ApiState, SharedState};
-use crate::{crd, defaults, managed, objects, validation};
+use crate::{crd, managed, objects, validation};
 
 /// `POST /api(s)/.../{resource}`
 pub async fn create(state: SharedState, req: Req) -> Result<Response, ApiError> {
@@ -120,7 +120,8 @@ pub fn decode_content(
     }
 }
 
-/// Semantic validation (422 with causes on failure).
+/// Semantic validation (422 with causes on failure): metadata for custom resources, the
+/// kind's strategy for built-ins.
 pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let causes = match &info.crd {
         Some(_) => {
@@ -128,12 +129,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Result
             validation::validate_metadata(info, obj, &mut causes);
             causes
         }
-        None if crd::is_crd(info) => {
-            let mut causes = validation::validate_builtin(info, obj);
-            causes.extend(crd::validate_definition(obj, old));
-            causes
-        }
-        None => validation::validate_builtin(info, obj),
+        None => validation::validate_builtin(info, obj, old),
     };
     if causes.is_empty() {
         Ok(())
@@ -177,8 +173,8 @@ pub async fn prepare_create(
         }
     }
     let (mut obj, warnings) = decode_content(info, &obj, opts)?;
-    defaults::fold_secret_string_data(info, &mut obj);
-    defaults::apply(info, &mut obj);
+    let strategy = crate::strategy::of(info);
+    (strategy.defaults)(&mut obj);
     {
         let tracks = info.tracks_generation || info.crd.is_some();
         let meta = meta_mut(&mut obj);
@@ -206,49 +202,9 @@ pub async fn prepare_create(
     {
         map.remove("status");
     }
-    match (info.group.as_str(), info.kind.as_str()) {
-        ("", "Namespace") if info.is_builtin() => {
-            obj["status"] = json!({"phase": "Active"});
-            if !obj.get("spec").is_some_and(Value::is_object) {
-                obj["spec"] = json!({});
-            }
-            let finalizers = obj["spec"]
-                .as_object_mut()
-                .expect("spec is an object")
-                .entry("finalizers")
-                .or_insert_with(|| json!([]));
-            if !finalizers.is_array() {
-                *finalizers = json!([]);
-            }
-            if let Some(list) = finalizers.as_array_mut()
-                && !list
-                    .iter()
-                    .any(|f| f == crate::namespace::KUBERNETES_FINALIZER)
-            {
-                list.push(json!(crate::namespace::KUBERNETES_FINALIZER));
-            }
-            let name = meta_str(&obj, "name").to_string();
-            let labels = meta_mut(&mut obj)
-                .entry("labels")
-                .or_insert_with(|| json!({}));
-            if let Some(l) = labels.as_object_mut() {
-                l.insert("kubernetes.io/metadata.name".into(), json!(name));
-            }
-        }
-        ("", "Pod") if info.is_builtin() => {
-            obj["status"] = json!({"phase": "Pending"});
-        }
-        ("", "Service") if info.is_builtin() => {
-            obj["status"] = json!({"loadBalancer": {}});
-        }
-        _ if crate::csr::is_csr(info) => crate::csr::prepare_create(&mut obj, user)?,
-        _ => {}
-    }
+    (strategy.on_create)(&mut obj, user)?;
     crate::admission::stamp_user(info, &mut obj, None, user);
     validate(info, &obj, None)?;
-    if crd::is_crd(info) {
-        crd::set_initial_status(&mut obj);
-    }
     if info.namespaced {
         crate::namespace::check_usable(
             state,

@@ -11,7 +11,7 @@ use super::{Req, WriteOptions, with_warnings};
 use crate::objects::{self, Written, meta_mut, meta_str};
 use crate::registry::ResourceInfo;
 use crate::state::{ApiState, SharedState};
-use crate::{crd, defaults, managed, validation};
+use crate::{crd, managed, validation};
 
 /// The outcome of an update.
 pub struct Updated {
@@ -224,8 +224,7 @@ pub fn prepare_update(
     };
     let (decoded, warnings) = decode_content(info, &next, opts)?;
     next = decoded;
-    defaults::fold_secret_string_data(info, &mut next);
-    defaults::apply(info, &mut next);
+    (crate::strategy::of(info).defaults)(&mut next);
     // Server-owned metadata comes from the current object.
     let cur_meta = objects::meta(current).clone();
     {
@@ -347,37 +346,7 @@ pub fn prepare_update(
 fn validate_immutable(info: &ResourceInfo, current: &Value, next: &Value) -> Result<(), ApiError> {
     let name = meta_str(current, "name");
     let mut causes = Vec::new();
-    if info.is_builtin() && info.group == "apps" {
-        let a = current.pointer("/spec/selector");
-        let b = next.pointer("/spec/selector");
-        if a != b {
-            causes.push(validation::invalid(
-                "spec.selector",
-                b.unwrap_or(&Value::Null),
-                "field is immutable",
-            ));
-        }
-    }
-    if info.is_builtin()
-        && info.group.is_empty()
-        && (info.kind == "Secret" || info.kind == "ConfigMap")
-        && current.get("immutable") == Some(&Value::Bool(true))
-        && (current.get("data") != next.get("data")
-            || current.get("binaryData") != next.get("binaryData"))
-    {
-        causes.push(validation::cause(
-            "FieldValueForbidden",
-            "data",
-            "Forbidden: field is immutable when `immutable` is set",
-        ));
-    }
-    if crate::csr::is_csr(info) && current.get("spec") != next.get("spec") {
-        causes.push(validation::cause(
-            "FieldValueForbidden",
-            "spec",
-            "Forbidden: field is immutable",
-        ));
-    }
+    (crate::strategy::of(info).validate_update)(current, next, &mut causes);
     if causes.is_empty() {
         Ok(())
     } else {

@@ -1,0 +1,308 @@
+//! One strategy per built-in kind: everything the server does differently for a kind, in one
+//! place. A [`Strategy`] says how names are checked, which defaults are filled in, which
+//! semantic checks run on create and update, what `kubectl get` prints (each column with its
+//! own cell), whether `metadata.generation` is tracked and where `/scale` finds replicas.
+//!
+//! Identity (plural, scope, short names, storage version, subresources) is not here: it is the
+//! kind table `flotilla_core::kinds`. A kind family lives in one file:
+//!
+//! | file | kinds |
+//! |---|---|
+//! | [`pods`] | Pod, and the pod-spec defaults and checks every workload shares |
+//! | [`apps`] | Deployment, ReplicaSet, StatefulSet, DaemonSet |
+//! | [`batch`] | Job, CronJob |
+//! | [`networking`] | Service, Endpoints, EndpointSlice, Ingress, IngressClass, NetworkPolicy |
+//! | [`config`] | ConfigMap, Secret |
+//! | [`cluster`] | Namespace, Node, ServiceAccount, PersistentVolumeClaim, Event, Lease |
+//! | [`scaling`] | HorizontalPodAutoscaler, PodDisruptionBudget |
+//! | [`rbac`] | Role, ClusterRole, RoleBinding, ClusterRoleBinding |
+//! | [`api`] | APIService, CertificateSigningRequest, CustomResourceDefinition |
+//!
+//! A kind with no entry gets [`DEFAULT`]: subdomain names, no defaults, no checks, `Name` and
+//! `Created At` columns. Custom resources do not use strategies (their CRD is their strategy).
+
+pub(crate) mod api;
+pub(crate) mod apps;
+pub(crate) mod batch;
+pub(crate) mod cluster;
+pub(crate) mod config;
+pub(crate) mod networking;
+pub(crate) mod pods;
+pub(crate) mod print;
+pub(crate) mod rbac;
+pub(crate) mod scaling;
+
+use flotilla_core::status::{ApiError, StatusCause};
+use flotilla_core::user::UserInfo;
+use serde_json::{Map, Value};
+
+use crate::registry::ResourceInfo;
+
+/// How a kind's `metadata.name` is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// DNS-1123 subdomain (most kinds).
+    Subdomain,
+    /// DNS-1123 label (Namespace).
+    Label,
+    /// DNS-1035 label (Service).
+    Dns1035,
+    /// Anything without `/` or `%` and not `.`/`..` (RBAC, APIService `v1.`).
+    Path,
+}
+
+/// One `kubectl get` column with the function computing its cell.
+#[derive(Clone, Copy)]
+pub struct PrintColumn {
+    /// Header (`Ready`).
+    pub name: &'static str,
+    /// OpenAPI type of the cell (`string`, `integer`, `boolean`, `date`).
+    pub ty: &'static str,
+    /// 0: always shown; 1: only with `-o wide`.
+    pub priority: i64,
+    /// The cell of one object.
+    pub cell: fn(&Value) -> Value,
+}
+
+impl PrintColumn {
+    /// A string column shown by default.
+    pub const fn new(name: &'static str, cell: fn(&Value) -> Value) -> Self {
+        PrintColumn {
+            name,
+            ty: "string",
+            priority: 0,
+            cell,
+        }
+    }
+
+    /// Shown only with `-o wide`.
+    pub const fn wide(mut self) -> Self {
+        self.priority = 1;
+        self
+    }
+
+    /// A column of another OpenAPI type.
+    pub const fn typed(mut self, ty: &'static str) -> Self {
+        self.ty = ty;
+        self
+    }
+}
+
+/// Where `/scale` finds replicas in a built-in object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScaleFields {
+    /// `.spec.replicas`
+    pub spec_replicas: &'static str,
+    /// `.status.replicas`
+    pub status_replicas: &'static str,
+}
+
+/// `spec.replicas` / `status.replicas`, what every built-in scalable kind uses.
+pub const REPLICAS: ScaleFields = ScaleFields {
+    spec_replicas: ".spec.replicas",
+    status_replicas: ".status.replicas",
+};
+
+/// How the server treats objects of one built-in kind.
+#[derive(Clone, Copy)]
+pub struct Strategy {
+    /// API group of the kind.
+    pub group: &'static str,
+    /// The kind.
+    pub kind: &'static str,
+    /// How `metadata.name` is checked.
+    pub name_rule: NameRule,
+    /// Fills in what kube-apiserver defaults (before validation, on every write).
+    pub defaults: fn(&mut Value),
+    /// What the server sets on create only (initial status, the requesting user, ...), after
+    /// defaults and before validation.
+    pub on_create: fn(&mut Value, &UserInfo) -> Result<(), ApiError>,
+    /// Semantic checks of the whole object; `old` is the stored object on updates.
+    pub validate: fn(&Value, Option<&Value>, &mut Vec<StatusCause>),
+    /// Checks of what may not change on update (`old`, `new`).
+    pub validate_update: fn(&Value, &Value, &mut Vec<StatusCause>),
+    /// `kubectl get` columns, each with its cell.
+    pub columns: &'static [PrintColumn],
+    /// `metadata.generation` is bumped on spec changes.
+    pub tracks_generation: bool,
+    /// Where `/scale` finds replicas (kinds with a scale subresource).
+    pub scale: Option<ScaleFields>,
+}
+
+fn no_defaults(_: &mut Value) {}
+fn nothing_on_create(_: &mut Value, _: &UserInfo) -> Result<(), ApiError> {
+    Ok(())
+}
+fn no_checks(_: &Value, _: Option<&Value>, _: &mut Vec<StatusCause>) {}
+fn no_update_checks(_: &Value, _: &Value, _: &mut Vec<StatusCause>) {}
+
+/// `Name` and `Created At`: the table of kinds without printers of their own.
+pub const NAME_CREATED: &[PrintColumn] = &[
+    PrintColumn::new("Name", print::name),
+    PrintColumn::new("Created At", print::created_at).typed("date"),
+];
+
+impl Strategy {
+    /// A kind with the [`DEFAULT`] behaviour.
+    pub const fn new(group: &'static str, kind: &'static str) -> Self {
+        Strategy {
+            group,
+            kind,
+            name_rule: NameRule::Subdomain,
+            defaults: no_defaults,
+            on_create: nothing_on_create,
+            validate: no_checks,
+            validate_update: no_update_checks,
+            columns: NAME_CREATED,
+            tracks_generation: false,
+            scale: None,
+        }
+    }
+    /// Names follow `rule`.
+    pub const fn names(mut self, rule: NameRule) -> Self {
+        self.name_rule = rule;
+        self
+    }
+    /// Defaults filled by `f`.
+    pub const fn defaults(mut self, f: fn(&mut Value)) -> Self {
+        self.defaults = f;
+        self
+    }
+    /// Create-only settings by `f`.
+    pub const fn on_create(mut self, f: fn(&mut Value, &UserInfo) -> Result<(), ApiError>) -> Self {
+        self.on_create = f;
+        self
+    }
+    /// Semantic checks by `f`.
+    pub const fn validate(mut self, f: fn(&Value, Option<&Value>, &mut Vec<StatusCause>)) -> Self {
+        self.validate = f;
+        self
+    }
+    /// Update-only checks by `f` (old, new).
+    pub const fn validate_update(mut self, f: fn(&Value, &Value, &mut Vec<StatusCause>)) -> Self {
+        self.validate_update = f;
+        self
+    }
+    /// `kubectl get` columns.
+    pub const fn columns(mut self, columns: &'static [PrintColumn]) -> Self {
+        self.columns = columns;
+        self
+    }
+    /// `metadata.generation` is tracked.
+    pub const fn generation(mut self) -> Self {
+        self.tracks_generation = true;
+        self
+    }
+    /// `/scale` reads `fields`.
+    pub const fn scale(mut self, fields: ScaleFields) -> Self {
+        self.scale = Some(fields);
+        self
+    }
+}
+
+/// What a kind without a strategy of its own gets.
+pub const DEFAULT: Strategy = Strategy::new("", "");
+
+/// Every family's strategies.
+const FAMILIES: &[&[Strategy]] = &[
+    pods::STRATEGIES,
+    apps::STRATEGIES,
+    batch::STRATEGIES,
+    networking::STRATEGIES,
+    config::STRATEGIES,
+    cluster::STRATEGIES,
+    scaling::STRATEGIES,
+    rbac::STRATEGIES,
+    api::STRATEGIES,
+];
+
+/// The strategy of built-in `kind` in `group` ([`DEFAULT`] when it has none).
+pub fn for_kind(group: &str, kind: &str) -> &'static Strategy {
+    FAMILIES
+        .iter()
+        .flat_map(|family| family.iter())
+        .find(|s| s.group == group && s.kind == kind)
+        .unwrap_or(&DEFAULT)
+}
+
+/// The strategy of a served resource: its kind's for built-ins, [`DEFAULT`] for custom
+/// resources (whose CRD says the rest).
+pub fn of(info: &ResourceInfo) -> &'static Strategy {
+    if info.is_builtin() {
+        for_kind(&info.group, &info.kind)
+    } else {
+        &DEFAULT
+    }
+}
+
+/// The map at `path` inside `v`, when it is an object.
+pub(crate) fn obj_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Map<String, Value>> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get_mut(*p)?;
+    }
+    cur.as_object_mut()
+}
+
+/// Sets `key` unless it has a non-null value.
+pub(crate) fn set_default(map: &mut Map<String, Value>, key: &str, value: Value) {
+    if map.get(key).is_none_or(Value::is_null) {
+        map.insert(key.to_string(), value);
+    }
+}
+
+/// The value at `path` inside `v`.
+pub(crate) fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p)?;
+    }
+    Some(cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_strategy_names_a_builtin_kind_once() {
+        let all: Vec<&Strategy> = FAMILIES.iter().flat_map(|f| f.iter()).collect();
+        for (i, s) in all.iter().enumerate() {
+            assert!(
+                flotilla_core::kinds::find(s.group, s.kind).is_some(),
+                "{}/{} is not in the kind table",
+                s.group,
+                s.kind
+            );
+            assert!(
+                all[i + 1..]
+                    .iter()
+                    .all(|o| (o.group, o.kind) != (s.group, s.kind)),
+                "{}/{} has two strategies",
+                s.group,
+                s.kind
+            );
+        }
+    }
+
+    #[test]
+    fn scalable_kinds_say_where_replicas_are() {
+        for k in flotilla_core::kinds::builtin() {
+            assert_eq!(
+                k.scale,
+                for_kind(k.group, k.kind).scale.is_some(),
+                "{}",
+                k.kind
+            );
+        }
+    }
+
+    #[test]
+    fn every_table_starts_with_a_name_or_time() {
+        for family in FAMILIES {
+            for s in family.iter() {
+                assert!(!s.columns.is_empty(), "{}", s.kind);
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `rbac.authorization.k8s.io/v1`: Role, ClusterRole, RoleBinding, ClusterRoleBinding. Names
+//! are path segments (`system:controller:x` is fine); bindings print their subjects.
+
+use serde_json::{Value, json};
+
+use super::print::{age, arr, name, s};
+use super::{NameRule, PrintColumn, Strategy};
+
+const RBAC: &str = "rbac.authorization.k8s.io";
+
+/// Roles and bindings.
+pub const STRATEGIES: &[Strategy] = &[
+    Strategy::new(RBAC, "Role").names(NameRule::Path),
+    Strategy::new(RBAC, "ClusterRole").names(NameRule::Path),
+    Strategy::new(RBAC, "RoleBinding")
+        .names(NameRule::Path)
+        .columns(BINDING_COLUMNS),
+    Strategy::new(RBAC, "ClusterRoleBinding")
+        .names(NameRule::Path)
+        .columns(BINDING_COLUMNS),
+];
+
+const BINDING_COLUMNS: &[PrintColumn] = &[
+    PrintColumn::new("Name", name),
+    PrintColumn::new("Role", |o| {
+        json!(format!(
+            "{}/{}",
+            s(o, "/roleRef/kind"),
+            s(o, "/roleRef/name")
+        ))
+    }),
+    PrintColumn::new("Age", age),
+    PrintColumn::new("Users", |o| json!(subjects(o, "User"))).wide(),
+    PrintColumn::new("Groups", |o| json!(subjects(o, "Group"))).wide(),
+    PrintColumn::new("ServiceAccounts", |o| json!(subjects(o, "ServiceAccount"))).wide(),
+];
+
+fn subjects(obj: &Value, kind: &str) -> String {
+    arr(obj, "/subjects")
+        .iter()
+        .filter(|sub| s(sub, "/kind") == kind)
+        .map(|sub| {
+            if kind == "ServiceAccount" {
+                format!("{}/{}", s(sub, "/namespace"), s(sub, "/name"))
+            } else {
+                s(sub, "/name").to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
