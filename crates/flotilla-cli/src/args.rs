@@ -300,7 +300,8 @@ pub struct AppRef {
 
 #[derive(Debug, Clone, Args)]
 pub struct GetArgs {
-    /// The kind, as kubectl takes it: `deployment`, `deploy`, `deployments.apps`, ...
+    /// The kind, as kubectl takes it: `deployment`, `deploy`, `deployments.apps`, ...; several
+    /// comma-separated (`serviceimports,endpointslices`) print one table each.
     pub kind: String,
     /// One object's name (default: list).
     pub name: Option<String>,

@@ -1,4 +1,4 @@
-//! `flotilla get KIND [NAME] (-m CLUSTER | -M)`: read resources in member clusters through the
+//! `flotilla get KIND[,KIND...] [NAME] (-m CLUSTER | -M)`: read resources in member clusters through the
 //! hub's cluster gateway as the signed-in user, printed like kubectl (server-side tables,
 //! kubectl's errors; with `-M` a cluster's error is printed and the others still print).
 
@@ -286,7 +286,7 @@ pub fn member_client_for(hub_client: &kube::Client, cluster: &str) -> kube::Clie
 }
 
 /// The names of every registered cluster (ManagedClusters; no credentials are read).
-async fn cluster_names(hub_client: &kube::Client) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn cluster_names(hub_client: &kube::Client) -> anyhow::Result<Vec<String>> {
     let list = managed_cluster::api(hub_client)
         .list(&Default::default())
         .await
@@ -314,12 +314,13 @@ struct ClusterResult {
 async fn fetch(
     hub_client: &kube::Client,
     cluster: &str,
+    kind: &str,
     args: &GetArgs,
     namespace: &str,
     as_table: bool,
 ) -> Result<(ResolvedResource, Value), String> {
     let member_client = member_client_for(hub_client, cluster);
-    let resource = resolve(&member_client, &args.kind)
+    let resource = resolve(&member_client, kind)
         .await
         .map_err(|e| kubectl_error(&e))?;
     let ns = (!args.all_namespaces).then_some(namespace);
@@ -359,6 +360,18 @@ fn fallback_table(value: &Value) -> Value {
     })
 }
 
+/// The kinds of a `KIND[,KIND...]` argument, in order, without repeats.
+pub fn kind_list(arg: &str) -> anyhow::Result<Vec<String>> {
+    let mut kinds: Vec<String> = Vec::new();
+    for kind in arg.split(',').map(str::trim) {
+        anyhow::ensure!(!kind.is_empty(), "error: empty resource type in {arg:?}");
+        if !kinds.iter().any(|k| k == kind) {
+            kinds.push(kind.to_string());
+        }
+    }
+    Ok(kinds)
+}
+
 /// Runs `flotilla get`.
 pub async fn run(hub_client: &kube::Client, args: &GetArgs) -> anyhow::Result<()> {
     let output = args.output.as_deref().unwrap_or("");
@@ -366,6 +379,7 @@ pub async fn run(hub_client: &kube::Client, args: &GetArgs) -> anyhow::Result<()
         matches!(output, "" | "wide" | "yaml" | "json" | "name"),
         "unable to match a printer suitable for the output format {output:?}, allowed formats are: json,name,wide,yaml"
     );
+    let kinds = kind_list(&args.kind)?;
     let clusters: Vec<String> = match (&args.cluster, args.all_clusters) {
         (Some(c), _) => vec![c.clone()],
         (None, true) => cluster_names(hub_client).await?,
@@ -378,125 +392,210 @@ pub async fn run(hub_client: &kube::Client, args: &GetArgs) -> anyhow::Result<()
         .clone()
         .unwrap_or_else(|| hub_client.default_namespace().to_string());
     let as_table = matches!(output, "" | "wide");
-    let results = futures::future::join_all(clusters.iter().map(|cluster| {
-        let namespace = namespace.clone();
-        async move {
-            ClusterResult {
-                cluster: cluster.clone(),
-                outcome: tokio::time::timeout(
-                    MEMBER_TIMEOUT,
-                    fetch(hub_client, cluster, args, &namespace, as_table),
-                )
-                .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "error: cluster {cluster:?} did not answer within {}s",
-                        MEMBER_TIMEOUT.as_secs()
-                    ))
-                }),
-            }
-        }
+    let pairs: Vec<(&str, &str)> = kinds
+        .iter()
+        .flat_map(|k| clusters.iter().map(move |c| (k.as_str(), c.as_str())))
+        .collect();
+    let results = futures::future::join_all(pairs.iter().map(|&(kind, cluster)| {
+        fetch_with_deadline(hub_client, cluster, kind, args, &namespace, as_table)
     }))
     .await;
+    let mut printed = Printed::default();
+    for (i, _) in kinds.iter().enumerate() {
+        let of_kind = &results[i * clusters.len()..(i + 1) * clusters.len()];
+        printed.add_kind(of_kind, args, output, kinds.len() > 1);
+    }
+    printed.print(args, output, &namespace)?;
+    if printed.failed {
+        // kubectl's exit status; the errors are already on stderr in kubectl's words.
+        std::process::exit(1);
+    }
+    Ok(())
+}
 
-    let mut failed = false;
-    let mut stdout = std::io::stdout().lock();
-    let mut all_headers: Option<Vec<String>> = None;
-    let mut all_rows = Vec::new();
-    let mut items = Vec::new();
-    let mut namespaced = true;
-    for result in results {
-        match result.outcome {
-            Err(message) => {
-                failed = true;
-                if args.all_clusters {
-                    eprintln!("{message} (cluster {})", result.cluster);
-                } else {
-                    eprintln!("{message}");
-                }
-            }
-            Ok((resource, value)) => {
-                namespaced = resource.namespaced;
-                if as_table {
-                    let table = if value["kind"] == "Table" {
-                        value
+/// [`fetch`] bounded by [`MEMBER_TIMEOUT`].
+async fn fetch_with_deadline(
+    hub_client: &kube::Client,
+    cluster: &str,
+    kind: &str,
+    args: &GetArgs,
+    namespace: &str,
+    as_table: bool,
+) -> ClusterResult {
+    let outcome = tokio::time::timeout(
+        MEMBER_TIMEOUT,
+        fetch(hub_client, cluster, kind, args, namespace, as_table),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "error: cluster {cluster:?} did not answer within {}s",
+            MEMBER_TIMEOUT.as_secs()
+        ))
+    });
+    ClusterResult {
+        cluster: cluster.to_string(),
+        outcome,
+    }
+}
+
+/// What `flotilla get` prints, gathered kind by kind: one table per kind (kubectl's blank
+/// line between them), or the items of every kind in one List.
+#[derive(Default)]
+struct Printed {
+    failed: bool,
+    tables: Vec<(Vec<String>, Vec<Vec<String>>)>,
+    items: Vec<(ResolvedResource, Value)>,
+    cluster_scoped: bool,
+}
+
+impl Printed {
+    /// Adds what the clusters answered for one kind; `with_kind` prefixes names with the kind
+    /// (`serviceimport.multicluster.x-k8s.io/web`) as kubectl does when several kinds print.
+    fn add_kind(
+        &mut self,
+        results: &[ClusterResult],
+        args: &GetArgs,
+        output: &str,
+        with_kind: bool,
+    ) {
+        let mut table: Option<(Vec<String>, Vec<Vec<String>>)> = None;
+        for result in results {
+            let (resource, value) = match &result.outcome {
+                Err(message) => {
+                    self.failed = true;
+                    if args.all_clusters {
+                        eprintln!("{message} (cluster {})", result.cluster);
                     } else {
-                        fallback_table(&value)
-                    };
-                    let (headers, rows) = table_rows(
-                        &table,
-                        output == "wide",
-                        args.all_namespaces && resource.namespaced,
-                        args.all_clusters.then_some(result.cluster.as_str()),
-                    );
-                    all_headers.get_or_insert(headers);
-                    all_rows.extend(rows);
-                } else if value["kind"].as_str().is_some_and(|k| k.ends_with("List")) {
-                    for item in value["items"].as_array().cloned().unwrap_or_default() {
-                        let mut item = item;
-                        if item.get("kind").is_none() {
-                            item["apiVersion"] = json!(if resource.group.is_empty() {
-                                resource.version.clone()
-                            } else {
-                                format!("{}/{}", resource.group, resource.version)
-                            });
-                            item["kind"] = json!(resource.kind);
-                        }
-                        items.push((resource.clone(), item));
+                        eprintln!("{message}");
                     }
-                } else {
-                    items.push((resource.clone(), value));
+                    continue;
                 }
+                Ok(ok) => ok,
+            };
+            self.cluster_scoped |= !resource.namespaced;
+            if matches!(output, "" | "wide") {
+                let (headers, mut rows) = rows_of(resource, value, args, output, &result.cluster);
+                if with_kind {
+                    prefix_names(&headers, &mut rows, resource);
+                }
+                table.get_or_insert((headers, Vec::new())).1.extend(rows);
+            } else {
+                self.items.extend(list_items(resource, value));
             }
         }
+        if let Some(table) = table.filter(|(_, rows)| !rows.is_empty()) {
+            self.tables.push(table);
+        }
     }
-    if as_table {
-        match all_headers {
-            Some(headers) if !all_rows.is_empty() => {
-                write!(stdout, "{}", crate::table::render(&headers, &all_rows))?;
+
+    fn print(&self, args: &GetArgs, output: &str, namespace: &str) -> anyhow::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        if matches!(output, "" | "wide") {
+            for (i, (headers, rows)) in self.tables.iter().enumerate() {
+                if i > 0 {
+                    writeln!(stdout)?;
+                }
+                write!(stdout, "{}", crate::table::render(headers, rows))?;
             }
-            _ if !failed => {
-                if namespaced && !args.all_namespaces {
+            if self.tables.is_empty() && !self.failed {
+                if !self.cluster_scoped && !args.all_namespaces {
                     eprintln!("No resources found in {namespace} namespace.");
                 } else {
                     eprintln!("No resources found");
                 }
             }
-            _ => {}
+        } else if output == "name" {
+            for (resource, item) in &self.items {
+                let kind = crate::up::display_kind(&resource.kind, &resource.group);
+                writeln!(
+                    stdout,
+                    "{kind}/{}",
+                    item["metadata"]["name"].as_str().unwrap_or("")
+                )?;
+            }
+        } else if !self.items.is_empty() || !self.failed {
+            let single = args.name.is_some() && !args.kind.contains(',') && self.items.len() == 1;
+            let document = if single {
+                self.items[0].1.clone()
+            } else {
+                json!({
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "items": self.items.iter().map(|(_, i)| i.clone()).collect::<Vec<_>>(),
+                    "metadata": {"resourceVersion": ""},
+                })
+            };
+            if output == "json" {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&document)?)?;
+            } else {
+                write!(stdout, "{}", serde_yaml_ng::to_string(&document)?)?;
+            }
         }
-    } else if output == "name" {
-        for (resource, item) in &items {
-            let kind = crate::up::display_kind(&resource.kind, &resource.group);
-            writeln!(
-                stdout,
-                "{kind}/{}",
-                item["metadata"]["name"].as_str().unwrap_or("")
-            )?;
-        }
-    } else if !items.is_empty() || !failed {
-        let single = args.name.is_some() && items.len() == 1;
-        let document = if single {
-            items[0].1.clone()
-        } else {
-            json!({
-                "apiVersion": "v1",
-                "kind": "List",
-                "items": items.iter().map(|(_, i)| i.clone()).collect::<Vec<_>>(),
-                "metadata": {"resourceVersion": ""},
-            })
-        };
-        if output == "json" {
-            writeln!(stdout, "{}", serde_json::to_string_pretty(&document)?)?;
-        } else {
-            write!(stdout, "{}", serde_yaml_ng::to_string(&document)?)?;
+        stdout.flush()?;
+        Ok(())
+    }
+}
+
+/// The table rows of one cluster's answer (a server-side Table, or a plain list).
+fn rows_of(
+    resource: &ResolvedResource,
+    value: &Value,
+    args: &GetArgs,
+    output: &str,
+    cluster: &str,
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let fallback;
+    let table = if value["kind"] == "Table" {
+        value
+    } else {
+        fallback = fallback_table(value);
+        &fallback
+    };
+    table_rows(
+        table,
+        output == "wide",
+        args.all_namespaces && resource.namespaced,
+        args.all_clusters.then_some(cluster),
+    )
+}
+
+/// `NAME` cells become `kind.group/name`.
+fn prefix_names(headers: &[String], rows: &mut [Vec<String>], resource: &ResolvedResource) {
+    let Some(i) = headers.iter().position(|h| h == "NAME") else {
+        return;
+    };
+    let kind = crate::up::display_kind(&resource.kind, &resource.group);
+    for row in rows {
+        if let Some(cell) = row.get_mut(i) {
+            *cell = format!("{kind}/{cell}");
         }
     }
-    stdout.flush()?;
-    if failed {
-        // kubectl's exit status; the errors are already on stderr in kubectl's words.
-        std::process::exit(1);
+}
+
+/// The objects of a list (each with its apiVersion and kind) or the one object.
+fn list_items(resource: &ResolvedResource, value: &Value) -> Vec<(ResolvedResource, Value)> {
+    if !value["kind"].as_str().is_some_and(|k| k.ends_with("List")) {
+        return vec![(resource.clone(), value.clone())];
     }
-    Ok(())
+    let api_version = if resource.group.is_empty() {
+        resource.version.clone()
+    } else {
+        format!("{}/{}", resource.group, resource.version)
+    };
+    value["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| {
+            let mut item = item.clone();
+            if item.get("kind").is_none() {
+                item["apiVersion"] = json!(api_version);
+                item["kind"] = json!(resource.kind);
+            }
+            (resource.clone(), item)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -563,6 +662,30 @@ mod tests {
             ("autoscaling", "v2")
         );
         assert!(!resolve_builtin("ns", None, None).unwrap().namespaced);
+    }
+
+    #[test]
+    fn several_kinds_print_kind_prefixed_names() {
+        assert_eq!(
+            kind_list("serviceimports, endpointslices,serviceimports").unwrap(),
+            vec!["serviceimports", "endpointslices"]
+        );
+        assert!(kind_list("pods,").is_err());
+        let r = ResolvedResource {
+            group: "multicluster.x-k8s.io".into(),
+            version: "v1alpha1".into(),
+            plural: "serviceimports".into(),
+            kind: "ServiceImport".into(),
+            namespaced: true,
+        };
+        let headers = vec!["CLUSTER".to_string(), "NAME".to_string()];
+        let mut rows = vec![vec!["c".to_string(), "web".to_string()]];
+        prefix_names(&headers, &mut rows, &r);
+        assert_eq!(rows[0][1], "serviceimport.multicluster.x-k8s.io/web");
+        let list = json!({"kind": "ServiceImportList", "items": [{"metadata": {"name": "web"}}]});
+        let items = list_items(&r, &list);
+        assert_eq!(items[0].1["apiVersion"], "multicluster.x-k8s.io/v1alpha1");
+        assert_eq!(items[0].1["kind"], "ServiceImport");
     }
 
     #[test]

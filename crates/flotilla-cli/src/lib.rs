@@ -12,6 +12,7 @@ pub mod gitops;
 pub mod kubeconfig;
 pub mod preview;
 pub mod status;
+pub mod status_mcs;
 pub mod table;
 pub mod top;
 pub mod up;

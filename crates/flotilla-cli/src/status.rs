@@ -262,13 +262,12 @@ pub async fn run(hub_client: &kube::Client, args: &StatusArgs) -> anyhow::Result
         args.app
     );
     let pending = render_pending(&pending_cleanups(hub_client, &selector).await);
-    let mut last = render(&serde_json::to_value(&app)?);
-    print!("{last}{pending}");
+    let app_value = serde_json::to_value(&app)?;
+    let mcs = crate::status_mcs::section(hub_client, &app_value).await;
+    let mut last = render(&app_value);
+    print!("{last}{mcs}{pending}");
     if args.tree {
-        print!(
-            "{}",
-            render_tree(hub_client, &serde_json::to_value(&app)?).await
-        );
+        print!("{}", render_tree(hub_client, &app_value).await);
     }
     if !args.watch {
         return Ok(());

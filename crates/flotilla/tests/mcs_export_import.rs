@@ -1,31 +1,55 @@
 //! Multi-cluster Services end to end: a Service exported from two members and imported into
-//! a third gets `amcs-<name>` and one EndpointSlice per exporting cluster listing its ready
-//! Pods; the slices follow scaling and a stopped member; the importer's
-//! service proxy spreads `amcs-<name>` over both clusters; conflicting ports are reported in
-//! the ServiceExport's conditions.
+//! a third (both placed by Applications) gets `amcs-<name>` and one EndpointSlice per
+//! exporting cluster listing its ready Pods; the slices follow scaling, Pods going unready and
+//! a stopped member; the importer's service proxy spreads `amcs-<name>` over both clusters;
+//! conflicting ports are reported in the ServiceExport's conditions; `flotilla get
+//! serviceimports,endpointslices -M` and `flotilla status` show the imports.
 
 mod support;
 
 use std::time::Duration;
 
 use support::fleet::{apply, echo_workload, wait_ready_pods};
-use support::{Server, TestDir, wait_for};
+use support::{Server, TestDir, flotilla, stderr, stdout, wait_for};
 
-const EXPORT: &str = r#"
-apiVersion: multicluster.x-k8s.io/v1alpha1
-kind: ServiceExport
-metadata: {name: web, namespace: shop}
+/// The export, placed on mcs-a and mcs-b by an Application.
+const EXPORT_APP: &str = r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {name: web-export, namespace: default}
+spec:
+  components:
+    - name: export
+      type: k8s-objects
+      properties:
+        objects:
+          - apiVersion: multicluster.x-k8s.io/v1alpha1
+            kind: ServiceExport
+            metadata: {name: web, namespace: shop}
+  policies:
+    - {type: topology, name: exporters, properties: {clusters: [mcs-a, mcs-b]}}
 "#;
 
-const IMPORT: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop}
----
-apiVersion: multicluster.x-k8s.io/v1alpha1
-kind: ServiceImport
-metadata: {name: web, namespace: shop}
-spec: {type: ClusterSetIP, ports: [{name: http, port: 80, protocol: TCP}]}
+/// The import, placed on mcs-c by an Application.
+const IMPORT_APP: &str = r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {name: web-import, namespace: default}
+spec:
+  components:
+    - name: import
+      type: k8s-objects
+      properties:
+        objects:
+          - apiVersion: v1
+            kind: Namespace
+            metadata: {name: shop}
+          - apiVersion: multicluster.x-k8s.io/v1alpha1
+            kind: ServiceImport
+            metadata: {name: web, namespace: shop}
+            spec: {type: ClusterSetIP, ports: [{name: http, port: 80, protocol: TCP}]}
+  policies:
+    - {type: topology, name: importer, properties: {clusters: [mcs-c]}}
 "#;
 
 /// `cluster=ip ip;` per slice of `amcs-web`, sorted.
@@ -80,9 +104,8 @@ fn exported_services_reach_the_importing_member() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    apply(&a.kubeconfig, EXPORT);
-    apply(&b.kubeconfig, EXPORT);
-    apply(&c.kubeconfig, IMPORT);
+    apply(&hub.kubeconfig, EXPORT_APP);
+    apply(&hub.kubeconfig, IMPORT_APP);
 
     // The importer gets amcs-web and one slice per exporting cluster.
     slices_become(
@@ -133,6 +156,59 @@ fn exported_services_reach_the_importing_member() {
     // Scale b to two Pods.
     b.kubectl_ok(&["scale", "deployment", "web", "-n", "shop", "--replicas=2"]);
     let b_pods = wait_ready_pods(&b, "shop", "web", 2);
+    slices_become(
+        &c,
+        &format!("mcs-a={};mcs-b={}", ips(&a_pods), ips(&b_pods)),
+    );
+
+    // The CLI shows the imports: get across clusters, and the app's status.
+    let out = flotilla(
+        &hub.kubeconfig,
+        &["get", "serviceimports,endpointslices", "-M", "-n", "shop"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    let rows: Vec<String> = table
+        .lines()
+        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    for row in [
+        "mcs-c serviceimport.multicluster.x-k8s.io/web",
+        "mcs-c endpointslice.discovery.k8s.io/amcs-web-mcs-a",
+        "mcs-c endpointslice.discovery.k8s.io/amcs-web-mcs-b",
+    ] {
+        assert!(rows.iter().any(|r| r == row), "{row:?} not in\n{table}");
+    }
+    // One table per kind, kubectl's blank line between.
+    assert_eq!(
+        rows.iter().filter(|r| *r == "CLUSTER NAME").count(),
+        2,
+        "{table}"
+    );
+    assert!(rows.iter().any(String::is_empty), "{table}");
+    let status = stdout(&flotilla(&hub.kubeconfig, &["status", "web-export"]));
+    assert!(
+        status.contains(
+            "Multi-cluster Services:\n  - Name: web  Namespace: shop\n    Exported from: mcs-a (valid), mcs-b (valid)\n    Imported into: mcs-c (4 endpoints: mcs-a 2, mcs-b 2)\n"
+        ),
+        "{status}"
+    );
+
+    // One of b's Pods stops being ready: its address leaves b's slice; ready again: back.
+    let unready = |value: &str| {
+        b.kubectl_ok(&[
+            "annotate",
+            "pod",
+            &b_pods[0].0,
+            "-n",
+            "shop",
+            "--overwrite",
+            &format!("sim.flotilla.io/stuck={value}"),
+        ]);
+    };
+    unready("true");
+    slices_become(&c, &format!("mcs-a={};mcs-b={}", ips(&a_pods), b_pods[1].1));
+    unready("false");
     slices_become(
         &c,
         &format!("mcs-a={};mcs-b={}", ips(&a_pods), ips(&b_pods)),

@@ -215,7 +215,8 @@ impl Workloads {
     }
 
     /// The ready delay and stuck fault that apply to a Pod: its controller's (a ReplicaSet
-    /// carries its Deployment's annotations), else its own.
+    /// carries its Deployment's annotations), else its own. A Pod's own stuck annotation
+    /// also counts, so one running Pod can be made unready (as a failing readiness probe).
     fn timing(&self, pod: &SimPod) -> (Duration, bool) {
         let owner = pod.controller_uid().and_then(|uid| {
             self.replicasets
@@ -223,7 +224,9 @@ impl Workloads {
         });
         let meta = owner.as_ref().map_or(&pod.metadata, |rs| &rs.metadata);
         let options = &self.shared.options;
-        let stuck = options.stuck || slim::annotation(meta, STUCK_ANNOTATION) == Some("true");
+        let stuck = options.stuck
+            || slim::annotation(meta, STUCK_ANNOTATION) == Some("true")
+            || slim::annotation(&pod.metadata, STUCK_ANNOTATION) == Some("true");
         let delay = slim::annotation(meta, READY_DELAY_ANNOTATION)
             .and_then(parse_delay)
             .unwrap_or(options.ready_delay);
