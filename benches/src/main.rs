@@ -6,6 +6,7 @@
 
 mod dispatch;
 mod etcd;
+mod gateway;
 mod hub;
 mod lifecycle;
 mod list;
@@ -42,6 +43,8 @@ enum Scenario {
     Drift(lifecycle::Args),
     /// Applications deleted while their member is down: time from its return to cleanup.
     CleanupOnReturn(lifecycle::Args),
+    /// Requests through `flotilla gateway` vs one member's service proxy directly.
+    Gateway(gateway::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +61,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Simulator(a) => simulator::run(a).await,
             Scenario::Drift(a) => lifecycle::drift(a).await,
             Scenario::CleanupOnReturn(a) => lifecycle::cleanup_on_return(a).await,
+            Scenario::Gateway(a) => gateway::run(a).await,
         }
     })
 }
