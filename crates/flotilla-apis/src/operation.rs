@@ -202,17 +202,12 @@ pub fn rollback(app: &Application, revisions: &[ApplicationRevision]) -> Result<
     if phase == Some(ApplicationPhase::RunningWorkflow.as_str()) {
         return Err(OperationError::Running(app_name(app)));
     }
-    let current = app
-        .status
-        .as_ref()
-        .and_then(|s| s.latest_revision.as_ref())
-        .map(|r| r.name.clone());
-    let target = revisions
-        .iter()
-        .filter(|r| r.status.as_ref().is_some_and(|s| s.succeeded))
-        .filter(|r| r.metadata.name != current)
-        .max_by_key(|r| revision_number(r.metadata.name.as_deref().unwrap_or_default()))
-        .ok_or_else(|| OperationError::NoSuccessfulRevision(app_name(app)))?;
+    Ok(rollback_to(app, rollback_target(app, revisions)?))
+}
+
+/// The merge patch of [`rollback`] to a given revision, without its checks (a retry after a
+/// conflict, once the rollback has started).
+pub fn rollback_to(app: &Application, target: &ApplicationRevision) -> Value {
     let current_spec = serde_json::to_value(&app.spec).unwrap_or(Value::Null);
     let target_spec = serde_json::to_value(&target.spec.application).unwrap_or(Value::Null);
     let mut patch = json!({
@@ -227,7 +222,27 @@ pub fn rollback(app: &Application, revisions: &[ApplicationRevision]) -> Result<
     {
         patch["metadata"]["annotations"] = json!({crate::labels::PUBLISH_VERSION: version});
     }
-    Ok(patch)
+    patch
+}
+
+/// The revision [`rollback`] goes back to: the newest one, other than the current one, whose
+/// workflow succeeded. Its recorded standalone Policies and Workflow are what the application
+/// used then (the CLI writes them back before the spec patch).
+pub fn rollback_target<'a>(
+    app: &Application,
+    revisions: &'a [ApplicationRevision],
+) -> Result<&'a ApplicationRevision> {
+    let current = app
+        .status
+        .as_ref()
+        .and_then(|s| s.latest_revision.as_ref())
+        .map(|r| r.name.clone());
+    revisions
+        .iter()
+        .filter(|r| r.status.as_ref().is_some_and(|s| s.succeeded))
+        .filter(|r| r.metadata.name != current)
+        .max_by_key(|r| revision_number(r.metadata.name.as_deref().unwrap_or_default()))
+        .ok_or_else(|| OperationError::NoSuccessfulRevision(app_name(app)))
 }
 
 /// `N` of a revision named `<app>-v<N>` (0 when it does not parse).

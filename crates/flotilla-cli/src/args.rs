@@ -117,6 +117,10 @@ pub struct HubArgs {
     /// `X-Hub-Signature-256` or Gitea's `X-Gitea-Signature`); unset: unsigned pushes accepted.
     #[arg(long, env = "FLOTILLA_GITOPS_WEBHOOK_SECRET", hide_env_values = true)]
     pub gitops_webhook_secret: Option<String>,
+    /// How many ApplicationRevisions are kept per Application (the newest; the last one whose
+    /// workflow succeeded is kept too, for `flotilla workflow rollback`).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub application_revision_limit: u32,
 }
 
 #[derive(Debug, Clone, Args)]

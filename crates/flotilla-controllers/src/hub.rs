@@ -11,13 +11,15 @@ pub struct HubControllerOptions {
     pub gitops: crate::gitops::GitOpsOptions,
     /// Push notifications from `POST /api/webhook`.
     pub gitops_pushes: crate::gitops::PushQueue,
+    /// How many ApplicationRevisions are kept per Application.
+    pub application_revision_limit: usize,
 }
 
 /// Runs every hub controller that writes (to the hub, a member or a webhook) until one fails
 /// or the future is dropped. Only the hub holding the controllers' Lease runs these.
 pub async fn run(hub_client: kube::Client, options: HubControllerOptions) -> anyhow::Result<()> {
     tokio::try_join!(
-        crate::application::run(hub_client.clone()),
+        crate::application::run(hub_client.clone(), options.application_revision_limit),
         crate::cluster::run(hub_client.clone(), options.cluster_probe_interval),
         crate::alerts::run(hub_client.clone(), options.cluster_probe_interval),
         crate::grants::run(hub_client.clone()),

@@ -165,6 +165,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
             resync_interval: std::time::Duration::from_secs(5),
         },
         gitops_pushes: pushes,
+        application_revision_limit: args.application_revision_limit as usize,
     };
     let every_hub = {
         let (client, options) = (hub_client.clone(), options.clone());

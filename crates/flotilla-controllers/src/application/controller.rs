@@ -19,8 +19,9 @@ use super::reconcile::{cleanup, converge, deploy, gc, revision, status, tracker,
 
 /// The finalizer that makes deleting an application delete what it dispatched.
 pub const FINALIZER: &str = "app.oam.dev/resource-tracker-finalizer";
-/// How many revisions are kept per application.
-pub const REVISION_LIMIT: usize = 10;
+/// How many revisions are kept per application unless the hub says otherwise
+/// (`flotilla hub --application-revision-limit`).
+pub const DEFAULT_REVISION_LIMIT: usize = 10;
 
 /// Errors that make a reconcile retry with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,8 @@ pub struct Context {
     pub reassert_interval: Duration,
     /// Plural and scope of custom kinds, per cluster.
     pub kinds: dispatch::KindCache,
+    /// How many revisions are kept per application.
+    pub revision_limit: usize,
     pub(crate) last_reassert: Mutex<HashMap<String, Instant>>,
     /// The drift watch over every dispatched object.
     pub drift: Arc<super::drift_watch::DriftWatch>,
@@ -62,6 +65,7 @@ impl Context {
             hub_client,
             reassert_interval,
             kinds: dispatch::KindCache::default(),
+            revision_limit: DEFAULT_REVISION_LIMIT,
             last_reassert: Mutex::new(HashMap::new()),
         }
     }

@@ -45,14 +45,17 @@ fn apps_in(store: &Store<Application>, namespace: Option<&str>) -> Vec<ObjectRef
         .collect()
 }
 
-/// Runs the application controller against the hub.
-pub async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
+/// Runs the application controller against the hub, keeping `revision_limit` revisions per
+/// application.
+pub async fn run(hub_client: kube::Client, revision_limit: usize) -> anyhow::Result<()> {
     let reassert = std::env::var(REASSERT_INTERVAL_ENV)
         .ok()
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(300));
-    let ctx = Arc::new(controller::Context::new(hub_client.clone(), reassert));
+    let mut ctx = controller::Context::new(hub_client.clone(), reassert);
+    ctx.revision_limit = revision_limit.max(1);
+    let ctx = Arc::new(ctx);
     let retry_cleanups = tokio::spawn(pending_cleanup::run(Arc::clone(&ctx)));
     let config = watcher::Config::default();
     let apps: Api<Application> = Api::all(hub_client.clone());

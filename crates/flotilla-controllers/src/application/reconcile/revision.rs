@@ -8,7 +8,7 @@ use flotilla_apis::{
 };
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
-use super::super::controller::{Context, Error, REVISION_LIMIT, hub};
+use super::super::controller::{Context, Error, hub};
 use super::super::dispatch;
 use super::super::member_clients::{Identity, impersonating};
 use super::super::resource_policy::ResourcePolicies;
@@ -164,7 +164,7 @@ async fn create_revision(
     )
     .await
     .map_err(hub)?;
-    prune(&api, existing).await;
+    prune(&api, existing, ctx.revision_limit).await;
     Ok(revision)
 }
 
@@ -208,9 +208,9 @@ fn revision_object(
     object
 }
 
-/// Keeps the newest `REVISION_LIMIT` revisions (counting the one just written), never the
-/// last succeeded one.
-async fn prune(api: &Api<ApplicationRevision>, existing: Vec<ApplicationRevision>) {
+/// Keeps the newest `limit` revisions (counting the one just written), never the last
+/// succeeded one.
+async fn prune(api: &Api<ApplicationRevision>, existing: Vec<ApplicationRevision>, limit: usize) {
     let mut old = existing;
     old.sort_by_key(number_of);
     let last_succeeded = old
@@ -218,7 +218,7 @@ async fn prune(api: &Api<ApplicationRevision>, existing: Vec<ApplicationRevision
         .rev()
         .find(|r| r.status.as_ref().is_some_and(|s| s.succeeded))
         .and_then(|r| r.metadata.name.clone());
-    let excess = (old.len() + 1).saturating_sub(REVISION_LIMIT);
+    let excess = (old.len() + 1).saturating_sub(limit);
     for r in old.iter().take(excess) {
         if r.metadata.name != last_succeeded
             && let Some(n) = &r.metadata.name
