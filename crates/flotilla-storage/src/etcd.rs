@@ -157,6 +157,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct EtcdBackend {
     client: Client,
+    /// How often a request that never left is tried again (see [`EtcdBackend::unsent_retried`]).
+    resends: usize,
     keys: KeyMap,
     /// The oldest `after` a watch may use, as far as this process knows.
     compacted: Arc<AtomicI64>,
@@ -193,6 +195,7 @@ impl EtcdBackend {
         let client = Client::connect(&options.endpoints, Some(connect)).await?;
         Ok(Self {
             client,
+            resends: 2 * options.endpoints.len(),
             keys: KeyMap::new(&options.prefix),
             compacted: Arc::new(AtomicI64::new(0)),
         })
@@ -212,6 +215,49 @@ impl EtcdBackend {
 
     fn learn_compacted(&self, floor: Revision) {
         self.compacted.fetch_max(floor, Ordering::Relaxed);
+    }
+
+    /// Runs `request` with a clone of the client, again when it failed before reaching etcd.
+    ///
+    /// etcd-client spreads requests over one lazily (re)connecting channel per endpoint. A
+    /// channel whose last connect attempt failed keeps that error and hands it to the next
+    /// request routed to it, even when its member has come back since. After all members
+    /// were down, the first requests therefore fail with `tcp connect error` although etcd
+    /// answers; likewise, with one member down, a share of requests lands on its channel.
+    /// Such a request was never sent, so trying it again (on the next channel) is safe even
+    /// for a write: up to twice per endpoint, pausing 50 ms each time.
+    async fn unsent_retried<T, F, Fut>(&self, mut request: F) -> Result<T, etcd_client::Error>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let mut resent = 0;
+        loop {
+            match request(self.client.clone()).await {
+                Err(e) if resent < self.resends && never_sent(&e) => {
+                    resent += 1;
+                    tracing::debug!(error = %e, resent, "etcd request not sent; trying again");
+                    tokio::time::sleep(RESEND_PAUSE).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The pause before a request that never left is sent again.
+const RESEND_PAUSE: Duration = Duration::from_millis(50);
+
+/// Whether the request failed while connecting, so etcd never saw it: tonic reports a
+/// connect failure as `Unavailable` with the connector's message (`tcp connect error`,
+/// `error trying to connect`), etcd-client as a transport error.
+fn never_sent(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            status.code() == tonic::Code::Unavailable && status.message().contains("connect")
+        }
+        etcd_client::Error::TransportError(_) => true,
+        _ => false,
     }
 }
 
@@ -309,9 +355,10 @@ fn refusal(
 impl Backend for EtcdBackend {
     async fn current_revision(&self) -> Result<Revision> {
         let resp = self
-            .client
-            .kv_client()
-            .get(vec![0], Some(GetOptions::new().with_count_only()))
+            .unsent_retried(|mut etcd| async move {
+                etcd.get(vec![0], Some(GetOptions::new().with_count_only()))
+                    .await
+            })
             .await
             .map_err(client_err)?;
         Ok(resp.header().ok_or(EtcdError::NoHeader)?.revision())
@@ -322,10 +369,12 @@ impl Backend for EtcdBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        let stored = self.keys.outward(key);
         let resp = self
-            .client
-            .kv_client()
-            .get(self.keys.outward(key), None)
+            .unsent_retried(|mut etcd| {
+                let stored = stored.clone();
+                async move { etcd.get(stored, None).await }
+            })
             .await
             .map_err(client_err)?;
         Ok(resp
@@ -351,9 +400,10 @@ impl Backend for EtcdBackend {
             options = options.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
         }
         let resp = self
-            .client
-            .kv_client()
-            .get(start, Some(options))
+            .unsent_retried(|mut etcd| {
+                let (start, options) = (start.clone(), options.clone());
+                async move { etcd.get(start, Some(options)).await }
+            })
             .await
             .map_err(client_err)?;
         let revision = resp.header().ok_or(EtcdError::NoHeader)?.revision();
@@ -382,7 +432,7 @@ impl Backend for EtcdBackend {
                 Some(PutOptions::new().with_prev_key()),
             )])
             .or_else([TxnOp::get(stored.as_str(), None)]);
-        let resp = self.client.kv_client().txn(txn).await.map_err(client_err)?;
+        let resp = self.txn(txn).await?;
         let revision = resp.header().ok_or(EtcdError::NoHeader)?.revision();
         let responses = resp.op_responses();
         if !resp.succeeded() {
@@ -413,7 +463,7 @@ impl Backend for EtcdBackend {
                 Some(DeleteOptions::new().with_prev_key()),
             )])
             .or_else([TxnOp::get(stored.as_str(), None)]);
-        let resp = self.client.kv_client().txn(txn).await.map_err(client_err)?;
+        let resp = self.txn(txn).await?;
         let revision = resp.header().ok_or(EtcdError::NoHeader)?.revision();
         let responses = resp.op_responses();
         if !resp.succeeded() {
@@ -443,13 +493,12 @@ impl Backend for EtcdBackend {
         // start revision fails at once instead.
         let current = self.current_revision().await?;
         if after < current {
+            let at = GetOptions::new().with_count_only().with_revision(after + 1);
             let probe = self
-                .client
-                .kv_client()
-                .get(
-                    vec![0],
-                    Some(GetOptions::new().with_count_only().with_revision(after + 1)),
-                )
+                .unsent_retried(|mut etcd| {
+                    let at = at.clone();
+                    async move { etcd.get(vec![0], Some(at)).await }
+                })
                 .await;
             if let Err(etcd_client::Error::GRpcStatus(status)) = &probe
                 && status.message().contains("compacted")
@@ -468,9 +517,10 @@ impl Backend for EtcdBackend {
             .with_start_revision(after + 1)
             .with_prev_key();
         let stream = self
-            .client
-            .watch_client()
-            .watch(stored, Some(options))
+            .unsent_retried(|mut etcd| {
+                let (stored, options) = (stored.clone(), options.clone());
+                async move { etcd.watch(stored, Some(options)).await }
+            })
             .await
             .map_err(client_err)?;
         let state = WatchState {
@@ -483,7 +533,10 @@ impl Backend for EtcdBackend {
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        match self.client.kv_client().compact(revision, None).await {
+        let compacted = self
+            .unsent_retried(|mut etcd| async move { etcd.compact(revision, None).await })
+            .await;
+        match compacted {
             Ok(_) => {}
             Err(etcd_client::Error::GRpcStatus(status))
                 if status.message().contains("has been compacted") => {}
@@ -496,6 +549,15 @@ impl Backend for EtcdBackend {
 }
 
 impl EtcdBackend {
+    async fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse> {
+        self.unsent_retried(|mut etcd| {
+            let txn = txn.clone();
+            async move { etcd.txn(txn).await }
+        })
+        .await
+        .map_err(client_err)
+    }
+
     /// etcd names its compacted revision only when it cancels a watch for it.
     async fn learn_compaction_from_watch(&self, prefix: &str, after: Revision) -> Revision {
         let fallback = (after + 1).max(self.compacted.load(Ordering::Relaxed));
@@ -609,7 +671,31 @@ fn convert_event(keys: &KeyMap, event: &etcd_client::Event) -> Result<Option<Eve
 
 #[cfg(test)]
 mod tests {
-    use super::{KeyMap, prefix_end};
+    use super::{KeyMap, never_sent, prefix_end};
+
+    #[test]
+    fn only_requests_that_never_left_are_sent_again() {
+        let status = |code, message: &str| {
+            etcd_client::Error::GRpcStatus(tonic::Status::new(code, message.to_owned()))
+        };
+        assert!(never_sent(&status(
+            tonic::Code::Unavailable,
+            "tcp connect error"
+        )));
+        // etcd saw these: it has no leader, or the answer was lost.
+        assert!(!never_sent(&status(
+            tonic::Code::Unavailable,
+            "etcdserver: no leader"
+        )));
+        assert!(!never_sent(&status(
+            tonic::Code::Unknown,
+            "connection reset"
+        )));
+        assert!(!never_sent(&status(
+            tonic::Code::Cancelled,
+            "Timeout expired"
+        )));
+    }
 
     #[test]
     fn keys_live_under_the_etcd_prefix() {

@@ -35,9 +35,10 @@ fn raw(dir: &Path, url: &str, path: &str) -> Output {
 #[test]
 fn hub_waiting_for_etcd_answers_probes_then_serves() {
     let dir = TestDir::new("ha-etcd-start");
-    // One member: with three, all down at the start, the hub sometimes never connected once
-    // they came up (2 runs of 4, not diagnosed yet; see docs/status.md).
-    let mut etcd = EtcdCluster::new(1, dir.path());
+    // Three members, all down: once they are up, the first request succeeded on one member's
+    // channel while the others still held their connect errors from the outage, so the next
+    // request failed and the hub gave up (2 runs of 4, before etcd.rs sent such requests again).
+    let mut etcd = EtcdCluster::new(3, dir.path());
     let port = free_port();
     let data_dir = dir.path().join("hub-a");
     std::fs::create_dir_all(&data_dir).unwrap();
@@ -92,6 +93,10 @@ fn hub_waiting_for_etcd_answers_probes_then_serves() {
     // etcd comes up: the same process becomes ready and serves the API.
     etcd.start_all();
     wait_for("the hub to be ready once etcd answers", WAIT, || {
+        if hub.child.try_wait().unwrap().is_some() {
+            let log = std::fs::read_to_string(&hub.log).unwrap_or_default();
+            panic!("the hub exited once etcd came up:\n{log}");
+        }
         (hub.kubeconfig.exists() && hub.kubectl(&["get", "--raw", "/readyz"]).status.success())
             .then_some(())
     });

@@ -299,7 +299,12 @@ impl TestDir {
 }
 
 impl Drop for TestDir {
+    /// Removes the directory, unless the test failed: then its logs stay for a post-mortem.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test failed; its files stay in {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
