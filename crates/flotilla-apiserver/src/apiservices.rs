@@ -9,10 +9,10 @@ use flotilla_core::user::UserInfo;
 use serde_json::{Value, json};
 
 use crate::handlers::WriteOptions;
-use crate::handlers::update::update_with;
 use crate::objects::{self, meta_str};
 use crate::registry::{ResourceInfo, Snapshot};
 use crate::state::{ApiState, SharedState};
+use crate::store::update::update_with;
 
 pub const GROUP: &str = "apiregistration.k8s.io";
 /// Marks APIServices this server manages (the value says why, as kube-apiserver's).
@@ -160,7 +160,7 @@ async fn remove_stale(
     info: &ResourceInfo,
     wanted: &BTreeSet<String>,
 ) -> Result<(), ApiError> {
-    for (obj, revision) in objects::list_all(state, &info.prefix()).await? {
+    for (obj, revision) in state.store.list(&info, "").await? {
         let managed = obj
             .pointer(&format!(
                 "/metadata/labels/{}",
@@ -168,7 +168,7 @@ async fn remove_stale(
             ))
             .is_some();
         if managed && !wanted.contains(meta_str(&obj, "name")) {
-            match objects::delete_now(state, info, &obj, revision).await {
+            match state.store.delete_now(info, &obj, revision).await {
                 Ok(_) => {}
                 Err(e) if e.code == 404 || e.code == 409 => {}
                 Err(e) => return Err(e),

@@ -8,11 +8,11 @@ use flotilla_core::status::ApiError;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::handlers::update::update_with;
 use crate::handlers::{Req, WriteOptions, with_warnings};
 use crate::objects::{meta_mut, now_rfc3339};
 use crate::registry::ResourceInfo;
 use crate::state::SharedState;
+use crate::store::update::update_with;
 
 /// `PATCH` with `application/apply-patch+yaml`.
 pub async fn apply(

@@ -179,6 +179,37 @@ pub fn infos_from_crd(crd: &Value) -> Vec<ResourceInfo> {
     out
 }
 
+/// Whether a store hook is about the CustomResourceDefinition resource.
+fn is_crd_resource(res: &crate::store::Resource<'_>) -> bool {
+    res.group == "apiextensions.k8s.io" && res.resource == "customresourcedefinitions"
+}
+
+/// Registers with the store: a CRD this server creates or updates is served (or updated)
+/// at once, a removed one stops being served. (Other servers' changes come through
+/// [`spawn_watch`].)
+pub fn register_hooks(state: &Arc<ApiState>) {
+    let weak = Arc::downgrade(state);
+    let changed: crate::store::Hook = Arc::new(move |ev: &crate::store::HookEvent<'_>| {
+        if is_crd_resource(&ev.resource)
+            && let Some(state) = weak.upgrade()
+        {
+            crd_changed(&state, ev.object);
+        }
+    });
+    state.store.after_create(changed.clone());
+    state.store.after_update(changed);
+    let weak = Arc::downgrade(state);
+    state
+        .store
+        .after_delete(Arc::new(move |ev: &crate::store::HookEvent<'_>| {
+            if is_crd_resource(&ev.resource)
+                && let Some(state) = weak.upgrade()
+            {
+                crd_deleted(&state, ev.object);
+            }
+        }));
+}
+
 /// Starts (or updates) serving a stored CRD.
 pub fn crd_changed(state: &ApiState, crd: &Value) {
     let name = meta_str(crd, "name");
@@ -198,7 +229,7 @@ pub async fn load_all(state: &ApiState) -> Result<(), ApiError> {
     let Some(info) = crd_info(state) else {
         return Ok(());
     };
-    for (crd, _) in objects::list_all(state, &info.prefix()).await? {
+    for (crd, _) in state.store.list(&info, "").await? {
         crd_changed(state, &crd);
     }
     Ok(())
@@ -214,7 +245,7 @@ pub fn spawn_watch(state: Arc<ApiState>) {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             };
-            let Ok(mut stream) = state.store.watch(&info.prefix(), rev).await else {
+            let Ok(mut stream) = state.store.watch(&info, rev).await else {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             };
@@ -250,8 +281,8 @@ pub async fn delete_custom_objects(state: &ApiState, crd: &Value) -> Result<(), 
     let Some(info) = infos.into_iter().find(|i| i.version == i.storage_version) else {
         return Ok(());
     };
-    for (obj, rev) in objects::list_all(state, &info.prefix()).await? {
-        match objects::delete_now(state, &info, &obj, rev).await {
+    for (obj, rev) in state.store.list(&info, "").await? {
+        match state.store.delete_now(&info, &obj, rev).await {
             Ok(_) => {}
             Err(e) if e.reason == "NotFound" || e.reason == "Conflict" => {}
             Err(e) => return Err(e),

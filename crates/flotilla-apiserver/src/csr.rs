@@ -16,11 +16,11 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::handlers::patch::{ParsedPatch, apply_patch, parse_patch};
-use crate::handlers::update::update_with;
 use crate::handlers::{Req, with_warnings};
 use crate::objects::{meta_str, now_rfc3339};
 use crate::registry::ResourceInfo;
 use crate::state::SharedState;
+use crate::store::update::update_with;
 use crate::validation::{cause, invalid, required};
 
 pub const GROUP: &str = "certificates.k8s.io";

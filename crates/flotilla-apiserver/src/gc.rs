@@ -12,10 +12,10 @@ use flotilla_core::status::ApiError;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::handlers::delete::{DeleteOptions, FOREGROUND, ORPHAN, delete_object};
 use crate::objects::{self, meta_mut, meta_str};
 use crate::registry::ResourceInfo;
 use crate::state::ApiState;
+use crate::store::delete::{DeleteOptions, FOREGROUND, ORPHAN, delete_object};
 
 /// Work for the collector.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ impl GcEvent {
                 if !f.iter().any(|f| f == FOREGROUND || f == ORPHAN) {
                     return None;
                 }
-                let (group, resource) = group_resource(&kv.key)?;
+                let (group, resource) = crate::store::keys::group_resource(&kv.key)?;
                 Some(GcEvent::Finalize {
                     group,
                     resource,
@@ -69,16 +69,6 @@ impl GcEvent {
             }
         }
     }
-}
-
-/// The API group (`""` for the legacy group) and resource of a storage key
-/// (`/registry/{group}/{resource}/...`).
-fn group_resource(key: &str) -> Option<(String, String)> {
-    let mut parts = key.strip_prefix("/registry/")?.split('/');
-    let group = parts.next()?;
-    let resource = parts.next()?;
-    let group = if group == "core" { "" } else { group };
-    Some((group.to_string(), resource.to_string()))
 }
 
 fn owner_uids(obj: &Value) -> Vec<String> {
@@ -102,18 +92,12 @@ async fn dependents(
 ) -> Result<Vec<(Arc<ResourceInfo>, Value, i64)>, ApiError> {
     let mut out = Vec::new();
     for info in state.registry.snapshot().stored_resources() {
-        let prefix = if info.namespaced && !namespace.is_empty() {
-            info.namespace_prefix(namespace)
-        } else {
-            info.prefix()
-        };
         let mut start: Option<String> = None;
         loop {
             let page = state
                 .store
-                .range(&prefix, start.as_deref(), 1000)
-                .await
-                .map_err(crate::error::storage_error)?;
+                .range(&info, namespace, start.as_deref(), 1000)
+                .await?;
             for kv in &page.kvs {
                 if !contains(&kv.value, b"ownerReferences") {
                     continue;
@@ -151,7 +135,7 @@ async fn owner_alive(state: &ApiState, reference: &Value, namespace: &str) -> bo
         return true;
     };
     let ns = if info.namespaced { namespace } else { "" };
-    match objects::get(state, &info, ns, name).await {
+    match state.store.get(&info, ns, name).await {
         Ok(Some((o, _))) => meta_str(&o, "uid") == uid,
         Ok(None) => false,
         Err(_) => true,
@@ -204,7 +188,7 @@ async fn on_owners_gone(
                 })
                 .collect();
             meta_mut(&mut next).insert("ownerReferences".into(), json!(kept));
-            let _ = objects::update(state, &info, &next, rev).await;
+            let _ = state.store.update(&info, &next, rev).await;
         }
     }
     Ok(())
@@ -226,7 +210,7 @@ async fn on_finalize(
     else {
         return Ok(true);
     };
-    let Some((obj, _)) = objects::get(state, &info, namespace, name).await? else {
+    let Some((obj, _)) = state.store.get(&info, namespace, name).await? else {
         return Ok(true);
     };
     let uid = meta_str(&obj, "uid").to_string();
@@ -248,7 +232,7 @@ async fn on_finalize(
             } else {
                 meta_mut(&mut next).insert("ownerReferences".into(), json!(kept));
             }
-            objects::update(state, &dinfo, &next, rev).await?;
+            state.store.update(&dinfo, &next, rev).await?;
         }
         remove_finalizer(state, &info, namespace, name, ORPHAN).await?;
         return Ok(true);
@@ -293,7 +277,7 @@ async fn remove_finalizer(
     finalizer: &str,
 ) -> Result<(), ApiError> {
     for _ in 0..8 {
-        let Some((mut obj, rev)) = objects::get(state, info, namespace, name).await? else {
+        let Some((mut obj, rev)) = state.store.get(info, namespace, name).await? else {
             return Ok(());
         };
         let kept: Vec<String> = objects::finalizers(&obj)
@@ -304,7 +288,7 @@ async fn remove_finalizer(
         if kept.is_empty() {
             meta_mut(&mut obj).remove("finalizers");
         }
-        match objects::update(state, info, &obj, rev).await {
+        match state.store.update(info, &obj, rev).await {
             Ok(_) => return Ok(()),
             Err(e) if e.reason == "Conflict" => continue,
             Err(e) => return Err(e),
@@ -320,11 +304,7 @@ async fn sweep(state: &ApiState) -> Result<HashMap<String, HashSet<String>>, Api
     for info in state.registry.snapshot().stored_resources() {
         let mut start: Option<String> = None;
         loop {
-            let page = state
-                .store
-                .range(&info.prefix(), start.as_deref(), 1000)
-                .await
-                .map_err(crate::error::storage_error)?;
+            let page = state.store.range(&info, "", start.as_deref(), 1000).await?;
             for kv in &page.kvs {
                 if !contains(&kv.value, b"ownerReferences") {
                     continue;

@@ -10,8 +10,8 @@ use flotilla_core::user::UserInfo;
 use serde_json::{Value, json};
 
 use crate::handlers::WriteOptions;
-use crate::handlers::update::update_with;
 use crate::state::ApiState;
+use crate::store::update::update_with;
 
 /// The Service's name and namespace.
 pub const NAME: &str = "kubernetes";

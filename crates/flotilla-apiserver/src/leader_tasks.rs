@@ -17,24 +17,13 @@ use crate::error::storage_error;
 use crate::gc::GcEvent;
 use crate::state::SharedState;
 
-/// Every object's key starts with this.
-const ALL_OBJECTS: &str = "/registry/";
-
 /// Runs GC, the namespace lifecycle and compaction until dropped, or until the storage watch
 /// ends (e.g. etcd lost quorum): then it returns the error and the caller starts it again,
 /// which sweeps for anything missed meanwhile.
 pub async fn run(state: SharedState) -> Result<(), ApiError> {
-    let start = state
-        .store
-        .current_revision()
-        .await
-        .map_err(storage_error)?;
+    let start = state.store.current_revision().await?;
     // Watching from before the start-up sweeps: nothing falls between them and the watch.
-    let mut changes = state
-        .store
-        .watch(ALL_OBJECTS, start)
-        .await
-        .map_err(storage_error)?;
+    let mut changes = state.store.watch_all(start).await?;
     let (gc_tx, gc_rx) = mpsc::unbounded_channel();
     let (ns_tx, ns_rx) = mpsc::unbounded_channel();
     let follow = async {

@@ -1,8 +1,9 @@
 //! The Kubernetes-compatible API server shared by the Flotilla hub and simulated members.
 //!
 //! [`server::start`] binds, bootstraps and serves. A request goes through
-//! [`router`] → `auth` middleware → [`handlers`] (one file per verb family) → [`objects`]
-//! (the storage contract) → `flotilla_storage`. Around that: [`registry`] (what is
+//! [`router`] → the [`auth`] layers → [`handlers`] (one file per verb family: decode,
+//! encode) → [`store`] (strategy and admission of the final object, read-modify-write,
+//! delete, hooks; the only place storage keys are formed) → `flotilla_storage`. Around that: [`registry`] (what is
 //! served, including CRDs from [`crd`]; identity of built-in kinds from
 //! `flotilla_core::kinds`), [`strategy`] (one per built-in kind: defaults, checks, table
 //! columns), [`discovery`], [`openapi`], [`table`], [`validation`], [`watch`] (one shared
@@ -42,6 +43,7 @@ pub mod request_info;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod strategy;
 pub mod table;
 pub mod ui;

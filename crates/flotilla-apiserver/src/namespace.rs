@@ -9,10 +9,10 @@ use flotilla_core::status::ApiError;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::handlers::delete::{DeleteOptions, Deleted, delete_object};
 use crate::objects::{self, meta_mut, meta_str, now_rfc3339};
 use crate::registry::ResourceInfo;
 use crate::state::ApiState;
+use crate::store::delete::{DeleteOptions, Deleted, delete_object};
 
 /// The finalizer the namespace lifecycle owns (in `spec.finalizers`).
 pub const KUBERNETES_FINALIZER: &str = "kubernetes";
@@ -23,7 +23,7 @@ pub(crate) fn terminating_in(change: &flotilla_storage::Event) -> Option<String>
     let flotilla_storage::Event::Put { kv, .. } = change else {
         return None;
     };
-    let name = kv.key.strip_prefix("/registry/core/namespaces/")?;
+    let name = crate::store::keys::cluster_scoped_name(&crate::store::keys::NAMESPACES, &kv.key)?;
     if !kv
         .value
         .windows(b"Terminating".len())
@@ -52,7 +52,7 @@ pub async fn check_usable(
     name: &str,
 ) -> Result<(), ApiError> {
     let ns_info = namespaces_info(state);
-    match objects::get(state, &ns_info, "", namespace).await? {
+    match state.store.get(&ns_info, "", namespace).await? {
         None => Err(ApiError::not_found("", "namespaces", namespace)),
         Some((ns, _))
             if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") =>
@@ -93,9 +93,9 @@ pub async fn begin_delete(
     if dry_run {
         return Ok(Deleted::Pending(next));
     }
-    match objects::update(state, info, &next, revision).await? {
-        objects::Written::Stored(obj) => Ok(Deleted::Pending(obj)),
-        objects::Written::Deleted(obj) => Ok(Deleted::Gone(obj)),
+    match state.store.update(info, &next, revision).await? {
+        crate::store::Written::Stored(obj) => Ok(Deleted::Pending(obj)),
+        crate::store::Written::Deleted(obj) => Ok(Deleted::Gone(obj)),
     }
 }
 
@@ -106,7 +106,7 @@ async fn empty_namespace(state: &ApiState, namespace: &str) -> Result<bool, ApiE
         if !info.namespaced {
             continue;
         }
-        let objects = objects::list_all(state, &info.namespace_prefix(namespace)).await?;
+        let objects = state.store.list(&info, namespace).await?;
         for (obj, _) in objects {
             empty = false;
             if !meta_str(&obj, "deletionTimestamp").is_empty() {
@@ -129,7 +129,7 @@ async fn empty_namespace(state: &ApiState, namespace: &str) -> Result<bool, ApiE
 /// Finishes a terminating namespace if it is empty; true when it is gone.
 async fn finish(state: &ApiState, name: &str) -> Result<bool, ApiError> {
     let info = namespaces_info(state);
-    let Some((ns, _)) = objects::get(state, &info, "", name).await? else {
+    let Some((ns, _)) = state.store.get(&info, "", name).await? else {
         return Ok(true);
     };
     if ns.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating") {
@@ -139,7 +139,7 @@ async fn finish(state: &ApiState, name: &str) -> Result<bool, ApiError> {
         return Ok(false);
     }
     // Re-read (deleting the contents does not touch the namespace).
-    let Some((mut ns, rev)) = objects::get(state, &info, "", name).await? else {
+    let Some((mut ns, rev)) = state.store.get(&info, "", name).await? else {
         return Ok(true);
     };
     if let Some(f) = ns
@@ -149,10 +149,10 @@ async fn finish(state: &ApiState, name: &str) -> Result<bool, ApiError> {
         f.retain(|v| v != KUBERNETES_FINALIZER);
     }
     if objects::finalizers(&ns).is_empty() {
-        objects::delete_now(state, &info, &ns, rev).await?;
+        state.store.delete_now(&info, &ns, rev).await?;
         Ok(true)
     } else {
-        objects::update(state, &info, &ns, rev).await?;
+        state.store.update(&info, &ns, rev).await?;
         Ok(false)
     }
 }
@@ -164,7 +164,7 @@ pub(crate) async fn run(state: Arc<ApiState>, mut rx: mpsc::UnboundedReceiver<St
         let mut pending: Vec<String> = Vec::new();
         // Namespaces left terminating by an earlier run.
         let info = namespaces_info(&state);
-        if let Ok(all) = objects::list_all(&state, &info.prefix()).await {
+        if let Ok(all) = state.store.list(&info, "").await {
             for (ns, _) in all {
                 if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
                     pending.push(meta_str(&ns, "name").to_string());

@@ -1,16 +1,12 @@
-//! Reading and writing objects in storage: the key layout, the `resourceVersion` contract
-//! (filled from the modification revision on every read, never stored), and the single
-//! place where an object is really removed (which feeds garbage collection).
+//! Objects as JSON values: their stored encoding and the `resourceVersion` contract (filled
+//! from the modification revision on every read, never stored), and metadata accessors.
+//! Reading and writing them is the [`crate::store`]'s.
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use flotilla_core::status::ApiError;
-use flotilla_storage::{KeyValue, Precondition, Revision};
+use flotilla_storage::{KeyValue, Revision};
 use serde_json::{Map, Value, json};
-
-use crate::error::storage_error;
-use crate::registry::ResourceInfo;
-use crate::state::ApiState;
 
 /// The current time as Kubernetes writes timestamps (`2026-11-26T12:00:00Z`).
 pub fn now_rfc3339() -> String {
@@ -114,6 +110,21 @@ pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
     meta(obj).get(field).and_then(Value::as_str).unwrap_or("")
 }
 
+/// `metadata.resourceVersion` as a storage revision (0 when absent or not a number).
+pub fn resource_version(obj: &Value) -> Revision {
+    meta_str(obj, "resourceVersion").parse().unwrap_or(0)
+}
+
+/// Sets `next`'s `metadata.generation` to one more than `current`'s.
+pub fn bump_generation(current: &Value, next: &mut Value) {
+    let generation = current
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        + 1;
+    meta_mut(next).insert("generation".into(), json!(generation));
+}
+
 /// `metadata.finalizers`.
 pub fn finalizers(obj: &Value) -> Vec<String> {
     meta(obj)
@@ -125,185 +136,6 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Reads one object.
-pub async fn get(
-    state: &ApiState,
-    info: &ResourceInfo,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<(Value, Revision)>, ApiError> {
-    let key = info.key(namespace, name);
-    match state.store.get(&key).await.map_err(storage_error)? {
-        Some(kv) => Ok(Some((decode(&kv)?, kv.mod_revision))),
-        None => Ok(None),
-    }
-}
-
-/// Reads one object or fails with NotFound.
-pub async fn get_existing(
-    state: &ApiState,
-    info: &ResourceInfo,
-    namespace: &str,
-    name: &str,
-) -> Result<(Value, Revision), ApiError> {
-    get(state, info, namespace, name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&info.group, &info.resource, name))
-}
-
-/// Stores a new object; AlreadyExists if the key is taken.
-pub async fn create(state: &ApiState, info: &ResourceInfo, obj: &Value) -> Result<Value, ApiError> {
-    let name = meta_str(obj, "name");
-    let key = info.key(meta_str(obj, "namespace"), name);
-    match state
-        .store
-        .put(&key, encode(obj), Precondition::Absent)
-        .await
-    {
-        Ok(kv) => {
-            let mut out = obj.clone();
-            set_resource_version(&mut out, kv.mod_revision);
-            Ok(out)
-        }
-        Err(flotilla_storage::Error::AlreadyExists(_)) => {
-            Err(ApiError::already_exists(&info.group, &info.resource, name))
-        }
-        Err(e) => Err(storage_error(e)),
-    }
-}
-
-/// What an update did.
-pub enum Written {
-    /// The object was stored (at the object's new resourceVersion).
-    Stored(Value),
-    /// The object was being deleted and lost its last finalizer: it is gone now.
-    Deleted(Value),
-}
-
-impl Written {
-    pub fn object(self) -> Value {
-        match self {
-            Written::Stored(v) | Written::Deleted(v) => v,
-        }
-    }
-}
-
-/// Replaces an object if its modification revision is still `expected`; Conflict otherwise.
-/// An object with a `deletionTimestamp` and no finalizers left is deleted instead.
-pub async fn update(
-    state: &ApiState,
-    info: &ResourceInfo,
-    obj: &Value,
-    expected: Revision,
-) -> Result<Written, ApiError> {
-    let name = meta_str(obj, "name");
-    let key = info.key(meta_str(obj, "namespace"), name);
-    if !meta_str(obj, "deletionTimestamp").is_empty()
-        && finalizers(obj).is_empty()
-        && !has_spec_finalizers(info, obj)
-    {
-        let (_, revision) = delete_now_at(state, info, obj, expected).await?;
-        let mut gone = obj.clone();
-        set_resource_version(&mut gone, revision);
-        return Ok(Written::Deleted(gone));
-    }
-    match state
-        .store
-        .put(&key, encode(obj), Precondition::ModRevision(expected))
-        .await
-    {
-        Ok(kv) => {
-            let mut out = obj.clone();
-            set_resource_version(&mut out, kv.mod_revision);
-            Ok(Written::Stored(out))
-        }
-        Err(flotilla_storage::Error::RevisionMismatch { .. }) => {
-            Err(ApiError::stale(&info.group, &info.resource, name))
-        }
-        Err(flotilla_storage::Error::NotFound(_)) => {
-            Err(ApiError::not_found(&info.group, &info.resource, name))
-        }
-        Err(e) => Err(storage_error(e)),
-    }
-}
-
-/// Namespaces also wait for `spec.finalizers` (the namespace lifecycle's).
-fn has_spec_finalizers(info: &ResourceInfo, obj: &Value) -> bool {
-    info.is_builtin()
-        && info.group.is_empty()
-        && info.kind == "Namespace"
-        && obj
-            .pointer("/spec/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty())
-}
-
-/// Removes an object for good (the only place that does), then tells garbage collection
-/// about it. Returns the removed object.
-pub async fn delete_now(
-    state: &ApiState,
-    info: &ResourceInfo,
-    obj: &Value,
-    expected: Revision,
-) -> Result<Value, ApiError> {
-    delete_now_at(state, info, obj, expected)
-        .await
-        .map(|(v, _)| v)
-}
-
-/// [`delete_now`], also returning the revision of the delete.
-pub async fn delete_now_at(
-    state: &ApiState,
-    info: &ResourceInfo,
-    obj: &Value,
-    expected: Revision,
-) -> Result<(Value, Revision), ApiError> {
-    let name = meta_str(obj, "name");
-    let key = info.key(meta_str(obj, "namespace"), name);
-    match state
-        .store
-        .delete(&key, Precondition::ModRevision(expected))
-        .await
-    {
-        Ok((kv, rev)) => {
-            let removed = decode(&kv)?;
-            if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions"
-            {
-                crate::crd::crd_deleted(state, &removed);
-            }
-            Ok((removed, rev))
-        }
-        Err(flotilla_storage::Error::RevisionMismatch { .. }) => {
-            Err(ApiError::stale(&info.group, &info.resource, name))
-        }
-        Err(flotilla_storage::Error::NotFound(_)) => {
-            Err(ApiError::not_found(&info.group, &info.resource, name))
-        }
-        Err(e) => Err(storage_error(e)),
-    }
-}
-
-/// Lists the objects under a key prefix, one storage page at a time.
-pub async fn list_all(state: &ApiState, prefix: &str) -> Result<Vec<(Value, Revision)>, ApiError> {
-    let mut out = Vec::new();
-    let mut start: Option<String> = None;
-    loop {
-        let page = state
-            .store
-            .range(prefix, start.as_deref(), 500)
-            .await
-            .map_err(storage_error)?;
-        for kv in &page.kvs {
-            out.push((decode(kv)?, kv.mod_revision));
-        }
-        if !page.more || page.kvs.is_empty() {
-            break;
-        }
-        start = page.kvs.last().map(|kv| kv.key.clone());
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

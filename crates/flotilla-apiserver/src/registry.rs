@@ -74,34 +74,6 @@ impl ResourceInfo {
         }
     }
 
-    /// The storage key prefix for all objects of this resource (ends with `/`).
-    pub fn prefix(&self) -> String {
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            &self.group
-        };
-        format!("/registry/{group}/{}/", self.resource)
-    }
-
-    /// The storage key prefix for one namespace (or all objects if `namespace` is empty).
-    pub fn namespace_prefix(&self, namespace: &str) -> String {
-        if self.namespaced && !namespace.is_empty() {
-            format!("{}{namespace}/", self.prefix())
-        } else {
-            self.prefix()
-        }
-    }
-
-    /// The storage key of one object.
-    pub fn key(&self, namespace: &str, name: &str) -> String {
-        if self.namespaced {
-            format!("{}{namespace}/{name}", self.prefix())
-        } else {
-            format!("{}{name}", self.prefix())
-        }
-    }
-
     /// The `kind` of lists: `DeploymentList`.
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)

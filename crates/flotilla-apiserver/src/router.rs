@@ -1,5 +1,5 @@
 //! The HTTP surface: health, version, metrics, discovery, OpenAPI and resource requests,
-//! behind the auth and metrics middleware. Errors become `Status` responses here.
+//! behind the auth layers and the metrics middleware. Errors become `Status` responses here.
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -24,8 +24,8 @@ pub fn router(state: SharedState, extra_routes: Option<Router>, ui: bool) -> Rou
     }
     let api = api
         .layer(from_fn_with_state(state.clone(), inject_faults))
-        .layer(from_fn_with_state(state.clone(), limit_in_flight))
-        .layer(from_fn_with_state(state.auth.clone(), auth::middleware))
+        .layer(from_fn_with_state(state.clone(), limit_in_flight));
+    let api = auth::layers(api, state.auth.clone())
         .layer(from_fn_with_state(state.clone(), metrics::track));
     if ui { crate::ui::wrap(api) } else { api }
 }

@@ -137,17 +137,18 @@ pub async fn start_on(
     })?;
     // One CA (and token key) per store: hubs sharing an etcd form one cluster.
     let pki = Arc::new(ClusterPki::load_or_create_shared(&options.data_dir, &options.store).await?);
-    let auth = Auth::new(options.store.clone(), &pki, &options.data_dir)
+    let store = crate::store::Store::new(options.store.clone());
+    let auth = Auth::new(store.clone(), &pki, &options.data_dir)
         .map_err(|e| StartError::Auth(format!("{e:#}")))?;
 
     let state: SharedState = Arc::new(ApiState {
-        store: options.store.clone(),
+        store: store.clone(),
         registry: if options.cluster_gateway.is_some() {
             crate::registry::Registry::with_cluster_gateway()
         } else {
             crate::registry::Registry::new()
         },
-        watches: crate::watch::WatchHub::new(options.store.clone()),
+        watches: crate::watch::WatchHub::new(store),
         metrics: crate::metrics::Metrics::with_extra(options.extra_metrics),
         auth: auth.clone(),
         pki: pki.clone(),
@@ -166,6 +167,7 @@ pub async fn start_on(
         cluster_gateway: options.cluster_gateway,
     });
 
+    crate::crd::register_hooks(&state);
     bootstrap(&state, options.bootstrap).await?;
     // Hubs sharing an etcd may start together and write these at once: a conflict is retried.
     let mut attempt = 0;
@@ -295,7 +297,7 @@ async fn bootstrap(state: &SharedState, extra: Vec<Value>) -> Result<(), StartEr
             obj.get("kind").and_then(Value::as_str).unwrap_or("?"),
             crate::objects::meta_str(&obj, "name")
         );
-        crate::handlers::create::create_if_absent(state, obj)
+        crate::store::create::create_if_absent(state, obj)
             .await
             .map_err(|source| StartError::Bootstrap { what, source })?;
     }

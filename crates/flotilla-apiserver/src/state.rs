@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use flotilla_storage::SharedBackend;
-
 use crate::auth::Auth;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -11,7 +9,8 @@ use crate::watch::WatchHub;
 
 /// Shared server state (cheap to clone through the `Arc`).
 pub struct ApiState {
-    pub store: SharedBackend,
+    /// Objects in storage: every read and write goes through it.
+    pub store: crate::store::Store,
     pub registry: Registry,
     pub watches: WatchHub,
     pub metrics: Metrics,

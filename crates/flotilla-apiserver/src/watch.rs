@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flotilla_core::status::ApiError;
-use flotilla_storage::{Event, KeyValue, Revision, SharedBackend, WatchStream};
+use flotilla_storage::{Event, KeyValue, Revision, WatchStream};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::error::storage_error;
 use crate::objects;
+use crate::store::Store;
 
 /// How many recent events each resource keeps for watchers that start slightly behind.
 const BACKLOG: usize = 1024;
@@ -199,12 +199,12 @@ pub enum Subscription {
 
 /// The per-resource feeds of one server.
 pub struct WatchHub {
-    store: SharedBackend,
+    store: Store,
     feeds: Arc<Mutex<HashMap<String, Arc<Feed>>>>,
 }
 
 impl WatchHub {
-    pub fn new(store: SharedBackend) -> WatchHub {
+    pub fn new(store: Store) -> WatchHub {
         WatchHub {
             store,
             feeds: Arc::new(Mutex::new(HashMap::new())),
@@ -221,12 +221,8 @@ impl WatchHub {
         if self.feeds.lock().contains_key(prefix) {
             return Ok(());
         }
-        let start = self.store.current_revision().await.map_err(storage_error)?;
-        let stream = self
-            .store
-            .watch(prefix, start)
-            .await
-            .map_err(storage_error)?;
+        let start = self.store.current_revision().await?;
+        let stream = self.store.watch_prefix(prefix, start).await?;
         let feed = {
             let mut feeds = self.feeds.lock();
             if feeds.contains_key(prefix) {
@@ -270,11 +266,7 @@ impl WatchHub {
                 return Ok(Subscription::Shared { backlog, live });
             }
         }
-        let stream = self
-            .store
-            .watch(prefix, after)
-            .await
-            .map_err(storage_error)?;
+        let stream = self.store.watch_prefix(prefix, after).await?;
         Ok(Subscription::Direct(stream))
     }
 }
@@ -316,6 +308,7 @@ async fn run_feed(mut stream: WatchStream, feed: &Feed) {
 mod tests {
     use super::*;
     use flotilla_storage::Precondition;
+    use flotilla_storage::SharedBackend;
 
     fn obj(name: &str, v: &str) -> Bytes {
         Bytes::from(
@@ -376,9 +369,10 @@ mod tests {
     #[tokio::test]
     async fn one_feed_serves_many_watchers_and_late_starters() {
         let dir = tempfile::tempdir().unwrap();
-        let store: SharedBackend =
+        let backend: SharedBackend =
             Arc::new(flotilla_storage::EmbeddedBackend::open(dir.path()).unwrap());
-        let hub = WatchHub::new(store.clone());
+        let store = backend.clone();
+        let hub = WatchHub::new(crate::store::Store::new(backend));
         let prefix = "/registry/core/configmaps/";
         let start = store.current_revision().await.unwrap();
         let mut subs = Vec::new();

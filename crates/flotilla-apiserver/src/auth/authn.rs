@@ -3,10 +3,11 @@
 
 use chrono::Utc;
 use flotilla_core::user::{SYSTEM_AUTHENTICATED, UserInfo};
-use flotilla_storage::SharedBackend;
 
 use super::PeerCertificates;
 use super::tokens::{self, TokenSigner};
+use crate::store::Store;
+use crate::store::keys::SERVICE_ACCOUNTS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,7 +20,7 @@ pub enum Error {
     #[error("bearer token: service account {0} was recreated (uid differs)")]
     ServiceAccountUid(String),
     #[error("bearer token: reading the service account: {0}")]
-    Storage(#[from] flotilla_storage::Error),
+    Storage(#[from] flotilla_core::status::ApiError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -51,11 +52,7 @@ pub fn user_from_certificate(certs: &PeerCertificates) -> Result<UserInfo> {
 }
 
 /// The ServiceAccount a bearer token stands for, checked against the store.
-pub async fn user_from_token(
-    signer: &TokenSigner,
-    store: &SharedBackend,
-    token: &str,
-) -> Result<UserInfo> {
+pub async fn user_from_token(signer: &TokenSigner, store: &Store, token: &str) -> Result<UserInfo> {
     let claims = signer.verify(token, Utc::now())?;
     user_of_claims(store, &claims).await
 }
@@ -64,7 +61,7 @@ pub async fn user_from_token(
 /// own when empty), and the audiences the token and the review share.
 pub async fn user_from_token_for(
     signer: &TokenSigner,
-    store: &SharedBackend,
+    store: &Store,
     token: &str,
     audiences: &[String],
 ) -> Result<(UserInfo, Vec<String>)> {
@@ -81,18 +78,14 @@ pub async fn user_from_token_for(
 }
 
 /// The ServiceAccount user `claims` name, if it still exists with the same uid.
-async fn user_of_claims(store: &SharedBackend, claims: &tokens::Claims) -> Result<UserInfo> {
+async fn user_of_claims(store: &Store, claims: &tokens::Claims) -> Result<UserInfo> {
     let ns = &claims.kubernetes.namespace;
     let name = &claims.kubernetes.serviceaccount.name;
-    let key = format!("/registry/core/serviceaccounts/{ns}/{name}");
-    let kv = store
-        .get(&key)
+    let (account, _) = store
+        .get(SERVICE_ACCOUNTS, ns, name)
         .await?
         .ok_or_else(|| Error::ServiceAccountGone(format!("{ns}/{name}")))?;
-    let uid = serde_json::from_slice::<serde_json::Value>(&kv.value)
-        .ok()
-        .and_then(|v| v["metadata"]["uid"].as_str().map(str::to_string))
-        .unwrap_or_default();
+    let uid = crate::objects::meta_str(&account, "uid").to_string();
     let wanted = &claims.kubernetes.serviceaccount.uid;
     if !wanted.is_empty() && !uid.is_empty() && *wanted != uid {
         return Err(Error::ServiceAccountUid(format!("{ns}/{name}")));

@@ -8,9 +8,8 @@ use flotilla_core::user::{SYSTEM_MASTERS, UserInfo};
 use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef};
 use serde_json::Value;
 
+use super::Auth;
 use super::rbac::Attributes;
-use super::{Auth, Identity};
-use crate::request_info::RequestInfo;
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
@@ -168,7 +167,7 @@ fn compact_rules(missing: &[PolicyRule]) -> Vec<PolicyRule> {
 }
 
 fn escalation_forbidden(
-    info: &RequestInfo,
+    resource: &str,
     name: &str,
     user: &UserInfo,
     missing: &[PolicyRule],
@@ -178,7 +177,7 @@ fn escalation_forbidden(
     rules.dedup();
     let message = format!(
         "{}.{RBAC_GROUP} {:?} is forbidden: user {:?} (groups={}) is attempting to grant RBAC permissions not currently held:\n{}",
-        info.resource,
+        resource,
         name,
         user.username,
         go_quoted_list(&user.groups),
@@ -186,44 +185,38 @@ fn escalation_forbidden(
     );
     let mut e = ApiError::forbidden(message);
     e.group = Some(RBAC_GROUP.into());
-    e.kind = Some(info.resource.clone());
+    e.kind = Some(resource.to_string());
     e.name = Some(name.to_string()).filter(|n| !n.is_empty());
     e
 }
 
-/// Refuses a create/update of an RBAC object (`object` is the object as it would be
-/// stored) that would grant `identity` rights it does not hold. Call it for
-/// `roles`, `clusterroles`, `rolebindings` and `clusterrolebindings` writes; other
-/// requests pass.
+/// Refuses storing an RBAC object (`object` as it would be stored) that would grant `user`
+/// rights it does not hold; `resource` is `roles`, `clusterroles`, `rolebindings` or
+/// `clusterrolebindings` (anything else passes). Verbs `escalate` and `bind` lift it.
 pub async fn check(
     auth: &Auth,
-    identity: &Identity,
-    info: &RequestInfo,
+    user: &UserInfo,
+    resource: &str,
     object: &Value,
 ) -> Result<(), ApiError> {
-    if info.api_group != RBAC_GROUP || !["create", "update", "patch"].contains(&info.verb.as_str())
-    {
-        return Ok(());
-    }
-    let user = &identity.user;
     if user.in_group(SYSTEM_MASTERS) {
         return Ok(());
     }
     let name = object["metadata"]["name"]
         .as_str()
-        .unwrap_or(&info.name)
+        .unwrap_or("")
         .to_string();
     let namespace = object["metadata"]["namespace"]
         .as_str()
-        .unwrap_or(&info.namespace)
+        .unwrap_or("")
         .to_string();
-    match info.resource.as_str() {
+    match resource {
         "roles" | "clusterroles" => {
             let escalate = Attributes {
                 verb: "escalate".into(),
                 is_resource_request: true,
                 api_group: RBAC_GROUP.into(),
-                resource: info.resource.clone(),
+                resource: resource.to_string(),
                 namespace: namespace.clone(),
                 name: name.clone(),
                 ..Default::default()
@@ -233,12 +226,12 @@ pub async fn check(
             }
             let mut rules: Vec<PolicyRule> =
                 serde_json::from_value(object["rules"].clone()).unwrap_or_default();
-            if info.resource == "clusterroles" && object["aggregationRule"].is_object() {
+            if resource == "clusterroles" && object["aggregationRule"].is_object() {
                 // An aggregated role's rules are computed; what it could select is checked
                 // when those roles are written.
                 rules.clear();
             }
-            confirm_no_escalation(auth, info, &name, user, &namespace, &rules).await
+            confirm_no_escalation(auth, resource, &name, user, &namespace, &rules).await
         }
         "rolebindings" | "clusterrolebindings" => {
             // A malformed roleRef grants nothing; validation refuses the object.
@@ -275,81 +268,35 @@ pub async fn check(
                     };
                     ApiError::not_found(RBAC_GROUP, resource, &role_ref.name)
                 })?;
-            confirm_no_escalation(auth, info, &name, user, &namespace, &rules).await
+            confirm_no_escalation(auth, resource, &name, user, &namespace, &rules).await
         }
         _ => Ok(()),
     }
 }
 
-/// Whether a request writes an RBAC object (and so needs [`check`] on its result).
-pub fn is_rbac_write(info: &RequestInfo) -> bool {
-    info.is_resource_request
-        && info.api_group == RBAC_GROUP
-        && info.subresource.is_empty()
-        && ["create", "update", "patch"].contains(&info.verb.as_str())
-        && [
-            "roles",
-            "clusterroles",
-            "rolebindings",
-            "clusterrolebindings",
-        ]
-        .contains(&info.resource.as_str())
-}
-
-/// The object an RBAC write would store: the body for create/update, the stored object
-/// with the patch applied for a patch (an absent object for server-side apply creates).
-/// `None` when the body cannot be read: the handler then refuses the request itself.
-pub async fn prospective_object(
-    auth: &Auth,
-    info: &RequestInfo,
-    content_type: &str,
-    body: &[u8],
-) -> Option<Value> {
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let decoded: Value = match media.as_str() {
-        "application/vnd.kubernetes.protobuf" => crate::proto::decode(body).ok()?,
-        "application/yaml" | "application/apply-patch+yaml" => {
-            serde_yaml_ng::from_slice(body).ok()?
-        }
-        _ => serde_json::from_slice(body).ok()?,
-    };
-    if info.verb != "patch" {
-        return Some(decoded);
-    }
-    let key = if info.namespace.is_empty() {
-        format!("/registry/{RBAC_GROUP}/{}/{}", info.resource, info.name)
-    } else {
-        format!(
-            "/registry/{RBAC_GROUP}/{}/{}/{}",
-            info.resource, info.namespace, info.name
-        )
-    };
-    let current: Value = match auth.store.get(&key).await.ok()? {
-        Some(kv) => serde_json::from_slice(&kv.value).ok()?,
-        None => serde_json::json!({}),
-    };
-    match media.as_str() {
-        "application/json-patch+json" => flotilla_core::patch::json_patch(&current, &decoded).ok(),
-        "application/strategic-merge-patch+json" => flotilla_core::patch::strategic_merge(
-            &current,
-            &decoded,
-            &flotilla_core::patch::NoMergeKeys,
-        )
-        .ok(),
-        // Merge patch, and server-side apply: RBAC's rules and subjects are atomic lists,
-        // so the applied configuration replaces them as a merge would.
-        _ => flotilla_core::patch::merge_patch(&current, &decoded).ok(),
-    }
+/// Registers the check with the store: it runs on the final object of every RBAC create
+/// and update a user asks for (PUT, PATCH, apply, POST alike).
+pub fn register(auth: &std::sync::Arc<Auth>) {
+    let weak = std::sync::Arc::downgrade(auth);
+    auth.store.before_write(std::sync::Arc::new(
+        move |attempt: &crate::store::WriteAttempt<'_>| {
+            if attempt.resource.group != RBAC_GROUP || attempt.user.in_group(SYSTEM_MASTERS) {
+                return None;
+            }
+            let auth = weak.upgrade()?;
+            let user = attempt.user.clone();
+            let resource = attempt.resource.resource.to_string();
+            let object = attempt.object.clone();
+            Some(Box::pin(async move {
+                check(&auth, &user, &resource, &object).await
+            }))
+        },
+    ));
 }
 
 async fn confirm_no_escalation(
     auth: &Auth,
-    info: &RequestInfo,
+    resource: &str,
     name: &str,
     user: &UserInfo,
     namespace: &str,
@@ -368,9 +315,9 @@ async fn confirm_no_escalation(
         if missing.is_empty() {
             return Ok(());
         }
-        return Err(escalation_forbidden(info, name, user, &missing));
+        return Err(escalation_forbidden(resource, name, user, &missing));
     }
-    Err(escalation_forbidden(info, name, user, &missing))
+    Err(escalation_forbidden(resource, name, user, &missing))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use flotilla_core::status::ApiError;
 use flotilla_core::user::{SYSTEM_MASTERS, UserInfo};
-use flotilla_storage::{Event, KeyValue, Revision, SharedBackend};
+use flotilla_storage::{Event, KeyValue, Revision};
 use futures::StreamExt;
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -25,9 +25,8 @@ use crate::request_info::RequestInfo;
 /// How long a request waits for the first read of the RBAC policy.
 const SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The storage prefix of every RBAC object.
-pub const RBAC_PREFIX: &str = "/registry/rbac.authorization.k8s.io/";
-const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+use crate::store::Store;
+use crate::store::keys::{CLUSTER_ROLES, RBAC_GROUP, group_resource};
 const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 
 /// What is being asked: Kubernetes' `authorizer.Attributes`.
@@ -602,9 +601,11 @@ struct Objects {
 }
 
 fn parse_kv(kv: &KeyValue) -> Option<RbacObject> {
-    let rest = kv.key.strip_prefix(RBAC_PREFIX)?;
-    let resource = rest.split('/').next()?;
-    let parsed = match resource {
+    let (group, resource) = group_resource(&kv.key)?;
+    if group != RBAC_GROUP {
+        return None;
+    }
+    let parsed = match resource.as_str() {
         "roles" => serde_json::from_slice(&kv.value).map(RbacObject::Role),
         "clusterroles" => serde_json::from_slice(&kv.value).map(RbacObject::ClusterRole),
         "rolebindings" => serde_json::from_slice(&kv.value).map(RbacObject::RoleBinding),
@@ -624,7 +625,7 @@ fn parse_kv(kv: &KeyValue) -> Option<RbacObject> {
 
 /// The in-memory RBAC state with its refresh machinery.
 pub struct RbacCache {
-    store: SharedBackend,
+    store: Store,
     objects: Mutex<Objects>,
     snapshot: RwLock<Arc<Snapshot>>,
     synced: AtomicBool,
@@ -633,7 +634,7 @@ pub struct RbacCache {
 
 impl RbacCache {
     /// A cache that is empty until [`RbacCache::spawn`]'s first list completes.
-    pub fn new(store: SharedBackend) -> Arc<RbacCache> {
+    pub fn new(store: Store) -> Arc<RbacCache> {
         Arc::new(RbacCache {
             store,
             objects: Mutex::new(Objects::default()),
@@ -690,7 +691,7 @@ impl RbacCache {
     }
 
     /// Re-reads all RBAC objects; returns true if anything differed from the cache.
-    pub async fn refresh(&self) -> Result<bool, flotilla_storage::Error> {
+    pub async fn refresh(&self) -> Result<bool, ApiError> {
         // Nothing at all was written since the cache was last known complete: done.
         let current = self.store.current_revision().await?;
         if current <= self.objects.lock().revision {
@@ -718,25 +719,10 @@ impl RbacCache {
         Ok(changed)
     }
 
-    async fn list_all(&self) -> Result<(Vec<KeyValue>, Revision), flotilla_storage::Error> {
-        let mut kvs: Vec<KeyValue> = Vec::new();
-        let mut revision = 0;
-        let mut start_after: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .range(RBAC_PREFIX, start_after.as_deref(), 1000)
-                .await?;
-            if revision == 0 {
-                revision = page.revision;
-            }
-            start_after = page.kvs.last().map(|kv| kv.key.clone());
-            kvs.extend(page.kvs);
-            if !page.more || start_after.is_none() {
-                break;
-            }
-        }
-        Ok((kvs, revision))
+    async fn list_all(&self) -> Result<(Vec<KeyValue>, Revision), ApiError> {
+        self.store
+            .list_kvs(&crate::store::keys::group_prefix(RBAC_GROUP))
+            .await
     }
 
     fn replace(&self, kvs: Vec<KeyValue>, revision: Revision) {
@@ -813,7 +799,11 @@ impl RbacCache {
                 self.synced_notify.notify_waiters();
             }
             self.reconcile_aggregations().await;
-            let mut stream = match self.store.watch(RBAC_PREFIX, revision).await {
+            let mut stream = match self
+                .store
+                .watch_prefix(&crate::store::keys::group_prefix(RBAC_GROUP), revision)
+                .await
+            {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "watching RBAC objects failed; re-listing");
@@ -843,11 +833,8 @@ impl RbacCache {
     async fn reconcile_aggregations(&self) {
         let stale = self.snapshot().stale_aggregations.clone();
         for (name, rules) in stale {
-            let key = format!("{RBAC_PREFIX}clusterroles/{name}");
-            let Ok(Some(kv)) = self.store.get(&key).await else {
-                continue;
-            };
-            let Ok(mut object) = serde_json::from_slice::<serde_json::Value>(&kv.value) else {
+            let Ok(Some((mut object, revision))) = self.store.get(CLUSTER_ROLES, "", &name).await
+            else {
                 continue;
             };
             let Ok(rules_json) = serde_json::to_value(&rules) else {
@@ -857,17 +844,7 @@ impl RbacCache {
                 continue;
             }
             object["rules"] = rules_json;
-            let Ok(bytes) = serde_json::to_vec(&object) else {
-                continue;
-            };
-            let result = self
-                .store
-                .put(
-                    &key,
-                    bytes.into(),
-                    flotilla_storage::Precondition::ModRevision(kv.mod_revision),
-                )
-                .await;
+            let result = self.store.update(CLUSTER_ROLES, &object, revision).await;
             if let Err(e) = result {
                 tracing::debug!(%name, error = %e, "updating aggregated ClusterRole rules");
             }
@@ -884,10 +861,12 @@ fn objects_from(list: Vec<serde_json::Value>) -> Objects {
         let ns = v["metadata"]["namespace"].as_str();
         let name = v["metadata"]["name"].as_str().unwrap();
         let resource = format!("{}s", kind.to_ascii_lowercase());
-        let key = match ns {
-            Some(ns) => format!("{RBAC_PREFIX}{resource}/{ns}/{name}"),
-            None => format!("{RBAC_PREFIX}{resource}/{name}"),
-        };
+        let key = crate::store::keys::Resource {
+            group: RBAC_GROUP,
+            resource: &resource,
+            namespaced: ns.is_some(),
+        }
+        .key(ns.unwrap_or(""), name);
         let kv = KeyValue {
             key: key.clone(),
             value: serde_json::to_vec(&v).unwrap().into(),

@@ -333,17 +333,14 @@ async fn token_review(auth: &Auth, info: &RequestInfo, mut body: Value) -> Resul
 }
 
 async fn token_request(auth: &Auth, info: &RequestInfo, body: Value) -> Result<Value, ApiError> {
-    let key = format!(
-        "/registry/core/serviceaccounts/{}/{}",
-        info.namespace, info.name
-    );
-    let kv = auth
+    let (sa, _) = auth
         .store
-        .get(&key)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .ok_or_else(|| ApiError::not_found("", "serviceaccounts", &info.name))?;
-    let sa: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+        .get_existing(
+            crate::store::keys::SERVICE_ACCOUNTS,
+            &info.namespace,
+            &info.name,
+        )
+        .await?;
     let uid = sa["metadata"]["uid"].as_str().unwrap_or("").to_string();
     let spec = &body["spec"];
     let expiration = match &spec["expirationSeconds"] {

@@ -4,17 +4,16 @@
 
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
-use flotilla_storage::{Event, Precondition, SharedBackend};
+use flotilla_core::status::ApiError;
+use flotilla_storage::Event;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-const NAMESPACES: &str = "/registry/core/namespaces/";
-const DEFAULT: &str = "default";
+use crate::objects::{decode, meta_str, now_rfc3339};
+use crate::store::Store;
+use crate::store::keys::{NAMESPACES, SERVICE_ACCOUNTS};
 
-fn service_account_key(namespace: &str) -> String {
-    format!("/registry/core/serviceaccounts/{namespace}/{DEFAULT}")
-}
+const DEFAULT: &str = "default";
 
 fn is_live(namespace: &Value) -> bool {
     namespace["metadata"]["deletionTimestamp"].is_null()
@@ -22,11 +21,11 @@ fn is_live(namespace: &Value) -> bool {
 }
 
 /// Starts the controller on the current tokio runtime.
-pub fn spawn(store: SharedBackend) {
+pub fn spawn(store: Store) {
     tokio::spawn(async move { run(store).await });
 }
 
-async fn run(store: SharedBackend) {
+async fn run(store: Store) {
     loop {
         let revision = match list_and_ensure(&store).await {
             Ok(r) => r,
@@ -48,7 +47,7 @@ async fn run(store: SharedBackend) {
             let Ok(events) = batch else { break };
             for event in events {
                 if let Event::Put { kv, .. } = event
-                    && let Ok(namespace) = serde_json::from_slice::<Value>(&kv.value)
+                    && let Ok(namespace) = decode(&kv)
                 {
                     ensure(&store, &namespace).await;
                 }
@@ -58,36 +57,26 @@ async fn run(store: SharedBackend) {
     }
 }
 
-async fn list_and_ensure(store: &SharedBackend) -> Result<i64, flotilla_storage::Error> {
-    let mut start_after: Option<String> = None;
-    let mut revision = 0;
-    loop {
-        let page = store.range(NAMESPACES, start_after.as_deref(), 500).await?;
-        if revision == 0 {
-            revision = page.revision;
-        }
-        for kv in &page.kvs {
-            if let Ok(namespace) = serde_json::from_slice::<Value>(&kv.value) {
-                ensure(store, &namespace).await;
-            }
-        }
-        start_after = page.kvs.last().map(|kv| kv.key.clone());
-        if !page.more || start_after.is_none() {
-            return Ok(revision);
+async fn list_and_ensure(store: &Store) -> Result<i64, ApiError> {
+    let (namespaces, revision) = store.list_kvs(&NAMESPACES.prefix()).await?;
+    for kv in &namespaces {
+        if let Ok(namespace) = decode(kv) {
+            ensure(store, &namespace).await;
         }
     }
+    Ok(revision)
 }
 
 /// Creates `default` in a live namespace that has none.
-async fn ensure(store: &SharedBackend, namespace: &Value) {
-    let Some(name) = namespace["metadata"]["name"].as_str() else {
-        return;
-    };
-    if !is_live(namespace) {
+async fn ensure(store: &Store, namespace: &Value) {
+    let name = meta_str(namespace, "name");
+    if name.is_empty() || !is_live(namespace) {
         return;
     }
-    let key = service_account_key(name);
-    if !matches!(store.get(&key).await, Ok(None)) {
+    if !matches!(
+        store.get_kv(SERVICE_ACCOUNTS, name, DEFAULT).await,
+        Ok(None)
+    ) {
         return;
     }
     let account = json!({
@@ -97,26 +86,20 @@ async fn ensure(store: &SharedBackend, namespace: &Value) {
             "name": DEFAULT,
             "namespace": name,
             "uid": uuid::Uuid::new_v4().to_string(),
-            "creationTimestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            "creationTimestamp": now_rfc3339(),
         },
     });
-    let Ok(bytes) = serde_json::to_vec(&account) else {
-        return;
-    };
-    let Ok(created) = store.put(&key, bytes.into(), Precondition::Absent).await else {
+    let Ok(created) = store.create(SERVICE_ACCOUNTS, &account).await else {
         return; // someone else created it first
     };
     // The namespace may have started terminating meanwhile: then take it back.
-    let still_live = match store.get(&format!("{NAMESPACES}{name}")).await {
-        Ok(Some(kv)) => serde_json::from_slice::<Value>(&kv.value)
-            .map(|ns| is_live(&ns))
-            .unwrap_or(false),
+    let still_live = match store.get(NAMESPACES, "", name).await {
+        Ok(Some((ns, _))) => is_live(&ns),
         _ => false,
     };
     if !still_live {
-        let _ = store
-            .delete(&key, Precondition::ModRevision(created.mod_revision))
-            .await;
+        let revision = crate::objects::resource_version(&created);
+        let _ = store.delete_now(SERVICE_ACCOUNTS, &created, revision).await;
     }
 }
 
@@ -128,8 +111,9 @@ mod tests {
     #[tokio::test]
     async fn every_live_namespace_gets_a_default_service_account() {
         let dir = tempfile::tempdir().unwrap();
-        let store: SharedBackend =
-            Arc::new(flotilla_storage::embedded::EmbeddedBackend::open(dir.path()).unwrap());
+        let store = Store::new(Arc::new(
+            flotilla_storage::embedded::EmbeddedBackend::open(dir.path()).unwrap(),
+        ));
         let put_ns = |name: &str, terminating: bool| {
             let mut ns =
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
@@ -138,16 +122,8 @@ mod tests {
                 ns["status"] = json!({"phase": "Terminating"});
             }
             let store = store.clone();
-            let key = format!("{NAMESPACES}{name}");
             async move {
-                store
-                    .put(
-                        &key,
-                        serde_json::to_vec(&ns).unwrap().into(),
-                        Precondition::Absent,
-                    )
-                    .await
-                    .unwrap();
+                store.create(NAMESPACES, &ns).await.unwrap();
             }
         };
         put_ns("before", false).await;
@@ -159,20 +135,19 @@ mod tests {
         for ns in ["before", "after", "last"] {
             let mut found = None;
             for _ in 0..200 {
-                found = store.get(&service_account_key(ns)).await.unwrap();
+                found = store.get(SERVICE_ACCOUNTS, ns, DEFAULT).await.unwrap();
                 if found.is_some() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            let kv = found.unwrap_or_else(|| panic!("no default ServiceAccount in {ns}"));
-            let sa: Value = serde_json::from_slice(&kv.value).unwrap();
+            let (sa, _) = found.unwrap_or_else(|| panic!("no default ServiceAccount in {ns}"));
             assert_eq!(sa["metadata"]["namespace"], ns);
             assert!(sa["metadata"]["uid"].is_string());
         }
         assert!(
             store
-                .get(&service_account_key("going"))
+                .get(SERVICE_ACCOUNTS, "going", DEFAULT)
                 .await
                 .unwrap()
                 .is_none()

@@ -1,5 +1,4 @@
-//! DELETE of one object (finalizers, `deletionTimestamp`, propagation policies,
-//! preconditions, dry run) and of collections.
+//! DELETE of one object and of collections (deletecollection), through the store.
 
 use axum::response::Response;
 use flotilla_core::status::ApiError;
@@ -9,23 +8,9 @@ use serde_json::{Value, json};
 use super::Req;
 use super::list::{Filter, read_page};
 use crate::codec::json_response;
-use crate::objects::{self, meta_mut, meta_str, now_rfc3339};
-use crate::registry::ResourceInfo;
-use crate::state::{ApiState, SharedState};
-
-/// The finalizer that makes the garbage collector delete dependents first.
-pub const FOREGROUND: &str = "foregroundDeletion";
-/// The finalizer that makes the garbage collector orphan dependents first.
-pub const ORPHAN: &str = "orphan";
-
-/// `DeleteOptions` from the body and query.
-#[derive(Debug, Clone, Default)]
-pub struct DeleteOptions {
-    pub propagation: Option<String>,
-    pub precondition_uid: Option<String>,
-    pub precondition_rv: Option<String>,
-    pub dry_run: bool,
-}
+use crate::objects::meta_str;
+use crate::state::SharedState;
+pub use crate::store::delete::{DeleteOptions, Deleted, delete_object};
 
 impl DeleteOptions {
     pub fn from_req(req: &Req) -> Result<DeleteOptions, ApiError> {
@@ -62,124 +47,6 @@ impl DeleteOptions {
                 "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
             ))),
         }
-    }
-}
-
-/// What a delete did.
-pub enum Deleted {
-    /// Gone from storage.
-    Gone(Value),
-    /// Marked for deletion; finalizers still pending.
-    Pending(Value),
-}
-
-/// Deletes (or starts deleting) one object; shared by DELETE, deletecollection, the
-/// namespace lifecycle and garbage collection.
-pub async fn delete_object(
-    state: &ApiState,
-    info: &ResourceInfo,
-    namespace: &str,
-    name: &str,
-    opts: &DeleteOptions,
-) -> Result<Deleted, ApiError> {
-    for _ in 0..8 {
-        let (current, revision) = objects::get_existing(state, info, namespace, name).await?;
-        let uid = meta_str(&current, "uid");
-        if let Some(want) = &opts.precondition_uid
-            && want != uid
-        {
-            return Err(ApiError::conflict(
-                &info.group,
-                &info.resource,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
-                ),
-            ));
-        }
-        if let Some(want) = &opts.precondition_rv {
-            let have = meta_str(&current, "resourceVersion");
-            if want != have {
-                return Err(ApiError::conflict(
-                    &info.group,
-                    &info.resource,
-                    name,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {have}"
-                    ),
-                ));
-            }
-        }
-        if info.is_builtin() && info.group.is_empty() && info.kind == "Namespace" {
-            return crate::namespace::begin_delete(state, info, current, revision, opts.dry_run)
-                .await;
-        }
-        let mut finalizers = objects::finalizers(&current);
-        match opts.propagation.as_deref() {
-            Some("Foreground") if !finalizers.iter().any(|f| f == FOREGROUND) => {
-                finalizers.push(FOREGROUND.into())
-            }
-            Some("Orphan") if !finalizers.iter().any(|f| f == ORPHAN) => {
-                finalizers.push(ORPHAN.into())
-            }
-            _ => {}
-        }
-        if crate::crd::is_crd(info) && !opts.dry_run {
-            crate::crd::delete_custom_objects(state, &current).await?;
-        }
-        if finalizers.is_empty() {
-            if opts.dry_run {
-                return Ok(Deleted::Gone(current));
-            }
-            match objects::delete_now(state, info, &current, revision).await {
-                Ok(obj) => return Ok(Deleted::Gone(obj)),
-                Err(e) if e.reason == "Conflict" => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        let already = !meta_str(&current, "deletionTimestamp").is_empty();
-        let mut next = current.clone();
-        {
-            let meta = meta_mut(&mut next);
-            if !already {
-                meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-                meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-            }
-            meta.insert("finalizers".into(), json!(finalizers));
-        }
-        if next == current {
-            return Ok(Deleted::Pending(current));
-        }
-        if opts.dry_run {
-            return Ok(Deleted::Pending(next));
-        }
-        if !already && info.generation_tracked_on_delete() {
-            let g = current
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                + 1;
-            meta_mut(&mut next).insert("generation".into(), json!(g));
-        }
-        match objects::update(state, info, &next, revision).await {
-            Ok(objects::Written::Stored(obj)) => return Ok(Deleted::Pending(obj)),
-            Ok(objects::Written::Deleted(obj)) => return Ok(Deleted::Gone(obj)),
-            Err(e) if e.reason == "Conflict" => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ApiError::conflict(
-        &info.group,
-        &info.resource,
-        name,
-        "the object is being modified concurrently; please retry",
-    ))
-}
-
-impl ResourceInfo {
-    /// kube-apiserver bumps `generation` when a deletion starts on objects that track it.
-    pub fn generation_tracked_on_delete(&self) -> bool {
-        self.tracks_generation || self.crd.is_some()
     }
 }
 

@@ -11,8 +11,10 @@ use crate::{objects, table};
 
 /// `GET .../{resource}/{name}[/status]`
 pub async fn get(state: SharedState, req: Req) -> Result<Response, ApiError> {
-    let (obj, _) =
-        objects::get_existing(&state, &req.resource, &req.info.namespace, &req.info.name).await?;
+    let (obj, _) = state
+        .store
+        .get_existing(&req.resource, &req.info.namespace, &req.info.name)
+        .await?;
     let obj = crate::convert::to_served(&req.resource, obj);
     let body = match negotiate_output(&req.headers) {
         Output::Object => obj,

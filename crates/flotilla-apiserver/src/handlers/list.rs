@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 
 use super::Req;
 use crate::codec::{Output, json_bytes_response, negotiate_output};
-use crate::error::storage_error;
 use crate::registry::ResourceInfo;
 use crate::state::{ApiState, SharedState};
 use crate::{objects, table};
@@ -105,14 +104,9 @@ pub async fn read_page(
         if info.namespaced && namespace.is_empty() {
             // fall through to a scan across namespaces
         } else {
-            let key = info.key(namespace, name);
-            let revision = state
-                .store
-                .current_revision()
-                .await
-                .map_err(storage_error)?;
+            let revision = state.store.current_revision().await?;
             let mut items = Vec::new();
-            if let Some(kv) = state.store.get(&key).await.map_err(storage_error)? {
+            if let Some(kv) = state.store.get_kv(info, namespace, name).await? {
                 let obj = objects::decode(&kv)?;
                 if filter.matches(&obj) {
                     items.push(obj);
@@ -135,9 +129,8 @@ pub async fn read_page(
     loop {
         let page = state
             .store
-            .range(&prefix, start.as_deref(), page_size)
-            .await
-            .map_err(storage_error)?;
+            .range(info, namespace, start.as_deref(), page_size)
+            .await?;
         if revision == 0 {
             revision = page.revision;
         }
@@ -187,9 +180,8 @@ async fn read_page_raw(
     };
     let page = state
         .store
-        .range(&prefix, start.as_deref(), limit)
-        .await
-        .map_err(storage_error)?;
+        .range(info, namespace, start.as_deref(), limit)
+        .await?;
     let mut items = Vec::with_capacity(page.kvs.len());
     for kv in &page.kvs {
         match objects::splice_resource_version(&kv.value, kv.mod_revision) {

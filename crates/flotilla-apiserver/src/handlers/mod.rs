@@ -25,6 +25,7 @@ use http::{HeaderMap, Method};
 use crate::registry::ResourceInfo;
 use crate::request_info::RequestInfo;
 use crate::state::SharedState;
+pub use crate::store::options::{FieldValidation, WriteOptions};
 
 /// One resource request, parsed.
 pub struct Req {
@@ -35,14 +36,6 @@ pub struct Req {
     pub body: Bytes,
     pub resource: Arc<ResourceInfo>,
     pub user: UserInfo,
-}
-
-/// `fieldValidation` as the request asked for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldValidation {
-    Ignore,
-    Warn,
-    Strict,
 }
 
 impl Req {
@@ -99,28 +92,6 @@ impl Req {
             field_manager: self.field_manager(),
             keep_managed_fields: false,
         })
-    }
-}
-
-/// Options shared by every write.
-#[derive(Debug, Clone)]
-pub struct WriteOptions {
-    pub dry_run: bool,
-    pub field_validation: FieldValidation,
-    pub field_manager: String,
-    /// Server-side apply: the desired object carries its own managedFields.
-    pub keep_managed_fields: bool,
-}
-
-impl WriteOptions {
-    /// The options of writes the server makes itself.
-    pub fn internal(manager: &str) -> WriteOptions {
-        WriteOptions {
-            dry_run: false,
-            field_validation: FieldValidation::Ignore,
-            field_manager: manager.to_string(),
-            keep_managed_fields: false,
-        }
     }
 }
 

@@ -9,11 +9,11 @@ use flotilla_core::status::ApiError;
 use http::StatusCode;
 use serde_json::Value;
 
-use super::update::update_with;
 use super::{Req, with_warnings};
 use crate::objects::meta_mut;
 use crate::registry::ResourceInfo;
 use crate::state::SharedState;
+use crate::store::update::update_with;
 
 /// The patch body, parsed for its type.
 pub enum ParsedPatch {

@@ -145,7 +145,7 @@ async fn service_endpoint(
     name: &str,
 ) -> Result<Endpoint, ApiError> {
     let ns = &req.info.namespace;
-    let (service, _) = objects::get_existing(state, &req.resource, ns, name).await?;
+    let (service, _) = state.store.get_existing(&req.resource, ns, name).await?;
     let (_, port) = split_name_port(&req.info.name);
     if !port.is_empty() && !service_has_port(&service, port) {
         return Err(no_endpoints(&req.info.name));
@@ -185,7 +185,9 @@ async fn list_in(
     let Some(info) = snapshot.lookup(group, "v1", resource) else {
         return Ok(Vec::new());
     };
-    Ok(objects::list_all(state, &info.namespace_prefix(ns))
+    Ok(state
+        .store
+        .list(&info, ns)
         .await?
         .into_iter()
         .map(|(o, _)| o)
@@ -286,7 +288,7 @@ async fn answer_as_pod(
     let pods = snapshot
         .lookup("", "v1", "pods")
         .ok_or_else(|| ApiError::not_found("", "pods", pod_name))?;
-    let (pod, _) = objects::get_existing(state, &pods, ns, pod_name).await?;
+    let (pod, _) = state.store.get_existing(&pods, ns, pod_name).await?;
     let pod_ip = pod
         .pointer("/status/podIP")
         .and_then(Value::as_str)
@@ -362,9 +364,9 @@ async fn owner_faults(state: &SharedState, ns: &str, pod: &Value) -> Result<Faul
         return Ok(Faults::default());
     };
     if let Some(rs_name) = owner_named(pod, "ReplicaSet")
-        && let Some((rs, _)) = objects::get(state, &replicasets, ns, &rs_name).await?
+        && let Some((rs, _)) = state.store.get(&replicasets, ns, &rs_name).await?
         && let Some(deploy_name) = owner_named(&rs, "Deployment")
-        && let Some((deploy, _)) = objects::get(state, &deployments, ns, &deploy_name).await?
+        && let Some((deploy, _)) = state.store.get(&deployments, ns, &deploy_name).await?
     {
         return Ok(faults_of(&deploy));
     }

@@ -20,7 +20,6 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use super::Req;
-use crate::objects;
 use crate::state::SharedState;
 
 /// Namespace of the peer Secrets.
@@ -79,7 +78,9 @@ async fn read_peer(state: &SharedState, cluster: &str) -> Result<Peer, ApiError>
         .lookup("", "v1", "secrets")
         .ok_or_else(|| unavailable(cluster, "secrets are not served"))?;
     let name = format!("{PEER_SECRET_PREFIX}{cluster}");
-    let (secret, _) = objects::get(state, &secrets, PEER_SECRET_NAMESPACE, &name)
+    let (secret, _) = state
+        .store
+        .get(&secrets, PEER_SECRET_NAMESPACE, &name)
         .await?
         .ok_or_else(|| {
             unavailable(

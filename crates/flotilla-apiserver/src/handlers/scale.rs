@@ -7,12 +7,12 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::patch::{ParsedPatch, apply_patch, parse_patch};
-use super::update::update_with;
 use super::{Req, with_warnings};
 use crate::codec::json_response;
 use crate::objects::{self, meta_mut, meta_str};
 use crate::registry::{ResourceInfo, ScalePaths};
 use crate::state::SharedState;
+use crate::store::update::update_with;
 
 fn pointer(path: &str) -> String {
     path.trim_start_matches('.')
@@ -95,8 +95,10 @@ pub async fn handle(state: SharedState, req: Req) -> Result<Response, ApiError> 
         .ok_or_else(|| ApiError::not_found(&info.group, &info.resource, &req.info.name))?;
     match req.info.verb.as_str() {
         "get" => {
-            let (obj, _) =
-                objects::get_existing(&state, &info, &req.info.namespace, &req.info.name).await?;
+            let (obj, _) = state
+                .store
+                .get_existing(&info, &req.info.namespace, &req.info.name)
+                .await?;
             Ok(json_response(
                 StatusCode::OK,
                 &scale_of(&info, &paths, &obj),

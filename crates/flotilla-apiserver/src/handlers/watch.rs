@@ -206,11 +206,7 @@ pub async fn watch(state: SharedState, req: Req) -> Result<Response, ApiError> {
             initial.push(encoder.bookmark(start_after, true));
         }
     } else if rv_param.is_empty() || rv_param == "0" {
-        start_after = state
-            .store
-            .current_revision()
-            .await
-            .map_err(crate::error::storage_error)?;
+        start_after = state.store.current_revision().await?;
     } else {
         start_after = rv_param
             .parse::<Revision>()
