@@ -5,8 +5,11 @@
 //! than `lease_duration`, so a leader that lost contact has stopped before anyone else may take
 //! the expired Lease: no two leaders act at once.
 //!
-//! A Lease expires `leaseDurationSeconds` after its `renewTime`. A leader that stops cleanly
-//! releases it (empty holder), so the next hub takes over at its next try.
+//! As in client-go, a candidate judges expiry on its own clock, never by comparing the
+//! holder's `renewTime` with its own wall clock (hubs on different machines may disagree on
+//! the time): a Lease has expired when its record (holder, `renewTime`, duration) has not
+//! changed for `leaseDurationSeconds` since this candidate first saw it that way. A leader
+//! that stops cleanly releases it (empty holder), so the next hub takes over at its next try.
 
 use std::future::Future;
 use std::time::Duration;
@@ -78,6 +81,7 @@ pub async fn run_elected<F, Fut>(
         leases: Api::namespaced(hub_client, LEASE_NAMESPACE),
         options,
         first_try: true,
+        observed: Observed::default(),
     };
     let elect = async {
         loop {
@@ -107,11 +111,45 @@ struct Elector {
     leases: Api<Lease>,
     options: ElectionOptions,
     first_try: bool,
+    observed: Observed,
+}
+
+/// The Lease record as this candidate last saw it change, and when, on its own clock.
+#[derive(Debug, Default)]
+struct Observed {
+    record: Option<(LeaseSpec, Instant)>,
+}
+
+impl Observed {
+    /// Notes the record read at `now`; the clock restarts only when it changed.
+    fn see(&mut self, spec: &LeaseSpec, now: Instant) {
+        match &self.record {
+            Some((seen, _)) if seen == spec => {}
+            _ => self.record = Some((spec.clone(), now)),
+        }
+    }
+
+    /// Whether the record has stayed the same for its `leaseDurationSeconds` (`default` when
+    /// it names none) since it was first seen.
+    fn expired(&self, now: Instant, default: Duration) -> bool {
+        self.expires_in(now, default)
+            .is_some_and(|left| left.is_zero())
+    }
+
+    /// How long until the record seen expires (zero once it has), if one was seen.
+    fn expires_in(&self, now: Instant, default: Duration) -> Option<Duration> {
+        let (spec, since) = self.record.as_ref()?;
+        let duration = spec
+            .lease_duration_seconds
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(default, Duration::from_secs);
+        Some(duration.saturating_sub(now.saturating_duration_since(*since)))
+    }
 }
 
 impl Elector {
-    /// Tries every `retry_period` until this candidate holds the Lease; returns when the
-    /// successful try started.
+    /// Tries every `retry_period` (and right when the Lease seen would expire, if sooner)
+    /// until this candidate holds the Lease; returns when the successful try started.
     async fn acquire(&mut self) -> Instant {
         let mut last_error = String::new();
         loop {
@@ -130,7 +168,14 @@ impl Elector {
                     }
                 }
             }
-            tokio::time::sleep(self.options.retry_period).await;
+            let expiry = self
+                .observed
+                .expires_in(Instant::now(), self.options.lease_duration)
+                .filter(|left| !left.is_zero());
+            let pause = expiry.map_or(self.options.retry_period, |left| {
+                left.min(self.options.retry_period)
+            });
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -188,11 +233,14 @@ impl Elector {
             };
         };
         let spec = current.spec.clone().unwrap_or_default();
+        self.observed.see(&spec, Instant::now());
         let holder = spec.holder_identity.clone().unwrap_or_default();
         let ours = holder == self.options.identity;
         let takeable = ours
             || holder.is_empty()
-            || expired(&spec)
+            || self
+                .observed
+                .expired(Instant::now(), self.options.lease_duration)
             || (first_try && self.options.sole_candidate);
         if !takeable {
             return Ok(false);
@@ -259,34 +307,45 @@ impl Elector {
     }
 }
 
-/// Whether the holder has not renewed within its `leaseDurationSeconds`.
-fn expired(spec: &LeaseSpec) -> bool {
-    let (Some(renewed), Some(seconds)) = (&spec.renew_time, spec.lease_duration_seconds) else {
-        return true;
-    };
-    renewed.0 + Duration::from_secs(u64::try_from(seconds).unwrap_or(0)) < Timestamp::now()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(renewed_ago: u64, seconds: i32) -> LeaseSpec {
+    fn spec(holder: &str, renewed: Timestamp) -> LeaseSpec {
         LeaseSpec {
-            holder_identity: Some("a".into()),
-            renew_time: Some(MicroTime(
-                Timestamp::now() - Duration::from_secs(renewed_ago),
-            )),
-            lease_duration_seconds: Some(seconds),
+            holder_identity: Some(holder.into()),
+            renew_time: Some(MicroTime(renewed)),
+            lease_duration_seconds: Some(15),
             ..LeaseSpec::default()
         }
     }
 
     #[test]
-    fn a_lease_expires_its_duration_after_the_last_renewal() {
-        assert!(!expired(&spec(3, 15)));
-        assert!(expired(&spec(16, 15)));
-        assert!(expired(&LeaseSpec::default()));
+    fn a_lease_expires_its_duration_after_it_was_last_seen_changing() {
+        let default = Duration::from_secs(15);
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut observed = Observed::default();
+        assert!(!observed.expired(at(100), default), "nothing seen yet");
+        // A renewTime an hour old (the holder's clock is behind ours) is not expired yet.
+        let old = spec("a", Timestamp::now() - Duration::from_secs(3600));
+        observed.see(&old, at(0));
+        assert!(!observed.expired(at(14), default));
+        assert_eq!(
+            observed.expires_in(at(14), default),
+            Some(Duration::from_secs(1))
+        );
+        assert!(observed.expired(at(15), default));
+        // The holder renews: the clock restarts when the record changes, not when re-read.
+        let renewed = spec("a", Timestamp::now());
+        observed.see(&renewed, at(10));
+        observed.see(&renewed, at(12));
+        assert!(!observed.expired(at(24), default));
+        assert!(observed.expired(at(25), default));
+        // Even a renewTime in the future expires once unchanged for the duration.
+        let ahead = spec("b", Timestamp::now() + Duration::from_secs(3600));
+        observed.see(&ahead, at(30));
+        assert!(observed.expired(at(45), default));
     }
 
     #[test]
