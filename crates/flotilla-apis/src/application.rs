@@ -1,5 +1,7 @@
 //! `Application` (core.oam.dev/v1beta1) and `ApplicationRevision`.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
@@ -152,6 +154,37 @@ pub struct WorkflowStep {
     /// (`status.<step>.failed|succeeded|timeout`, `status["<step>"].…`, `!`, `&&`, `||`).
     #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// Values this step takes from earlier steps' outputs, set into its properties.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<StepInput>,
+    /// Values this step exports for later steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<StepOutput>,
+}
+
+/// One of a step's `inputs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepInput {
+    /// The name of an earlier step's output.
+    #[serde(default)]
+    pub from: String,
+    /// Where in the step's properties the value goes (dotted path, `slack.message.text`).
+    #[serde(default)]
+    pub parameter_key: String,
+}
+
+/// One of a step's `outputs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepOutput {
+    /// The output's name, unique in the workflow.
+    #[serde(default)]
+    pub name: String,
+    /// A path into the step's output: `output.value.status.readyReplicas`,
+    /// `output.value.metadata.labels["app"]`.
+    #[serde(default)]
+    pub value_from: String,
 }
 
 /// `status` of an [`Application`].
@@ -301,6 +334,10 @@ pub struct WorkflowStatus {
     /// When the workflow finished (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<String>,
+    /// The steps' `outputs` so far, by name (Flotilla keeps them here instead of KubeVela's
+    /// context ConfigMap).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, Value>,
 }
 
 /// Status of one workflow step.

@@ -8,6 +8,7 @@ pub mod drift_watch;
 pub mod health;
 pub mod member_clients;
 pub mod metrics;
+pub mod notification;
 pub mod r#override;
 pub mod pending_cleanup;
 pub mod placement;
@@ -20,6 +21,7 @@ pub mod shared_by;
 pub mod step_plan;
 pub mod workflow;
 pub mod workflow_condition;
+pub mod workflow_io;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -32,6 +32,9 @@ pub fn plan(
     app_name: &str,
     app_namespace: &str,
 ) -> Result<StepPlan, String> {
+    if step.step_type == "apply-component" {
+        return plan_component(snapshot, step, clusters, app_name, app_namespace);
+    }
     let props = workflow::deploy_properties(step).map_err(|e| e.to_string())?;
     let mut topologies = Vec::new();
     let mut components = snapshot.spec.components.clone();
@@ -82,6 +85,44 @@ pub fn plan(
         components,
         targets,
         parallelism: props.parallelism.max(1),
+    })
+}
+
+/// An `apply-component` step: one component, to one cluster (`local` unless named), in the
+/// namespace asked for.
+fn plan_component(
+    snapshot: &Snapshot,
+    step: &WorkflowStep,
+    clusters: &[ClusterInfo],
+    app_name: &str,
+    app_namespace: &str,
+) -> Result<StepPlan, String> {
+    let props = workflow::apply_component_properties(step).map_err(|e| e.to_string())?;
+    let component = snapshot
+        .spec
+        .components
+        .iter()
+        .find(|c| c.name == props.component)
+        .ok_or_else(|| format!("component {} not found", props.component))?;
+    let rendered = render::render_component(
+        component,
+        app_name,
+        app_namespace,
+        &snapshot.referred_objects,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut placement = Placement::local();
+    if !props.cluster.is_empty() && props.cluster != placement.cluster {
+        if !clusters.iter().any(|c| c.name == props.cluster) {
+            return Err(format!("cluster {} not found", props.cluster));
+        }
+        placement.cluster = props.cluster;
+    }
+    placement.namespace = (!props.namespace.is_empty()).then_some(props.namespace);
+    Ok(StepPlan {
+        components: vec![rendered],
+        targets: vec![(placement, false)],
+        parallelism: 1,
     })
 }
 

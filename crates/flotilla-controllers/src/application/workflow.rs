@@ -96,6 +96,40 @@ pub fn deploy_properties(step: &WorkflowStep) -> Result<DeployProperties> {
     }
 }
 
+/// `properties` of an `apply-component` step.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ApplyComponentProperties {
+    /// The component to apply.
+    pub component: String,
+    /// The cluster to apply it to (empty: `local`, the hub).
+    #[serde(default)]
+    pub cluster: String,
+    /// The namespace to apply it in (empty: the rendered one).
+    #[serde(default)]
+    pub namespace: String,
+}
+
+/// Parses an apply-component step's properties.
+pub fn apply_component_properties(step: &WorkflowStep) -> Result<ApplyComponentProperties> {
+    let invalid = |message: String| Error::InvalidProperties {
+        step: step.name.clone(),
+        message,
+    };
+    let props: ApplyComponentProperties =
+        serde_json::from_value(step.properties.clone().unwrap_or(Value::Null))
+            .map_err(|e| invalid(e.to_string()))?;
+    if props.component.is_empty() {
+        return Err(invalid("component is required".into()));
+    }
+    Ok(props)
+}
+
+/// Whether a step type writes objects to clusters (`deploy`, `apply-component`): converge keeps
+/// applying what such a step applied once it succeeded.
+pub fn applies_objects(step: &WorkflowStep) -> bool {
+    matches!(step.step_type.as_str(), "deploy" | "apply-component")
+}
+
 /// The steps the application runs: inline steps, the referenced Workflow's, or the default.
 /// `referenced` is the Workflow named by `workflow.ref` (`None` if it does not exist).
 /// `policies` are the inline and standalone policies (for the default workflow).
@@ -130,6 +164,15 @@ fn check_step(step: &WorkflowStep) -> Result<()> {
     match step.step_type.as_str() {
         "deploy" => deploy_properties(step).map(|_| ()),
         "suspend" => suspend_duration(step).map(|_| ()),
+        "apply-component" => apply_component_properties(step).map(|_| ()),
+        // Inputs may fill in what is missing: checked when the step runs.
+        "notification" if !step.inputs.is_empty() => Ok(()),
+        "notification" => super::notification::parse(step)
+            .map(|_| ())
+            .map_err(|message| Error::InvalidProperties {
+                step: step.name.clone(),
+                message,
+            }),
         "step-group" => step.sub_steps.iter().try_for_each(check_step),
         other => Err(Error::UnknownStepType {
             step: step.name.clone(),

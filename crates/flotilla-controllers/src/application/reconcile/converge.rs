@@ -57,7 +57,8 @@ pub(crate) async fn reconcile(
     };
     let mut services = Vec::new();
     for step in succeeded_deploy_steps(&run.steps, &wf.wf) {
-        let result = pass.deploy(step, force).await;
+        let step = super::steps::with_recorded_inputs(step, &wf.wf.outputs);
+        let result = pass.deploy(&step, force).await;
         if let Some(Outcome::Failed(message) | Outcome::Retrying(message)) = &result.outcome {
             converged.failed = true;
             wf.wf.message = message.clone();

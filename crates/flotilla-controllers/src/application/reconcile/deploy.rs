@@ -10,7 +10,7 @@ use flotilla_apis::{
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, ListParams};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::super::controller::{Context, Error, hub};
@@ -42,7 +42,8 @@ struct Task {
 }
 
 enum TaskResult {
-    Done(ApplicationComponentStatus),
+    /// Applied; the status and the objects as read back (`None`: not there).
+    Done(ApplicationComponentStatus, Vec<Option<Value>>),
     Failed(String),
     /// Refused for now; the cluster may accept it later (retried with backoff).
     Retry(String),
@@ -60,6 +61,8 @@ pub(crate) struct DeployResult {
     pub(crate) produced: Vec<AppliedResource>,
     /// Clusters that could not be reached.
     pub(crate) unreachable: BTreeSet<String>,
+    /// The step's output for its `outputs`: `{"value": <the first object, as read back>}`.
+    pub(crate) output: Option<Value>,
 }
 
 impl DeployResult {
@@ -67,7 +70,7 @@ impl DeployResult {
         DeployResult::ended(Outcome::Failed(message.into()))
     }
 
-    fn ended(outcome: Outcome) -> DeployResult {
+    pub(crate) fn ended(outcome: Outcome) -> DeployResult {
         DeployResult {
             outcome: Some(outcome),
             ..Default::default()
@@ -237,16 +240,8 @@ impl Pass<'_> {
 
     /// Dispatches every task (up to `parallelism` at once) and sums up the outcome.
     async fn execute(&self, plan: Plan, force: bool) -> DeployResult {
-        let (tasks, rendered) = (&plan.tasks, &plan.rendered);
-        let results: Vec<TaskResult> = futures::stream::iter(0..tasks.len())
-            .map(|i| async move {
-                let task = &tasks[i];
-                self.dispatch_task(&rendered[task.component], task, force)
-                    .await
-            })
-            .buffered(plan.parallelism)
-            .collect()
-            .await;
+        let results = self.run_in_dependency_order(&plan, force).await;
+        let tasks = &plan.tasks;
         let mut result = DeployResult {
             produced: plan.planned,
             ..Default::default()
@@ -255,8 +250,23 @@ impl Pass<'_> {
         let mut retrying = Vec::new();
         let mut waiting = Vec::new();
         for (r, task) in results.into_iter().zip(tasks) {
+            let Some(r) = r else {
+                let component = &plan.rendered[task.component].name;
+                waiting.push(format!(
+                    "component {component} waits for {} (dependsOn)",
+                    self.depends_on(component).join(", ")
+                ));
+                continue;
+            };
             match r {
-                TaskResult::Done(status) => {
+                TaskResult::Done(status, live) => {
+                    if result.output.is_none() {
+                        result.output = live
+                            .into_iter()
+                            .flatten()
+                            .next()
+                            .map(|v| json!({"value": v}));
+                    }
                     if !status.healthy {
                         waiting.push(unhealthy_message(&status, task));
                     }
@@ -283,6 +293,64 @@ impl Pass<'_> {
             Outcome::Succeeded
         });
         result
+    }
+
+    /// The components `component` depends on (`dependsOn`).
+    fn depends_on(&self, component: &str) -> Vec<String> {
+        self.snapshot
+            .spec
+            .components
+            .iter()
+            .find(|c| c.name == component)
+            .map(|c| c.depends_on.clone())
+            .unwrap_or_default()
+    }
+
+    /// Dispatches the tasks in waves (up to `parallelism` at once): a component whose
+    /// `dependsOn` components of this step are not all healthy yet waits (`None`) for a later
+    /// wave, or for a later pass.
+    async fn run_in_dependency_order(&self, plan: &Plan, force: bool) -> Vec<Option<TaskResult>> {
+        let (tasks, rendered) = (&plan.tasks, &plan.rendered);
+        let mut results: Vec<Option<TaskResult>> = tasks.iter().map(|_| None).collect();
+        loop {
+            // Components of this step that are healthy everywhere they went so far.
+            let healthy: BTreeSet<&str> = rendered
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| {
+                    tasks.iter().zip(&results).all(|(t, r)| {
+                        t.component != *index
+                            || matches!(r, Some(TaskResult::Done(status, _)) if status.healthy)
+                    })
+                })
+                .map(|(_, c)| c.name.as_str())
+                .collect();
+            let wave: Vec<usize> = (0..tasks.len())
+                .filter(|&i| results[i].is_none())
+                .filter(|&i| {
+                    self.depends_on(&rendered[tasks[i].component].name)
+                        .iter()
+                        .all(|d| {
+                            healthy.contains(d.as_str()) || !rendered.iter().any(|c| &c.name == d)
+                        })
+                })
+                .collect();
+            if wave.is_empty() {
+                return results;
+            }
+            let done: Vec<TaskResult> = futures::stream::iter(wave.iter().copied())
+                .map(|i| async move {
+                    let task = &tasks[i];
+                    self.dispatch_task(&rendered[task.component], task, force)
+                        .await
+                })
+                .buffered(plan.parallelism)
+                .collect()
+                .await;
+            for (i, r) in wave.into_iter().zip(done) {
+                results[i] = Some(r);
+            }
+        }
     }
 
     async fn dispatch_task(
@@ -374,7 +442,8 @@ impl Pass<'_> {
                 }
             }
         }
-        TaskResult::Done(component_status(rendered, cluster, &task.namespace, &live))
+        let status = component_status(rendered, cluster, &task.namespace, &live);
+        TaskResult::Done(status, live)
     }
 
     fn desired(&self, o: &PlannedObject, options: &dispatch::ApplyOptions) -> Desired {

@@ -71,18 +71,22 @@ pub(crate) async fn reconcile(
         };
         match action {
             workflow::Action::Execute(paths) => {
+                let outputs = wf.outputs.clone();
+                let outputs = &outputs;
                 let runs = paths.iter().copied().map(|p| async move {
                     match step_at(steps, p) {
-                        Some(step) => pass.deploy(step, false).await,
-                        None => DeployResult {
-                            outcome: Some(Outcome::Failed("step not found".into())),
-                            ..Default::default()
+                        Some(step) => super::steps::execute(pass, step, outputs).await,
+                        None => super::steps::Executed {
+                            result: DeployResult::ended(Outcome::Failed("step not found".into())),
+                            outputs: Default::default(),
                         },
                     }
                 });
                 let results = futures::future::join_all(runs).await;
                 let mut all_succeeded = true;
-                for (path, result) in paths.iter().zip(results) {
+                for (path, executed) in paths.iter().zip(results) {
+                    wf.outputs.extend(executed.outputs);
+                    let result = executed.result;
                     let outcome = result
                         .outcome
                         .unwrap_or(Outcome::Failed("no outcome".into()));
@@ -161,8 +165,8 @@ fn is_dag(run: &Revisioned) -> bool {
         .is_some_and(|m| m.eq_ignore_ascii_case("DAG"))
 }
 
-/// Deploy steps (sub-steps included) that succeeded in this run: what converge keeps applying
-/// (skipped and timed-out steps are not).
+/// Steps that apply objects (sub-steps included) and succeeded in this run: what converge
+/// keeps applying (skipped and timed-out steps are not).
 pub(crate) fn succeeded_deploy_steps<'a>(
     steps: &'a [WorkflowStep],
     wf: &WorkflowStatus,
@@ -170,11 +174,11 @@ pub(crate) fn succeeded_deploy_steps<'a>(
     let mut out = Vec::new();
     for (step, status) in steps.iter().zip(&wf.steps) {
         let ok = status.phase == step_phase::SUCCEEDED;
-        if step.step_type == "deploy" && ok {
+        if workflow::applies_objects(step) && ok {
             out.push(step);
         }
         for (sub, sub_status) in step.sub_steps.iter().zip(&status.sub_steps) {
-            if sub.step_type == "deploy" && sub_status.phase == step_phase::SUCCEEDED {
+            if workflow::applies_objects(sub) && sub_status.phase == step_phase::SUCCEEDED {
                 out.push(sub);
             }
         }
@@ -191,11 +195,12 @@ pub(crate) fn step_at(steps: &[WorkflowStep], path: StepPath) -> Option<&Workflo
     }
 }
 
-/// Every deploy step, sub-steps included, in order.
+/// Every step that applies objects (`deploy`, `apply-component`), sub-steps included, in
+/// order.
 pub(crate) fn deploy_steps(steps: &[WorkflowStep]) -> Vec<&WorkflowStep> {
     let mut out = Vec::new();
     for s in steps {
-        if s.step_type == "deploy" {
+        if workflow::applies_objects(s) {
             out.push(s);
         }
         out.extend(deploy_steps(&s.sub_steps));
