@@ -322,3 +322,57 @@ fn member_runs_deployments_through_replicasets_and_pods() {
         v.is_empty() || v == "[]"
     });
 }
+
+/// Many Deployments at once: the member ends with exactly one ReplicaSet per Deployment and
+/// `replicas` Pods per ReplicaSet, and its simulator never created a Pod more than that (its
+/// Pod cache may lag behind its own writes; expectations keep it from acting twice).
+#[test]
+fn many_deployments_get_exactly_their_replicasets_and_pods() {
+    const DEPLOYMENTS: usize = 30;
+    const REPLICAS: usize = 3;
+    let dir = TestDir::new("member-many-deployments");
+    let member = Server::start(
+        &[
+            "member",
+            "--name",
+            "west",
+            "--listen",
+            "127.0.0.1:0",
+            "--ready-delay",
+            "100ms",
+        ],
+        &dir.path().join("west"),
+    );
+    let yaml: Vec<String> = (0..DEPLOYMENTS)
+        .map(|k| {
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d-{k}, namespace: default}}\n\
+                 spec:\n  replicas: {REPLICAS}\n  selector: {{matchLabels: {{app: d-{k}}}}}\n  \
+                 template:\n    metadata: {{labels: {{app: d-{k}}}}}\n    \
+                 spec: {{containers: [{{name: web, image: nginx}}]}}\n"
+            )
+        })
+        .collect();
+    apply(&member, &yaml.join("---\n"));
+    let pods = DEPLOYMENTS * REPLICAS;
+    let ready = r#"{range .items[*]}{.status.readyReplicas}{"\n"}{end}"#;
+    wait_for("every Deployment ready", Duration::from_secs(60), || {
+        let out = get(&member, "deployments", ready);
+        let n = out.lines().filter(|l| *l == REPLICAS.to_string()).count();
+        (n == DEPLOYMENTS).then_some(())
+    });
+    let names = r#"{range .items[*]}{.metadata.name}{"\n"}{end}"#;
+    let count = |what: &str| get(&member, what, names).lines().count();
+    assert_eq!(count("rs"), DEPLOYMENTS);
+    assert_eq!(count("pods"), pods);
+    // The audit log counts the simulator's writes: each Pod created once, none deleted.
+    let audit = std::fs::read_to_string(member.data_dir.join("audit.log")).unwrap();
+    let writes = |verb: &str| {
+        audit
+            .lines()
+            .filter(|l| l.contains(&format!(r#""verb":"{verb}""#)))
+            .filter(|l| l.contains(r#""resource":"pods""#) && !l.contains(r#""subresource""#))
+            .count()
+    };
+    assert_eq!((writes("create"), writes("delete")), (pods, 0));
+}

@@ -4,6 +4,7 @@
 //! only through kube-rs, so they would run unchanged against any Kubernetes API server.
 
 pub mod endpoints;
+pub mod expectations;
 pub mod hpa;
 pub mod network;
 pub mod nodes;

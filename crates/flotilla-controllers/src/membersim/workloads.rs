@@ -18,6 +18,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::endpoints;
+use super::expectations::{Cached, Expectations};
 use super::nodes::{AddressPlan, PodAddresses};
 use super::pods::{self, Placement, PodName};
 use super::replicasets::{self as rsets, POD_TEMPLATE_HASH};
@@ -27,9 +28,9 @@ use super::{
     patch_params, progress_at,
 };
 
-/// How long a controller waits for its own creations and deletions to show in its cache
-/// before it trusts the cache again.
-const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a ReplicaSet whose own writes are not in the Pod cache yet is looked at again
+/// (its trigger is another watch than the cache, which may be behind it).
+const AWAITING_RECHECK: Duration = Duration::from_millis(500);
 /// How often an unsettled Deployment or ReplicaSet is looked at again.
 const UNSETTLED_RECHECK: Duration = Duration::from_secs(1);
 
@@ -42,8 +43,8 @@ pub(super) struct Workloads {
     assigned: Mutex<HashMap<String, Ipv4Addr>>,
     replicasets: Store<SimReplicaSet>,
     pods: Store<SimPod>,
-    /// Owner uid -> (active Pods expected after our own writes, when written).
-    expectations: Mutex<HashMap<String, (usize, Instant)>>,
+    /// The ReplicaSet controller's Pod creations and deletions the Pod cache does not show yet.
+    expectations: Mutex<Expectations>,
     next_node: AtomicUsize,
 }
 
@@ -101,7 +102,7 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
         assigned: Mutex::new(HashMap::new()),
         replicasets: replicasets.store(),
         pods: kubelet.store(),
-        expectations: Mutex::new(HashMap::new()),
+        expectations: Mutex::new(Expectations::default()),
         next_node: AtomicUsize::new(0),
     });
     let d = deployments
@@ -197,21 +198,21 @@ impl Workloads {
             .collect()
     }
 
-    /// Whether our last writes for `owner` are not visible yet (then wait).
-    fn awaiting(&self, owner: &str, active: usize) -> bool {
-        let mut exp = lock(&self.expectations);
-        match exp.get(owner) {
-            Some((want, at)) if *want != active && at.elapsed() < EXPECTATION_TIMEOUT => true,
-            Some(_) => {
-                exp.remove(owner);
-                false
-            }
-            None => false,
-        }
-    }
-
-    fn expect(&self, owner: &str, active: usize) {
-        lock(&self.expectations).insert(owner.to_string(), (active, Instant::now()));
+    /// Whether the ReplicaSet `owner`'s own creations and deletions are not all in the Pod
+    /// cache yet (`pods`: its Pods as cached); then it must not act on the cache.
+    fn awaiting(&self, owner: &str, pods: &[Arc<SimPod>]) -> bool {
+        let cached = |name: &str| {
+            pods.iter()
+                .find(|p| p.metadata.name.as_deref() == Some(name))
+                .map_or(Cached::Absent, |p| {
+                    if p.is_inactive() {
+                        Cached::Inactive
+                    } else {
+                        Cached::Active
+                    }
+                })
+        };
+        lock(&self.expectations).outstanding(owner, cached, Instant::now())
     }
 
     /// The ready delay and stuck fault that apply to a Pod: its controller's (a ReplicaSet
@@ -431,21 +432,22 @@ async fn reconcile_replicaset(
     rs: Arc<SimReplicaSet>,
     ctx: Arc<Workloads>,
 ) -> Result<Action, Error> {
+    let uid = rs.metadata.uid.clone().unwrap_or_default();
     if rs.metadata.deletion_timestamp.is_some() {
+        lock(&ctx.expectations).forget(&uid);
         return Ok(Action::await_change());
     }
     let ns = namespace_of(&rs.metadata).to_string();
-    let uid = rs.metadata.uid.clone().unwrap_or_default();
     let name = rs.metadata.name.clone().unwrap_or_default();
     let pods = ctx.pods_of(&ns, Some(&uid));
+    if ctx.awaiting(&uid, &pods) {
+        return Ok(Action::requeue(AWAITING_RECHECK));
+    }
     let mut active: Vec<&SimPod> = pods
         .iter()
         .map(|p| &**p)
         .filter(|p| !p.is_inactive())
         .collect();
-    if ctx.awaiting(&uid, active.len()) {
-        return Ok(Action::requeue(Duration::from_millis(200)));
-    }
     let want = rs.desired() as usize;
     let pod_api: Api<DynamicObject> =
         Api::namespaced_with(ctx.client(), &ns, &resource("", "Pod", "pods"));
@@ -455,7 +457,7 @@ async fn reconcile_replicaset(
             ..PostParams::default()
         };
         let prefix = format!("{name}-");
-        for created in 0..want - active.len() {
+        for _ in active.len()..want {
             let pod = pods::pod_from_template(
                 &rs.spec.template,
                 &ns,
@@ -463,12 +465,10 @@ async fn reconcile_replicaset(
                 ("ReplicaSet", &name, &uid),
                 &ctx.pick_node(),
             )?;
-            if let Err(e) = pod_api.create(&pp, &dynamic(pod)?).await {
-                ctx.expect(&uid, active.len() + created);
-                return Err(e.into());
-            }
+            let created = pod_api.create(&pp, &dynamic(pod)?).await?;
+            let created = created.metadata.name.unwrap_or_default();
+            lock(&ctx.expectations).created(&uid, &created, Instant::now());
         }
-        ctx.expect(&uid, want);
     } else if active.len() > want {
         // Not-ready Pods go first, then the newest.
         active.sort_by_key(|p| {
@@ -477,9 +477,9 @@ async fn reconcile_replicaset(
                 std::cmp::Reverse(p.metadata.creation_timestamp.clone()),
             )
         });
-        ctx.expect(&uid, want);
         for p in &active[..active.len() - want] {
             let n = p.metadata.name.clone().unwrap_or_default();
+            lock(&ctx.expectations).deleted(&uid, &n, Instant::now());
             match pod_api.delete(&n, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
