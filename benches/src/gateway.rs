@@ -245,18 +245,8 @@ struct Fleet {
 }
 
 async fn start_fleet(args: &Args) -> anyhow::Result<Fleet> {
-    let hub = Flotilla::spawn(
-        &args.flotilla,
-        &[
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
-            "--cluster-probe-interval",
-            "1s",
-        ],
-    )?;
+    let (hub, hub_client) = Flotilla::hub_probing_every(&args.flotilla, "1s").await?;
     let hub_kubeconfig = hub.data_dir().join("admin.kubeconfig");
-    let hub_client = hub.wait_ready(&hub_kubeconfig).await?;
     let count = args.members.to_string();
     let members = Flotilla::spawn(
         &args.flotilla,

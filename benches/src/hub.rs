@@ -33,6 +33,26 @@ impl Flotilla {
         Ok((hub, client))
     }
 
+    /// Starts `flotilla hub` probing its members every `interval` (`1s`, `10s`, ...) and
+    /// waits until it answers.
+    pub async fn hub_probing_every(
+        binary: &Path,
+        interval: &str,
+    ) -> anyhow::Result<(Flotilla, kube::Client)> {
+        let args = [
+            "hub",
+            "--listen",
+            "127.0.0.1:0",
+            "--cluster-probe-interval",
+            interval,
+        ];
+        let hub = Flotilla::spawn(binary, &args)?;
+        let client = hub
+            .wait_ready(&hub.data_dir.join("admin.kubeconfig"))
+            .await?;
+        Ok((hub, client))
+    }
+
     /// Starts `flotilla ARGS --data-dir TMP` without waiting.
     pub fn spawn(binary: &Path, args: &[&str]) -> anyhow::Result<Flotilla> {
         if !binary.exists() {

@@ -10,6 +10,7 @@ mod gateway;
 mod hub;
 mod lifecycle;
 mod list;
+mod probes;
 mod simulator;
 mod stats;
 mod watch;
@@ -45,6 +46,8 @@ enum Scenario {
     CleanupOnReturn(lifecycle::Args),
     /// Requests through `flotilla gateway` vs one member's service proxy directly.
     Gateway(gateway::Args),
+    /// The hub's CPU per member for health probes (and metrics scrapes), vs an idle hub.
+    Probes(probes::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Drift(a) => lifecycle::drift(a).await,
             Scenario::CleanupOnReturn(a) => lifecycle::cleanup_on_return(a).await,
             Scenario::Gateway(a) => gateway::run(a).await,
+            Scenario::Probes(a) => probes::run(a).await,
         }
     })
 }

@@ -109,6 +109,10 @@ pub struct HubArgs {
     /// How often the cluster health controller probes each member's /readyz.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub cluster_probe_interval: std::time::Duration,
+    /// At most this many members' /readyz are probed at once (each member keeps one pooled
+    /// connection for its probes).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub cluster_probe_concurrency: u32,
     /// How often the GitOps controller fetches each Git repository (a push to
     /// `POST /api/webhook` fetches at once).
     #[arg(long, default_value = "3m", value_parser = parse_duration)]

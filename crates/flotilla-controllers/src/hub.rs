@@ -7,6 +7,8 @@ use std::time::Duration;
 pub struct HubControllerOptions {
     /// How often every member's `/readyz` is probed.
     pub cluster_probe_interval: Duration,
+    /// At most this many members are probed at once.
+    pub cluster_probe_concurrency: usize,
     /// The GitOps controller's options (cache folder, poll interval).
     pub gitops: crate::gitops::GitOpsOptions,
     /// Push notifications from `POST /api/webhook`.
@@ -20,7 +22,13 @@ pub struct HubControllerOptions {
 pub async fn run(hub_client: kube::Client, options: HubControllerOptions) -> anyhow::Result<()> {
     tokio::try_join!(
         crate::application::run(hub_client.clone(), options.application_revision_limit),
-        crate::cluster::run(hub_client.clone(), options.cluster_probe_interval),
+        crate::cluster::run(
+            hub_client.clone(),
+            crate::cluster::health::ProbeOptions {
+                interval: options.cluster_probe_interval,
+                concurrency: options.cluster_probe_concurrency,
+            }
+        ),
         crate::alerts::run(hub_client.clone(), options.cluster_probe_interval),
         crate::grants::run(hub_client.clone()),
         crate::gitops::run(

@@ -159,6 +159,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
     election.sole_candidate = args.storage == "embedded";
     let options = flotilla_controllers::hub::HubControllerOptions {
         cluster_probe_interval: args.cluster_probe_interval,
+        cluster_probe_concurrency: args.cluster_probe_concurrency as usize,
         gitops: flotilla_controllers::gitops::GitOpsOptions {
             cache_dir: args.data_dir.join("gitops"),
             poll_interval: args.gitops_poll_interval,

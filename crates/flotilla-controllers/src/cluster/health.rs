@@ -1,10 +1,11 @@
 //! The cluster health controller: probes every member's `/readyz` with its stored credentials
 //! and keeps `ManagedClusterConditionAvailable` (and the availability gauge) in step.
 
-use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -131,18 +132,80 @@ pub enum ProbeFailure {
     NoCredentials(String),
 }
 
-/// Probes one member's `/readyz` within `timeout`.
-pub async fn probe(
-    cluster_name: &str,
-    credential: &ClusterCredential,
-    timeout: Duration,
-) -> Result<(), ProbeFailure> {
-    let config = credential
-        .to_config(cluster_name, Some(timeout))
-        .await
-        .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
-    let member_client =
-        kube::Client::try_from(config).map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
+/// The probes' member clients: one per member, kept while its stored credential is unchanged,
+/// so a probe reuses the member's pooled connection (probes of one member never overlap, so
+/// that is one connection) instead of building a client, a TLS configuration and a handshake
+/// every round. A member that did not answer gets a new client at its next probe.
+#[derive(Default)]
+pub struct ProbeClients {
+    by_cluster: Mutex<HashMap<String, (ClusterCredential, kube::Client)>>,
+}
+
+impl ProbeClients {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (ClusterCredential, kube::Client)>> {
+        self.by_cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn client(
+        &self,
+        cluster_name: &str,
+        credential: &ClusterCredential,
+        timeout: Duration,
+    ) -> Result<kube::Client, ProbeFailure> {
+        if let Some((known, client)) = self.lock().get(cluster_name)
+            && known == credential
+        {
+            return Ok(client.clone());
+        }
+        let config = credential
+            .to_config(cluster_name, Some(timeout))
+            .await
+            .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
+        let client = kube::Client::try_from(config)
+            .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
+        self.lock().insert(
+            cluster_name.to_string(),
+            (credential.clone(), client.clone()),
+        );
+        Ok(client)
+    }
+
+    /// Probes one member's `/readyz` within `timeout`.
+    pub async fn probe(
+        &self,
+        cluster_name: &str,
+        credential: &ClusterCredential,
+        timeout: Duration,
+    ) -> Result<(), ProbeFailure> {
+        let client = self.client(cluster_name, credential, timeout).await?;
+        let result = probe_with(&client, timeout).await;
+        if matches!(result, Err(ProbeFailure::Unreachable(_))) {
+            self.lock().remove(cluster_name);
+        }
+        result
+    }
+
+    /// Drops the clients of clusters not in `names`.
+    fn keep_only(&self, names: &[String]) {
+        self.lock().retain(|name, _| names.contains(name));
+    }
+
+    /// How many member clients are kept.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no member client is kept.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+async fn probe_with(member_client: &kube::Client, timeout: Duration) -> Result<(), ProbeFailure> {
     let request = http::Request::get("/readyz")
         .body(Vec::new())
         .map_err(|e| ProbeFailure::Unreachable(e.to_string()))?;
@@ -166,8 +229,23 @@ pub fn probe_timeout(probe_interval: Duration) -> Duration {
     probe_interval.clamp(Duration::from_secs(2), Duration::from_secs(5))
 }
 
-/// Probes every ManagedCluster once and writes conditions that changed.
-pub async fn probe_all(hub_client: &kube::Client, timeout: Duration) -> Result<()> {
+/// How the health controller probes.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeOptions {
+    /// How often every member is probed.
+    pub interval: Duration,
+    /// At most this many members are probed at once.
+    pub concurrency: usize,
+}
+
+/// Probes every ManagedCluster once (at most `concurrency` at a time) and writes conditions
+/// that changed.
+pub async fn probe_all(
+    hub_client: &kube::Client,
+    clients: &ProbeClients,
+    timeout: Duration,
+    concurrency: usize,
+) -> Result<()> {
     let clusters = managed_cluster::api(hub_client)
         .list(&ListParams::default())
         .await
@@ -179,16 +257,17 @@ pub async fn probe_all(hub_client: &kube::Client, timeout: Duration) -> Result<(
         .filter_map(|c| c.metadata.name.clone())
         .collect();
     forget_except(&names);
+    clients.keep_only(&names);
     let probes = clusters.items.iter().map(|cluster| {
         let stored = &stored;
         async move {
             let name = cluster.metadata.name.clone().unwrap_or_default();
             let result = match stored.get(&name) {
-                Some(credential) => probe(&name, credential, timeout).await,
+                Some(credential) => clients.probe(&name, credential, timeout).await,
                 // Not in the labelled list: read it by name (a Secret written without the
                 // label still works); otherwise say why it is unusable.
                 None => match credentials::read(hub_client, &name).await {
-                    Ok(credential) => probe(&name, &credential, timeout).await,
+                    Ok(credential) => clients.probe(&name, &credential, timeout).await,
                     Err(e) => Err(ProbeFailure::NoCredentials(e.to_string())),
                 },
             };
@@ -223,18 +302,25 @@ pub async fn probe_all(hub_client: &kube::Client, timeout: Duration) -> Result<(
             }
         }
     });
-    futures::future::join_all(probes).await;
+    // Collected first: a lazily mapped iterator of borrowing futures trips the compiler's
+    // `Send` check of the hub's controller future.
+    let probes: Vec<_> = probes.collect();
+    futures::stream::iter(probes)
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<()>>()
+        .await;
     Ok(())
 }
 
-/// Probes every member each `probe_interval` until the future is dropped.
-pub async fn run(hub_client: kube::Client, probe_interval: Duration) -> anyhow::Result<()> {
-    let timeout = probe_timeout(probe_interval);
-    let mut ticker = tokio::time::interval(probe_interval.max(Duration::from_millis(100)));
+/// Probes every member each `options.interval` until the future is dropped.
+pub async fn run(hub_client: kube::Client, options: ProbeOptions) -> anyhow::Result<()> {
+    let timeout = probe_timeout(options.interval);
+    let clients = ProbeClients::default();
+    let mut ticker = tokio::time::interval(options.interval.max(Duration::from_millis(100)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Err(e) = probe_all(&hub_client, timeout).await {
+        if let Err(e) = probe_all(&hub_client, &clients, timeout, options.concurrency).await {
             tracing::warn!(error = %e, "cluster health probe round failed");
         }
     }
@@ -285,11 +371,16 @@ mod tests {
             ca_pem: None,
             auth: credentials::ClusterAuth::Token("t".into()),
         };
-        let result = probe("gone", &credential, Duration::from_secs(2)).await;
+        let clients = ProbeClients::default();
+        let result = clients
+            .probe("gone", &credential, Duration::from_secs(2))
+            .await;
         assert!(
             matches!(result, Err(ProbeFailure::Unreachable(_))),
             "{result:?}"
         );
+        // The next probe of a member that did not answer starts on a new client.
+        assert!(clients.is_empty());
         record("gone", false);
         assert_eq!(availability().get("gone"), Some(&0));
         let text = metrics_text();

@@ -8,8 +8,6 @@ pub mod hub_identity;
 pub mod managed_cluster;
 pub mod registry;
 
-use std::time::Duration;
-
 pub use credentials::{member_client, member_config};
 
 /// A kube error on one line: `Reason: message` for API errors, the cause chain otherwise.
@@ -22,6 +20,6 @@ pub fn describe_kube_error(e: &kube::Error) -> String {
 }
 
 /// Runs the cluster health controller against the hub.
-pub async fn run(hub_client: kube::Client, probe_interval: Duration) -> anyhow::Result<()> {
-    health::run(hub_client, probe_interval).await
+pub async fn run(hub_client: kube::Client, probes: health::ProbeOptions) -> anyhow::Result<()> {
+    health::run(hub_client, probes).await
 }
