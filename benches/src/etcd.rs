@@ -1,76 +1,42 @@
-//! A throwaway single-member etcd for `--storage etcd` benchmarks, started from the `etcd`
-//! binary on PATH (Debian package `etcd-server`) on free loopback ports; killed on drop.
+//! A throwaway single-member etcd for `--storage etcd` benchmarks
+//! (`flotilla_storage::etcd_process`: the `etcd` binary on PATH, Debian package
+//! `etcd-server`, on free loopback ports; killed on drop), and raw etcd puts as the floor.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+use flotilla_storage::etcd_process::EtcdCluster;
 
 /// A running etcd.
 pub struct LocalEtcd {
-    child: Child,
+    _cluster: EtcdCluster,
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for LocalEtcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 impl LocalEtcd {
     /// Starts etcd and waits until it answers a write.
     pub async fn start() -> anyhow::Result<LocalEtcd> {
         let dir = tempfile::tempdir()?;
-        let client = format!("http://127.0.0.1:{}", free_port()?);
-        let peer = format!("http://127.0.0.1:{}", free_port()?);
-        let log = std::fs::File::create(dir.path().join("etcd.log"))?;
-        let child = Command::new("etcd")
-            .args(["--name", "bench", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("bench={peer}")])
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .context("starting etcd (apt-get install -y etcd-server)")?;
-        let etcd = LocalEtcd {
-            child,
-            endpoint: client,
-            _dir: dir,
-        };
-        let backend = flotilla_storage::etcd::EtcdBackend::connect(&[&etcd.endpoint]).await?;
+        let cluster = tokio::task::block_in_place(|| EtcdCluster::start(1, dir.path()))?;
+        let endpoint = cluster.endpoints();
+        let backend = flotilla_storage::etcd::EtcdBackend::connect(&[&endpoint]).await?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while flotilla_storage::Backend::current_revision(&backend)
             .await
             .is_err()
         {
             if Instant::now() > deadline {
-                bail!("etcd at {} did not answer within 30s", etcd.endpoint);
+                bail!("etcd at {endpoint} did not answer within 30s");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(etcd)
+        Ok(LocalEtcd {
+            _cluster: cluster,
+            endpoint,
+            _dir: dir,
+        })
     }
 }
 

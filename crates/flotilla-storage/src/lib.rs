@@ -22,6 +22,8 @@
 
 pub mod embedded;
 pub mod etcd;
+#[cfg(feature = "test-support")]
+pub mod etcd_process;
 pub mod throughput;
 
 use std::sync::Arc;

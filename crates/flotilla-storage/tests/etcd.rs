@@ -5,91 +5,37 @@
 #[path = "support/conformance.rs"]
 mod conformance;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
 use flotilla_storage::etcd::EtcdBackend;
+use flotilla_storage::etcd_process::{self, EtcdCluster};
 use flotilla_storage::{Backend, Error, Event, Precondition};
 use futures::StreamExt;
 
+/// A running etcd, killed on drop, and its data folder.
 struct Etcd {
-    child: Child,
+    _cluster: EtcdCluster,
     endpoint: String,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn etcd_binary() -> Option<String> {
-    let bin = std::env::var("FLOTILLA_ETCD_BIN").unwrap_or_else(|_| "etcd".to_owned());
-    let found = Command::new(&bin)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    found.then_some(bin)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts a single-member etcd, or returns None (and says why) without the binary.
 async fn start_etcd() -> Option<(Etcd, EtcdBackend)> {
-    let Some(bin) = etcd_binary() else {
+    if etcd_process::etcd_binary().is_none() {
         eprintln!("skipping: no etcd binary (install etcd-server or set FLOTILLA_ETCD_BIN)");
         return None;
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
-    let client = format!("http://127.0.0.1:{}", free_port());
-    let peer = format!("http://127.0.0.1:{}", free_port());
-    let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
-    let child = Command::new(bin)
-        .args(["--name", "flotilla-test", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args([
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .arg("--initial-cluster")
-        .arg(format!("flotilla-test={peer}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start etcd");
+    let cluster = EtcdCluster::start(1, dir.path()).expect("start etcd");
+    let endpoint = cluster.endpoints();
+    let backend = EtcdBackend::connect(&[&endpoint]).await.unwrap();
     let etcd = Etcd {
-        child,
-        endpoint: client,
+        _cluster: cluster,
+        endpoint,
         _dir: dir,
     };
-    for _ in 0..100 {
-        if let Ok(backend) = EtcdBackend::connect(&[&etcd.endpoint]).await
-            && backend.current_revision().await.is_ok()
-        {
-            return Some((etcd, backend));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("etcd did not become ready at {}", etcd.endpoint);
+    Some((etcd, backend))
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ fn file(dir: &Path, name: &str, text: &str) -> String {
 #[test]
 fn hubs_over_one_etcd_are_one_api() {
     let dir = TestDir::new("ha-one-api");
-    let etcd = EtcdCluster::start(1, dir.path());
+    let etcd = EtcdCluster::start(1, dir.path()).expect("etcd");
     let a = etcd_hub("hub-a", &etcd, dir.path());
     let b = etcd_hub("hub-b", &etcd, dir.path());
 
@@ -201,7 +201,7 @@ fn members(dir: &Path, names: &[&str]) -> Vec<Server> {
 #[test]
 fn leading_hub_killed_mid_rollout_another_takes_over() {
     let dir = TestDir::new("ha-takeover");
-    let etcd = EtcdCluster::start(3, dir.path());
+    let etcd = EtcdCluster::start(3, dir.path()).expect("etcd");
     let mut hubs: Vec<Option<Server>> = ["hub-a", "hub-b", "hub-c"]
         .iter()
         .map(|n| Some(etcd_hub(n, &etcd, dir.path())))
@@ -299,7 +299,7 @@ async fn etcd_member_killed_under_write_load_keeps_acknowledged_writes() {
     use kube::api::{Api, ListParams, PostParams};
 
     let dir = TestDir::new("ha-etcd-kill");
-    let mut etcd = EtcdCluster::start(3, dir.path());
+    let mut etcd = EtcdCluster::start(3, dir.path()).expect("etcd");
     let a = etcd_hub("hub-a", &etcd, dir.path());
     let b = etcd_hub("hub-b", &etcd, dir.path());
     let clients = [a.kube_client().await, b.kube_client().await];
@@ -364,7 +364,7 @@ async fn etcd_member_killed_under_write_load_keeps_acknowledged_writes() {
 #[test]
 fn etcd_stopped_then_started_hubs_recover() {
     let dir = TestDir::new("ha-etcd-down");
-    let mut etcd = EtcdCluster::start(3, dir.path());
+    let mut etcd = EtcdCluster::start(3, dir.path()).expect("etcd");
     let a = etcd_hub("hub-a", &etcd, dir.path());
     let b = etcd_hub("hub-b", &etcd, dir.path());
     let members = members(dir.path(), &["m1", "m2", "m3"]);
@@ -406,9 +406,9 @@ fn etcd_stopped_then_started_hubs_recover() {
     });
 
     for i in 0..3 {
-        etcd.start_member(i);
+        etcd.start_member(i).expect("etcd");
     }
-    etcd.wait_healthy();
+    etcd.wait_healthy().expect("etcd");
     for hub in [&a, &b] {
         wait_for("the hub to be ready again", WAIT, || {
             hub.kubectl(&["get", "--raw", "/readyz"])

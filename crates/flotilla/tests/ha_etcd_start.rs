@@ -38,7 +38,7 @@ fn hub_waiting_for_etcd_answers_probes_then_serves() {
     // Three members, all down: once they are up, the first request succeeded on one member's
     // channel while the others still held their connect errors from the outage, so the next
     // request failed and the hub gave up (2 runs of 4, before etcd.rs sent such requests again).
-    let mut etcd = EtcdCluster::new(3, dir.path());
+    let mut etcd = EtcdCluster::new(3, dir.path()).expect("etcd");
     let port = free_port();
     let data_dir = dir.path().join("hub-a");
     std::fs::create_dir_all(&data_dir).unwrap();
@@ -91,7 +91,7 @@ fn hub_waiting_for_etcd_answers_probes_then_serves() {
     assert!(hub.child.try_wait().unwrap().is_none(), "the hub exited");
 
     // etcd comes up: the same process becomes ready and serves the API.
-    etcd.start_all();
+    etcd.start_all().expect("etcd");
     wait_for("the hub to be ready once etcd answers", WAIT, || {
         if hub.child.try_wait().unwrap().is_some() {
             let log = std::fs::read_to_string(&hub.log).unwrap_or_default();

@@ -1,0 +1,231 @@
+//! Local etcd clusters for tests and benchmarks (feature `test-support`): real `etcd`
+//! processes (Debian's `etcd-server`, or `FLOTILLA_ETCD_BIN`) on free loopback ports, with
+//! their data and logs under a folder the caller owns. Members can be killed (`kill -9`) and
+//! started again with the same flags; every member is killed on drop.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a cluster may take to elect a leader on a loaded machine.
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(90);
+
+/// Errors starting a local etcd.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdProcessError {
+    #[error("no etcd binary: apt-get install -y etcd-server (or set FLOTILLA_ETCD_BIN)")]
+    Missing,
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("etcd at {endpoints} was not healthy within {HEALTHY_WITHIN:?} (logs in {dir})")]
+    NotHealthy { endpoints: String, dir: PathBuf },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EtcdProcessError {
+    let what = what.into();
+    move |source| EtcdProcessError::Io { what, source }
+}
+
+/// The `etcd` binary (`FLOTILLA_ETCD_BIN`, else `etcd` on PATH), if it runs.
+pub fn etcd_binary() -> Option<String> {
+    let bin = std::env::var("FLOTILLA_ETCD_BIN").unwrap_or_else(|_| "etcd".into());
+    let found = Command::new(&bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    found.then_some(bin)
+}
+
+/// A free loopback port (free when asked; another process may take it after).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// One etcd member process, restartable with the same flags.
+#[derive(Debug)]
+pub struct EtcdMember {
+    args: Vec<String>,
+    client_port: u16,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// A local etcd cluster.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    bin: String,
+    dir: PathBuf,
+    members: Vec<EtcdMember>,
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+impl EtcdCluster {
+    /// A running, healthy cluster of `size` members with data and logs under `dir`.
+    pub fn start(size: usize, dir: &Path) -> Result<EtcdCluster, EtcdProcessError> {
+        let mut cluster = EtcdCluster::new(size, dir)?;
+        cluster.start_all()?;
+        Ok(cluster)
+    }
+
+    /// The cluster's members on free ports, none started yet.
+    pub fn new(size: usize, dir: &Path) -> Result<EtcdCluster, EtcdProcessError> {
+        let bin = etcd_binary().ok_or(EtcdProcessError::Missing)?;
+        let ports = (0..size)
+            .map(|_| Ok((free_port()?, free_port()?)))
+            .collect::<std::io::Result<Vec<(u16, u16)>>>()
+            .map_err(io("choosing free ports"))?;
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("e{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members = Vec::with_capacity(size);
+        for (i, &(client_port, peer)) in ports.iter().enumerate() {
+            let data = dir.join(format!("etcd-{i}"));
+            std::fs::create_dir_all(&data).map_err(io(format!("creating {}", data.display())))?;
+            members.push(EtcdMember {
+                args: member_args(i, client_port, peer, &initial, &data),
+                client_port,
+                log: data.join("etcd.log"),
+                child: None,
+            });
+        }
+        Ok(EtcdCluster {
+            bin,
+            dir: dir.to_owned(),
+            members,
+        })
+    }
+
+    /// Starts every member and waits until they are healthy.
+    pub fn start_all(&mut self) -> Result<(), EtcdProcessError> {
+        for i in 0..self.members.len() {
+            self.start_member(i)?;
+        }
+        self.wait_healthy()
+    }
+
+    /// Starts member `i` (again) with its flags, its output appended to its log.
+    pub fn start_member(&mut self, i: usize) -> Result<(), EtcdProcessError> {
+        let member = &mut self.members[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&member.log)
+            .map_err(io(format!("opening {}", member.log.display())))?;
+        let err_log = log.try_clone().map_err(io("cloning the log handle"))?;
+        let child = Command::new(&self.bin)
+            .args(&member.args)
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err_log))
+            .spawn()
+            .map_err(io(format!("starting {}", self.bin)))?;
+        member.child = Some(child);
+        Ok(())
+    }
+
+    /// `kill -9` of member `i` (nothing if it is not running).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// How many members the cluster has.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the cluster has no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The members' client URLs (`http://127.0.0.1:PORT`).
+    pub fn endpoint_list(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("http://127.0.0.1:{}", m.client_port))
+            .collect()
+    }
+
+    /// The members' client URLs, comma-separated (for `--etcd-endpoints`).
+    pub fn endpoints(&self) -> String {
+        self.endpoint_list().join(",")
+    }
+
+    /// Waits until every running member reports a leader.
+    pub fn wait_healthy(&self) -> Result<(), EtcdProcessError> {
+        let deadline = Instant::now() + HEALTHY_WITHIN;
+        loop {
+            let running = self.members.iter().filter(|m| m.child.is_some());
+            if running.clone().all(|m| etcd_healthy(m.client_port)) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(EtcdProcessError::NotHealthy {
+                    endpoints: self.endpoints(),
+                    dir: self.dir.clone(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn member_args(i: usize, client: u16, peer: u16, initial: &str, data: &Path) -> Vec<String> {
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    [
+        "--name",
+        &format!("e{i}"),
+        "--data-dir",
+        &data.join("data").display().to_string(),
+        "--listen-client-urls",
+        &client_url,
+        "--advertise-client-urls",
+        &client_url,
+        "--listen-peer-urls",
+        &peer_url,
+        "--initial-advertise-peer-urls",
+        &peer_url,
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        "flotilla-test",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Whether the member listening on `port` answers `GET /health` with a leader.
+pub fn etcd_healthy(port: u16) -> bool {
+    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = tcp.write_all(b"GET /health HTTP/1.0\r\n\r\n");
+    let mut body = String::new();
+    let _ = tcp.read_to_string(&mut body);
+    body.contains("\"health\":\"true\"")
+}
