@@ -14,9 +14,9 @@ use crate::objects::meta_mut;
 use crate::registry::ResourceInfo;
 
 /// Annotation: the user who last created or changed the application.
-pub const USERNAME: &str = "app.oam.dev/username";
+pub(crate) const USERNAME: &str = "app.oam.dev/username";
 /// Annotation: that user's groups, comma-separated.
-pub const GROUP: &str = "app.oam.dev/group";
+pub(crate) const GROUP: &str = "app.oam.dev/group";
 
 /// KubeVela Applications, and Argo CD Applications and ApplicationSets (synced or generated
 /// as their creator).
@@ -34,7 +34,12 @@ fn spec_of(obj: &Value) -> Option<&Value> {
 
 /// Stamps (or preserves) the acting user on an Application about to be stored.
 /// `current` is the stored object for updates, `None` for creates.
-pub fn stamp_user(info: &ResourceInfo, next: &mut Value, current: Option<&Value>, user: &UserInfo) {
+pub(crate) fn stamp_user(
+    info: &ResourceInfo,
+    next: &mut Value,
+    current: Option<&Value>,
+    user: &UserInfo,
+) {
     if !is_application(info) {
         return;
     }

@@ -14,9 +14,9 @@ use crate::registry::{ResourceInfo, Snapshot};
 use crate::state::{ApiState, SharedState};
 use crate::store::update::update_with;
 
-pub const GROUP: &str = "apiregistration.k8s.io";
+pub(crate) const GROUP: &str = "apiregistration.k8s.io";
 /// Marks APIServices this server manages (the value says why, as kube-apiserver's).
-pub const AUTOMANAGED_LABEL: &str = "kube-aggregator.kubernetes.io/automanaged";
+pub(crate) const AUTOMANAGED_LABEL: &str = "kube-aggregator.kubernetes.io/automanaged";
 
 /// `(groupPriorityMinimum, versionPriority)` of a built-in group-version, as
 /// kube-apiserver orders them; custom resource groups get (1000, 100).
@@ -48,7 +48,7 @@ fn priority(group: &str, version: &str) -> (i64, i64) {
 }
 
 /// `v1.apps`, and `v1.` for the core group.
-pub fn name_of(group: &str, version: &str) -> String {
+pub(crate) fn name_of(group: &str, version: &str) -> String {
     format!("{version}.{group}")
 }
 
@@ -109,7 +109,7 @@ fn available_status(current: &Value) -> Value {
 }
 
 /// Makes the stored APIServices match what is served.
-pub async fn reconcile(state: &ApiState) -> Result<(), ApiError> {
+pub(crate) async fn reconcile(state: &ApiState) -> Result<(), ApiError> {
     let snapshot = state.registry.snapshot();
     let Some(info) = snapshot.by_kind(GROUP, "v1", "APIService") else {
         return Ok(());
@@ -179,7 +179,7 @@ async fn remove_stale(
 }
 
 /// Re-reconciles whenever what is served changes (CRDs established or removed).
-pub fn spawn(state: SharedState) {
+pub(crate) fn spawn(state: SharedState) {
     let mut changes = state.registry.subscribe();
     tokio::spawn(async move {
         while changes.changed().await.is_ok() {

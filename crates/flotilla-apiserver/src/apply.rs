@@ -15,7 +15,7 @@ use crate::state::SharedState;
 use crate::store::update::update_with;
 
 /// `PATCH` with `application/apply-patch+yaml`.
-pub async fn apply(
+pub(crate) async fn apply(
     state: &SharedState,
     req: &Req,
     info: &ResourceInfo,

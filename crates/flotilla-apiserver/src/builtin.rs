@@ -13,7 +13,7 @@ fn is_review_group(group: &str) -> bool {
 }
 
 /// How one row of the kind table is served.
-pub fn resource_info(kind: &Kind) -> ResourceInfo {
+pub(crate) fn resource_info(kind: &Kind) -> ResourceInfo {
     let is_virtual = is_review_group(kind.group);
     let strategy = crate::strategy::for_kind(kind.group, kind.kind);
     ResourceInfo {
@@ -43,6 +43,6 @@ pub fn resource_info(kind: &Kind) -> ResourceInfo {
 }
 
 /// Every built-in resource, in discovery order.
-pub fn resources() -> Vec<ResourceInfo> {
+pub(crate) fn resources() -> Vec<ResourceInfo> {
     kinds::builtin().map(resource_info).collect()
 }

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::Value;
 
 /// The largest request body accepted (as kube-apiserver: 3 MiB).
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// How much of an oversized body is read (and dropped) before answering 413, so clients
 /// that are still sending see the Status rather than a broken connection.
@@ -41,7 +41,7 @@ pub(crate) async fn read_body(mut body: axum::body::Body) -> Result<bytes::Bytes
 
 /// What the client asked to receive.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
+pub(crate) enum Output {
     /// The object(s) themselves.
     Object,
     /// A `meta.k8s.io` Table (`version` is `v1` or `v1beta1`).
@@ -52,13 +52,13 @@ pub enum Output {
 
 /// One media range of an `Accept` header with its parameters.
 #[derive(Debug, Clone, Default)]
-pub struct MediaRange {
+pub(crate) struct MediaRange {
     pub mime: String,
     pub params: Vec<(String, String)>,
 }
 
 impl MediaRange {
-    pub fn param(&self, name: &str) -> Option<&str> {
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
             .find(|(k, _)| k == name)
@@ -67,7 +67,7 @@ impl MediaRange {
 }
 
 /// Parses an `Accept` header into media ranges, in the order given.
-pub fn parse_accept(headers: &HeaderMap) -> Vec<MediaRange> {
+pub(crate) fn parse_accept(headers: &HeaderMap) -> Vec<MediaRange> {
     let mut out = Vec::new();
     for value in headers.get_all(header::ACCEPT) {
         let Ok(text) = value.to_str() else { continue };
@@ -90,7 +90,7 @@ pub fn parse_accept(headers: &HeaderMap) -> Vec<MediaRange> {
 }
 
 /// Chooses the response shape for a resource request.
-pub fn negotiate_output(headers: &HeaderMap) -> Output {
+pub(crate) fn negotiate_output(headers: &HeaderMap) -> Output {
     for range in parse_accept(headers) {
         if range.mime != "application/json" && range.mime != "*/*" {
             continue;
@@ -117,7 +117,7 @@ pub fn negotiate_output(headers: &HeaderMap) -> Output {
 
 /// The request body formats accepted for create/update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFormat {
+pub(crate) enum BodyFormat {
     Json,
     Yaml,
     /// Kubernetes protobuf (`application/vnd.kubernetes.protobuf`).
@@ -125,7 +125,7 @@ pub enum BodyFormat {
 }
 
 /// The media type of the request body (without parameters), lower-cased.
-pub fn content_type(headers: &HeaderMap) -> String {
+pub(crate) fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -140,7 +140,7 @@ pub fn content_type(headers: &HeaderMap) -> String {
 }
 
 /// Decodes a create/update body (JSON or YAML) into one JSON object.
-pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let ct = content_type(headers);
     let format = match ct.as_str() {
         "" | "application/json" | "*/*" => BodyFormat::Json,
@@ -152,7 +152,7 @@ pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError
 }
 
 /// The body format named by a request's Content-Type (JSON when absent or unknown).
-pub fn body_format(headers: &HeaderMap) -> BodyFormat {
+pub(crate) fn body_format(headers: &HeaderMap) -> BodyFormat {
     let ct = content_type(headers);
     if ct.contains("protobuf") {
         BodyFormat::Protobuf
@@ -164,7 +164,7 @@ pub fn body_format(headers: &HeaderMap) -> BodyFormat {
 }
 
 /// Decodes bytes of a known format into one JSON object.
-pub fn decode_bytes(format: BodyFormat, body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn decode_bytes(format: BodyFormat, body: &[u8]) -> Result<Value, ApiError> {
     let value: Value = match format {
         BodyFormat::Protobuf => crate::proto::decode(body).map_err(|e| {
             ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
@@ -189,7 +189,7 @@ pub fn decode_bytes(format: BodyFormat, body: &[u8]) -> Result<Value, ApiError> 
 }
 
 /// A JSON response.
-pub fn json_response(code: StatusCode, value: &Value) -> Response {
+pub(crate) fn json_response(code: StatusCode, value: &Value) -> Response {
     json_bytes_response(
         code,
         serde_json::to_vec(value).unwrap_or_default(),
@@ -198,7 +198,7 @@ pub fn json_response(code: StatusCode, value: &Value) -> Response {
 }
 
 /// A response from already-serialized JSON with a given content type.
-pub fn json_bytes_response(code: StatusCode, body: Vec<u8>, content_type: &str) -> Response {
+pub(crate) fn json_bytes_response(code: StatusCode, body: Vec<u8>, content_type: &str) -> Response {
     let mut resp = (code, body).into_response();
     if let Ok(v) = HeaderValue::from_str(content_type) {
         resp.headers_mut().insert(header::CONTENT_TYPE, v);

@@ -9,7 +9,7 @@ use flotilla_storage::Revision;
 use crate::state::SharedState;
 
 /// How often history is compacted (kube-apiserver's `--etcd-compaction-interval` default).
-pub const INTERVAL: Duration = Duration::from_secs(300);
+pub(crate) const INTERVAL: Duration = Duration::from_secs(300);
 
 /// Compacts every [`INTERVAL`] until dropped; failures are logged and retried next time.
 pub(crate) async fn run(state: SharedState) {

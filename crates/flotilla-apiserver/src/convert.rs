@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::registry::ResourceInfo;
 
 /// Converts a stored object into the version `info` serves.
-pub fn to_served(info: &ResourceInfo, mut obj: Value) -> Value {
+pub(crate) fn to_served(info: &ResourceInfo, mut obj: Value) -> Value {
     if info.version == info.storage_version {
         return obj;
     }
@@ -21,7 +21,7 @@ pub fn to_served(info: &ResourceInfo, mut obj: Value) -> Value {
 }
 
 /// Converts an object in `info`'s version into the stored version.
-pub fn to_storage(info: &ResourceInfo, mut obj: Value) -> Value {
+pub(crate) fn to_storage(info: &ResourceInfo, mut obj: Value) -> Value {
     if info.version == info.storage_version {
         return obj;
     }

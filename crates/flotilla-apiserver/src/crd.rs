@@ -26,7 +26,7 @@ pub struct CrdVersion {
 }
 
 /// Whether `info` is the CustomResourceDefinition resource itself.
-pub fn is_crd(info: &ResourceInfo) -> bool {
+pub(crate) fn is_crd(info: &ResourceInfo) -> bool {
     info.is_builtin()
         && info.group == "apiextensions.k8s.io"
         && info.resource == "customresourcedefinitions"
@@ -50,7 +50,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 }
 
 /// The resources a CRD object serves (one per served version).
-pub fn infos_from_crd(crd: &Value) -> Vec<ResourceInfo> {
+pub(crate) fn infos_from_crd(crd: &Value) -> Vec<ResourceInfo> {
     let spec = crd.get("spec").cloned().unwrap_or(json!({}));
     let group = spec
         .get("group")
@@ -187,7 +187,7 @@ fn is_crd_resource(res: &crate::store::Resource<'_>) -> bool {
 /// Registers with the store: a CRD this server creates or updates is served (or updated)
 /// at once, a removed one stops being served. (Other servers' changes come through
 /// [`spawn_watch`].)
-pub fn register_hooks(state: &Arc<ApiState>) {
+pub(crate) fn register_hooks(state: &Arc<ApiState>) {
     let weak = Arc::downgrade(state);
     let changed: crate::store::Hook = Arc::new(move |ev: &crate::store::HookEvent<'_>| {
         if is_crd_resource(&ev.resource)
@@ -211,7 +211,7 @@ pub fn register_hooks(state: &Arc<ApiState>) {
 }
 
 /// Starts (or updates) serving a stored CRD.
-pub fn crd_changed(state: &ApiState, crd: &Value) {
+pub(crate) fn crd_changed(state: &ApiState, crd: &Value) {
     let name = meta_str(crd, "name");
     if !meta_str(crd, "deletionTimestamp").is_empty() {
         return;
@@ -220,12 +220,12 @@ pub fn crd_changed(state: &ApiState, crd: &Value) {
 }
 
 /// Stops serving a deleted CRD.
-pub fn crd_deleted(state: &ApiState, crd: &Value) {
+pub(crate) fn crd_deleted(state: &ApiState, crd: &Value) {
     state.registry.remove_crd(meta_str(crd, "name"));
 }
 
 /// Serves every stored CRD (at start).
-pub async fn load_all(state: &ApiState) -> Result<(), ApiError> {
+pub(crate) async fn load_all(state: &ApiState) -> Result<(), ApiError> {
     let Some(info) = crd_info(state) else {
         return Ok(());
     };
@@ -236,7 +236,7 @@ pub async fn load_all(state: &ApiState) -> Result<(), ApiError> {
 }
 
 /// Follows CRD changes made through other API servers sharing the store.
-pub fn spawn_watch(state: Arc<ApiState>) {
+pub(crate) fn spawn_watch(state: Arc<ApiState>) {
     tokio::spawn(async move {
         let Some(info) = crd_info(&state) else { return };
         loop {
@@ -276,7 +276,7 @@ pub fn spawn_watch(state: Arc<ApiState>) {
 }
 
 /// Deletes every object of a CRD's kind (before the CRD itself goes).
-pub async fn delete_custom_objects(state: &ApiState, crd: &Value) -> Result<(), ApiError> {
+pub(crate) async fn delete_custom_objects(state: &ApiState, crd: &Value) -> Result<(), ApiError> {
     let infos = infos_from_crd(crd);
     let Some(info) = infos.into_iter().find(|i| i.version == i.storage_version) else {
         return Ok(());
@@ -292,7 +292,7 @@ pub async fn delete_custom_objects(state: &ApiState, crd: &Value) -> Result<(), 
 }
 
 /// Fills `status` the way the apiextensions controllers do once names are accepted.
-pub fn set_initial_status(crd: &mut Value) {
+pub(crate) fn set_initial_status(crd: &mut Value) {
     let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
     let mut accepted = names.clone();
     if accepted
@@ -350,7 +350,7 @@ pub fn set_initial_status(crd: &mut Value) {
 }
 
 /// Checks of a CRD object beyond its type.
-pub fn validate_definition(crd: &Value, old: Option<&Value>) -> Vec<StatusCause> {
+pub(crate) fn validate_definition(crd: &Value, old: Option<&Value>) -> Vec<StatusCause> {
     let mut causes = Vec::new();
     let group = crd
         .pointer("/spec/group")
@@ -446,7 +446,7 @@ pub fn validate_definition(crd: &Value, old: Option<&Value>) -> Vec<StatusCause>
 
 /// Validates a custom object against its version's schema: applies defaults, prunes
 /// unknown fields (or refuses them under Strict), checks types, enums and required fields.
-pub fn decode_custom(
+pub(crate) fn decode_custom(
     info: &ResourceInfo,
     version: &CrdVersion,
     obj: &Value,

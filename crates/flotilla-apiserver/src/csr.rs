@@ -23,14 +23,14 @@ use crate::state::SharedState;
 use crate::store::update::update_with;
 use crate::validation::{cause, invalid, required};
 
-pub const GROUP: &str = "certificates.k8s.io";
-pub const KIND: &str = "CertificateSigningRequest";
+pub(crate) const GROUP: &str = "certificates.k8s.io";
+pub(crate) const KIND: &str = "CertificateSigningRequest";
 /// The signer whose certificates authenticate to this API server.
-pub const KUBE_APISERVER_CLIENT: &str = "kubernetes.io/kube-apiserver-client";
+pub(crate) const KUBE_APISERVER_CLIENT: &str = "kubernetes.io/kube-apiserver-client";
 /// The shortest validity a request may ask for (ten minutes, as Kubernetes).
-pub const MIN_EXPIRATION_SECONDS: i64 = 600;
+pub(crate) const MIN_EXPIRATION_SECONDS: i64 = 600;
 /// The longest validity handed out (one year, kube-controller-manager's default).
-pub const MAX_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(crate) const MAX_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The key usages Kubernetes accepts in `spec.usages`.
 const KNOWN_USAGES: &[&str] = &[
@@ -60,13 +60,13 @@ const KNOWN_USAGES: &[&str] = &[
 ];
 
 /// Whether `info` is the CertificateSigningRequest resource.
-pub fn is_csr(info: &ResourceInfo) -> bool {
+pub(crate) fn is_csr(info: &ResourceInfo) -> bool {
     info.is_builtin() && info.group == GROUP && info.kind == KIND
 }
 
 /// On create: records the requesting user in the spec (as kube-apiserver does, whatever
 /// the body said) and validates the spec.
-pub fn prepare_create(obj: &mut Value, user: &UserInfo) -> Result<(), ApiError> {
+pub(crate) fn prepare_create(obj: &mut Value, user: &UserInfo) -> Result<(), ApiError> {
     if !obj.get("spec").is_some_and(Value::is_object) {
         obj["spec"] = json!({});
     }
@@ -327,7 +327,7 @@ impl Requested {
 }
 
 /// `PUT|PATCH /apis/certificates.k8s.io/v1/certificatesigningrequests/{name}/approval`
-pub async fn approval(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn approval(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let requested = Requested::from_req(&req)?;
     let opts = req.write_options()?;
     let (body_name, pinned_rv) = match &requested {

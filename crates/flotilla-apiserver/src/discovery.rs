@@ -9,7 +9,7 @@ use crate::codec::{json_bytes_response, parse_accept};
 use crate::registry::{ResourceInfo, Snapshot};
 
 /// The aggregated-discovery version the client asked for (`v2` or `v2beta1`), if any.
-pub fn aggregated_version(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn aggregated_version(headers: &HeaderMap) -> Option<String> {
     for range in parse_accept(headers) {
         if range.mime != "application/json" {
             continue;
@@ -56,7 +56,11 @@ fn preferred(snapshot: &Snapshot, group: &str) -> Option<String> {
 }
 
 /// `GET /api`
-pub fn api_versions(headers: &HeaderMap, snapshot: &Snapshot, server_address: &str) -> Response {
+pub(crate) fn api_versions(
+    headers: &HeaderMap,
+    snapshot: &Snapshot,
+    server_address: &str,
+) -> Response {
     if let Some(v) = aggregated_version(headers) {
         let list = aggregated(snapshot, &v, true);
         return respond(&list, &aggregated_content_type(&v));
@@ -76,7 +80,7 @@ fn aggregated_content_type(version: &str) -> String {
 }
 
 /// `GET /apis`
-pub fn api_groups(headers: &HeaderMap, snapshot: &Snapshot) -> Response {
+pub(crate) fn api_groups(headers: &HeaderMap, snapshot: &Snapshot) -> Response {
     if let Some(v) = aggregated_version(headers) {
         let list = aggregated(snapshot, &v, false);
         return respond(&list, &aggregated_content_type(&v));
@@ -111,7 +115,7 @@ fn group_json(snapshot: &Snapshot, group: &str) -> Value {
 }
 
 /// `GET /apis/{group}`
-pub fn api_group(snapshot: &Snapshot, group: &str) -> Option<Response> {
+pub(crate) fn api_group(snapshot: &Snapshot, group: &str) -> Option<Response> {
     snapshot
         .groups
         .iter()
@@ -158,7 +162,7 @@ fn subresource_entries(r: &ResourceInfo) -> Vec<(String, Value)> {
 }
 
 /// `GET /api/v1`, `GET /apis/{group}/{version}`
-pub fn resource_list(snapshot: &Snapshot, group: &str, version: &str) -> Option<Response> {
+pub(crate) fn resource_list(snapshot: &Snapshot, group: &str, version: &str) -> Option<Response> {
     let resources = snapshot.group_version(group, version);
     if resources.is_empty() {
         return None;
@@ -232,7 +236,7 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 }
 
 /// The aggregated discovery document for the core group (`legacy`) or all named groups.
-pub fn aggregated(snapshot: &Snapshot, version: &str, legacy: bool) -> Value {
+pub(crate) fn aggregated(snapshot: &Snapshot, version: &str, legacy: bool) -> Value {
     let mut items = Vec::new();
     for g in &snapshot.groups {
         if legacy != g.name.is_empty() {

@@ -4,24 +4,8 @@ use axum::response::{IntoResponse, Response};
 use flotilla_core::status::ApiError;
 use http::{HeaderValue, StatusCode, header};
 
-/// An [`ApiError`] on its way out as an HTTP response.
-#[derive(Debug)]
-pub struct ErrorResponse(pub ApiError);
-
-impl From<ApiError> for ErrorResponse {
-    fn from(e: ApiError) -> Self {
-        ErrorResponse(e)
-    }
-}
-
-impl IntoResponse for ErrorResponse {
-    fn into_response(self) -> Response {
-        status_response(&self.0)
-    }
-}
-
 /// The `v1 Status` response for `e`.
-pub fn status_response(e: &ApiError) -> Response {
+pub(crate) fn status_response(e: &ApiError) -> Response {
     let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(&e.to_status()).unwrap_or_default();
     let mut resp = (code, body).into_response();
@@ -39,7 +23,7 @@ pub fn status_response(e: &ApiError) -> Response {
 
 /// Maps a storage failure that the caller did not handle itself: an unreachable store (etcd
 /// without quorum) is 503 ServiceUnavailable naming the cause, anything else an internal error.
-pub fn storage_error(e: flotilla_storage::Error) -> ApiError {
+pub(crate) fn storage_error(e: flotilla_storage::Error) -> ApiError {
     match e {
         flotilla_storage::Error::Compacted {
             requested,

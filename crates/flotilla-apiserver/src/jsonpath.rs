@@ -97,7 +97,7 @@ fn parse(path: &str) -> Option<Vec<Step>> {
 }
 
 /// Every value `path` selects in `obj` (empty if none or the path is not understood).
-pub fn evaluate<'a>(obj: &'a Value, path: &str) -> Vec<&'a Value> {
+pub(crate) fn evaluate<'a>(obj: &'a Value, path: &str) -> Vec<&'a Value> {
     let Some(steps) = parse(path) else {
         return Vec::new();
     };

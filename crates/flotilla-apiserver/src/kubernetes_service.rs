@@ -14,12 +14,12 @@ use crate::state::ApiState;
 use crate::store::update::update_with;
 
 /// The Service's name and namespace.
-pub const NAME: &str = "kubernetes";
-pub const NAMESPACE: &str = "default";
+pub(crate) const NAME: &str = "kubernetes";
+pub(crate) const NAMESPACE: &str = "default";
 /// The cluster IP kube-apiserver gives it with the default service CIDR (10.96.0.0/12).
-pub const CLUSTER_IP: &str = "10.96.0.1";
+pub(crate) const CLUSTER_IP: &str = "10.96.0.1";
 /// The Service port (the endpoints carry the real one).
-pub const SERVICE_PORT: u16 = 443;
+pub(crate) const SERVICE_PORT: u16 = 443;
 
 /// The address clients reach this server on: a wildcard listen address becomes loopback.
 fn advertised(addr: SocketAddr) -> (String, &'static str) {
@@ -100,7 +100,7 @@ fn merged(api_version: &str, kind: &str, current: Option<&Value>, owned: &Value)
 }
 
 /// Creates the three objects, or points them at `addr` if they point elsewhere.
-pub async fn reconcile(state: &ApiState, addr: SocketAddr) -> Result<(), ApiError> {
+pub(crate) async fn reconcile(state: &ApiState, addr: SocketAddr) -> Result<(), ApiError> {
     let snapshot = state.registry.snapshot();
     let opts = WriteOptions::internal("kube-apiserver");
     for (api_version, kind, owned) in desired(addr) {

@@ -10,7 +10,7 @@ use crate::objects::now_rfc3339;
 use crate::registry::ResourceInfo;
 
 /// The list merge keys field ownership uses for `info` (none for custom resources).
-pub fn merge_keys(info: &ResourceInfo) -> Box<dyn MergeKeys + Send + Sync> {
+pub(crate) fn merge_keys(info: &ResourceInfo) -> Box<dyn MergeKeys + Send + Sync> {
     match builtin_merge_keys(&info.group, &info.kind) {
         Some(table) if info.is_builtin() => Box::new(table),
         _ => Box::new(NoMergeKeys),
@@ -19,7 +19,7 @@ pub fn merge_keys(info: &ResourceInfo) -> Box<dyn MergeKeys + Send + Sync> {
 
 /// Records an `Update` by `manager` of what changed between `old` and `new`.
 /// `subresource` is `""` or `"status"`/`"scale"`.
-pub fn record_update(
+pub(crate) fn record_update(
     info: &ResourceInfo,
     new: &mut Value,
     old: Option<&Value>,

@@ -11,7 +11,7 @@ use crate::codec::{Output, json_response, negotiate_output};
 
 /// `obj` as the client asked for it: metadata only, or whole. A `Status` (what a finished
 /// delete returns) is never reshaped.
-pub fn object_response(headers: &HeaderMap, code: StatusCode, obj: &Value) -> Response {
+pub(crate) fn object_response(headers: &HeaderMap, code: StatusCode, obj: &Value) -> Response {
     let is_status = obj.get("kind").and_then(Value::as_str) == Some("Status");
     match negotiate_output(headers) {
         Output::Metadata { version } if !is_status => {

@@ -30,7 +30,7 @@ struct LatencyLabels {
 }
 
 /// The server's metrics.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
@@ -48,12 +48,12 @@ impl Default for Metrics {
 pub type ExtraMetrics = Box<dyn FnOnce(&mut Registry) + Send>;
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         Self::with_extra(None)
     }
 
     /// The server's metrics plus whatever `extra` registers.
-    pub fn with_extra(extra: Option<ExtraMetrics>) -> Metrics {
+    pub(crate) fn with_extra(extra: Option<ExtraMetrics>) -> Metrics {
         let mut registry = Registry::default();
         if let Some(register) = extra {
             register(&mut registry);
@@ -93,11 +93,11 @@ impl Metrics {
         }
     }
 
-    pub fn watch_started(&self) {
+    pub(crate) fn watch_started(&self) {
         self.watches.inc();
     }
 
-    pub fn watch_ended(&self) {
+    pub(crate) fn watch_ended(&self) {
         self.watches.dec();
     }
 
@@ -120,21 +120,20 @@ impl Metrics {
     }
 
     /// The text exposition.
-    pub fn render(&self, revision: i64) -> String {
+    pub(crate) fn render(&self, revision: i64) -> String {
         self.revision.set(revision);
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-
-    /// Current number of open watches.
-    pub fn open_watches(&self) -> i64 {
-        self.watches.get()
-    }
 }
 
 /// Middleware recording every request.
-pub async fn track(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+pub(crate) async fn track(
+    State(state): State<SharedState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let query = crate::request_info::query_params(request.uri());
     let info = crate::request_info::parse(request.method(), request.uri().path(), &query);
     let started = Instant::now();

@@ -15,7 +15,7 @@ use crate::state::ApiState;
 use crate::store::delete::{DeleteOptions, Deleted, delete_object};
 
 /// The finalizer the namespace lifecycle owns (in `spec.finalizers`).
-pub const KUBERNETES_FINALIZER: &str = "kubernetes";
+pub(crate) const KUBERNETES_FINALIZER: &str = "kubernetes";
 
 /// The namespace a storage change shows terminating (made through any hub sharing the
 /// store), for the lifecycle task.
@@ -45,7 +45,7 @@ fn namespaces_info(state: &ApiState) -> Arc<ResourceInfo> {
 }
 
 /// Fails unless `namespace` exists and is not terminating.
-pub async fn check_usable(
+pub(crate) async fn check_usable(
     state: &ApiState,
     info: &ResourceInfo,
     namespace: &str,
@@ -76,7 +76,7 @@ pub async fn check_usable(
 }
 
 /// DELETE of a namespace: mark it Terminating; the lifecycle task empties and removes it.
-pub async fn begin_delete(
+pub(crate) async fn begin_delete(
     state: &ApiState,
     info: &ResourceInfo,
     current: Value,

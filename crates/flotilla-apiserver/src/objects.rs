@@ -9,12 +9,12 @@ use flotilla_storage::{KeyValue, Revision};
 use serde_json::{Map, Value, json};
 
 /// The current time as Kubernetes writes timestamps (`2026-11-26T12:00:00Z`).
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// Decodes a stored value into the object as served (with `resourceVersion`).
-pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
+pub(crate) fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
     let mut obj: Value = serde_json::from_slice(&kv.value)
         .map_err(|e| ApiError::internal(format!("decoding {}: {e}", kv.key)))?;
     set_resource_version(&mut obj, kv.mod_revision);
@@ -22,7 +22,7 @@ pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
 }
 
 /// Sets `metadata.resourceVersion`.
-pub fn set_resource_version(obj: &mut Value, rev: Revision) {
+pub(crate) fn set_resource_version(obj: &mut Value, rev: Revision) {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("resourceVersion".into(), json!(rev.to_string()));
     }
@@ -32,7 +32,7 @@ pub fn set_resource_version(obj: &mut Value, rev: Revision) {
 ///
 /// `apiVersion`, `kind` and `metadata` are written first, so [`splice_resource_version`]
 /// can serve the stored bytes without decoding them.
-pub fn encode(obj: &Value) -> Bytes {
+pub(crate) fn encode(obj: &Value) -> Bytes {
     let Some(map) = obj.as_object() else {
         return Bytes::from(serde_json::to_vec(obj).unwrap_or_default());
     };
@@ -56,7 +56,7 @@ pub fn encode(obj: &Value) -> Bytes {
 /// The stored bytes with `metadata.resourceVersion` set, without decoding, when they start
 /// `{"apiVersion":"…","kind":"…","metadata":{` (as [`encode`] writes them); `None`
 /// otherwise (the caller decodes instead).
-pub fn splice_resource_version(stored: &[u8], rev: Revision) -> Option<Vec<u8>> {
+pub(crate) fn splice_resource_version(stored: &[u8], rev: Revision) -> Option<Vec<u8>> {
     fn string_end(b: &[u8], from: usize) -> Option<usize> {
         let rest = b.get(from..)?;
         let end = rest.iter().position(|c| *c == b'"' || *c == b'\\')?;
@@ -88,7 +88,7 @@ pub fn splice_resource_version(stored: &[u8], rev: Revision) -> Option<Vec<u8>> 
 }
 
 /// `metadata` of an object (empty map if absent or not an object).
-pub fn meta(obj: &Value) -> &Map<String, Value> {
+pub(crate) fn meta(obj: &Value) -> &Map<String, Value> {
     static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
     obj.get("metadata")
         .and_then(Value::as_object)
@@ -96,7 +96,7 @@ pub fn meta(obj: &Value) -> &Map<String, Value> {
 }
 
 /// `metadata` of an object, created if missing.
-pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+pub(crate) fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
@@ -106,17 +106,17 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
 }
 
 /// A string field of `metadata`.
-pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
     meta(obj).get(field).and_then(Value::as_str).unwrap_or("")
 }
 
 /// `metadata.resourceVersion` as a storage revision (0 when absent or not a number).
-pub fn resource_version(obj: &Value) -> Revision {
+pub(crate) fn resource_version(obj: &Value) -> Revision {
     meta_str(obj, "resourceVersion").parse().unwrap_or(0)
 }
 
 /// Sets `next`'s `metadata.generation` to one more than `current`'s.
-pub fn bump_generation(current: &Value, next: &mut Value) {
+pub(crate) fn bump_generation(current: &Value, next: &mut Value) {
     let generation = current
         .pointer("/metadata/generation")
         .and_then(Value::as_i64)
@@ -126,7 +126,7 @@ pub fn bump_generation(current: &Value, next: &mut Value) {
 }
 
 /// `metadata.finalizers`.
-pub fn finalizers(obj: &Value) -> Vec<String> {
+pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
     meta(obj)
         .get("finalizers")
         .and_then(Value::as_array)

@@ -19,7 +19,7 @@ use crate::server::KUBERNETES_VERSION;
 
 /// `GET /openapi/v2`: kubectl asks for protobuf; an empty body decodes as an empty
 /// document. JSON clients get an empty swagger document.
-pub fn v2(headers: &HeaderMap) -> Response {
+pub(crate) fn v2(headers: &HeaderMap) -> Response {
     let accept = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -48,7 +48,7 @@ fn gv_path(group: &str, version: &str) -> String {
 }
 
 /// The document for one group-version.
-pub fn gv_document(snapshot: &Snapshot, group: &str, version: &str) -> Option<Value> {
+pub(crate) fn gv_document(snapshot: &Snapshot, group: &str, version: &str) -> Option<Value> {
     let resources = snapshot.group_version(group, version);
     if resources.is_empty() {
         return None;
@@ -134,13 +134,13 @@ pub fn gv_document(snapshot: &Snapshot, group: &str, version: &str) -> Option<Va
 
 /// One group-version's document, serialized, with its hash.
 #[derive(Debug)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     pub bytes: Vec<u8>,
     pub hash: String,
 }
 
 /// Rendered documents by (group, version).
-pub type RenderedCache = parking_lot::Mutex<HashMap<(String, String), Arc<Rendered>>>;
+pub(crate) type RenderedCache = parking_lot::Mutex<HashMap<(String, String), Arc<Rendered>>>;
 
 /// Documents of group-versions with only built-in kinds: the same in every server.
 fn builtin_cache() -> &'static RenderedCache {
@@ -149,7 +149,7 @@ fn builtin_cache() -> &'static RenderedCache {
 }
 
 /// The document of one group-version, from the cache or rendered now.
-pub fn rendered(snapshot: &Snapshot, group: &str, version: &str) -> Option<Arc<Rendered>> {
+pub(crate) fn rendered(snapshot: &Snapshot, group: &str, version: &str) -> Option<Arc<Rendered>> {
     let resources = snapshot.group_version(group, version);
     if resources.is_empty() {
         return None;
@@ -173,7 +173,7 @@ pub fn rendered(snapshot: &Snapshot, group: &str, version: &str) -> Option<Arc<R
 }
 
 /// `GET /openapi/v3`
-pub fn v3_index(snapshot: &Snapshot) -> Response {
+pub(crate) fn v3_index(snapshot: &Snapshot) -> Response {
     let mut paths = Map::new();
     for g in &snapshot.groups {
         for v in &g.versions {
@@ -195,7 +195,7 @@ pub fn v3_index(snapshot: &Snapshot) -> Response {
 }
 
 /// `GET /openapi/v3/{api/v1 | apis/G/V}`
-pub fn v3_document(snapshot: &Snapshot, rest: &str) -> Option<Response> {
+pub(crate) fn v3_document(snapshot: &Snapshot, rest: &str) -> Option<Response> {
     let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
     let (group, version) = match parts.as_slice() {
         ["api", v] => ("", *v),

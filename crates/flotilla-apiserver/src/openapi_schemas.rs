@@ -82,7 +82,7 @@ fn ref_name(schema: &schemars::Schema) -> Option<String> {
 }
 
 /// kube-apiserver's component name of a custom resource: `dev.oam.core.v1beta1.Application`.
-pub fn crd_schema_name(group: &str, version: &str, kind: &str) -> String {
+pub(crate) fn crd_schema_name(group: &str, version: &str, kind: &str) -> String {
     let reversed: Vec<&str> = group.split('.').rev().collect();
     format!("{}.{version}.{kind}", reversed.join("."))
 }
@@ -113,7 +113,7 @@ fn crd_schema(generator: &mut SchemaGenerator, r: &ResourceInfo) -> Value {
 }
 
 /// The component schemas of one group-version's document.
-pub fn component_schemas(resources: &[std::sync::Arc<ResourceInfo>]) -> Map<String, Value> {
+pub(crate) fn component_schemas(resources: &[std::sync::Arc<ResourceInfo>]) -> Map<String, Value> {
     let mut generator = SchemaSettings::openapi3().into_generator();
     let mut kinds: Vec<(String, Value)> = Vec::new();
     let mut custom: Vec<(String, Value)> = Vec::new();

@@ -21,30 +21,47 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 /// What can go wrong while creating, loading or using the CA.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Anything else, described.
     #[error("pki: {0}")]
     Pki(String),
+    /// Reading or writing a file of the data dir.
     #[error("pki: {path}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// Generating a key or certificate.
     #[error("pki: generating a certificate: {0}")]
     Certificate(#[from] rcgen::Error),
+    /// Building the TLS configuration.
     #[error("pki: building the TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
+    /// Building the client certificate verifier.
     #[error("pki: building the client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// A file that should be a kubeconfig is not one.
     #[error("pki: {path}: not a kubeconfig: {message}")]
-    Kubeconfig { path: PathBuf, message: String },
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
+/// Results of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// File names inside a data dir.
+/// The CA certificate inside a data dir.
 pub const CA_CERT_FILE: &str = "ca.crt";
+/// The CA key inside a data dir.
 pub const CA_KEY_FILE: &str = "ca.key";
+/// The serving certificate inside a data dir.
 pub const SERVER_CERT_FILE: &str = "server.crt";
+/// The serving key inside a data dir.
 pub const SERVER_KEY_FILE: &str = "server.key";
 
 /// Where the shared CA lives in the store (outside `/registry/`: no API serves it).

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 /// Why a protobuf body could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProtoError {
+pub(crate) enum ProtoError {
     #[error("provided protobuf data does not start with the Kubernetes magic number")]
     Magic,
     #[error("truncated protobuf data")]
@@ -219,7 +219,7 @@ fn message_name(api_version: &str, kind: &str) -> Option<String> {
 }
 
 /// Decodes a Kubernetes protobuf body into the object's JSON.
-pub fn decode(body: &[u8]) -> Result<Value> {
+pub(crate) fn decode(body: &[u8]) -> Result<Value> {
     let (api_version, kind, raw) = envelope(body)?;
     let name = message_name(&api_version, &kind)
         .ok_or_else(|| ProtoError::UnknownKind(format!("{api_version}, Kind={kind}")))?;

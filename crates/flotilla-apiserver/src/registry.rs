@@ -9,7 +9,7 @@ use parking_lot::RwLock;
 use crate::crd::CrdVersion;
 
 /// All verbs of an ordinary resource, in the order kube-apiserver lists them.
-pub const ALL_VERBS: &[&str] = &[
+pub(crate) const ALL_VERBS: &[&str] = &[
     "create",
     "delete",
     "deletecollection",
@@ -20,7 +20,7 @@ pub const ALL_VERBS: &[&str] = &[
     "watch",
 ];
 /// The verbs of create-only virtual resources (access reviews, token reviews).
-pub const CREATE_ONLY: &[&str] = &["create"];
+pub(crate) const CREATE_ONLY: &[&str] = &["create"];
 
 /// Where `/scale` finds replicas in the object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,14 +86,14 @@ impl ResourceInfo {
 
 /// One served API group with its versions, preferred first.
 #[derive(Debug, Clone)]
-pub struct GroupInfo {
+pub(crate) struct GroupInfo {
     pub name: String,
     pub versions: Vec<String>,
 }
 
 /// An immutable view of everything served.
 #[derive(Debug, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// In discovery order.
     pub resources: Vec<Arc<ResourceInfo>>,
     by_gvr: HashMap<(String, String, String), Arc<ResourceInfo>>,
@@ -143,14 +143,24 @@ impl Snapshot {
         }
     }
 
-    pub fn lookup(&self, group: &str, version: &str, resource: &str) -> Option<Arc<ResourceInfo>> {
+    pub(crate) fn lookup(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+    ) -> Option<Arc<ResourceInfo>> {
         self.by_gvr
             .get(&(group.to_string(), version.to_string(), resource.to_string()))
             .cloned()
     }
 
     /// The served resource of `kind` in `group`/`version`.
-    pub fn by_kind(&self, group: &str, version: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
+    pub(crate) fn by_kind(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Option<Arc<ResourceInfo>> {
         self.resources
             .iter()
             .find(|r| r.group == group && r.version == version && r.kind == kind && !r.is_virtual)
@@ -158,7 +168,7 @@ impl Snapshot {
     }
 
     /// Every served resource in one group-version.
-    pub fn group_version(&self, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
+    pub(crate) fn group_version(&self, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
         self.resources
             .iter()
             .filter(|r| r.group == group && r.version == version)
@@ -167,7 +177,7 @@ impl Snapshot {
     }
 
     /// All distinct stored resources (one entry per group/resource, in its storage version).
-    pub fn stored_resources(&self) -> Vec<Arc<ResourceInfo>> {
+    pub(crate) fn stored_resources(&self) -> Vec<Arc<ResourceInfo>> {
         self.resources
             .iter()
             .filter(|r| !r.is_virtual && r.version == r.storage_version)
@@ -180,7 +190,7 @@ impl Snapshot {
 type CrdState = (BTreeMap<String, Vec<Arc<ResourceInfo>>>, Arc<Snapshot>);
 
 /// The live registry.
-pub struct Registry {
+pub(crate) struct Registry {
     builtin: Vec<Arc<ResourceInfo>>,
     crds: RwLock<CrdState>,
     /// The generation of the current snapshot, for tasks that follow what is served.
@@ -195,7 +205,7 @@ impl Default for Registry {
 
 impl Registry {
     /// A registry serving the built-in kinds.
-    pub fn new() -> Registry {
+    pub(crate) fn new() -> Registry {
         let builtin: Vec<Arc<ResourceInfo>> = crate::builtin::resources()
             .into_iter()
             .map(Arc::new)
@@ -209,12 +219,12 @@ impl Registry {
     }
 
     /// Follows what is served: the receiver sees each new snapshot generation.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.subscribe()
     }
 
     /// A registry serving the built-in kinds and the hub's `clustergateways`.
-    pub fn with_cluster_gateway() -> Registry {
+    pub(crate) fn with_cluster_gateway() -> Registry {
         let mut builtin: Vec<ResourceInfo> = crate::builtin::resources();
         builtin.push(crate::cluster_gateway::resource_info());
         let builtin: Vec<Arc<ResourceInfo>> = builtin.into_iter().map(Arc::new).collect();
@@ -227,12 +237,12 @@ impl Registry {
     }
 
     /// The current view.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.crds.read().1.clone()
     }
 
     /// Serves (or re-serves) the versions of the CRD named `crd_name`.
-    pub fn set_crd(&self, crd_name: &str, infos: Vec<ResourceInfo>) {
+    pub(crate) fn set_crd(&self, crd_name: &str, infos: Vec<ResourceInfo>) {
         let mut guard = self.crds.write();
         guard.0.insert(
             crd_name.to_string(),
@@ -244,7 +254,7 @@ impl Registry {
     }
 
     /// Stops serving a CRD's kind.
-    pub fn remove_crd(&self, crd_name: &str) {
+    pub(crate) fn remove_crd(&self, crd_name: &str) {
         let mut guard = self.crds.write();
         if guard.0.remove(crd_name).is_some() {
             let generation = guard.1.generation + 1;

@@ -25,7 +25,7 @@ pub struct RequestInfo {
 }
 
 /// The query parameters of `uri` (percent-decoded; a repeated key keeps its last value).
-pub fn query_params(uri: &http::Uri) -> HashMap<String, String> {
+pub(crate) fn query_params(uri: &http::Uri) -> HashMap<String, String> {
     uri.query()
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
@@ -36,7 +36,11 @@ pub fn query_params(uri: &http::Uri) -> HashMap<String, String> {
 }
 
 /// Parses `method` + `path` + query parameters.
-pub fn parse(method: &http::Method, path: &str, query: &HashMap<String, String>) -> RequestInfo {
+pub(crate) fn parse(
+    method: &http::Method,
+    path: &str,
+    query: &HashMap<String, String>,
+) -> RequestInfo {
     let mut info = RequestInfo {
         path: path.to_string(),
         verb: method.as_str().to_ascii_lowercase(),

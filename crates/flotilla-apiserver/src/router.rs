@@ -17,7 +17,7 @@ use crate::{auth, discovery, metrics, openapi};
 
 /// The router of one API server. `extra_routes` (e.g. the hub's `/metrics/clusters`) are
 /// served behind the same auth; `ui` puts the dashboard (`/ui/`) in front.
-pub fn router(state: SharedState, extra_routes: Option<Router>, ui: bool) -> Router {
+pub(crate) fn router(state: SharedState, extra_routes: Option<Router>, ui: bool) -> Router {
     let mut api = Router::new().fallback(dispatch).with_state(state.clone());
     if let Some(extra) = extra_routes {
         api = api.merge(extra);
@@ -32,9 +32,9 @@ pub fn router(state: SharedState, extra_routes: Option<Router>, ui: bool) -> Rou
 
 /// Most read-only requests served at once (watches are not counted), as kube-apiserver's
 /// `--max-requests-inflight` default.
-pub const MAX_READONLY_IN_FLIGHT: usize = 400;
+pub(crate) const MAX_READONLY_IN_FLIGHT: usize = 400;
 /// Most mutating requests served at once (`--max-mutating-requests-inflight`).
-pub const MAX_MUTATING_IN_FLIGHT: usize = 200;
+pub(crate) const MAX_MUTATING_IN_FLIGHT: usize = 200;
 
 /// Refuses requests over the in-flight limits with 429 TooManyRequests and Retry-After.
 async fn limit_in_flight(

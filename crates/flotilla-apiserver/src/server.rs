@@ -19,27 +19,39 @@ use crate::state::{ApiState, SharedState};
 /// The version this server reports at `/version` (kubectl prints it as Server Version).
 pub const KUBERNETES_VERSION: &str = "v1.33.0";
 
+/// Why a server did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The listen address could not be bound.
     #[error("binding {addr}: {source}")]
     Bind {
+        /// `host:port`
         addr: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The cluster CA could not be loaded or created.
     #[error("certificate authority: {0}")]
     Pki(#[from] crate::pki::Error),
+    /// The auth layer could not be set up.
     #[error("authentication setup: {0}")]
     Auth(String),
+    /// A server-owned object could not be created.
     #[error("bootstrapping {what}: {source}")]
     Bootstrap {
+        /// Which object(s).
         what: String,
+        /// Why.
         #[source]
         source: flotilla_core::status::ApiError,
     },
+    /// A file of the data dir could not be written.
     #[error("writing {path}: {source}")]
     Write {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -88,9 +100,11 @@ pub struct Faults {
 pub struct RunningServer {
     /// `https://127.0.0.1:PORT`
     pub url: String,
+    /// The bound address.
     pub addr: SocketAddr,
     /// `DATA_DIR/admin.kubeconfig`
     pub admin_kubeconfig: PathBuf,
+    /// The server's state (for the binary's background tasks).
     pub state: SharedState,
     /// Ends only if the accept loop fails.
     pub serving: tokio::task::JoinHandle<()>,

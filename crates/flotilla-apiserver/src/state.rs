@@ -10,32 +10,33 @@ use crate::watch::WatchHub;
 /// Shared server state (cheap to clone through the `Arc`).
 pub struct ApiState {
     /// Objects in storage: every read and write goes through it.
-    pub store: crate::store::Store,
-    pub registry: Registry,
-    pub watches: WatchHub,
-    pub metrics: Metrics,
-    pub auth: Arc<Auth>,
+    pub(crate) store: crate::store::Store,
+    pub(crate) registry: Registry,
+    pub(crate) watches: WatchHub,
+    pub(crate) metrics: Metrics,
+    pub(crate) auth: Arc<Auth>,
     /// The cluster CA (signs approved CertificateSigningRequests).
-    pub pki: Arc<crate::pki::ClusterPki>,
+    pub(crate) pki: Arc<crate::pki::ClusterPki>,
     /// Injected faults (simulated members only).
-    pub faults: crate::server::Faults,
+    pub(crate) faults: crate::server::Faults,
     /// Requests being served (for the in-flight limits).
-    pub in_flight: InFlightCounters,
+    pub(crate) in_flight: InFlightCounters,
     /// The service and pod proxy (answers as simulated Pods on a member).
-    pub proxy: crate::handlers::proxy::ProxyState,
+    pub(crate) proxy: crate::handlers::proxy::ProxyState,
     /// `gitVersion` served at `/version`.
-    pub git_version: String,
+    pub(crate) git_version: String,
     /// The cluster gateway's way to members (hubs only).
-    pub cluster_gateway: Option<crate::cluster_gateway::SharedGateway>,
+    pub(crate) cluster_gateway: Option<crate::cluster_gateway::SharedGateway>,
     /// `POST /api/webhook`, when the binary registered a handler.
-    pub webhook: Option<crate::webhook::WebhookHandler>,
+    pub(crate) webhook: Option<crate::webhook::WebhookHandler>,
 }
 
+/// The state as handlers and tasks hold it.
 pub type SharedState = Arc<ApiState>;
 
 /// Counts of requests in flight, by kind.
 #[derive(Debug, Default)]
-pub struct InFlightCounters {
-    pub readonly: std::sync::atomic::AtomicUsize,
-    pub mutating: std::sync::atomic::AtomicUsize,
+pub(crate) struct InFlightCounters {
+    pub(crate) readonly: std::sync::atomic::AtomicUsize,
+    pub(crate) mutating: std::sync::atomic::AtomicUsize,
 }

@@ -11,14 +11,14 @@ use crate::registry::ResourceInfo;
 
 /// `includeObject`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IncludeObject {
+pub(crate) enum IncludeObject {
     None,
     Metadata,
     Object,
 }
 
 /// Reads `includeObject` (default Metadata).
-pub fn include_object(query: &HashMap<String, String>) -> IncludeObject {
+pub(crate) fn include_object(query: &HashMap<String, String>) -> IncludeObject {
     match query.get("includeObject").map(String::as_str) {
         Some("None") => IncludeObject::None,
         Some("Object") => IncludeObject::Object,
@@ -27,7 +27,7 @@ pub fn include_object(query: &HashMap<String, String>) -> IncludeObject {
 }
 
 /// A `PartialObjectMetadata` view of an object.
-pub fn partial_metadata(obj: &Value, version: &str) -> Value {
+pub(crate) fn partial_metadata(obj: &Value, version: &str) -> Value {
     json!({
         "kind": "PartialObjectMetadata",
         "apiVersion": format!("meta.k8s.io/{version}"),
@@ -70,11 +70,10 @@ fn describe(name: &str) -> String {
     }
 }
 
-pub use crate::strategy::print::human_duration;
 use crate::strategy::print::{age_of, s};
 
 /// The columns of `info`'s table.
-pub fn columns(info: &ResourceInfo) -> Vec<Column> {
+pub(crate) fn columns(info: &ResourceInfo) -> Vec<Column> {
     if let Some(crd) = &info.crd {
         let mut cols = vec![col("Name", "string", 0)];
         if crd.printer_columns.is_empty() {
@@ -137,7 +136,7 @@ fn cells(info: &ResourceInfo, cols: &[Column], obj: &Value) -> Vec<Value> {
 }
 
 /// A `meta.k8s.io` Table of `objects`.
-pub fn table(
+pub(crate) fn table(
     info: &ResourceInfo,
     objects: &[Value],
     version: &str,
@@ -177,6 +176,7 @@ pub fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategy::print::human_duration;
 
     #[test]
     fn human_durations_match_kubernetes() {

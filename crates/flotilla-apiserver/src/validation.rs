@@ -17,7 +17,7 @@ pub(crate) const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must cons
 const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 
 /// A field-level problem, as a `Status` cause.
-pub fn cause(reason: &str, field: &str, message: impl Into<String>) -> StatusCause {
+pub(crate) fn cause(reason: &str, field: &str, message: impl Into<String>) -> StatusCause {
     StatusCause {
         reason: reason.into(),
         field: field.into(),
@@ -26,12 +26,12 @@ pub fn cause(reason: &str, field: &str, message: impl Into<String>) -> StatusCau
 }
 
 /// `field: Required value`
-pub fn required(field: &str) -> StatusCause {
+pub(crate) fn required(field: &str) -> StatusCause {
     cause("FieldValueRequired", field, "Required value")
 }
 
 /// `field: Invalid value: <v>: why`
-pub fn invalid(field: &str, value: &Value, why: &str) -> StatusCause {
+pub(crate) fn invalid(field: &str, value: &Value, why: &str) -> StatusCause {
     let shown = match value {
         Value::String(s) => format!("{s:?}"),
         other => other.to_string(),
@@ -44,7 +44,7 @@ pub fn invalid(field: &str, value: &Value, why: &str) -> StatusCause {
 }
 
 /// Checks (and fills, when missing) `apiVersion` and `kind` against the endpoint.
-pub fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+pub(crate) fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
     let expected_version = info.api_version();
     let map = obj
         .as_object_mut()
@@ -113,7 +113,7 @@ macro_rules! typed_roundtrip {
 
 /// Decodes a built-in object through its `k8s-openapi` type: `Some(Ok(normalized))`,
 /// `Some(Err(why))` if it does not fit the schema, `None` for kinds without a type.
-pub fn typed_decode(
+pub(crate) fn typed_decode(
     group: &str,
     version: &str,
     kind: &str,
@@ -158,7 +158,7 @@ pub fn typed_decode(
 }
 
 /// Paths (`spec.foo`, `spec.containers[0].bar`) present in `input` but not in `decoded`.
-pub fn unknown_fields(input: &Value, decoded: &Value) -> Vec<String> {
+pub(crate) fn unknown_fields(input: &Value, decoded: &Value) -> Vec<String> {
     let mut out = Vec::new();
     walk_unknown(input, decoded, "", &mut out);
     out
@@ -199,7 +199,7 @@ fn is_empty_container(v: &Value) -> bool {
 }
 
 /// The strict-decoding message for a list of unknown fields.
-pub fn strict_message(unknown: &[String]) -> String {
+pub(crate) fn strict_message(unknown: &[String]) -> String {
     format!(
         "strict decoding error: {}",
         unknown
@@ -212,7 +212,7 @@ pub fn strict_message(unknown: &[String]) -> String {
 
 /// Decodes a built-in object through its schema, applying `fieldValidation`.
 /// Returns the normalized object (unknown fields dropped) and any warnings.
-pub fn decode_builtin(
+pub(crate) fn decode_builtin(
     info: &ResourceInfo,
     obj: &Value,
     mode: FieldValidation,
@@ -266,7 +266,7 @@ fn is_dns1035_label(s: &str) -> bool {
 }
 
 /// Validates `metadata.name` (and `generateName` prefixes, labels, annotations).
-pub fn validate_metadata(info: &ResourceInfo, obj: &Value, causes: &mut Vec<StatusCause>) {
+pub(crate) fn validate_metadata(info: &ResourceInfo, obj: &Value, causes: &mut Vec<StatusCause>) {
     let meta = obj.get("metadata").and_then(Value::as_object);
     let name = meta
         .and_then(|m| m.get("name"))
@@ -371,7 +371,11 @@ pub fn validate_metadata(info: &ResourceInfo, obj: &Value, causes: &mut Vec<Stat
 
 /// Metadata checks and the kind's own semantic checks (its strategy's); `old` is the stored
 /// object on updates. Returns the causes (empty when valid).
-pub fn validate_builtin(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
+pub(crate) fn validate_builtin(
+    info: &ResourceInfo,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Vec<StatusCause> {
     let mut causes = Vec::new();
     validate_metadata(info, obj, &mut causes);
     (crate::strategy::of(info).validate)(obj, old, &mut causes);
@@ -379,7 +383,7 @@ pub fn validate_builtin(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -
 }
 
 /// The 422 for `causes` on `info`'s kind.
-pub fn invalid_error(info: &ResourceInfo, name: &str, causes: Vec<StatusCause>) -> ApiError {
+pub(crate) fn invalid_error(info: &ResourceInfo, name: &str, causes: Vec<StatusCause>) -> ApiError {
     ApiError::invalid(&info.group, &info.kind, name, causes)
 }
 

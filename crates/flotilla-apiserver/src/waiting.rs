@@ -13,12 +13,16 @@ use flotilla_core::status::ApiError;
 use http::{HeaderValue, StatusCode, header};
 use tokio::net::TcpListener;
 
+/// Why answering probes while waiting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WaitingError {
+    /// Generating the listener's certificate.
     #[error("certificate for the listener that answers probes while waiting: {0}")]
     Certificate(#[from] rcgen::Error),
+    /// Building its TLS configuration.
     #[error("TLS for the listener that answers probes while waiting: {0}")]
     Tls(#[from] rustls::Error),
+    /// The listener stopped.
     #[error("the listener that answers probes while waiting stopped")]
     Stopped,
 }
@@ -28,10 +32,12 @@ pub enum WaitingError {
 pub struct WaitingCause(Arc<Mutex<String>>);
 
 impl WaitingCause {
+    /// A cause with this description.
     pub fn new(cause: impl Into<String>) -> Self {
         Self(Arc::new(Mutex::new(cause.into())))
     }
 
+    /// Replaces the description.
     pub fn set(&self, cause: impl Into<String>) {
         if let Ok(mut c) = self.0.lock() {
             *c = cause.into();

@@ -38,14 +38,14 @@ const CHANNEL: usize = 8192;
 
 /// `ADDED`, `MODIFIED`, `DELETED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
+pub(crate) enum EventType {
     Added,
     Modified,
     Deleted,
 }
 
 impl EventType {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             EventType::Added => "ADDED",
             EventType::Modified => "MODIFIED",
@@ -56,7 +56,7 @@ impl EventType {
 
 /// One change, shared by every watcher, held as bytes.
 #[derive(Debug)]
-pub struct WatchEvent {
+pub(crate) struct WatchEvent {
     pub kind: EventType,
     pub revision: Revision,
     pub key: String,
@@ -69,7 +69,8 @@ pub struct WatchEvent {
 
 impl WatchEvent {
     /// An event from decoded objects (the served object and the one before the change).
-    pub fn from_values(
+    #[cfg(test)]
+    pub(crate) fn from_values(
         kind: EventType,
         revision: Revision,
         key: String,
@@ -87,12 +88,12 @@ impl WatchEvent {
     }
 
     /// The object after the change, decoded.
-    pub fn object(&self) -> Value {
+    pub(crate) fn object(&self) -> Value {
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
     }
 
     /// The object before the change, decoded.
-    pub fn prev(&self) -> Option<Value> {
+    pub(crate) fn prev(&self) -> Option<Value> {
         self.prev
             .as_ref()
             .and_then(|b| serde_json::from_slice(b).ok())
@@ -123,7 +124,7 @@ fn checked(kv: &KeyValue) -> Result<Bytes, ApiError> {
 }
 
 /// Decodes a storage event.
-pub fn decode_event(ev: &Event) -> Result<WatchEvent, ApiError> {
+pub(crate) fn decode_event(ev: &Event) -> Result<WatchEvent, ApiError> {
     let (kind, json, prev) = match ev {
         Event::Put { kv, prev } => (
             if prev.is_some() {
@@ -187,7 +188,7 @@ struct Feed {
 }
 
 /// Where a watcher's events come from.
-pub enum Subscription {
+pub(crate) enum Subscription {
     /// The shared feed: `backlog` first, then `live` (skip revisions ≤ the last delivered).
     Shared {
         backlog: Vec<Arc<WatchEvent>>,
@@ -198,13 +199,13 @@ pub enum Subscription {
 }
 
 /// The per-resource feeds of one server.
-pub struct WatchHub {
+pub(crate) struct WatchHub {
     store: Store,
     feeds: Arc<Mutex<HashMap<String, Arc<Feed>>>>,
 }
 
 impl WatchHub {
-    pub fn new(store: Store) -> WatchHub {
+    pub(crate) fn new(store: Store) -> WatchHub {
         WatchHub {
             store,
             feeds: Arc::new(Mutex::new(HashMap::new())),
@@ -212,12 +213,13 @@ impl WatchHub {
     }
 
     /// Number of resources with a live shared feed.
-    pub fn feed_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn feed_count(&self) -> usize {
         self.feeds.lock().len()
     }
 
     /// Makes sure the shared feed of `prefix` runs; returns the revision it started after.
-    pub async fn ensure_feed(&self, prefix: &str) -> Result<(), ApiError> {
+    pub(crate) async fn ensure_feed(&self, prefix: &str) -> Result<(), ApiError> {
         if self.feeds.lock().contains_key(prefix) {
             return Ok(());
         }
@@ -251,7 +253,11 @@ impl WatchHub {
     }
 
     /// Subscribes to changes under `prefix` after revision `after`.
-    pub async fn subscribe(&self, prefix: &str, after: Revision) -> Result<Subscription, ApiError> {
+    pub(crate) async fn subscribe(
+        &self,
+        prefix: &str,
+        after: Revision,
+    ) -> Result<Subscription, ApiError> {
         self.ensure_feed(prefix).await?;
         if let Some(feed) = self.feeds.lock().get(prefix).cloned() {
             let state = feed.state.lock();
@@ -373,7 +379,12 @@ mod tests {
             Arc::new(flotilla_storage::EmbeddedBackend::open(dir.path()).unwrap());
         let store = backend.clone();
         let hub = WatchHub::new(crate::store::Store::new(backend));
-        let prefix = "/registry/core/configmaps/";
+        let configmaps = crate::store::Resource {
+            group: "",
+            resource: "configmaps",
+            namespaced: true,
+        };
+        let prefix = &configmaps.prefix();
         let start = store.current_revision().await.unwrap();
         let mut subs = Vec::new();
         for _ in 0..100 {
@@ -381,19 +392,23 @@ mod tests {
         }
         assert_eq!(hub.feed_count(), 1);
         let a = store
-            .put(&format!("{prefix}d/a"), obj("a", "1"), Precondition::Absent)
+            .put(
+                &configmaps.key("d", "a"),
+                obj("a", "1"),
+                Precondition::Absent,
+            )
             .await
             .unwrap();
         store
             .put(
-                &format!("{prefix}d/a"),
+                &configmaps.key("d", "a"),
                 obj("a", "2"),
                 Precondition::ModRevision(a.mod_revision),
             )
             .await
             .unwrap();
         store
-            .delete(&format!("{prefix}d/a"), Precondition::Exists)
+            .delete(&configmaps.key("d", "a"), Precondition::Exists)
             .await
             .unwrap();
         for sub in &mut subs {

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use crate::request_info::RequestInfo;
 
 /// The file name inside the data dir.
-pub const AUDIT_FILE: &str = "audit.log";
+pub(crate) const AUDIT_FILE: &str = "audit.log";
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("audit log {path}: {source}")]
     Open {
         path: PathBuf,
@@ -29,17 +29,18 @@ pub enum Error {
 }
 
 /// Verbs whose requests are always audited.
-pub const MUTATING_VERBS: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
+pub(super) const MUTATING_VERBS: &[&str] =
+    &["create", "update", "patch", "delete", "deletecollection"];
 
 /// Appends audit events to a file from a background thread.
 #[derive(Debug)]
-pub struct AuditLog {
+pub(super) struct AuditLog {
     sender: mpsc::Sender<String>,
 }
 
 impl AuditLog {
     /// Opens (appending) `DIR/audit.log` and starts its writer thread.
-    pub fn open(data_dir: &Path) -> Result<AuditLog, Error> {
+    pub(super) fn open(data_dir: &Path) -> Result<AuditLog, Error> {
         let path = data_dir.join(AUDIT_FILE);
         let mut options = std::fs::OpenOptions::new();
         options.create(true).append(true);
@@ -71,7 +72,7 @@ impl AuditLog {
     }
 
     /// Queues one event (never blocks).
-    pub fn record(&self, event: &Value) {
+    pub(super) fn record(&self, event: &Value) {
         let mut line = event.to_string();
         line.push('\n');
         if self.sender.send(line).is_err() {
@@ -81,13 +82,13 @@ impl AuditLog {
 }
 
 /// Whether a request with this outcome is audited.
-pub fn should_audit(info: &RequestInfo, status: u16) -> bool {
+pub(super) fn should_audit(info: &RequestInfo, status: u16) -> bool {
     status == 401 || status == 403 || MUTATING_VERBS.contains(&info.verb.as_str())
 }
 
 /// Everything an event says about one request.
 #[derive(Debug, Clone)]
-pub struct Record<'a> {
+pub(super) struct Record<'a> {
     pub audit_id: &'a str,
     pub request_uri: &'a str,
     pub info: &'a RequestInfo,
@@ -123,7 +124,7 @@ fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 /// The `audit.k8s.io/v1 Event` for a finished request.
-pub fn event(r: &Record<'_>) -> Value {
+pub(super) fn event(r: &Record<'_>) -> Value {
     let info = r.info;
     let mut event = json!({
         "kind": "Event",

@@ -10,7 +10,7 @@ use crate::store::Store;
 use crate::store::keys::SERVICE_ACCOUNTS;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("client certificate: {0}")]
     Certificate(String),
     #[error("bearer token: {0}")]
@@ -23,10 +23,10 @@ pub enum Error {
     Storage(#[from] flotilla_core::status::ApiError),
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(super) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The identity in a verified client certificate: CN is the user, each O a group.
-pub fn user_from_certificate(certs: &PeerCertificates) -> Result<UserInfo> {
+pub(super) fn user_from_certificate(certs: &PeerCertificates) -> Result<UserInfo> {
     let leaf = certs
         .0
         .first()
@@ -52,14 +52,18 @@ pub fn user_from_certificate(certs: &PeerCertificates) -> Result<UserInfo> {
 }
 
 /// The ServiceAccount a bearer token stands for, checked against the store.
-pub async fn user_from_token(signer: &TokenSigner, store: &Store, token: &str) -> Result<UserInfo> {
+pub(super) async fn user_from_token(
+    signer: &TokenSigner,
+    store: &Store,
+    token: &str,
+) -> Result<UserInfo> {
     let claims = signer.verify(token, Utc::now())?;
     user_of_claims(store, &claims).await
 }
 
 /// For a TokenReview: the user of a token valid for one of `audiences` (this API server's
 /// own when empty), and the audiences the token and the review share.
-pub async fn user_from_token_for(
+pub(super) async fn user_from_token_for(
     signer: &TokenSigner,
     store: &Store,
     token: &str,
@@ -107,7 +111,7 @@ async fn user_of_claims(store: &Store, claims: &tokens::Claims) -> Result<UserIn
 }
 
 /// `Authorization: Bearer <token>` (scheme case-insensitive), if present.
-pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+pub(super) fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();

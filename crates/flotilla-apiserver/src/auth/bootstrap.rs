@@ -84,7 +84,7 @@ fn to(level: &str) -> (String, &'static str) {
 }
 
 /// The bootstrap ClusterRoles and ClusterRoleBindings, in creation order.
-pub fn objects() -> Vec<Value> {
+pub(super) fn objects() -> Vec<Value> {
     let (admin_k, t) = to("admin");
     let (edit_k, _) = to("edit");
     let (view_k, _) = to("view");

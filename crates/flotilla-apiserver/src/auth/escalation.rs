@@ -108,7 +108,7 @@ fn rule_covers(owner: &PolicyRule, requested: &PolicyRule) -> bool {
 }
 
 /// The parts of `servant` not covered by `owner` (empty when fully covered).
-pub fn uncovered(owner: &[PolicyRule], servant: &[PolicyRule]) -> Vec<PolicyRule> {
+pub(super) fn uncovered(owner: &[PolicyRule], servant: &[PolicyRule]) -> Vec<PolicyRule> {
     servant
         .iter()
         .flat_map(breakdown)
@@ -193,7 +193,7 @@ fn escalation_forbidden(
 /// Refuses storing an RBAC object (`object` as it would be stored) that would grant `user`
 /// rights it does not hold; `resource` is `roles`, `clusterroles`, `rolebindings` or
 /// `clusterrolebindings` (anything else passes). Verbs `escalate` and `bind` lift it.
-pub async fn check(
+pub(super) async fn check(
     auth: &Auth,
     user: &UserInfo,
     resource: &str,
@@ -276,7 +276,7 @@ pub async fn check(
 
 /// Registers the check with the store: it runs on the final object of every RBAC create
 /// and update a user asks for (PUT, PATCH, apply, POST alike).
-pub fn register(auth: &std::sync::Arc<Auth>) {
+pub(super) fn register(auth: &std::sync::Arc<Auth>) {
     let weak = std::sync::Arc::downgrade(auth);
     auth.store.before_write(std::sync::Arc::new(
         move |attempt: &crate::store::WriteAttempt<'_>| {

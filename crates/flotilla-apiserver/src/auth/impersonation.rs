@@ -13,10 +13,10 @@ use http::HeaderMap;
 
 use super::rbac::Attributes;
 
-pub const IMPERSONATE_USER: &str = "impersonate-user";
-pub const IMPERSONATE_GROUP: &str = "impersonate-group";
-pub const IMPERSONATE_UID: &str = "impersonate-uid";
-pub const IMPERSONATE_EXTRA_PREFIX: &str = "impersonate-extra-";
+pub(crate) const IMPERSONATE_USER: &str = "impersonate-user";
+pub(crate) const IMPERSONATE_GROUP: &str = "impersonate-group";
+pub(crate) const IMPERSONATE_UID: &str = "impersonate-uid";
+pub(crate) const IMPERSONATE_EXTRA_PREFIX: &str = "impersonate-extra-";
 
 const ANONYMOUS: &str = "system:anonymous";
 const UNAUTHENTICATED: &str = "system:unauthenticated";
@@ -25,7 +25,7 @@ const AUTHENTICATION_GROUP: &str = "authentication.k8s.io";
 
 /// What the `Impersonate-*` headers ask for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Requested {
+pub(crate) struct Requested {
     pub user: String,
     pub groups: Vec<String>,
     pub uid: Option<String>,
@@ -46,7 +46,7 @@ fn header_values(headers: &HeaderMap, name: &str) -> Result<Vec<String>, ApiErro
 
 /// Reads the impersonation headers; `None` when there are none. Groups, uid or extras
 /// without a user are a 400 BadRequest.
-pub fn parse(headers: &HeaderMap) -> Result<Option<Requested>, ApiError> {
+pub(crate) fn parse(headers: &HeaderMap) -> Result<Option<Requested>, ApiError> {
     let users = header_values(headers, IMPERSONATE_USER)?;
     let groups = header_values(headers, IMPERSONATE_GROUP)?;
     let uids = header_values(headers, IMPERSONATE_UID)?;
@@ -81,7 +81,7 @@ pub fn parse(headers: &HeaderMap) -> Result<Option<Requested>, ApiError> {
 }
 
 /// The authorization checks impersonating `requested` takes, in Kubernetes' order.
-pub fn checks(requested: &Requested) -> Vec<Attributes> {
+pub(crate) fn checks(requested: &Requested) -> Vec<Attributes> {
     let mut out = Vec::new();
     let impersonate = |resource: &str, group: &str, namespace: &str, name: &str| Attributes {
         verb: "impersonate".into(),
@@ -113,7 +113,7 @@ pub fn checks(requested: &Requested) -> Vec<Attributes> {
 }
 
 /// The identity the request then runs as.
-pub fn impersonated_user(requested: &Requested) -> UserInfo {
+pub(crate) fn impersonated_user(requested: &Requested) -> UserInfo {
     let mut groups = requested.groups.clone();
     if groups.is_empty()
         && let Some((ns, _)) = service_account(&requested.user)
@@ -139,7 +139,7 @@ pub fn impersonated_user(requested: &Requested) -> UserInfo {
 }
 
 /// Removes every `Impersonate-*` header so handlers never see them.
-pub fn strip(headers: &mut HeaderMap) {
+pub(crate) fn strip(headers: &mut HeaderMap) {
     let names: Vec<http::HeaderName> = headers
         .keys()
         .filter(|n| n.as_str().starts_with("impersonate-"))
@@ -151,7 +151,7 @@ pub fn strip(headers: &mut HeaderMap) {
 }
 
 /// `system:serviceaccount:NS:NAME` → `(NS, NAME)`.
-pub fn service_account(username: &str) -> Option<(&str, &str)> {
+pub(crate) fn service_account(username: &str) -> Option<(&str, &str)> {
     let rest = username.strip_prefix(SERVICE_ACCOUNT_PREFIX)?;
     let (ns, name) = rest.split_once(':')?;
     (!ns.is_empty() && !name.is_empty() && !name.contains(':')).then_some((ns, name))

@@ -30,7 +30,7 @@ use crate::request_info::RequestInfo;
 
 /// The authenticated caller (before impersonation).
 #[derive(Debug, Clone)]
-pub struct Authenticated(pub UserInfo);
+pub(crate) struct Authenticated(pub UserInfo);
 
 /// What the inner layers tell the audit layer, put into the response's extensions.
 #[derive(Debug, Clone, Default)]
@@ -46,7 +46,7 @@ struct AuditNote {
 }
 
 /// Wraps `router` in the four auth layers.
-pub fn wrap(router: Router, auth: Arc<Auth>) -> Router {
+pub(crate) fn wrap(router: Router, auth: Arc<Auth>) -> Router {
     router
         .layer(from_fn_with_state(auth.clone(), authorize))
         .layer(from_fn_with_state(auth.clone(), impersonate))

@@ -21,19 +21,19 @@
 //!   put its peer `std::net::SocketAddr` (or axum `ConnectInfo<SocketAddr>`) into the
 //!   request extensions for `sourceIPs`.
 //! - RBAC escalation prevention runs as the store's admission hook on the final object of
-//!   every RBAC create and update a user asks for ([`check_rbac_escalation`]).
+//!   every RBAC create and update a user asks for (`escalation.rs`).
 //! - [`Auth::bootstrap_objects`]: the RBAC defaults to create at first start.
 
 mod audit;
 mod authn;
 mod bootstrap;
 mod escalation;
-pub mod impersonation;
+pub(crate) mod impersonation;
 mod layers;
-pub mod rbac;
+pub(crate) mod rbac;
 mod reviews;
 mod service_accounts;
-pub mod tokens;
+pub(crate) mod tokens;
 
 use std::sync::Arc;
 
@@ -41,19 +41,18 @@ use axum::response::IntoResponse;
 use flotilla_core::status::ApiError;
 use flotilla_core::user::{SYSTEM_MASTERS, UserInfo};
 
-pub use audit::AUDIT_FILE;
-pub use layers::{Authenticated, wrap as layers};
-pub use rbac::{Attributes, Decision};
+pub(crate) use layers::wrap as layers;
+pub(crate) use rbac::{Attributes, Decision};
 
 use crate::request_info::RequestInfo;
 
 /// The verified client certificate chain of the TLS connection, if the client sent one.
 #[derive(Debug, Clone)]
-pub struct PeerCertificates(pub Vec<rustls::pki_types::CertificateDer<'static>>);
+pub(crate) struct PeerCertificates(pub Vec<rustls::pki_types::CertificateDer<'static>>);
 
 /// Who a request runs as.
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The identity requests are served and authorized as (impersonated if asked).
     pub user: UserInfo,
     /// The authenticated caller, when different from `user` (impersonation).
@@ -63,11 +62,11 @@ pub struct Identity {
 /// Put into a create response's extensions by the handler so the audit event names the
 /// object (a POST's path has no name).
 #[derive(Debug, Clone)]
-pub struct AuditObjectName(pub String);
+pub(crate) struct AuditObjectName(pub String);
 
 /// Errors setting up the auth layer.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("auth: needs a running tokio runtime")]
     NoRuntime,
     #[error(transparent)]
@@ -77,7 +76,7 @@ pub enum Error {
 }
 
 /// Shared authentication/authorization state.
-pub struct Auth {
+pub(crate) struct Auth {
     store: crate::store::Store,
     rbac: Arc<rbac::RbacCache>,
     tokens: tokens::TokenSigner,
@@ -94,7 +93,7 @@ impl Auth {
     /// Loads the token signing key and opens the audit log in `data_dir`, starts the RBAC
     /// cache (list + watch of the store) and the `default` ServiceAccount controller on the
     /// current tokio runtime, and registers the RBAC escalation check with the store.
-    pub fn new(
+    pub(crate) fn new(
         store: crate::store::Store,
         _pki: &crate::pki::ClusterPki,
         data_dir: &std::path::Path,
@@ -118,12 +117,12 @@ impl Auth {
     }
 
     /// Objects the API server creates at first start (bootstrap ClusterRoles and bindings).
-    pub fn bootstrap_objects() -> Vec<serde_json::Value> {
+    pub(crate) fn bootstrap_objects() -> Vec<serde_json::Value> {
         bootstrap::objects()
     }
 
     /// RBAC's decision for `user` (`system:masters` may do anything).
-    pub async fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> Decision {
+    pub(crate) async fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> Decision {
         if user.in_group(SYSTEM_MASTERS) {
             return Decision::Allow(String::new());
         }
@@ -131,7 +130,7 @@ impl Auth {
     }
 
     /// Authenticates a request from its credentials: `Ok(None)` when it has none.
-    pub async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         headers: &http::HeaderMap,
         peer: Option<&PeerCertificates>,
@@ -150,32 +149,19 @@ impl Auth {
 
 /// Whether the request is for a create-only virtual resource answered by
 /// [`handle_virtual_create`].
-pub fn is_virtual_resource(info: &RequestInfo) -> bool {
+pub(crate) fn is_virtual_resource(info: &RequestInfo) -> bool {
     reviews::is_virtual(info)
 }
 
 /// Answers a create on a virtual resource (access/rules/subject reviews, TokenReview,
 /// TokenRequest); the returned object is the 201 response body.
-pub async fn handle_virtual_create(
+pub(crate) async fn handle_virtual_create(
     auth: &Auth,
     identity: &Identity,
     info: &RequestInfo,
     body: serde_json::Value,
 ) -> Result<serde_json::Value, ApiError> {
     reviews::handle_create(auth, identity, info, body).await
-}
-
-/// Refuses storing a Role, ClusterRole, RoleBinding or ClusterRoleBinding (`resource`)
-/// that would grant `user` rights they do not hold (Kubernetes' escalation prevention;
-/// verbs `escalate` and `bind` lift it). `object` is the object about to be stored. The
-/// store runs it on every RBAC write a user asks for (see [`Auth::new`]).
-pub async fn check_rbac_escalation(
-    auth: &Auth,
-    user: &UserInfo,
-    resource: &str,
-    object: &serde_json::Value,
-) -> Result<(), ApiError> {
-    escalation::check(auth, user, resource, object).await
 }
 
 /// Paths anyone may reach without credentials (the Git push webhook too: Git servers send

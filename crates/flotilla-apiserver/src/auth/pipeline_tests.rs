@@ -10,6 +10,7 @@ use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use super::audit::AUDIT_FILE;
 use super::*;
 
 struct Harness {
@@ -528,10 +529,10 @@ async fn rbac_writes_cannot_escalate() {
             json!({"kind":"User","apiGroup":"rbac.authorization.k8s.io","name":"mallory"}),
         )
     };
-    check_rbac_escalation(&h.auth, &alice.user, "rolebindings", &binding("edit"))
+    super::escalation::check(&h.auth, &alice.user, "rolebindings", &binding("edit"))
         .await
         .unwrap();
-    let e = check_rbac_escalation(
+    let e = super::escalation::check(
         &h.auth,
         &alice.user,
         "rolebindings",
@@ -547,7 +548,7 @@ async fn rbac_writes_cannot_escalate() {
         "{}",
         e.message
     );
-    let e = check_rbac_escalation(&h.auth, &alice.user, "rolebindings", &binding("missing"))
+    let e = super::escalation::check(&h.auth, &alice.user, "rolebindings", &binding("missing"))
         .await
         .unwrap_err();
     assert_eq!(e.code, 404);
@@ -557,10 +558,10 @@ async fn rbac_writes_cannot_escalate() {
                "metadata":{"name":"r","namespace":"team"},
                "rules":[{"apiGroups":[""],"resources":[resource],"verbs":["get"]}]})
     };
-    check_rbac_escalation(&h.auth, &alice.user, "roles", &role("secrets"))
+    super::escalation::check(&h.auth, &alice.user, "roles", &role("secrets"))
         .await
         .unwrap();
-    let e = check_rbac_escalation(&h.auth, &alice.user, "roles", &role("nodes"))
+    let e = super::escalation::check(&h.auth, &alice.user, "roles", &role("nodes"))
         .await
         .unwrap_err();
     assert!(

@@ -31,7 +31,7 @@ const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 
 /// What is being asked: Kubernetes' `authorizer.Attributes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Attributes {
+pub(crate) struct Attributes {
     pub verb: String,
     pub is_resource_request: bool,
     /// Non-resource requests: the path.
@@ -46,7 +46,7 @@ pub struct Attributes {
 
 impl Attributes {
     /// The attributes of an API request.
-    pub fn from_request(info: &RequestInfo) -> Attributes {
+    pub(crate) fn from_request(info: &RequestInfo) -> Attributes {
         Attributes {
             verb: info.verb.clone(),
             is_resource_request: info.is_resource_request,
@@ -61,7 +61,8 @@ impl Attributes {
     }
 
     /// A resource check (`kubectl auth can-i VERB RESOURCE`).
-    pub fn resource(
+    #[cfg(test)]
+    pub(crate) fn resource(
         verb: &str,
         api_group: &str,
         resource: &str,
@@ -82,7 +83,7 @@ impl Attributes {
 
 /// The outcome of one authorization.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Allowed; the reason names the binding (`RBAC: allowed by ClusterRoleBinding ...`).
     Allow(String),
     /// No rule allows it; the reason lists broken role references, if any (may be empty).
@@ -90,11 +91,11 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub fn allowed(&self) -> bool {
+    pub(crate) fn allowed(&self) -> bool {
         matches!(self, Decision::Allow(_))
     }
 
-    pub fn reason(&self) -> &str {
+    pub(crate) fn reason(&self) -> &str {
         match self {
             Decision::Allow(r) | Decision::Deny(r) => r,
         }
@@ -104,7 +105,7 @@ impl Decision {
 /// The 403 kube-apiserver returns for a denied request, word for word, e.g.
 /// `configmaps "x" is forbidden: User "alice" cannot get resource "configmaps" in API group
 /// "" in the namespace "default"`.
-pub fn forbidden(user: &str, attrs: &Attributes, reason: &str) -> ApiError {
+pub(crate) fn forbidden(user: &str, attrs: &Attributes, reason: &str) -> ApiError {
     let what = if !attrs.is_resource_request {
         format!(
             "User {:?} cannot {} path {:?}",
@@ -213,7 +214,7 @@ fn non_resource_url_matches(rule: &PolicyRule, path: &str) -> bool {
 }
 
 /// Whether one rule allows the request (Kubernetes' `RuleAllows`).
-pub fn rule_allows(attrs: &Attributes, rule: &PolicyRule) -> bool {
+pub(crate) fn rule_allows(attrs: &Attributes, rule: &PolicyRule) -> bool {
     if attrs.is_resource_request {
         verb_matches(rule, &attrs.verb)
             && api_group_matches(rule, &attrs.api_group)
@@ -259,7 +260,10 @@ fn describe_subject(subject: &Subject, namespace: &str) -> String {
 
 /// Whether `labels` match a `LabelSelector` (matchLabels and matchExpressions; an empty
 /// selector matches everything, as in Kubernetes).
-pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+pub(crate) fn selector_matches(
+    selector: &LabelSelector,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     let labels_ok = selector
         .match_labels
         .as_ref()
@@ -302,7 +306,7 @@ type BindingVisitor<'a> =
 
 /// A consistent view of all RBAC objects with aggregated rules resolved.
 #[derive(Debug, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     roles: HashMap<(String, String), Arc<Vec<PolicyRule>>>,
     cluster_roles: HashMap<String, Arc<Vec<PolicyRule>>>,
     /// Aggregated ClusterRoles whose stored `rules` differ from the computed ones.
@@ -313,7 +317,7 @@ pub struct Snapshot {
 
 /// Every RBAC rule that applies to a user in a namespace, for SelfSubjectRulesReview.
 #[derive(Debug, Default)]
-pub struct RulesSummary {
+pub(crate) struct RulesSummary {
     pub rules: Vec<PolicyRule>,
     /// Broken role references met on the way.
     pub errors: Vec<String>,
@@ -386,7 +390,7 @@ impl Snapshot {
     }
 
     /// RBAC's decision for `user` (the `system:masters` group is allowed everything).
-    pub fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> Decision {
+    pub(crate) fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> Decision {
         if user.in_group(SYSTEM_MASTERS) {
             return Decision::Allow(String::new());
         }
@@ -410,7 +414,7 @@ impl Snapshot {
     }
 
     /// Every rule that applies to `user` in `namespace` (cluster-wide bindings included).
-    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> RulesSummary {
+    pub(crate) fn rules_for(&self, user: &UserInfo, namespace: &str) -> RulesSummary {
         let mut summary = RulesSummary::default();
         if user.in_group(SYSTEM_MASTERS) {
             summary.rules.push(PolicyRule {
@@ -490,7 +494,11 @@ impl Snapshot {
     }
 
     /// The effective rules a role reference points at (`None` if the role is missing).
-    pub fn role_rules(&self, role_ref: &RoleRef, namespace: &str) -> Option<Vec<PolicyRule>> {
+    pub(crate) fn role_rules(
+        &self,
+        role_ref: &RoleRef,
+        namespace: &str,
+    ) -> Option<Vec<PolicyRule>> {
         self.role_ref_rules(role_ref, namespace)
             .ok()
             .map(<[PolicyRule]>::to_vec)
@@ -624,7 +632,7 @@ fn parse_kv(kv: &KeyValue) -> Option<RbacObject> {
 }
 
 /// The in-memory RBAC state with its refresh machinery.
-pub struct RbacCache {
+pub(crate) struct RbacCache {
     store: Store,
     objects: Mutex<Objects>,
     snapshot: RwLock<Arc<Snapshot>>,
@@ -634,7 +642,7 @@ pub struct RbacCache {
 
 impl RbacCache {
     /// A cache that is empty until [`RbacCache::spawn`]'s first list completes.
-    pub fn new(store: Store) -> Arc<RbacCache> {
+    pub(crate) fn new(store: Store) -> Arc<RbacCache> {
         Arc::new(RbacCache {
             store,
             objects: Mutex::new(Objects::default()),
@@ -645,18 +653,18 @@ impl RbacCache {
     }
 
     /// Starts the list-then-watch loop on the current tokio runtime.
-    pub fn spawn(self: &Arc<Self>) {
+    pub(crate) fn spawn(self: &Arc<Self>) {
         let cache = self.clone();
         tokio::spawn(async move { cache.run().await });
     }
 
     /// The current snapshot.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.read().clone()
     }
 
     /// Waits for the first full list (returns at once afterwards).
-    pub async fn wait_synced(&self) {
+    pub(crate) async fn wait_synced(&self) {
         loop {
             let notified = self.synced_notify.notified();
             if self.synced.load(Ordering::Acquire) {
@@ -668,7 +676,7 @@ impl RbacCache {
 
     /// Authorizes against the cache; before denying, makes sure the cache is not behind the
     /// store (a binding created a moment ago must count), re-reading it if it is.
-    pub async fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> Decision {
+    pub(crate) async fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> Decision {
         if tokio::time::timeout(SYNC_TIMEOUT, self.wait_synced())
             .await
             .is_err()
@@ -691,7 +699,7 @@ impl RbacCache {
     }
 
     /// Re-reads all RBAC objects; returns true if anything differed from the cache.
-    pub async fn refresh(&self) -> Result<bool, ApiError> {
+    pub(crate) async fn refresh(&self) -> Result<bool, ApiError> {
         // Nothing at all was written since the cache was last known complete: done.
         let current = self.store.current_revision().await?;
         if current <= self.objects.lock().revision {

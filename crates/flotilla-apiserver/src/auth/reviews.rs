@@ -16,7 +16,7 @@ const AUTHORIZATION: &str = "authorization.k8s.io";
 const AUTHENTICATION: &str = "authentication.k8s.io";
 
 /// Whether the request is for a virtual resource [`handle_create`] answers.
-pub fn is_virtual(info: &RequestInfo) -> bool {
+pub(super) fn is_virtual(info: &RequestInfo) -> bool {
     match (info.api_group.as_str(), info.resource.as_str()) {
         (AUTHORIZATION, r) => {
             info.subresource.is_empty()
@@ -37,7 +37,7 @@ pub fn is_virtual(info: &RequestInfo) -> bool {
 }
 
 /// Answers a POST to a virtual resource; the result is the response object (HTTP 201).
-pub async fn handle_create(
+pub(super) async fn handle_create(
     auth: &Auth,
     identity: &Identity,
     info: &RequestInfo,

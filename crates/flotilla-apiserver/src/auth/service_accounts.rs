@@ -21,7 +21,7 @@ fn is_live(namespace: &Value) -> bool {
 }
 
 /// Starts the controller on the current tokio runtime.
-pub fn spawn(store: Store) {
+pub(super) fn spawn(store: Store) {
     tokio::spawn(async move { run(store).await });
 }
 

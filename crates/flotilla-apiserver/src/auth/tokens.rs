@@ -12,20 +12,21 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The issuer written into (and required of) every token.
-pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+pub(crate) const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 /// Audiences the API server accepts; tokens requested without audiences get the first.
-pub const API_AUDIENCES: &[&str] = &["https://kubernetes.default.svc.cluster.local", "flotilla"];
+pub(crate) const API_AUDIENCES: &[&str] =
+    &["https://kubernetes.default.svc.cluster.local", "flotilla"];
 /// Token lifetime when the request does not say (one hour, as Kubernetes).
-pub const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
+pub(crate) const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 /// The shortest lifetime a TokenRequest may ask for (ten minutes, as Kubernetes).
-pub const MIN_EXPIRATION_SECONDS: i64 = 600;
+pub(crate) const MIN_EXPIRATION_SECONDS: i64 = 600;
 /// The longest lifetime handed out (one year).
-pub const MAX_EXPIRATION_SECONDS: i64 = 365 * 24 * 3600;
+pub(crate) const MAX_EXPIRATION_SECONDS: i64 = 365 * 24 * 3600;
 
 const KEY_FILE: &str = crate::pki::TOKEN_KEY_FILE;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("service account signing key {path}: {source}")]
     Key {
         path: String,
@@ -53,24 +54,24 @@ pub enum Error {
     },
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `kubernetes.io` claim: which ServiceAccount the token is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KubernetesClaim {
+pub(crate) struct KubernetesClaim {
     pub namespace: String,
     pub serviceaccount: ServiceAccountRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceAccountRef {
+pub(crate) struct ServiceAccountRef {
     pub name: String,
     pub uid: String,
 }
 
 /// The claims of a ServiceAccount token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
+pub(crate) struct Claims {
     pub aud: Vec<String>,
     pub exp: i64,
     pub iat: i64,
@@ -83,7 +84,7 @@ pub struct Claims {
 }
 
 /// Signs and verifies ServiceAccount tokens.
-pub struct TokenSigner {
+pub(crate) struct TokenSigner {
     key: ring::hmac::Key,
 }
 
@@ -95,7 +96,7 @@ impl std::fmt::Debug for TokenSigner {
 
 impl TokenSigner {
     /// Loads `DIR/sa.key`, creating a random 32-byte key at first start.
-    pub fn load_or_create(data_dir: &Path) -> Result<TokenSigner> {
+    pub(crate) fn load_or_create(data_dir: &Path) -> Result<TokenSigner> {
         let path = data_dir.join(KEY_FILE);
         let io = |source| Error::Key {
             path: path.display().to_string(),
@@ -117,7 +118,7 @@ impl TokenSigner {
     }
 
     /// A signer with a given secret (tests).
-    pub fn from_secret(secret: &[u8]) -> TokenSigner {
+    pub(crate) fn from_secret(secret: &[u8]) -> TokenSigner {
         TokenSigner {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
         }
@@ -125,7 +126,7 @@ impl TokenSigner {
 
     /// A token for ServiceAccount `namespace/name` (uid `uid`), valid for
     /// `expiration_seconds` from `now`.
-    pub fn issue(
+    pub(crate) fn issue(
         &self,
         namespace: &str,
         name: &str,
@@ -165,7 +166,7 @@ impl TokenSigner {
     }
 
     /// Checks signature, issuer, time window and audience; returns the claims.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims> {
+    pub(crate) fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims> {
         let claims = self.verify_signed(token, now)?;
         if !claims
             .aud
@@ -179,7 +180,7 @@ impl TokenSigner {
 
     /// As [`TokenSigner::verify`], for a TokenReview naming its own target audiences:
     /// the token must carry one of them. Returns the claims and the audiences they share.
-    pub fn verify_for(
+    pub(crate) fn verify_for(
         &self,
         token: &str,
         now: DateTime<Utc>,

@@ -11,7 +11,7 @@ use crate::store::create::{prepare_create, storage_info};
 use crate::validation;
 
 /// `POST /api(s)/.../{resource}`
-pub async fn create(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn create(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let opts = req.write_options()?;
     let mut obj = crate::codec::decode_object(&req.headers, &req.body)?;
     validation::check_type_meta(&req.resource, &mut obj)?;

@@ -10,10 +10,10 @@ use super::list::{Filter, read_page};
 use crate::codec::json_response;
 use crate::objects::meta_str;
 use crate::state::SharedState;
-pub use crate::store::delete::{DeleteOptions, Deleted, delete_object};
+pub(crate) use crate::store::delete::{DeleteOptions, Deleted, delete_object};
 
 impl DeleteOptions {
-    pub fn from_req(req: &Req) -> Result<DeleteOptions, ApiError> {
+    pub(crate) fn from_req(req: &Req) -> Result<DeleteOptions, ApiError> {
         let mut o = DeleteOptions {
             dry_run: req.dry_run()?,
             propagation: req.q("propagationPolicy").map(str::to_string),
@@ -51,7 +51,7 @@ impl DeleteOptions {
 }
 
 /// `DELETE .../{resource}/{name}`
-pub async fn delete(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn delete(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let opts = DeleteOptions::from_req(&req)?;
     let info = &req.resource;
     match delete_object(&state, info, &req.info.namespace, &req.info.name, &opts).await? {
@@ -85,7 +85,7 @@ pub async fn delete(state: SharedState, req: Req) -> Result<Response, ApiError> 
 }
 
 /// `DELETE .../{resource}` (deletecollection).
-pub async fn delete_collection(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn delete_collection(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let opts = DeleteOptions::from_req(&req)?;
     let filter = Filter::from_req(&req)?;
     let info = &req.resource;

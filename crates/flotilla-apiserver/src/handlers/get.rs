@@ -10,7 +10,7 @@ use crate::state::SharedState;
 use crate::{objects, table};
 
 /// `GET .../{resource}/{name}[/status]`
-pub async fn get(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn get(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let (obj, _) = state
         .store
         .get_existing(&req.resource, &req.info.namespace, &req.info.name)

@@ -17,14 +17,14 @@ use crate::{objects, table};
 
 /// The label and field selectors of a list or watch.
 #[derive(Debug, Clone)]
-pub struct Filter {
+pub(crate) struct Filter {
     pub labels: LabelSelector,
     pub fields: FieldSelector,
 }
 
 impl Filter {
     /// Parses `labelSelector` and `fieldSelector` (400 BadRequest when invalid).
-    pub fn from_req(req: &Req) -> Result<Filter, ApiError> {
+    pub(crate) fn from_req(req: &Req) -> Result<Filter, ApiError> {
         let labels = match req.q("labelSelector") {
             Some(s) if !s.trim().is_empty() => {
                 LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?
@@ -49,18 +49,18 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
 
-    pub fn matches(&self, obj: &Value) -> bool {
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
         (self.labels.is_everything() || self.labels.matches_object(obj))
             && (self.fields.is_everything() || self.fields.matches(obj))
     }
 
-    pub fn is_everything(&self) -> bool {
+    pub(crate) fn is_everything(&self) -> bool {
         self.labels.is_everything() && self.fields.is_everything()
     }
 }
 
 /// A page of objects.
-pub struct Page {
+pub(crate) struct Page {
     pub items: Vec<Value>,
     pub revision: Revision,
     /// The continue token when more objects follow.
@@ -90,7 +90,7 @@ fn decode_continue(token: &str, prefix: &str) -> Result<String, ApiError> {
 }
 
 /// Reads one page of `info` in `namespace` (all namespaces when empty).
-pub async fn read_page(
+pub(crate) async fn read_page(
     state: &ApiState,
     info: &ResourceInfo,
     namespace: &str,
@@ -200,7 +200,7 @@ async fn read_page_raw(
 }
 
 /// `GET .../{resource}` (no `watch`).
-pub async fn list(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn list(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let filter = Filter::from_req(&req)?;
     let limit = match req.q("limit") {
         Some(l) if !l.is_empty() => l

@@ -2,16 +2,16 @@
 //! request to them; every failure comes back as an `ApiError` and is turned into a
 //! `Status` by the router.
 
-pub mod create;
-pub mod delete;
-pub mod get;
-pub mod list;
-pub mod patch;
-pub mod proxy;
-pub mod proxy_remote;
-pub mod scale;
-pub mod update;
-pub mod watch;
+pub(crate) mod create;
+pub(crate) mod delete;
+pub(crate) mod get;
+pub(crate) mod list;
+pub(crate) mod patch;
+pub(crate) mod proxy;
+pub(crate) mod proxy_remote;
+pub(crate) mod scale;
+pub(crate) mod update;
+pub(crate) mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,10 +25,10 @@ use http::{HeaderMap, Method};
 use crate::registry::ResourceInfo;
 use crate::request_info::RequestInfo;
 use crate::state::SharedState;
-pub use crate::store::options::{FieldValidation, WriteOptions};
+pub(crate) use crate::store::options::{FieldValidation, WriteOptions};
 
 /// One resource request, parsed.
-pub struct Req {
+pub(crate) struct Req {
     pub method: Method,
     pub info: RequestInfo,
     pub query: HashMap<String, String>,
@@ -40,17 +40,17 @@ pub struct Req {
 
 impl Req {
     /// A query parameter.
-    pub fn q(&self, name: &str) -> Option<&str> {
+    pub(crate) fn q(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str)
     }
 
     /// A boolean query parameter (`true`/`1`).
-    pub fn q_bool(&self, name: &str) -> bool {
+    pub(crate) fn q_bool(&self, name: &str) -> bool {
         self.q(name).is_some_and(|v| v == "true" || v == "1")
     }
 
     /// `dryRun=All`.
-    pub fn dry_run(&self) -> Result<bool, ApiError> {
+    pub(crate) fn dry_run(&self) -> Result<bool, ApiError> {
         match self.q("dryRun") {
             None | Some("") => Ok(false),
             Some("All") => Ok(true),
@@ -61,7 +61,7 @@ impl Req {
     }
 
     /// `fieldValidation` (default Warn, as kube-apiserver).
-    pub fn field_validation(&self) -> Result<FieldValidation, ApiError> {
+    pub(crate) fn field_validation(&self) -> Result<FieldValidation, ApiError> {
         match self.q("fieldValidation") {
             None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
             Some("Strict") => Ok(FieldValidation::Strict),
@@ -73,7 +73,7 @@ impl Req {
     }
 
     /// The field manager: the `fieldManager` parameter, else the user agent's program name.
-    pub fn field_manager(&self) -> String {
+    pub(crate) fn field_manager(&self) -> String {
         if let Some(m) = self.q("fieldManager").filter(|m| !m.is_empty()) {
             return m.to_string();
         }
@@ -85,7 +85,7 @@ impl Req {
         agent.split('/').next().unwrap_or("unknown").to_string()
     }
 
-    pub fn write_options(&self) -> Result<WriteOptions, ApiError> {
+    pub(crate) fn write_options(&self) -> Result<WriteOptions, ApiError> {
         Ok(WriteOptions {
             dry_run: self.dry_run()?,
             field_validation: self.field_validation()?,
@@ -96,7 +96,7 @@ impl Req {
 }
 
 /// Routes one resource request.
-pub async fn handle(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn handle(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let r = &req.resource;
     let sub = req.info.subresource.as_str();
     match sub {
@@ -148,14 +148,14 @@ pub async fn handle(state: SharedState, req: Req) -> Result<Response, ApiError> 
 }
 
 /// A `Warning` header value as kube-apiserver formats it.
-pub fn warning_header(text: &str) -> http::HeaderValue {
+pub(crate) fn warning_header(text: &str) -> http::HeaderValue {
     let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
     http::HeaderValue::from_str(&format!("299 - \"{escaped}\""))
         .unwrap_or_else(|_| http::HeaderValue::from_static("299 - \"warning\""))
 }
 
 /// Adds `Warning` headers to a response.
-pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+pub(crate) fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     for w in warnings {
         resp.headers_mut()
             .append(http::header::WARNING, warning_header(w));

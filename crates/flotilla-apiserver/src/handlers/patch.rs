@@ -16,7 +16,7 @@ use crate::state::SharedState;
 use crate::store::update::update_with;
 
 /// The patch body, parsed for its type.
-pub enum ParsedPatch {
+pub(crate) enum ParsedPatch {
     Json(Value),
     Merge(Value),
     Strategic(Value),
@@ -24,7 +24,7 @@ pub enum ParsedPatch {
 }
 
 /// Reads the patch type from Content-Type and parses the body.
-pub fn parse_patch(req: &Req, info: &ResourceInfo) -> Result<ParsedPatch, ApiError> {
+pub(crate) fn parse_patch(req: &Req, info: &ResourceInfo) -> Result<ParsedPatch, ApiError> {
     let ct = crate::codec::content_type(&req.headers);
     let accepted = if info.is_builtin() {
         "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
@@ -64,7 +64,7 @@ pub fn parse_patch(req: &Req, info: &ResourceInfo) -> Result<ParsedPatch, ApiErr
 }
 
 /// Applies a non-apply patch to `current`.
-pub fn apply_patch(
+pub(crate) fn apply_patch(
     info: &ResourceInfo,
     current: &Value,
     patch: &ParsedPatch,
@@ -117,7 +117,7 @@ fn patch_pins_rv(patch: &ParsedPatch) -> bool {
 }
 
 /// `PATCH .../{resource}/{name}[/status]`
-pub async fn patch(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn patch(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let info = req.resource.clone();
     let patch = parse_patch(&req, &info)?;
     let mut opts = req.write_options()?;

@@ -29,18 +29,18 @@ use crate::objects;
 use crate::state::SharedState;
 
 /// Deployment annotation: every answer of its Pods has this HTTP status.
-pub const HTTP_STATUS_ANNOTATION: &str = "sim.flotilla.io/http-status";
+pub(crate) const HTTP_STATUS_ANNOTATION: &str = "sim.flotilla.io/http-status";
 /// Deployment annotation: its Pods wait this long (a duration: `250ms`, `1s`) before answering.
-pub const HTTP_LATENCY_ANNOTATION: &str = "sim.flotilla.io/http-latency";
+pub(crate) const HTTP_LATENCY_ANNOTATION: &str = "sim.flotilla.io/http-latency";
 /// EndpointSlice label naming the Service it belongs to.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// EndpointSlice label naming the cluster its endpoints live in (multi-cluster Services).
-pub const SOURCE_CLUSTER_LABEL: &str = "multicluster.kubernetes.io/source-cluster";
+pub(crate) const SOURCE_CLUSTER_LABEL: &str = "multicluster.kubernetes.io/source-cluster";
 
 /// What the proxy of one API server knows: whether it simulates a member, and the
 /// round-robin position of every Service.
 #[derive(Debug, Default)]
-pub struct ProxyState {
+pub(crate) struct ProxyState {
     /// The member's cluster name; `None` on the hub (which runs no workloads).
     member_cluster: Option<String>,
     next: Mutex<HashMap<String, usize>>,
@@ -48,7 +48,7 @@ pub struct ProxyState {
 
 impl ProxyState {
     /// The proxy of a simulated member named `cluster_name`, or of the hub (`None`).
-    pub fn new(member_cluster: Option<String>) -> ProxyState {
+    pub(crate) fn new(member_cluster: Option<String>) -> ProxyState {
         ProxyState {
             member_cluster,
             ..Default::default()
@@ -82,7 +82,7 @@ struct Inbound<'a> {
 }
 
 /// `.../services/NAME[:PORT]/proxy/...` and `.../pods/NAME[:PORT]/proxy/...`
-pub async fn handle(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn handle(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let Some(cluster) = state.proxy.member_cluster.clone() else {
         return Err(ApiError::service_unavailable(
             "the hub runs no workloads: proxy to a member cluster instead",
@@ -413,7 +413,7 @@ fn faults_of(deploy: &Value) -> Faults {
 }
 
 /// Parses a Go-style duration: `250ms`, `1s`, `1.5s`, `2m`, `1m30s`, `100us`, `0`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     if text == "0" {
         return Some(Duration::ZERO);
     }

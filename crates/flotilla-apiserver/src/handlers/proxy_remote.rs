@@ -23,9 +23,9 @@ use super::Req;
 use crate::state::SharedState;
 
 /// Namespace of the peer Secrets.
-pub const PEER_SECRET_NAMESPACE: &str = "kube-system";
+pub(crate) const PEER_SECRET_NAMESPACE: &str = "kube-system";
 /// Prefix of a peer Secret's name; the cluster name follows.
-pub const PEER_SECRET_PREFIX: &str = "flotilla-mcs-peer-";
+pub(crate) const PEER_SECRET_PREFIX: &str = "flotilla-mcs-peer-";
 
 /// How to reach one peer member.
 struct Peer {
@@ -41,7 +41,7 @@ fn unavailable(cluster: &str, why: impl std::fmt::Display) -> ApiError {
 }
 
 /// Forwards the request to `pod` in `cluster` and relays its answer.
-pub async fn forward(
+pub(crate) async fn forward(
     state: &SharedState,
     cluster: &str,
     pod: &str,

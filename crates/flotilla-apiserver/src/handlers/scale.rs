@@ -25,7 +25,7 @@ fn pointer(path: &str) -> String {
 }
 
 /// The Scale view of an object.
-pub fn scale_of(info: &ResourceInfo, paths: &ScalePaths, obj: &Value) -> Value {
+pub(crate) fn scale_of(info: &ResourceInfo, paths: &ScalePaths, obj: &Value) -> Value {
     let spec = obj
         .pointer(&pointer(&paths.spec_replicas))
         .and_then(Value::as_i64)
@@ -87,7 +87,7 @@ fn set_replicas(obj: &mut Value, paths: &ScalePaths, replicas: i64) {
 }
 
 /// GET / PUT / PATCH of `.../{name}/scale`.
-pub async fn handle(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn handle(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let info = req.resource.clone();
     let paths = info
         .scale

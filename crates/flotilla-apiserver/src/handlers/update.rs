@@ -9,7 +9,7 @@ use crate::state::SharedState;
 use crate::store::update::update_with;
 
 /// `PUT .../{resource}/{name}[/status]`
-pub async fn update(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn update(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let opts = req.write_options()?;
     let body = crate::codec::decode_object(&req.headers, &req.body)?;
     let sub = req.info.subresource.clone();

@@ -151,7 +151,7 @@ fn next_line(
 }
 
 /// `GET ...?watch=true`
-pub async fn watch(state: SharedState, req: Req) -> Result<Response, ApiError> {
+pub(crate) async fn watch(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let filter = Filter::from_req(&req)?;
     let info = req.resource.clone();
     let output = negotiate_output(&req.headers);
@@ -325,12 +325,18 @@ mod tests {
     use super::*;
     use flotilla_core::selector::{FieldSelector, LabelSelector};
 
+    const CONFIGMAPS: crate::store::Resource<'static> = crate::store::Resource {
+        group: "",
+        resource: "configmaps",
+        namespaced: true,
+    };
+
     fn ev(kind: EventType, before: Option<&str>, after: &str) -> WatchEvent {
         let obj = |tier: &str| json!({"metadata": {"name": "x", "namespace": "d", "labels": {"tier": tier}}});
         WatchEvent::from_values(
             kind,
             2,
-            "/registry/core/configmaps/d/x".into(),
+            CONFIGMAPS.key("d", "x"),
             &obj(after),
             before.map(obj).as_ref(),
         )
@@ -342,7 +348,7 @@ mod tests {
             labels: LabelSelector::parse("tier=web").unwrap(),
             fields: FieldSelector::everything(),
         };
-        let p = "/registry/core/configmaps/d/";
+        let p = &CONFIGMAPS.namespace_prefix("d");
         assert_eq!(
             filtered(&ev(EventType::Modified, Some("db"), "web"), &filter, p),
             Some("ADDED")
@@ -363,7 +369,7 @@ mod tests {
             filtered(
                 &ev(EventType::Added, None, "web"),
                 &filter,
-                "/registry/core/configmaps/other/"
+                &CONFIGMAPS.namespace_prefix("other")
             ),
             None
         );

@@ -14,7 +14,7 @@ use crate::state::ApiState;
 use crate::{crd, managed, validation};
 
 /// The resource description of the version objects of `info` are stored in.
-pub fn storage_info(
+pub(crate) fn storage_info(
     state: &ApiState,
     info: &std::sync::Arc<ResourceInfo>,
 ) -> std::sync::Arc<ResourceInfo> {
@@ -38,7 +38,7 @@ fn random_suffix() -> String {
 }
 
 /// Checks the namespace in the body against the request's, filling it in.
-pub fn reconcile_namespace(
+pub(crate) fn reconcile_namespace(
     info: &ResourceInfo,
     url_namespace: &str,
     obj: &mut Value,
@@ -70,7 +70,7 @@ pub fn reconcile_namespace(
 
 /// Decodes and validates the content of an object against its schema (built-in type or
 /// CRD schema), returning the normalized object and warnings.
-pub fn decode_content(
+pub(crate) fn decode_content(
     info: &ResourceInfo,
     obj: &Value,
     opts: &WriteOptions,
@@ -83,7 +83,11 @@ pub fn decode_content(
 
 /// Semantic validation (422 with causes on failure): metadata for custom resources, the
 /// kind's strategy for built-ins.
-pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+pub(crate) fn validate(
+    info: &ResourceInfo,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
     let causes = match &info.crd {
         Some(_) => {
             let mut causes = Vec::new();
@@ -104,7 +108,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Result
 }
 
 /// Everything a new object goes through before it is stored.
-pub async fn prepare_create(
+pub(crate) async fn prepare_create(
     state: &ApiState,
     info: &ResourceInfo,
     url_namespace: &str,
@@ -183,7 +187,7 @@ pub async fn prepare_create(
 }
 
 /// Creates a server-owned object unless one of that name exists (bootstrap).
-pub async fn create_if_absent(state: &ApiState, obj: Value) -> Result<(), ApiError> {
+pub(crate) async fn create_if_absent(state: &ApiState, obj: Value) -> Result<(), ApiError> {
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     let (group, version) = flotilla_core::resource::split_api_version(api_version);

@@ -12,13 +12,13 @@ use crate::registry::ResourceInfo;
 use crate::state::ApiState;
 
 /// The finalizer that makes the garbage collector delete dependents first.
-pub const FOREGROUND: &str = "foregroundDeletion";
+pub(crate) const FOREGROUND: &str = "foregroundDeletion";
 /// The finalizer that makes the garbage collector orphan dependents first.
-pub const ORPHAN: &str = "orphan";
+pub(crate) const ORPHAN: &str = "orphan";
 
 /// How to delete (Kubernetes' `DeleteOptions`).
 #[derive(Debug, Clone, Default)]
-pub struct DeleteOptions {
+pub(crate) struct DeleteOptions {
     pub propagation: Option<String>,
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
@@ -26,7 +26,7 @@ pub struct DeleteOptions {
 }
 
 /// What a delete did.
-pub enum Deleted {
+pub(crate) enum Deleted {
     /// Gone from storage.
     Gone(Value),
     /// Marked for deletion; finalizers still pending.
@@ -35,7 +35,7 @@ pub enum Deleted {
 
 /// Deletes (or starts deleting) one object; shared by DELETE, deletecollection, the
 /// namespace lifecycle and garbage collection.
-pub async fn delete_object(
+pub(crate) async fn delete_object(
     state: &ApiState,
     info: &ResourceInfo,
     namespace: &str,

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::Resource;
 
 /// What a hook is told.
-pub struct HookEvent<'a> {
+pub(crate) struct HookEvent<'a> {
     /// The object's resource.
     pub resource: Resource<'a>,
     /// The object as stored (or as it was removed).
@@ -24,10 +24,10 @@ pub struct HookEvent<'a> {
 }
 
 /// A hook: quick and synchronous (spawn for anything slow).
-pub type Hook = Arc<dyn Fn(&HookEvent<'_>) + Send + Sync>;
+pub(crate) type Hook = Arc<dyn Fn(&HookEvent<'_>) + Send + Sync>;
 
 /// A write about to be stored on a user's behalf.
-pub struct WriteAttempt<'a> {
+pub(crate) struct WriteAttempt<'a> {
     /// The object's resource.
     pub resource: Resource<'a>,
     /// Who asked (after impersonation).
@@ -38,7 +38,7 @@ pub struct WriteAttempt<'a> {
 
 /// An admission hook: decides synchronously whether the write concerns it and, if so,
 /// returns the check to await (owning what it needs).
-pub type AdmissionHook = Arc<
+pub(crate) type AdmissionHook = Arc<
     dyn Fn(&WriteAttempt<'_>) -> Option<BoxFuture<'static, Result<(), ApiError>>> + Send + Sync,
 >;
 

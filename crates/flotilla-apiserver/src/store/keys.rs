@@ -20,21 +20,21 @@ pub struct Resource<'a> {
 }
 
 /// Namespaces.
-pub const NAMESPACES: Resource<'static> = Resource {
+pub(crate) const NAMESPACES: Resource<'static> = Resource {
     group: "",
     resource: "namespaces",
     namespaced: false,
 };
 /// ServiceAccounts.
-pub const SERVICE_ACCOUNTS: Resource<'static> = Resource {
+pub(crate) const SERVICE_ACCOUNTS: Resource<'static> = Resource {
     group: "",
     resource: "serviceaccounts",
     namespaced: true,
 };
 /// The RBAC API group.
-pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+pub(crate) const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 /// ClusterRoles.
-pub const CLUSTER_ROLES: Resource<'static> = Resource {
+pub(crate) const CLUSTER_ROLES: Resource<'static> = Resource {
     group: RBAC_GROUP,
     resource: "clusterroles",
     namespaced: false,
@@ -71,13 +71,13 @@ impl Resource<'_> {
 }
 
 /// The key prefix of every object of an API group (ends with `/`).
-pub fn group_prefix(group: &str) -> String {
+pub(crate) fn group_prefix(group: &str) -> String {
     let group = if group.is_empty() { "core" } else { group };
     format!("{ALL_OBJECTS}{group}/")
 }
 
 /// The API group (`""` for the legacy group) and resource of a key.
-pub fn group_resource(key: &str) -> Option<(String, String)> {
+pub(crate) fn group_resource(key: &str) -> Option<(String, String)> {
     let mut parts = key.strip_prefix(ALL_OBJECTS)?.split('/');
     let group = parts.next()?;
     let resource = parts.next()?;
@@ -86,7 +86,7 @@ pub fn group_resource(key: &str) -> Option<(String, String)> {
 }
 
 /// The name in a key of a cluster-scoped `resource` (`None` for keys of other resources).
-pub fn cluster_scoped_name<'k>(resource: &Resource<'_>, key: &'k str) -> Option<&'k str> {
+pub(crate) fn cluster_scoped_name<'k>(resource: &Resource<'_>, key: &'k str) -> Option<&'k str> {
     key.strip_prefix(resource.prefix().as_str())
         .filter(|n| !n.contains('/'))
 }

@@ -7,12 +7,12 @@
 //! every update path shares, with managedFields and dry-run) and [`delete`] (finalizers,
 //! propagation, preconditions, dry-run).
 
-pub mod create;
-pub mod delete;
-pub mod hooks;
-pub mod keys;
-pub mod options;
-pub mod update;
+pub(crate) mod create;
+pub(crate) mod delete;
+pub(crate) mod hooks;
+pub(crate) mod keys;
+pub(crate) mod options;
+pub(crate) mod update;
 
 #[cfg(test)]
 mod tests;
@@ -25,18 +25,18 @@ use serde_json::Value;
 
 use crate::error::storage_error;
 use crate::objects::{decode, encode, finalizers, meta_str, set_resource_version};
-pub use hooks::{AdmissionHook, Hook, HookEvent, WriteAttempt};
-pub use keys::Resource;
+pub(crate) use hooks::{AdmissionHook, Hook, HookEvent, WriteAttempt};
+pub(crate) use keys::Resource;
 
 /// Objects in storage (cheap to clone).
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     backend: SharedBackend,
     hooks: Arc<hooks::Hooks>,
 }
 
 /// What an update did.
-pub enum Written {
+pub(crate) enum Written {
     /// The object was stored (at the object's new resourceVersion).
     Stored(Value),
     /// The object was being deleted and lost its last finalizer: it is gone now.
@@ -45,7 +45,7 @@ pub enum Written {
 
 impl Written {
     /// The object as stored or as it was removed.
-    pub fn object(self) -> Value {
+    pub(crate) fn object(self) -> Value {
         match self {
             Written::Stored(v) | Written::Deleted(v) => v,
         }
@@ -54,30 +54,25 @@ impl Written {
 
 impl Store {
     /// A store over `backend`, without hooks yet.
-    pub fn new(backend: SharedBackend) -> Store {
+    pub(crate) fn new(backend: SharedBackend) -> Store {
         Store {
             backend,
             hooks: Arc::default(),
         }
     }
 
-    /// The storage under the store (for what lives outside `/registry/`: the shared CA).
-    pub fn backend(&self) -> &SharedBackend {
-        &self.backend
-    }
-
     /// The latest revision of the whole store.
-    pub async fn current_revision(&self) -> Result<Revision, ApiError> {
+    pub(crate) async fn current_revision(&self) -> Result<Revision, ApiError> {
         self.backend.current_revision().await.map_err(storage_error)
     }
 
     /// Forgets history before `revision`.
-    pub async fn compact(&self, revision: Revision) -> Result<(), ApiError> {
+    pub(crate) async fn compact(&self, revision: Revision) -> Result<(), ApiError> {
         self.backend.compact(revision).await.map_err(storage_error)
     }
 
     /// Reads one object (with its resourceVersion) and its modification revision.
-    pub async fn get<'a>(
+    pub(crate) async fn get<'a>(
         &self,
         res: impl Into<Resource<'a>>,
         namespace: &str,
@@ -90,7 +85,7 @@ impl Store {
     }
 
     /// Reads one object as stored (for serving the stored bytes without decoding them).
-    pub async fn get_kv<'a>(
+    pub(crate) async fn get_kv<'a>(
         &self,
         res: impl Into<Resource<'a>>,
         namespace: &str,
@@ -101,7 +96,7 @@ impl Store {
     }
 
     /// Reads one object or fails with NotFound.
-    pub async fn get_existing<'a>(
+    pub(crate) async fn get_existing<'a>(
         &self,
         res: impl Into<Resource<'a>>,
         namespace: &str,
@@ -115,7 +110,7 @@ impl Store {
 
     /// One page of stored objects of `res` in `namespace` (all when empty), after the key
     /// `start_after` (from an earlier page or a continue token).
-    pub async fn range<'a>(
+    pub(crate) async fn range<'a>(
         &self,
         res: impl Into<Resource<'a>>,
         namespace: &str,
@@ -127,7 +122,7 @@ impl Store {
     }
 
     /// One page under a key prefix from [`keys`].
-    pub async fn range_prefix(
+    pub(crate) async fn range_prefix(
         &self,
         prefix: &str,
         start_after: Option<&str>,
@@ -140,7 +135,7 @@ impl Store {
     }
 
     /// Every object of `res` in `namespace` (all when empty), read a page at a time.
-    pub async fn list<'a>(
+    pub(crate) async fn list<'a>(
         &self,
         res: impl Into<Resource<'a>>,
         namespace: &str,
@@ -154,7 +149,10 @@ impl Store {
     }
 
     /// Every stored value under a key prefix from [`keys`], with the revision of the read.
-    pub async fn list_kvs(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), ApiError> {
+    pub(crate) async fn list_kvs(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<KeyValue>, Revision), ApiError> {
         let mut out = Vec::new();
         let mut revision = 0;
         let mut start: Option<String> = None;
@@ -172,7 +170,7 @@ impl Store {
     }
 
     /// Changes under a key prefix from [`keys`] after `revision`.
-    pub async fn watch_prefix(
+    pub(crate) async fn watch_prefix(
         &self,
         prefix: &str,
         revision: Revision,
@@ -184,7 +182,7 @@ impl Store {
     }
 
     /// Changes to objects of `res` after `revision`.
-    pub async fn watch<'a>(
+    pub(crate) async fn watch<'a>(
         &self,
         res: impl Into<Resource<'a>>,
         revision: Revision,
@@ -193,12 +191,12 @@ impl Store {
     }
 
     /// Changes to every object after `revision`.
-    pub async fn watch_all(&self, revision: Revision) -> Result<WatchStream, ApiError> {
+    pub(crate) async fn watch_all(&self, revision: Revision) -> Result<WatchStream, ApiError> {
         self.watch_prefix(keys::ALL_OBJECTS, revision).await
     }
 
     /// Stores a new object; AlreadyExists if the name is taken. Runs the after-create hooks.
-    pub async fn create<'a>(
+    pub(crate) async fn create<'a>(
         &self,
         res: impl Into<Resource<'a>>,
         obj: &Value,
@@ -227,7 +225,7 @@ impl Store {
     /// Replaces an object if its modification revision is still `expected`; Conflict
     /// otherwise. An object with a `deletionTimestamp` and no finalizers left is deleted
     /// instead. Runs the after-update (or after-delete) hooks.
-    pub async fn update<'a>(
+    pub(crate) async fn update<'a>(
         &self,
         res: impl Into<Resource<'a>>,
         obj: &Value,
@@ -262,7 +260,7 @@ impl Store {
 
     /// Removes an object for good if its modification revision is still `expected` (the
     /// only place that does). Runs the after-delete hooks; returns the removed object.
-    pub async fn delete_now<'a>(
+    pub(crate) async fn delete_now<'a>(
         &self,
         res: impl Into<Resource<'a>>,
         obj: &Value,
@@ -298,12 +296,12 @@ impl Store {
 
     /// Runs `hook` on the final object of every create and update a user asks for, before
     /// it is stored (dry-run too); server-internal writes (no user name) skip it.
-    pub fn before_write(&self, hook: AdmissionHook) {
+    pub(crate) fn before_write(&self, hook: AdmissionHook) {
         self.hooks.add_admission(hook);
     }
 
     /// The admission hooks' verdict on storing `object` for `user`.
-    pub async fn admit<'a>(
+    pub(crate) async fn admit<'a>(
         &self,
         res: impl Into<Resource<'a>>,
         user: &flotilla_core::user::UserInfo,
@@ -321,17 +319,17 @@ impl Store {
     }
 
     /// Runs `hook` after every object this server creates.
-    pub fn after_create(&self, hook: Hook) {
+    pub(crate) fn after_create(&self, hook: Hook) {
         self.hooks.add(hooks::When::Created, hook);
     }
 
     /// Runs `hook` after every object this server updates (and keeps).
-    pub fn after_update(&self, hook: Hook) {
+    pub(crate) fn after_update(&self, hook: Hook) {
         self.hooks.add(hooks::When::Updated, hook);
     }
 
     /// Runs `hook` after every object this server removes for good.
-    pub fn after_delete(&self, hook: Hook) {
+    pub(crate) fn after_delete(&self, hook: Hook) {
         self.hooks.add(hooks::When::Deleted, hook);
     }
 }

@@ -2,7 +2,7 @@
 
 /// `fieldValidation` as the request asked for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldValidation {
+pub(crate) enum FieldValidation {
     Ignore,
     Warn,
     Strict,
@@ -10,7 +10,7 @@ pub enum FieldValidation {
 
 /// Options shared by every write.
 #[derive(Debug, Clone)]
-pub struct WriteOptions {
+pub(crate) struct WriteOptions {
     pub dry_run: bool,
     pub field_validation: FieldValidation,
     pub field_manager: String,
@@ -20,7 +20,7 @@ pub struct WriteOptions {
 
 impl WriteOptions {
     /// The options of writes the server makes itself.
-    pub fn internal(manager: &str) -> WriteOptions {
+    pub(crate) fn internal(manager: &str) -> WriteOptions {
         WriteOptions {
             dry_run: false,
             field_validation: FieldValidation::Ignore,

@@ -15,7 +15,7 @@ use crate::state::ApiState;
 use crate::{crd, managed, validation};
 
 /// The outcome of an update.
-pub struct Updated {
+pub(crate) struct Updated {
     pub object: Value,
     pub warnings: Vec<String>,
     /// The object was created (server-side apply or PUT on a missing CR).
@@ -29,7 +29,7 @@ const MAX_RETRIES: usize = 8;
 /// `None` if absent when `allow_create`), prepares and stores it with optimistic
 /// concurrency; retries when another writer got in between, unless the desired object
 /// pins a resourceVersion.
-pub async fn update_with<F>(
+pub(crate) async fn update_with<F>(
     state: &ApiState,
     info: &ResourceInfo,
     namespace: &str,
@@ -161,7 +161,7 @@ fn spec_part(obj: &Value) -> Value {
 
 /// Builds the object to store from the current one and the desired one.
 /// Returns `(object, warnings, changed)`.
-pub fn prepare_update(
+pub(crate) fn prepare_update(
     info: &ResourceInfo,
     namespace: &str,
     name: &str,
@@ -188,102 +188,12 @@ pub fn prepare_update(
     if !wanted_rv.is_empty() && wanted_rv != current_rv {
         return Err(ApiError::stale(&info.group, &info.resource, name));
     }
-    let mut next = if subresource == "status" {
-        // Only the status changes through /status.
-        let mut next = current.clone();
-        match desired.get("status") {
-            Some(s) => next["status"] = s.clone(),
-            None => {
-                if let Some(m) = next.as_object_mut() {
-                    m.remove("status");
-                }
-            }
-        }
-        next
-    } else {
-        let mut next = desired;
-        if info.status {
-            match current.get("status") {
-                Some(s) => next["status"] = s.clone(),
-                None => {
-                    if let Some(m) = next.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-        }
-        next
-    };
+    let mut next = with_status(info, current, desired, subresource);
     let (decoded, warnings) = decode_content(info, &next, opts)?;
     next = decoded;
     (crate::strategy::of(info).defaults)(&mut next);
-    // Server-owned metadata comes from the current object.
-    let cur_meta = objects::meta(current).clone();
-    {
-        let client_managed = objects::meta(&next).get("managedFields").cloned();
-        let meta = meta_mut(&mut next);
-        let mut server_owned = vec![
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-            "resourceVersion",
-        ];
-        // A body without managedFields keeps the stored ones; one with them goes to the
-        // field manager, which decides (as kube-apiserver does).
-        if !opts.keep_managed_fields && client_managed.is_none() {
-            server_owned.push("managedFields");
-        }
-        for f in server_owned {
-            match cur_meta.get(f) {
-                Some(v) => {
-                    meta.insert(f.into(), v.clone());
-                }
-                None => {
-                    meta.remove(f);
-                }
-            }
-        }
-        if subresource == "status" {
-            for f in ["labels", "annotations", "finalizers", "ownerReferences"] {
-                match cur_meta.get(f) {
-                    Some(v) => {
-                        meta.insert(f.into(), v.clone());
-                    }
-                    None => {
-                        meta.remove(f);
-                    }
-                }
-            }
-        }
-    }
-    if !meta_str(current, "deletionTimestamp").is_empty() {
-        let old: Vec<String> = objects::finalizers(current);
-        let added: Vec<String> = objects::finalizers(&next)
-            .into_iter()
-            .filter(|f| !old.contains(f))
-            .collect();
-        if !added.is_empty() {
-            return Err(ApiError::invalid(
-                &info.group,
-                &info.kind,
-                name,
-                vec![validation::cause(
-                    "FieldValueForbidden",
-                    "metadata.finalizers",
-                    format!(
-                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
-                        added
-                            .iter()
-                            .map(|f| format!("{f:?}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )],
-            ));
-        }
-    }
+    carry_server_metadata(current, &mut next, opts, subresource);
+    check_no_new_finalizers(info, name, current, &next)?;
     if info.is_builtin() && info.group.is_empty() && info.kind == "Namespace" {
         // The namespace lifecycle owns the phase.
         if let Some(phase) = current.pointer("/status/phase") {
@@ -327,6 +237,111 @@ pub fn prepare_update(
         );
     }
     Ok((next, warnings, true))
+}
+
+/// Copies `field` of `from` into `to` (removing it when `from` has none).
+fn copy_field(
+    from: &serde_json::Map<String, Value>,
+    to: &mut serde_json::Map<String, Value>,
+    field: &str,
+) {
+    match from.get(field) {
+        Some(v) => {
+            to.insert(field.into(), v.clone());
+        }
+        None => {
+            to.remove(field);
+        }
+    }
+}
+
+/// The desired object with the status it may have: through `/status` only the status
+/// changes; otherwise a kind with a status subresource keeps the current status.
+fn with_status(info: &ResourceInfo, current: &Value, desired: Value, subresource: &str) -> Value {
+    let (mut next, status_from) = if subresource == "status" {
+        (current.clone(), desired)
+    } else if info.status {
+        (desired, current.clone())
+    } else {
+        return desired;
+    };
+    if let Some(to) = next.as_object_mut() {
+        match status_from.get("status") {
+            Some(status) => {
+                to.insert("status".into(), status.clone());
+            }
+            None => {
+                to.remove("status");
+            }
+        }
+    }
+    next
+}
+
+/// Server-owned metadata comes from the current object (and through `/status`, all
+/// metadata a client may set).
+fn carry_server_metadata(
+    current: &Value,
+    next: &mut Value,
+    opts: &WriteOptions,
+    subresource: &str,
+) {
+    let cur_meta = objects::meta(current).clone();
+    let client_managed = objects::meta(next).contains_key("managedFields");
+    let meta = meta_mut(next);
+    let mut server_owned = vec![
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "resourceVersion",
+    ];
+    // A body without managedFields keeps the stored ones; one with them goes to the
+    // field manager, which decides (as kube-apiserver does).
+    if !opts.keep_managed_fields && !client_managed {
+        server_owned.push("managedFields");
+    }
+    if subresource == "status" {
+        server_owned.extend(["labels", "annotations", "finalizers", "ownerReferences"]);
+    }
+    for f in server_owned {
+        copy_field(&cur_meta, meta, f);
+    }
+}
+
+/// Refuses finalizers added to an object being deleted.
+fn check_no_new_finalizers(
+    info: &ResourceInfo,
+    name: &str,
+    current: &Value,
+    next: &Value,
+) -> Result<(), ApiError> {
+    if meta_str(current, "deletionTimestamp").is_empty() {
+        return Ok(());
+    }
+    let old: Vec<String> = objects::finalizers(current);
+    let added: Vec<String> = objects::finalizers(next)
+        .into_iter()
+        .filter(|f| !old.contains(f))
+        .map(|f| format!("{f:?}"))
+        .collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        &info.group,
+        &info.kind,
+        name,
+        vec![validation::cause(
+            "FieldValueForbidden",
+            "metadata.finalizers",
+            format!(
+                "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                added.join(", ")
+            ),
+        )],
+    ))
 }
 
 /// Fields Kubernetes refuses to change after creation.

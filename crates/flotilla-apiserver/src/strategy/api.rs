@@ -10,7 +10,7 @@ use super::{NameRule, PrintColumn, Strategy};
 use crate::validation::cause;
 
 /// APIService, CertificateSigningRequest, CustomResourceDefinition.
-pub const STRATEGIES: &[Strategy] = &[
+pub(crate) const STRATEGIES: &[Strategy] = &[
     // `v1.` names the core group's APIService.
     Strategy::new("apiregistration.k8s.io", "APIService")
         .names(NameRule::Path)

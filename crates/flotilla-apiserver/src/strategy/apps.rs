@@ -10,7 +10,7 @@ use super::{PrintColumn, REPLICAS, Strategy, get, obj_at, set_default};
 use crate::validation::{cause, invalid, required};
 
 /// Deployment, StatefulSet, ReplicaSet, DaemonSet.
-pub const STRATEGIES: &[Strategy] = &[
+pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::new("apps", "Deployment")
         .defaults(default_deployment)
         .validate(validate_replicated)
@@ -94,7 +94,7 @@ fn default_daemonset(obj: &mut Value) {
 }
 
 /// `path` holds no negative number.
-pub fn check_non_negative(obj: &Value, path: &[&str], causes: &mut Vec<StatusCause>) {
+pub(crate) fn check_non_negative(obj: &Value, path: &[&str], causes: &mut Vec<StatusCause>) {
     if let Some(v) = get(obj, path)
         && v.as_i64().is_some_and(|n| n < 0)
     {

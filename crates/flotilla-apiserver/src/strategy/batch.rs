@@ -13,7 +13,7 @@ use super::{PrintColumn, Strategy, get, obj_at, set_default};
 use crate::validation::required;
 
 /// Job and CronJob.
-pub const STRATEGIES: &[Strategy] = &[
+pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::new("batch", "Job")
         .defaults(default_job)
         .validate(validate_job)

@@ -9,7 +9,7 @@ use crate::objects::{meta_mut, meta_str};
 use super::{NameRule, PrintColumn, Strategy, obj_at, set_default};
 
 /// Namespace, Node, ServiceAccount, PersistentVolumeClaim, Event, Lease.
-pub const STRATEGIES: &[Strategy] = &[
+pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::new("", "Namespace")
         .names(NameRule::Label)
         .on_create(|o, _| {

@@ -8,7 +8,7 @@ use super::{PrintColumn, Strategy, set_default};
 use crate::validation::{cause, invalid};
 
 /// ConfigMap and Secret.
-pub const STRATEGIES: &[Strategy] = &[
+pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::new("", "ConfigMap")
         .validate(validate_keys)
         .validate_update(data_is_immutable)

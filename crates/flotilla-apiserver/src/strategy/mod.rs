@@ -40,7 +40,7 @@ use crate::registry::ResourceInfo;
 
 /// How a kind's `metadata.name` is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameRule {
+pub(crate) enum NameRule {
     /// DNS-1123 subdomain (most kinds).
     Subdomain,
     /// DNS-1123 label (Namespace).
@@ -53,7 +53,7 @@ pub enum NameRule {
 
 /// One `kubectl get` column with the function computing its cell.
 #[derive(Clone, Copy)]
-pub struct PrintColumn {
+pub(crate) struct PrintColumn {
     /// Header (`Ready`).
     pub name: &'static str,
     /// OpenAPI type of the cell (`string`, `integer`, `boolean`, `date`).
@@ -66,7 +66,7 @@ pub struct PrintColumn {
 
 impl PrintColumn {
     /// A string column shown by default.
-    pub const fn new(name: &'static str, cell: fn(&Value) -> Value) -> Self {
+    pub(crate) const fn new(name: &'static str, cell: fn(&Value) -> Value) -> Self {
         PrintColumn {
             name,
             ty: "string",
@@ -76,13 +76,13 @@ impl PrintColumn {
     }
 
     /// Shown only with `-o wide`.
-    pub const fn wide(mut self) -> Self {
+    pub(crate) const fn wide(mut self) -> Self {
         self.priority = 1;
         self
     }
 
     /// A column of another OpenAPI type.
-    pub const fn typed(mut self, ty: &'static str) -> Self {
+    pub(crate) const fn typed(mut self, ty: &'static str) -> Self {
         self.ty = ty;
         self
     }
@@ -90,7 +90,7 @@ impl PrintColumn {
 
 /// Where `/scale` finds replicas in a built-in object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScaleFields {
+pub(crate) struct ScaleFields {
     /// `.spec.replicas`
     pub spec_replicas: &'static str,
     /// `.status.replicas`
@@ -98,14 +98,14 @@ pub struct ScaleFields {
 }
 
 /// `spec.replicas` / `status.replicas`, what every built-in scalable kind uses.
-pub const REPLICAS: ScaleFields = ScaleFields {
+pub(crate) const REPLICAS: ScaleFields = ScaleFields {
     spec_replicas: ".spec.replicas",
     status_replicas: ".status.replicas",
 };
 
 /// How the server treats objects of one built-in kind.
 #[derive(Clone, Copy)]
-pub struct Strategy {
+pub(crate) struct Strategy {
     /// API group of the kind.
     pub group: &'static str,
     /// The kind.
@@ -137,14 +137,14 @@ fn no_checks(_: &Value, _: Option<&Value>, _: &mut Vec<StatusCause>) {}
 fn no_update_checks(_: &Value, _: &Value, _: &mut Vec<StatusCause>) {}
 
 /// `Name` and `Created At`: the table of kinds without printers of their own.
-pub const NAME_CREATED: &[PrintColumn] = &[
+pub(crate) const NAME_CREATED: &[PrintColumn] = &[
     PrintColumn::new("Name", print::name),
     PrintColumn::new("Created At", print::created_at).typed("date"),
 ];
 
 impl Strategy {
     /// A kind with the [`DEFAULT`] behaviour.
-    pub const fn new(group: &'static str, kind: &'static str) -> Self {
+    pub(crate) const fn new(group: &'static str, kind: &'static str) -> Self {
         Strategy {
             group,
             kind,
@@ -159,49 +159,58 @@ impl Strategy {
         }
     }
     /// Names follow `rule`.
-    pub const fn names(mut self, rule: NameRule) -> Self {
+    pub(crate) const fn names(mut self, rule: NameRule) -> Self {
         self.name_rule = rule;
         self
     }
     /// Defaults filled by `f`.
-    pub const fn defaults(mut self, f: fn(&mut Value)) -> Self {
+    pub(crate) const fn defaults(mut self, f: fn(&mut Value)) -> Self {
         self.defaults = f;
         self
     }
     /// Create-only settings by `f`.
-    pub const fn on_create(mut self, f: fn(&mut Value, &UserInfo) -> Result<(), ApiError>) -> Self {
+    pub(crate) const fn on_create(
+        mut self,
+        f: fn(&mut Value, &UserInfo) -> Result<(), ApiError>,
+    ) -> Self {
         self.on_create = f;
         self
     }
     /// Semantic checks by `f`.
-    pub const fn validate(mut self, f: fn(&Value, Option<&Value>, &mut Vec<StatusCause>)) -> Self {
+    pub(crate) const fn validate(
+        mut self,
+        f: fn(&Value, Option<&Value>, &mut Vec<StatusCause>),
+    ) -> Self {
         self.validate = f;
         self
     }
     /// Update-only checks by `f` (old, new).
-    pub const fn validate_update(mut self, f: fn(&Value, &Value, &mut Vec<StatusCause>)) -> Self {
+    pub(crate) const fn validate_update(
+        mut self,
+        f: fn(&Value, &Value, &mut Vec<StatusCause>),
+    ) -> Self {
         self.validate_update = f;
         self
     }
     /// `kubectl get` columns.
-    pub const fn columns(mut self, columns: &'static [PrintColumn]) -> Self {
+    pub(crate) const fn columns(mut self, columns: &'static [PrintColumn]) -> Self {
         self.columns = columns;
         self
     }
     /// `metadata.generation` is tracked.
-    pub const fn generation(mut self) -> Self {
+    pub(crate) const fn generation(mut self) -> Self {
         self.tracks_generation = true;
         self
     }
     /// `/scale` reads `fields`.
-    pub const fn scale(mut self, fields: ScaleFields) -> Self {
+    pub(crate) const fn scale(mut self, fields: ScaleFields) -> Self {
         self.scale = Some(fields);
         self
     }
 }
 
 /// What a kind without a strategy of its own gets.
-pub const DEFAULT: Strategy = Strategy::new("", "");
+pub(crate) const DEFAULT: Strategy = Strategy::new("", "");
 
 /// Every family's strategies.
 const FAMILIES: &[&[Strategy]] = &[
@@ -217,7 +226,7 @@ const FAMILIES: &[&[Strategy]] = &[
 ];
 
 /// The strategy of built-in `kind` in `group` ([`DEFAULT`] when it has none).
-pub fn for_kind(group: &str, kind: &str) -> &'static Strategy {
+pub(crate) fn for_kind(group: &str, kind: &str) -> &'static Strategy {
     FAMILIES
         .iter()
         .flat_map(|family| family.iter())
@@ -227,7 +236,7 @@ pub fn for_kind(group: &str, kind: &str) -> &'static Strategy {
 
 /// The strategy of a served resource: its kind's for built-ins, [`DEFAULT`] for custom
 /// resources (whose CRD says the rest).
-pub fn of(info: &ResourceInfo) -> &'static Strategy {
+pub(crate) fn of(info: &ResourceInfo) -> &'static Strategy {
     if info.is_builtin() {
         for_kind(&info.group, &info.kind)
     } else {

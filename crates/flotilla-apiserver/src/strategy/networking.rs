@@ -11,7 +11,7 @@ use crate::validation::{invalid, required};
 const NET: &str = "networking.k8s.io";
 
 /// Service, Endpoints, EndpointSlice, Ingress, IngressClass, NetworkPolicy.
-pub const STRATEGIES: &[Strategy] = &[
+pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::new("", "Service")
         .names(NameRule::Dns1035)
         .defaults(default_service)

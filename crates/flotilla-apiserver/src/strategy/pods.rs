@@ -9,7 +9,7 @@ use super::{PrintColumn, Strategy, get, obj_at, set_default};
 use crate::validation::{DNS1123_LABEL_MSG, cause, invalid, is_dns1123_label, required};
 
 /// The Pod strategy.
-pub const STRATEGIES: &[Strategy] = &[Strategy::new("", "Pod")
+pub(crate) const STRATEGIES: &[Strategy] = &[Strategy::new("", "Pod")
     .defaults(|o| default_pod_spec(obj_at(o, &["spec"])))
     .on_create(|o, _| {
         o["status"] = json!({"phase": "Pending"});
@@ -115,7 +115,7 @@ fn default_containers(list: Option<&mut Value>) {
 
 /// Pod spec defaults: restart policy, grace period, DNS policy, scheduler, and per container
 /// the pull policy (from the image tag), termination message, port protocols.
-pub fn default_pod_spec(spec: Option<&mut Map<String, Value>>) {
+pub(crate) fn default_pod_spec(spec: Option<&mut Map<String, Value>>) {
     let Some(spec) = spec else { return };
     set_default(spec, "restartPolicy", json!("Always"));
     set_default(spec, "terminationGracePeriodSeconds", json!(30));
@@ -127,7 +127,7 @@ pub fn default_pod_spec(spec: Option<&mut Map<String, Value>>) {
 }
 
 /// The pod template of `obj` (at `spec.template.spec`) has valid containers.
-pub fn validate_pod_template(obj: &Value, prefix: &str, causes: &mut Vec<StatusCause>) {
+pub(crate) fn validate_pod_template(obj: &Value, prefix: &str, causes: &mut Vec<StatusCause>) {
     let spec = get(obj, &["spec", "template", "spec"]);
     let containers = spec
         .and_then(|s| s.get("containers"))

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 /// kube-apiserver's `HumanDuration`.
-pub fn human_duration(d: chrono::Duration) -> String {
+pub(crate) fn human_duration(d: chrono::Duration) -> String {
     let seconds = d.num_seconds();
     if seconds < -1 {
         return "<invalid>".into();
@@ -55,7 +55,7 @@ pub fn human_duration(d: chrono::Duration) -> String {
     format!("{}y", hours / 24 / 365)
 }
 
-pub fn age_of(ts: Option<&str>) -> Value {
+pub(crate) fn age_of(ts: Option<&str>) -> Value {
     match ts.and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
         Some(t) => json!(human_duration(
             Utc::now().signed_duration_since(t.with_timezone(&Utc))
@@ -64,29 +64,29 @@ pub fn age_of(ts: Option<&str>) -> Value {
     }
 }
 
-pub fn age(obj: &Value) -> Value {
+pub(crate) fn age(obj: &Value) -> Value {
     age_of(
         obj.pointer("/metadata/creationTimestamp")
             .and_then(Value::as_str),
     )
 }
 
-pub fn s<'a>(obj: &'a Value, ptr: &str) -> &'a str {
+pub(crate) fn s<'a>(obj: &'a Value, ptr: &str) -> &'a str {
     obj.pointer(ptr).and_then(Value::as_str).unwrap_or("")
 }
 
-pub fn i(obj: &Value, ptr: &str) -> i64 {
+pub(crate) fn i(obj: &Value, ptr: &str) -> i64 {
     obj.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
 }
 
-pub fn arr<'a>(obj: &'a Value, ptr: &str) -> &'a [Value] {
+pub(crate) fn arr<'a>(obj: &'a Value, ptr: &str) -> &'a [Value] {
     obj.pointer(ptr)
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
 }
 
-pub fn selector_text(sel: Option<&Value>) -> String {
+pub(crate) fn selector_text(sel: Option<&Value>) -> String {
     match sel.and_then(|s| flotilla_core::selector::LabelSelector::from_json(s).ok()) {
         Some(s) if !s.is_everything() => s.to_string(),
         Some(_) => "<none>".into(),
@@ -94,7 +94,7 @@ pub fn selector_text(sel: Option<&Value>) -> String {
     }
 }
 
-pub fn map_text(m: Option<&Value>) -> String {
+pub(crate) fn map_text(m: Option<&Value>) -> String {
     match m.and_then(Value::as_object) {
         Some(m) if !m.is_empty() => m
             .iter()
@@ -106,7 +106,7 @@ pub fn map_text(m: Option<&Value>) -> String {
 }
 
 /// At most three items joined with commas, then `+ N more...`, as kubectl's printers.
-pub fn first_three(items: Vec<String>) -> String {
+pub(crate) fn first_three(items: Vec<String>) -> String {
     if items.is_empty() {
         return "<none>".into();
     }
@@ -117,7 +117,7 @@ pub fn first_three(items: Vec<String>) -> String {
     text
 }
 
-pub fn lb_ingress(obj: &Value, ptr: &str) -> Vec<String> {
+pub(crate) fn lb_ingress(obj: &Value, ptr: &str) -> Vec<String> {
     arr(obj, ptr)
         .iter()
         .filter_map(|i| {
@@ -135,17 +135,17 @@ pub fn lb_ingress(obj: &Value, ptr: &str) -> Vec<String> {
 }
 
 /// The `Name` cell.
-pub fn name(o: &Value) -> Value {
+pub(crate) fn name(o: &Value) -> Value {
     json!(s(o, "/metadata/name"))
 }
 
 /// The raw creation timestamp (the `Created At` date cell).
-pub fn created_at(o: &Value) -> Value {
+pub(crate) fn created_at(o: &Value) -> Value {
     json!(s(o, "/metadata/creationTimestamp"))
 }
 
 /// `v`, or `<none>` when empty.
-pub fn or_none(v: &str) -> String {
+pub(crate) fn or_none(v: &str) -> String {
     if v.is_empty() {
         "<none>".into()
     } else {
@@ -154,7 +154,7 @@ pub fn or_none(v: &str) -> String {
 }
 
 /// The container names of the pod spec whose containers are at `ptr`, comma-separated.
-pub fn container_names(o: &Value, ptr: &str) -> Value {
+pub(crate) fn container_names(o: &Value, ptr: &str) -> Value {
     json!(
         arr(o, ptr)
             .iter()
@@ -165,7 +165,7 @@ pub fn container_names(o: &Value, ptr: &str) -> Value {
 }
 
 /// The container images of the pod spec whose containers are at `ptr`, comma-separated.
-pub fn container_images(o: &Value, ptr: &str) -> Value {
+pub(crate) fn container_images(o: &Value, ptr: &str) -> Value {
     json!(
         arr(o, ptr)
             .iter()

@@ -9,7 +9,7 @@ use super::{NameRule, PrintColumn, Strategy};
 const RBAC: &str = "rbac.authorization.k8s.io";
 
 /// Roles and bindings.
-pub const STRATEGIES: &[Strategy] = &[
+pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::new(RBAC, "Role").names(NameRule::Path),
     Strategy::new(RBAC, "ClusterRole").names(NameRule::Path),
     Strategy::new(RBAC, "RoleBinding")

@@ -9,7 +9,7 @@ use super::{PrintColumn, Strategy, get};
 use crate::validation::invalid;
 
 /// HorizontalPodAutoscaler and PodDisruptionBudget.
-pub const STRATEGIES: &[Strategy] = &[
+pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::new("autoscaling", "HorizontalPodAutoscaler")
         .validate(validate_hpa)
         .columns(HPA_COLUMNS)

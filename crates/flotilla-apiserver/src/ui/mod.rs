@@ -35,13 +35,13 @@ use crate::error::status_response;
 use session::Sessions;
 
 /// The cookie that carries the session id.
-pub const SESSION_COOKIE: &str = "flotilla_session";
+pub(crate) const SESSION_COOKIE: &str = "flotilla_session";
 /// The header every state-changing or API request from the page carries (CSRF defence).
-pub const CSRF_HEADER: &str = "x-requested-with";
+pub(crate) const CSRF_HEADER: &str = "x-requested-with";
 /// Its required value.
-pub const CSRF_VALUE: &str = "flotilla-ui";
+pub(crate) const CSRF_VALUE: &str = "flotilla-ui";
 /// Largest sign-in request body.
-pub const MAX_LOGIN_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_LOGIN_BYTES: usize = 16 * 1024;
 
 /// What the dashboard layer keeps.
 struct Ui {
@@ -53,7 +53,7 @@ struct Ui {
 /// Serves the dashboard in front of `api` (the API server's router). A router of its own, not
 /// a layer on `api`: a layer runs after `api` has routed, and forwarded `/ui/api/...`
 /// requests must be routed by their new path.
-pub fn wrap(api: Router) -> Router {
+pub(crate) fn wrap(api: Router) -> Router {
     let ui = Arc::new(Ui {
         sessions: Sessions::default(),
         api,

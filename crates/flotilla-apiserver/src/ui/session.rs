@@ -10,11 +10,11 @@ use parking_lot::Mutex;
 use rand::RngCore;
 
 /// A session ends after this long without a request.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// A session ends this long after sign-in, used or not.
-pub const MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);
+pub(super) const MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);
 /// Most sessions kept at once; the least recently used go first.
-pub const MAX_SESSIONS: usize = 10_000;
+pub(super) const MAX_SESSIONS: usize = 10_000;
 
 /// One signed-in browser.
 #[derive(Clone)]
