@@ -485,3 +485,100 @@ async fn the_escalation_hook_judges_the_final_object() {
     assert_eq!(update_as("nodes").await.err().unwrap().code, 403);
     update_as("secrets").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_update_loop_retries_when_another_writer_got_in_between() {
+    let (_dir, state) = state().await;
+    create(
+        &state,
+        json!({"metadata": {"name": "race"}, "data": {"a": "1"}}),
+    )
+    .await;
+    let info = configmaps(&state);
+    let calls = AtomicUsize::new(0);
+    let out = update_with(
+        &state,
+        &info,
+        "default",
+        "race",
+        &opts(),
+        "",
+        &UserInfo::default(),
+        false,
+        |current| {
+            let mut next = current.cloned().unwrap_or_default();
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                // Another writer changes the object between this read and its write.
+                let (mut other, rev) = (next.clone(), crate::objects::resource_version(&next));
+                other["data"]["b"] = json!("2");
+                let handle = tokio::runtime::Handle::current();
+                tokio::task::block_in_place(|| {
+                    handle.block_on(state.store.update(&info, &other, rev))
+                })
+                .unwrap();
+            }
+            // Not pinned to the version read: the loop may retry on a conflict.
+            crate::objects::meta_mut(&mut next).remove("resourceVersion");
+            next["data"]["c"] = json!("3");
+            Ok(next)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the loop read again after the conflict"
+    );
+    assert_eq!(out.object["data"], json!({"a": "1", "b": "2", "c": "3"}));
+    assert_eq!(
+        get(&state, "race").await.unwrap()["data"],
+        out.object["data"]
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_empties_it_through_the_store() {
+    let (_dir, state) = state().await;
+    let tasks = tokio::spawn(crate::leader_tasks::run(state.clone()));
+    create_if_absent(
+        &state,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}}),
+    )
+    .await
+    .unwrap();
+    let info = configmaps(&state);
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "gone"}});
+    let (prepared, _) = prepare_create(&state, &info, "gone", cm, &opts(), &UserInfo::default())
+        .await
+        .unwrap();
+    state.store.create(&info, &prepared).await.unwrap();
+    let namespaces = state
+        .registry
+        .snapshot()
+        .lookup("", "v1", "namespaces")
+        .unwrap();
+    let Deleted::Pending(ns) =
+        delete_object(&state, &namespaces, "", "gone", &DeleteOptions::default())
+            .await
+            .unwrap()
+    else {
+        panic!("a namespace waits for its contents");
+    };
+    assert_eq!(ns["status"]["phase"], "Terminating");
+    // Nothing new may be created in it meanwhile.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late", "namespace": "gone"}});
+    let refused = prepare_create(&state, &info, "gone", cm, &opts(), &UserInfo::default()).await;
+    assert!(refused.is_err());
+    eventually("the namespace and its contents to go", async || {
+        state
+            .store
+            .get(&namespaces, "", "gone")
+            .await
+            .unwrap()
+            .is_none()
+            && state.store.get(&info, "gone", "c").await.unwrap().is_none()
+    })
+    .await;
+    tasks.abort();
+}
