@@ -7,7 +7,7 @@ use http::StatusCode;
 use super::{Req, with_warnings};
 use crate::objects::meta_str;
 use crate::state::SharedState;
-use crate::store::create::{prepare_create, storage_info};
+use crate::store::create::storage_info;
 use crate::validation;
 
 /// `POST /api(s)/.../{resource}`
@@ -17,13 +17,9 @@ pub(crate) async fn create(state: SharedState, req: Req) -> Result<Response, Api
     validation::check_type_meta(&req.resource, &mut obj)?;
     let obj = crate::convert::to_storage(&req.resource, obj);
     let sinfo = storage_info(&state, &req.resource);
-    let (obj, warnings) =
-        prepare_create(&state, &sinfo, &req.info.namespace, obj, &opts, &req.user).await?;
-    let out = if opts.dry_run {
-        obj
-    } else {
-        state.store.create(&sinfo, &obj).await?
-    };
+    let (out, warnings) =
+        crate::store::create::create(&state, &sinfo, &req.info.namespace, obj, &opts, &req.user)
+            .await?;
     let name = meta_str(&out, "name").to_string();
     let out = crate::convert::to_served(&req.resource, out);
     let mut resp = with_warnings(

@@ -186,6 +186,24 @@ pub(crate) async fn prepare_create(
     Ok((obj, warnings))
 }
 
+/// Creates an object as `user` asked: prepared as [`prepare_create`] does, then stored
+/// unless `opts` says dry-run. Returns the object (as stored, or as it would have been) and
+/// warnings.
+pub(crate) async fn create(
+    state: &ApiState,
+    info: &ResourceInfo,
+    url_namespace: &str,
+    obj: Value,
+    opts: &WriteOptions,
+    user: &UserInfo,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let (prepared, warnings) = prepare_create(state, info, url_namespace, obj, opts, user).await?;
+    if opts.dry_run {
+        return Ok((prepared, warnings));
+    }
+    Ok((state.store.create(info, &prepared).await?, warnings))
+}
+
 /// Creates a server-owned object unless one of that name exists (bootstrap).
 pub(crate) async fn create_if_absent(state: &ApiState, obj: Value) -> Result<(), ApiError> {
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
@@ -202,9 +220,7 @@ pub(crate) async fn create_if_absent(state: &ApiState, obj: Value) -> Result<(),
         return Ok(());
     }
     let opts = WriteOptions::internal("flotilla-bootstrap");
-    let (prepared, _) =
-        prepare_create(state, &info, &namespace, obj, &opts, &UserInfo::default()).await?;
-    match state.store.create(&info, &prepared).await {
+    match create(state, &info, &namespace, obj, &opts, &UserInfo::default()).await {
         Ok(_) => Ok(()),
         Err(e) if e.reason == "AlreadyExists" => Ok(()),
         Err(e) => Err(e),

@@ -7,7 +7,7 @@
 use flotilla_core::status::ApiError;
 use serde_json::{Value, json};
 
-use super::create::{decode_content, prepare_create, reconcile_namespace, validate};
+use super::create::{create, decode_content, reconcile_namespace, validate};
 use super::options::WriteOptions;
 use crate::objects::{self, meta_mut, meta_str};
 use crate::registry::ResourceInfo;
@@ -59,17 +59,8 @@ where
             let mut desired = mutate(None)?;
             validation::check_type_meta(served_info, &mut desired)?;
             let desired = crate::convert::to_storage(served_info, desired);
-            let (prepared, warnings) =
-                prepare_create(state, info, namespace, desired, opts, user).await?;
-            if opts.dry_run {
-                return Ok(Updated {
-                    object: prepared,
-                    warnings,
-                    created: true,
-                });
-            }
-            match state.store.create(info, &prepared).await {
-                Ok(object) => {
+            match create(state, info, namespace, desired, opts, user).await {
+                Ok((object, warnings)) => {
                     return Ok(Updated {
                         object,
                         warnings,
