@@ -183,6 +183,7 @@ pub async fn run(member_client: kube::Client, options: SimulatorOptions) -> anyh
             let resource = kind.api_resource();
             let api: Api<DynamicObject> = Api::all_with(shared.member_client.clone(), &resource);
             Controller::new_with(api, watcher::Config::default(), resource)
+                .with_config(bounded_reconciles())
                 .run(reconcile, error_policy, Arc::new(Context { kind, shared }))
                 .for_each(|result| async move {
                     if let Err(e) = result {
@@ -196,6 +197,16 @@ pub async fn run(member_client: kube::Client, options: SimulatorOptions) -> anyh
         _ = futures::future::join_all(controllers) => Ok(()),
         r = workloads::run(shared.clone()) => r,
     }
+}
+
+/// At most this many reconciles of one simulated controller run at once: each holds a request
+/// to the member's own API server, and every concurrent request is a connection (two
+/// descriptors in this process, with TLS and HTTP buffers on both ends) that the client's pool
+/// keeps open afterwards.
+const RECONCILE_CONCURRENCY: u16 = 4;
+
+fn bounded_reconciles() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY)
 }
 
 /// The `default` namespace's uid: unique per member, stable across restarts.

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PostParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::{Action, Controller};
@@ -33,6 +34,9 @@ use super::{
 const AWAITING_RECHECK: Duration = Duration::from_millis(500);
 /// How often an unsettled Deployment or ReplicaSet is looked at again.
 const UNSETTLED_RECHECK: Duration = Duration::from_secs(1);
+/// Above this many objects whose cache has not shown our write yet, the record is dropped
+/// (at worst some outdated status is written again, as before the record existed).
+const WRITTEN_PURGE_ABOVE: usize = 65_536;
 
 /// What the three controllers share.
 pub(super) struct Workloads {
@@ -45,6 +49,9 @@ pub(super) struct Workloads {
     pods: Store<SimPod>,
     /// The ReplicaSet controller's Pod creations and deletions the Pod cache does not show yet.
     expectations: Mutex<Expectations>,
+    /// Object uid -> the resourceVersion our last write to it was based on, until the cache
+    /// shows a newer one (see [`Workloads::stale`]).
+    written: Mutex<HashMap<String, String>>,
     next_node: AtomicUsize,
 }
 
@@ -80,12 +87,17 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
         }
     }
     let config = watcher::Config::default;
+    let bounded = super::bounded_reconciles;
     let deployments = Controller::new(Api::<SimDeployment>::all(client.clone()), config())
-        .owns(Api::<SimReplicaSet>::all(client.clone()), config());
+        .owns(Api::<SimReplicaSet>::all(client.clone()), config())
+        .with_config(bounded());
     let replicasets = Controller::new(Api::<SimReplicaSet>::all(client.clone()), config())
-        .owns(Api::<SimPod>::all(client.clone()), config());
-    let kubelet = Controller::new(Api::<SimPod>::all(client.clone()), config());
-    let services = Controller::new(Api::<SimService>::all(client.clone()), config());
+        .owns(Api::<SimPod>::all(client.clone()), config())
+        .with_config(bounded());
+    let kubelet =
+        Controller::new(Api::<SimPod>::all(client.clone()), config()).with_config(bounded());
+    let services =
+        Controller::new(Api::<SimService>::all(client.clone()), config()).with_config(bounded());
     let service_store = services.store();
     let services = services.watches(Api::<SimPod>::all(client.clone()), config(), move |pod| {
         service_store
@@ -103,6 +115,7 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
         replicasets: replicasets.store(),
         pods: kubelet.store(),
         expectations: Mutex::new(Expectations::default()),
+        written: Mutex::new(HashMap::new()),
         next_node: AtomicUsize::new(0),
     });
     let d = deployments
@@ -170,7 +183,7 @@ fn status_patch(mut status: Value, counters: &[&str]) -> Value {
     json!({ "status": status })
 }
 
-fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+fn namespace_of(meta: &ObjectMeta) -> &str {
     meta.namespace.as_deref().unwrap_or("default")
 }
 
@@ -213,6 +226,41 @@ impl Workloads {
                 })
         };
         lock(&self.expectations).outstanding(owner, cached, Instant::now())
+    }
+
+    /// Whether the cached `meta` is the very version our last write to that object was based
+    /// on: the cache has not caught up with our write, so anything we would write now comes
+    /// from an outdated view (writing it anyway makes an event per look, and a cache that
+    /// falls further behind).
+    fn stale(&self, meta: &ObjectMeta) -> bool {
+        let (Some(uid), Some(rv)) = (meta.uid.as_deref(), meta.resource_version.as_deref()) else {
+            return false;
+        };
+        let mut written = lock(&self.written);
+        match written.get(uid) {
+            Some(based_on) if based_on == rv => true,
+            Some(_) => {
+                written.remove(uid);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Records a write to the object of `meta` (as cached) that the server answered with
+    /// `new_rv`; a write that changed nothing (same resourceVersion) is not waited for.
+    fn wrote(&self, meta: &ObjectMeta, new_rv: Option<&str>) {
+        let (Some(uid), Some(rv)) = (meta.uid.as_deref(), meta.resource_version.as_deref()) else {
+            return;
+        };
+        let mut written = lock(&self.written);
+        if new_rv == Some(rv) {
+            return;
+        }
+        if written.len() >= WRITTEN_PURGE_ABOVE {
+            written.clear();
+        }
+        written.insert(uid.to_string(), rv.to_string());
     }
 
     /// The ready delay and stuck fault that apply to a Pod: its controller's (a ReplicaSet
@@ -311,12 +359,18 @@ async fn reconcile_deployment(d: Arc<SimDeployment>, ctx: Arc<Workloads>) -> Res
         }
         Some(rs) => sync_replicaset(&d, rs, &old, max_revision, &rs_api, paused).await?,
     };
+    if ctx.stale(&d.metadata) {
+        return Ok(Action::requeue(UNSETTLED_RECHECK));
+    }
+    let api = Api::<SimDeployment>::namespaced(ctx.client(), &ns);
+    let mut new_rv = None;
     if revision > 0 && slim::annotation(&d.metadata, rsets::REVISION) != Some(&revision.to_string())
     {
         let patch = json!({"metadata": {"annotations": {rsets::REVISION: revision.to_string()}}});
-        Api::<SimDeployment>::namespaced(ctx.client(), &ns)
+        let patched = api
             .patch(&name, &patch_params(), &Patch::Merge(&patch))
             .await?;
+        new_rv = patched.metadata.resource_version;
     }
     let status = rsets::deployment_status(&d, new, &all, &super::now_rfc3339());
     if status != d.status {
@@ -327,13 +381,17 @@ async fn reconcile_deployment(d: Arc<SimDeployment>, ctx: Arc<Workloads>) -> Res
             "availableReplicas",
             "unavailableReplicas",
         ];
-        Api::<SimDeployment>::namespaced(ctx.client(), &ns)
+        let patched = api
             .patch_status(
                 &name,
                 &patch_params(),
                 &Patch::Merge(status_patch(status, &counters)),
             )
             .await?;
+        new_rv = patched.metadata.resource_version;
+    }
+    if new_rv.is_some() {
+        ctx.wrote(&d.metadata, new_rv.as_deref());
     }
     Ok(until_settled(rsets::settled(&d, new, &old)))
 }
@@ -488,16 +546,17 @@ async fn reconcile_replicaset(
         }
     }
     let counts = pods::counts(pods.iter().map(|p| &**p));
-    if !pods::replicaset_status_current(&rs, counts) {
+    if !pods::replicaset_status_current(&rs, counts) && !ctx.stale(&rs.metadata) {
         let status = pods::replicaset_status(&rs, counts);
         let counters = ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"];
-        Api::<SimReplicaSet>::namespaced(ctx.client(), &ns)
+        let patched = Api::<SimReplicaSet>::namespaced(ctx.client(), &ns)
             .patch_status(
                 &name,
                 &patch_params(),
                 &Patch::Merge(status_patch(status, &counters)),
             )
             .await?;
+        ctx.wrote(&rs.metadata, patched.metadata.resource_version.as_deref());
     }
     Ok(until_settled(counts == (want as i64, want as i64)))
 }
@@ -530,14 +589,16 @@ async fn reconcile_pod(pod: Arc<SimPod>, ctx: Arc<Workloads>) -> Result<Action, 
         Clock::Ready => (true, None),
         Clock::Starting(again) => (false, again),
     };
-    if !pods::status_current(&pod, &at, ready) {
+    if !pods::status_current(&pod, &at, ready) && !ctx.stale(&pod.metadata) {
         let status = pods::pod_status(&pod, &at, ready, &super::now_rfc3339());
-        api.patch_status(
-            &name,
-            &patch_params(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await?;
+        let patched = api
+            .patch_status(
+                &name,
+                &patch_params(),
+                &Patch::Merge(json!({ "status": status })),
+            )
+            .await?;
+        ctx.wrote(&pod.metadata, patched.metadata.resource_version.as_deref());
     }
     if pod.status.pod_ip.is_some()
         && let Some(uid) = pod.metadata.uid.as_deref()
