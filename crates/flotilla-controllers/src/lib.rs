@@ -2,6 +2,7 @@
 //!
 //! - [`application`]: render → place → override → workflow → dispatch → health → gc.
 //! - [`cluster`]: the member registry's health probes.
+//! - [`error_backoff`]: the error policy every hub controller shares (per-object backoff).
 //! - [`leader`]: the Lease election that gates every hub controller ([`hub::run`]).
 //! - [`mcs`]: multi-cluster Services (ServiceExport / ServiceImport → `amcs-<name>` + slices).
 //! - [`membersim`]: the simulated member's workload controllers.
@@ -13,6 +14,7 @@
 pub mod alerts;
 pub mod application;
 pub mod cluster;
+pub mod error_backoff;
 pub mod fleetmetrics;
 pub mod gitops;
 pub mod grants;

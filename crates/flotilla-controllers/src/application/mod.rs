@@ -23,13 +23,14 @@ pub mod workflow;
 pub mod workflow_condition;
 pub mod workflow_io;
 
+use crate::error_backoff::ErrorBackoff;
 use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_apis::{Application, ManagedCluster, Policy, Workflow};
 use futures::StreamExt as _;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
@@ -62,6 +63,7 @@ pub async fn run(hub_client: kube::Client, revision_limit: usize) -> anyhow::Res
     let config = watcher::Config::default();
     let apps: Api<Application> = Api::all(hub_client.clone());
     let app_controller = Controller::new(apps, config.clone());
+    let backoff = ErrorBackoff::shared();
     let store = app_controller.store();
     let (s1, s2, s3) = (store.clone(), store.clone(), store);
     app_controller
@@ -82,28 +84,17 @@ pub async fn run(hub_client: kube::Client, revision_limit: usize) -> anyhow::Res
             config,
             move |_: ManagedCluster| apps_in(&s3, None),
         )
-        .run(controller::reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(app = %object, "reconciled"),
-                Err(e) => tracing::debug!(error = %e, "application reconcile"),
+        .run(controller::reconcile, backoff.policy("application"), ctx)
+        .for_each(|result| {
+            backoff.observe(&result);
+            async move {
+                match result {
+                    Ok((object, _)) => tracing::debug!(app = %object, "reconciled"),
+                    Err(e) => tracing::debug!(error = %e, "application reconcile"),
+                }
             }
         })
         .await;
     retry_cleanups.abort();
     Ok(())
-}
-
-fn error_policy(
-    app: Arc<Application>,
-    error: &controller::Error,
-    _ctx: Arc<controller::Context>,
-) -> Action {
-    tracing::warn!(
-        app = %format!("{}/{}", app.metadata.namespace.as_deref().unwrap_or(""),
-            app.metadata.name.as_deref().unwrap_or("")),
-        %error,
-        "application reconcile failed; retrying"
-    );
-    Action::requeue(Duration::from_secs(5))
 }

@@ -2,6 +2,7 @@
 //! set (owned by the ApplicationSet, written as the user who last changed it), Applications no
 //! longer generated deleted. Cluster joins and label changes re-run every ApplicationSet.
 
+use crate::error_backoff::ErrorBackoff;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,12 +206,6 @@ async fn reconcile(set: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result<Action
     Ok(Action::requeue(Duration::from_secs(180)))
 }
 
-fn error_policy(set: Arc<ApplicationSet>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(applicationset = %set.metadata.name.as_deref().unwrap_or(""), %error,
-        "applicationset reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
-}
-
 /// Runs the ApplicationSet controller against the hub.
 pub async fn run(hub_client: kube::Client) {
     let ctx = Arc::new(Context {
@@ -218,6 +213,7 @@ pub async fn run(hub_client: kube::Client) {
     });
     let sets: Api<ApplicationSet> = Api::all(hub_client.clone());
     let controller = Controller::new(sets, watcher::Config::default());
+    let backoff = ErrorBackoff::shared();
     let store = controller.store();
     controller
         .owns(
@@ -235,10 +231,13 @@ pub async fn run(hub_client: kube::Client) {
                     .collect::<Vec<_>>()
             },
         )
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "applicationset reconcile");
+        .run(reconcile, backoff.policy("applicationset"), ctx)
+        .for_each(|result| {
+            backoff.observe(&result);
+            async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "applicationset reconcile");
+                }
             }
         })
         .await;

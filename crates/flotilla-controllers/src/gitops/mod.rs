@@ -16,13 +16,13 @@ pub mod status;
 pub mod sync;
 pub mod webhook;
 
+use crate::error_backoff::ErrorBackoff;
 use std::sync::Arc;
-use std::time::Duration;
 
 use flotilla_apis::{ArgoApplication, REFRESH_ANNOTATION};
 use futures::StreamExt as _;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -55,12 +55,20 @@ pub async fn run(
     let ctx = Arc::new(controller::Context::new(hub_client.clone(), &options));
     let apps: Api<ArgoApplication> = Api::all(hub_client.clone());
     let app_controller = Controller::new(apps, watcher::Config::default());
+    let backoff = ErrorBackoff::shared();
     let store = app_controller.store();
     let applications = app_controller
-        .run(controller::reconcile, error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "argo application reconcile");
+        .run(
+            controller::reconcile,
+            backoff.policy("argo-application"),
+            ctx.clone(),
+        )
+        .for_each(|result| {
+            backoff.observe(&result);
+            async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "argo application reconcile");
+                }
             }
         });
     let refreshes = refresh_on_push(hub_client.clone(), ctx, store, pushes);
@@ -96,18 +104,4 @@ async fn refresh_on_push(
             }
         }
     }
-}
-
-fn error_policy(
-    app: Arc<ArgoApplication>,
-    error: &controller::Error,
-    _ctx: Arc<controller::Context>,
-) -> Action {
-    tracing::warn!(
-        app = %format!("{}/{}", app.metadata.namespace.as_deref().unwrap_or(""),
-            app.metadata.name.as_deref().unwrap_or("")),
-        %error,
-        "argo application reconcile failed; retrying"
-    );
-    Action::requeue(Duration::from_secs(5))
 }
