@@ -326,6 +326,39 @@ impl Requested {
     }
 }
 
+/// kube-apiserver's CertificateApproval admission: writing `/approval` also needs verb
+/// `approve` on `signers` (certificates.k8s.io) named the request's `spec.signerName` or its
+/// domain's wildcard `<domain>/*`. The signer name cannot change, so the stored one decides.
+async fn may_approve(state: &SharedState, user: &UserInfo, csr: &Value) -> Result<(), ApiError> {
+    let signer = csr["spec"]["signerName"].as_str().unwrap_or_default();
+    let mut names = vec![signer.to_string()];
+    if let Some((domain, _)) = signer.split_once('/') {
+        names.push(format!("{domain}/*"));
+    }
+    for name in names {
+        let attrs = crate::auth::Attributes {
+            verb: "approve".into(),
+            is_resource_request: true,
+            api_group: GROUP.into(),
+            resource: "signers".into(),
+            name,
+            ..Default::default()
+        };
+        if state.auth.authorize(user, &attrs).await.allowed() {
+            return Ok(());
+        }
+    }
+    let name = meta_str(csr, "name");
+    let mut e = ApiError::forbidden(format!(
+        "certificatesigningrequests.{GROUP} {name:?} is forbidden: user not permitted to \
+         approve requests with signerName {signer:?}"
+    ));
+    e.group = Some(GROUP.into());
+    e.kind = Some("certificatesigningrequests".into());
+    e.name = Some(name.to_string());
+    Err(e)
+}
+
 /// `PUT|PATCH /apis/certificates.k8s.io/v1/certificatesigningrequests/{name}/approval`
 pub(crate) async fn approval(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let requested = Requested::from_req(&req)?;
@@ -343,6 +376,11 @@ pub(crate) async fn approval(state: SharedState, req: Req) -> Result<Response, A
             req.info.name
         )));
     }
+    let (current, _) = state
+        .store
+        .get_existing(&req.resource, "", &req.info.name)
+        .await?;
+    may_approve(&state, &req.user, &current).await?;
     let updated = update_with(
         &state,
         &req.resource,

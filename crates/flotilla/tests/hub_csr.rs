@@ -195,3 +195,73 @@ async fn approved_requests_yield_certificates_that_authenticate() {
         "{whoami}"
     );
 }
+
+/// Approving needs verb `approve` on `signers` for the request's signerName (or its
+/// `<domain>/*` wildcard) besides update on `certificatesigningrequests/approval`, as
+/// kube-apiserver's CertificateApproval admission demands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_needs_approve_on_the_signer() {
+    let dir = temp_dir("hub-csr-signer");
+    let hub = Server::hub(&dir);
+    let run = |args: &[&str]| support::kubectl(&hub.kubeconfig, args);
+    let apply = |name: &str, object: serde_json::Value| {
+        let file = dir.join(format!("{name}.json"));
+        std::fs::write(&file, object.to_string()).unwrap();
+        let out = run(&["apply", "-f", file.to_str().unwrap()]);
+        assert!(out.status.success(), "apply {name}: {}", stderr(&out));
+    };
+    let (_, request) = key_and_request("someone", "devs");
+    apply("csr", csr_object("someone", &request));
+    let grant = |name: &str, rules: serde_json::Value| {
+        apply(
+            name,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": name}, "rules": rules}),
+        );
+        apply(
+            &format!("{name}-binding"),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "approver"}]}),
+        );
+    };
+    grant(
+        "csr-approval-writer",
+        json!([
+            {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
+             "verbs": ["get", "list"]},
+            {"apiGroups": ["certificates.k8s.io"],
+             "resources": ["certificatesigningrequests/approval"], "verbs": ["update"]},
+        ]),
+    );
+    let approve = || run(&["--as", "approver", "certificate", "approve", "someone"]);
+    // The approval writer may read the request (so its rights are in effect) ...
+    wait_for("approver reads", std::time::Duration::from_secs(20), || {
+        run(&["--as", "approver", "get", "csr", "someone"])
+            .status
+            .success()
+            .then_some(())
+    });
+    // ... but may not approve for a signer it was not granted.
+    let out = approve();
+    assert!(!out.status.success(), "approved without approve on signers");
+    let expected = "certificatesigningrequests.certificates.k8s.io \"someone\" is forbidden: \
+                    user not permitted to approve requests with signerName \
+                    \"kubernetes.io/kube-apiserver-client\"";
+    assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    let table = stdout(&run(&["get", "csr", "someone"]));
+    assert!(table.contains("Pending"), "{table}");
+
+    // `approve` on the signer domain's wildcard is enough.
+    grant(
+        "signer-approver",
+        json!([{"apiGroups": ["certificates.k8s.io"], "resources": ["signers"],
+                "resourceNames": ["kubernetes.io/*"], "verbs": ["approve"]}]),
+    );
+    wait_for("approval", std::time::Duration::from_secs(20), || {
+        approve().status.success().then_some(())
+    });
+    let table = stdout(&run(&["get", "csr", "someone"]));
+    assert!(table.contains("Approved,Issued"), "{table}");
+}
