@@ -1,7 +1,8 @@
 //! Issue 10, item 3 (the rest of workflow parity), with a real member and kubectl: a `suspend`
 //! step with `duration` ends by itself; StepByStep holds later steps; a `step-group` runs its
 //! sub-steps together; component `dependsOn` holds a component until its dependency is healthy;
-//! `apply-component` applies one component to one cluster and exports an output; a
+//! `subSteps: StepByStep` runs them one after the other; `apply-component` applies one
+//! component to one cluster and exports an output; a
 //! `notification` step takes it as an input and POSTs Slack, DingTalk (URL from a Secret) and
 //! Lark bodies to a listener on 127.0.0.1; a refused POST fails the step.
 
@@ -136,6 +137,31 @@ spec:
     )
 }
 
+/// `subSteps: StepByStep`: the second sub-step waits for the first (whose db never gets ready).
+const ORDERED: &str = r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {name: ordered, namespace: default}
+spec:
+  components:
+    - name: slow-db
+      type: webservice
+      properties: {image: postgres:16}
+      traits:
+        - {type: annotations, properties: {sim.flotilla.io/stuck: "true"}}
+    - name: after
+      type: k8s-objects
+      properties:
+        objects: [{apiVersion: v1, kind: ConfigMap, data: {k: "v"}}]
+  workflow:
+    mode: {subSteps: StepByStep}
+    steps:
+      - name: group
+        type: step-group
+        subSteps:
+          - {name: first, type: apply-component, properties: {component: slow-db, cluster: m1}}
+          - {name: second, type: apply-component, properties: {component: after, cluster: m1}}
+"#;
+
 fn apply(hub: &Server, dir: &TestDir, name: &str, yaml: &str) {
     let file = dir.0.join(format!("{name}.yaml"));
     std::fs::write(&file, yaml).unwrap();
@@ -239,6 +265,27 @@ fn workflow_steps() {
     );
     // Converge keeps what apply-component applied.
     assert!(m1.exists("cm", "extra", "default"));
+
+    // subSteps: StepByStep holds the second sub-step while the first waits.
+    apply(&hub, &dir, "ordered", ORDERED);
+    wait_for("the first sub-step waits for its workload", WAIT, || {
+        field(
+            &hub,
+            "ordered",
+            "{.status.workflow.steps[0].subSteps[0].message}",
+        )
+        .contains("is not healthy")
+        .then_some(())
+    });
+    assert_eq!(
+        field(
+            &hub,
+            "ordered",
+            "{.status.workflow.mode} {.status.workflow.steps[0].subSteps[1].phase}"
+        ),
+        "StepByStep-StepByStep pending"
+    );
+    assert!(!m1.exists("cm", "after", "default"));
 
     // A refused POST fails the step.
     apply(&hub, &dir, "loud", &loud(&url));

@@ -419,7 +419,7 @@ pub fn next_action(
     steps: &[WorkflowStep],
     now: DateTime<Utc>,
 ) -> Result<Action> {
-    next_action_in(status, steps, false, now)
+    next_action_in(status, steps, Mode::default(), now)
 }
 
 /// A step that will not run again: succeeded, skipped, or failed for good (timeout, condition).
@@ -502,11 +502,29 @@ fn gate(
     false
 }
 
-/// Moves a step-group: its sub-steps run together.
+/// How the steps and a step-group's sub-steps run (`workflow.mode.steps` / `subSteps`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mode {
+    /// `steps: DAG`: every step whose `dependsOn` steps are done runs at once.
+    pub dag: bool,
+    /// `subSteps: StepByStep`: a group's sub-steps one after the other (default: together).
+    pub sub_steps_in_order: bool,
+}
+
+impl Mode {
+    /// As `status.workflow.mode` shows it: `<steps>-<subSteps>`.
+    pub fn text(self) -> String {
+        let name = |dag: bool| if dag { "DAG" } else { "StepByStep" };
+        format!("{}-{}", name(self.dag), name(!self.sub_steps_in_order))
+    }
+}
+
+/// Moves a step-group: its sub-steps run together, or in order with `in_order`.
 fn advance_group(
     status: &mut StepStatus,
     step: &WorkflowStep,
     index: usize,
+    in_order: bool,
     now: DateTime<Utc>,
 ) -> Result<Next> {
     if status.phase == step_phase::SUCCEEDED {
@@ -529,6 +547,9 @@ fn advance_group(
                 suspended = Some(min_recheck(suspended, recheck));
             }
         }
+        if in_order && (!run.is_empty() || suspended.is_some()) {
+            break;
+        }
     }
     if !run.is_empty() {
         return Ok(Next::Run(run));
@@ -550,13 +571,14 @@ fn min_recheck(a: Option<Option<Duration>>, b: Option<Duration>) -> Option<Durat
 /// Works out the next action, entering steps as it goes (suspending those that wait for
 /// approval, skipping those whose `if` is false, failing those past their `timeout`). Call
 /// again after [`record`] to move on. `StepByStep`: one step at a time, in order; `DAG`
-/// (`dag`): every step whose `dependsOn` steps are done runs at once.
+/// (`mode.dag`): every step whose `dependsOn` steps are done runs at once.
 pub fn next_action_in(
     status: &mut WorkflowStatus,
     steps: &[WorkflowStep],
-    dag: bool,
+    mode: Mode,
     now: DateTime<Utc>,
 ) -> Result<Action> {
+    let dag = mode.dag;
     if status.terminated {
         return Ok(Action::Terminated);
     }
@@ -588,7 +610,13 @@ pub fn next_action_in(
             continue;
         }
         let next = if step.step_type == "step-group" {
-            advance_group(&mut status.steps[index], step, index, now)?
+            advance_group(
+                &mut status.steps[index],
+                step,
+                index,
+                mode.sub_steps_in_order,
+                now,
+            )?
         } else {
             match advance(&mut status.steps[index], step, now)? {
                 Entered::Done => Next::Done,
@@ -700,6 +728,11 @@ pub fn has_failed(status: &WorkflowStatus) -> bool {
 mod tests {
     use super::*;
     use flotilla_apis::ApplicationWorkflow;
+
+    const DAG: Mode = Mode {
+        dag: true,
+        sub_steps_in_order: false,
+    };
 
     fn t0() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
@@ -922,6 +955,22 @@ mod tests {
             Action::Finished
         );
         assert_eq!(status.steps[0].phase, "succeeded");
+
+        // subSteps: StepByStep runs them one after the other.
+        let in_order = Mode {
+            dag: false,
+            sub_steps_in_order: true,
+        };
+        assert_eq!(in_order.text(), "StepByStep-StepByStep");
+        let mut status = start("r", &spec, t0());
+        let next = |status: &mut WorkflowStatus| next_action_in(status, &spec, in_order, t0());
+        assert_eq!(next(&mut status).unwrap(), Action::Execute(vec![x]));
+        record(&mut status, x, &Outcome::Waiting("w".into()), t0());
+        assert_eq!(next(&mut status).unwrap(), Action::Execute(vec![x]));
+        record(&mut status, x, &Outcome::Succeeded, t0());
+        assert_eq!(next(&mut status).unwrap(), Action::Execute(vec![y]));
+        record(&mut status, y, &Outcome::Succeeded, t0());
+        assert_eq!(next(&mut status).unwrap(), Action::Finished);
     }
 
     #[test]
@@ -1070,23 +1119,23 @@ mod tests {
             sub: None,
         };
         assert_eq!(
-            next_action_in(&mut status, &spec, true, t0()).unwrap(),
+            next_action_in(&mut status, &spec, DAG, t0()).unwrap(),
             Action::Execute(vec![path(0), path(1)])
         );
         record(&mut status, path(0), &Outcome::Succeeded, t0());
         record(&mut status, path(1), &Outcome::Waiting("x".into()), t0());
         assert_eq!(
-            next_action_in(&mut status, &spec, true, t0()).unwrap(),
+            next_action_in(&mut status, &spec, DAG, t0()).unwrap(),
             Action::Execute(vec![path(1)])
         );
         record(&mut status, path(1), &Outcome::Succeeded, t0());
         assert_eq!(
-            next_action_in(&mut status, &spec, true, t0()).unwrap(),
+            next_action_in(&mut status, &spec, DAG, t0()).unwrap(),
             Action::Execute(vec![path(2)])
         );
         // A dependency that can never be met is an error, not a silent wait.
         let cycle = steps(json!([{"name": "a", "type": "deploy", "dependsOn": ["a"]}]));
         let mut status = start("r", &cycle, t0());
-        assert!(next_action_in(&mut status, &cycle, true, t0()).is_err());
+        assert!(next_action_in(&mut status, &cycle, DAG, t0()).is_err());
     }
 }

@@ -54,15 +54,13 @@ pub(crate) async fn reconcile(
     let mut wf = current(status, run, now);
     let was_finished = wf.finished;
     let steps = &run.steps;
-    let dag = is_dag(run);
-    if dag {
-        wf.mode = "DAG-DAG".into();
-    }
+    let mode = mode_of(run);
+    wf.mode = mode.text();
     let mut requeue = Duration::from_secs(30);
     let mut finished = false;
     // Bounded: each round either stops or moves at least one step forward.
     for _ in 0..=steps.len() * 4 + 4 {
-        let action = match workflow::next_action_in(&mut wf, steps, dag, now) {
+        let action = match workflow::next_action_in(&mut wf, steps, mode, now) {
             Ok(a) => a,
             Err(e) => {
                 wf.message = e.to_string();
@@ -150,8 +148,9 @@ fn retry_backoff(wf: &WorkflowStatus, path: StepPath, now: DateTime<Utc>) -> Dur
     (running / 2).clamp(Duration::from_secs(2), Duration::from_secs(60))
 }
 
-/// `workflow.mode.steps: DAG` (inline or on the referenced Workflow).
-fn is_dag(run: &Revisioned) -> bool {
+/// `workflow.mode` (on the referenced Workflow, else inline): `steps: DAG`,
+/// `subSteps: StepByStep`.
+fn mode_of(run: &Revisioned) -> workflow::Mode {
     let spec_mode = run
         .snapshot
         .spec
@@ -159,10 +158,12 @@ fn is_dag(run: &Revisioned) -> bool {
         .as_ref()
         .and_then(|w| w.mode.as_ref());
     let ref_mode = run.snapshot.workflow.as_ref().and_then(|w| w.mode.as_ref());
-    ref_mode
-        .or(spec_mode)
-        .and_then(|m| m.steps.as_deref())
-        .is_some_and(|m| m.eq_ignore_ascii_case("DAG"))
+    let mode = ref_mode.or(spec_mode);
+    let is = |m: Option<&String>, name: &str| m.is_some_and(|m| m.eq_ignore_ascii_case(name));
+    workflow::Mode {
+        dag: is(mode.and_then(|m| m.steps.as_ref()), "DAG"),
+        sub_steps_in_order: is(mode.and_then(|m| m.sub_steps.as_ref()), "StepByStep"),
+    }
 }
 
 /// Steps that apply objects (sub-steps included) and succeeded in this run: what converge
