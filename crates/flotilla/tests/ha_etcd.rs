@@ -16,7 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::etcd::{EtcdCluster, WAIT, etcd_hub, lease_holder};
-use support::{Server, TestDir, kubectl, stdout, wait_for};
+use support::sturdy::{labelled, sturdy_app};
+use support::{Server, TestDir, kubectl, wait_for};
 
 /// Writes `text` to `DIR/name` and returns the path.
 fn file(dir: &Path, name: &str, text: &str) -> String {
@@ -122,49 +123,8 @@ fn hubs_over_one_etcd_are_one_api() {
     );
 }
 
-const APP: &str = r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: sturdy
-  namespace: default
-spec:
-  components:
-    - name: sturdy
-      type: webservice
-      properties:
-        image: nginx
-        ports:
-          - port: 80
-            expose: true
-      traits:
-        - type: scaler
-          properties:
-            replicas: REPLICAS
-  policies:
-    - type: topology
-      name: all
-      properties:
-        clusters: ["m1", "m2", "m3"]
-"#;
-
 fn app(replicas: u32) -> String {
-    APP.replace("REPLICAS", &replicas.to_string())
-}
-
-fn labelled(member: &Server, kind: &str) -> Vec<String> {
-    stdout(&member.kubectl(&[
-        "get",
-        kind,
-        "-A",
-        "-l",
-        "app.oam.dev/name=sturdy",
-        "-o",
-        "name",
-    ]))
-    .lines()
-    .map(str::to_string)
-    .collect()
+    sturdy_app(replicas, &["m1", "m2", "m3"])
 }
 
 fn replicas_on(member: &Server) -> String {

@@ -6,53 +6,13 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, TestDir, stdout, wait_for};
+use support::sturdy::{labelled, sturdy_app};
+use support::{Server, TestDir, wait_for};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-const APP: &str = r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: sturdy
-  namespace: default
-spec:
-  components:
-    - name: sturdy
-      type: webservice
-      properties:
-        image: nginx
-        ports:
-          - port: 80
-            expose: true
-      traits:
-        - type: scaler
-          properties:
-            replicas: 2
-  policies:
-    - type: topology
-      name: both
-      properties:
-        clusters: ["m1", "m2"]
-"#;
-
 fn phase(hub: &Server) -> String {
     hub.jsonpath("app", "sturdy", "default", "{.status.status}")
-}
-
-fn labelled(member: &Server, kind: &str) -> Vec<String> {
-    stdout(&member.kubectl(&[
-        "get",
-        kind,
-        "-A",
-        "-l",
-        "app.oam.dev/name=sturdy",
-        "-o",
-        "name",
-    ]))
-    .lines()
-    .map(str::to_string)
-    .collect()
 }
 
 #[test]
@@ -68,7 +28,7 @@ fn hub_killed_mid_rollout_converges() {
         hub.join(name, member);
     }
     let file = dir.0.join("app.yaml");
-    std::fs::write(&file, APP).unwrap();
+    std::fs::write(&file, sturdy_app(2, &["m1", "m2"])).unwrap();
     hub.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
     // Kill -9 as soon as the rollout has started somewhere.
     wait_for("the rollout to start", WAIT, || {

@@ -5,6 +5,7 @@ pub mod access;
 pub mod etcd;
 pub mod fleet;
 pub mod git;
+pub mod sturdy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
