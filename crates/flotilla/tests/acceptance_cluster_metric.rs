@@ -11,16 +11,7 @@ use support::{Server, temp_dir, wait_for};
 #[test]
 fn cluster_availability_is_a_hub_metric() {
     let dir = temp_dir("acceptance-cluster-metric");
-    let hub = Server::start(
-        &[
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
-            "--cluster-probe-interval",
-            "1s",
-        ],
-        &dir.join("hub"),
-    );
+    let hub = Server::hub_probing_every_second(&dir.join("hub"));
     let member = Server::member("metered", &dir.join("metered"));
     hub.join("metered", &member);
 

@@ -55,16 +55,7 @@ fn with_server(src: &Path, dst: &Path, url: &str) {
 #[test]
 fn join_list_label_probe_and_detach() {
     let dir = TestDir::new("cluster-registry");
-    let hub = Server::start(
-        &[
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
-            "--cluster-probe-interval",
-            "1s",
-        ],
-        &dir.path().join("hub"),
-    );
+    let hub = Server::hub_probing_every_second(&dir.path().join("hub"));
     let names = ["beijing-1", "beijing-2", "us-west-1"];
     let mut members: Vec<Server> = names
         .iter()

@@ -103,16 +103,7 @@ fn webhook_body(received: &Received, path: &str, needle: &str) -> Option<String>
 fn cluster_unavailable_alert_fires_and_resolves() {
     let dir = TestDir::new("fleet-alerts");
     let (url, received) = webhook_receiver();
-    let hub = Server::start(
-        &[
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
-            "--cluster-probe-interval",
-            "1s",
-        ],
-        &dir.0.join("hub"),
-    );
+    let hub = Server::hub_probing_every_second(&dir.0.join("hub"));
     let port = free_port();
     let mut member = start_member(&dir, port);
     hub.join("edge", &member);

@@ -33,16 +33,7 @@ fn member_with_web(hub: &Server, name: &str, dir: &TestDir, replicas: &str) -> S
 #[test]
 fn fleet_metrics_and_top() {
     let dir = TestDir::new("fleet-metrics");
-    let hub = Server::start(
-        &[
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
-            "--cluster-probe-interval",
-            "1s",
-        ],
-        &dir.0.join("hub"),
-    );
+    let hub = Server::hub_probing_every_second(&dir.0.join("hub"));
     let east = member_with_web(&hub, "east", &dir, "2");
     let mut west = member_with_web(&hub, "west", &dir, "3");
 

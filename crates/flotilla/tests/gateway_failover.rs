@@ -65,16 +65,7 @@ async fn until_traffic_avoids(log: &Log, gone: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_then_killed_member_loses_no_request() {
     let dir = TestDir::new("gw-failover");
-    let hub = Server::start(
-        &[
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
-            "--cluster-probe-interval",
-            "1s",
-        ],
-        &dir.path().join("hub"),
-    );
+    let hub = Server::hub_probing_every_second(&dir.path().join("hub"));
     let members: Vec<Server> = ["east", "west", "south"]
         .iter()
         .map(|n| Server::member(n, &dir.path().join(n)))

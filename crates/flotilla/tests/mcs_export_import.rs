@@ -78,16 +78,7 @@ fn slices_become(importer: &Server, wanted: &str) {
 #[test]
 fn exported_services_reach_the_importing_member() {
     let dir = TestDir::new("mcs");
-    let hub = Server::start(
-        &[
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
-            "--cluster-probe-interval",
-            "1s",
-        ],
-        &dir.path().join("hub"),
-    );
+    let hub = Server::hub_probing_every_second(&dir.path().join("hub"));
     let a = Server::member("mcs-a", &dir.path().join("a"));
     let b = Server::member("mcs-b", &dir.path().join("b"));
     let c = Server::member("mcs-c", &dir.path().join("c"));
