@@ -99,6 +99,18 @@ fn argo(hub: &Server, name: &str, path: &str) -> String {
     hub.jsonpath("applications.argoproj.io", name, "argocd", path)
 }
 
+/// `flotilla gitops diff NAME -n argocd` finds git and the live state the same (exit 0).
+fn assert_no_diff(hub: &Server, name: &str) {
+    let out = flotilla(&hub.kubeconfig, &["gitops", "diff", name, "-n", "argocd"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
 fn wait_status(hub: &Server, name: &str, sync: &str, health: &str) {
     let mut last = String::new();
     let found = (0..(WAIT.as_millis() / 300)).any(|_| {
@@ -272,14 +284,7 @@ fn git_drives_the_fleet() {
         text.contains("Deployment") && text.contains("web"),
         "{text}"
     );
-    let out = flotilla(&hub.kubeconfig, &["gitops", "diff", "shop", "-n", "argocd"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_no_diff(&hub, "shop");
     // `shop` has no selfHeal: once its current revision is synced (a sync on request), drift
     // on the hub is reported, not corrected, until the next sync.
     let out = flotilla(&hub.kubeconfig, &["gitops", "sync", "shop", "-n", "argocd"]);
@@ -341,12 +346,5 @@ fn git_drives_the_fleet() {
         ),
         "nginx:1.27"
     );
-    let out = flotilla(&hub.kubeconfig, &["gitops", "diff", "shop", "-n", "argocd"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_no_diff(&hub, "shop");
 }
