@@ -2,8 +2,7 @@
 //! anonymous policies; `k8s-objects` objects without a name take the component's; an object
 //! labelled `app.oam.dev/cluster` goes to that cluster only; a workload on `local` says at once
 //! that it can never become healthy; a kind the member does not serve yet keeps the workflow
-//! running and is retried until a CRD arrives (and a missing target namespace until it is
-//! created); the `app.oam.dev/orphan-resource` finalizer;
+//! running and is retried until a CRD arrives; the `app.oam.dev/orphan-resource` finalizer;
 //! several `garbage-collect` policies combining, with `propagation: orphan`; `shared-resource`
 //! with `app.oam.dev/shared-by` and ownership passing on.
 
@@ -255,40 +254,4 @@ fn garbage_collect_policies_and_shared_resources() {
     assert_eq!(shared_by(), "default/share-b");
     hub.kubectl_ok(&["delete", "app", "share-b", "-n", "default"]);
     wait_gone(&m1, "cm", "shared-cm");
-}
-
-const ELSEWHERE: &str = r#"  components:
-    - name: cfg
-      type: k8s-objects
-      properties:
-        objects: [{apiVersion: v1, kind: ConfigMap, data: {k: "v"}}]
-  policies:
-    - {type: topology, properties: {clusters: ["m1"], namespace: later}}
-"#;
-
-/// A target namespace the member does not have yet is retried (KubeVela does not create it
-/// either) until it exists, instead of failing the workflow.
-#[test]
-fn missing_namespace_is_retried_until_it_exists() {
-    let dir = TestDir::new("lifecycle-semantics-ns");
-    let hub = Server::hub(&dir.0.join("hub"));
-    let m1 = Server::member("m1", &dir.0.join("m1"));
-    hub.join("m1", &m1);
-    apply(&hub, &dir, "elsewhere", &app("elsewhere", ELSEWHERE));
-    wait_for("the step waits for the namespace", WAIT, || {
-        let reason = field(&hub, "elsewhere", "{.status.workflow.steps[0].reason}");
-        (reason == "Retry").then_some(())
-    });
-    assert_eq!(
-        field(&hub, "elsewhere", "{.status.status}"),
-        "runningWorkflow"
-    );
-    let message = field(&hub, "elsewhere", "{.status.workflow.steps[0].message}");
-    assert!(
-        message.contains(r#"namespaces "later" not found"#),
-        "{message}"
-    );
-    m1.kubectl_ok(&["create", "namespace", "later"]);
-    wait_phase(&hub, "elsewhere", "running");
-    assert_eq!(m1.jsonpath("cm", "cfg", "later", "{.data.k}"), "v");
 }

@@ -281,10 +281,8 @@ fn seed_multicluster_demo() {
         Some("3/3")
     );
 
-    // 3. (missing namespace) an application in a namespace the member lacks: the step's
-    // message names the cluster and `namespaces "staging" not found`; as for any refusal the
-    // member may take back (and as KubeVela, which does not create it either) the workflow
-    // keeps running and retries with backoff, so creating the namespace there lets it succeed.
+    // 3. (missing namespace) an application in a namespace the member lacks: the step fails
+    // naming the cluster; creating the namespace there lets the retry succeed.
     hub.kubectl_ok(&["create", "namespace", "staging"]);
     let app = dir.0.join("staging.yaml");
     std::fs::write(
@@ -302,12 +300,11 @@ fn seed_multicluster_demo() {
         &hub,
         &["status", "example-app", "-n", "staging"],
         &[
-            "Status:       runningWorkflow",
+            "Status:       workflowFailed",
             "namespaces \"staging\" not found",
         ],
     );
-    assert!(status.contains("phase: running"), "{status}");
-    assert!(status.contains("retrying with backoff"), "{status}");
+    assert!(status.contains("phase: failed"), "{status}");
     assert!(
         status.contains("beijing-1"),
         "the message names the cluster:\n{status}"

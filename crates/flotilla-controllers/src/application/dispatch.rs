@@ -41,8 +41,7 @@ pub enum Error {
         owner: String,
     },
     /// Refused for now, but the cluster may accept it later: the object is invalid there
-    /// (422), its kind is not served (yet; a CRD may come), or its namespace does not exist
-    /// (yet; KubeVela does not create it either). Retried with backoff.
+    /// (422), or its kind is not served (yet; a CRD may come). Retried with backoff.
     #[error("{0}")]
     NotAcceptedYet(String),
     /// The cluster could not be reached.
@@ -66,9 +65,7 @@ impl Error {
 
     fn from_kube(e: kube::Error) -> Error {
         match e {
-            kube::Error::Api(status) if status.code == 422 || is_missing_namespace(&status) => {
-                Error::NotAcceptedYet(status.message)
-            }
+            kube::Error::Api(status) if status.code == 422 => Error::NotAcceptedYet(status.message),
             kube::Error::Api(status) => Error::Refused(if status.message.is_empty() {
                 format!("{} ({})", status.reason, status.code)
             } else {
@@ -80,13 +77,6 @@ impl Error {
             other => Error::Refused(other.to_string()),
         }
     }
-}
-
-/// A 404 for the namespace the object goes in (`namespaces "x" not found`).
-fn is_missing_namespace(status: &kube::core::Status) -> bool {
-    status.code == 404
-        && status.message.starts_with("namespaces \"")
-        && status.message.ends_with("not found")
 }
 
 /// `Result` of dispatching.
