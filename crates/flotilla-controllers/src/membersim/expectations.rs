@@ -4,6 +4,8 @@
 //! are by Pod name, so a slow cache only delays the controller, it never makes it act twice;
 //! like Kubernetes' controller expectations they expire after five minutes (a Pod someone
 //! else deleted before the cache ever saw it would otherwise hold its owner back for ever).
+//! And every workload controller's last writes ([`LastWrites`]), so that it does not write
+//! again from a cache that does not show its previous write yet.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -106,9 +108,63 @@ impl Expectations {
     }
 }
 
+/// Above this many objects whose cache has not shown our write yet, the record is dropped
+/// (at worst some outdated status is written again, as without the record).
+const LAST_WRITES_PURGE_ABOVE: usize = 65_536;
+
+/// Per object uid, the resourceVersion a controller's last write to it was based on, until
+/// its cache shows another version. While the cache still shows that version, whatever the
+/// controller would write is computed from an outdated view (writing it anyway makes one more
+/// event per look, and a cache that falls further behind).
+#[derive(Debug, Default)]
+pub struct LastWrites {
+    based_on: HashMap<String, String>,
+}
+
+impl LastWrites {
+    /// Whether the cache's `rv` of `uid` is still the version our last write was based on.
+    pub fn stale(&mut self, uid: &str, rv: &str) -> bool {
+        match self.based_on.get(uid) {
+            Some(based_on) if based_on == rv => true,
+            Some(_) => {
+                self.based_on.remove(uid);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Records a write to `uid` based on the cached `rv` that the server answered with
+    /// `new_rv`; a write that changed nothing (same resourceVersion) is not waited for.
+    pub fn wrote(&mut self, uid: &str, rv: &str, new_rv: Option<&str>) {
+        if new_rv == Some(rv) {
+            return;
+        }
+        if self.based_on.len() >= LAST_WRITES_PURGE_ABOVE {
+            self.based_on.clear();
+        }
+        self.based_on.insert(uid.to_string(), rv.to_string());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_write_from_a_cache_that_does_not_show_the_last_one() {
+        let mut w = LastWrites::default();
+        assert!(!w.stale("d", "5"));
+        w.wrote("d", "5", Some("6"));
+        // The cache still shows version 5: what we would write comes from before our write.
+        assert!(w.stale("d", "5"));
+        // It caught up (or someone else wrote): write freely again.
+        assert!(!w.stale("d", "6"));
+        assert!(!w.stale("d", "5"));
+        // A write that changed nothing brings no event to wait for.
+        w.wrote("d", "7", Some("7"));
+        assert!(!w.stale("d", "7"));
+    }
 
     fn cache(active: &'static [&'static str]) -> impl Fn(&str) -> Cached {
         move |n| {

@@ -19,7 +19,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::endpoints;
-use super::expectations::{Cached, Expectations};
+use super::expectations::{Cached, Expectations, LastWrites};
 use super::nodes::{AddressPlan, PodAddresses};
 use super::pods::{self, Placement, PodName};
 use super::replicasets::{self as rsets, POD_TEMPLATE_HASH};
@@ -34,9 +34,6 @@ use super::{
 const AWAITING_RECHECK: Duration = Duration::from_millis(500);
 /// How often an unsettled Deployment or ReplicaSet is looked at again.
 const UNSETTLED_RECHECK: Duration = Duration::from_secs(1);
-/// Above this many objects whose cache has not shown our write yet, the record is dropped
-/// (at worst some outdated status is written again, as before the record existed).
-const WRITTEN_PURGE_ABOVE: usize = 65_536;
 
 /// What the three controllers share.
 pub(super) struct Workloads {
@@ -51,7 +48,7 @@ pub(super) struct Workloads {
     expectations: Mutex<Expectations>,
     /// Object uid -> the resourceVersion our last write to it was based on, until the cache
     /// shows a newer one (see [`Workloads::stale`]).
-    written: Mutex<HashMap<String, String>>,
+    written: Mutex<LastWrites>,
     next_node: AtomicUsize,
 }
 
@@ -115,7 +112,7 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
         replicasets: replicasets.store(),
         pods: kubelet.store(),
         expectations: Mutex::new(Expectations::default()),
-        written: Mutex::new(HashMap::new()),
+        written: Mutex::new(LastWrites::default()),
         next_node: AtomicUsize::new(0),
     });
     let d = deployments
@@ -236,15 +233,7 @@ impl Workloads {
         let (Some(uid), Some(rv)) = (meta.uid.as_deref(), meta.resource_version.as_deref()) else {
             return false;
         };
-        let mut written = lock(&self.written);
-        match written.get(uid) {
-            Some(based_on) if based_on == rv => true,
-            Some(_) => {
-                written.remove(uid);
-                false
-            }
-            None => false,
-        }
+        lock(&self.written).stale(uid, rv)
     }
 
     /// Records a write to the object of `meta` (as cached) that the server answered with
@@ -253,14 +242,7 @@ impl Workloads {
         let (Some(uid), Some(rv)) = (meta.uid.as_deref(), meta.resource_version.as_deref()) else {
             return;
         };
-        let mut written = lock(&self.written);
-        if new_rv == Some(rv) {
-            return;
-        }
-        if written.len() >= WRITTEN_PURGE_ABOVE {
-            written.clear();
-        }
-        written.insert(uid.to_string(), rv.to_string());
+        lock(&self.written).wrote(uid, rv, new_rv);
     }
 
     /// The ready delay and stuck fault that apply to a Pod: its controller's (a ReplicaSet
