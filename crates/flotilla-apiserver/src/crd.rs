@@ -542,6 +542,8 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Checks `v` against `schema` at `path`: type, enum and bounds, then its fields or items
+/// (defaulting, pruning unknown fields into `unknown`); problems go to `causes`.
 fn check(
     schema: &Value,
     v: &mut Value,
@@ -549,19 +551,38 @@ fn check(
     unknown: &mut Vec<String>,
     causes: &mut Vec<StatusCause>,
 ) {
-    let int_or_string = schema
-        .get("x-kubernetes-int-or-string")
-        .and_then(Value::as_bool)
-        == Some(true);
-    let preserve = schema
-        .get("x-kubernetes-preserve-unknown-fields")
-        .and_then(Value::as_bool)
-        == Some(true);
-    let embedded = schema
-        .get("x-kubernetes-embedded-resource")
-        .and_then(Value::as_bool)
-        == Some(true);
-    if int_or_string {
+    if !check_type(schema, v, path, causes) {
+        return;
+    }
+    check_enum(schema, v, path, causes);
+    check_number_bounds(schema, v, path, causes);
+    check_string_bounds(schema, v, path, causes);
+    match v {
+        Value::Object(map) => {
+            apply_defaults(schema, map);
+            check_fields(schema, map, path, unknown, causes);
+            check_required(schema, map, path, causes);
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter_mut().enumerate() {
+                    check(item_schema, item, &format!("{path}[{i}]"), unknown, causes);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the schema sets the boolean extension `name` (e.g. `x-kubernetes-int-or-string`).
+fn flag(schema: &Value, name: &str) -> bool {
+    schema.get(name).and_then(Value::as_bool) == Some(true)
+}
+
+/// The type check; false when nothing further is to be checked (a wrong type, or an
+/// int-or-string value, which has no more to it).
+fn check_type(schema: &Value, v: &Value, path: &str, causes: &mut Vec<StatusCause>) -> bool {
+    if flag(schema, "x-kubernetes-int-or-string") {
         if !matches!(type_name(v), "integer" | "string") {
             causes.push(invalid(
                 path,
@@ -572,7 +593,7 @@ fn check(
                 ),
             ));
         }
-        return;
+        return false;
     }
     if let Some(ty) = schema.get("type").and_then(Value::as_str) {
         let actual = type_name(v);
@@ -583,9 +604,13 @@ fn check(
                 &json!(actual),
                 &format!("{path} in body must be of type {ty}: \"{actual}\""),
             ));
-            return;
+            return false;
         }
     }
+    true
+}
+
+fn check_enum(schema: &Value, v: &Value, path: &str, causes: &mut Vec<StatusCause>) {
     if let Some(options) = schema.get("enum").and_then(Value::as_array)
         && !options.contains(v)
     {
@@ -600,98 +625,112 @@ fn check(
             format!("Unsupported value: {v}: supported values: {supported}"),
         ));
     }
-    if let Some(n) = v.as_f64() {
-        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-            && n < min
-        {
-            causes.push(invalid(
-                path,
-                v,
-                &format!("{path} in body should be greater than or equal to {min}"),
-            ));
-        }
-        if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
-            && n > max
-        {
-            causes.push(invalid(
-                path,
-                v,
-                &format!("{path} in body should be less than or equal to {max}"),
-            ));
-        }
+}
+
+/// `minimum` and `maximum` of a number.
+fn check_number_bounds(schema: &Value, v: &Value, path: &str, causes: &mut Vec<StatusCause>) {
+    let Some(n) = v.as_f64() else {
+        return;
+    };
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+        && n < min
+    {
+        causes.push(invalid(
+            path,
+            v,
+            &format!("{path} in body should be greater than or equal to {min}"),
+        ));
     }
-    if let Some(s) = v.as_str() {
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-            && s.chars().count() as u64 > max
-        {
-            causes.push(cause(
-                "FieldValueTooLong",
-                path,
-                format!("Too long: may not be more than {max} bytes"),
-            ));
-        }
-        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
-            && let Ok(re) = regex::Regex::new(pattern)
-            && !re.is_match(s)
-        {
-            causes.push(invalid(
-                path,
-                v,
-                &format!("{path} in body should match '{pattern}'"),
-            ));
-        }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+        && n > max
+    {
+        causes.push(invalid(
+            path,
+            v,
+            &format!("{path} in body should be less than or equal to {max}"),
+        ));
     }
-    match v {
-        Value::Object(map) => {
-            apply_defaults(schema, map);
-            let props = schema.get("properties").and_then(Value::as_object);
-            let additional = schema.get("additionalProperties");
-            let keys: Vec<String> = map.keys().cloned().collect();
-            for k in keys {
-                let child_path = format!("{path}.{k}");
-                if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+}
+
+/// `maxLength` and `pattern` of a string.
+fn check_string_bounds(schema: &Value, v: &Value, path: &str, causes: &mut Vec<StatusCause>) {
+    let Some(s) = v.as_str() else {
+        return;
+    };
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && s.chars().count() as u64 > max
+    {
+        causes.push(cause(
+            "FieldValueTooLong",
+            path,
+            format!("Too long: may not be more than {max} bytes"),
+        ));
+    }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+        && let Ok(re) = regex::Regex::new(pattern)
+        && !re.is_match(s)
+    {
+        causes.push(invalid(
+            path,
+            v,
+            &format!("{path} in body should match '{pattern}'"),
+        ));
+    }
+}
+
+/// Checks each field of an object against its property (or `additionalProperties`) schema;
+/// unknown fields are pruned unless the schema keeps them.
+fn check_fields(
+    schema: &Value,
+    map: &mut serde_json::Map<String, Value>,
+    path: &str,
+    unknown: &mut Vec<String>,
+    causes: &mut Vec<StatusCause>,
+) {
+    let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
+    let embedded = flag(schema, "x-kubernetes-embedded-resource");
+    let props = schema.get("properties").and_then(Value::as_object);
+    let additional = schema.get("additionalProperties");
+    let keys: Vec<String> = map.keys().cloned().collect();
+    for k in keys {
+        let child_path = format!("{path}.{k}");
+        if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        let child_schema = props
+            .and_then(|p| p.get(&k))
+            .or_else(|| additional.filter(|a| a.is_object()));
+        match child_schema {
+            Some(child) => {
+                let mut cv = map.remove(&k).expect("present");
+                if cv.is_null() && child.get("nullable").and_then(Value::as_bool) != Some(true) {
                     continue;
                 }
-                let child_schema = props
-                    .and_then(|p| p.get(&k))
-                    .or_else(|| additional.filter(|a| a.is_object()));
-                match child_schema {
-                    Some(child) => {
-                        let mut cv = map.remove(&k).expect("present");
-                        if cv.is_null()
-                            && child.get("nullable").and_then(Value::as_bool) != Some(true)
-                        {
-                            continue;
-                        }
-                        check(child, &mut cv, &child_path, unknown, causes);
-                        map.insert(k, cv);
-                    }
-                    None if preserve || additional == Some(&Value::Bool(true)) => {}
-                    None if props.is_none()
-                        && additional.is_none()
-                        && schema.get("type").is_none() => {}
-                    None => {
-                        map.remove(&k);
-                        unknown.push(child_path);
-                    }
-                }
+                check(child, &mut cv, &child_path, unknown, causes);
+                map.insert(k, cv);
             }
-            if let Some(req) = schema.get("required").and_then(Value::as_array) {
-                for r in req.iter().filter_map(Value::as_str) {
-                    if !map.contains_key(r) {
-                        causes.push(required(&format!("{path}.{r}")));
-                    }
-                }
+            None if preserve || additional == Some(&Value::Bool(true)) => {}
+            None if props.is_none() && additional.is_none() && schema.get("type").is_none() => {}
+            None => {
+                map.remove(&k);
+                unknown.push(child_path);
             }
         }
-        Value::Array(items) => {
-            if let Some(item_schema) = schema.get("items") {
-                for (i, item) in items.iter_mut().enumerate() {
-                    check(item_schema, item, &format!("{path}[{i}]"), unknown, causes);
-                }
+    }
+}
+
+fn check_required(
+    schema: &Value,
+    map: &serde_json::Map<String, Value>,
+    path: &str,
+    causes: &mut Vec<StatusCause>,
+) {
+    if let Some(req) = schema.get("required").and_then(Value::as_array) {
+        for r in req.iter().filter_map(Value::as_str) {
+            if !map.contains_key(r) {
+                causes.push(required(&format!("{path}.{r}")));
             }
         }
-        _ => {}
     }
 }
 

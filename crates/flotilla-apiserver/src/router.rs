@@ -166,83 +166,22 @@ async fn route(state: SharedState, request: Request) -> Result<Response, ApiErro
     let query = crate::request_info::query_params(&parts.uri);
     let snapshot = state.registry.snapshot();
     let is_get = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
-    match path.as_str() {
-        "/readyz" => return Ok(readiness(&state).await),
-        "/healthz" | "/livez" => return Ok(text(StatusCode::OK, "ok")),
-        p if p.starts_with("/healthz/")
-            || p.starts_with("/livez/")
-            || p.starts_with("/readyz/") =>
-        {
-            return Ok(text(StatusCode::OK, "ok"));
-        }
-        "/version" => {
-            return Ok(json_response(
-                StatusCode::OK,
-                &json!({
-                    "major": "1",
-                    "minor": "33",
-                    "gitVersion": state.git_version,
-                    "gitCommit": "",
-                    "gitTreeState": "clean",
-                    "buildDate": "2026-01-01T00:00:00Z",
-                    "goVersion": "rust",
-                    "compiler": "rustc",
-                    "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
-                }),
-            ));
-        }
-        "/metrics" => {
-            let rev = state.store.current_revision().await.unwrap_or(0);
-            let mut r = (StatusCode::OK, state.metrics.render(rev)).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            return Ok(r);
-        }
-        crate::webhook::PATH if parts.method == http::Method::POST => {
-            let Some(handler) = state.webhook.as_ref() else {
-                return Ok(page_not_found());
-            };
-            let body = read_body(body).await?;
-            return Ok(crate::webhook::serve(handler, &parts.headers, &body));
-        }
-        "/openapi/v2" if is_get => return Ok(openapi::v2(&parts.headers)),
-        "/openapi/v3" if is_get => return Ok(openapi::v3_index(&snapshot)),
-        p if is_get && p.starts_with("/openapi/v3/") => {
-            return Ok(openapi::v3_document(&snapshot, &p["/openapi/v3/".len()..])
-                .unwrap_or_else(page_not_found));
-        }
-        "/api" | "/api/" if is_get => {
-            let host = parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-                .unwrap_or("")
-                .to_string();
-            return Ok(discovery::api_versions(&parts.headers, &snapshot, &host));
-        }
-        "/apis" | "/apis/" if is_get => {
-            return Ok(discovery::api_groups(&parts.headers, &snapshot));
-        }
-        _ => {}
+    if path == crate::webhook::PATH && parts.method == http::Method::POST {
+        let Some(handler) = state.webhook.as_ref() else {
+            return Ok(page_not_found());
+        };
+        let body = read_body(body).await?;
+        return Ok(crate::webhook::serve(handler, &parts.headers, &body));
+    }
+    if let Some(response) = fixed_path(&state, &parts, &snapshot, &path, is_get).await {
+        return Ok(response);
     }
     let info = crate::request_info::parse(&parts.method, &path, &query);
     if !info.is_resource_request {
         if !is_get {
             return Ok(page_not_found());
         }
-        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let resp = match segs.as_slice() {
-            ["api", v] => discovery::resource_list(&snapshot, "", v),
-            ["apis", g] => discovery::api_group(&snapshot, g),
-            ["apis", g, v] => discovery::resource_list(&snapshot, g, v),
-            _ => None,
-        };
-        return Ok(resp.unwrap_or_else(page_not_found));
+        return Ok(group_discovery(&snapshot, &path));
     }
     let identity = parts.extensions.get::<auth::Identity>().cloned();
     if crate::cluster_gateway::is_gateway_request(&info) {
@@ -255,21 +194,7 @@ async fn route(state: SharedState, request: Request) -> Result<Response, ApiErro
     };
     let body = read_body(body).await?;
     if auth::is_virtual_resource(&info) {
-        if parts.method != http::Method::POST {
-            return Err(ApiError::method_not_allowed(
-                "the server does not allow this method on the requested resource",
-            ));
-        }
-        let identity = identity.ok_or_else(ApiError::unauthorized)?;
-        let obj = match crate::codec::decode_object(&parts.headers, &body) {
-            Ok(obj) => obj,
-            // A SelfSubjectReview's body carries nothing (and kubectl 1.27 sends a v1beta1
-            // one in protobuf).
-            Err(_) if info.resource == "selfsubjectreviews" => serde_json::json!({}),
-            Err(e) => return Err(e),
-        };
-        let out = auth::handle_virtual_create(&state.auth, &identity, &info, obj).await?;
-        return Ok(json_response(StatusCode::CREATED, &out));
+        return virtual_create(&state, &parts, identity, &info, &body).await;
     }
     if resource.is_virtual {
         return Err(resource_not_found());
@@ -284,4 +209,112 @@ async fn route(state: SharedState, request: Request) -> Result<Response, ApiErro
         user: identity.map(|i| i.user).unwrap_or_default(),
     };
     handlers::handle(state, req).await
+}
+
+/// The paths that are no API resource: health, version, metrics, OpenAPI and the roots of
+/// discovery (`None` for anything else).
+async fn fixed_path(
+    state: &SharedState,
+    parts: &http::request::Parts,
+    snapshot: &crate::registry::Snapshot,
+    path: &str,
+    is_get: bool,
+) -> Option<Response> {
+    let response = match path {
+        "/readyz" => readiness(state).await,
+        "/healthz" | "/livez" => text(StatusCode::OK, "ok"),
+        p if p.starts_with("/healthz/")
+            || p.starts_with("/livez/")
+            || p.starts_with("/readyz/") =>
+        {
+            text(StatusCode::OK, "ok")
+        }
+        "/version" => version(state),
+        "/metrics" => metrics_text(state).await,
+        "/openapi/v2" if is_get => openapi::v2(&parts.headers),
+        "/openapi/v3" if is_get => openapi::v3_index(snapshot),
+        p if is_get && p.starts_with("/openapi/v3/") => {
+            openapi::v3_document(snapshot, &p["/openapi/v3/".len()..])
+                .unwrap_or_else(page_not_found)
+        }
+        "/api" | "/api/" if is_get => {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+                .unwrap_or("")
+                .to_string();
+            discovery::api_versions(&parts.headers, snapshot, &host)
+        }
+        "/apis" | "/apis/" if is_get => discovery::api_groups(&parts.headers, snapshot),
+        _ => return None,
+    };
+    Some(response)
+}
+
+/// `/version`.
+fn version(state: &SharedState) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "major": "1",
+            "minor": "33",
+            "gitVersion": state.git_version,
+            "gitCommit": "",
+            "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "rust",
+            "compiler": "rustc",
+            "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+        }),
+    )
+}
+
+/// `/metrics` in the OpenMetrics text format.
+async fn metrics_text(state: &SharedState) -> Response {
+    let rev = state.store.current_revision().await.unwrap_or(0);
+    let mut r = (StatusCode::OK, state.metrics.render(rev)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+/// `GET /api/{version}`, `/apis/{group}` and `/apis/{group}/{version}`.
+fn group_discovery(snapshot: &crate::registry::Snapshot, path: &str) -> Response {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let resp = match segs.as_slice() {
+        ["api", v] => discovery::resource_list(snapshot, "", v),
+        ["apis", g] => discovery::api_group(snapshot, g),
+        ["apis", g, v] => discovery::resource_list(snapshot, g, v),
+        _ => None,
+    };
+    resp.unwrap_or_else(page_not_found)
+}
+
+/// A create of a resource that is answered, not stored (access and token reviews).
+async fn virtual_create(
+    state: &SharedState,
+    parts: &http::request::Parts,
+    identity: Option<auth::Identity>,
+    info: &crate::request_info::RequestInfo,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    if parts.method != http::Method::POST {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let identity = identity.ok_or_else(ApiError::unauthorized)?;
+    let obj = match crate::codec::decode_object(&parts.headers, body) {
+        Ok(obj) => obj,
+        // A SelfSubjectReview's body carries nothing (and kubectl 1.27 sends a v1beta1
+        // one in protobuf).
+        Err(_) if info.resource == "selfsubjectreviews" => serde_json::json!({}),
+        Err(e) => return Err(e),
+    };
+    let out = auth::handle_virtual_create(&state.auth, &identity, info, obj).await?;
+    Ok(json_response(StatusCode::CREATED, &out))
 }

@@ -154,7 +154,6 @@ fn next_line(
 pub(crate) async fn watch(state: SharedState, req: Req) -> Result<Response, ApiError> {
     let filter = Filter::from_req(&req)?;
     let info = req.resource.clone();
-    let output = negotiate_output(&req.headers);
     let timeout = req
         .q("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
@@ -173,46 +172,20 @@ pub(crate) async fn watch(state: SharedState, req: Req) -> Result<Response, ApiE
     let feed_prefix = info.prefix();
     let mut encoder = Encoder {
         info: info.clone(),
-        output,
+        output: negotiate_output(&req.headers),
         include: table::include_object(&req.query),
         headers_sent: false,
     };
-
     if send_initial == Some(true) && !bookmarks {
-        return Err(ApiError::invalid(
-            "meta.k8s.io",
-            "ListOptions",
-            "",
-            vec![crate::validation::cause(
-                "FieldValueForbidden",
-                "allowWatchBookmarks",
-                "Forbidden: allowWatchBookmarks required when using streaming list",
-            )],
-        ));
+        return Err(streaming_list_needs_bookmarks());
     }
-
-    let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let mut initial: Vec<Bytes> = Vec::new();
-    let start_after: Revision;
-    let initial_mode = rv_param.is_empty() || rv_param == "0" || send_initial == Some(true);
-    if initial_mode && send_initial != Some(false) {
-        state.watches.ensure_feed(&feed_prefix).await?;
-        let page = read_page(&state, &info, &namespace, &filter, 0, None).await?;
-        for obj in &page.items {
-            initial.push(encoder.line("ADDED", obj, None));
-        }
-        start_after = page.revision;
-        if send_initial == Some(true) {
-            initial.push(encoder.bookmark(start_after, true));
-        }
-    } else if rv_param.is_empty() || rv_param == "0" {
-        start_after = state.store.current_revision().await?;
-    } else {
-        start_after = rv_param
-            .parse::<Revision>()
-            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param}")))?;
-    }
-
+    let start = Start {
+        rv_param: &rv_param,
+        send_initial,
+        feed_prefix: &feed_prefix,
+        namespace: &namespace,
+    };
+    let (mut initial, start_after) = start.initial_events(&state, &filter, &mut encoder).await?;
     let subscription = match state.watches.subscribe(&feed_prefix, start_after).await {
         Ok(s) => Some(s),
         Err(e) if e.code == 410 => {
@@ -222,82 +195,200 @@ pub(crate) async fn watch(state: SharedState, req: Req) -> Result<Response, ApiE
         }
         Err(e) => return Err(e),
     };
-
-    let metrics_state = state.clone();
-    metrics_state.metrics.watch_started();
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let outlet = Outlet {
+        tx,
+        filter,
+        key_prefix,
+        encoder,
+        last: start_after,
+        bookmarks,
+    };
+    state.metrics.watch_started();
+    let guard = WatchGuard(state.clone());
     tokio::spawn(async move {
-        let _guard = WatchGuard(metrics_state.clone());
+        let _guard = guard;
+        outlet.run(initial, subscription, timeout).await;
+    });
+    Ok(event_stream_response(rx))
+}
+
+/// The Invalid error for `sendInitialEvents=true` without `allowWatchBookmarks`.
+fn streaming_list_needs_bookmarks() -> ApiError {
+    ApiError::invalid(
+        "meta.k8s.io",
+        "ListOptions",
+        "",
+        vec![crate::validation::cause(
+            "FieldValueForbidden",
+            "allowWatchBookmarks",
+            "Forbidden: allowWatchBookmarks required when using streaming list",
+        )],
+    )
+}
+
+/// Where a watch starts, from its `resourceVersion` and `sendInitialEvents`.
+struct Start<'a> {
+    rv_param: &'a str,
+    send_initial: Option<bool>,
+    feed_prefix: &'a str,
+    namespace: &'a str,
+}
+
+impl Start<'_> {
+    /// The lines sent before any change (ADDED for each object, the initial-events-end
+    /// bookmark) and the revision changes are sent after.
+    async fn initial_events(
+        &self,
+        state: &SharedState,
+        filter: &Filter,
+        encoder: &mut Encoder,
+    ) -> Result<(Vec<Bytes>, Revision), ApiError> {
+        let rv = self.rv_param;
+        let unset = rv.is_empty() || rv == "0";
+        if (unset || self.send_initial == Some(true)) && self.send_initial != Some(false) {
+            state.watches.ensure_feed(self.feed_prefix).await?;
+            let info = encoder.info.clone();
+            let page = read_page(state, &info, self.namespace, filter, 0, None).await?;
+            let mut initial: Vec<Bytes> = page
+                .items
+                .iter()
+                .map(|obj| encoder.line("ADDED", obj, None))
+                .collect();
+            if self.send_initial == Some(true) {
+                initial.push(encoder.bookmark(page.revision, true));
+            }
+            return Ok((initial, page.revision));
+        }
+        let start_after = if unset {
+            state.store.current_revision().await?
+        } else {
+            rv.parse::<Revision>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?
+        };
+        Ok((Vec::new(), start_after))
+    }
+}
+
+/// One watch's way to its client: the events after `last` that pass the filter, as lines,
+/// and a BOOKMARK every [`BOOKMARK_EVERY`] when allowed.
+struct Outlet {
+    tx: mpsc::Sender<Bytes>,
+    filter: Filter,
+    key_prefix: String,
+    encoder: Encoder,
+    last: Revision,
+    bookmarks: bool,
+}
+
+impl Outlet {
+    /// Sends the initial lines, then follows the subscription until the timeout, the
+    /// client leaving or the feed ending.
+    async fn run(mut self, initial: Vec<Bytes>, sub: Option<Subscription>, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
         for line in initial {
-            if tx.send(line).await.is_err() {
+            if self.tx.send(line).await.is_err() {
                 return;
             }
         }
-        let Some(subscription) = subscription else {
+        let Some(sub) = sub else {
             return;
         };
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
+        let _ = tokio::time::timeout_at(deadline, self.follow(sub)).await;
+    }
+
+    async fn follow(&mut self, sub: Subscription) {
+        let client = self.tx.clone();
         let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
         ticker.tick().await;
-        let mut last = start_after;
-        match subscription {
+        match sub {
             Subscription::Shared { backlog, mut live } => {
                 for ev in backlog {
-                    if let Some(line) =
-                        next_line(&ev, &mut last, &filter, &key_prefix, &mut encoder)
-                        && tx.send(line).await.is_err()
-                    {
+                    if !self.event(&ev).await {
                         return;
                     }
                 }
                 loop {
-                    tokio::select! {
-                        _ = &mut deadline => return,
-                        _ = tx.closed() => return,
-                        _ = ticker.tick(), if bookmarks => {
-                            if tx.send(encoder.bookmark(last, false)).await.is_err() { return; }
+                    let next = tokio::select! {
+                        _ = client.closed() => return,
+                        _ = ticker.tick(), if self.bookmarks => None,
+                        ev = live.recv() => Some(ev),
+                    };
+                    let alive = match next {
+                        None => self.bookmark().await,
+                        Some(Ok(ev)) => self.event(&ev).await,
+                        Some(Err(broadcast::error::RecvError::Lagged(_))) => {
+                            let e = ApiError::expired(format!(
+                                "too old resource version: {} (watcher fell behind)",
+                                self.last
+                            ));
+                            let _ = self.tx.send(error_line(&e)).await;
+                            false
                         }
-                        ev = live.recv() => match ev {
-                            Ok(ev) => {
-                                if let Some(line) = next_line(&ev, &mut last, &filter, &key_prefix, &mut encoder)
-                                    && tx.send(line).await.is_err() { return; }
-                            }
-                            Err(broadcast::error::RecvError::Lagged(_)) => {
-                                let e = ApiError::expired(format!("too old resource version: {last} (watcher fell behind)"));
-                                let _ = tx.send(error_line(&e)).await;
-                                return;
-                            }
-                            Err(broadcast::error::RecvError::Closed) => return,
-                        }
+                        Some(Err(broadcast::error::RecvError::Closed)) => false,
+                    };
+                    if !alive {
+                        return;
                     }
                 }
             }
             Subscription::Direct(mut stream) => loop {
-                tokio::select! {
-                    _ = &mut deadline => return,
-                    _ = tx.closed() => return,
-                    _ = ticker.tick(), if bookmarks => {
-                        if tx.send(encoder.bookmark(last, false)).await.is_err() { return; }
+                let next = tokio::select! {
+                    _ = client.closed() => return,
+                    _ = ticker.tick(), if self.bookmarks => None,
+                    batch = stream.next() => Some(batch),
+                };
+                let alive = match next {
+                    None => self.bookmark().await,
+                    Some(Some(Ok(batch))) => self.batch(&batch).await,
+                    Some(Some(Err(e))) => {
+                        let e = crate::error::storage_error(e);
+                        let _ = self.tx.send(error_line(&e)).await;
+                        false
                     }
-                    batch = stream.next() => match batch {
-                        Some(Ok(batch)) => {
-                            for raw in &batch {
-                                let Ok(ev) = decode_event(raw) else { continue };
-                                if let Some(line) = next_line(&ev, &mut last, &filter, &key_prefix, &mut encoder)
-                                    && tx.send(line).await.is_err() { return; }
-                            }
-                        }
-                        Some(Err(e)) => {
-                            let _ = tx.send(error_line(&crate::error::storage_error(e))).await;
-                            return;
-                        }
-                        None => return,
-                    }
+                    Some(None) => false,
+                };
+                if !alive {
+                    return;
                 }
             },
         }
-    });
+    }
 
+    /// Sends `ev` if it is new and passes the filter; false once the client is gone.
+    async fn event(&mut self, ev: &WatchEvent) -> bool {
+        let line = next_line(
+            ev,
+            &mut self.last,
+            &self.filter,
+            &self.key_prefix,
+            &mut self.encoder,
+        );
+        match line {
+            Some(line) => self.tx.send(line).await.is_ok(),
+            None => true,
+        }
+    }
+
+    /// Sends the events of a storage watch's batch (skipping any that do not decode).
+    async fn batch(&mut self, batch: &[flotilla_storage::Event]) -> bool {
+        for raw in batch {
+            let Ok(ev) = decode_event(raw) else { continue };
+            if !self.event(&ev).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn bookmark(&mut self) -> bool {
+        let line = self.encoder.bookmark(self.last, false);
+        self.tx.send(line).await.is_ok()
+    }
+}
+
+/// The streamed `200 OK` of a watch.
+fn event_stream_response(rx: mpsc::Receiver<Bytes>) -> Response {
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<Bytes, Infallible>);
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = StatusCode::OK;
@@ -309,7 +400,7 @@ pub(crate) async fn watch(state: SharedState, req: Req) -> Result<Response, ApiE
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, private"),
     );
-    Ok(resp)
+    resp
 }
 
 struct WatchGuard(SharedState);
