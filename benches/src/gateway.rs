@@ -24,7 +24,8 @@ pub struct Args {
     /// Simulated member clusters (one `flotilla member --count M` process).
     #[arg(long, default_value_t = 2)]
     pub members: u32,
-    /// Sequential requests per latency measurement.
+    /// Sequential requests per latency measurement (floor, impersonating and gateway
+    /// requests interleaved).
     #[arg(long, default_value_t = 1000)]
     pub requests: usize,
     /// Concurrent clients of the throughput measurement.
@@ -183,20 +184,25 @@ async fn until_served(client: &kube::Client, path: &str, times: usize) -> anyhow
     Ok(())
 }
 
-/// Latency of `n` sequential GETs with `headers`.
-async fn latency(
-    client: &kube::Client,
-    path: &str,
-    headers: &[(&str, &str)],
-    n: usize,
-) -> anyhow::Result<Summary> {
-    let mut samples = Vec::with_capacity(n);
+/// One way of asking for the echo: a client, a path and extra headers.
+struct Target<'a> {
+    client: &'a kube::Client,
+    path: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+}
+
+/// Latency of `n` sequential GETs of each target, interleaved (one of each in turn), so every
+/// target sees the same load on the shared machine; one summary per target, in order.
+async fn latencies(targets: &[Target<'_>], n: usize) -> anyhow::Result<Vec<Summary>> {
+    let mut samples = vec![Vec::with_capacity(n); targets.len()];
     for _ in 0..n {
-        let started = Instant::now();
-        get_as(client, path, headers).await?;
-        samples.push(started.elapsed());
+        for (target, samples) in targets.iter().zip(samples.iter_mut()) {
+            let started = Instant::now();
+            get_as(target.client, target.path, target.headers).await?;
+            samples.push(started.elapsed());
+        }
     }
-    Ok(Summary::of(&mut samples))
+    Ok(samples.iter_mut().map(|s| Summary::of(s)).collect())
 }
 
 /// Requests per second `concurrency` clients complete in `seconds`; (rate, failures).
@@ -293,10 +299,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     until_served(&fleet.member_client, &floor_path, 20).await?;
     until_served(&gateway_client, gateway_path, 20).await?;
 
-    let floor = latency(&fleet.member_client, &floor_path, &[], args.requests).await?;
-    let impersonating =
-        latency(&fleet.member_client, &floor_path, AS_GATEWAY, args.requests).await?;
-    let through = latency(&gateway_client, gateway_path, &[], args.requests).await?;
+    let targets = [
+        Target {
+            client: &fleet.member_client,
+            path: &floor_path,
+            headers: &[],
+        },
+        Target {
+            client: &fleet.member_client,
+            path: &floor_path,
+            headers: AS_GATEWAY,
+        },
+        Target {
+            client: &gateway_client,
+            path: gateway_path,
+            headers: &[],
+        },
+    ];
+    let [floor, impersonating, through] = <[Summary; 3]>::try_from(
+        latencies(&targets, args.requests).await?,
+    )
+    .map_err(|_| anyhow::anyhow!("one summary per target"))?;
     println!("  floor (member service proxy): {floor}");
     println!("  same, as the gateway's identity (impersonating): {impersonating}");
     println!("  gateway:                      {through}");
