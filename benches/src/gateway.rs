@@ -316,10 +316,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             headers: &[],
         },
     ];
-    let [floor, impersonating, through] = <[Summary; 3]>::try_from(
-        latencies(&targets, args.requests).await?,
-    )
-    .map_err(|_| anyhow::anyhow!("one summary per target"))?;
+    let [floor, impersonating, through] =
+        <[Summary; 3]>::try_from(latencies(&targets, args.requests).await?)
+            .map_err(|_| anyhow::anyhow!("one summary per target"))?;
     println!("  floor (member service proxy): {floor}");
     println!("  same, as the gateway's identity (impersonating): {impersonating}");
     println!("  gateway:                      {through}");
