@@ -151,7 +151,8 @@ pub struct WorkflowStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     /// Run condition: `always`, or an expression over earlier steps
-    /// (`status.<step>.failed|succeeded|timeout`, `status["<step>"].…`, `!`, `&&`, `||`).
+    /// (`status.<step>.failed|succeeded|timeout`, `status["<step>"].…`) and the step's inputs
+    /// (`inputs.<name> == "v"`, `inputs["<name>"]`), with `==`, `!=`, `!`, `&&`, `||`.
     #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     /// Values this step takes from earlier steps' outputs, set into its properties.

@@ -4,7 +4,8 @@
 //! `subSteps: StepByStep` runs them one after the other; `apply-component` applies one
 //! component to one cluster and exports an output; a
 //! `notification` step takes it as an input and POSTs Slack, DingTalk (URL from a Secret) and
-//! Lark bodies to a listener on 127.0.0.1; a refused POST fails the step.
+//! Lark bodies to a listener on 127.0.0.1; a refused POST fails the step; a step's `if` over
+//! its `inputs` (an earlier step's output) runs or skips it, and an unknown input fails it.
 
 mod support;
 
@@ -162,6 +163,38 @@ spec:
           - {name: second, type: apply-component, properties: {component: after, cluster: m1}}
 "#;
 
+/// `read` exports the ConfigMap's `data.mode` ("fast"); the next steps' `if` test it as an input.
+const GATED: &str = r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {name: gated, namespace: default}
+spec:
+  components:
+    - {name: src, type: k8s-objects, properties: {objects: [{apiVersion: v1, kind: ConfigMap, data: {mode: fast}}]}}
+    - {name: fast, type: k8s-objects, properties: {objects: [{apiVersion: v1, kind: ConfigMap}]}}
+    - {name: slow, type: k8s-objects, properties: {objects: [{apiVersion: v1, kind: ConfigMap}]}}
+  workflow:
+    steps:
+      - name: read
+        type: apply-component
+        properties: {component: src, cluster: m1}
+        outputs: [{name: mode, valueFrom: output.value.data.mode}]
+      - name: go-fast
+        type: apply-component
+        properties: {component: fast, cluster: m1}
+        inputs: [{from: mode, parameterKey: mode}]
+        if: 'inputs.mode == "fast"'
+      - name: go-slow
+        type: apply-component
+        properties: {component: slow, cluster: m1}
+        inputs: [{from: mode, parameterKey: mode}]
+        if: 'inputs["mode"] != "fast"'
+      - name: typo
+        type: apply-component
+        properties: {component: slow, cluster: m1}
+        inputs: [{from: mode, parameterKey: mode}]
+        if: 'inputs.mood == "fast"'
+"#;
+
 fn apply(hub: &Server, dir: &TestDir, name: &str, yaml: &str) {
     let file = dir.0.join(format!("{name}.yaml"));
     std::fs::write(&file, yaml).unwrap();
@@ -298,4 +331,20 @@ fn workflow_steps() {
         (step.starts_with("failed ") && step.contains("slack answered 500: boom")).then_some(())
     });
     assert!(m1.exists("cm", "extra", "default"));
+
+    // `if` over inputs: go-fast runs, go-slow is skipped, an unknown input fails the step.
+    apply(&hub, &dir, "gated", GATED);
+    let steps = "{range .status.workflow.steps[*]}{.name}={.phase} {end}";
+    wait_for("the gated steps are done", WAIT, || {
+        let got = field(&hub, "gated", steps);
+        got.contains("typo=failed").then_some(())
+    });
+    assert_eq!(
+        field(&hub, "gated", steps),
+        "read=succeeded go-fast=succeeded go-slow=skipped typo=failed "
+    );
+    let typo = field(&hub, "gated", "{.status.workflow.steps[3].message}");
+    assert!(typo.contains(r#"unknown input "mood""#), "{typo}");
+    assert!(m1.exists("cm", "fast", "default"));
+    assert!(!m1.exists("cm", "slow", "default"));
 }

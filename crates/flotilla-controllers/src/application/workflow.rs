@@ -9,6 +9,7 @@
 //! evaluated when it is entered (without one it is skipped after a failure for good); in `DAG`
 //! mode every step whose `dependsOn` steps are done runs at once.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -467,7 +468,7 @@ fn gate(
     if pending {
         let verdict = match step.condition.as_deref().map(str::trim) {
             None | Some("") => Ok(!failed_before),
-            Some(c) => workflow_condition::evaluate(c, &status.steps),
+            Some(c) => workflow_condition::evaluate(c, &status.steps, &step_inputs(status, step)),
         };
         let s = &mut status.steps[index];
         match verdict {
@@ -500,6 +501,14 @@ fn gate(
         return true;
     }
     false
+}
+
+/// The step's inputs that have a value so far, by their `from` name, for its `if`.
+fn step_inputs(status: &WorkflowStatus, step: &WorkflowStep) -> BTreeMap<String, Value> {
+    step.inputs
+        .iter()
+        .filter_map(|i| Some((i.from.clone(), status.outputs.get(&i.from)?.clone())))
+        .collect()
 }
 
 /// How the steps and a step-group's sub-steps run (`workflow.mode.steps` / `subSteps`).

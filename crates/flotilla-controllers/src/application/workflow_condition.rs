@@ -3,12 +3,19 @@
 //! - `always`: run whatever happened before.
 //! - `status.<step>.<flag>` and `status["<step-name>"].<flag>`, where flag is `succeeded`,
 //!   `failed`, `timeout` or `skipped` (`phase` compares as a string: `status.a.phase == "failed"`).
-//! - `true`, `false`, string literals, `==`, `!=`, `!`, `&&`, `||`, parentheses.
+//! - `inputs.<name>` and `inputs["<name>"]`: the value of the step's input `from: <name>` (an
+//!   earlier step's output). It compares with `==`/`!=` against string, number and boolean
+//!   literals; alone it must be a boolean (`if: inputs.ready`). A name that is not one of the
+//!   step's inputs (or whose output does not exist yet) fails the step with a message.
+//! - `true`, `false`, string and number literals, `==`, `!=`, `!`, `&&`, `||`, parentheses.
 //!
-//! `inputs.*` and other CUE expressions are not supported: such a condition fails the step with
-//! a message naming the unsupported part.
+//! Other CUE expressions (`context.*`, arithmetic, `<`, functions) are not supported: such a
+//! condition fails the step with a message naming the unsupported part.
+
+use std::collections::BTreeMap;
 
 use flotilla_apis::{StepStatus, step_phase};
+use serde_json::Value;
 
 /// Why a condition could not be evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +31,7 @@ pub struct Error {
 enum Token {
     Ident(String),
     Str(String),
+    Num(f64),
     Op(&'static str),
 }
 
@@ -31,6 +39,40 @@ enum Token {
 enum Val {
     Bool(bool),
     Str(String),
+    Num(f64),
+    /// An input holding null, an object or an array: equal only to the same value.
+    Json(Value),
+}
+
+impl Val {
+    fn from_json(v: &Value) -> Val {
+        match v {
+            Value::Bool(b) => Val::Bool(*b),
+            Value::String(s) => Val::Str(s.clone()),
+            Value::Number(n) => n.as_f64().map_or_else(|| Val::Json(v.clone()), Val::Num),
+            other => Val::Json(other.clone()),
+        }
+    }
+}
+
+/// The length of the number literal at the start of `chars` (`-`, digits, one `.`), if any.
+fn number_len(chars: &[char]) -> usize {
+    let sign = usize::from(chars.first() == Some(&'-'));
+    if !chars.get(sign).is_some_and(char::is_ascii_digit) {
+        return 0;
+    }
+    let mut len = sign;
+    let mut dot = false;
+    while let Some(&c) = chars.get(len) {
+        let next_digit = chars.get(len + 1).is_some_and(char::is_ascii_digit);
+        if c.is_ascii_digit() || (c == '.' && !dot && next_digit) {
+            dot |= c == '.';
+            len += 1;
+        } else {
+            break;
+        }
+    }
+    len
 }
 
 fn tokenize(text: &str) -> Result<Vec<Token>, String> {
@@ -58,6 +100,12 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                 .ok_or("unterminated string")?;
             out.push(Token::Str(chars[i + 1..i + 1 + end].iter().collect()));
             i += end + 2;
+        } else if out.last() != Some(&Token::Op(".")) && number_len(&chars[i..]) > 0 {
+            // After a `.` a leading digit starts a name (`status.2nd.failed`), not a number.
+            let len = number_len(&chars[i..]);
+            let text: String = chars[i..i + len].iter().collect();
+            out.push(Token::Num(text.parse().map_err(|_| "bad number")?));
+            i += len;
         } else if c.is_alphanumeric() || c == '_' || c == '-' {
             let start = i;
             while i < chars.len() && (chars[i].is_alphanumeric() || "_-".contains(chars[i])) {
@@ -75,6 +123,7 @@ struct Parser<'a> {
     tokens: Vec<Token>,
     at: usize,
     steps: &'a [StepStatus],
+    inputs: &'a BTreeMap<String, Value>,
 }
 
 impl Parser<'_> {
@@ -143,34 +192,52 @@ impl Parser<'_> {
                 self.at += 1;
                 Ok(Val::Str(s))
             }
+            Some(Token::Num(n)) => {
+                self.at += 1;
+                Ok(Val::Num(n))
+            }
             Some(Token::Ident(word)) => {
                 self.at += 1;
                 match word.as_str() {
                     "true" | "always" => Ok(Val::Bool(true)),
                     "false" => Ok(Val::Bool(false)),
                     "status" => self.step_field(),
+                    "inputs" => self.input(),
                     other => Err(format!("unsupported name {other:?}")),
                 }
             }
             other => Err(format!("unexpected {other:?}")),
         }
     }
+    /// `.name` or `["name"]` after `status` or `inputs` (`what`).
+    fn member(&mut self, what: &str) -> Result<String, String> {
+        if self.eat(".") {
+            return self.ident();
+        }
+        if !self.eat("[") {
+            return Err(format!("expected .<name> or [\"<name>\"] after {what}"));
+        }
+        let Some(Token::Str(s)) = self.tokens.get(self.at).cloned() else {
+            return Err(format!("expected a quoted name in {what}[...]"));
+        };
+        self.at += 1;
+        if !self.eat("]") {
+            return Err("missing ]".into());
+        }
+        Ok(s)
+    }
+    /// After `inputs`: `.name` or `["name"]`, the value of the step's input of that name.
+    fn input(&mut self) -> Result<Val, String> {
+        let name = self.member("inputs")?;
+        let value = self.inputs.get(&name).ok_or_else(|| {
+            let known: Vec<&str> = self.inputs.keys().map(String::as_str).collect();
+            format!("unknown input {name:?} (the step's inputs with a value: {known:?})")
+        })?;
+        Ok(Val::from_json(value))
+    }
     /// After `status`: `.name.flag` or `["name"].flag`.
     fn step_field(&mut self) -> Result<Val, String> {
-        let name = if self.eat(".") {
-            self.ident()?
-        } else if self.eat("[") {
-            let Some(Token::Str(s)) = self.tokens.get(self.at).cloned() else {
-                return Err("expected a quoted step name".into());
-            };
-            self.at += 1;
-            if !self.eat("]") {
-                return Err("missing ]".into());
-            }
-            s
-        } else {
-            return Err("expected .<step> or [\"<step>\"] after status".into());
-        };
+        let name = self.member("status")?;
         if !self.eat(".") {
             return Err(format!("expected .<field> after status.{name}"));
         }
@@ -206,14 +273,21 @@ fn truth(v: &Val) -> Result<bool, String> {
     match v {
         Val::Bool(b) => Ok(*b),
         Val::Str(s) => Err(format!("{s:?} is not a boolean")),
+        Val::Num(n) => Err(format!("{n} is not a boolean")),
+        Val::Json(v) => Err(format!("{v} is not a boolean")),
     }
 }
 
 /// The reason a timed-out step carries.
 pub const TIMEOUT_REASON: &str = "Timeout";
 
-/// Evaluates `condition` over the steps' statuses.
-pub fn evaluate(condition: &str, steps: &[StepStatus]) -> Result<bool, Error> {
+/// Evaluates `condition` over the steps' statuses and the step's resolved inputs (input name,
+/// its `from`, to the output's value).
+pub fn evaluate(
+    condition: &str,
+    steps: &[StepStatus],
+    inputs: &BTreeMap<String, Value>,
+) -> Result<bool, Error> {
     let err = |message: String| Error {
         condition: condition.to_string(),
         message,
@@ -223,6 +297,7 @@ pub fn evaluate(condition: &str, steps: &[StepStatus]) -> Result<bool, Error> {
         tokens,
         at: 0,
         steps,
+        inputs,
     };
     let v = parser.or().map_err(err)?;
     if parser.at != parser.tokens.len() {
@@ -250,7 +325,8 @@ mod tests {
             step("apply", step_phase::FAILED, TIMEOUT_REASON),
             step("deploy-prod", step_phase::SUCCEEDED, ""),
         ];
-        let eval = |c: &str| evaluate(c, &steps);
+        let none = BTreeMap::new();
+        let eval = |c: &str| evaluate(c, &steps, &none);
         assert_eq!(eval("always"), Ok(true));
         assert_eq!(eval("status.apply.timeout"), Ok(true));
         assert_eq!(
@@ -264,8 +340,11 @@ mod tests {
         );
         assert_eq!(eval("(status.apply.phase == \"failed\") && true"), Ok(true));
         assert_eq!(eval("status.apply.phase != \"failed\""), Ok(false));
-        let e = eval("inputs.ready == \"yes\"").unwrap_err();
-        assert!(e.to_string().contains("unsupported name \"inputs\""), "{e}");
+        let e = eval("context.name == \"yes\"").unwrap_err();
+        assert!(
+            e.to_string().contains("unsupported name \"context\""),
+            "{e}"
+        );
         assert!(
             eval("status.nope.failed")
                 .unwrap_err()
@@ -274,5 +353,45 @@ mod tests {
         );
         assert!(eval("status.apply.phase").is_err());
         assert!(eval("status.apply.failed )").is_err());
+    }
+
+    #[test]
+    fn conditions_over_inputs() {
+        let steps = [
+            step("apply", step_phase::SUCCEEDED, ""),
+            step("2nd", "", ""),
+        ];
+        let inputs = BTreeMap::from([
+            ("env".to_string(), serde_json::json!("prod")),
+            ("replicas".to_string(), serde_json::json!(3)),
+            ("ready".to_string(), serde_json::json!(true)),
+            ("image-tag".to_string(), serde_json::json!("v1.2")),
+            ("labels".to_string(), serde_json::json!({"a": "b"})),
+        ]);
+        let eval = |c: &str| evaluate(c, &steps, &inputs);
+        assert_eq!(eval(r#"inputs.env == "prod""#), Ok(true));
+        assert_eq!(eval(r#"inputs["env"] != "prod""#), Ok(false));
+        assert_eq!(eval(r#"inputs["image-tag"] == "v1.2""#), Ok(true));
+        assert_eq!(eval("inputs.replicas == 3"), Ok(true));
+        assert_eq!(eval("inputs.replicas == 3.0"), Ok(true));
+        assert_eq!(eval("inputs.replicas != -3.5"), Ok(true));
+        assert_eq!(eval(r#"inputs.replicas == "3""#), Ok(false));
+        assert_eq!(eval("inputs.ready"), Ok(true));
+        assert_eq!(eval("!inputs.ready || inputs.ready == false"), Ok(false));
+        assert_eq!(
+            eval(r#"status.apply.succeeded && inputs.env == "prod""#),
+            Ok(true)
+        );
+        assert_eq!(eval("status[\"2nd\"].skipped"), Ok(false));
+        assert_eq!(eval("status.2nd.skipped"), Ok(false));
+        assert_eq!(eval(r#"inputs.labels == "b""#), Ok(false));
+        let e = eval("inputs.nope == \"x\"").unwrap_err();
+        assert!(e.message.contains("unknown input \"nope\""), "{e}");
+        assert!(e.message.contains("\"env\""), "{e}");
+        let e = eval("inputs.env").unwrap_err();
+        assert!(e.message.contains("not a boolean"), "{e}");
+        assert!(eval("inputs").is_err());
+        assert!(eval("inputs[env]").is_err());
+        assert!(eval("inputs.replicas").is_err());
     }
 }
