@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::resource::{empty, fleet_resource};
 
 /// The Argo CD API group.
-pub const ARGO_GROUP: &str = "argoproj.io";
+pub(crate) const ARGO_GROUP: &str = "argoproj.io";
 /// The destination name of the hub itself.
 pub const IN_CLUSTER: &str = "in-cluster";
 /// The destination server of the hub itself.
@@ -27,8 +27,6 @@ pub const SECRET_TYPE_REPOSITORY: &str = "repository";
 pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 /// Annotation on synced objects: `<app-namespace>_<app-name>` of the owning Application.
 pub const TRACKING_ANNOTATION: &str = "argocd.argoproj.io/tracking-id";
-/// Label on synced objects: the owning Application's name (Argo CD's default tracking label).
-pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 /// Annotation: when set (any value), the controller fetches the repository at once.
 pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
 

@@ -439,6 +439,8 @@ fn fleet_role_binding_crd() -> Value {
     })
 }
 
+/// Every CustomResourceDefinition the hub installs at start (the fleet kinds, MCS and Argo CD's),
+/// as JSON objects ready to create.
 pub fn crds() -> Vec<Value> {
     vec![
         fleet_role_binding_crd(),

@@ -7,6 +7,8 @@
 //! - [`operation`]: the workflow operations (`resume`, `suspend`, ...) as status patches, shared
 //!   by the CLI and anyone else who drives a workflow through the hub API.
 
+#![warn(unreachable_pub, missing_docs)]
+
 mod application;
 mod argocd;
 mod cluster;
@@ -24,14 +26,12 @@ pub use policy::*;
 pub use tracker::*;
 
 /// The KubeVela API group.
-pub const OAM_GROUP: &str = "core.oam.dev";
+pub(crate) const OAM_GROUP: &str = "core.oam.dev";
 /// The Open Cluster Management cluster API group.
-pub const OCM_CLUSTER_GROUP: &str = "cluster.open-cluster-management.io";
+pub(crate) const OCM_CLUSTER_GROUP: &str = "cluster.open-cluster-management.io";
 /// The multi-cluster services API group.
 pub const MCS_GROUP: &str = "multicluster.x-k8s.io";
 
-/// The hub namespace that holds cluster credentials Secrets.
-pub const VELA_SYSTEM_NAMESPACE: &str = "vela-system";
 /// The name of the hub itself as a placement target.
 pub const LOCAL_CLUSTER: &str = "local";
 
@@ -47,8 +47,6 @@ pub mod labels {
     pub const APP_CLUSTER: &str = "app.oam.dev/cluster";
     /// Label: the application revision that last dispatched the object.
     pub const APP_REVISION: &str = "app.oam.dev/appRevision";
-    /// Label on the objects a trait rendered: the trait type.
-    pub const TRAIT_TYPE: &str = "trait.oam.dev/type";
     /// Annotation: hash of the rendered object, so unchanged objects are not rewritten.
     pub const RENDER_HASH: &str = "app.oam.dev/render-hash";
     /// Annotation: the authenticated user who last created or updated the application.
@@ -72,6 +70,4 @@ pub mod labels {
     /// Finalizer on an Application (`vela delete --orphan`): deleting it leaves its objects on
     /// the members.
     pub const ORPHAN_FINALIZER: &str = "app.oam.dev/orphan-resource";
-    /// Label on cluster credentials Secrets: `X509Certificate` or `ServiceAccountToken`.
-    pub const CLUSTER_CREDENTIAL_TYPE: &str = "cluster.core.oam.dev/cluster-credential-type";
 }
