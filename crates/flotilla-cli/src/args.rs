@@ -113,6 +113,11 @@ pub struct HubArgs {
     /// connection for its probes).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub cluster_probe_concurrency: u32,
+    /// At most this many requests of the application controller (applies, reads, deletes;
+    /// watches aside) go to one member at once; more wait. Each member's requests share one
+    /// HTTP/2 connection.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub member_request_concurrency: u32,
     /// How often the GitOps controller fetches each Git repository (a push to
     /// `POST /api/webhook` fetches at once).
     #[arg(long, default_value = "3m", value_parser = parse_duration)]

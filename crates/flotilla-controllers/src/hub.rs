@@ -15,13 +15,19 @@ pub struct HubControllerOptions {
     pub gitops_pushes: crate::gitops::PushQueue,
     /// How many ApplicationRevisions are kept per Application.
     pub application_revision_limit: usize,
+    /// At most this many dispatch requests (watches aside) go to one member at once.
+    pub member_request_concurrency: usize,
 }
 
 /// Runs every hub controller that writes (to the hub, a member or a webhook) until one fails
 /// or the future is dropped. Only the hub holding the controllers' Lease runs these.
 pub async fn run(hub_client: kube::Client, options: HubControllerOptions) -> anyhow::Result<()> {
     tokio::try_join!(
-        crate::application::run(hub_client.clone(), options.application_revision_limit),
+        crate::application::run(
+            hub_client.clone(),
+            options.application_revision_limit,
+            options.member_request_concurrency,
+        ),
         crate::cluster::run(
             hub_client.clone(),
             crate::cluster::health::ProbeOptions {

@@ -5,6 +5,7 @@
 //! - [`error_backoff`]: the error policy every hub controller shares (per-object backoff).
 //! - [`leader`]: the Lease election that gates every hub controller ([`hub::run`]).
 //! - [`mcs`]: multi-cluster Services (ServiceExport / ServiceImport → `amcs-<name>` + slices).
+//! - [`multiplexed_client`]: kube clients over one HTTP/2 connection per server (members).
 //! - [`membersim`]: the simulated member's workload controllers.
 //! - [`statemetrics`]: a member's kube-state-metrics-named series on its `/metrics`.
 //! - [`fleetmetrics`]: the hub's scrape of every member, `/metrics/clusters` and history.
@@ -22,4 +23,5 @@ pub mod hub;
 pub mod leader;
 pub mod mcs;
 pub mod membersim;
+pub mod multiplexed_client;
 pub mod statemetrics;

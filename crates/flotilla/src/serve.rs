@@ -94,15 +94,18 @@ async fn futures_pending() {
     std::future::pending::<()>().await
 }
 
-/// A kube client for a server's admin kubeconfig.
-async fn admin_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+/// The kube config of a server's admin kubeconfig.
+async fn admin_config(kubeconfig: &Path) -> anyhow::Result<kube::Config> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .context("loading the admin kubeconfig")?;
-    Ok(kube::Client::try_from(config)?)
+    kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .context("loading the admin kubeconfig")
+}
+
+/// A kube client for a server's admin kubeconfig.
+async fn admin_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    Ok(kube::Client::try_from(admin_config(kubeconfig).await?)?)
 }
 
 async fn serving(server: RunningServer) -> anyhow::Result<()> {
@@ -167,6 +170,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
         },
         gitops_pushes: pushes,
         application_revision_limit: args.application_revision_limit as usize,
+        member_request_concurrency: args.member_request_concurrency as usize,
     };
     let every_hub = {
         let (client, options) = (hub_client.clone(), options.clone());
@@ -365,7 +369,11 @@ async fn one_member(
         server.url,
         server.admin_kubeconfig.display()
     );
-    let client = admin_client(&server.admin_kubeconfig).await?;
+    // One HTTP/2 connection carries the simulator's and the exporter's watches and requests
+    // (HTTP/1.1 took a connection, two descriptors in this process, per watch).
+    let client = flotilla_controllers::multiplexed_client::client(
+        admin_config(&server.admin_kubeconfig).await?,
+    )?;
     let exporter_client = client.clone();
     tokio::spawn(keep_running("member state metrics", move || {
         flotilla_controllers::statemetrics::run(exporter_client.clone(), state_metrics.clone())

@@ -56,9 +56,15 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context with the given re-assert interval.
-    pub fn new(hub_client: kube::Client, reassert_interval: Duration) -> Self {
-        let members = MemberClients::new(hub_client.clone());
+    /// A context with the given re-assert interval, sending at most `requests_per_member`
+    /// requests (watches aside) to each member at once.
+    pub fn new(
+        hub_client: kube::Client,
+        reassert_interval: Duration,
+        requests_per_member: usize,
+    ) -> Self {
+        let members =
+            MemberClients::with_requests_per_member(hub_client.clone(), requests_per_member);
         Context {
             drift: super::drift_watch::DriftWatch::new(hub_client.clone(), members.clone()),
             members,

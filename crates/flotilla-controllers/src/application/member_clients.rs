@@ -1,6 +1,7 @@
 //! Clients for the clusters an application dispatches to, acting as the application's user.
 //!
-//! One pooled [`kube::Client`] per member (built from the credentials Secret the cluster
+//! One [`kube::Client`] per member, multiplexing its requests over one HTTP/2 connection
+//! ([`crate::multiplexed_client`]; built from the credentials Secret the cluster
 //! registry stores in `vela-system`, see [`crate::cluster::credentials`]), cached and shared;
 //! `local` is the hub itself. Requests on an application's behalf go through a thin wrapper that
 //! adds `Impersonate-User` / `Impersonate-Group` for the user recorded on the application
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use flotilla_apis::{LOCAL_CLUSTER, labels};
 use http::HeaderValue;
 use kube::client::Body;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 
 /// Why a member client could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -84,19 +85,40 @@ impl Identity {
 /// How long a member client is reused before its credentials are read again.
 const CLIENT_TTL: Duration = Duration::from_secs(60);
 
+/// Requests (watches aside) a pool sends to one member at once unless told otherwise.
+pub const DEFAULT_REQUESTS_PER_MEMBER: usize = 32;
+
+/// A member's client and what outlives it when it is rebuilt.
+struct Pooled {
+    client: kube::Client,
+    built: Instant,
+    /// Permits for requests in flight to this member, shared by every client built for it.
+    in_flight: Arc<Semaphore>,
+}
+
 /// The pool of member clients.
 #[derive(Clone)]
 pub struct MemberClients {
     hub_client: kube::Client,
-    pool: Arc<Mutex<HashMap<String, (kube::Client, Instant)>>>,
+    pool: Arc<Mutex<HashMap<String, Pooled>>>,
+    requests_per_member: usize,
 }
 
 impl MemberClients {
-    /// A pool that reads credentials through `hub_client`.
+    /// A pool that reads credentials through `hub_client`, sending at most
+    /// [`DEFAULT_REQUESTS_PER_MEMBER`] requests to each member at once.
     pub fn new(hub_client: kube::Client) -> Self {
+        Self::with_requests_per_member(hub_client, DEFAULT_REQUESTS_PER_MEMBER)
+    }
+
+    /// A pool sending at most `limit` requests (watches aside) to each member at once; more
+    /// wait for a turn. Each member's requests share one HTTP/2 connection, so this bounds
+    /// the streams (and the member's work) one hub fan-out opens on it.
+    pub fn with_requests_per_member(hub_client: kube::Client, limit: usize) -> Self {
         MemberClients {
             hub_client,
             pool: Arc::new(Mutex::new(HashMap::new())),
+            requests_per_member: limit.max(1),
         }
     }
 
@@ -106,10 +128,10 @@ impl MemberClients {
             return Ok(self.hub_client.clone());
         }
         let mut pool = self.pool.lock().await;
-        if let Some((client, at)) = pool.get(cluster)
-            && at.elapsed() < CLIENT_TTL
+        if let Some(pooled) = pool.get(cluster)
+            && pooled.built.elapsed() < CLIENT_TTL
         {
-            return Ok(client.clone());
+            return Ok(pooled.client.clone());
         }
         let mut config = crate::cluster::credentials::member_config(&self.hub_client, cluster)
             .await
@@ -121,11 +143,23 @@ impl MemberClients {
         config.connect_timeout = Some(Duration::from_secs(5));
         config.read_timeout = Some(Duration::from_secs(20));
         config.write_timeout = Some(Duration::from_secs(20));
-        let client = kube::Client::try_from(config).map_err(|e| Error::Build {
+        let client = crate::multiplexed_client::client(config).map_err(|e| Error::Build {
             cluster: cluster.to_string(),
             source: Box::new(e),
         })?;
-        pool.insert(cluster.to_string(), (client.clone(), Instant::now()));
+        let in_flight = pool.get(cluster).map_or_else(
+            || Arc::new(Semaphore::new(self.requests_per_member)),
+            |p| p.in_flight.clone(),
+        );
+        let client = bounded(client, in_flight.clone());
+        pool.insert(
+            cluster.to_string(),
+            Pooled {
+                client: client.clone(),
+                built: Instant::now(),
+                in_flight,
+            },
+        );
         Ok(client)
     }
 
@@ -139,6 +173,32 @@ impl MemberClients {
         let base = self.base(cluster).await?;
         Ok(impersonating(base, identity))
     }
+}
+
+/// Whether `uri` asks for a watch (a stream held open for minutes, never counted as in flight).
+fn is_watch(uri: &http::Uri) -> bool {
+    uri.query()
+        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
+}
+
+/// Wraps `client` so that a request (other than a watch) waits for a permit of `in_flight`,
+/// held until its response's headers arrive.
+fn bounded(client: kube::Client, in_flight: Arc<Semaphore>) -> kube::Client {
+    let namespace = client.default_namespace().to_string();
+    let service = tower::service_fn(move |request: http::Request<Body>| {
+        let (client, in_flight) = (client.clone(), in_flight.clone());
+        async move {
+            if is_watch(request.uri()) {
+                return client.send(request).await;
+            }
+            let _permit = in_flight
+                .acquire_owned()
+                .await
+                .map_err(|e| kube::Error::Service(Box::new(e)))?;
+            client.send(request).await
+        }
+    });
+    kube::Client::new(service, namespace)
 }
 
 /// Wraps `client` so that every request carries the impersonation headers of `identity`.
@@ -184,6 +244,19 @@ pub fn impersonating(client: kube::Client, identity: &Identity) -> kube::Client 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watches_are_told_apart() {
+        let uri = |s: &str| s.parse::<http::Uri>().unwrap();
+        assert!(is_watch(&uri(
+            "/api/v1/configmaps?watch=true&resourceVersion=1"
+        )));
+        assert!(is_watch(&uri("/api/v1/configmaps?labelSelector=a&watch=1")));
+        assert!(!is_watch(&uri(
+            "/api/v1/configmaps?labelSelector=watch%3Dtrue"
+        )));
+        assert!(!is_watch(&uri("/api/v1/configmaps")));
+    }
 
     #[test]
     fn identity_from_annotations() {

@@ -49,14 +49,18 @@ fn apps_in(store: &Store<Application>, namespace: Option<&str>) -> Vec<ObjectRef
 }
 
 /// Runs the application controller against the hub, keeping `revision_limit` revisions per
-/// application.
-pub async fn run(hub_client: kube::Client, revision_limit: usize) -> anyhow::Result<()> {
+/// application and sending at most `requests_per_member` requests to a member at once.
+pub async fn run(
+    hub_client: kube::Client,
+    revision_limit: usize,
+    requests_per_member: usize,
+) -> anyhow::Result<()> {
     let reassert = std::env::var(REASSERT_INTERVAL_ENV)
         .ok()
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(300));
-    let mut ctx = controller::Context::new(hub_client.clone(), reassert);
+    let mut ctx = controller::Context::new(hub_client.clone(), reassert, requests_per_member);
     ctx.revision_limit = revision_limit.max(1);
     let ctx = Arc::new(ctx);
     let retry_cleanups = tokio::spawn(pending_cleanup::run(Arc::clone(&ctx)));

@@ -467,7 +467,7 @@ pub async fn member_config(hub_client: &kube::Client, cluster_name: &str) -> Res
 /// A [`kube::Client`] for member `cluster_name` from the credentials stored on the hub.
 pub async fn member_client(hub_client: &kube::Client, cluster_name: &str) -> Result<kube::Client> {
     let config = member_config(hub_client, cluster_name).await?;
-    kube::Client::try_from(config).map_err(|e| Error::Config {
+    crate::multiplexed_client::client(config).map_err(|e| Error::Config {
         cluster_name: cluster_name.to_string(),
         cause: Box::new(e),
     })

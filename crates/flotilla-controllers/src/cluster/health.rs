@@ -165,7 +165,7 @@ impl ProbeClients {
             .to_config(cluster_name, Some(timeout))
             .await
             .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
-        let client = kube::Client::try_from(config)
+        let client = crate::multiplexed_client::client(config)
             .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
         self.lock().insert(
             cluster_name.to_string(),

@@ -142,10 +142,11 @@ async fn member_client(
         .await?
         .to_config(name, Some(MEMBER_TIMEOUT))
         .await?;
-    let client = kube::Client::try_from(config).map_err(|e| credentials::Error::Config {
-        cluster_name: name.to_string(),
-        cause: Box::new(e),
-    })?;
+    let client =
+        crate::multiplexed_client::client(config).map_err(|e| credentials::Error::Config {
+            cluster_name: name.to_string(),
+            cause: Box::new(e),
+        })?;
     // The hub's stored credential only impersonates: the controller writes Services, slices,
     // export conditions and peer credentials as its own identity, which members' audit logs
     // name.
