@@ -1,9 +1,9 @@
 //! Server-side apply (`application/apply-patch+yaml`): create if absent, merge the applied
 //! configuration with per-manager field ownership (`metadata.managedFields`), conflicts
-//! unless `force=true` — the engine is `flotilla_core::patch::apply`.
+//! unless `force=true` — the engine is `flotilla_core::patch::server_side_apply_with`.
 
 use axum::response::Response;
-use flotilla_core::patch::apply::{FieldManager, server_side_apply_with};
+use flotilla_core::patch::{FieldManager, server_side_apply_with};
 use flotilla_core::status::ApiError;
 use http::StatusCode;
 use serde_json::{Value, json};

@@ -1,8 +1,8 @@
 //! `metadata.managedFields` bookkeeping for non-apply writes (create, update, patch):
-//! the field ownership engine of `flotilla_core::patch::apply`, given the resource's list
+//! the field ownership engine of `flotilla_core::patch`, given the resource's list
 //! merge keys and the write's context.
 
-use flotilla_core::patch::apply::{FieldManager, update_managed_fields_with};
+use flotilla_core::patch::{FieldManager, update_managed_fields_with};
 use flotilla_core::patch::{MergeKeys, NoMergeKeys, builtin_merge_keys};
 use serde_json::Value;
 

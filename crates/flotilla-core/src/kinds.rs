@@ -171,7 +171,7 @@ const MCS: &str = "multicluster.x-k8s.io";
 
 /// Every kind, built-in rows in discovery order; a kind served at two versions has its
 /// preferred version first.
-pub const KINDS: &[Kind] = &[
+pub(crate) const KINDS: &[Kind] = &[
     k("", "v1", "configmaps", "ConfigMap", NS, &["cm"]),
     k("", "v1", "endpoints", "Endpoints", NS, &["ep"]),
     k("", "v1", "events", "Event", NS, &["ev"]),
@@ -405,7 +405,7 @@ pub fn plural_of(api_version: &str, kind: &str) -> String {
 }
 
 /// kube-style English plural of a kind not in the table (what CRDs usually use).
-pub fn guess_plural(kind: &str) -> String {
+pub(crate) fn guess_plural(kind: &str) -> String {
     let lower = kind.to_ascii_lowercase();
     if lower.ends_with('s') {
         format!("{lower}es")

@@ -1,13 +1,13 @@
 //! Kubernetes label and field selectors: parsing, validation and matching.
 //!
 //! Label selectors come in two forms that compile to the same [`LabelSelector`]:
-//! - the string form of `?labelSelector=` and `kubectl -l` ([`parse_label_selector`]):
+//! - the string form of `?labelSelector=` and `kubectl -l` ([`LabelSelector::parse`]):
 //!   `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a` (exists), `!a` (does not exist),
 //!   `a>1`, `a<1`, requirements joined by `,` (AND), whitespace tolerated;
 //! - the `meta/v1 LabelSelector` object used in specs ([`LabelSelector::from_json`]):
 //!   `matchLabels` plus `matchExpressions` with `In`/`NotIn`/`Exists`/`DoesNotExist`.
 //!
-//! Field selectors ([`parse_field_selector`]) are `path=value`, `path==value`, `path!=value`
+//! Field selectors ([`FieldSelector::parse`]) are `path=value`, `path==value`, `path!=value`
 //! terms joined by `,`, matched against dotted paths of a JSON object (a missing field is the
 //! empty string, as in Kubernetes). Which field labels a resource supports is the server's choice:
 //! [`FieldSelector::check_supported`] with [`supported_field_labels`] yields
@@ -35,20 +35,18 @@ pub enum SelectorError {
     InvalidLabelSelector(String),
     /// A field selector term without a known operator.
     #[error("invalid selector: '{selector}'; can't understand '{term}'")]
-    FieldSyntax { selector: String, term: String },
+    FieldSyntax {
+        /// The whole field selector.
+        selector: String,
+        /// The term without an operator.
+        term: String,
+    },
     /// A bad escape in a field selector value.
     #[error("invalid field selector: {0}")]
     FieldEscape(String),
     /// A field the resource cannot be filtered on.
     #[error("field label not supported: {0}")]
     FieldNotSupported(String),
-}
-
-impl SelectorError {
-    /// The Kubernetes `Status` (400 `BadRequest`, the message as kube-apiserver words it).
-    pub fn to_api_error(&self) -> crate::status::ApiError {
-        crate::status::ApiError::bad_request(self.to_string())
-    }
 }
 
 /// Result of selector operations.
@@ -148,7 +146,7 @@ fn aggregate(errs: Vec<String>) -> Option<String> {
 
 /// A label selector operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operator {
+pub(crate) enum Operator {
     /// `=`, `==` or `In` with one value: the label exists and has one of the values.
     In,
     /// `!=` or `NotIn`: the label is absent or has none of the values.
@@ -165,7 +163,7 @@ pub enum Operator {
 
 /// One requirement of a label selector. Values are sorted and unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Requirement {
+pub(crate) struct Requirement {
     pub key: String,
     pub operator: Operator,
     /// The written form of the operator (`=`, `==`, `!=`, `in`, ...), kept for [`fmt::Display`].
@@ -185,28 +183,13 @@ enum OpText {
 
 impl Requirement {
     /// Builds and validates a requirement (key syntax, value syntax, value count).
-    pub fn new(key: &str, operator: Operator, values: Vec<String>) -> Result<Self> {
+    pub(crate) fn new(key: &str, operator: Operator, values: Vec<String>) -> Result<Self> {
         let text = match operator {
             Operator::In | Operator::NotIn => OpText::Set,
             Operator::Exists | Operator::DoesNotExist => OpText::Unary,
             Operator::GreaterThan | Operator::LessThan => OpText::Cmp,
         };
         Self::build(key, operator, text, values)
-    }
-
-    /// `key=value`, validated.
-    pub fn equals(key: &str, value: &str) -> Result<Self> {
-        Self::build(key, Operator::In, OpText::Equals, vec![value.to_string()])
-    }
-
-    /// `key!=value`, validated.
-    pub fn not_equals(key: &str, value: &str) -> Result<Self> {
-        Self::build(
-            key,
-            Operator::NotIn,
-            OpText::NotEquals,
-            vec![value.to_string()],
-        )
     }
 
     fn build(key: &str, operator: Operator, op_text: OpText, values: Vec<String>) -> Result<Self> {
@@ -284,7 +267,7 @@ impl Requirement {
     }
 
     /// Whether a label set satisfies this requirement.
-    pub fn matches(&self, labels: &Map<String, Value>) -> bool {
+    pub(crate) fn matches(&self, labels: &Map<String, Value>) -> bool {
         let value = labels.get(&self.key).map(label_text);
         match self.operator {
             Operator::In => value.is_some_and(|v| self.values.contains(&v)),
@@ -346,11 +329,6 @@ pub struct LabelSelector {
     requirements: Option<Vec<Requirement>>,
 }
 
-/// Parses the string form of a label selector (`?labelSelector=`, `kubectl -l`).
-pub fn parse_label_selector(s: &str) -> Result<LabelSelector> {
-    LabelSelector::parse(s)
-}
-
 impl LabelSelector {
     /// The selector that matches every object.
     pub fn everything() -> Self {
@@ -367,7 +345,7 @@ impl LabelSelector {
     /// Builds a selector from requirements (all must hold). Requirements are kept sorted by
     /// key, as apimachinery does, so [`fmt::Display`] prints what kube-apiserver prints (e.g.
     /// a Scale's `status.selector`).
-    pub fn from_requirements(mut requirements: Vec<Requirement>) -> Self {
+    pub(crate) fn from_requirements(mut requirements: Vec<Requirement>) -> Self {
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
         LabelSelector {
             requirements: Some(requirements),
@@ -438,11 +416,6 @@ impl LabelSelector {
             }
         }
         Ok(Self::from_requirements(reqs))
-    }
-
-    /// The requirements (all must hold); `None` for the selector that matches nothing.
-    pub fn requirements(&self) -> Option<&[Requirement]> {
-        self.requirements.as_deref()
     }
 
     /// True for the selector that matches every object.
@@ -823,12 +796,8 @@ pub struct FieldRequirement {
 /// A compiled field selector: every term must hold (AND). Empty matches everything.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FieldSelector {
+    /// The terms, in the order given.
     pub requirements: Vec<FieldRequirement>,
-}
-
-/// Parses `?fieldSelector=` (`a=b`, `a==b`, `a!=b`, comma AND; `\,` `\=` `\\` escapes).
-pub fn parse_field_selector(s: &str) -> Result<FieldSelector> {
-    FieldSelector::parse(s)
 }
 
 /// The field labels a built-in resource can be filtered on, as kube-apiserver registers them.
@@ -935,7 +904,7 @@ impl FieldSelector {
         FieldSelector::default()
     }
 
-    /// Parses the string form; see [`parse_field_selector`].
+    /// Parses `?fieldSelector=` (`a=b`, `a==b`, `a!=b`, comma AND; `\,` `\=` `\\` escapes).
     pub fn parse(s: &str) -> Result<Self> {
         let mut requirements = Vec::new();
         for term in split_unescaped(s, ',') {
@@ -1130,7 +1099,7 @@ mod tests {
             ("a in (in,notin)", json!({"a": "notin"}), true),
         ];
         for (sel, l, want) in cases {
-            let s = parse_label_selector(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
+            let s = LabelSelector::parse(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
             assert_eq!(s.matches(&labels(l.clone())), *want, "{sel} vs {l}");
         }
     }
@@ -1163,24 +1132,24 @@ mod tests {
             ("a===b", "found '=', expected: identifier"),
         ];
         for (sel, want) in cases {
-            let err = parse_label_selector(sel).expect_err(sel).to_string();
+            let err = LabelSelector::parse(sel).expect_err(sel).to_string();
             assert!(err.contains(want), "{sel}: got {err:?}, want {want:?}");
         }
         // Found by fuzzing: a form feed once made the lexer loop forever. It is an identifier
         // character for apimachinery, so it fails key validation instead.
-        assert!(parse_label_selector("\x0c").is_err());
-        assert!(parse_label_selector("a=\x0cb").is_err());
-        assert!(parse_label_selector("\u{a0}").is_err());
+        assert!(LabelSelector::parse("\x0c").is_err());
+        assert!(LabelSelector::parse("a=\x0cb").is_err());
+        assert!(LabelSelector::parse("\u{a0}").is_err());
         let long = format!("a={}", "x".repeat(64));
         assert!(
-            parse_label_selector(&long)
+            LabelSelector::parse(&long)
                 .unwrap_err()
                 .to_string()
                 .contains("must be no more than 63 characters")
         );
         let long_key = format!("{}=b", "k".repeat(64));
         assert!(
-            parse_label_selector(&long_key)
+            LabelSelector::parse(&long_key)
                 .unwrap_err()
                 .to_string()
                 .contains("name part must be no more than 63 characters")
@@ -1191,7 +1160,7 @@ mod tests {
     fn label_selector_display_round_trips() {
         // apimachinery sorts requirements by key.
         assert_eq!(
-            parse_label_selector("tier=fe,app=web").unwrap().to_string(),
+            LabelSelector::parse("tier=fe,app=web").unwrap().to_string(),
             "app=web,tier=fe"
         );
         for s in [
@@ -1205,9 +1174,9 @@ mod tests {
             "n>3",
             "a=b,!c",
         ] {
-            let sel = parse_label_selector(s).unwrap();
+            let sel = LabelSelector::parse(s).unwrap();
             assert_eq!(sel.to_string(), s);
-            assert_eq!(parse_label_selector(&sel.to_string()).unwrap(), sel);
+            assert_eq!(LabelSelector::parse(&sel.to_string()).unwrap(), sel);
         }
     }
 
@@ -1318,7 +1287,7 @@ mod tests {
             ),
         ];
         for (sel, obj, want) in cases {
-            let s = parse_field_selector(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
+            let s = FieldSelector::parse(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
             assert_eq!(s.matches(obj), *want, "{sel}");
         }
     }
@@ -1326,29 +1295,29 @@ mod tests {
     #[test]
     fn field_selector_errors_and_support() {
         assert_eq!(
-            parse_field_selector("metadata.name")
+            FieldSelector::parse("metadata.name")
                 .unwrap_err()
                 .to_string(),
             "invalid selector: 'metadata.name'; can't understand 'metadata.name'"
         );
-        assert!(parse_field_selector("=x").is_err());
+        assert!(FieldSelector::parse("=x").is_err());
         // Found by fuzzing: `!\n=` must not parse as a field named `!`.
-        assert!(parse_field_selector("!\n=").is_err());
-        assert!(parse_field_selector("a=b\\").is_err());
-        assert!(parse_field_selector("a=b\\q").is_err());
-        let s = parse_field_selector("spec.replicas=3").unwrap();
+        assert!(FieldSelector::parse("!\n=").is_err());
+        assert!(FieldSelector::parse("a=b\\").is_err());
+        assert!(FieldSelector::parse("a=b\\q").is_err());
+        let s = FieldSelector::parse("spec.replicas=3").unwrap();
         assert_eq!(
             s.check_supported(&supported_field_labels("apps", "Deployment"))
                 .unwrap_err()
                 .to_string(),
             "field label not supported: spec.replicas"
         );
-        let ev = parse_field_selector("involvedObject.name=x").unwrap();
+        let ev = FieldSelector::parse("involvedObject.name=x").unwrap();
         assert!(
             ev.check_supported(&supported_field_labels("", "Event"))
                 .is_ok()
         );
-        let n = parse_field_selector("metadata.name=x,metadata.namespace!=y").unwrap();
+        let n = FieldSelector::parse("metadata.name=x,metadata.namespace!=y").unwrap();
         assert_eq!(n.exact_value("metadata.name"), Some("x"));
         assert_eq!(n.exact_value("metadata.namespace"), None);
         assert_eq!(n.to_string(), "metadata.name=x,metadata.namespace!=y");
@@ -1357,13 +1326,12 @@ mod tests {
     #[test]
     fn built_requirements() {
         let sel = LabelSelector::from_requirements(vec![
-            Requirement::equals("app", "web").unwrap(),
-            Requirement::not_equals("tier", "db").unwrap(),
             Requirement::new("env", Operator::In, vec!["b".into(), "a".into()]).unwrap(),
+            Requirement::new("tier", Operator::DoesNotExist, vec![]).unwrap(),
         ]);
-        assert_eq!(sel.to_string(), "app=web,env in (a,b),tier!=db");
+        assert_eq!(sel.to_string(), "env in (a,b),!tier");
         assert!(sel.matches(&labels(json!({"app": "web", "env": "a"}))));
-        assert!(Requirement::equals("bad key", "x").is_err());
+        assert!(Requirement::new("bad key", Operator::Exists, vec![]).is_err());
         assert!(Requirement::new("a", Operator::In, vec![]).is_err());
     }
 

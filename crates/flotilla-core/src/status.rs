@@ -9,10 +9,13 @@ use serde_json::{Value, json};
 /// One entry of `Status.details.causes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusCause {
+    /// Machine-readable cause, e.g. `FieldValueRequired`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// Human-readable explanation.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// The field at fault, e.g. `spec.replicas`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub field: String,
 }
@@ -21,8 +24,11 @@ pub struct StatusCause {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
+    /// The HTTP status code (`Status.code`).
     pub code: u16,
+    /// `Status.reason`, e.g. `NotFound`, `Conflict`.
     pub reason: String,
+    /// `Status.message`, worded as kube-apiserver words it.
     pub message: String,
     /// `details.name`
     pub name: Option<String>,
@@ -30,14 +36,17 @@ pub struct ApiError {
     pub group: Option<String>,
     /// `details.kind` (the resource, as kube-apiserver fills it)
     pub kind: Option<String>,
+    /// `details.causes`
     pub causes: Vec<StatusCause>,
     /// `details.retryAfterSeconds`
     pub retry_after_seconds: Option<u32>,
 }
 
+/// A result whose error is a Kubernetes `Status`.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 impl ApiError {
+    /// An error with no details.
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
         ApiError {
             code,
@@ -130,22 +139,27 @@ impl ApiError {
         e
     }
 
+    /// 400 `BadRequest`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(400, "BadRequest", message)
     }
 
+    /// 401 `Unauthorized` (no or invalid credentials).
     pub fn unauthorized() -> Self {
         ApiError::new(401, "Unauthorized", "Unauthorized")
     }
 
+    /// 403 `Forbidden`; `message` is the full sentence.
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::new(403, "Forbidden", message)
     }
 
+    /// 405 `MethodNotAllowed`.
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         ApiError::new(405, "MethodNotAllowed", message)
     }
 
+    /// 415 `UnsupportedMediaType` for a request body in a format the server does not decode.
     pub fn unsupported_media_type(content_type: &str) -> Self {
         ApiError::new(
             415,
@@ -156,14 +170,12 @@ impl ApiError {
         )
     }
 
-    pub fn not_acceptable(message: impl Into<String>) -> Self {
-        ApiError::new(406, "NotAcceptable", message)
-    }
-
+    /// 410 `Expired`, e.g. a resourceVersion or continue token older than the compacted one.
     pub fn expired(message: impl Into<String>) -> Self {
         ApiError::new(410, "Expired", message)
     }
 
+    /// 413 `RequestEntityTooLarge` for a body over kube-apiserver's 3 MiB limit.
     pub fn too_large() -> Self {
         ApiError::new(
             413,
@@ -172,6 +184,7 @@ impl ApiError {
         )
     }
 
+    /// 429 `TooManyRequests` with `details.retryAfterSeconds`.
     pub fn too_many_requests(retry_after_seconds: u32) -> Self {
         let mut e = ApiError::new(
             429,
@@ -182,6 +195,7 @@ impl ApiError {
         e
     }
 
+    /// 500 `InternalError`, the message prefixed as kube-apiserver prefixes it.
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(
             500,
@@ -190,6 +204,7 @@ impl ApiError {
         )
     }
 
+    /// 503 `ServiceUnavailable`, e.g. storage unreachable.
     pub fn service_unavailable(message: impl Into<String>) -> Self {
         ApiError::new(503, "ServiceUnavailable", message)
     }
@@ -237,11 +252,6 @@ fn cause_text(c: &StatusCause) -> String {
     } else {
         format!("{}: {}", c.field, c.message)
     }
-}
-
-/// A successful `Status` (as returned by some DELETEs).
-pub fn success_status() -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
 }
 
 #[cfg(test)]

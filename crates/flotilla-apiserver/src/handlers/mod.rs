@@ -82,7 +82,7 @@ impl Req {
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("unknown");
-        agent.split('/').next().unwrap_or("unknown").to_string()
+        flotilla_core::patch::default_field_manager(agent)
     }
 
     pub(crate) fn write_options(&self) -> Result<WriteOptions, ApiError> {

@@ -11,14 +11,14 @@
 //!    {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}}
 //! ```
 //!
-//! - [`server_side_apply`] merges an applied configuration into the live object (or creates it):
+//! - [`server_side_apply_with`] merges an applied configuration into the live object (or creates it):
 //!   the manager then owns exactly the fields it applied; a field owned by another manager
 //!   whose value would change is a conflict ([`ApplyError::Conflicts`], 409) unless `force`,
 //!   which moves ownership; fields the manager applied before but no longer does are removed
 //!   from the object unless someone else owns them. Lists with a merge key (from
 //!   [`MergeKeys`]) are associative (ownership per item, `k:{"name":"web"}`), lists of scalars
 //!   with the set strategy per value (`v:"x"`), every other list is atomic.
-//! - [`update_managed_fields`] records a non-apply write (POST, PUT, PATCH) as an `Update` by
+//! - [`update_managed_fields_with`] records a non-apply write (POST, PUT, PATCH) as an `Update` by
 //!   a manager: the fields it changed become its own and leave every other manager's set.
 //! - [`default_field_manager`] derives kube-apiserver's default manager from a User-Agent
 //!   (`kubectl-client-side-apply/v1.30.0 (linux/amd64) ...` → `kubectl-client-side-apply`).
@@ -141,7 +141,7 @@ impl ApplyError {
 
 /// The manager kube-apiserver attributes the fields of a never-tracked object to on its first
 /// server-side apply.
-pub const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+pub(crate) const BEFORE_FIRST_APPLY: &str = "before-first-apply";
 
 /// Who is writing and how: the field manager and the context of the write.
 #[derive(Debug, Clone, Copy)]
@@ -176,12 +176,9 @@ pub fn default_field_manager(user_agent: &str) -> String {
     name.chars().take(128).collect()
 }
 
-/// Server-side apply of `applied` (the request body, already decoded to JSON) by `manager`.
-///
-/// `live` is the stored object, `None` to create. Returns the new object with updated
-/// `metadata.managedFields`. Status is treated like any field; use [`server_side_apply_with`]
-/// to ignore it or to apply through a subresource.
-pub fn server_side_apply(
+/// [`server_side_apply_with`] by `manager` on the main resource, status treated like any field.
+#[cfg(test)]
+pub(crate) fn server_side_apply(
     live: Option<&Value>,
     applied: &Value,
     manager: &str,
@@ -198,7 +195,12 @@ pub fn server_side_apply(
     )
 }
 
-/// [`server_side_apply`] with the full write context.
+/// Server-side apply of `applied` (the request body, already decoded to JSON) by
+/// `fm.manager`.
+///
+/// `live` is the stored object, `None` to create. Returns the new object with updated
+/// `metadata.managedFields`. `fm` says whether status is ignored and which subresource the
+/// write goes through.
 pub fn server_side_apply_with(
     live: Option<&Value>,
     applied: &Value,
@@ -445,14 +447,9 @@ fn sorted_keys(v: Value) -> Value {
     }
 }
 
-/// Records a non-apply write (POST, PUT, PATCH of any kind) by `manager` as an `Update`.
-///
-/// `old` is the object before the write (`None` on create), `new` the object about to be
-/// stored. Fields whose value the write changed become owned by `manager` and leave every other
-/// manager's set; fields that no longer exist leave every set. A body that carries its own
-/// `managedFields` (different from the stored ones) replaces them, and `[{}]` strips them, as
-/// in kube-apiserver.
-pub fn update_managed_fields(
+/// [`update_managed_fields_with`] by `manager` on the main resource.
+#[cfg(test)]
+pub(crate) fn update_managed_fields(
     old: Option<&Value>,
     new: &Value,
     manager: &str,
@@ -462,7 +459,13 @@ pub fn update_managed_fields(
     update_managed_fields_with(old, new, merge_keys, &FieldManager::new(manager, now))
 }
 
-/// [`update_managed_fields`] with the full write context.
+/// Records a non-apply write (POST, PUT, PATCH of any kind) by `fm.manager` as an `Update`.
+///
+/// `old` is the object before the write (`None` on create), `new` the object about to be
+/// stored. Fields whose value the write changed become owned by the manager and leave every
+/// other manager's set; fields that no longer exist leave every set. A body that carries its
+/// own `managedFields` (different from the stored ones) replaces them, and `[{}]` strips them,
+/// as in kube-apiserver.
 pub fn update_managed_fields_with(
     old: Option<&Value>,
     new: &Value,
@@ -1238,10 +1241,10 @@ pub(crate) fn dangling_fields(obj: &Value) -> Vec<String> {
 }
 
 /// kube-apiserver keeps at most this many `Update` entries; older ones are folded together.
-pub const MAX_UPDATE_MANAGERS: usize = 10;
+pub(crate) const MAX_UPDATE_MANAGERS: usize = 10;
 
 /// The manager that collects the oldest `Update` entries beyond [`MAX_UPDATE_MANAGERS`].
-pub const ANCIENT_CHANGES: &str = "ancient-changes";
+pub(crate) const ANCIENT_CHANGES: &str = "ancient-changes";
 
 /// Folds the oldest `Update` entries into one `ancient-changes` entry until at most
 /// [`MAX_UPDATE_MANAGERS`] remain, as kube-apiserver does so managedFields stay bounded.

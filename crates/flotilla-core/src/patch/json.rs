@@ -16,12 +16,12 @@ use serde_json::Value;
 use crate::status::ApiError;
 
 /// kube-apiserver's limit on the number of operations in one JSON patch.
-pub const MAX_OPERATIONS: usize = 10_000;
+pub(crate) const MAX_OPERATIONS: usize = 10_000;
 
 /// The most bytes all `copy` operations of one patch may duplicate (kube-apiserver bounds
 /// it by the request size limit, 3 MiB): without it a few dozen `copy` ops doubling the
 /// document would exhaust memory.
-pub const MAX_COPY_BYTES: usize = 3 * 1024 * 1024;
+pub(crate) const MAX_COPY_BYTES: usize = 3 * 1024 * 1024;
 
 /// Why a JSON patch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +29,7 @@ pub enum JsonPatchError {
     /// The body is not a list of valid operations (400 `BadRequest`).
     #[error("{0}")]
     Decode(String),
-    /// More than [`MAX_OPERATIONS`] operations (413 `RequestEntityTooLarge`).
+    /// More than 10 000 operations (413 `RequestEntityTooLarge`).
     #[error("The allowed maximum operations in a JSON patch is {MAX_OPERATIONS}, got {0}")]
     TooManyOperations(usize),
     /// An operation could not be applied (422 `Invalid`, message as kube-apiserver prints it).
@@ -37,6 +37,7 @@ pub enum JsonPatchError {
     Apply {
         /// Index of the failing operation.
         index: usize,
+        /// What went wrong, e.g. `doc is missing path: "/spec/x": missing value`.
         message: String,
     },
 }
@@ -56,7 +57,7 @@ impl JsonPatchError {
 }
 
 /// Decodes a JSON patch body into operations.
-pub fn parse_json_patch(patch: &Value) -> Result<Vec<PatchOperation>, JsonPatchError> {
+pub(crate) fn parse_json_patch(patch: &Value) -> Result<Vec<PatchOperation>, JsonPatchError> {
     let Value::Array(ops) = patch else {
         return Err(JsonPatchError::Decode(
             "json: cannot unmarshal object into Go value of type jsonpatch.Patch".to_string(),
@@ -82,7 +83,10 @@ pub fn json_patch(original: &Value, patch: &Value) -> Result<Value, JsonPatchErr
 }
 
 /// Applies decoded operations to a copy of `original`.
-pub fn apply_operations(original: &Value, ops: &[PatchOperation]) -> Result<Value, JsonPatchError> {
+pub(crate) fn apply_operations(
+    original: &Value,
+    ops: &[PatchOperation],
+) -> Result<Value, JsonPatchError> {
     let mut doc = original.clone();
     let mut copied = 0usize;
     for (index, op) in ops.iter().enumerate() {

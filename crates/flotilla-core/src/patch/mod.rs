@@ -5,59 +5,29 @@
 //! | `application/merge-patch+json` | [`merge_patch`] (RFC 7386) |
 //! | `application/json-patch+json` | [`json_patch()`] (RFC 6902, Go's `test`-null rule) |
 //! | `application/strategic-merge-patch+json` | [`strategic_merge`] with [`builtin_merge_keys`] |
-//! | `application/apply-patch+yaml` | [`server_side_apply`] (field ownership in `managedFields`) |
+//! | `application/apply-patch+yaml` | [`server_side_apply_with`] (field ownership in `managedFields`) |
 //!
-//! Every other write records its field manager with [`update_managed_fields`].
+//! Every other write records its field manager with [`update_managed_fields_with`].
 //!
 //! [`PatchType::from_content_type`] maps a request's Content-Type to the engine.
 
-pub mod apply;
-pub mod json;
-pub mod merge;
+mod apply;
+mod json;
+mod merge;
 #[cfg(test)]
 mod robustness;
-pub mod strategic;
+mod strategic;
 
 pub use apply::{
-    ANCIENT_CHANGES, ApplyError, BEFORE_FIRST_APPLY, Conflict, FieldManager, MAX_UPDATE_MANAGERS,
-    default_field_manager, server_side_apply, server_side_apply_with, update_managed_fields,
+    ApplyError, Conflict, FieldManager, default_field_manager, server_side_apply_with,
     update_managed_fields_with,
 };
 pub use json::{JsonPatchError, json_patch};
 pub use merge::{MergePatchError, merge_patch};
 pub use strategic::{
     ListStrategy, MergeKeyTable, MergeKeys, NoMergeKeys, StrategicMergeError, builtin_merge_keys,
-    strategic_merge, supports_strategic_merge,
+    strategic_merge,
 };
-
-/// Drops the `metadata` fields that Kubernetes never stores empty (`labels`, `annotations`,
-/// `finalizers`, `ownerReferences`, `managedFields`: `omitempty` in Go), as a patch can leave
-/// them `[]`, `{}` or `null`.
-///
-/// Call it on every patched object before storing it: kube-runtime's finalizer helper adds
-/// the first finalizer with `test /metadata/finalizers null`, which must succeed after the
-/// last finalizer was removed.
-pub fn omit_empty_metadata(obj: &mut serde_json::Value) {
-    let Some(meta) = obj
-        .get_mut("metadata")
-        .and_then(serde_json::Value::as_object_mut)
-    else {
-        return;
-    };
-    meta.retain(|k, v| {
-        let omittable = matches!(
-            k.as_str(),
-            "labels" | "annotations" | "finalizers" | "ownerReferences" | "managedFields"
-        );
-        let empty = match v {
-            serde_json::Value::Null => true,
-            serde_json::Value::Array(a) => a.is_empty(),
-            serde_json::Value::Object(m) => m.is_empty(),
-            _ => false,
-        };
-        !(omittable && empty)
-    });
-}
 
 /// The kinds of PATCH kube-apiserver accepts, by Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,35 +72,6 @@ impl PatchType {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    /// kube-runtime's finalizer helper: remove the last finalizer, then add one again.
-    #[test]
-    fn finalizer_cycle_with_empty_metadata_omitted() {
-        let obj = json!({"metadata": {"name": "x", "finalizers": ["a"]}});
-        let mut removed = json_patch(
-            &obj,
-            &json!([
-                {"op": "test", "path": "/metadata/finalizers/0", "value": "a"},
-                {"op": "remove", "path": "/metadata/finalizers/0"}
-            ]),
-        )
-        .unwrap();
-        omit_empty_metadata(&mut removed);
-        assert_eq!(removed, json!({"metadata": {"name": "x"}}));
-        let added = json_patch(
-            &removed,
-            &json!([
-                {"op": "test", "path": "/metadata/finalizers", "value": null},
-                {"op": "add", "path": "/metadata/finalizers", "value": ["b"]}
-            ]),
-        )
-        .unwrap();
-        assert_eq!(added["metadata"]["finalizers"], json!(["b"]));
-        let mut other = json!({"metadata": {"labels": {}, "annotations": null, "name": "y"}});
-        omit_empty_metadata(&mut other);
-        assert_eq!(other, json!({"metadata": {"name": "y"}}));
-    }
 
     #[test]
     fn content_types() {

@@ -5,8 +5,9 @@
 
 use serde_json::{Map, Value, json};
 
+use super::apply::{server_side_apply, update_managed_fields};
 use super::*;
-use crate::selector::{parse_field_selector, parse_label_selector};
+use crate::selector::{FieldSelector, LabelSelector};
 
 /// xorshift64*: deterministic, dependency-free.
 struct Rng(u64);
@@ -206,14 +207,14 @@ fn selector_parsers_never_panic() {
     let mut rng = Rng(42);
     for _ in 0..20000 {
         let s: String = (0..rng.below(12)).map(|_| *rng.pick(&alphabet)).collect();
-        if let Ok(sel) = parse_label_selector(&s) {
+        if let Ok(sel) = LabelSelector::parse(&s) {
             let printed = sel.to_string();
-            let again = parse_label_selector(&printed).expect("printed selector parses");
+            let again = LabelSelector::parse(&printed).expect("printed selector parses");
             assert_eq!(again.to_string(), printed, "from {s:?}");
         }
-        if let Ok(sel) = parse_field_selector(&s) {
+        if let Ok(sel) = FieldSelector::parse(&s) {
             let again =
-                parse_field_selector(&sel.to_string()).expect("printed field selector parses");
+                FieldSelector::parse(&sel.to_string()).expect("printed field selector parses");
             assert_eq!(again, sel, "from {s:?}");
         }
     }

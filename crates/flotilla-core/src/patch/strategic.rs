@@ -5,7 +5,7 @@
 //! names from the object root, list items not counted (`["spec", "template", "spec",
 //! "containers", "env"]` is the env list of every container of a Deployment).
 //! [`builtin_merge_keys`] gives the schema of the built-in kinds the hub serves;
-//! [`supports_strategic_merge`] says whether a kind has one (CRDs do not: the API server answers
+//! [`builtin_merge_keys`] gives `None` for a kind without one (CRDs do not: the API server answers
 //! 415 for them, as kube-apiserver does).
 //!
 //! Behaviour follows kube-apiserver (server side of `k8s.io/apimachinery` strategicpatch):
@@ -183,12 +183,6 @@ fn same_path<A: AsRef<str>, B: AsRef<str>>(a: &[A], b: &[B]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.as_ref() == y.as_ref())
 }
 
-/// Whether strategic merge patch is available for a kind (false for custom resources): the
-/// kind table ([`crate::kinds`]) gives it a patch schema.
-pub fn supports_strategic_merge(group: &str, kind: &str) -> bool {
-    crate::kinds::find(group, kind).is_some_and(|k| k.patch_schema.is_some())
-}
-
 /// The patch schema of a built-in kind, or `None` for kinds without one (custom resources).
 ///
 /// Covers object metadata (`finalizers` as a set, `ownerReferences` by `uid`),
@@ -200,7 +194,7 @@ pub fn builtin_merge_keys(group: &str, kind: &str) -> Option<MergeKeyTable> {
 }
 
 /// The merge keys of a [`PatchSchema`].
-pub fn merge_keys_of(schema: PatchSchema) -> MergeKeyTable {
+pub(crate) fn merge_keys_of(schema: PatchSchema) -> MergeKeyTable {
     let mut t = MergeKeyTable::default();
     t.metadata(&[]);
     t.merge(&["status", "conditions"], "type");
@@ -231,20 +225,38 @@ pub enum StrategicMergeError {
     NotAnObject(&'static str),
     /// A `$patch` value other than `replace`, `merge` or `delete`.
     #[error("unknown patch type: {value} in map: {map}")]
-    BadPatchType { value: String, map: String },
+    BadPatchType {
+        /// The `$patch` value given.
+        value: String,
+        /// The map that carried it, as Go prints a map.
+        map: String,
+    },
     /// A merging list item without its merge key.
     #[error("map: {map} does not contain declared merge key: {key}")]
-    NoMergeKey { map: String, key: String },
+    NoMergeKey {
+        /// The item, as Go prints a map.
+        map: String,
+        /// The merge key it lacks.
+        key: String,
+    },
     /// A directive whose value has the wrong shape (e.g. `$retainKeys` not a list of strings).
     #[error("invalid patch format for {directive} at {path}: {reason}")]
     BadDirective {
+        /// The directive, e.g. `$retainKeys`.
         directive: String,
+        /// Where it was found, as a field path.
         path: String,
+        /// What is wrong with its value.
         reason: String,
     },
     /// A merging list whose items mix objects and scalars, or contain lists.
     #[error("invalid list at {path}: {reason}")]
-    BadList { path: String, reason: String },
+    BadList {
+        /// The list's field path.
+        path: String,
+        /// What is wrong with its items.
+        reason: String,
+    },
 }
 
 impl StrategicMergeError {
@@ -911,9 +923,8 @@ mod tests {
         .unwrap();
         assert_eq!(got, json!({"data": {"b": "2", "c": "3"}}));
         // Custom resources have no strategic merge.
-        assert!(!supports_strategic_merge("core.oam.dev", "Application"));
         assert!(builtin_merge_keys("core.oam.dev", "Application").is_none());
-        assert!(supports_strategic_merge("apps", "Deployment"));
+        assert!(builtin_merge_keys("apps", "Deployment").is_some());
     }
 
     /// A CRD schema's list annotations drive merging (what kube-apiserver uses for SSA on CRDs).
