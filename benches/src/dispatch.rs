@@ -23,6 +23,13 @@ pub struct Args {
     /// Applications, each deploying one webservice to every member.
     #[arg(long, default_value_t = 100)]
     pub apps: usize,
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// Flags `dispatch` and `fleet` share.
+#[derive(Debug, clap::Args)]
+pub struct RunFlags {
     /// Concurrent writers (of Applications to the hub, of Deployments to the members).
     #[arg(long, default_value_t = 16)]
     pub writers: usize,
@@ -30,7 +37,7 @@ pub struct Args {
     #[arg(long, default_value = "0s")]
     pub ready_delay: String,
     /// Give up after this many seconds per phase.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 3600)]
     pub timeout_secs: u64,
     /// The flotilla binary.
     #[arg(long, default_value_os_t = hub::default_binary())]
@@ -81,6 +88,26 @@ fn application(name: &str, clusters: &[String]) -> anyhow::Result<DynamicObject>
                 "name": "everywhere",
                 "properties": {"clusters": clusters}
             }]
+        }
+    }))?)
+}
+
+/// An Application placing one `k8s-objects` ConfigMap `name` (`data.k: desired`) on
+/// `clusters`.
+pub(crate) fn config_map_application(
+    name: &str,
+    clusters: &[String],
+) -> anyhow::Result<DynamicObject> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "components": [{"name": name, "type": "k8s-objects", "properties": {"objects": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                 "data": {"k": "desired"}}]}}],
+            "policies": [{"type": "topology", "name": "everywhere",
+                          "properties": {"clusters": clusters}}]
         }
     }))?)
 }
@@ -193,18 +220,79 @@ pub(crate) fn join(
     Ok(())
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let timeout = Duration::from_secs(args.timeout_secs);
-    let deployments = args.apps * args.members as usize;
-    println!(
-        "dispatch: {} members x {} applications = {deployments} Deployments, {} writers, member ready delay {}",
-        args.members, args.apps, args.writers, args.ready_delay
-    );
-    let (members, names, clients) =
-        start_members(&args.flotilla, args.members, &args.ready_delay).await?;
+/// Joins every member of the `members` process to `hub` (`flotilla cluster join`, one after
+/// the other).
+pub(crate) fn join_all(
+    binary: &Path,
+    hub: &Flotilla,
+    members: &Flotilla,
+    names: &[String],
+) -> anyhow::Result<()> {
+    let hub_kubeconfig = hub.data_dir().join("admin.kubeconfig");
+    for name in names {
+        let kubeconfig = members.data_dir().join(name).join("admin.kubeconfig");
+        join(binary, &hub_kubeconfig, &kubeconfig, name)?;
+    }
+    Ok(())
+}
 
-    // Floor: the same Deployments written straight to the members, in their own namespace.
-    for client in &clients {
+/// Starts a hub and joins every member of the `members` process to it.
+pub(crate) async fn joined_hub(
+    binary: &Path,
+    members: &Flotilla,
+    names: &[String],
+) -> anyhow::Result<(Flotilla, kube::Client)> {
+    let (hub, client) = Flotilla::hub(binary).await?;
+    let started = Instant::now();
+    join_all(binary, &hub, members, names)?;
+    println!(
+        "  joined {} members in {:.2?}",
+        names.len(),
+        started.elapsed()
+    );
+    Ok((hub, client))
+}
+
+/// The hub's Applications in `default`.
+pub(crate) fn applications(hub: &kube::Client) -> Api<DynamicObject> {
+    Api::namespaced_with(hub.clone(), "default", &application_resource())
+}
+
+/// Creates `objects` through `api`, `writers` at a time.
+pub(crate) async fn create_all<I>(
+    api: &Api<DynamicObject>,
+    objects: I,
+    writers: usize,
+) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = anyhow::Result<DynamicObject>>,
+{
+    let writes = objects.into_iter().map(|object| async move {
+        api.create(&PostParams::default(), &object?).await?;
+        anyhow::Ok(())
+    });
+    futures::stream::iter(writes)
+        .buffer_unordered(writers.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Applications whose `status.status` is `running`.
+pub(crate) async fn running(apps: &Api<DynamicObject>) -> anyhow::Result<usize> {
+    let list = apps.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|a| a.data.pointer("/status/status").and_then(|s| s.as_str()) == Some("running"))
+        .count())
+}
+
+/// The same Deployments written straight to the members (namespace `floor`), until all are
+/// ready: (written, ready).
+async fn floor(args: &Args, clients: &[kube::Client]) -> anyhow::Result<(Duration, Duration)> {
+    let deployments = args.apps * clients.len();
+    for client in clients {
         crate::write::ensure_namespace(client, "floor").await?;
     }
     let started = Instant::now();
@@ -219,69 +307,75 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
     });
     futures::stream::iter(writes)
-        .buffer_unordered(args.writers)
+        .buffer_unordered(args.run.writers)
         .try_collect::<Vec<()>>()
         .await?;
-    let floor_written = started.elapsed();
+    let written = started.elapsed();
+    let timeout = Duration::from_secs(args.run.timeout_secs);
     poll_until("floor: ready Deployments", deployments, timeout, || async {
         let mut ready = 0;
-        for client in &clients {
+        for client in clients {
             ready += ready_deployments(client, "floor").await?;
         }
         anyhow::Ok(ready)
     })
     .await?;
-    let floor_ready = started.elapsed();
-    println!(
-        "  floor (Deployments straight to members): written in {floor_written:.2?}, all ready in {floor_ready:.2?} ({:.0} Deployments/s)",
-        deployments as f64 / floor_ready.as_secs_f64()
-    );
+    Ok((written, started.elapsed()))
+}
 
-    let (hub, hub_client) = Flotilla::hub(&args.flotilla).await?;
-    let hub_kubeconfig = hub.data_dir().join("admin.kubeconfig");
-    let join_started = Instant::now();
-    for name in &names {
-        let kubeconfig = members.data_dir().join(name).join("admin.kubeconfig");
-        join(&args.flotilla, &hub_kubeconfig, &kubeconfig, name)?;
-    }
-    println!(
-        "  joined {} members in {:.2?}",
-        args.members,
-        join_started.elapsed()
-    );
-    let rss_before = hub.rss_kib()?;
+/// CPU seconds per placement, in ms.
+fn ms_per(cpu_secs: f64, placements: usize) -> f64 {
+    cpu_secs * 1000.0 / placements.max(1) as f64
+}
 
-    let apps: Api<DynamicObject> =
-        Api::namespaced_with(hub_client.clone(), "default", &application_resource());
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    measure("dispatch", args).await
+}
+
+/// Runs the floor and the hub phase; `scenario` names the report.
+pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(args.run.timeout_secs);
+    let deployments = args.apps * args.members as usize;
+    println!(
+        "{scenario}: {} members x {} applications = {deployments} Deployments, {} writers, member ready delay {}",
+        args.members, args.apps, args.run.writers, args.run.ready_delay
+    );
     let started = Instant::now();
-    let writes = (0..args.apps).map(|k| {
-        let apps = apps.clone();
-        let names = &names;
-        async move {
-            let app = application(&app_name(k), names)?;
-            apps.create(&PostParams::default(), &app).await?;
-            anyhow::Ok(())
-        }
-    });
-    futures::stream::iter(writes)
-        .buffer_unordered(args.writers)
-        .try_collect::<Vec<()>>()
-        .await?;
+    let (members, names, clients) =
+        start_members(&args.run.flotilla, args.members, &args.run.ready_delay).await?;
+    let members_idle = hub::Usage::of(members.pid())?;
+    println!(
+        "  {} members serving in {:.2?}: members process RSS {}",
+        args.members,
+        started.elapsed(),
+        hub::mib(members_idle.rss_kib)
+    );
+
+    // Floor: the same Deployments written straight to the members, in their own namespace.
+    let (floor_written, floor_ready) = floor(&args, &clients).await?;
+    let members_floor = hub::Usage::of(members.pid())?;
+    println!(
+        "  floor (Deployments straight to members): written in {floor_written:.2?}, all ready in {floor_ready:.2?} ({:.0} Deployments/s); members CPU {:.2} ms per Deployment",
+        deployments as f64 / floor_ready.as_secs_f64(),
+        ms_per(members_floor.cpu_secs - members_idle.cpu_secs, deployments)
+    );
+
+    let (hub, hub_client) = joined_hub(&args.run.flotilla, &members, &names).await?;
+    let hub_before = hub::Usage::of(hub.pid())?;
+    let members_before = hub::Usage::of(members.pid())?;
+
+    let apps = applications(&hub_client);
+    let started = Instant::now();
+    let objects = (0..args.apps).map(|k| application(&app_name(k), &names));
+    create_all(&apps, objects, args.run.writers).await?;
     let hub_written = started.elapsed();
-    poll_until("hub: running Applications", args.apps, timeout, || async {
-        let list = apps.list(&ListParams::default()).await?;
-        anyhow::Ok(
-            list.items
-                .iter()
-                .filter(|a| {
-                    a.data.pointer("/status/status").and_then(|s| s.as_str()) == Some("running")
-                })
-                .count(),
-        )
+    poll_until("hub: running Applications", args.apps, timeout, || {
+        running(&apps)
     })
     .await?;
     let hub_running = started.elapsed();
-    let rss_after = hub.rss_kib()?;
+    let hub_after = hub::Usage::of(hub.pid())?;
+    let members_after = hub::Usage::of(members.pid())?;
 
     // The Applications really landed: every member holds a ready Deployment per app.
     let mut landed = 0;
@@ -292,7 +386,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("only {landed} of {deployments} Deployments ready in the members' default namespace");
     }
     println!(
-        "  hub (Applications -> members):       written in {hub_written:.2?}, all running in {hub_running:.2?} ({:.0} Deployments/s)",
+        "  hub (Applications -> members):       written in {hub_written:.2?}, all running in {hub_running:.2?} ({:.0} placements/s)",
         deployments as f64 / hub_running.as_secs_f64()
     );
     println!(
@@ -300,10 +394,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         hub_running.as_secs_f64() / floor_ready.as_secs_f64()
     );
     println!(
-        "  hub RSS: {} before the Applications, {} after; members process RSS {}",
-        hub::mib(rss_before),
-        hub::mib(rss_after),
-        hub::mib(members.rss_kib()?)
+        "  CPU per placement: hub {:.2} ms, members process {:.2} ms",
+        ms_per(hub_after.cpu_secs - hub_before.cpu_secs, deployments),
+        ms_per(
+            members_after.cpu_secs - members_before.cpu_secs,
+            deployments
+        )
+    );
+    println!(
+        "  hub RSS: {} before the Applications, {} after ({:.1} KiB per placement); members process RSS {} idle, {} after the floor, {} after the hub",
+        hub::mib(hub_before.rss_kib),
+        hub::mib(hub_after.rss_kib),
+        hub_after.rss_kib.saturating_sub(hub_before.rss_kib) as f64 / deployments.max(1) as f64,
+        hub::mib(members_idle.rss_kib),
+        hub::mib(members_floor.rss_kib),
+        hub::mib(members_after.rss_kib)
     );
     Ok(())
 }

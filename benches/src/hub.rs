@@ -20,6 +20,9 @@ pub struct Flotilla {
     _dir: tempfile::TempDir,
     data_dir: PathBuf,
     log: PathBuf,
+    /// What [`Flotilla::restart`] runs again.
+    binary: PathBuf,
+    args: Vec<String>,
 }
 
 impl Flotilla {
@@ -65,24 +68,29 @@ impl Flotilla {
         let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir)?;
         let log = dir.path().join("flotilla.log");
-        let out = std::fs::File::create(&log)?;
-        let err = out.try_clone()?;
-        let child = Command::new(binary)
-            .args(args)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .with_context(|| format!("spawning {}", binary.display()))?;
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = start(binary, &args, &data_dir, &log)?;
         Ok(Flotilla {
             pid: child.id(),
             child: Mutex::new(child),
             data_dir,
             _dir: dir,
             log,
+            binary: binary.to_path_buf(),
+            args,
         })
+    }
+
+    /// Kills the process and starts it again with the same arguments on the same data dir
+    /// (its log continues in the same file). Does not wait for it to be ready.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+        let child = start(&self.binary, &self.args, &self.data_dir, &self.log)?;
+        self.pid = child.id();
+        self.child = Mutex::new(child);
+        Ok(())
     }
 
     /// The process's `--data-dir`.
@@ -140,6 +148,24 @@ impl Drop for Flotilla {
     }
 }
 
+/// Spawns `binary ARGS --data-dir DATA_DIR`, its output appended to `log`.
+fn start(binary: &Path, args: &[String], data_dir: &Path, log: &Path) -> anyhow::Result<Child> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let err = out.try_clone()?;
+    Command::new(binary)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .with_context(|| format!("spawning {}", binary.display()))
+}
+
 /// A kube client for a kubeconfig file (its current context).
 pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)
@@ -150,7 +176,7 @@ pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
-fn http_get(path: &str) -> anyhow::Result<http::Request<Vec<u8>>> {
+pub(crate) fn http_get(path: &str) -> anyhow::Result<http::Request<Vec<u8>>> {
     Ok(http::Request::get(path).body(Vec::new())?)
 }
 

@@ -109,17 +109,7 @@ impl Drop for Member {
 }
 
 fn application(name: &str) -> anyhow::Result<DynamicObject> {
-    Ok(serde_json::from_value(serde_json::json!({
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "components": [{"name": name, "type": "k8s-objects", "properties": {"objects": [
-                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
-                 "data": {"k": "desired"}}]}}],
-            "policies": [{"type": "topology", "name": "m1", "properties": {"clusters": ["m1"]}}]
-        }
-    }))?)
+    crate::dispatch::config_map_application(name, &["m1".to_string()])
 }
 
 async fn poll<F, Fut>(what: &str, check: F) -> anyhow::Result<Duration>

@@ -6,11 +6,15 @@
 
 mod dispatch;
 mod etcd;
+mod fleet;
 mod gateway;
 mod hub;
 mod lifecycle;
 mod list;
 mod probes;
+mod propagation;
+mod resync;
+mod scrape;
 mod simulator;
 mod stats;
 mod watch;
@@ -48,6 +52,14 @@ enum Scenario {
     Gateway(gateway::Args),
     /// The hub's CPU per member for health probes (and metrics scrapes), vs an idle hub.
     Probes(probes::Args),
+    /// One Application on N members, its spec changed C times: time until all N hold it.
+    Propagation(propagation::Args),
+    /// A hub restarted over A Applications x M members with nothing changed: time until all
+    /// are verified, and the writes the members receive.
+    Resync(resync::Args),
+    /// `dispatch` at fleet size (1,000 members x 100 Applications): time, placements/s, RSS
+    /// and CPU per placement.
+    Fleet(fleet::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +78,9 @@ fn main() -> anyhow::Result<()> {
             Scenario::CleanupOnReturn(a) => lifecycle::cleanup_on_return(a).await,
             Scenario::Gateway(a) => gateway::run(a).await,
             Scenario::Probes(a) => probes::run(a).await,
+            Scenario::Propagation(a) => propagation::run(a).await,
+            Scenario::Resync(a) => resync::run(a).await,
+            Scenario::Fleet(a) => fleet::run(a).await,
         }
     })
 }

@@ -79,14 +79,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         crate::dispatch::start_members(&args.flotilla, args.members, "100ms").await?;
     let interval_flag = format!("{interval}s");
     let (hub, hub_client) = Flotilla::hub_probing_every(&args.flotilla, &interval_flag).await?;
-    let hub_kubeconfig = hub.data_dir().join("admin.kubeconfig");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (idle_cpu, idle_fds) = window(hub.pid(), args.secs).await?;
 
-    for name in &names {
-        let kubeconfig = members.data_dir().join(name).join("admin.kubeconfig");
-        crate::dispatch::join(&args.flotilla, &hub_kubeconfig, &kubeconfig, name)?;
-    }
+    crate::dispatch::join_all(&args.flotilla, &hub, &members, &names)?;
     crate::dispatch::poll_until(
         "members Available",
         names.len(),

@@ -39,3 +39,29 @@ impl std::fmt::Display for Summary {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut samples: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        let s = Summary::of(&mut samples);
+        assert_eq!(s.count, 100);
+        assert_eq!(s.p50, Duration::from_millis(51));
+        assert_eq!(s.p99, Duration::from_millis(99));
+        assert_eq!(s.max, Duration::from_millis(100));
+        let one = Summary::of(&mut [Duration::from_millis(7)]);
+        assert_eq!(
+            (one.p50, one.p99, one.max),
+            (
+                Duration::from_millis(7),
+                Duration::from_millis(7),
+                Duration::from_millis(7)
+            )
+        );
+        let none = Summary::of(&mut []);
+        assert_eq!((none.count, none.p99), (0, Duration::ZERO));
+    }
+}

@@ -381,6 +381,20 @@ fn set_at(object: &mut Value, path: &str, value: Value) {
     cursor[*last] = value;
 }
 
+/// Whether a live object of ours must be written again: its render hash differs from the
+/// desired one, or, when re-asserting (`force`), a field the desired state sets has drifted
+/// (apply-once paths aside). An untouched object is never rewritten, so a hub restarted with
+/// nothing changed (whose first pass re-asserts) writes nothing to its members. Pure.
+pub fn needs_write(live: &Value, desired: &Value, options: &ApplyOptions) -> bool {
+    let live_hash = live["metadata"]["annotations"][labels::RENDER_HASH].as_str();
+    let hash = desired["metadata"]["annotations"][labels::RENDER_HASH].as_str();
+    if live_hash.is_none() || live_hash != hash {
+        return true;
+    }
+    options.force
+        && !super::drift::drifted_fields(desired, live, &options.apply_once_paths).is_empty()
+}
+
 /// Applies a prepared object (see [`prepare`]) with the ownership rules.
 pub async fn apply(
     client: &kube::Client,
@@ -423,9 +437,7 @@ pub async fn apply(
         if options.read_only || options.apply_once_all {
             return Ok(Applied::Skipped);
         }
-        let live_hash = live["metadata"]["annotations"][labels::RENDER_HASH].as_str();
-        let hash = desired["metadata"]["annotations"][labels::RENDER_HASH].as_str();
-        if !options.force && live_hash.is_some() && live_hash == hash {
+        if !needs_write(live, &desired, options) {
             return Ok(Applied::Unchanged);
         }
         for path in &options.apply_once_paths {
@@ -598,6 +610,60 @@ mod tests {
             Error::NotManaged(describe(&ours)).to_string(),
             "ConfigMap default/c exists but not managed by any application now"
         );
+    }
+
+    #[test]
+    fn only_a_changed_render_or_real_drift_is_written() {
+        let desired = prepare(
+            &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                    "spec": {"replicas": 1, "template": {"spec": {"containers": [
+                        {"name": "web", "image": "nginx:1.27"}]}}}}),
+            &target(),
+            true,
+        );
+        // As served: defaults and status added by the cluster.
+        let mut live = desired.clone();
+        live["metadata"]["resourceVersion"] = json!("7");
+        live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] =
+            json!("IfNotPresent");
+        live["status"] = json!({"readyReplicas": 1});
+        let plain = ApplyOptions::default();
+        let force = ApplyOptions {
+            force: true,
+            ..Default::default()
+        };
+        assert!(!needs_write(&live, &desired, &plain));
+        assert!(
+            !needs_write(&live, &desired, &force),
+            "re-assert of an untouched object"
+        );
+        let mut drifted = live.clone();
+        drifted["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:edited");
+        assert!(
+            !needs_write(&drifted, &desired, &plain),
+            "the hash still matches"
+        );
+        assert!(
+            needs_write(&drifted, &desired, &force),
+            "re-assert corrects drift"
+        );
+        let mut scaled = live.clone();
+        scaled["spec"]["replicas"] = json!(4);
+        let once = ApplyOptions {
+            force: true,
+            apply_once_paths: vec!["spec.replicas".into()],
+            ..Default::default()
+        };
+        assert!(
+            !needs_write(&scaled, &desired, &once),
+            "apply-once paths are left alone"
+        );
+        let mut other_render = live.clone();
+        other_render["metadata"]["annotations"][labels::RENDER_HASH] = json!("0000");
+        assert!(needs_write(&other_render, &desired, &plain));
+        let mut unhashed = live;
+        unhashed["metadata"]["annotations"] = json!({});
+        assert!(needs_write(&unhashed, &desired, &plain));
     }
 
     #[test]
