@@ -1,6 +1,7 @@
 //! Sub-reconciler 3, converge: once the workflow has finished, every pass re-runs the deploy
-//! steps (unchanged objects are skipped by hash; every re-assert interval they are applied
-//! again), re-evaluates health and follows cluster label changes.
+//! steps (unchanged objects are skipped by hash; every re-assert interval, and on the first
+//! pass after a start, they are compared with the desired state and applied again where a
+//! field drifted), re-evaluates health and follows cluster label changes.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
