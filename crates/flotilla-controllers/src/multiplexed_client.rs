@@ -29,6 +29,9 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a PING may go unanswered before the connection (and its streams) is closed.
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// TLS sessions a client keeps for resumption.
+const TLS_SESSIONS: usize = 4;
+
 /// A [`kube::Client`] for `config` over one multiplexed HTTP/2 connection (see the module
 /// docs). A config with a proxy or a TLS server name override gets kube's own HTTP/1.1 client,
 /// which handles those.
@@ -40,8 +43,12 @@ pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(config.connect_timeout);
+    let mut tls = config.rustls_client_config()?;
+    // rustls's default cache of 256 sessions is ~13 KiB per client; one client reaches one
+    // server over one connection at a time, so a few sessions are plenty.
+    tls.resumption = rustls::client::Resumption::in_memory_sessions(TLS_SESSIONS);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config.rustls_client_config()?)
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http2()
         .wrap_connector(tcp);

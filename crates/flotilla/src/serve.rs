@@ -103,9 +103,12 @@ async fn admin_config(kubeconfig: &Path) -> anyhow::Result<kube::Config> {
         .context("loading the admin kubeconfig")
 }
 
-/// A kube client for a server's admin kubeconfig.
+/// A kube client for a server's admin kubeconfig, multiplexing every request and watch of
+/// the controllers beside the server over one HTTP/2 connection to it.
 async fn admin_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
-    Ok(kube::Client::try_from(admin_config(kubeconfig).await?)?)
+    Ok(flotilla_controllers::multiplexed_client::client(
+        admin_config(kubeconfig).await?,
+    )?)
 }
 
 async fn serving(server: RunningServer) -> anyhow::Result<()> {
@@ -371,9 +374,7 @@ async fn one_member(
     );
     // One HTTP/2 connection carries the simulator's and the exporter's watches and requests
     // (HTTP/1.1 took a connection, two descriptors in this process, per watch).
-    let client = flotilla_controllers::multiplexed_client::client(
-        admin_config(&server.admin_kubeconfig).await?,
-    )?;
+    let client = admin_client(&server.admin_kubeconfig).await?;
     let exporter_client = client.clone();
     tokio::spawn(keep_running("member state metrics", move || {
         flotilla_controllers::statemetrics::run(exporter_client.clone(), state_metrics.clone())
