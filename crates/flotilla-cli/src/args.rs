@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The whole command line: global options and one command.
 #[derive(Debug, Parser)]
 #[command(
     name = "flotilla",
@@ -14,10 +15,12 @@ pub struct Cli {
     /// Path to the kubeconfig of the hub (then $KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the hub: the API server plus all controllers.
@@ -70,6 +73,7 @@ pub enum TopCommand {
     Apps,
 }
 
+/// `flotilla gateway ...`
 #[derive(Debug, Clone, Args)]
 pub struct GatewayArgs {
     /// `host:port` to serve HTTP on (port 0 picks a free one; the address is printed).
@@ -77,10 +81,13 @@ pub struct GatewayArgs {
     pub listen: String,
 }
 
+/// `flotilla hub ...`
 #[derive(Debug, Clone, Args)]
 pub struct HubArgs {
+    /// `host:port` to serve the Kubernetes API on (HTTPS; port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: String,
+    /// Where the hub keeps its CA, certificates, admin kubeconfig, storage and audit log.
     #[arg(long, default_value = ".flotilla/hub")]
     pub data_dir: PathBuf,
     /// `embedded` (one redb file in the data dir, one hub) or `etcd` (several hubs over one
@@ -132,12 +139,16 @@ pub struct HubArgs {
     pub application_revision_limit: u32,
 }
 
+/// `flotilla member ...`
 #[derive(Debug, Clone, Args)]
 pub struct MemberArgs {
+    /// The member cluster's name.
     #[arg(long)]
     pub name: String,
+    /// `host:port` to serve the Kubernetes API on (HTTPS; port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: String,
+    /// Where the member keeps its CA, kubeconfig and storage (default `.flotilla/members/NAME`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// How long the simulated workloads take to become ready.
@@ -162,6 +173,7 @@ pub struct MemberArgs {
     pub fault_stuck: bool,
 }
 
+/// `flotilla dev ...`
 #[derive(Debug, Clone, Args)]
 pub struct DevArgs {
     /// The simulated members to start and join.
@@ -180,6 +192,7 @@ pub struct DevArgs {
     pub hubs: u32,
 }
 
+/// `flotilla cluster ...`
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     /// Register a member cluster.
@@ -207,6 +220,7 @@ pub enum ClusterCommand {
     },
 }
 
+/// `flotilla cluster labels ...`
 #[derive(Debug, Subcommand)]
 pub enum LabelsCommand {
     /// Add or change labels: `NAME k=v[,k=v]`.
@@ -225,6 +239,7 @@ pub enum LabelsCommand {
     },
 }
 
+/// `flotilla up ...`
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
     /// The YAML or JSON file of objects to apply (`-` for stdin).
@@ -235,6 +250,7 @@ pub struct UpArgs {
     pub namespace: Option<String>,
 }
 
+/// `flotilla status ...`
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
     /// The Application.
@@ -251,6 +267,7 @@ pub struct StatusArgs {
     pub tree: bool,
 }
 
+/// `flotilla dry-run ...`
 #[derive(Debug, Clone, Args)]
 pub struct DryRunArgs {
     /// The Application file (its first Application document).
@@ -263,6 +280,7 @@ pub struct DryRunArgs {
     pub namespace: Option<String>,
 }
 
+/// `flotilla diff ...`
 #[derive(Debug, Clone, Args)]
 pub struct DiffArgs {
     /// The Application file (its first Application document).
@@ -273,15 +291,22 @@ pub struct DiffArgs {
     pub namespace: Option<String>,
 }
 
+/// `flotilla workflow ...`
 #[derive(Debug, Subcommand)]
 pub enum WorkflowCommand {
+    /// Continue a suspended workflow.
     Resume(AppRef),
+    /// Pause the workflow before its next step.
     Suspend(AppRef),
+    /// Stop the workflow; it does not run again until restarted.
     Terminate(AppRef),
+    /// Run the workflow again from its first step.
     Restart(AppRef),
+    /// Go back to the last revision whose workflow succeeded.
     Rollback(AppRef),
 }
 
+/// `flotilla gitops ...`
 #[derive(Debug, Subcommand)]
 pub enum GitopsCommand {
     /// Sync status, health, the last operation and every resource of an Argo CD Application.
@@ -292,8 +317,10 @@ pub enum GitopsCommand {
     Diff(AppRef),
 }
 
+/// `flotilla gitops sync ...`
 #[derive(Debug, Clone, Args)]
 pub struct GitopsSyncArgs {
+    /// The Argo CD Application.
     #[command(flatten)]
     pub app: AppRef,
     /// Also delete objects that left Git.
@@ -304,13 +331,17 @@ pub struct GitopsSyncArgs {
     pub timeout: std::time::Duration,
 }
 
+/// An Application by name and namespace.
 #[derive(Debug, Clone, Args)]
 pub struct AppRef {
+    /// The Application.
     pub app: String,
+    /// Its namespace (default: the kubeconfig context's).
     #[arg(short = 'n', long = "namespace")]
     pub namespace: Option<String>,
 }
 
+/// `flotilla get ...`
 #[derive(Debug, Clone, Args)]
 pub struct GetArgs {
     /// The kind, as kubectl takes it: `deployment`, `deploy`, `deployments.apps`, ...; several
@@ -338,6 +369,7 @@ pub struct GetArgs {
     pub output: Option<String>,
 }
 
+/// `flotilla auth ...`
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
     /// Record a FleetRoleBinding: bind a ClusterRole on the selected members and allow the
@@ -347,6 +379,7 @@ pub enum AuthCommand {
     ListPrivileges(ListPrivilegesArgs),
 }
 
+/// `flotilla auth grant-privileges ...`
 #[derive(Debug, Clone, Args)]
 pub struct GrantArgs {
     /// The user to grant to.
@@ -376,6 +409,7 @@ pub struct GrantArgs {
     pub clusterrole: Option<String>,
 }
 
+/// `flotilla auth list-privileges ...`
 #[derive(Debug, Clone, Args)]
 pub struct ListPrivilegesArgs {
     /// The user to inspect.
@@ -389,16 +423,21 @@ pub struct ListPrivilegesArgs {
     pub namespace: String,
 }
 
+/// `flotilla kubeconfig ...`
 #[derive(Debug, Subcommand)]
 pub enum KubeconfigCommand {
     /// Mint a client certificate signed by the CA in DATA_DIR and write a kubeconfig for it.
     Create {
+        /// The hub's data dir (its CA signs the certificate).
         #[arg(long)]
         data_dir: PathBuf,
+        /// The user name (the certificate's CN).
         #[arg(long)]
         user: String,
+        /// Groups (the certificate's O), repeatable.
         #[arg(long = "group")]
         groups: Vec<String>,
+        /// Where to write the kubeconfig (default: stdout).
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::args::{AuthCommand, GrantArgs, ListPrivilegesArgs};
 
 /// Runs an `auth` subcommand.
-pub async fn run(hub_client: &kube::Client, command: AuthCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: &kube::Client, command: AuthCommand) -> anyhow::Result<()> {
     match command {
         AuthCommand::GrantPrivileges(args) => grant(hub_client, &args).await,
         AuthCommand::ListPrivileges(args) => list(hub_client, &args).await,
@@ -19,7 +19,7 @@ pub async fn run(hub_client: &kube::Client, command: AuthCommand) -> anyhow::Res
 }
 
 /// The `FleetRoleBinding` for `args` (name derived from subject, role and scope).
-pub fn grant_object(args: &GrantArgs) -> anyhow::Result<Value> {
+pub(crate) fn grant_object(args: &GrantArgs) -> anyhow::Result<Value> {
     let (kind, subject) = match (&args.user, &args.group) {
         (Some(u), _) => ("User", u.clone()),
         (None, Some(g)) => ("Group", g.clone()),

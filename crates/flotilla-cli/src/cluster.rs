@@ -7,7 +7,7 @@ use flotilla_controllers::cluster::registry::{self, JoinOutcome};
 use crate::args::{ClusterCommand, LabelsCommand};
 
 /// Runs a `cluster` sub-command.
-pub async fn run(hub_client: &kube::Client, command: ClusterCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: &kube::Client, command: ClusterCommand) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Join {
             kubeconfig,
@@ -113,7 +113,7 @@ fn text<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a str {
 }
 
 /// The `cluster list` table: `CLUSTER TYPE ENDPOINT ACCEPTED LABELS`.
-pub fn list_table(clusters: &[registry::ClusterInfo]) -> String {
+pub(crate) fn list_table(clusters: &[registry::ClusterInfo]) -> String {
     let headers: Vec<String> = ["CLUSTER", "TYPE", "ENDPOINT", "ACCEPTED", "LABELS"]
         .map(String::from)
         .to_vec();

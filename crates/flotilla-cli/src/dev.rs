@@ -25,7 +25,7 @@ use crate::args::DevArgs;
 
 /// Environment variable set on every child: the dev process's pid. A child whose parent
 /// changes (the dev process died without cleaning up) stops itself; see [`watch_parent`].
-pub const PARENT_PID_ENV: &str = "FLOTILLA_PARENT_PID";
+pub(crate) const PARENT_PID_ENV: &str = "FLOTILLA_PARENT_PID";
 
 /// Prints a line of progress; a closed stdout (the terminal went away, output piped to a
 /// finished reader) must not stop the playground or leave its children behind.
@@ -272,7 +272,7 @@ async fn stop_group(servers: &mut [&mut Server]) {
 }
 
 /// Runs `flotilla dev` until Ctrl-C or SIGTERM.
-pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: &DevArgs) -> anyhow::Result<()> {
     let mut names: Vec<String> = Vec::new();
     for name in args
         .clusters

@@ -16,7 +16,7 @@ const MEMBER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A resource kind resolved through a member's discovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedResource {
+pub(crate) struct ResolvedResource {
     /// API group (`""` for core).
     pub group: String,
     /// API version.
@@ -30,17 +30,8 @@ pub struct ResolvedResource {
 }
 
 impl ResolvedResource {
-    /// `deployments.apps`, `services`: how kubectl names the resource in messages.
-    pub fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.clone()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
-    }
-
     /// The request path for a list (no name) or one object.
-    pub fn path(&self, namespace: Option<&str>, name: Option<&str>) -> String {
+    pub(crate) fn path(&self, namespace: Option<&str>, name: Option<&str>) -> String {
         let mut path = if self.group.is_empty() {
             format!("/api/{}", self.version)
         } else {
@@ -62,7 +53,7 @@ impl ResolvedResource {
 }
 
 /// Whether `name` (lower-case, no group) names `resource`: plural, singular, kind or short name.
-pub fn names_resource(name: &str, resource: &APIResource) -> bool {
+pub(crate) fn names_resource(name: &str, resource: &APIResource) -> bool {
     if resource.name.contains('/') {
         return false;
     }
@@ -76,7 +67,7 @@ pub fn names_resource(name: &str, resource: &APIResource) -> bool {
 }
 
 /// Splits `deployments.apps` / `deployment.v1.apps` into (name, version, group).
-pub fn split_kind_arg(arg: &str) -> (String, Option<String>, Option<String>) {
+pub(crate) fn split_kind_arg(arg: &str) -> (String, Option<String>, Option<String>) {
     let arg = arg.to_lowercase();
     match arg.split_once('.') {
         None => (arg, None, None),
@@ -98,7 +89,7 @@ pub fn split_kind_arg(arg: &str) -> (String, Option<String>, Option<String>) {
 
 /// A built-in kind named by `name` (and `version`/`group` when given), from the kind table
 /// `flotilla_core::kinds`: every Flotilla API server serves these, so no discovery is needed.
-pub fn resolve_builtin(
+pub(crate) fn resolve_builtin(
     name: &str,
     version: Option<&str>,
     group: Option<&str>,
@@ -117,7 +108,7 @@ pub fn resolve_builtin(
 
 /// Resolves a kind argument: built-in kinds from the kind table, others through the member's
 /// discovery documents.
-pub async fn resolve(
+pub(crate) async fn resolve(
     member_client: &kube::Client,
     arg: &str,
 ) -> Result<ResolvedResource, kube::Error> {
@@ -189,7 +180,7 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// A rendered cell of a server-side table.
-pub fn cell_text(cell: &Value) -> String {
+pub(crate) fn cell_text(cell: &Value) -> String {
     match cell {
         Value::Null => "<none>".into(),
         Value::String(s) => s.clone(),
@@ -199,7 +190,7 @@ pub fn cell_text(cell: &Value) -> String {
 }
 
 /// Rows of a `meta.k8s.io/v1 Table`: (headers, rows), optionally with NAMESPACE and CLUSTER.
-pub fn table_rows(
+pub(crate) fn table_rows(
     table: &Value,
     wide: bool,
     with_namespace: bool,
@@ -258,7 +249,7 @@ pub fn table_rows(
 }
 
 /// kubectl's rendering of an API error.
-pub fn kubectl_error(e: &kube::Error) -> String {
+pub(crate) fn kubectl_error(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) if status.message.starts_with("the server doesn't have") => {
             format!("error: {}", status.message)
@@ -278,7 +269,7 @@ pub fn kubectl_error(e: &kube::Error) -> String {
 /// A client for `cluster` through the hub's cluster gateway, as the signed-in user: no member
 /// credentials are read, the hub authorizes `clustergateways/proxy` and the member's RBAC
 /// decides the rest (`local` is the hub itself).
-pub fn member_client_for(hub_client: &kube::Client, cluster: &str) -> kube::Client {
+pub(crate) fn member_client_for(hub_client: &kube::Client, cluster: &str) -> kube::Client {
     if cluster == registry::LOCAL_CLUSTER {
         return hub_client.clone();
     }
@@ -361,7 +352,7 @@ fn fallback_table(value: &Value) -> Value {
 }
 
 /// The kinds of a `KIND[,KIND...]` argument, in order, without repeats.
-pub fn kind_list(arg: &str) -> anyhow::Result<Vec<String>> {
+pub(crate) fn kind_list(arg: &str) -> anyhow::Result<Vec<String>> {
     let mut kinds: Vec<String> = Vec::new();
     for kind in arg.split(',').map(str::trim) {
         anyhow::ensure!(!kind.is_empty(), "error: empty resource type in {arg:?}");
@@ -373,7 +364,7 @@ pub fn kind_list(arg: &str) -> anyhow::Result<Vec<String>> {
 }
 
 /// Runs `flotilla get`.
-pub async fn run(hub_client: &kube::Client, args: &GetArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: &kube::Client, args: &GetArgs) -> anyhow::Result<()> {
     let output = args.output.as_deref().unwrap_or("");
     anyhow::ensure!(
         matches!(output, "" | "wide" | "yaml" | "json" | "name"),
@@ -648,7 +639,6 @@ mod tests {
             "/apis/apps/v1/namespaces/demo/deployments/web"
         );
         assert_eq!(r.path(None, None), "/apis/apps/v1/deployments");
-        assert_eq!(r.qualified(), "deployments.apps");
         assert_eq!(resolve_builtin("deploy", None, None), Some(r.clone()));
         assert_eq!(
             resolve_builtin("deployment", Some("v1"), Some("apps")),

@@ -12,7 +12,7 @@ use crate::args::{AppRef, GitopsCommand, GitopsSyncArgs};
 use crate::table;
 
 /// Runs a `gitops` sub-command.
-pub async fn run(hub_client: &kube::Client, command: GitopsCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: &kube::Client, command: GitopsCommand) -> anyhow::Result<()> {
     match command {
         GitopsCommand::Status(app) => {
             let (api, name) = api(hub_client, &app);
@@ -53,7 +53,7 @@ fn short(revision: &str) -> &str {
 }
 
 /// The `status` page: summary lines, then one row per resource.
-pub fn render_status(app: &ArgoApplication) -> String {
+pub(crate) fn render_status(app: &ArgoApplication) -> String {
     let status = app.status.clone().unwrap_or_default();
     let source = &app.spec.source;
     let destination = &app.spec.destination;
@@ -242,7 +242,7 @@ async fn diff(hub_client: &kube::Client, app_ref: &AppRef) -> anyhow::Result<()>
 }
 
 /// One block per resource that is out of sync.
-pub fn render_diff(status: &ArgoApplicationStatus) -> String {
+pub(crate) fn render_diff(status: &ArgoApplicationStatus) -> String {
     let mut out = String::new();
     for r in status.resources.iter().filter(|r| r.status != "Synced") {
         let group = if r.group.is_empty() {

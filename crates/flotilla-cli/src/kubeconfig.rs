@@ -11,6 +11,7 @@ pub enum Error {
     /// The named kubeconfig could not be read.
     #[error("cannot load kubeconfig {path}: {cause}")]
     Load {
+        /// The file that was named.
         path: String,
         /// Displayed, not chained: its message already carries its cause.
         cause: Box<kube::config::KubeconfigError>,
@@ -26,7 +27,7 @@ pub enum Error {
 }
 
 /// The hub's client configuration by the kubectl rules.
-pub async fn hub_config(kubeconfig: Option<&Path>) -> Result<kube::Config, Error> {
+pub(crate) async fn hub_config(kubeconfig: Option<&Path>) -> Result<kube::Config, Error> {
     match kubeconfig {
         Some(path) => {
             let load = |source: kube::config::KubeconfigError| Error::Load {

@@ -3,20 +3,22 @@
 //! Server commands (`hub`, `member`) are parsed here and run by the binary, which links the
 //! API server; every other command talks to the hub only through the Kubernetes API.
 
+#![warn(unreachable_pub, missing_docs)]
+
 pub mod args;
-pub mod auth;
-pub mod cluster;
+pub(crate) mod auth;
+pub(crate) mod cluster;
 pub mod dev;
-pub mod get;
-pub mod gitops;
+pub(crate) mod get;
+pub(crate) mod gitops;
 pub mod kubeconfig;
-pub mod preview;
-pub mod status;
-pub mod status_mcs;
-pub mod table;
-pub mod top;
-pub mod up;
-pub mod workflow;
+pub(crate) mod preview;
+pub(crate) mod status;
+pub(crate) mod status_mcs;
+pub(crate) mod table;
+pub(crate) mod top;
+pub(crate) mod up;
+pub(crate) mod workflow;
 
 use std::path::PathBuf;
 

@@ -21,7 +21,7 @@ use crate::up::parse_documents;
 
 /// `flotilla dry-run -f FILE | NAME`: every cluster's objects as YAML, each cluster introduced
 /// by a `# cluster: NAME` line.
-pub async fn dry_run(hub_client: &kube::Client, args: &DryRunArgs) -> anyhow::Result<()> {
+pub(crate) async fn dry_run(hub_client: &kube::Client, args: &DryRunArgs) -> anyhow::Result<()> {
     let app = match (&args.file, &args.app) {
         (Some(file), None) => from_file(hub_client, file, args.namespace.as_deref())?,
         (None, Some(name)) => stored(hub_client, name, args.namespace.as_deref())
@@ -35,7 +35,7 @@ pub async fn dry_run(hub_client: &kube::Client, args: &DryRunArgs) -> anyhow::Re
 }
 
 /// The YAML of every cluster's objects.
-pub fn render_yaml(planned: &BTreeMap<String, Vec<Value>>) -> anyhow::Result<String> {
+pub(crate) fn render_yaml(planned: &BTreeMap<String, Vec<Value>>) -> anyhow::Result<String> {
     let mut out = String::new();
     for (cluster, objects) in planned {
         out.push_str(&format!("# cluster: {cluster}\n"));
@@ -49,7 +49,7 @@ pub fn render_yaml(planned: &BTreeMap<String, Vec<Value>>) -> anyhow::Result<Str
 
 /// `flotilla diff -f FILE`: exits 0 when nothing would change, 1 when something would, 2 on
 /// an error (kubectl diff's contract).
-pub async fn diff(hub_client: &kube::Client, args: &DiffArgs) -> ! {
+pub(crate) async fn diff(hub_client: &kube::Client, args: &DiffArgs) -> ! {
     match diff_inner(hub_client, args).await {
         Ok(text) if text.is_empty() => std::process::exit(0),
         Ok(text) => {
@@ -217,7 +217,7 @@ fn without_bookkeeping(desired: &Value) -> Value {
 
 /// `live` cut to the fields `desired` sets (metadata: name, namespace, labels, annotations), so
 /// what the cluster or others add is no difference.
-pub fn project(desired: &Value, live: &Value) -> Value {
+pub(crate) fn project(desired: &Value, live: &Value) -> Value {
     match (desired, live) {
         (Value::Object(d), Value::Object(l)) => Value::Object(
             d.keys()
@@ -233,7 +233,7 @@ pub fn project(desired: &Value, live: &Value) -> Value {
 
 /// A line diff of `before` → `after`: unchanged lines start with two spaces, removed ones
 /// with `- `, added ones with `+ ` (longest common subsequence).
-pub fn line_diff(before: &str, after: &str) -> Vec<String> {
+pub(crate) fn line_diff(before: &str, after: &str) -> Vec<String> {
     let (a, b): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
     let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
     for i in (0..a.len()).rev() {

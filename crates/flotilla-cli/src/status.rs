@@ -16,7 +16,7 @@ use crate::args::StatusArgs;
 use crate::get::member_client_for;
 
 /// The API resource of `Application`.
-pub fn application_resource() -> ApiResource {
+pub(crate) fn application_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("core.oam.dev", "v1beta1", "Application"),
         "applications",
@@ -24,7 +24,7 @@ pub fn application_resource() -> ApiResource {
 }
 
 /// `2026-11-22T10:00:00Z` → `2026-11-22 10:00:00 +0000 UTC` (Go's time format).
-pub fn go_time(rfc3339: &str) -> String {
+pub(crate) fn go_time(rfc3339: &str) -> String {
     match rfc3339.parse::<k8s_openapi::jiff::Timestamp>() {
         Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string(),
         Err(_) => rfc3339.to_string(),
@@ -61,7 +61,7 @@ fn write_steps(out: &mut String, steps: &[Value], indent: &str) {
 }
 
 /// Renders the status view of an Application object (JSON as served).
-pub fn render(app: &Value) -> String {
+pub(crate) fn render(app: &Value) -> String {
     let mut out = String::new();
     out.push_str("About:\n");
     let _ = writeln!(out, "  Name:         {}", s(app, "/metadata/name"));
@@ -189,7 +189,7 @@ fn write_drift(out: &mut String, app: &Value) {
 }
 
 /// The API resource of `ResourceTracker` (cleanup records are trackers of type `cleanup`).
-pub fn resource_tracker_resource() -> ApiResource {
+pub(crate) fn resource_tracker_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("core.oam.dev", "v1beta1", "ResourceTracker"),
         "resourcetrackers",
@@ -197,7 +197,7 @@ pub fn resource_tracker_resource() -> ApiResource {
 }
 
 /// Cleanup records matching `selector` (an unreadable list shows as none).
-pub async fn pending_cleanups(hub_client: &kube::Client, selector: &str) -> Vec<Value> {
+pub(crate) async fn pending_cleanups(hub_client: &kube::Client, selector: &str) -> Vec<Value> {
     let api: Api<DynamicObject> = Api::all_with(hub_client.clone(), &resource_tracker_resource());
     match api
         .list(&kube::api::ListParams::default().labels(selector))
@@ -216,7 +216,7 @@ pub async fn pending_cleanups(hub_client: &kube::Client, selector: &str) -> Vec<
 }
 
 /// `Pending cleanup:` (objects left on clusters that were unreachable), or nothing.
-pub fn render_pending(records: &[Value]) -> String {
+pub(crate) fn render_pending(records: &[Value]) -> String {
     let mut out = String::new();
     for record in records {
         let cluster = s(
@@ -243,7 +243,7 @@ pub fn render_pending(records: &[Value]) -> String {
 }
 
 /// Runs `flotilla status`.
-pub async fn run(hub_client: &kube::Client, args: &StatusArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: &kube::Client, args: &StatusArgs) -> anyhow::Result<()> {
     let namespace = args
         .namespace
         .clone()
@@ -300,7 +300,7 @@ pub async fn run(hub_client: &kube::Client, args: &StatusArgs) -> anyhow::Result
 
 /// `flotilla status --tree`: per cluster, every object the application dispatched, read through
 /// the hub's cluster gateway as the signed-in user, with its health.
-pub async fn render_tree(hub_client: &kube::Client, app: &Value) -> String {
+pub(crate) async fn render_tree(hub_client: &kube::Client, app: &Value) -> String {
     let mut by_cluster: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for r in app["status"]["appliedResources"]
         .as_array()

@@ -21,11 +21,11 @@ use serde_json::Value;
 const MEMBER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A Service by namespace and name.
-pub type ServiceKey = (String, String);
+pub(crate) type ServiceKey = (String, String);
 
 /// What one cluster holds of one multi-cluster Service.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterView {
+pub(crate) struct ClusterView {
     pub cluster: String,
     /// The ServiceExport's state (`valid`, `conflict (...)`, ...), if the cluster exports.
     pub export: Option<String>,
@@ -37,7 +37,7 @@ pub struct ClusterView {
 
 /// The (namespace, name) of every ServiceExport / ServiceImport among the app's component
 /// objects (`k8s-objects` components); objects without a namespace are in the app's.
-pub fn mcs_services(app: &Value) -> Vec<ServiceKey> {
+pub(crate) fn mcs_services(app: &Value) -> Vec<ServiceKey> {
     let app_namespace = app["metadata"]["namespace"].as_str().unwrap_or("default");
     let mut keys: Vec<ServiceKey> = app["spec"]["components"]
         .as_array()
@@ -63,7 +63,7 @@ pub fn mcs_services(app: &Value) -> Vec<ServiceKey> {
 }
 
 /// A ServiceExport's conditions in a word or two.
-pub fn export_state(export: &Value) -> String {
+pub(crate) fn export_state(export: &Value) -> String {
     let conditions = export["status"]["conditions"].as_array();
     let find = |ty: &str| conditions.into_iter().flatten().find(|c| c["type"] == ty);
     if let Some(c) = find("Conflict").filter(|c| c["status"] == "True") {
@@ -77,7 +77,7 @@ pub fn export_state(export: &Value) -> String {
 }
 
 /// Ready endpoints per source cluster in `amcs-<name>` slices.
-pub fn endpoints_by_cluster(slices: &[EndpointSlice]) -> BTreeMap<String, usize> {
+pub(crate) fn endpoints_by_cluster(slices: &[EndpointSlice]) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for slice in slices {
         let labels = slice.metadata.labels.clone().unwrap_or_default();
@@ -96,7 +96,7 @@ pub fn endpoints_by_cluster(slices: &[EndpointSlice]) -> BTreeMap<String, usize>
 }
 
 /// The `Multi-cluster Services:` section (empty when the app has none).
-pub fn render(services: &[(ServiceKey, Vec<ClusterView>)]) -> String {
+pub(crate) fn render(services: &[(ServiceKey, Vec<ClusterView>)]) -> String {
     if services.is_empty() {
         return String::new();
     }
@@ -136,7 +136,7 @@ fn or_none(items: &[String]) -> String {
 }
 
 /// Reads every cluster for the app's multi-cluster Services and renders the section.
-pub async fn section(hub_client: &kube::Client, app: &Value) -> String {
+pub(crate) async fn section(hub_client: &kube::Client, app: &Value) -> String {
     let services = mcs_services(app);
     if services.is_empty() {
         return String::new();

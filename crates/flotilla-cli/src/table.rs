@@ -1,7 +1,7 @@
 //! kubectl-style tables: left-aligned columns, three spaces apart, no trailing padding.
 
 /// Renders `headers` and `rows` like kubectl's printer.
-pub fn render(headers: &[String], rows: &[Vec<String>]) -> String {
+pub(crate) fn render(headers: &[String], rows: &[Vec<String>]) -> String {
     let columns = headers.len();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {

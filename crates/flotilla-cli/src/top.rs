@@ -13,7 +13,7 @@ use crate::args::TopCommand;
 use crate::table;
 
 /// Runs a `top` sub-command.
-pub async fn run(hub_client: &kube::Client, command: TopCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: &kube::Client, command: TopCommand) -> anyhow::Result<()> {
     let samples = fleet_samples(hub_client).await?;
     let out = match command {
         TopCommand::Clusters => clusters_table(hub_client, &samples).await?,

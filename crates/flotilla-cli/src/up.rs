@@ -11,11 +11,11 @@ use serde_json::Value;
 use crate::args::UpArgs;
 
 /// The field manager `flotilla up` applies with.
-pub const FIELD_MANAGER: &str = "flotilla";
+pub(crate) const FIELD_MANAGER: &str = "flotilla";
 
 /// Errors reading the documents of a file.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Not YAML or JSON.
     #[error("error parsing {file}: {message}")]
     Parse { file: String, message: String },
@@ -29,7 +29,7 @@ pub enum Error {
 }
 
 /// Parses every non-empty YAML (or JSON) document of `text`.
-pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Value>, Error> {
+pub(crate) fn parse_documents(file: &str, text: &str) -> Result<Vec<Value>, Error> {
     let mut out = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(document).map_err(|e| Error::Parse {
@@ -79,7 +79,7 @@ fn check(value: &Value) -> Result<(), String> {
 }
 
 /// `kind.group` as kubectl prints it (`application.core.oam.dev`, `deployment.apps`, `service`).
-pub fn display_kind(kind: &str, group: &str) -> String {
+pub(crate) fn display_kind(kind: &str, group: &str) -> String {
     if group.is_empty() {
         kind.to_lowercase()
     } else {
@@ -89,7 +89,7 @@ pub fn display_kind(kind: &str, group: &str) -> String {
 
 /// The files `-f` names: the file itself, stdin (`-`), or a folder's `.yaml`, `.yml` and
 /// `.json` files in name order.
-pub fn input_files(path: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+pub(crate) fn input_files(path: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     if path.as_os_str() == "-" || !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -208,7 +208,7 @@ async fn apply_document(
 
 /// Runs `flotilla up`: every document is applied even when an earlier one fails (like
 /// `kubectl apply`); the command fails if any did.
-pub async fn run(hub_client: &kube::Client, args: &UpArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: &kube::Client, args: &UpArgs) -> anyhow::Result<()> {
     let files = input_files(&args.file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
     let mut documents = Vec::new();

@@ -10,7 +10,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use crate::args::{AppRef, WorkflowCommand};
 
 /// The field manager workflow operations write with.
-pub const FIELD_MANAGER: &str = "flotilla-workflow";
+pub(crate) const FIELD_MANAGER: &str = "flotilla-workflow";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Operation {
@@ -34,7 +34,7 @@ impl Operation {
 }
 
 /// Runs a `workflow` sub-command.
-pub async fn run(hub_client: &kube::Client, command: WorkflowCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: &kube::Client, command: WorkflowCommand) -> anyhow::Result<()> {
     let (op, app_ref) = match command {
         WorkflowCommand::Resume(a) => (Operation::Resume, a),
         WorkflowCommand::Suspend(a) => (Operation::Suspend, a),

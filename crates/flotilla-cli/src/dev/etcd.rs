@@ -15,7 +15,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Errors starting the playground's etcd.
 #[derive(Debug, thiserror::Error)]
-pub enum EtcdError {
+pub(super) enum EtcdError {
     #[error(
         "flotilla dev --hubs needs the `etcd` binary on PATH (Debian package etcd-server): \
          apt-get update && apt-get install -y etcd-server"
