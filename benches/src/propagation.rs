@@ -217,7 +217,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let floor = floor(&args, &clients).await?;
     println!("  floor (the change written straight to all members at once): {floor}");
 
-    let (_hub, hub_client) = dispatch::joined_hub(&args.flotilla, &members, &names).await?;
+    let (hub, hub_client) = dispatch::joined_hub(&args.flotilla, &members, &names).await?;
     let apps = dispatch::applications(&hub_client);
     let mut watchers = Watchers::start(&clients, "default");
     let started = Instant::now();
@@ -232,7 +232,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.members,
         started.elapsed()
     );
-    let hub = time_changes(&mut watchers, args.changes, timeout, |seq| {
+    let (hub_before, members_before) = (hub::Usage::of(hub.pid())?, hub::Usage::of(members.pid())?);
+    let reconciles_before = crate::resync::reconciles(&hub_client, "ok").await?;
+    let timed = time_changes(&mut watchers, args.changes, timeout, |seq| {
         let apps = apps.clone();
         async move {
             let patch = json!({"spec": {"components": components(seq)}});
@@ -242,11 +244,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     })
     .await?;
-    println!("  hub (Application spec change -> all members hold it): {hub}");
+    let reconciles = crate::resync::reconciles(&hub_client, "ok").await? - reconciles_before;
+    let (hub_after, members_after) = (hub::Usage::of(hub.pid())?, hub::Usage::of(members.pid())?);
+    println!("  hub (Application spec change -> all members hold it): {timed}");
     println!(
         "  hub / floor: p50 {:.1}x, p99 {:.1}x (goal p99 <= 500ms)",
-        hub.p50.as_secs_f64() / floor.p50.as_secs_f64().max(1e-9),
-        hub.p99.as_secs_f64() / floor.p99.as_secs_f64().max(1e-9)
+        timed.p50.as_secs_f64() / floor.p50.as_secs_f64().max(1e-9),
+        timed.p99.as_secs_f64() / floor.p99.as_secs_f64().max(1e-9)
+    );
+    let per_change = |cpu: f64| cpu * 1000.0 / args.changes.max(1) as f64;
+    println!(
+        "  per change: {:.1} application reconciles; CPU {:.0} ms hub, {:.0} ms members process",
+        reconciles as f64 / args.changes.max(1) as f64,
+        per_change(hub_after.cpu_secs - hub_before.cpu_secs),
+        per_change(members_after.cpu_secs - members_before.cpu_secs)
     );
     Ok(())
 }

@@ -63,7 +63,7 @@ fn reading(verb: &str) -> bool {
 }
 
 /// The hub's application reconciles since it started, by outcome.
-async fn reconciles(hub: &kube::Client, outcome: &str) -> anyhow::Result<usize> {
+pub(crate) async fn reconciles(hub: &kube::Client, outcome: &str) -> anyhow::Result<usize> {
     let text = scrape::metrics(hub).await?;
     let count = scrape::sum(
         &text,
