@@ -395,7 +395,9 @@ pub fn needs_write(live: &Value, desired: &Value, options: &ApplyOptions) -> boo
         && !super::drift::drifted_fields(desired, live, &options.apply_once_paths).is_empty()
 }
 
-/// Applies a prepared object (see [`prepare`]) with the ownership rules.
+/// Applies a prepared object (see [`prepare`]) with the ownership rules. Returns what was
+/// done and the object as the cluster now holds it (the read that decided, or the write's
+/// answer), so the caller needs no second read.
 pub async fn apply(
     client: &kube::Client,
     desired: &Value,
@@ -403,7 +405,7 @@ pub async fn apply(
     app_name: &str,
     app_namespace: &str,
     options: &ApplyOptions,
-) -> Result<Applied> {
+) -> Result<(Applied, Value)> {
     let (api_version, kind, namespace, name) = identity(desired)?;
     let api = api_for(client, &api_version, &kind, info, &namespace);
     let live = api
@@ -414,19 +416,20 @@ pub async fn apply(
     let mut desired = desired.clone();
     let me = format!("{app_namespace}/{app_name}");
     if let Some(live) = &live {
+        let skipped = || Ok((Applied::Skipped, live.clone()));
         match ownership(live, app_name, app_namespace) {
             Ownership::Ours => {}
             Ownership::None if options.take_over => {}
-            Ownership::None if options.read_only => return Ok(Applied::Skipped),
+            Ownership::None if options.read_only => return skipped(),
             Ownership::None => return Err(Error::NotManaged(describe(&desired))),
             Ownership::Other(owner) if options.shared => {
                 // Left to its owner; this application is recorded as a sharer.
-                if let Some(patch) = shared_by::join(live, &owner, &me) {
-                    merge_patch(&api, &name, &patch).await?;
-                }
-                return Ok(Applied::Skipped);
+                return match shared_by::join(live, &owner, &me) {
+                    Some(patch) => Ok((Applied::Skipped, merge_patch(&api, &name, &patch).await?)),
+                    None => skipped(),
+                };
             }
-            Ownership::Other(_) if options.read_only => return Ok(Applied::Skipped),
+            Ownership::Other(_) if options.read_only => return skipped(),
             Ownership::Other(owner) => {
                 return Err(Error::OtherApplication {
                     object: describe(&desired),
@@ -435,10 +438,10 @@ pub async fn apply(
             }
         }
         if options.read_only || options.apply_once_all {
-            return Ok(Applied::Skipped);
+            return skipped();
         }
         if !needs_write(live, &desired, options) {
-            return Ok(Applied::Unchanged);
+            return Ok((Applied::Unchanged, live.clone()));
         }
         for path in &options.apply_once_paths {
             if let Some(v) = value_at(live, path) {
@@ -456,22 +459,24 @@ pub async fn apply(
         .patch(&name, &params, &Patch::Apply(&desired))
         .await
         .map_err(Error::from_kube)?;
+    let written = serde_json::to_value(written).unwrap_or(Value::Null);
     if options.shared {
         // The owner heads the list of sharers (kept out of the applied fields, so no
         // re-apply drops the others).
-        let written = serde_json::to_value(written).unwrap_or(Value::Null);
         if let Some(patch) = shared_by::join(&written, &me, &me) {
-            merge_patch(&api, &name, &patch).await?;
+            return Ok((Applied::Written, merge_patch(&api, &name, &patch).await?));
         }
     }
-    Ok(Applied::Written)
+    Ok((Applied::Written, written))
 }
 
-async fn merge_patch(api: &Api<DynamicObject>, name: &str, patch: &Value) -> Result<()> {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+/// Merge-patches `name`; the object as patched.
+async fn merge_patch(api: &Api<DynamicObject>, name: &str, patch: &Value) -> Result<Value> {
+    let patched = api
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
         .map_err(Error::from_kube)?;
-    Ok(())
+    Ok(serde_json::to_value(patched).unwrap_or(Value::Null))
 }
 
 /// Creates namespace `name` unless it exists (the `flotilla.io/create-namespace` opt-in).
@@ -527,7 +532,7 @@ pub async fn delete(
     let owned = ownership(&live, app_name, app_namespace) == Ownership::Ours;
     match shared_by::release(&live, &format!("{app_namespace}/{app_name}"), owned) {
         shared_by::Release::Delete => {}
-        shared_by::Release::Keep(patch) => return merge_patch(&api, name, &patch).await,
+        shared_by::Release::Keep(patch) => return merge_patch(&api, name, &patch).await.map(drop),
         shared_by::Release::NotOurs => return Ok(()),
     }
     let params = match propagation {

@@ -381,6 +381,11 @@ impl Pass<'_> {
         {
             return failed;
         }
+        // Each object as the cluster holds it, for health: the apply's own read for an object
+        // left as it was; a written one is read again after all are applied (its cluster may
+        // already have acted on it).
+        let mut live = Vec::with_capacity(task.objects.len());
+        let mut written = Vec::new();
         for o in &task.objects {
             let mut options = self.policies.apply_options(&facts(rendered, o));
             options.force = force;
@@ -397,50 +402,30 @@ impl Pass<'_> {
                 &options,
             )
             .await;
-            if watched && matches!(applied, Ok(dispatch::Applied::Skipped)) {
+            if watched && matches!(applied, Ok((dispatch::Applied::Skipped, _))) {
                 self.forget(cluster, &o.object);
             }
-            if let Err(e) = applied {
-                if e.is_unreachable() {
-                    return self.unreachable(cluster, &e).await;
+            match applied {
+                Ok((dispatch::Applied::Written, _)) => {
+                    written.push(live.len());
+                    live.push(None);
                 }
-                let message = format!(
-                    "failed to apply {} in cluster {cluster}: {e}",
-                    describe(&o.object)
-                );
-                if e.may_succeed_later() {
-                    return TaskResult::Retry(message);
+                Ok((_, object)) => live.push(Some(object)),
+                Err(e) if e.is_unreachable() => return self.unreachable(cluster, &e).await,
+                Err(e) => {
+                    let message = format!(
+                        "failed to apply {} in cluster {cluster}: {e}",
+                        describe(&o.object)
+                    );
+                    if e.may_succeed_later() {
+                        return TaskResult::Retry(message);
+                    }
+                    return TaskResult::Failed(message);
                 }
-                return TaskResult::Failed(message);
             }
         }
-        let mut live = Vec::new();
-        for o in &task.objects {
-            let text = |p: &str| o.object.pointer(p).and_then(Value::as_str).unwrap_or("");
-            match dispatch::get(
-                &client,
-                text("/apiVersion"),
-                text("/kind"),
-                &o.kind,
-                text("/metadata/namespace"),
-                text("/metadata/name"),
-            )
-            .await
-            {
-                Ok(v) => live.push(v),
-                Err(e) if e.is_unreachable() => {
-                    return TaskResult::Unreachable(
-                        cluster.to_string(),
-                        format!("cluster {cluster} is unreachable: {e}"),
-                    );
-                }
-                Err(e) => {
-                    return TaskResult::Failed(format!(
-                        "failed to read {} in cluster {cluster}: {e}",
-                        describe(&o.object)
-                    ));
-                }
-            }
+        if let Err(failed) = read_back(&client, cluster, &task.objects, &written, &mut live).await {
+            return failed;
         }
         let status = component_status(rendered, cluster, &task.namespace, &live);
         TaskResult::Done(status, live)
@@ -522,6 +507,45 @@ fn unhealthy_message(status: &ApplicationComponentStatus, task: &Task) -> String
             status.cluster, status.namespace, status.name
         ),
     }
+}
+
+/// Reads `objects[i]` for every `i` in `indices` into `live[i]`.
+async fn read_back(
+    client: &kube::Client,
+    cluster: &str,
+    objects: &[PlannedObject],
+    indices: &[usize],
+    live: &mut [Option<Value>],
+) -> Result<(), TaskResult> {
+    for &i in indices {
+        let o = &objects[i];
+        let text = |p: &str| o.object.pointer(p).and_then(Value::as_str).unwrap_or("");
+        let read = dispatch::get(
+            client,
+            text("/apiVersion"),
+            text("/kind"),
+            &o.kind,
+            text("/metadata/namespace"),
+            text("/metadata/name"),
+        )
+        .await;
+        live[i] = match read {
+            Ok(v) => v,
+            Err(e) if e.is_unreachable() => {
+                return Err(TaskResult::Unreachable(
+                    cluster.to_string(),
+                    format!("cluster {cluster} is unreachable: {e}"),
+                ));
+            }
+            Err(e) => {
+                return Err(TaskResult::Failed(format!(
+                    "failed to read {} in cluster {cluster}: {e}",
+                    describe(&o.object)
+                )));
+            }
+        };
+    }
+    Ok(())
 }
 
 fn facts<'a>(rendered: &'a RenderedComponent, o: &'a PlannedObject) -> ResourceFacts<'a> {
