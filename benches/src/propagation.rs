@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::dispatch;
 use crate::hub;
+use crate::scrape;
 use crate::stats::Summary;
 
 /// Flags of `propagation`.
@@ -234,6 +235,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     let (hub_before, members_before) = (hub::Usage::of(hub.pid())?, hub::Usage::of(members.pid())?);
     let reconciles_before = crate::resync::reconciles(&hub_client, "ok").await?;
+    let requests_before = scrape::served_requests(&clients, |v| v != "watch").await?;
     let timed = time_changes(&mut watchers, args.changes, timeout, |seq| {
         let apps = apps.clone();
         async move {
@@ -245,6 +247,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await?;
     let reconciles = crate::resync::reconciles(&hub_client, "ok").await? - reconciles_before;
+    let requests = scrape::delta(
+        &requests_before,
+        &scrape::served_requests(&clients, |v| v != "watch").await?,
+    );
     let (hub_after, members_after) = (hub::Usage::of(hub.pid())?, hub::Usage::of(members.pid())?);
     println!("  hub (Application spec change -> all members hold it): {timed}");
     println!(
@@ -259,5 +265,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         per_change(hub_after.cpu_secs - hub_before.cpu_secs),
         per_change(members_after.cpu_secs - members_before.cpu_secs)
     );
+    let per_member_change = (args.changes * clients.len()).max(1) as f64;
+    let requests: Vec<String> = requests
+        .iter()
+        .map(|(k, v)| format!("{k}: {:.2}", v / per_member_change))
+        .collect();
+    println!("  requests per member and change: {}", requests.join(", "));
     Ok(())
 }

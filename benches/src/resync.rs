@@ -41,19 +41,6 @@ pub struct Args {
     pub flotilla: PathBuf,
 }
 
-/// Requests every member has served so far, by `verb resource`, for the verbs `keep` takes.
-async fn member_requests(
-    clients: &[kube::Client],
-    keep: fn(&str) -> bool,
-) -> anyhow::Result<BTreeMap<String, f64>> {
-    let mut total = BTreeMap::new();
-    for client in clients {
-        let text = scrape::metrics(client).await?;
-        scrape::add(&mut total, &scrape::requests_by(&text, keep));
-    }
-    Ok(total)
-}
-
 fn mutating(verb: &str) -> bool {
     scrape::MUTATING_VERBS.contains(&verb)
 }
@@ -113,10 +100,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // Floor: what the members receive from a converged hub left alone for the same window.
     tokio::time::sleep(settle).await;
-    let quiet = member_requests(&clients, mutating).await?;
+    let quiet = scrape::served_requests(&clients, mutating).await?;
     tokio::time::sleep(settle).await;
-    let before = member_requests(&clients, mutating).await?;
-    let reads_before = member_requests(&clients, reading).await?;
+    let before = scrape::served_requests(&clients, mutating).await?;
+    let reads_before = scrape::served_requests(&clients, reading).await?;
     let idle = scrape::delta(&quiet, &before);
 
     hub.restart()?;
@@ -130,9 +117,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await?;
     let verified = started.elapsed();
-    let reads = scrape::delta(&reads_before, &member_requests(&clients, reading).await?);
+    let reads = scrape::delta(
+        &reads_before,
+        &scrape::served_requests(&clients, reading).await?,
+    );
     tokio::time::sleep(settle).await;
-    let writes = scrape::delta(&before, &member_requests(&clients, mutating).await?);
+    let writes = scrape::delta(&before, &scrape::served_requests(&clients, mutating).await?);
     let errors = reconciles(&hub_client, "error").await?;
     let apps = dispatch::applications(&hub_client);
     let still_running = dispatch::running(&apps).await?;

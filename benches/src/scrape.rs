@@ -96,6 +96,20 @@ pub fn sum(text: &str, name: &str, with: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// Requests the servers behind `clients` have served so far, summed by `verb resource`, for
+/// the verbs `keep` takes.
+pub async fn served_requests(
+    clients: &[kube::Client],
+    keep: fn(&str) -> bool,
+) -> anyhow::Result<BTreeMap<String, f64>> {
+    let mut total = BTreeMap::new();
+    for client in clients {
+        let text = metrics(client).await?;
+        add(&mut total, &requests_by(&text, keep));
+    }
+    Ok(total)
+}
+
 /// `GET /metrics` of the server `client` talks to.
 pub async fn metrics(client: &kube::Client) -> anyhow::Result<String> {
     Ok(client
