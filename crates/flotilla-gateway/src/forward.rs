@@ -50,7 +50,7 @@ fn text(code: StatusCode, body: String) -> Response {
 }
 
 /// The gateway's one handler.
-pub async fn handle(
+pub(crate) async fn handle(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,

@@ -14,12 +14,12 @@ use serde_json::{Value, json};
 use crate::routes::{Served, WEIGHTS_ANNOTATION};
 
 /// Event reason for a weights annotation that cannot be used.
-pub const INVALID_WEIGHTS_REASON: &str = "InvalidClusterWeights";
+pub(crate) const INVALID_WEIGHTS_REASON: &str = "InvalidClusterWeights";
 /// The component named in Events and field managers.
-pub const COMPONENT: &str = "flotilla-gateway";
+pub(crate) const COMPONENT: &str = "flotilla-gateway";
 
 /// The `status.loadBalancer` the gateway reports.
-pub fn load_balancer_status(address: SocketAddr) -> Value {
+pub(crate) fn load_balancer_status(address: SocketAddr) -> Value {
     let ip = if address.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
@@ -30,7 +30,7 @@ pub fn load_balancer_status(address: SocketAddr) -> Value {
 
 /// Writes the address into every served Ingress whose status differs, and reports new
 /// weights errors as Events.
-pub async fn sync(
+pub(crate) async fn sync(
     hub_client: &kube::Client,
     ingresses: &[std::sync::Arc<Ingress>],
     served: &[Served],

@@ -6,12 +6,14 @@
 //! Reaches the hub and the members only through kube-rs. See the README beside this file for
 //! the parts in calling order.
 
-pub mod forward;
-pub mod ingress_status;
-pub mod members;
-pub mod metrics;
-pub mod routes;
-pub mod weights;
+#![warn(unreachable_pub, missing_docs)]
+
+pub(crate) mod forward;
+pub(crate) mod ingress_status;
+pub(crate) mod members;
+pub(crate) mod metrics;
+pub(crate) mod routes;
+pub(crate) mod weights;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -34,7 +36,9 @@ pub enum Error {
     /// The listen address could not be bound.
     #[error("binding {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: String,
+        /// Why binding failed.
         #[source]
         source: std::io::Error,
     },
@@ -44,7 +48,7 @@ pub enum Error {
 }
 
 /// The shared state of a running gateway.
-pub struct Gateway {
+pub(crate) struct Gateway {
     hub_client: kube::Client,
     routes: RwLock<Arc<RouteTable>>,
     members: Members,

@@ -14,18 +14,18 @@ use kube::api::{Api, ListParams};
 use parking_lot::{Mutex, RwLock};
 
 /// Failures in a row that take a member out.
-pub const FAILURES_TO_EJECT: u32 = 3;
+pub(crate) const FAILURES_TO_EJECT: u32 = 3;
 /// How long a member stays out.
-pub const EJECTION: Duration = Duration::from_secs(10);
+pub(crate) const EJECTION: Duration = Duration::from_secs(10);
 /// How often the members and their Services are read again.
-pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// Connect timeout towards a member.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait for a member's answer.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One member.
-pub struct Member {
+pub(crate) struct Member {
     pub name: String,
     pub client: kube::Client,
     state: RwLock<MemberState>,
@@ -49,12 +49,12 @@ struct Breaker {
 
 impl Member {
     /// Whether the member has the Service and is usable (available, answering, not out).
-    pub fn serves(&self, service_key: &str, now: Instant) -> bool {
+    pub(crate) fn serves(&self, service_key: &str, now: Instant) -> bool {
         self.has(service_key) && !self.is_out(now)
     }
 
     /// Whether the member is available and has the Service (breaker aside).
-    pub fn has(&self, service_key: &str) -> bool {
+    pub(crate) fn has(&self, service_key: &str) -> bool {
         let state = self.state.read();
         state.available && state.reachable && state.services.contains(service_key)
     }
@@ -67,13 +67,13 @@ impl Member {
     }
 
     /// A request succeeded.
-    pub fn record_success(&self) {
+    pub(crate) fn record_success(&self) {
         let mut breaker = self.breaker.lock();
         breaker.failures_in_a_row = 0;
     }
 
     /// A request failed (refused, broken or 5xx); true when this takes the member out.
-    pub fn record_failure(&self, now: Instant) -> bool {
+    pub(crate) fn record_failure(&self, now: Instant) -> bool {
         let mut breaker = self.breaker.lock();
         breaker.failures_in_a_row += 1;
         if breaker.failures_in_a_row >= FAILURES_TO_EJECT {
@@ -87,18 +87,18 @@ impl Member {
 
 /// Every member, by name.
 #[derive(Default)]
-pub struct Members {
+pub(crate) struct Members {
     by_name: RwLock<BTreeMap<String, Arc<Member>>>,
 }
 
 impl Members {
     /// The members, sorted by name.
-    pub fn all(&self) -> Vec<Arc<Member>> {
+    pub(crate) fn all(&self) -> Vec<Arc<Member>> {
         self.by_name.read().values().cloned().collect()
     }
 
     /// Reads the ManagedClusters and each member's Services once.
-    pub async fn refresh(&self, hub_client: &kube::Client) -> anyhow::Result<()> {
+    pub(crate) async fn refresh(&self, hub_client: &kube::Client) -> anyhow::Result<()> {
         let clusters = managed_cluster::api(hub_client)
             .list(&ListParams::default())
             .await?;

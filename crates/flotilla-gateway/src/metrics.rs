@@ -8,7 +8,7 @@ use prometheus_client::registry::Registry;
 
 /// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     /// The member that answered (`none` when no member was tried).
     pub cluster: String,
     /// The HTTP status returned to the client.
@@ -17,20 +17,20 @@ pub struct RequestLabels {
 
 /// Labels of per-cluster series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ClusterLabels {
+pub(crate) struct ClusterLabels {
     pub cluster: String,
 }
 
 /// Labels of the error counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
+pub(crate) struct ErrorLabels {
     pub cluster: String,
     /// `connect`, `transport`, `status_5xx`.
     pub reason: String,
 }
 
 /// Every series the gateway exports.
-pub struct GatewayMetrics {
+pub(crate) struct GatewayMetrics {
     pub registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<ClusterLabels, Histogram>,
@@ -40,7 +40,7 @@ pub struct GatewayMetrics {
 
 impl GatewayMetrics {
     /// Registers the series.
-    pub fn new() -> GatewayMetrics {
+    pub(crate) fn new() -> GatewayMetrics {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<ClusterLabels, Histogram>::new_with_constructor(|| {
@@ -78,7 +78,7 @@ impl GatewayMetrics {
     }
 
     /// The OpenMetrics text.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

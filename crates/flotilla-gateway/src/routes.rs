@@ -10,15 +10,15 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use crate::weights::{ClusterWeights, WeightsError};
 
 /// The `ingressClassName` (or legacy `kubernetes.io/ingress.class` annotation) served.
-pub const INGRESS_CLASS: &str = "flotilla";
+pub(crate) const INGRESS_CLASS: &str = "flotilla";
 /// Legacy annotation naming an Ingress's class.
-pub const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+pub(crate) const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 /// Annotation choosing the spread over clusters: `beijing-1=70,us-west-1=30`.
-pub const WEIGHTS_ANNOTATION: &str = "gateway.flotilla.io/cluster-weights";
+pub(crate) const WEIGHTS_ANNOTATION: &str = "gateway.flotilla.io/cluster-weights";
 
 /// Where a matched request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backend {
+pub(crate) struct Backend {
     /// `namespace/name` of the Ingress.
     pub ingress: String,
     pub namespace: String,
@@ -52,20 +52,20 @@ struct HostRules {
 
 /// Every served Ingress, ready to match requests.
 #[derive(Debug, Clone, Default)]
-pub struct RouteTable {
+pub(crate) struct RouteTable {
     hosts: Vec<HostRules>,
 }
 
 /// An Ingress the table serves, with what was wrong with it (for Events).
 #[derive(Debug)]
-pub struct Served {
+pub(crate) struct Served {
     pub namespace: String,
     pub name: String,
     pub weights_error: Option<(String, WeightsError)>,
 }
 
 /// Whether the gateway serves this Ingress.
-pub fn is_flotilla_class(ingress: &Ingress) -> bool {
+pub(crate) fn is_flotilla_class(ingress: &Ingress) -> bool {
     let class = ingress
         .spec
         .as_ref()
@@ -101,7 +101,7 @@ fn backend_of(
 
 impl RouteTable {
     /// Builds the table from Ingresses (those of another class are skipped).
-    pub fn build<'a>(
+    pub(crate) fn build<'a>(
         ingresses: impl IntoIterator<Item = &'a Ingress>,
     ) -> (RouteTable, Vec<Served>) {
         let mut table = RouteTable::default();
@@ -184,7 +184,7 @@ impl RouteTable {
     }
 
     /// The backend for a request's host (port stripped) and path; `None`: no rule (404).
-    pub fn route(&self, host: &str, path: &str) -> Option<Arc<Backend>> {
+    pub(crate) fn route(&self, host: &str, path: &str) -> Option<Arc<Backend>> {
         let host = host
             .rsplit_once(':')
             .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 /// Why a weights annotation cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WeightsError {
+pub(crate) enum WeightsError {
     /// An entry is not `cluster=weight`.
     #[error("entry {0:?} is not CLUSTER=WEIGHT")]
     NotAPair(String),
@@ -23,11 +23,11 @@ pub enum WeightsError {
 
 /// Weights by cluster name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterWeights(pub BTreeMap<String, u64>);
+pub(crate) struct ClusterWeights(pub BTreeMap<String, u64>);
 
 impl ClusterWeights {
     /// Parses `a=70,b=30` (spaces around entries allowed).
-    pub fn parse(text: &str) -> Result<ClusterWeights, WeightsError> {
+    pub(crate) fn parse(text: &str) -> Result<ClusterWeights, WeightsError> {
         let mut weights = BTreeMap::new();
         for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (cluster, weight) = entry
@@ -54,21 +54,21 @@ impl ClusterWeights {
     }
 
     /// The weight of `cluster` (0 when not named).
-    pub fn of(&self, cluster: &str) -> u64 {
+    pub(crate) fn of(&self, cluster: &str) -> u64 {
         self.0.get(cluster).copied().unwrap_or(0)
     }
 }
 
 /// Smooth weighted round-robin state for one backend.
 #[derive(Debug, Default)]
-pub struct Spread {
+pub(crate) struct Spread {
     current: BTreeMap<String, i64>,
 }
 
 impl Spread {
     /// Picks one of `candidates` (cluster, weight); weights of 0 are never picked. `None`
     /// when no candidate has a weight.
-    pub fn pick(&mut self, candidates: &[(String, u64)]) -> Option<String> {
+    pub(crate) fn pick(&mut self, candidates: &[(String, u64)]) -> Option<String> {
         let total: i64 = candidates.iter().map(|(_, w)| *w as i64).sum();
         if total == 0 {
             return None;
