@@ -48,7 +48,7 @@ use history::History;
 use writer::{Op, Writer};
 
 /// The file name of the store inside the data dir.
-pub const FILE_NAME: &str = "store.redb";
+pub(crate) const FILE_NAME: &str = "store.redb";
 
 /// The on-disk format this code writes (stored under `meta/format`).
 const FORMAT: i64 = 1;
@@ -62,37 +62,62 @@ const META_FORMAT: &str = "format";
 /// [`Error::Backend`](crate::Error::Backend).
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
+    /// The data directory could not be created.
     #[error("creating data directory {path}: {source}")]
     CreateDir {
+        /// The directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The redb file could not be opened (locked by another process, not a redb file).
     #[error("opening store {path}: {source}")]
     Open {
+        /// The file.
         path: PathBuf,
+        /// redb's error.
         #[source]
         source: Box<redb::Error>,
     },
+    /// The file was written by a build with another record format.
     #[error("store {path} has format {found}; this build reads format {FORMAT}")]
-    Format { path: PathBuf, found: i64 },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The format number it has.
+        found: i64,
+    },
+    /// Reading the records into the in-memory index failed.
     #[error("loading the index: {0}")]
     Load(#[source] Box<redb::Error>),
+    /// A record that does not decode.
     #[error("corrupt record for key {key:?}: {reason}")]
-    Corrupt { key: String, reason: String },
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A write transaction failed; every write of its batch failed with it and none is
     /// visible.
     #[error("write failed: {0}")]
     Write(#[source] Arc<redb::Error>),
+    /// The writer thread could not be started.
     #[error("starting the writer thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// The store was dropped while the call waited.
     #[error("the store has shut down")]
     Closed,
+    /// A compaction past the current revision.
     #[error("cannot compact at revision {requested}: the current revision is {current}")]
     FutureRevision {
+        /// The revision asked for.
         requested: Revision,
+        /// The store's current revision.
         current: Revision,
     },
+    /// A write to the empty key.
     #[error("the empty key cannot be written")]
     EmptyKey,
 }

@@ -33,24 +33,37 @@ use crate::{
 /// Errors of the etcd backend. They reach callers as [`Error::Backend`].
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
+    /// The etcd client failed (connection, gRPC status).
     #[error("etcd: {0}")]
     Client(#[from] etcd_client::Error),
+    /// etcd returned a key that is not UTF-8.
     #[error("etcd returned a key that is not UTF-8: {0:?}")]
     NonUtf8Key(String),
+    /// A response without a header (so without a revision).
     #[error("etcd answered without a response header")]
     NoHeader,
+    /// A response of the wrong shape for the request.
     #[error("etcd answered {operation} with an unexpected response")]
-    Unexpected { operation: &'static str },
+    Unexpected {
+        /// The request, e.g. `txn`.
+        operation: &'static str,
+    },
+    /// etcd cancelled a watch (e.g. compacted under it).
     #[error("etcd cancelled the watch: {0}")]
     WatchCancelled(String),
+    /// A write to the empty key.
     #[error("the empty key cannot be written")]
     EmptyKey,
+    /// A TLS file could not be read.
     #[error("reading {path}: {source}")]
     ReadTls {
+        /// The file.
         path: std::path::PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A client certificate without its key, or the reverse.
     #[error("a client certificate for etcd needs both the certificate and the key file")]
     HalfIdentity,
 }
@@ -97,6 +110,7 @@ pub struct EtcdOptions {
     pub ca_file: Option<std::path::PathBuf>,
     /// PEM client certificate and key for etcd's client-certificate authentication.
     pub cert_file: Option<std::path::PathBuf>,
+    /// The key of `cert_file`.
     pub key_file: Option<std::path::PathBuf>,
     /// Where `/registry/...` lives in etcd (`--etcd-prefix`); empty or `/registry` keeps
     /// Kubernetes' own layout.

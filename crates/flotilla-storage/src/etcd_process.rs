@@ -9,21 +9,31 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a cluster may take to elect a leader on a loaded machine.
-pub const HEALTHY_WITHIN: Duration = Duration::from_secs(90);
+pub(crate) const HEALTHY_WITHIN: Duration = Duration::from_secs(90);
 
 /// Errors starting a local etcd.
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdProcessError {
+    /// No etcd binary on PATH or in `FLOTILLA_ETCD_BIN`.
     #[error("no etcd binary: apt-get install -y etcd-server (or set FLOTILLA_ETCD_BIN)")]
     Missing,
+    /// Creating a directory, spawning etcd or reading its logs failed.
     #[error("{what}: {source}")]
     Io {
+        /// What was being done.
         what: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// etcd did not become healthy in time.
     #[error("etcd at {endpoints} was not healthy within {HEALTHY_WITHIN:?} (logs in {dir})")]
-    NotHealthy { endpoints: String, dir: PathBuf },
+    NotHealthy {
+        /// The client URLs, comma-separated.
+        endpoints: String,
+        /// The data directory holding the members' logs.
+        dir: PathBuf,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EtcdProcessError {
@@ -52,7 +62,7 @@ pub fn free_port() -> std::io::Result<u16> {
 
 /// One etcd member process, restartable with the same flags.
 #[derive(Debug)]
-pub struct EtcdMember {
+pub(crate) struct EtcdMember {
     args: Vec<String>,
     client_port: u16,
     log: PathBuf,
@@ -160,7 +170,7 @@ impl EtcdCluster {
     }
 
     /// The members' client URLs (`http://127.0.0.1:PORT`).
-    pub fn endpoint_list(&self) -> Vec<String> {
+    pub(crate) fn endpoint_list(&self) -> Vec<String> {
         self.members
             .iter()
             .map(|m| format!("http://127.0.0.1:{}", m.client_port))
@@ -219,7 +229,7 @@ fn member_args(i: usize, client: u16, peer: u16, initial: &str, data: &Path) -> 
 }
 
 /// Whether the member listening on `port` answers `GET /health` with a leader.
-pub fn etcd_healthy(port: u16) -> bool {
+pub(crate) fn etcd_healthy(port: u16) -> bool {
     let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };

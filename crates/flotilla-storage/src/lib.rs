@@ -20,6 +20,8 @@
 //! [`throughput`] measures raw write throughput of any backend: the floor for the hub's
 //! own benchmarks.
 
+#![warn(unreachable_pub, missing_docs)]
+
 pub mod embedded;
 pub mod etcd;
 #[cfg(feature = "test-support")]
@@ -36,11 +38,16 @@ pub use embedded::{EmbeddedBackend, EmbeddedError, EmbeddedOptions};
 /// A store-wide revision. Starts at 1 for an empty store; each write adds one.
 pub type Revision = i64;
 
+/// A stored key with its value and revisions, as etcd's `mvccpb.KeyValue`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyValue {
+    /// The key, e.g. `/registry/apps/deployments/ns/name`.
     pub key: String,
+    /// The stored bytes (the API server's JSON).
     pub value: Bytes,
+    /// The revision that created the key (kept across updates).
     pub create_revision: Revision,
+    /// The revision of the last write (the Kubernetes `resourceVersion`).
     pub mod_revision: Revision,
 }
 
@@ -49,14 +56,22 @@ pub struct KeyValue {
 pub enum Event {
     /// A create (when `prev` is `None`) or an update.
     Put {
+        /// The value written.
         kv: KeyValue,
+        /// The value before, if the key existed.
         prev: Option<KeyValue>,
     },
     /// A delete at `revision`; `prev` is the value that was removed.
-    Delete { prev: KeyValue, revision: Revision },
+    Delete {
+        /// The value removed.
+        prev: KeyValue,
+        /// The revision of the delete.
+        revision: Revision,
+    },
 }
 
 impl Event {
+    /// The revision the change happened at.
     pub fn revision(&self) -> Revision {
         match self {
             Event::Put { kv, .. } => kv.mod_revision,
@@ -64,6 +79,7 @@ impl Event {
         }
     }
 
+    /// The key that changed.
     pub fn key(&self) -> &str {
         match self {
             Event::Put { kv, .. } => &kv.key,
@@ -75,6 +91,7 @@ impl Event {
 /// The result of a range read.
 #[derive(Debug, Clone, Default)]
 pub struct RangeResult {
+    /// The keys found, in byte order.
     pub kvs: Vec<KeyValue>,
     /// True when `limit` cut the result short.
     pub more: bool,
@@ -93,31 +110,43 @@ pub enum Precondition {
     Exists,
 }
 
+/// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A precondition wanted the key to exist and it does not.
     #[error("key {0} not found")]
     NotFound(String),
+    /// A create ([`Precondition::Absent`]) found the key.
     #[error("key {0} already exists")]
     AlreadyExists(String),
+    /// A compare-and-swap lost: the key was written since it was read.
     #[error("key {key}: expected modification revision {expected}, found {actual}")]
     RevisionMismatch {
+        /// The key.
         key: String,
+        /// The modification revision the caller expected.
         expected: Revision,
+        /// The one it has.
         actual: Revision,
     },
+    /// A watch asked to start before the oldest revision still in history.
     #[error("revision {requested} has been compacted; oldest available is {compacted}")]
     Compacted {
+        /// The revision asked for.
         requested: Revision,
+        /// The compacted revision.
         compacted: Revision,
     },
     /// The store cannot be reached or cannot serve now (e.g. etcd lost quorum); the same
     /// request may succeed later.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// Any other failure of the backend ([`EmbeddedError`], [`etcd::EtcdError`]).
     #[error("storage backend: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A result whose error is a storage [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A stream of batches of events in revision order. It ends when the store shuts down or
@@ -133,6 +162,7 @@ pub trait Backend: Send + Sync + 'static {
     /// The oldest revision a watch may start after.
     async fn compacted_revision(&self) -> Result<Revision>;
 
+    /// One key at the latest revision, `None` if absent.
     async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
 
     /// Keys starting with `prefix` in byte order, strictly after `start_after` when given,
@@ -159,6 +189,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn compact(&self, revision: Revision) -> Result<()>;
 }
 
+/// The backend as the API server holds it, whichever it is.
 pub type SharedBackend = Arc<dyn Backend>;
 
 /// Checks `precondition` against the current value of a key.

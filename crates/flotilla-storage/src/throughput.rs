@@ -31,13 +31,17 @@ pub struct Workload {
 /// What was measured.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// Acknowledged writes.
     pub writes: usize,
+    /// Wall time of the whole run.
     pub elapsed: Duration,
     /// Acknowledged writes per second, over all writers.
     pub writes_per_sec: f64,
-    /// Latency of one write as its caller saw it.
+    /// Median latency of one write as its caller saw it.
     pub p50: Duration,
+    /// 99th percentile latency.
     pub p99: Duration,
+    /// The slowest write.
     pub max: Duration,
 }
 
