@@ -1,15 +1,18 @@
 //! Sub-reconciler 3, converge: once the workflow has finished, every pass re-runs the deploy
 //! steps (unchanged objects are skipped by hash; every re-assert interval, and on the first
 //! pass after a start, they are compared with the desired state and applied again where a
-//! field drifted), re-evaluates health and follows cluster label changes.
+//! field drifted), re-evaluates health and follows cluster label changes. In the pass in which
+//! the workflow finishes, a step the workflow ran in that same pass is not run again: its
+//! results (objects produced, health, unreachable clusters) are used as they are, so gc still
+//! sees every object the workflow's steps produced.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use flotilla_apis::{ApplicationStatus, AppliedResource};
 
-use super::super::workflow::Outcome;
-use super::deploy::Pass;
+use super::super::workflow::{Outcome, StepPath};
+use super::deploy::{DeployResult, Pass};
 use super::revision::Revisioned;
 use super::status::{merge_services, service_key};
 use super::workflow::{WorkflowRun, succeeded_deploy_steps};
@@ -40,7 +43,17 @@ async fn reassert_due(pass: &Pass<'_>) -> bool {
     due
 }
 
-/// Re-runs every deploy step of a finished workflow.
+/// The result of the step at `path` if the workflow ran it in this pass.
+fn take_deployed(
+    deployed: &mut Vec<(StepPath, DeployResult)>,
+    path: StepPath,
+) -> Option<DeployResult> {
+    let at = deployed.iter().position(|(p, _)| *p == path)?;
+    Some(deployed.swap_remove(at).1)
+}
+
+/// Re-runs every deploy step of a finished workflow, except those the workflow has just run
+/// in this pass: their results are taken as they are (the objects were just applied and read).
 pub(crate) async fn reconcile(
     pass: &Pass<'_>,
     run: &Revisioned,
@@ -57,9 +70,16 @@ pub(crate) async fn reconcile(
         ..Default::default()
     };
     let mut services = Vec::new();
-    for step in succeeded_deploy_steps(&run.steps, &wf.wf) {
-        let step = super::steps::with_recorded_inputs(step, &wf.wf.outputs);
-        let result = pass.deploy(&step, force).await;
+    let mut deployed = std::mem::take(&mut wf.deployed);
+    for (path, step) in succeeded_deploy_steps(&run.steps, &wf.wf) {
+        let result = match take_deployed(&mut deployed, path) {
+            // Just applied by the workflow in this pass (never forced: not finished before).
+            Some(result) => result,
+            None => {
+                let step = super::steps::with_recorded_inputs(step, &wf.wf.outputs);
+                pass.deploy(&step, force).await
+            }
+        };
         if let Some(Outcome::Failed(message) | Outcome::Retrying(message)) = &result.outcome {
             converged.failed = true;
             wf.wf.message = message.clone();

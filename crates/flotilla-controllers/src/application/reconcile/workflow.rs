@@ -22,6 +22,9 @@ pub(crate) struct WorkflowRun {
     pub(crate) was_finished: bool,
     /// When to look again.
     pub(crate) requeue: Duration,
+    /// What each deploy step that succeeded in this pass applied, by its place: converge
+    /// takes these instead of running the step (and reading every object) a second time.
+    pub(crate) deployed: Vec<(StepPath, DeployResult)>,
 }
 
 /// The workflow status of this run: the stored one if it belongs to the run, else a new one.
@@ -58,6 +61,7 @@ pub(crate) async fn reconcile(
     wf.mode = mode.text();
     let mut requeue = Duration::from_secs(30);
     let mut finished = false;
+    let mut deployed = Vec::new();
     // Bounded: each round either stops or moves at least one step forward.
     for _ in 0..=steps.len() * 4 + 4 {
         let action = match workflow::next_action_in(&mut wf, steps, mode, now) {
@@ -104,6 +108,17 @@ pub(crate) async fn reconcile(
                         }
                     }
                     workflow::record(&mut wf, *path, &outcome, now);
+                    if outcome == Outcome::Succeeded && applies_objects_at(steps, *path) {
+                        // Unreachable clusters: none, or the step would not have succeeded.
+                        let for_converge = DeployResult {
+                            outcome: Some(Outcome::Succeeded),
+                            services: result.services.clone(),
+                            produced: result.produced,
+                            unreachable: result.unreachable,
+                            output: None,
+                        };
+                        deployed.push((*path, for_converge));
+                    }
                     merge_services(&mut status.services, result.services);
                 }
                 if !all_succeeded {
@@ -131,7 +146,13 @@ pub(crate) async fn reconcile(
         finished,
         was_finished,
         requeue,
+        deployed,
     }
+}
+
+/// Whether the step at `path` applies objects (`deploy`, `apply-component`).
+fn applies_objects_at(steps: &[WorkflowStep], path: StepPath) -> bool {
+    step_at(steps, path).is_some_and(workflow::applies_objects)
 }
 
 /// The wait before retrying a step a cluster refused for now: half the time it has been
@@ -166,21 +187,26 @@ fn mode_of(run: &Revisioned) -> workflow::Mode {
     }
 }
 
-/// Steps that apply objects (sub-steps included) and succeeded in this run: what converge
-/// keeps applying (skipped and timed-out steps are not).
+/// Steps that apply objects (sub-steps included) and succeeded in this run, with their
+/// places: what converge keeps applying (skipped and timed-out steps are not).
 pub(crate) fn succeeded_deploy_steps<'a>(
     steps: &'a [WorkflowStep],
     wf: &WorkflowStatus,
-) -> Vec<&'a WorkflowStep> {
+) -> Vec<(StepPath, &'a WorkflowStep)> {
     let mut out = Vec::new();
-    for (step, status) in steps.iter().zip(&wf.steps) {
+    for (index, (step, status)) in steps.iter().zip(&wf.steps).enumerate() {
         let ok = status.phase == step_phase::SUCCEEDED;
         if workflow::applies_objects(step) && ok {
-            out.push(step);
+            out.push((StepPath { index, sub: None }, step));
         }
-        for (sub, sub_status) in step.sub_steps.iter().zip(&status.sub_steps) {
-            if workflow::applies_objects(sub) && sub_status.phase == step_phase::SUCCEEDED {
-                out.push(sub);
+        let subs = step.sub_steps.iter().zip(&status.sub_steps).enumerate();
+        for (sub, (sub_step, sub_status)) in subs {
+            if workflow::applies_objects(sub_step) && sub_status.phase == step_phase::SUCCEEDED {
+                let path = StepPath {
+                    index,
+                    sub: Some(sub),
+                };
+                out.push((path, sub_step));
             }
         }
     }
