@@ -30,8 +30,10 @@ pub const LEASE_NAME: &str = "flotilla-controllers";
 #[derive(Debug, thiserror::Error)]
 pub enum ElectionError {
     #[error("reading or writing Lease {LEASE_NAMESPACE}/{LEASE_NAME}: {0}")]
+    /// The hub API failed a Lease read or write.
     Api(#[from] kube::Error),
     #[error("no answer about the Lease within {0:?}")]
+    /// The hub API did not answer in time.
     Timeout(Duration),
 }
 

@@ -12,6 +12,8 @@
 //! - [`alerts`]: rules from `vela-system/flotilla-alerts`, Events and webhooks.
 //! - [`grants`]: FleetRoleBindings → member bindings and the hub's gateway permission.
 
+#![warn(unreachable_pub, missing_docs)]
+
 pub mod alerts;
 pub mod application;
 pub mod cluster;

@@ -32,6 +32,7 @@ pub enum Error {
     /// The kubeconfig file could not be read or parsed.
     #[error("cannot read kubeconfig {path}: {cause}")]
     ReadKubeconfig {
+        /// The file.
         path: PathBuf,
         /// Displayed, not chained: its message already carries its cause.
         cause: Box<kube::config::KubeconfigError>,
@@ -39,30 +40,46 @@ pub enum Error {
     /// A file the kubeconfig refers to could not be read.
     #[error("cannot read {path} (referenced by the kubeconfig): {cause}")]
     ReadReferencedFile {
+        /// The file.
         path: PathBuf,
         /// Displayed, not chained, so the error prints as one clean line.
         cause: std::io::Error,
     },
     /// The kubeconfig lacks something the hub needs.
     #[error("kubeconfig {what}")]
-    IncompleteKubeconfig { what: String },
+    IncompleteKubeconfig {
+        /// What is missing, e.g. `has no current context`.
+        what: String,
+    },
     /// Base64 data in a kubeconfig could not be decoded.
     #[error("kubeconfig field {field} is not valid base64")]
-    BadBase64 { field: &'static str },
+    BadBase64 {
+        /// The field, e.g. `client-certificate-data`.
+        field: &'static str,
+    },
     /// No credentials Secret exists for the cluster.
     #[error(
         "cluster {cluster_name:?} has no credentials (secret {CREDENTIAL_NAMESPACE}/{cluster_name} not found)"
     )]
-    NotFound { cluster_name: String },
+    NotFound {
+        /// The cluster.
+        cluster_name: String,
+    },
     /// The credentials Secret exists but is unusable.
     #[error("credentials secret {CREDENTIAL_NAMESPACE}/{cluster_name} is invalid: {what}")]
-    InvalidSecret { cluster_name: String, what: String },
+    InvalidSecret {
+        /// The cluster.
+        cluster_name: String,
+        /// What is wrong with the Secret.
+        what: String,
+    },
     /// The hub API refused or failed a request.
     #[error("hub API: {}", crate::cluster::describe_kube_error(.0))]
     Hub(Box<kube::Error>),
     /// A kube client configuration could not be built from the credentials.
     #[error("cannot build a client for cluster {cluster_name:?}: {cause}")]
     Config {
+        /// The cluster.
         cluster_name: String,
         /// Displayed, not chained, so the error prints as one clean line.
         cause: Box<dyn std::error::Error + Send + Sync>,
@@ -101,7 +118,12 @@ impl std::fmt::Display for CredentialType {
 #[derive(Clone, PartialEq, Eq)]
 pub enum ClusterAuth {
     /// Client certificate and private key, PEM.
-    ClientCertificate { cert_pem: Vec<u8>, key_pem: Vec<u8> },
+    ClientCertificate {
+        /// The certificate, PEM.
+        cert_pem: Vec<u8>,
+        /// Its private key, PEM.
+        key_pem: Vec<u8>,
+    },
     /// A bearer token.
     Token(String),
 }

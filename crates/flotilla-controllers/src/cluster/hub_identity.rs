@@ -41,14 +41,19 @@ pub enum Error {
     /// The member refused or failed a request made with the given credential.
     #[error("cluster {cluster_name:?}: cannot {what}: {}", crate::cluster::describe_kube_error(.cause))]
     Member {
+        /// The member cluster.
         cluster_name: String,
+        /// What was being done, e.g. `create the hub's CertificateSigningRequest`.
         what: &'static str,
+        /// The member's answer.
         cause: Box<kube::Error>,
     },
     /// The member did not issue the certificate.
     #[error("cluster {cluster_name:?}: the hub's certificate was not issued: {reason}")]
     NotIssued {
+        /// The member cluster.
         cluster_name: String,
+        /// Why, from the request's conditions.
         reason: String,
     },
     /// The key or request could not be made.
@@ -60,7 +65,9 @@ pub enum Error {
     /// The kube client could not be built.
     #[error("cluster {cluster_name:?}: cannot build a client: {cause}")]
     Client {
+        /// The member cluster.
         cluster_name: String,
+        /// Why the client could not be built.
         cause: Box<kube::Error>,
     },
 }

@@ -36,15 +36,21 @@ pub enum Error {
     /// The member could not be reached.
     #[error("cannot reach cluster {cluster_name:?} at {endpoint}: {reason}")]
     Unreachable {
+        /// The member cluster.
         cluster_name: String,
+        /// The API server URL tried.
         endpoint: String,
+        /// The connection error.
         reason: String,
     },
     /// The member refused the credentials.
     #[error("cluster {cluster_name:?} at {endpoint} refused the credentials: {reason}")]
     Unauthorized {
+        /// The member cluster.
         cluster_name: String,
+        /// The API server URL tried.
         endpoint: String,
+        /// The member's answer.
         reason: String,
     },
     /// No cluster of that name is registered.

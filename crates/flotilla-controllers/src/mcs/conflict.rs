@@ -14,9 +14,13 @@ pub const CONFLICT: &str = "Conflict";
 /// A condition to set on a ServiceExport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportCondition {
+    /// The condition type, e.g. `Conflict` or `Valid`.
     pub type_: &'static str,
+    /// `True` or `False`.
     pub status: &'static str,
+    /// A CamelCase reason.
     pub reason: &'static str,
+    /// A human-readable message.
     pub message: String,
 }
 
@@ -25,6 +29,7 @@ pub struct ExportCondition {
 pub struct Verdict {
     /// Its endpoints join the multi-cluster Service.
     pub joins: bool,
+    /// The conditions to set on the ServiceExport.
     pub conditions: Vec<ExportCondition>,
 }
 

@@ -40,21 +40,28 @@ pub enum Error {
 /// One port of an exported Service.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Port {
+    /// The port's name in the Service.
     pub name: String,
+    /// The Service port.
     pub port: i32,
     /// The Pods' port (a named target port is served on `port`).
     pub target_port: i32,
+    /// `TCP`, `UDP` or `SCTP`.
     pub protocol: String,
 }
 
 /// A ServiceExport as read from its member, with its Service and ready Pods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Export {
+    /// The member cluster it was read from.
     pub cluster: String,
+    /// Its namespace.
     pub namespace: String,
+    /// Its name (that of the exported Service).
     pub name: String,
     /// The ServiceExport's creationTimestamp (RFC 3339 sorts by time).
     pub created: String,
+    /// Whether the Service it exports exists.
     pub service_found: bool,
     /// Sorted by port.
     pub ports: Vec<Port>,
@@ -65,15 +72,20 @@ pub struct Export {
 /// A ServiceImport as read from its member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Import {
+    /// The member cluster it was read from.
     pub cluster: String,
+    /// Its namespace.
     pub namespace: String,
+    /// Its name.
     pub name: String,
 }
 
 /// What one member holds.
 #[derive(Debug, Default)]
 pub struct MemberView {
+    /// ServiceExports with their Services.
     pub exports: Vec<Export>,
+    /// ServiceImports.
     pub imports: Vec<Import>,
 }
 

@@ -10,16 +10,16 @@ use serde_json::{Map, Value, json};
 use super::slim::{SimPod, SimService, labels};
 
 /// Label: the Service an EndpointSlice belongs to.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// Label: who manages an EndpointSlice.
-pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+pub(crate) const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 /// The endpoint-slice controller's name, as kube-controller-manager spells it.
-pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
+pub(crate) const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 /// Endpoints per slice, as kube-controller-manager's default.
-pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
+pub(crate) const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 
 /// Whether the Service's selector selects the Pod.
-pub fn selects(service: &SimService, pod: &SimPod) -> bool {
+pub(crate) fn selects(service: &SimService, pod: &SimPod) -> bool {
     let Some(selector) = service.spec.selector.as_ref().filter(|s| !s.is_empty()) else {
         return false;
     };
@@ -105,7 +105,7 @@ fn target_ref(pod: &SimPod) -> Value {
 /// The `endpoints` and `ports` of each EndpointSlice the Service should have (one slice per
 /// distinct port list, split at 100 endpoints). A Service whose Pods are all gone keeps one
 /// empty slice with its declared ports.
-pub fn slices(service: &SimService, pods: &[&SimPod]) -> Vec<(Value, Value)> {
+pub(crate) fn slices(service: &SimService, pods: &[&SimPod]) -> Vec<(Value, Value)> {
     let mut by_ports: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
     for e in endpoints(service, pods) {
         let ports = Value::Array(e.ports.clone());
@@ -148,7 +148,7 @@ pub fn slices(service: &SimService, pods: &[&SimPod]) -> Vec<(Value, Value)> {
 }
 
 /// A new EndpointSlice of the Service (named by the server from `<service>-`).
-pub fn new_slice(service: &SimService, endpoints: Value, ports: Value) -> Value {
+pub(crate) fn new_slice(service: &SimService, endpoints: Value, ports: Value) -> Value {
     let name = service.metadata.name.clone().unwrap_or_default();
     let mut labels: Map<String, Value> = labels(&service.metadata)
         .iter()
@@ -175,7 +175,7 @@ pub fn new_slice(service: &SimService, endpoints: Value, ports: Value) -> Value 
 }
 
 /// The `v1` Endpoints `subsets` of the Service (omitted when it has no addresses).
-pub fn subsets(service: &SimService, pods: &[&SimPod]) -> Value {
+pub(crate) fn subsets(service: &SimService, pods: &[&SimPod]) -> Value {
     let mut by_ports: BTreeMap<String, (Value, Vec<Value>, Vec<Value>)> = BTreeMap::new();
     for e in endpoints(service, pods) {
         let ports = Value::Array(e.ports.clone());

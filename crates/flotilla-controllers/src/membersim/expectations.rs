@@ -11,14 +11,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// How long an unobserved creation or deletion holds its owner back (Kubernetes: 5 minutes).
-pub const EXPECTATION_TTL: Duration = Duration::from_secs(300);
+pub(crate) const EXPECTATION_TTL: Duration = Duration::from_secs(300);
 
 /// Above this many owners with outstanding writes, expired ones are dropped.
 const PURGE_ABOVE: usize = 4096;
 
 /// What the cache shows of one Pod name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cached {
+pub(crate) enum Cached {
     /// Not in the cache.
     Absent,
     /// In the cache, counting towards its owner.
@@ -36,7 +36,7 @@ struct Pending {
 
 /// Outstanding creations and deletions per owner uid.
 #[derive(Debug, Default)]
-pub struct Expectations {
+pub(crate) struct Expectations {
     by_owner: HashMap<String, Pending>,
 }
 
@@ -60,12 +60,12 @@ impl Expectations {
     }
 
     /// `owner` created the Pod `name`.
-    pub fn created(&mut self, owner: &str, name: &str, now: Instant) {
+    pub(crate) fn created(&mut self, owner: &str, name: &str, now: Instant) {
         self.entry(owner, now).creations.insert(name.to_string());
     }
 
     /// `owner` deleted (or is about to delete) the Pod `name`.
-    pub fn deleted(&mut self, owner: &str, name: &str, now: Instant) {
+    pub(crate) fn deleted(&mut self, owner: &str, name: &str, now: Instant) {
         let pending = self.entry(owner, now);
         pending.creations.remove(name);
         pending.deletions.insert(name.to_string());
@@ -73,7 +73,7 @@ impl Expectations {
 
     /// Whether some of `owner`'s writes are not in the cache yet (`cached` says what the cache
     /// shows of a name). Observed ones are forgotten, and so is everything once it expired.
-    pub fn outstanding(
+    pub(crate) fn outstanding(
         &mut self,
         owner: &str,
         cached: impl Fn(&str) -> Cached,
@@ -93,17 +93,19 @@ impl Expectations {
     }
 
     /// Forgets an owner that is gone.
-    pub fn forget(&mut self, owner: &str) {
+    pub(crate) fn forget(&mut self, owner: &str) {
         self.by_owner.remove(owner);
     }
 
     /// How many owners have outstanding writes.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.by_owner.len()
     }
 
     /// Whether no owner has outstanding writes.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.by_owner.is_empty()
     }
 }
@@ -117,13 +119,13 @@ const LAST_WRITES_PURGE_ABOVE: usize = 65_536;
 /// controller would write is computed from an outdated view (writing it anyway makes one more
 /// event per look, and a cache that falls further behind).
 #[derive(Debug, Default)]
-pub struct LastWrites {
+pub(crate) struct LastWrites {
     based_on: HashMap<String, String>,
 }
 
 impl LastWrites {
     /// Whether the cache's `rv` of `uid` is still the version our last write was based on.
-    pub fn stale(&mut self, uid: &str, rv: &str) -> bool {
+    pub(crate) fn stale(&mut self, uid: &str, rv: &str) -> bool {
         match self.based_on.get(uid) {
             Some(based_on) if based_on == rv => true,
             Some(_) => {
@@ -136,7 +138,7 @@ impl LastWrites {
 
     /// Records a write to `uid` based on the cached `rv` that the server answered with
     /// `new_rv`; a write that changed nothing (same resourceVersion) is not waited for.
-    pub fn wrote(&mut self, uid: &str, rv: &str, new_rv: Option<&str>) {
+    pub(crate) fn wrote(&mut self, uid: &str, rv: &str, new_rv: Option<&str>) {
         if new_rv == Some(rv) {
             return;
         }

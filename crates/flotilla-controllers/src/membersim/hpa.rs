@@ -6,11 +6,11 @@
 use serde_json::{Value, json};
 
 /// Annotation on an HPA: the replica count the simulated metrics ask for.
-pub const DESIRED_REPLICAS_ANNOTATION: &str = "sim.flotilla.io/desired-replicas";
+pub(crate) const DESIRED_REPLICAS_ANNOTATION: &str = "sim.flotilla.io/desired-replicas";
 
 /// What an HPA points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScaleTarget {
+pub(crate) struct ScaleTarget {
     /// `apiVersion` of the target, e.g. `apps/v1`.
     pub api_version: String,
     /// `kind` of the target, e.g. `Deployment`.
@@ -20,7 +20,7 @@ pub struct ScaleTarget {
 }
 
 /// The HPA's `spec.scaleTargetRef`.
-pub fn scale_target(hpa: &Value) -> Option<ScaleTarget> {
+pub(crate) fn scale_target(hpa: &Value) -> Option<ScaleTarget> {
     let r = hpa.pointer("/spec/scaleTargetRef")?;
     Some(ScaleTarget {
         api_version: r["apiVersion"].as_str().unwrap_or("apps/v1").to_string(),
@@ -30,7 +30,7 @@ pub fn scale_target(hpa: &Value) -> Option<ScaleTarget> {
 }
 
 /// `(minReplicas, maxReplicas)` with Kubernetes' defaults.
-pub fn bounds(hpa: &Value) -> (i64, i64) {
+pub(crate) fn bounds(hpa: &Value) -> (i64, i64) {
     let min = hpa
         .pointer("/spec/minReplicas")
         .and_then(Value::as_i64)
@@ -45,7 +45,7 @@ pub fn bounds(hpa: &Value) -> (i64, i64) {
 }
 
 /// The replica count the HPA settles on given the target's current `spec.replicas`.
-pub fn desired_replicas(hpa: &Value, current: i64) -> i64 {
+pub(crate) fn desired_replicas(hpa: &Value, current: i64) -> i64 {
     let (min, max) = bounds(hpa);
     let wanted = hpa
         .pointer("/metadata/annotations")
@@ -58,7 +58,7 @@ pub fn desired_replicas(hpa: &Value, current: i64) -> i64 {
 
 /// The HPA status after a sync at `now`: `current` replicas observed, `desired` chosen,
 /// `scaled` when this sync changed the target.
-pub fn status(hpa: &Value, current: i64, desired: i64, scaled: bool, now: &str) -> Value {
+pub(crate) fn status(hpa: &Value, current: i64, desired: i64, scaled: bool, now: &str) -> Value {
     let scaled_at = scaled.then_some(now);
     let (min, max) = bounds(hpa);
     let previous = hpa.pointer("/status").cloned().unwrap_or(json!({}));

@@ -3,15 +3,15 @@
 //! They stand in for the controllers of a real cluster and reach the member's own API server
 //! only through kube-rs, so they would run unchanged against any Kubernetes API server.
 
-pub mod endpoints;
-pub mod expectations;
-pub mod hpa;
-pub mod network;
-pub mod nodes;
-pub mod pods;
-pub mod replicasets;
-pub mod rollout;
-pub mod slim;
+pub(crate) mod endpoints;
+pub(crate) mod expectations;
+pub(crate) mod hpa;
+pub(crate) mod network;
+pub(crate) mod nodes;
+pub(crate) mod pods;
+pub(crate) mod replicasets;
+pub(crate) mod rollout;
+pub(crate) mod slim;
 mod workloads;
 
 use std::collections::HashMap;
@@ -85,14 +85,23 @@ impl From<kube::Error> for Error {
 /// The kinds the simulator drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SimKind {
+    /// `apps/v1` Deployment.
     Deployment,
+    /// `apps/v1` StatefulSet.
     StatefulSet,
+    /// `apps/v1` ReplicaSet.
     ReplicaSet,
+    /// `apps/v1` DaemonSet.
     DaemonSet,
+    /// `batch/v1` Job.
     Job,
+    /// `v1` Service.
     Service,
+    /// `networking.k8s.io/v1` Ingress.
     Ingress,
+    /// `v1` PersistentVolumeClaim.
     PersistentVolumeClaim,
+    /// `autoscaling/v2` HorizontalPodAutoscaler.
     HorizontalPodAutoscaler,
 }
 

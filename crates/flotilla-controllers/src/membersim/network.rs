@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 /// An address range and what is taken in it.
 #[derive(Debug, Clone)]
-pub struct Pool {
+pub(crate) struct Pool {
     base: u32,
     size: u32,
     /// Offsets never handed out (network address, the `kubernetes` Service, ...).
@@ -29,7 +29,7 @@ pub enum Error {
 impl Pool {
     /// A pool over `base/prefix`, never handing out the first `reserved_low` offsets nor the
     /// broadcast address.
-    pub fn new(base: Ipv4Addr, prefix: u8, reserved_low: u32) -> Pool {
+    pub(crate) fn new(base: Ipv4Addr, prefix: u8, reserved_low: u32) -> Pool {
         let size = 1u32 << (32 - u32::from(prefix));
         let mut reserved: BTreeSet<u32> = (0..reserved_low.min(size)).collect();
         reserved.insert(size - 1);
@@ -42,7 +42,7 @@ impl Pool {
     }
 
     /// Marks `ip` as used by `key` (ignored when outside the pool).
-    pub fn mark(&mut self, ip: &str, key: &str) {
+    pub(crate) fn mark(&mut self, ip: &str, key: &str) {
         if let Ok(ip) = ip.parse::<Ipv4Addr>() {
             let n = u32::from(ip).wrapping_sub(self.base);
             if n < self.size {
@@ -52,7 +52,7 @@ impl Pool {
     }
 
     /// The address already held by `key`, if any.
-    pub fn held_by(&self, key: &str) -> Option<String> {
+    pub(crate) fn held_by(&self, key: &str) -> Option<String> {
         self.taken
             .iter()
             .find(|(_, k)| k.as_str() == key)
@@ -61,7 +61,7 @@ impl Pool {
 
     /// Allocates an address for `key`: its own if it holds one, else the first free one from
     /// the hash of `seed` and `key`.
-    pub fn allocate(&mut self, seed: &str, key: &str) -> Result<String, Error> {
+    pub(crate) fn allocate(&mut self, seed: &str, key: &str) -> Result<String, Error> {
         if let Some(ip) = self.held_by(key) {
             return Ok(ip);
         }
@@ -79,7 +79,7 @@ impl Pool {
 }
 
 /// 64-bit FNV-1a.
-pub fn fnv1a(s: &str) -> u64 {
+pub(crate) fn fnv1a(s: &str) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in s.bytes() {
         h ^= u64::from(b);
@@ -89,17 +89,17 @@ pub fn fnv1a(s: &str) -> u64 {
 }
 
 /// The Service cluster IP pool: 10.96.0.0/12, `10.96.0.1` left to the `kubernetes` Service.
-pub fn cluster_ip_pool() -> Pool {
+pub(crate) fn cluster_ip_pool() -> Pool {
     Pool::new(Ipv4Addr::new(10, 96, 0, 0), 12, 2)
 }
 
 /// The load-balancer pool (LoadBalancer Services and Ingresses): 172.18.0.0/16 from .1.10.
-pub fn load_balancer_pool() -> Pool {
+pub(crate) fn load_balancer_pool() -> Pool {
     Pool::new(Ipv4Addr::new(172, 18, 0, 0), 16, 266)
 }
 
 /// `namespace/name` of an object.
-pub fn key(object: &Value) -> String {
+pub(crate) fn key(object: &Value) -> String {
     let ns = object
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
@@ -112,7 +112,7 @@ pub fn key(object: &Value) -> String {
 }
 
 /// A Service's `spec.type` (default `ClusterIP`).
-pub fn service_type(service: &Value) -> &str {
+pub(crate) fn service_type(service: &Value) -> &str {
     service
         .pointer("/spec/type")
         .and_then(Value::as_str)
@@ -121,7 +121,7 @@ pub fn service_type(service: &Value) -> &str {
 
 /// Whether a Service needs a cluster IP allocated (`spec.clusterIP` unset or empty, not
 /// headless, not ExternalName).
-pub fn needs_cluster_ip(service: &Value) -> bool {
+pub(crate) fn needs_cluster_ip(service: &Value) -> bool {
     if service_type(service) == "ExternalName" {
         return false;
     }
@@ -133,7 +133,11 @@ pub fn needs_cluster_ip(service: &Value) -> bool {
 
 /// The spec patch for a Service: `clusterIP`/`clusterIPs` when missing and node ports for
 /// NodePort/LoadBalancer ports lacking one. `None` when nothing is missing.
-pub fn service_spec_patch(service: &Value, cluster_ip: Option<&str>, seed: &str) -> Option<Value> {
+pub(crate) fn service_spec_patch(
+    service: &Value,
+    cluster_ip: Option<&str>,
+    seed: &str,
+) -> Option<Value> {
     let mut spec = serde_json::Map::new();
     if let Some(ip) = cluster_ip {
         spec.insert("clusterIP".into(), json!(ip));
@@ -172,7 +176,7 @@ pub fn service_spec_patch(service: &Value, cluster_ip: Option<&str>, seed: &str)
 }
 
 /// The `status.loadBalancer` to report for `ip`.
-pub fn load_balancer_status(ip: &str, with_ip_mode: bool) -> Value {
+pub(crate) fn load_balancer_status(ip: &str, with_ip_mode: bool) -> Value {
     if with_ip_mode {
         json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}})
     } else {
@@ -181,7 +185,7 @@ pub fn load_balancer_status(ip: &str, with_ip_mode: bool) -> Value {
 }
 
 /// The load-balancer IP an object already reports, if any.
-pub fn reported_load_balancer_ip(object: &Value) -> Option<String> {
+pub(crate) fn reported_load_balancer_ip(object: &Value) -> Option<String> {
     object
         .pointer("/status/loadBalancer/ingress/0/ip")
         .and_then(Value::as_str)
@@ -189,7 +193,7 @@ pub fn reported_load_balancer_ip(object: &Value) -> Option<String> {
 }
 
 /// The status a PersistentVolumeClaim reports once bound.
-pub fn bound_claim_status(claim: &Value) -> Value {
+pub(crate) fn bound_claim_status(claim: &Value) -> Value {
     let mut status = json!({"phase": "Bound"});
     if let Some(modes) = claim.pointer("/spec/accessModes") {
         status["accessModes"] = modes.clone();

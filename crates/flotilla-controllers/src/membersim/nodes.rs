@@ -15,13 +15,13 @@ const MEMBER_SLOTS: u64 = 2048;
 /// Addresses per member (a /20).
 const MEMBER_BLOCK: u32 = 4096;
 /// The most Nodes a member simulates.
-pub const MAX_NODES: usize = 16;
+pub(crate) const MAX_NODES: usize = 16;
 /// The kubelet version simulated Nodes report.
-pub const KUBELET_VERSION: &str = "v1.33.0";
+pub(crate) const KUBELET_VERSION: &str = "v1.33.0";
 
 /// Where a member's Nodes and Pods live on the (simulated) network.
 #[derive(Debug, Clone)]
-pub struct AddressPlan {
+pub(crate) struct AddressPlan {
     pub cluster: String,
     /// Index of the member's /20 in 10.128.0.0/9.
     slot: u32,
@@ -42,7 +42,7 @@ fn member_slot(name: &str) -> u32 {
 
 impl AddressPlan {
     /// The plan of member `cluster` with `nodes` Nodes (1 to 16).
-    pub fn new(cluster: &str, nodes: usize) -> AddressPlan {
+    pub(crate) fn new(cluster: &str, nodes: usize) -> AddressPlan {
         AddressPlan {
             cluster: if cluster.is_empty() {
                 "sim".into()
@@ -55,22 +55,22 @@ impl AddressPlan {
     }
 
     /// How many Nodes.
-    pub fn node_count(&self) -> usize {
+    pub(crate) fn node_count(&self) -> usize {
         self.nodes
     }
 
     /// Node `i`'s name.
-    pub fn node_name(&self, i: usize) -> String {
+    pub(crate) fn node_name(&self, i: usize) -> String {
         format!("{}-node-{}", self.cluster, i + 1)
     }
 
     /// The index of a Node by name.
-    pub fn node_index(&self, name: &str) -> Option<usize> {
+    pub(crate) fn node_index(&self, name: &str) -> Option<usize> {
         (0..self.nodes).find(|&i| self.node_name(i) == name)
     }
 
     /// Node `i`'s host IP.
-    pub fn host_ip(&self, i: usize) -> Ipv4Addr {
+    pub(crate) fn host_ip(&self, i: usize) -> Ipv4Addr {
         let base = u32::from(Ipv4Addr::new(100, 64, 0, 0));
         Ipv4Addr::from(base + self.slot * 16 + i as u32 + 1)
     }
@@ -87,18 +87,18 @@ impl AddressPlan {
     }
 
     /// The member's pod CIDR.
-    pub fn pod_cidr(&self) -> String {
+    pub(crate) fn pod_cidr(&self) -> String {
         format!("{}/20", Ipv4Addr::from(self.block_base(0)))
     }
 
     /// Node `i`'s pod CIDR.
-    pub fn node_pod_cidr(&self, i: usize) -> String {
+    pub(crate) fn node_pod_cidr(&self, i: usize) -> String {
         let prefix = 32 - self.block_size().trailing_zeros();
         format!("{}/{prefix}", Ipv4Addr::from(self.block_base(i)))
     }
 
     /// The Node object `i`: Ready, with addresses, capacity and node info.
-    pub fn node(&self, i: usize) -> Value {
+    pub(crate) fn node(&self, i: usize) -> Value {
         let name = self.node_name(i);
         json!({
             "apiVersion": "v1",
@@ -118,7 +118,7 @@ impl AddressPlan {
     }
 
     /// Node `i`'s status.
-    pub fn node_status(&self, i: usize, now: &str) -> Value {
+    pub(crate) fn node_status(&self, i: usize, now: &str) -> Value {
         let condition = |type_: &str, status: &str, reason: &str, message: &str| {
             json!({
                 "type": type_, "status": status, "reason": reason, "message": message,
@@ -163,7 +163,7 @@ impl AddressPlan {
 
 /// Pod IPs in use, per Node, handed out round-robin.
 #[derive(Debug)]
-pub struct PodAddresses {
+pub(crate) struct PodAddresses {
     plan: AddressPlan,
     used: Vec<HashSet<u32>>,
     next: Vec<u32>,
@@ -171,7 +171,7 @@ pub struct PodAddresses {
 
 impl PodAddresses {
     /// No address in use yet.
-    pub fn new(plan: AddressPlan) -> PodAddresses {
+    pub(crate) fn new(plan: AddressPlan) -> PodAddresses {
         let n = plan.node_count();
         PodAddresses {
             plan,
@@ -181,7 +181,7 @@ impl PodAddresses {
     }
 
     /// Marks `ip` as in use (on whichever Node's block it falls in).
-    pub fn mark(&mut self, ip: &str) {
+    pub(crate) fn mark(&mut self, ip: &str) {
         let Ok(ip) = ip.parse::<Ipv4Addr>() else {
             return;
         };
@@ -195,7 +195,7 @@ impl PodAddresses {
     }
 
     /// Forgets every address of Node `i` (before marking the live ones again).
-    pub fn clear(&mut self, i: usize) {
+    pub(crate) fn clear(&mut self, i: usize) {
         if let Some(u) = self.used.get_mut(i) {
             u.clear();
         }
@@ -203,7 +203,7 @@ impl PodAddresses {
 
     /// The next free address on Node `i`, or `None` once the cursor went round the block
     /// (then the caller clears and re-marks the live Pods' addresses and asks again).
-    pub fn allocate(&mut self, i: usize) -> Option<Ipv4Addr> {
+    pub(crate) fn allocate(&mut self, i: usize) -> Option<Ipv4Addr> {
         let size = self.plan.block_size();
         let used = self.used.get_mut(i)?;
         while self.next[i] < size - 1 {

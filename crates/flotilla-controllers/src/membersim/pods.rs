@@ -9,7 +9,7 @@ use super::slim::{SimPod, SimReplicaSet};
 
 /// A Pod of `owner` (kind, name, uid) from a pod template (JSON text), named by the server
 /// from `generate_name` (or exactly `name`), placed on `node`.
-pub fn pod_from_template(
+pub(crate) fn pod_from_template(
     template: &str,
     namespace: &str,
     name: PodName<'_>,
@@ -27,7 +27,6 @@ pub fn pod_from_template(
     });
     match name {
         PodName::Generate(prefix) => metadata["generateName"] = json!(prefix),
-        PodName::Exact(n) => metadata["name"] = json!(n),
     }
     for field in ["labels", "annotations"] {
         if let Some(v) = template.pointer(&format!("/metadata/{field}")) {
@@ -41,16 +40,14 @@ pub fn pod_from_template(
 
 /// How a new Pod is named.
 #[derive(Debug, Clone, Copy)]
-pub enum PodName<'a> {
+pub(crate) enum PodName<'a> {
     /// By the server: this prefix and five random characters.
     Generate(&'a str),
-    /// Exactly this (StatefulSet Pods).
-    Exact(&'a str),
 }
 
 /// Where the Pod runs.
 #[derive(Debug, Clone)]
-pub struct Placement {
+pub(crate) struct Placement {
     pub host_ip: String,
     pub pod_ip: String,
 }
@@ -67,7 +64,7 @@ fn hex64(seed: &str) -> String {
 
 /// A Pod's status as its kubelet reports it: `ready` false while the containers are being
 /// created (phase `Pending`), true once they run (phase `Running`, every condition `True`).
-pub fn pod_status(pod: &SimPod, at: &Placement, ready: bool, now: &str) -> Value {
+pub(crate) fn pod_status(pod: &SimPod, at: &Placement, ready: bool, now: &str) -> Value {
     let start = pod.status.start_time.clone().unwrap_or_else(|| now.into());
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let names: Vec<&str> = pod
@@ -138,7 +135,7 @@ pub fn pod_status(pod: &SimPod, at: &Placement, ready: bool, now: &str) -> Value
 }
 
 /// Whether the Pod already reports what `pod_status` would for this readiness and placement.
-pub fn status_current(pod: &SimPod, at: &Placement, ready: bool) -> bool {
+pub(crate) fn status_current(pod: &SimPod, at: &Placement, ready: bool) -> bool {
     let phase = if ready { "Running" } else { "Pending" };
     pod.status.phase.as_deref() == Some(phase)
         && pod.is_ready() == ready
@@ -148,13 +145,13 @@ pub fn status_current(pod: &SimPod, at: &Placement, ready: bool) -> bool {
 }
 
 /// Counts of an owner's active Pods: `(replicas, ready)`.
-pub fn counts<'a>(pods: impl Iterator<Item = &'a SimPod>) -> (i64, i64) {
+pub(crate) fn counts<'a>(pods: impl Iterator<Item = &'a SimPod>) -> (i64, i64) {
     pods.filter(|p| !p.is_inactive())
         .fold((0, 0), |(n, r), p| (n + 1, r + i64::from(p.is_ready())))
 }
 
 /// A ReplicaSet's status from its Pods' counts.
-pub fn replicaset_status(rs: &SimReplicaSet, (replicas, ready): (i64, i64)) -> Value {
+pub(crate) fn replicaset_status(rs: &SimReplicaSet, (replicas, ready): (i64, i64)) -> Value {
     let mut status = serde_json::Map::new();
     status.insert("replicas".into(), json!(replicas));
     for (field, v) in [
@@ -174,7 +171,7 @@ pub fn replicaset_status(rs: &SimReplicaSet, (replicas, ready): (i64, i64)) -> V
 }
 
 /// Whether the ReplicaSet's status already says so.
-pub fn replicaset_status_current(rs: &SimReplicaSet, (replicas, ready): (i64, i64)) -> bool {
+pub(crate) fn replicaset_status_current(rs: &SimReplicaSet, (replicas, ready): (i64, i64)) -> bool {
     let s = &rs.status;
     s.replicas == replicas
         && s.fully_labeled_replicas == replicas

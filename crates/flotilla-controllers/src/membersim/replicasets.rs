@@ -10,15 +10,15 @@ use serde_json::{Map, Value, json};
 use super::slim::{SimDeployment, SimReplicaSet, annotation};
 
 /// Label a ReplicaSet (and its Pods) carries: the hash of the pod template.
-pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+pub(crate) const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 /// Annotation: the revision of a ReplicaSet (and of its Deployment: the newest one's).
-pub const REVISION: &str = "deployment.kubernetes.io/revision";
+pub(crate) const REVISION: &str = "deployment.kubernetes.io/revision";
 /// Annotation: earlier revisions a ReplicaSet served under (after a rollback to it).
-pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+pub(crate) const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 /// Annotation: the Deployment's `spec.replicas` when the ReplicaSet was last scaled.
-pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+pub(crate) const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 /// Annotation: `spec.replicas` plus max surge.
-pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+pub(crate) const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 
 /// Deployment annotations that are not copied onto its ReplicaSets.
 const NOT_COPIED: [&str; 6] = [
@@ -63,7 +63,7 @@ fn canonical(v: &Value, out: &mut String) {
 /// The `pod-template-hash` of a pod template (JSON text; its own hash label is ignored):
 /// FNV-32a of the canonical JSON, its decimal digits spelled in the alphabet Kubernetes
 /// uses for generated names.
-pub fn template_hash(template: &str) -> String {
+pub(crate) fn template_hash(template: &str) -> String {
     let mut v: Value = serde_json::from_str(template).unwrap_or(Value::Null);
     if let Some(labels) = v
         .pointer_mut("/metadata/labels")
@@ -86,7 +86,7 @@ pub fn template_hash(template: &str) -> String {
 }
 
 /// `spec.replicas` of a Deployment (default 1).
-pub fn desired(d: &SimDeployment) -> i64 {
+pub(crate) fn desired(d: &SimDeployment) -> i64 {
     d.spec.replicas.unwrap_or(1).max(0)
 }
 
@@ -109,7 +109,7 @@ fn int_or_percent(v: Option<&Value>, default: &str, total: i64, round_up: bool) 
 }
 
 /// `(maxSurge, maxUnavailable)` resolved for the Deployment's replica count.
-pub fn surge_and_unavailable(d: &SimDeployment) -> (i64, i64) {
+pub(crate) fn surge_and_unavailable(d: &SimDeployment) -> (i64, i64) {
     let total = desired(d);
     let ru = d.spec.strategy.rolling_update.clone().unwrap_or_default();
     let surge = int_or_percent(ru.max_surge.as_ref(), "25%", total, true);
@@ -121,12 +121,12 @@ pub fn surge_and_unavailable(d: &SimDeployment) -> (i64, i64) {
 }
 
 /// Whether the Deployment replaces its pods all at once.
-pub fn recreates(d: &SimDeployment) -> bool {
+pub(crate) fn recreates(d: &SimDeployment) -> bool {
     d.spec.strategy.type_.as_deref() == Some("Recreate")
 }
 
 /// The Deployment's annotations that its ReplicaSets carry too.
-pub fn copied_annotations(d: &SimDeployment) -> Map<String, Value> {
+pub(crate) fn copied_annotations(d: &SimDeployment) -> Map<String, Value> {
     d.metadata
         .annotations
         .iter()
@@ -137,7 +137,7 @@ pub fn copied_annotations(d: &SimDeployment) -> Map<String, Value> {
 }
 
 /// The new ReplicaSet for the Deployment's current template.
-pub fn new_replicaset(
+pub(crate) fn new_replicaset(
     d: &SimDeployment,
     hash: &str,
     revision: i64,
@@ -195,7 +195,11 @@ fn scale_annotations(_d: &SimDeployment, (want, max): (i64, i64)) -> Map<String,
 
 /// The annotations a ReplicaSet of `d` should carry now (copied ones and the scale ones), with
 /// `null` for copied ones the Deployment dropped: a merge patch, or `None` when up to date.
-pub fn annotations_patch(d: &SimDeployment, rs: &SimReplicaSet, is_new: bool) -> Option<Value> {
+pub(crate) fn annotations_patch(
+    d: &SimDeployment,
+    rs: &SimReplicaSet,
+    is_new: bool,
+) -> Option<Value> {
     let mut want = copied_annotations(d);
     if is_new {
         want.extend(scale_annotations(d, replicas_annotations(d)));
@@ -216,7 +220,7 @@ pub fn annotations_patch(d: &SimDeployment, rs: &SimReplicaSet, is_new: bool) ->
 }
 
 /// The controller owner reference to a Deployment.
-pub fn owner_reference(d: &SimDeployment) -> Value {
+pub(crate) fn owner_reference(d: &SimDeployment) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -228,13 +232,13 @@ pub fn owner_reference(d: &SimDeployment) -> Value {
 }
 
 /// The highest revision among `sets`.
-pub fn max_revision(sets: &[&SimReplicaSet]) -> i64 {
+pub(crate) fn max_revision(sets: &[&SimReplicaSet]) -> i64 {
     sets.iter().map(|rs| rs.revision()).max().unwrap_or(0)
 }
 
 /// Replica counts to set: `(name, replicas)` for each ReplicaSet whose `spec.replicas`
 /// should change now, following the rolling-update rules (or recreate).
-pub fn scaling(
+pub(crate) fn scaling(
     d: &SimDeployment,
     new: &SimReplicaSet,
     old: &[&SimReplicaSet],
@@ -301,7 +305,7 @@ pub fn scaling(
 
 /// Old ReplicaSets beyond `revisionHistoryLimit` (scaled to zero and without pods), oldest
 /// first: the ones to delete.
-pub fn prunable(d: &SimDeployment, old: &[&SimReplicaSet]) -> Vec<String> {
+pub(crate) fn prunable(d: &SimDeployment, old: &[&SimReplicaSet]) -> Vec<String> {
     let limit = d.spec.revision_history_limit.unwrap_or(10).max(0) as usize;
     let mut idle: Vec<&&SimReplicaSet> = old
         .iter()
@@ -319,7 +323,11 @@ pub fn prunable(d: &SimDeployment, old: &[&SimReplicaSet]) -> Vec<String> {
 
 /// Whether the rollout is over: the new ReplicaSet has every replica available and the old
 /// ones are at zero without Pods.
-pub fn settled(d: &SimDeployment, new: Option<&SimReplicaSet>, old: &[&SimReplicaSet]) -> bool {
+pub(crate) fn settled(
+    d: &SimDeployment,
+    new: Option<&SimReplicaSet>,
+    old: &[&SimReplicaSet],
+) -> bool {
     let want = desired(d);
     new.is_some_and(|rs| rs.desired() == want && rs.status.available_replicas == want)
         && old
@@ -328,7 +336,7 @@ pub fn settled(d: &SimDeployment, new: Option<&SimReplicaSet>, old: &[&SimReplic
 }
 
 /// The Deployment's status from its ReplicaSets (`new` is the one for the current template).
-pub fn deployment_status(
+pub(crate) fn deployment_status(
     d: &SimDeployment,
     new: Option<&SimReplicaSet>,
     all: &[&SimReplicaSet],

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 /// Where a simulated rollout stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
+pub(crate) enum Progress {
     /// Pods of the current generation are starting: nothing new is ready yet.
     Rolling,
     /// Every desired pod of the current generation is ready.
@@ -17,12 +17,12 @@ fn int(v: &Value, pointer: &str) -> Option<i64> {
 }
 
 /// `metadata.generation` (1 when the server does not track generations).
-pub fn generation(object: &Value) -> i64 {
+pub(crate) fn generation(object: &Value) -> i64 {
     int(object, "/metadata/generation").unwrap_or(1)
 }
 
 /// `spec.replicas`, defaulting to 1 like the API server.
-pub fn desired_replicas(object: &Value) -> i64 {
+pub(crate) fn desired_replicas(object: &Value) -> i64 {
     int(object, "/spec/replicas").unwrap_or(1).max(0)
 }
 
@@ -44,7 +44,7 @@ fn counters(status: &mut Map<String, Value>, fields: &[(&str, i64)]) {
 
 /// A status condition; keeps `lastTransitionTime` (and `lastUpdateTime`) of one that did not
 /// change.
-pub fn condition(
+pub(crate) fn condition(
     object: &Value,
     type_: &str,
     status: &str,
@@ -104,7 +104,7 @@ fn revision_hash(object: &Value) -> String {
 }
 
 /// Deployment status (apps/v1).
-pub fn deployment_status(object: &Value, progress: Progress, now: &str) -> Value {
+pub(crate) fn deployment_status(object: &Value, progress: Progress, now: &str) -> Value {
     let desired = desired_replicas(object);
     let ready = match progress {
         Progress::Ready => desired,
@@ -169,7 +169,7 @@ pub fn deployment_status(object: &Value, progress: Progress, now: &str) -> Value
 }
 
 /// StatefulSet status (apps/v1).
-pub fn statefulset_status(object: &Value, progress: Progress, _now: &str) -> Value {
+pub(crate) fn statefulset_status(object: &Value, progress: Progress, _now: &str) -> Value {
     let desired = desired_replicas(object);
     let ready = match progress {
         Progress::Ready => desired,
@@ -195,7 +195,7 @@ pub fn statefulset_status(object: &Value, progress: Progress, _now: &str) -> Val
 }
 
 /// ReplicaSet status (apps/v1).
-pub fn replicaset_status(object: &Value, progress: Progress, _now: &str) -> Value {
+pub(crate) fn replicaset_status(object: &Value, progress: Progress, _now: &str) -> Value {
     let desired = desired_replicas(object);
     let ready = match progress {
         Progress::Ready => desired,
@@ -216,7 +216,7 @@ pub fn replicaset_status(object: &Value, progress: Progress, _now: &str) -> Valu
 }
 
 /// DaemonSet status (apps/v1) for a member with one simulated node.
-pub fn daemonset_status(object: &Value, progress: Progress, _now: &str) -> Value {
+pub(crate) fn daemonset_status(object: &Value, progress: Progress, _now: &str) -> Value {
     let desired = 1;
     let ready = match progress {
         Progress::Ready => desired,
@@ -240,7 +240,7 @@ pub fn daemonset_status(object: &Value, progress: Progress, _now: &str) -> Value
 }
 
 /// Job status (batch/v1): running pods while rolling, then complete.
-pub fn job_status(object: &Value, progress: Progress, now: &str) -> Value {
+pub(crate) fn job_status(object: &Value, progress: Progress, now: &str) -> Value {
     let completions = int(object, "/spec/completions").unwrap_or(1).max(0);
     let parallelism = int(object, "/spec/parallelism").unwrap_or(1).max(0);
     let suspended = object
@@ -311,7 +311,7 @@ pub fn job_status(object: &Value, progress: Progress, now: &str) -> Value {
 }
 
 /// Whether a Job already finished (its status never changes afterwards).
-pub fn job_finished(object: &Value) -> bool {
+pub(crate) fn job_finished(object: &Value) -> bool {
     object
         .pointer("/status/conditions")
         .and_then(Value::as_array)

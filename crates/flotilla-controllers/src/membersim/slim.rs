@@ -64,7 +64,7 @@ macro_rules! slim_resource {
 /// `spec.strategy` of a Deployment.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Strategy {
+pub(crate) struct Strategy {
     #[serde(default, rename = "type")]
     pub type_: Option<String>,
     #[serde(default)]
@@ -74,7 +74,7 @@ pub struct Strategy {
 /// `spec.strategy.rollingUpdate`: ints or percentages.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RollingUpdate {
+pub(crate) struct RollingUpdate {
     #[serde(default)]
     pub max_surge: Option<Value>,
     #[serde(default)]
@@ -84,7 +84,7 @@ pub struct RollingUpdate {
 /// What the simulator reads of a Deployment's spec.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeploymentSpec {
+pub(crate) struct DeploymentSpec {
     #[serde(default)]
     pub replicas: Option<i64>,
     #[serde(default)]
@@ -104,7 +104,7 @@ pub struct DeploymentSpec {
 
 /// A Deployment as the simulator caches it.
 #[derive(Debug, Clone, Deserialize)]
-pub struct SimDeployment {
+pub(crate) struct SimDeployment {
     #[serde(deserialize_with = "slim_meta")]
     pub metadata: ObjectMeta,
     #[serde(default)]
@@ -123,7 +123,7 @@ slim_resource!(
 /// What the simulator reads of a ReplicaSet's spec.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReplicaSetSpec {
+pub(crate) struct ReplicaSetSpec {
     #[serde(default)]
     pub replicas: Option<i64>,
     /// `spec.template` as JSON text.
@@ -134,7 +134,7 @@ pub struct ReplicaSetSpec {
 /// What the simulator reads of a ReplicaSet's status.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct ReplicaSetStatus {
+pub(crate) struct ReplicaSetStatus {
     #[serde(default)]
     pub replicas: i64,
     #[serde(default)]
@@ -149,7 +149,7 @@ pub struct ReplicaSetStatus {
 
 /// A ReplicaSet as the simulator caches it.
 #[derive(Debug, Clone, Deserialize)]
-pub struct SimReplicaSet {
+pub(crate) struct SimReplicaSet {
     #[serde(deserialize_with = "slim_meta")]
     pub metadata: ObjectMeta,
     #[serde(default)]
@@ -167,11 +167,11 @@ slim_resource!(
 
 impl SimReplicaSet {
     /// `spec.replicas` (default 1).
-    pub fn desired(&self) -> i64 {
+    pub(crate) fn desired(&self) -> i64 {
         self.spec.replicas.unwrap_or(1).max(0)
     }
     /// `deployment.kubernetes.io/revision` (0 when absent).
-    pub fn revision(&self) -> i64 {
+    pub(crate) fn revision(&self) -> i64 {
         annotation(&self.metadata, crate::membersim::replicasets::REVISION)
             .and_then(|r| r.parse().ok())
             .unwrap_or(0)
@@ -180,7 +180,7 @@ impl SimReplicaSet {
 
 /// One container of a Pod spec.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Container {
+pub(crate) struct Container {
     pub name: String,
     #[serde(default)]
     pub image: String,
@@ -191,7 +191,7 @@ pub struct Container {
 /// A container port (named ports resolve Service `targetPort`s).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContainerPort {
+pub(crate) struct ContainerPort {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
@@ -201,7 +201,7 @@ pub struct ContainerPort {
 /// One port of a Service.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServicePort {
+pub(crate) struct ServicePort {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
@@ -215,7 +215,7 @@ pub struct ServicePort {
 /// What the endpoint controllers read of a Service's spec.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceSpec {
+pub(crate) struct ServiceSpec {
     #[serde(default)]
     pub selector: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -226,7 +226,7 @@ pub struct ServiceSpec {
 
 /// A Service as the endpoint controllers cache it.
 #[derive(Debug, Clone, Deserialize)]
-pub struct SimService {
+pub(crate) struct SimService {
     #[serde(deserialize_with = "slim_meta")]
     pub metadata: ObjectMeta,
     #[serde(default)]
@@ -243,7 +243,7 @@ slim_resource!(
 /// What the simulator reads of a Pod's spec.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PodSpec {
+pub(crate) struct PodSpec {
     #[serde(default)]
     pub node_name: Option<String>,
     #[serde(default)]
@@ -252,7 +252,7 @@ pub struct PodSpec {
 
 /// A Pod condition's type and status.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Condition {
+pub(crate) struct Condition {
     #[serde(rename = "type")]
     pub type_: String,
     pub status: String,
@@ -261,7 +261,7 @@ pub struct Condition {
 /// What the simulator reads of a Pod's status.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PodStatus {
+pub(crate) struct PodStatus {
     #[serde(default)]
     pub phase: Option<String>,
     #[serde(default, rename = "podIP")]
@@ -276,7 +276,7 @@ pub struct PodStatus {
 
 /// A Pod as the simulator caches it.
 #[derive(Debug, Clone, Deserialize)]
-pub struct SimPod {
+pub(crate) struct SimPod {
     #[serde(deserialize_with = "slim_meta")]
     pub metadata: ObjectMeta,
     #[serde(default)]
@@ -294,14 +294,14 @@ slim_resource!(
 
 impl SimPod {
     /// Condition `Ready` is `True`.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.status
             .conditions
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True")
     }
     /// Being deleted or finished: no longer counts towards its owner.
-    pub fn is_inactive(&self) -> bool {
+    pub(crate) fn is_inactive(&self) -> bool {
         self.metadata.deletion_timestamp.is_some()
             || matches!(
                 self.status.phase.as_deref(),
@@ -309,13 +309,13 @@ impl SimPod {
             )
     }
     /// The uid of the controller owner, if any.
-    pub fn controller_uid(&self) -> Option<&str> {
+    pub(crate) fn controller_uid(&self) -> Option<&str> {
         controller_uid(&self.metadata)
     }
 }
 
 /// An annotation's value.
-pub fn annotation<'a>(meta: &'a ObjectMeta, name: &str) -> Option<&'a str> {
+pub(crate) fn annotation<'a>(meta: &'a ObjectMeta, name: &str) -> Option<&'a str> {
     meta.annotations
         .as_ref()
         .and_then(|a| a.get(name))
@@ -323,13 +323,13 @@ pub fn annotation<'a>(meta: &'a ObjectMeta, name: &str) -> Option<&'a str> {
 }
 
 /// The labels (empty when none).
-pub fn labels(meta: &ObjectMeta) -> &BTreeMap<String, String> {
+pub(crate) fn labels(meta: &ObjectMeta) -> &BTreeMap<String, String> {
     static EMPTY: BTreeMap<String, String> = BTreeMap::new();
     meta.labels.as_ref().unwrap_or(&EMPTY)
 }
 
 /// The uid of the owner reference with `controller: true`.
-pub fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+pub(crate) fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
     meta.owner_references
         .as_ref()?
         .iter()
