@@ -35,6 +35,7 @@ pub(crate) mod managed;
 pub(crate) mod metadata_only;
 pub(crate) mod metrics;
 pub(crate) mod namespace;
+pub(crate) mod namespace_cache;
 pub(crate) mod objects;
 pub(crate) mod openapi;
 pub(crate) mod openapi_schemas;

@@ -51,12 +51,10 @@ pub(crate) async fn check_usable(
     namespace: &str,
     name: &str,
 ) -> Result<(), ApiError> {
-    let ns_info = namespaces_info(state);
-    match state.store.get(&ns_info, "", namespace).await? {
+    use crate::namespace_cache::Phase;
+    match state.namespaces.phase(namespace).await? {
         None => Err(ApiError::not_found("", "namespaces", namespace)),
-        Some((ns, _))
-            if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") =>
-        {
+        Some(Phase::Terminating) => {
             let mut e = ApiError::forbidden(format!(
                 "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
                 info.qualified()
@@ -71,7 +69,7 @@ pub(crate) async fn check_usable(
             }];
             Err(e)
         }
-        Some(_) => Ok(()),
+        Some(Phase::Active) => Ok(()),
     }
 }
 

@@ -155,8 +155,11 @@ pub async fn start_on(
     let auth = Auth::new(store.clone(), &pki, &options.data_dir)
         .map_err(|e| StartError::Auth(format!("{e:#}")))?;
 
+    let namespaces = crate::namespace_cache::NamespaceCache::new(store.clone());
+    namespaces.spawn();
     let state: SharedState = Arc::new(ApiState {
         store: store.clone(),
+        namespaces,
         registry: if options.cluster_gateway.is_some() {
             crate::registry::Registry::with_cluster_gateway()
         } else {

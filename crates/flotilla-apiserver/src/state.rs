@@ -11,6 +11,8 @@ use crate::watch::WatchHub;
 pub struct ApiState {
     /// Objects in storage: every read and write goes through it.
     pub(crate) store: crate::store::Store,
+    /// The namespaces, in memory (creates check theirs without a storage read).
+    pub(crate) namespaces: Arc<crate::namespace_cache::NamespaceCache>,
     pub(crate) registry: Registry,
     pub(crate) watches: WatchHub,
     pub(crate) metrics: Metrics,

@@ -110,6 +110,8 @@ fn hubs_over_one_etcd_are_one_api() {
             .then_some(())
     });
 
+    namespace_lifecycle_spans_hubs(&a, &b, dir.path());
+
     // One hub holds the controllers' Lease, and both hubs show the same holder.
     let holder = wait_for("a Lease holder", WAIT, || {
         Some(lease_holder(&a)).filter(|h| !h.is_empty())
@@ -121,6 +123,50 @@ fn hubs_over_one_etcd_are_one_api() {
         table.contains("flotilla-controllers") && table.contains(&holder),
         "{table}"
     );
+}
+
+/// Each hub answers "may content be created in this namespace?" from its namespace cache:
+/// a namespace made through one hub is usable through the other at once, one marked
+/// Terminating refuses new content at once through the hub that deleted it and, once its
+/// watch delivers it, through the other; a namespace gone is NotFound on both.
+fn namespace_lifecycle_spans_hubs(a: &Server, b: &Server, dir: &Path) {
+    b.kubectl_ok(&["create", "namespace", "spanning"]);
+    // A finalizer keeps the namespace Terminating until the test releases it.
+    let held = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"held","namespace":"spanning","finalizers":["example.com/hold"]}}"#;
+    a.kubectl_ok(&["create", "-f", &file(dir, "held.json", held)]);
+    b.kubectl_ok(&["delete", "namespace", "spanning", "--wait=false"]);
+    let refused = |hub: &Server, name: &str| {
+        let out = hub.kubectl(&["create", "configmap", name, "-n", "spanning"]);
+        !out.status.success() && support::stderr(&out).contains("being terminated")
+    };
+    assert!(refused(b, "late-b"), "the deleting hub refuses at once");
+    let mut n = 0;
+    wait_for(
+        "A to refuse content in the terminating namespace",
+        WAIT,
+        || {
+            n += 1;
+            refused(a, &format!("late-a-{n}")).then_some(())
+        },
+    );
+    a.kubectl_ok(&[
+        "patch",
+        "cm",
+        "held",
+        "-n",
+        "spanning",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    for hub in [a, b] {
+        wait_for("the namespace to be gone", WAIT, || {
+            let out = hub.kubectl(&["create", "configmap", "after", "-n", "spanning"]);
+            support::stderr(&out)
+                .contains("namespaces \"spanning\" not found")
+                .then_some(())
+        });
+    }
 }
 
 fn app(replicas: u32) -> String {

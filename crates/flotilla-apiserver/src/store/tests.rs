@@ -27,6 +27,7 @@ async fn state() -> (tempfile::TempDir, SharedState) {
     let pki = Arc::new(crate::pki::ClusterPki::load_or_create(dir.path()).unwrap());
     let auth = crate::auth::Auth::new(store.clone(), &pki, dir.path()).unwrap();
     let state = Arc::new(ApiState {
+        namespaces: crate::namespace_cache::NamespaceCache::new(store.clone()),
         store: store.clone(),
         registry: crate::registry::Registry::new(),
         watches: crate::watch::WatchHub::new(store),
