@@ -267,7 +267,7 @@ pub(crate) async fn accept_loop(
                     return;
                 }
             };
-            let peer = PeerCertificates(
+            let peer = PeerCertificates::new(
                 stream
                     .get_ref()
                     .1

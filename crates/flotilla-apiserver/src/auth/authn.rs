@@ -28,8 +28,7 @@ pub(super) type Result<T, E = Error> = std::result::Result<T, E>;
 /// The identity in a verified client certificate: CN is the user, each O a group.
 pub(super) fn user_from_certificate(certs: &PeerCertificates) -> Result<UserInfo> {
     let leaf = certs
-        .0
-        .first()
+        .leaf()
         .ok_or_else(|| Error::Certificate("no certificate".into()))?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
         .map_err(|e| Error::Certificate(e.to_string()))?;
@@ -133,10 +132,10 @@ mod tests {
             .next()
             .unwrap()
             .unwrap();
-        let user = user_from_certificate(&PeerCertificates(vec![der])).unwrap();
+        let user = user_from_certificate(&PeerCertificates::new(vec![der])).unwrap();
         assert_eq!(user.username, "alice");
         assert_eq!(user.groups, vec!["dev", "ops", SYSTEM_AUTHENTICATED]);
-        assert!(user_from_certificate(&PeerCertificates(vec![])).is_err());
+        assert!(user_from_certificate(&PeerCertificates::new(vec![])).is_err());
     }
 
     #[test]

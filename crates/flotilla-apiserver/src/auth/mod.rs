@@ -46,9 +46,45 @@ pub(crate) use rbac::{Attributes, Decision};
 
 use crate::request_info::RequestInfo;
 
-/// The verified client certificate chain of the TLS connection, if the client sent one.
+/// The verified client certificate chain of the TLS connection, if the client sent one,
+/// with the identity in it read once per connection (not once per request).
 #[derive(Debug, Clone)]
-pub(crate) struct PeerCertificates(pub Vec<rustls::pki_types::CertificateDer<'static>>);
+pub(crate) struct PeerCertificates {
+    chain: Arc<[rustls::pki_types::CertificateDer<'static>]>,
+    user: Arc<std::sync::OnceLock<Result<UserInfo, String>>>,
+}
+
+impl PeerCertificates {
+    /// The chain a TLS connection presented (leaf first).
+    pub(crate) fn new(chain: Vec<rustls::pki_types::CertificateDer<'static>>) -> Self {
+        PeerCertificates {
+            chain: chain.into(),
+            user: Arc::default(),
+        }
+    }
+
+    /// The leaf certificate.
+    pub(crate) fn leaf(&self) -> Option<&rustls::pki_types::CertificateDer<'static>> {
+        self.chain.first()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chain.is_empty()
+    }
+
+    /// The certificate's user, parsed on first use.
+    fn user(&self) -> Result<UserInfo, authn::Error> {
+        self.user
+            .get_or_init(|| {
+                authn::user_from_certificate(self).map_err(|e| match e {
+                    authn::Error::Certificate(why) => why,
+                    other => other.to_string(),
+                })
+            })
+            .clone()
+            .map_err(authn::Error::Certificate)
+    }
+}
 
 /// Who a request runs as.
 #[derive(Debug, Clone)]
@@ -135,8 +171,8 @@ impl Auth {
         headers: &http::HeaderMap,
         peer: Option<&PeerCertificates>,
     ) -> Result<Option<UserInfo>, authn::Error> {
-        if let Some(certs) = peer.filter(|c| !c.0.is_empty()) {
-            return authn::user_from_certificate(certs).map(Some);
+        if let Some(certs) = peer.filter(|c| !c.is_empty()) {
+            return certs.user().map(Some);
         }
         match authn::bearer_token(headers) {
             Some(token) => authn::user_from_token(&self.tokens, &self.store, token)

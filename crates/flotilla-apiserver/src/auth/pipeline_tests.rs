@@ -99,7 +99,7 @@ impl Harness {
             .next()
             .unwrap()
             .unwrap();
-        PeerCertificates(vec![der])
+        PeerCertificates::new(vec![der])
     }
 
     async fn call(
