@@ -33,24 +33,56 @@ pub(crate) fn set_resource_version(obj: &mut Value, rev: Revision) {
 /// `apiVersion`, `kind` and `metadata` are written first, so [`splice_resource_version`]
 /// can serve the stored bytes without decoding them.
 pub(crate) fn encode(obj: &Value) -> Bytes {
-    let Some(map) = obj.as_object() else {
-        return Bytes::from(serde_json::to_vec(obj).unwrap_or_default());
+    let bytes = match obj.as_object() {
+        Some(map) => serde_json::to_vec(&StoredOrder(map)),
+        None => serde_json::to_vec(obj),
     };
-    let mut ordered = Map::new();
-    for key in ["apiVersion", "kind", "metadata"] {
-        if let Some(v) = map.get(key) {
-            ordered.insert(key.to_string(), v.clone());
+    Bytes::from(bytes.unwrap_or_default())
+}
+
+/// The top-level fields `apiVersion`, `kind`, `metadata` first (in that order), then the
+/// others; serialized from the object by reference (no copy of it is made).
+const LEADING_FIELDS: [&str; 3] = ["apiVersion", "kind", "metadata"];
+
+/// An object serialized in stored order, `metadata.resourceVersion` left out.
+struct StoredOrder<'a>(&'a Map<String, Value>);
+
+/// A `metadata` object serialized without `resourceVersion`.
+struct WithoutResourceVersion<'a>(&'a Map<String, Value>);
+
+impl serde::Serialize for StoredOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut out = serializer.serialize_map(None)?;
+        for key in LEADING_FIELDS {
+            match self.0.get(key) {
+                Some(Value::Object(meta)) if key == "metadata" => {
+                    out.serialize_entry(key, &WithoutResourceVersion(meta))?
+                }
+                Some(v) => out.serialize_entry(key, v)?,
+                None => {}
+            }
         }
-    }
-    for (k, v) in map {
-        if !ordered.contains_key(k) {
-            ordered.insert(k.clone(), v.clone());
+        for (k, v) in self.0 {
+            if !LEADING_FIELDS.contains(&k.as_str()) {
+                out.serialize_entry(k, v)?;
+            }
         }
+        out.end()
     }
-    if let Some(meta) = ordered.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
+}
+
+impl serde::Serialize for WithoutResourceVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut out = serializer.serialize_map(None)?;
+        for (k, v) in self.0 {
+            if k != "resourceVersion" {
+                out.serialize_entry(k, v)?;
+            }
+        }
+        out.end()
     }
-    Bytes::from(serde_json::to_vec(&Value::Object(ordered)).unwrap_or_default())
 }
 
 /// The stored bytes with `metadata.resourceVersion` set, without decoding, when they start
@@ -141,6 +173,16 @@ pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_bytes_lead_with_type_and_metadata_and_drop_the_resource_version() {
+        let obj = json!({"data": {"a": "b"}, "kind": "ConfigMap", "metadata": {"name": "x", "resourceVersion": "9", "uid": "u"}, "apiVersion": "v1"});
+        assert_eq!(
+            &encode(&obj)[..],
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","uid":"u"},"data":{"a":"b"}}"#
+        );
+        assert_eq!(&encode(&json!([1]))[..], b"[1]");
+    }
 
     #[test]
     fn spliced_bytes_equal_decoded_objects() {

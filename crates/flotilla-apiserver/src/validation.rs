@@ -98,7 +98,7 @@ pub(crate) fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> Result<()
 }
 
 fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
-    let typed: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    let typed = T::deserialize(v).map_err(|e| e.to_string())?;
     serde_json::to_value(&typed).map_err(|e| e.to_string())
 }
 

@@ -89,7 +89,7 @@ impl Harness {
                 namespaced: ns.is_some(),
             },
         };
-        self.store.create(resource, &o).await.unwrap();
+        self.store.create(resource, o).await.unwrap();
     }
 
     fn cert(&self, user: &str, groups: &[&str]) -> PeerCertificates {

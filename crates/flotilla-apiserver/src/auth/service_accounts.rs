@@ -89,7 +89,7 @@ async fn ensure(store: &Store, namespace: &Value) {
             "creationTimestamp": now_rfc3339(),
         },
     });
-    let Ok(created) = store.create(SERVICE_ACCOUNTS, &account).await else {
+    let Ok(created) = store.create(SERVICE_ACCOUNTS, account).await else {
         return; // someone else created it first
     };
     // The namespace may have started terminating meanwhile: then take it back.
@@ -123,7 +123,7 @@ mod tests {
             }
             let store = store.clone();
             async move {
-                store.create(NAMESPACES, &ns).await.unwrap();
+                store.create(NAMESPACES, ns).await.unwrap();
             }
         };
         put_ns("before", false).await;

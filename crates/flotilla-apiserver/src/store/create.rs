@@ -201,7 +201,7 @@ pub(crate) async fn create(
     if opts.dry_run {
         return Ok((prepared, warnings));
     }
-    Ok((state.store.create(info, &prepared).await?, warnings))
+    Ok((state.store.create(info, prepared).await?, warnings))
 }
 
 /// Creates a server-owned object unless one of that name exists (bootstrap).

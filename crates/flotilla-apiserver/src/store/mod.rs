@@ -199,25 +199,25 @@ impl Store {
     pub(crate) async fn create<'a>(
         &self,
         res: impl Into<Resource<'a>>,
-        obj: &Value,
+        mut obj: Value,
     ) -> Result<Value, ApiError> {
         let res = res.into();
-        let name = meta_str(obj, "name");
-        let key = res.key(meta_str(obj, "namespace"), name);
+        let key = res.key(meta_str(&obj, "namespace"), meta_str(&obj, "name"));
         match self
             .backend
-            .put(&key, encode(obj), Precondition::Absent)
+            .put(&key, encode(&obj), Precondition::Absent)
             .await
         {
             Ok(kv) => {
-                let mut out = obj.clone();
-                set_resource_version(&mut out, kv.mod_revision);
-                self.hooks.after_create(res, &out);
-                Ok(out)
+                set_resource_version(&mut obj, kv.mod_revision);
+                self.hooks.after_create(res, &obj);
+                Ok(obj)
             }
-            Err(flotilla_storage::Error::AlreadyExists(_)) => {
-                Err(ApiError::already_exists(res.group, res.resource, name))
-            }
+            Err(flotilla_storage::Error::AlreadyExists(_)) => Err(ApiError::already_exists(
+                res.group,
+                res.resource,
+                meta_str(&obj, "name"),
+            )),
             Err(e) => Err(storage_error(e)),
         }
     }

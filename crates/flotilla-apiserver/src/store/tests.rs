@@ -71,7 +71,7 @@ async fn create(state: &ApiState, mut obj: Value) -> Value {
     let (prepared, _) = prepare_create(state, &info, "default", obj, &opts(), &UserInfo::default())
         .await
         .unwrap();
-    state.store.create(&info, &prepared).await.unwrap()
+    state.store.create(&info, prepared).await.unwrap()
 }
 
 async fn get(state: &ApiState, name: &str) -> Option<Value> {
@@ -455,7 +455,7 @@ async fn the_escalation_hook_judges_the_final_object() {
     );
     // Dry-run is judged too, and server-internal writes are not.
     let (prepared, _) = create_as(&bindings, binding("x", "edit")).await.unwrap();
-    state.store.create(&bindings, &prepared).await.unwrap();
+    state.store.create(&bindings, prepared).await.unwrap();
 
     // An update is judged by its result.
     let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -553,7 +553,7 @@ async fn deleting_a_namespace_empties_it_through_the_store() {
     let (prepared, _) = prepare_create(&state, &info, "gone", cm, &opts(), &UserInfo::default())
         .await
         .unwrap();
-    state.store.create(&info, &prepared).await.unwrap();
+    state.store.create(&info, prepared).await.unwrap();
     let namespaces = state
         .registry
         .snapshot()
