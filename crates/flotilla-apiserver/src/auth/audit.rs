@@ -28,6 +28,9 @@ pub(crate) enum Error {
     },
 }
 
+/// The most the writer thread gathers into one write.
+const AUDIT_WRITE_BYTES: usize = 256 * 1024;
+
 /// Verbs whose requests are always audited.
 pub(super) const MUTATING_VERBS: &[&str] =
     &["create", "update", "patch", "delete", "deletecollection"];
@@ -57,11 +60,21 @@ impl AuditLog {
         std::thread::Builder::new()
             .name("audit-log".into())
             .spawn(move || {
-                for line in receiver {
-                    // One write per line: a line is never interleaved with another.
-                    if let Err(e) = file.write_all(line.as_bytes()).and_then(|_| file.flush()) {
+                let mut pending = Vec::new();
+                while let Ok(line) = receiver.recv() {
+                    // The lines queued meanwhile go out with it, in one write: whole lines,
+                    // never interleaved, one system call however busy the server is.
+                    pending.extend_from_slice(line.as_bytes());
+                    while pending.len() < AUDIT_WRITE_BYTES {
+                        match receiver.try_recv() {
+                            Ok(line) => pending.extend_from_slice(line.as_bytes()),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = file.write_all(&pending).and_then(|_| file.flush()) {
                         tracing::error!(error = %e, "writing the audit log failed");
                     }
+                    pending.clear();
                 }
             })
             .map_err(|source| Error::Open {
