@@ -102,6 +102,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    // The same list as bytes: the hub's part (read, encode, TLS) and the transfer, without
+    // the client's decoding into typed objects.
+    let mut full_bytes = Vec::with_capacity(args.repeat);
+    let mut body_len = 0;
+    for _ in 0..args.repeat {
+        let t = Instant::now();
+        let body = client
+            .request_text(
+                http::Request::get("/api/v1/namespaces/list/configmaps").body(Vec::new())?,
+            )
+            .await?;
+        full_bytes.push(t.elapsed());
+        body_len = body.len();
+        if !body.contains("\"items\":[") {
+            bail!("full list (bytes) returned no items");
+        }
+    }
     let rss_full = hub.rss_kib()?;
 
     let mut walks = Vec::with_capacity(args.repeat);
@@ -130,7 +147,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let rss_paged = hub.rss_kib()?;
-    println!("  full list: {}", Summary::of(&mut full));
+    println!("  full list (kube-rs, typed): {}", Summary::of(&mut full));
+    println!(
+        "  full list (bytes, {:.1} MiB, not decoded): {}",
+        body_len as f64 / 1048576.0,
+        Summary::of(&mut full_bytes)
+    );
     println!(
         "  paginated (limit={}), whole walk: {}",
         args.limit,

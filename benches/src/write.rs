@@ -199,6 +199,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     ensure_namespace(&client, "bench").await?;
     let rss_before = hub.rss_kib()?;
+    let cpu_before = hub::Usage::of(hub.pid())?.cpu_secs;
     let api = create_config_maps(
         &client,
         "bench",
@@ -208,6 +209,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     let rss_after = hub.rss_kib()?;
+    let hub_cpu = hub::Usage::of(hub.pid())?.cpu_secs - cpu_before;
     println!(
         "  hub (HTTPS, kube-rs create):         {} writes in {:.2?}: {:.0} writes/s, p50 {:.2?}, p99 {:.2?}, max {:.2?}",
         api.writes,
@@ -220,6 +222,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "  hub / floor throughput: {:.2} (goal >= 0.5)",
         api.per_sec() / floor.writes_per_sec
+    );
+    // CPU per create is what a loaded machine changes least: the ratio above swings with
+    // whatever else runs on the cores, this does not.
+    println!(
+        "  hub CPU: {:.2} s for {} creates, {:.0} µs per create",
+        hub_cpu,
+        api.writes,
+        hub_cpu * 1e6 / api.writes.max(1) as f64
     );
     println!(
         "  hub RSS: {} before, {} after",
