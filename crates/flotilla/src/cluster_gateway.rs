@@ -12,13 +12,13 @@ use http_body_util::BodyExt as _;
 
 /// The backend registered with the hub's API server.
 #[derive(Default)]
-pub struct GatewayBackend {
+pub(crate) struct GatewayBackend {
     gateway: OnceLock<Arc<ClusterGateway>>,
 }
 
 impl GatewayBackend {
     /// Starts forwarding through `hub_client` (the hub's own admin client).
-    pub fn connect(&self, hub_client: kube::Client) {
+    pub(crate) fn connect(&self, hub_client: kube::Client) {
         let _ = self.gateway.set(ClusterGateway::start(hub_client));
     }
 }

@@ -117,7 +117,7 @@ async fn serving(server: RunningServer) -> anyhow::Result<()> {
 }
 
 /// `flotilla hub`
-pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
+pub(crate) async fn hub(args: HubArgs) -> anyhow::Result<()> {
     init_tracing();
     raise_open_file_limit();
     // Listening first: a hub waiting for etcd already answers its probes.
@@ -197,7 +197,7 @@ pub async fn hub(args: HubArgs) -> anyhow::Result<()> {
 }
 
 /// `flotilla gateway`
-pub async fn gateway(
+pub(crate) async fn gateway(
     kubeconfig: Option<&Path>,
     args: flotilla_cli::args::GatewayArgs,
 ) -> anyhow::Result<()> {
@@ -383,7 +383,7 @@ async fn one_member(
 }
 
 /// `flotilla member`
-pub async fn member(args: MemberArgs) -> anyhow::Result<()> {
+pub(crate) async fn member(args: MemberArgs) -> anyhow::Result<()> {
     init_tracing();
     raise_open_file_limit();
     let simulator = flotilla_controllers::membersim::SimulatorOptions {
