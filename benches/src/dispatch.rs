@@ -16,7 +16,7 @@ use crate::hub::{self, Flotilla};
 
 /// Flags of `dispatch`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Simulated member clusters (served by one `flotilla member --count M` process).
     #[arg(long, default_value_t = 10)]
     pub members: u32,
@@ -29,7 +29,7 @@ pub struct Args {
 
 /// Flags `dispatch` and `fleet` share.
 #[derive(Debug, clap::Args)]
-pub struct RunFlags {
+pub(crate) struct RunFlags {
     /// Concurrent writers (of Applications to the hub, of Deployments to the members).
     #[arg(long, default_value_t = 16)]
     pub writers: usize,
@@ -328,7 +328,7 @@ fn ms_per(cpu_secs: f64, placements: usize) -> f64 {
     cpu_secs * 1000.0 / placements.max(1) as f64
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     measure("dispatch", args).await
 }
 

@@ -8,7 +8,7 @@ use anyhow::bail;
 use flotilla_storage::etcd_process::EtcdCluster;
 
 /// A running etcd.
-pub struct LocalEtcd {
+pub(crate) struct LocalEtcd {
     _cluster: EtcdCluster,
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
@@ -17,7 +17,7 @@ pub struct LocalEtcd {
 
 impl LocalEtcd {
     /// Starts etcd and waits until it answers a write.
-    pub async fn start() -> anyhow::Result<LocalEtcd> {
+    pub(crate) async fn start() -> anyhow::Result<LocalEtcd> {
         let dir = tempfile::tempdir()?;
         let cluster = tokio::task::block_in_place(|| EtcdCluster::start(1, dir.path()))?;
         let endpoint = cluster.endpoints();
@@ -43,7 +43,7 @@ impl LocalEtcd {
 /// The floor for `--storage etcd`: `writers` tasks each making `per_writer` plain etcd-client
 /// puts of `value` to new keys under `prefix` (no transaction, no compare: the cheapest
 /// durable write etcd offers), from this process.
-pub async fn raw_puts(
+pub(crate) async fn raw_puts(
     endpoints: &[&str],
     writers: usize,
     per_writer: usize,

@@ -7,7 +7,7 @@ use crate::dispatch::{self, RunFlags};
 
 /// Flags of `fleet` (those of `dispatch`, with fleet-sized defaults).
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Simulated member clusters (one `flotilla member --count M` process).
     #[arg(long, default_value_t = 1000)]
     pub members: u32,
@@ -18,7 +18,7 @@ pub struct Args {
     pub run: RunFlags,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let args = dispatch::Args {
         members: args.members,
         apps: args.apps,

@@ -20,7 +20,7 @@ use crate::stats::Summary;
 
 /// Flags of `gateway`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Simulated member clusters (one `flotilla member --count M` process).
     #[arg(long, default_value_t = 2)]
     pub members: u32,
@@ -286,7 +286,7 @@ async fn start_fleet(args: &Args) -> anyhow::Result<Fleet> {
     })
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "gateway: {} members, {} sequential requests, {} clients for {} s",
         args.members, args.requests, args.concurrency, args.seconds

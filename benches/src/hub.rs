@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 /// The release `flotilla` binary of this workspace.
-pub fn default_binary() -> PathBuf {
+pub(crate) fn default_binary() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/flotilla")
 }
 
 /// A running `flotilla` process with a temporary data dir; killed on drop.
-pub struct Flotilla {
+pub(crate) struct Flotilla {
     child: Mutex<Child>,
     pid: u32,
     /// Keeps the data dir alive until the process is gone.
@@ -28,7 +28,7 @@ pub struct Flotilla {
 impl Flotilla {
     /// Starts `flotilla hub` on 127.0.0.1:0 and waits until its admin kubeconfig exists
     /// and `/readyz` answers.
-    pub async fn hub(binary: &Path) -> anyhow::Result<(Flotilla, kube::Client)> {
+    pub(crate) async fn hub(binary: &Path) -> anyhow::Result<(Flotilla, kube::Client)> {
         let hub = Flotilla::spawn(binary, &["hub", "--listen", "127.0.0.1:0"])?;
         let client = hub
             .wait_ready(&hub.data_dir.join("admin.kubeconfig"))
@@ -38,7 +38,7 @@ impl Flotilla {
 
     /// Starts `flotilla hub` probing its members every `interval` (`1s`, `10s`, ...) and
     /// waits until it answers.
-    pub async fn hub_probing_every(
+    pub(crate) async fn hub_probing_every(
         binary: &Path,
         interval: &str,
     ) -> anyhow::Result<(Flotilla, kube::Client)> {
@@ -57,7 +57,7 @@ impl Flotilla {
     }
 
     /// Starts `flotilla ARGS --data-dir TMP` without waiting.
-    pub fn spawn(binary: &Path, args: &[&str]) -> anyhow::Result<Flotilla> {
+    pub(crate) fn spawn(binary: &Path, args: &[&str]) -> anyhow::Result<Flotilla> {
         if !binary.exists() {
             bail!(
                 "{} does not exist: run `cargo build --release --bin flotilla` first",
@@ -83,7 +83,7 @@ impl Flotilla {
 
     /// Kills the process and starts it again with the same arguments on the same data dir
     /// (its log continues in the same file). Does not wait for it to be ready.
-    pub fn restart(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn restart(&mut self) -> anyhow::Result<()> {
         let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
         let _ = child.kill();
         let _ = child.wait();
@@ -94,13 +94,13 @@ impl Flotilla {
     }
 
     /// The process's `--data-dir`.
-    pub fn data_dir(&self) -> &Path {
+    pub(crate) fn data_dir(&self) -> &Path {
         &self.data_dir
     }
 
     /// Waits until `kubeconfig` exists and the server it names answers `/readyz`; fails
     /// if the process exits or 60 s pass.
-    pub async fn wait_ready(&self, kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    pub(crate) async fn wait_ready(&self, kubeconfig: &Path) -> anyhow::Result<kube::Client> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.exited()? {
@@ -130,12 +130,12 @@ impl Flotilla {
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Resident set size of the process in KiB (`VmRSS` of /proc/PID/status).
-    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+    pub(crate) fn rss_kib(&self) -> anyhow::Result<u64> {
         rss_kib(self.pid())
     }
 }
@@ -167,7 +167,7 @@ fn start(binary: &Path, args: &[String], data_dir: &Path, log: &Path) -> anyhow:
 }
 
 /// A kube client for a kubeconfig file (its current context).
-pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+pub(crate) async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("reading {}", kubeconfig.display()))?;
     let config =
@@ -181,7 +181,7 @@ pub(crate) fn http_get(path: &str) -> anyhow::Result<http::Request<Vec<u8>>> {
 }
 
 /// `VmRSS` of a process in KiB.
-pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     status
@@ -192,13 +192,13 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// Formats KiB as MiB.
-pub fn mib(kib: u64) -> String {
+pub(crate) fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 /// What a process uses at one moment.
 #[derive(Debug, Clone, Copy)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub rss_kib: u64,
     /// Open file descriptors.
     pub descriptors: usize,
@@ -208,7 +208,7 @@ pub struct Usage {
 
 impl Usage {
     /// Reads /proc/PID/{status,fd,stat}.
-    pub fn of(pid: u32) -> anyhow::Result<Usage> {
+    pub(crate) fn of(pid: u32) -> anyhow::Result<Usage> {
         let descriptors = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
         // Fields after the command (which may hold spaces): state is field 3, utime 14.

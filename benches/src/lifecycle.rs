@@ -16,7 +16,7 @@ use crate::hub::{self, Flotilla};
 use crate::stats::Summary;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Edits (drift) or member restarts (cleanup-on-return) to time.
     #[arg(long, default_value_t = 100)]
     pub rounds: usize,
@@ -166,7 +166,7 @@ async fn setup(binary: &Path) -> anyhow::Result<Setup> {
 
 /// Edits a dispatched ConfigMap on the member `rounds` times; each time, how long until the
 /// hub has put the desired value back.
-pub async fn drift(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn drift(args: Args) -> anyhow::Result<()> {
     let s = setup(&args.flotilla).await?;
     let apps: Api<DynamicObject> =
         Api::namespaced_with(s.hub_client.clone(), "default", &application_resource());
@@ -200,7 +200,7 @@ pub async fn drift(args: Args) -> anyhow::Result<()> {
 
 /// `rounds` times: an Application is deleted while its member is down; the member comes back
 /// on the same address; how long from its `/readyz` until the leftover is deleted.
-pub async fn cleanup_on_return(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn cleanup_on_return(args: Args) -> anyhow::Result<()> {
     let mut s = setup(&args.flotilla).await?;
     let address = s.member.address()?;
     let apps: Api<DynamicObject> =

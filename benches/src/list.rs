@@ -15,7 +15,7 @@ use crate::stats::Summary;
 
 /// Flags of `list`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// ConfigMaps in the namespace.
     #[arg(long, default_value_t = 10_000)]
     pub objects: usize,
@@ -35,7 +35,7 @@ pub struct Args {
 
 const WRITERS: usize = 16;
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let per_writer = args.objects.div_ceil(WRITERS);
     let objects = per_writer * WRITERS;
     println!(

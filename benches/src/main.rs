@@ -4,6 +4,8 @@
 //! Build the server first: `cargo build --release --bin flotilla`, then
 //! `cargo run -p flotilla-bench --release -- <scenario>`.
 
+#![warn(unreachable_pub, missing_docs)]
+
 mod dispatch;
 mod etcd;
 mod fleet;

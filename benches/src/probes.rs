@@ -13,7 +13,7 @@ use crate::hub::{self, Flotilla};
 
 /// Flags of `probes`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Simulated member clusters (one `flotilla member --count M` process).
     #[arg(long, default_value_t = 50)]
     pub members: u32,
@@ -69,7 +69,7 @@ async fn window(pid: u32, secs: u64) -> anyhow::Result<(f64, usize)> {
     Ok((after.cpu_secs - before.cpu_secs, after.descriptors))
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let interval = args.interval_secs.max(1);
     println!(
         "probes: {} members, hub --cluster-probe-interval {interval}s, {} s windows",

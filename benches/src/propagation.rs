@@ -23,7 +23,7 @@ use crate::stats::Summary;
 
 /// Flags of `propagation`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Simulated member clusters the Application is placed on.
     #[arg(long, default_value_t = 100)]
     pub members: u32,
@@ -203,7 +203,7 @@ async fn floor(args: &Args, clients: &[kube::Client]) -> anyhow::Result<Summary>
     .await
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(args.timeout_secs);
     let parallelism = match args.parallelism {
         0 => "default".to_string(),

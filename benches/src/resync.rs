@@ -20,7 +20,7 @@ use crate::scrape;
 
 /// Flags of `resync`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Simulated member clusters (one `flotilla member --count M` process).
     #[arg(long, default_value_t = 10)]
     pub members: u32,
@@ -72,7 +72,7 @@ fn show(requests: &BTreeMap<String, f64>) -> String {
     format!("{} ({})", total(requests), parts.join(", "))
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(args.timeout_secs);
     let settle = Duration::from_secs(args.settle_secs);
     let placements = args.apps * args.members as usize;

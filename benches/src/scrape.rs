@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 /// One sample line: `name{label="value",...} number`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub value: f64,
@@ -13,13 +13,13 @@ pub struct Sample {
 
 impl Sample {
     /// The value of label `key` ("" when absent).
-    pub fn label(&self, key: &str) -> &str {
+    pub(crate) fn label(&self, key: &str) -> &str {
         self.labels.get(key).map_or("", String::as_str)
     }
 }
 
 /// Parses the sample lines of a text exposition (comments and malformed lines skipped).
-pub fn samples(text: &str) -> Vec<Sample> {
+pub(crate) fn samples(text: &str) -> Vec<Sample> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(sample)
@@ -54,10 +54,11 @@ fn labels(text: &str) -> Option<BTreeMap<String, String>> {
 }
 
 /// Verbs that change state.
-pub const MUTATING_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+pub(crate) const MUTATING_VERBS: [&str; 5] =
+    ["create", "update", "patch", "delete", "deletecollection"];
 
 /// `apiserver_request_total` by `verb resource` for the verbs `keep` accepts.
-pub fn requests_by(text: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<String, f64> {
+pub(crate) fn requests_by(text: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for s in samples(text) {
         if s.name == "apiserver_request_total" && keep(s.label("verb")) {
@@ -69,7 +70,7 @@ pub fn requests_by(text: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<String, 
 }
 
 /// `after - before` per key, keeping the keys that changed.
-pub fn delta(
+pub(crate) fn delta(
     before: &BTreeMap<String, f64>,
     after: &BTreeMap<String, f64>,
 ) -> BTreeMap<String, f64> {
@@ -81,14 +82,14 @@ pub fn delta(
 }
 
 /// Adds `from` into `into`, key by key.
-pub fn add(into: &mut BTreeMap<String, f64>, from: &BTreeMap<String, f64>) {
+pub(crate) fn add(into: &mut BTreeMap<String, f64>, from: &BTreeMap<String, f64>) {
     for (k, v) in from {
         *into.entry(k.clone()).or_insert(0.0) += v;
     }
 }
 
 /// The sum of the values of the samples named `name` whose labels include `with`.
-pub fn sum(text: &str, name: &str, with: &[(&str, &str)]) -> f64 {
+pub(crate) fn sum(text: &str, name: &str, with: &[(&str, &str)]) -> f64 {
     samples(text)
         .iter()
         .filter(|s| s.name == name && with.iter().all(|(k, v)| s.label(k) == *v))
@@ -98,7 +99,7 @@ pub fn sum(text: &str, name: &str, with: &[(&str, &str)]) -> f64 {
 
 /// Requests the servers behind `clients` have served so far, summed by `verb resource`, for
 /// the verbs `keep` takes.
-pub async fn served_requests(
+pub(crate) async fn served_requests(
     clients: &[kube::Client],
     keep: fn(&str) -> bool,
 ) -> anyhow::Result<BTreeMap<String, f64>> {
@@ -111,7 +112,7 @@ pub async fn served_requests(
 }
 
 /// `GET /metrics` of the server `client` talks to.
-pub async fn metrics(client: &kube::Client) -> anyhow::Result<String> {
+pub(crate) async fn metrics(client: &kube::Client) -> anyhow::Result<String> {
     Ok(client
         .request_text(crate::hub::http_get("/metrics")?)
         .await?)

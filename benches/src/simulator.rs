@@ -16,7 +16,7 @@ use crate::hub;
 
 /// Flags of `simulator`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Simulated member clusters (one `flotilla member --count M` process).
     #[arg(long, default_value_t = 4)]
     pub members: u32,
@@ -122,7 +122,7 @@ async fn served_objects(clients: &[kube::Client]) -> anyhow::Result<([usize; 3],
     Ok((counts, bytes))
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(args.timeout_secs);
     let pods_wanted = args.members as usize * args.deployments * args.replicas as usize;
     println!(

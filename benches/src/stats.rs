@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Nearest-rank percentiles of a set of durations.
 #[derive(Debug, Clone, Copy)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub count: usize,
     pub p50: Duration,
     pub p99: Duration,
@@ -13,7 +13,7 @@ pub struct Summary {
 
 impl Summary {
     /// Summarises `samples` (sorted in place).
-    pub fn of(samples: &mut [Duration]) -> Summary {
+    pub(crate) fn of(samples: &mut [Duration]) -> Summary {
         samples.sort_unstable();
         let pick = |q: f64| {
             samples

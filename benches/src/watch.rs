@@ -16,7 +16,7 @@ use crate::stats::Summary;
 
 /// Flags of `watch-fanout`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Concurrent watchers (each its own HTTPS watch request).
     #[arg(long, default_value_t = 1000)]
     pub watchers: usize,
@@ -57,7 +57,7 @@ async fn collect(
     Ok(arrivals)
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "watch-fanout: {} watchers of one ConfigMap, {} measured writes",
         args.watchers, args.writes

@@ -18,7 +18,7 @@ use crate::stats::Summary;
 
 /// Flags of `write-throughput`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Concurrent writers.
     #[arg(long, default_value_t = 32)]
     pub writers: usize,
@@ -42,7 +42,7 @@ pub struct Args {
 }
 
 /// A ConfigMap named `name` whose serialized form is about `size` bytes.
-pub fn config_map(namespace: &str, name: &str, size: usize) -> ConfigMap {
+pub(crate) fn config_map(namespace: &str, name: &str, size: usize) -> ConfigMap {
     let overhead = 120 + name.len() + namespace.len();
     ConfigMap {
         metadata: ObjectMeta {
@@ -60,7 +60,7 @@ pub fn config_map(namespace: &str, name: &str, size: usize) -> ConfigMap {
 }
 
 /// Creates namespace `name` (no error if it exists).
-pub async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
     let api: Api<Namespace> = Api::all(client.clone());
     let ns = Namespace {
         metadata: ObjectMeta {
@@ -77,20 +77,20 @@ pub async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Resu
 }
 
 /// Result of creating ConfigMaps concurrently through the API.
-pub struct ApiWrites {
+pub(crate) struct ApiWrites {
     pub writes: usize,
     pub elapsed: Duration,
     pub latency: Summary,
 }
 
 impl ApiWrites {
-    pub fn per_sec(&self) -> f64 {
+    pub(crate) fn per_sec(&self) -> f64 {
         self.writes as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
     }
 }
 
 /// `writers` tasks each create `per_writer` ConfigMaps `w{i}-{n}` in `namespace`.
-pub async fn create_config_maps(
+pub(crate) async fn create_config_maps(
     client: &kube::Client,
     namespace: &str,
     writers: usize,
@@ -127,7 +127,7 @@ pub async fn create_config_maps(
     })
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "write-throughput: {} writers x {} creates of ~{} B objects",
         args.writers, args.writes_per_writer, args.size
