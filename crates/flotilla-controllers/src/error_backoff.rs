@@ -21,13 +21,13 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 /// The delay after an object's first failure.
-pub const INITIAL: Duration = Duration::from_secs(1);
+pub(crate) const INITIAL: Duration = Duration::from_secs(1);
 /// The longest delay.
-pub const CAP: Duration = Duration::from_secs(300);
+pub(crate) const CAP: Duration = Duration::from_secs(300);
 
 /// Failures in a row, per object (`namespace/name`).
 #[derive(Debug)]
-pub struct ErrorBackoff {
+pub(crate) struct ErrorBackoff {
     initial: Duration,
     cap: Duration,
     failures: Mutex<HashMap<String, u32>>,
@@ -35,7 +35,7 @@ pub struct ErrorBackoff {
 
 impl ErrorBackoff {
     /// A backoff from `initial`, doubling, up to `cap`.
-    pub fn new(initial: Duration, cap: Duration) -> ErrorBackoff {
+    pub(crate) fn new(initial: Duration, cap: Duration) -> ErrorBackoff {
         ErrorBackoff {
             initial,
             cap,
@@ -45,7 +45,7 @@ impl ErrorBackoff {
 
     /// The controllers' backoff (1 s doubling to 5 min), to share between the error policy
     /// and the loop that observes results.
-    pub fn shared() -> Arc<ErrorBackoff> {
+    pub(crate) fn shared() -> Arc<ErrorBackoff> {
         Arc::new(ErrorBackoff::new(INITIAL, CAP))
     }
 
@@ -55,7 +55,7 @@ impl ErrorBackoff {
     }
 
     /// Counts a failure of `key`; returns how long to wait before retrying it.
-    pub fn failed(&self, key: &str) -> Duration {
+    pub(crate) fn failed(&self, key: &str) -> Duration {
         let mut failures = self.failures();
         let count = failures.entry(key.to_owned()).or_insert(0);
         *count = count.saturating_add(1);
@@ -64,13 +64,13 @@ impl ErrorBackoff {
     }
 
     /// `key` reconciled: its next failure waits `initial` again.
-    pub fn succeeded(&self, key: &str) {
+    pub(crate) fn succeeded(&self, key: &str) {
         self.failures().remove(key);
     }
 
     /// The error policy for `Controller::run`: logs the failure (naming `controller` and the
     /// object) and requeues the object after its backoff.
-    pub fn policy<K, E, C>(
+    pub(crate) fn policy<K, E, C>(
         self: &Arc<Self>,
         controller: &'static str,
     ) -> impl Fn(Arc<K>, &E, Arc<C>) -> Action + use<K, E, C>
@@ -90,7 +90,7 @@ impl ErrorBackoff {
 
     /// Resets the object's backoff when `result` (an item of `Controller::run`'s stream) is
     /// a successful reconcile.
-    pub fn observe<K: Resource, A, E>(&self, result: &Result<(ObjectRef<K>, A), E>) {
+    pub(crate) fn observe<K: Resource, A, E>(&self, result: &Result<(ObjectRef<K>, A), E>) {
         if let Ok((object, _)) = result {
             self.succeeded(&key(object.namespace.as_deref(), &object.name));
         }

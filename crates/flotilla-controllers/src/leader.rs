@@ -22,13 +22,13 @@ use kube::api::PostParams;
 use tokio::time::Instant;
 
 /// The Lease's namespace.
-pub const LEASE_NAMESPACE: &str = "kube-system";
+pub(crate) const LEASE_NAMESPACE: &str = "kube-system";
 /// The Lease's name.
-pub const LEASE_NAME: &str = "flotilla-controllers";
+pub(crate) const LEASE_NAME: &str = "flotilla-controllers";
 
 /// Errors of one election round (all retried).
 #[derive(Debug, thiserror::Error)]
-pub enum ElectionError {
+pub(crate) enum ElectionError {
     #[error("reading or writing Lease {LEASE_NAMESPACE}/{LEASE_NAME}: {0}")]
     /// The hub API failed a Lease read or write.
     Api(#[from] kube::Error),

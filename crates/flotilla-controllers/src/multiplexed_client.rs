@@ -25,9 +25,9 @@ use kube::client::{Body, ConfigExt as _};
 use tower::{BoxError, ServiceBuilder};
 
 /// How often a connection with open streams is pinged.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a PING may go unanswered before the connection (and its streams) is closed.
-pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// TLS sessions a client keeps for resumption.
 const TLS_SESSIONS: usize = 4;

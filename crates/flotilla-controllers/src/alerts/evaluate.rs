@@ -7,7 +7,7 @@ use super::rules::Rule;
 
 /// What an alert is about: a cluster or an application.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Subject {
+pub(crate) enum Subject {
     /// A member cluster, by name.
     Cluster(String),
     /// An application, by namespace and name.
@@ -25,7 +25,7 @@ impl std::fmt::Display for Subject {
 
 /// An alert changing state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
+pub(crate) struct Transition {
     /// The rule's name.
     pub rule: String,
     /// What it is about.
@@ -36,14 +36,19 @@ pub struct Transition {
 
 /// What the evaluator remembers between rounds (unix seconds).
 #[derive(Debug, Default)]
-pub struct AlertState {
+pub(crate) struct AlertState {
     bad_since: BTreeMap<(String, Subject), i64>,
     firing: BTreeSet<(String, Subject)>,
 }
 
 impl AlertState {
     /// One round of `rule` at `now`: `bad` holds every subject whose condition holds now.
-    pub fn step(&mut self, now: i64, rule: &Rule, bad: &BTreeSet<Subject>) -> Vec<Transition> {
+    pub(crate) fn step(
+        &mut self,
+        now: i64,
+        rule: &Rule,
+        bad: &BTreeSet<Subject>,
+    ) -> Vec<Transition> {
         let mut out = Vec::new();
         for subject in bad {
             let key = (rule.name.clone(), subject.clone());
@@ -77,7 +82,7 @@ impl AlertState {
     }
 
     /// Forgets rules that are no longer configured (their alerts end silently).
-    pub fn retain_rules(&mut self, names: &BTreeSet<String>) {
+    pub(crate) fn retain_rules(&mut self, names: &BTreeSet<String>) {
         self.bad_since.retain(|(r, _), _| names.contains(r));
         self.firing.retain(|(r, _)| names.contains(r));
     }

@@ -6,9 +6,9 @@
 //! evaluate each rule → notify. The state (since when a condition holds, what is firing)
 //! lives in this hub process's memory.
 
-pub mod evaluate;
-pub mod notify;
-pub mod rules;
+pub(crate) mod evaluate;
+pub(crate) mod notify;
+pub(crate) mod rules;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use evaluate::{AlertState, Subject};
 use rules::{Rule, RuleSet, RuleType};
 
 /// Evaluates the rules every `interval` until the future is dropped.
-pub async fn run(hub_client: kube::Client, interval: Duration) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: kube::Client, interval: Duration) -> anyhow::Result<()> {
     let mut state = AlertState::default();
     loop {
         match load(&hub_client).await {

@@ -10,7 +10,7 @@ use super::rules::{NAMESPACE, Webhook, WebhookKind};
 
 /// Errors telling people about an alert.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The hub refused the Event.
     #[error("creating the alert Event: {0}")]
     Event(#[source] Box<kube::Error>),
@@ -37,7 +37,7 @@ pub enum Error {
 }
 
 /// The one-line text of a transition.
-pub fn message(t: &Transition, for_text: &str) -> String {
+pub(crate) fn message(t: &Transition, for_text: &str) -> String {
     let condition = match &t.subject {
         Subject::Cluster(_) => "unavailable",
         Subject::Application(..) => "unhealthy",
@@ -56,7 +56,7 @@ pub fn message(t: &Transition, for_text: &str) -> String {
 }
 
 /// The webhook body for `text`, as the notification step sends it.
-pub fn body(kind: WebhookKind, text: &str) -> Value {
+pub(crate) fn body(kind: WebhookKind, text: &str) -> Value {
     match kind {
         WebhookKind::Slack => json!({"text": text}),
         WebhookKind::Dingding => json!({"msgtype": "text", "text": {"content": text}}),
@@ -65,7 +65,11 @@ pub fn body(kind: WebhookKind, text: &str) -> Value {
 }
 
 /// Records the transition as an Event about its subject.
-pub async fn event(hub_client: &kube::Client, t: &Transition, text: &str) -> Result<(), Error> {
+pub(crate) async fn event(
+    hub_client: &kube::Client,
+    t: &Transition,
+    text: &str,
+) -> Result<(), Error> {
     let (namespace, involved) = match &t.subject {
         Subject::Cluster(name) => (
             NAMESPACE.to_string(),
@@ -108,7 +112,7 @@ pub async fn event(hub_client: &kube::Client, t: &Transition, text: &str) -> Res
 }
 
 /// POSTs `text` to `webhook` (http or https; https is verified against the system's roots).
-pub async fn post(webhook: &Webhook, text: &str) -> Result<(), Error> {
+pub(crate) async fn post(webhook: &Webhook, text: &str) -> Result<(), Error> {
     let url_error = |reason: String| Error::Url {
         url: webhook.url.clone(),
         reason,

@@ -18,15 +18,15 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// Namespace of the rule ConfigMap.
-pub const NAMESPACE: &str = "vela-system";
+pub(crate) const NAMESPACE: &str = "vela-system";
 /// Name of the rule ConfigMap.
-pub const CONFIGMAP: &str = "flotilla-alerts";
+pub(crate) const CONFIGMAP: &str = "flotilla-alerts";
 /// Its data key.
-pub const KEY: &str = "rules.yaml";
+pub(crate) const KEY: &str = "rules.yaml";
 
 /// Errors reading the rule set.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// `rules.yaml` is not valid YAML of the expected shape.
     #[error("ConfigMap {NAMESPACE}/{CONFIGMAP} key {KEY}: {0}")]
     Parse(String),
@@ -42,7 +42,7 @@ pub enum Error {
 
 /// What a rule watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum RuleType {
+pub(crate) enum RuleType {
     /// A member cluster is unavailable.
     ClusterUnavailable,
     /// An application is unhealthy.
@@ -51,7 +51,7 @@ pub enum RuleType {
 
 /// One rule.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// Its name (in Events and messages).
     pub name: String,
     /// What it watches.
@@ -62,7 +62,7 @@ pub struct Rule {
 
 /// Where alerts are posted, in the notification step's formats.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Webhook {
+pub(crate) struct Webhook {
     /// `slack`, `dingding` or `lark`.
     #[serde(rename = "type")]
     pub kind: WebhookKind,
@@ -73,7 +73,7 @@ pub struct Webhook {
 /// A webhook's message format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum WebhookKind {
+pub(crate) enum WebhookKind {
     /// `{"text": ...}`
     Slack,
     /// `{"msgtype": "text", "text": {"content": ...}}`
@@ -84,7 +84,7 @@ pub enum WebhookKind {
 
 /// The whole rule set.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RuleSet {
+pub(crate) struct RuleSet {
     /// The rules.
     pub rules: Vec<Rule>,
     /// The webhooks every alert goes to.
@@ -111,7 +111,7 @@ struct RawRuleSet {
 }
 
 /// Parses `rules.yaml`.
-pub fn parse(text: &str) -> Result<RuleSet, Error> {
+pub(crate) fn parse(text: &str) -> Result<RuleSet, Error> {
     let raw: RawRuleSet = if text.trim().is_empty() {
         RawRuleSet::default()
     } else {
@@ -140,7 +140,7 @@ pub fn parse(text: &str) -> Result<RuleSet, Error> {
 }
 
 /// `90s`, `5m`, `1h`, `1m30s`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = 0u64;
     let mut number = String::new();
     for c in text.trim().chars() {

@@ -18,14 +18,14 @@ use super::member_clients::{Identity, MemberClients};
 use super::reconcile::{cleanup, converge, deploy, gc, revision, status, tracker, workflow};
 
 /// The finalizer that makes deleting an application delete what it dispatched.
-pub const FINALIZER: &str = "app.oam.dev/resource-tracker-finalizer";
+pub(crate) const FINALIZER: &str = "app.oam.dev/resource-tracker-finalizer";
 /// How many revisions are kept per application unless the hub says otherwise
 /// (`flotilla hub --application-revision-limit`).
-pub const DEFAULT_REVISION_LIMIT: usize = 10;
+pub(crate) const DEFAULT_REVISION_LIMIT: usize = 10;
 
 /// Errors that make a reconcile retry with backoff.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The hub API failed.
     #[error("hub API: {0}")]
     Hub(#[source] Box<kube::Error>),
@@ -39,7 +39,7 @@ pub(crate) fn hub(e: kube::Error) -> Error {
 }
 
 /// Shared state of the controller.
-pub struct Context {
+pub(crate) struct Context {
     /// The controller's own hub client.
     pub hub_client: kube::Client,
     /// Member clients.
@@ -58,7 +58,7 @@ pub struct Context {
 impl Context {
     /// A context with the given re-assert interval, sending at most `requests_per_member`
     /// requests (watches aside) to each member at once.
-    pub fn new(
+    pub(crate) fn new(
         hub_client: kube::Client,
         reassert_interval: Duration,
         requests_per_member: usize,
@@ -78,7 +78,7 @@ impl Context {
 }
 
 /// Reconciles one application.
-pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let result = reconcile_inner(app, ctx).await;
     super::metrics::observe_reconcile(started.elapsed(), result.is_ok());

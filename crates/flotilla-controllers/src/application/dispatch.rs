@@ -21,7 +21,7 @@ use super::render::{is_namespaced, known_kind, plural_of};
 use super::shared_by;
 
 /// The field manager every dispatch writes with.
-pub const FIELD_MANAGER: &str = "flotilla";
+pub(crate) const FIELD_MANAGER: &str = "flotilla";
 
 /// Why an object could not be dispatched, read or deleted.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,7 @@ pub enum Error {
 
 impl Error {
     /// Whether waiting (and retrying) is the right response.
-    pub fn is_unreachable(&self) -> bool {
+    pub(crate) fn is_unreachable(&self) -> bool {
         matches!(self, Error::Unreachable(_))
     }
 
@@ -80,11 +80,11 @@ impl Error {
 }
 
 /// `Result` of dispatching.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Where an object goes and on whose behalf.
 #[derive(Debug, Clone)]
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     /// Application name.
     pub app_name: &'a str,
     /// Application namespace.
@@ -111,7 +111,7 @@ pub struct KindInfo {
 impl KindInfo {
     /// Well-known kinds from the built-in table, others guessed (lower-case plural,
     /// namespaced) until discovery says otherwise.
-    pub fn of(api_version: &str, kind: &str) -> KindInfo {
+    pub(crate) fn of(api_version: &str, kind: &str) -> KindInfo {
         match known_kind(api_version, kind) {
             Some((plural, namespaced)) => KindInfo { plural, namespaced },
             None => KindInfo {
@@ -176,7 +176,7 @@ impl KindCache {
 }
 
 /// `Kind ns/name` (or `Kind name`) for messages.
-pub fn describe(object: &Value) -> String {
+pub(crate) fn describe(object: &Value) -> String {
     let kind = object["kind"].as_str().unwrap_or_default();
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     match object["metadata"]["namespace"].as_str() {
@@ -186,13 +186,13 @@ pub fn describe(object: &Value) -> String {
 }
 
 /// Hash of an object's content (its render hash).
-pub fn content_hash(object: &Value) -> String {
+pub(crate) fn content_hash(object: &Value) -> String {
     let digest = sha2::Sha256::digest(object.to_string().as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Fills in the namespace, the ownership labels and the render-hash annotation. Pure.
-pub fn prepare(object: &Value, target: &Target<'_>, namespaced: bool) -> Value {
+pub(crate) fn prepare(object: &Value, target: &Target<'_>, namespaced: bool) -> Value {
     let mut object = object.clone();
     if !object["metadata"].is_object() {
         object["metadata"] = json!({});
@@ -244,7 +244,7 @@ pub fn prepare(object: &Value, target: &Target<'_>, namespaced: bool) -> Value {
 
 /// Who owns a live object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ownership {
+pub(crate) enum Ownership {
     /// This application.
     Ours,
     /// No application.
@@ -254,7 +254,7 @@ pub enum Ownership {
 }
 
 /// Reads the ownership labels of a live object. Pure.
-pub fn ownership(live: &Value, app_name: &str, app_namespace: &str) -> Ownership {
+pub(crate) fn ownership(live: &Value, app_name: &str, app_namespace: &str) -> Ownership {
     let l = &live["metadata"]["labels"];
     match (
         l[labels::APP_NAME].as_str(),
@@ -267,7 +267,7 @@ pub fn ownership(live: &Value, app_name: &str, app_namespace: &str) -> Ownership
 }
 
 /// The `ApiResource` of an apiVersion/kind.
-pub fn api_resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
+pub(crate) fn api_resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
     let (group, version) = match api_version.rsplit_once('/') {
         Some((g, v)) => (g.to_string(), v.to_string()),
         None => (String::new(), api_version.to_string()),
@@ -282,7 +282,7 @@ pub fn api_resource(api_version: &str, kind: &str, plural: &str) -> ApiResource 
 }
 
 /// An `Api` for the object's kind, in its namespace.
-pub fn api_for(
+pub(crate) fn api_for(
     client: &kube::Client,
     api_version: &str,
     kind: &str,
@@ -334,7 +334,7 @@ pub async fn get(
 
 /// How to treat one object.
 #[derive(Debug, Clone, Default)]
-pub struct ApplyOptions {
+pub(crate) struct ApplyOptions {
     /// Adopt an object that belongs to no application.
     pub take_over: bool,
     /// Allow an object that belongs to another application (left to it).
@@ -351,7 +351,7 @@ pub struct ApplyOptions {
 
 /// What dispatch did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
+pub(crate) enum Applied {
     /// Created or updated.
     Written,
     /// Live object already matched.
@@ -385,7 +385,7 @@ fn set_at(object: &mut Value, path: &str, value: Value) {
 /// desired one, or, when re-asserting (`force`), a field the desired state sets has drifted
 /// (apply-once paths aside). An untouched object is never rewritten, so a hub restarted with
 /// nothing changed (whose first pass re-asserts) writes nothing to its members. Pure.
-pub fn needs_write(live: &Value, desired: &Value, options: &ApplyOptions) -> bool {
+pub(crate) fn needs_write(live: &Value, desired: &Value, options: &ApplyOptions) -> bool {
     let live_hash = live["metadata"]["annotations"][labels::RENDER_HASH].as_str();
     let hash = desired["metadata"]["annotations"][labels::RENDER_HASH].as_str();
     if live_hash.is_none() || live_hash != hash {
@@ -398,7 +398,7 @@ pub fn needs_write(live: &Value, desired: &Value, options: &ApplyOptions) -> boo
 /// Applies a prepared object (see [`prepare`]) with the ownership rules. Returns what was
 /// done and the object as the cluster now holds it (the read that decided, or the write's
 /// answer), so the caller needs no second read.
-pub async fn apply(
+pub(crate) async fn apply(
     client: &kube::Client,
     desired: &Value,
     info: &KindInfo,
@@ -480,7 +480,7 @@ async fn merge_patch(api: &Api<DynamicObject>, name: &str, patch: &Value) -> Res
 }
 
 /// Creates namespace `name` unless it exists (the `flotilla.io/create-namespace` opt-in).
-pub async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {
+pub(crate) async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {
     let api = api_for(
         client,
         "v1",
@@ -503,7 +503,7 @@ pub async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {
 
 /// How deleting an object treats what it owns (a `garbage-collect` rule's `propagation`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Propagation {
+pub(crate) enum Propagation {
     /// Dependents go too (in the background).
     #[default]
     Cascading,
@@ -513,7 +513,7 @@ pub enum Propagation {
 
 /// Lets go of an object: deletes it if it is still ours and nobody else shares it, else hands
 /// it to the next sharer or drops this application from its sharers; absent objects are fine.
-pub async fn delete(
+pub(crate) async fn delete(
     client: &kube::Client,
     api_version: &str,
     kind: &str,

@@ -12,10 +12,10 @@ use serde_json::Value;
 use super::dispatch::FIELD_MANAGER;
 
 /// The marker for an object that is gone.
-pub const DELETED: &str = "<deleted>";
+pub(crate) const DELETED: &str = "<deleted>";
 
 /// Paths (`spec.template.spec.containers[0].image`) where `live` differs from `desired`.
-pub fn drifted_fields(desired: &Value, live: &Value, exempt: &[String]) -> Vec<String> {
+pub(crate) fn drifted_fields(desired: &Value, live: &Value, exempt: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     let Some(fields) = desired.as_object() else {
         return out;
@@ -80,7 +80,7 @@ fn compare(path: &str, desired: &Value, live: &Value, exempt: &[String], out: &m
 
 /// Map fields other field managers own through server-side apply (`Apply` operations), as
 /// dotted paths; fields inside lists are not followed.
-pub fn applied_by_others(live: &Value) -> Vec<String> {
+pub(crate) fn applied_by_others(live: &Value) -> Vec<String> {
     let mut out = Vec::new();
     for entry in live["metadata"]["managedFields"]
         .as_array()

@@ -26,14 +26,14 @@ use super::drift::{DELETED, applied_by_others, drifted_fields};
 use super::member_clients::{Identity, MemberClients};
 
 /// Identity of a dispatched object: cluster, apiVersion, kind, namespace, name.
-pub type ObjectKey = (String, String, String, String, String);
+pub(crate) type ObjectKey = (String, String, String, String, String);
 
 /// One application's drifted objects and their fields.
 type AppReport = BTreeMap<ObjectKey, Vec<String>>;
 
 /// The desired state of one dispatched object.
 #[derive(Debug, Clone)]
-pub struct Desired {
+pub(crate) struct Desired {
     /// The prepared object as dispatch applies it.
     pub object: Value,
     /// Its kind's plural and scope in the cluster.
@@ -49,7 +49,7 @@ pub struct Desired {
 }
 
 /// Desired objects, the running watches and the reports.
-pub struct DriftWatch {
+pub(crate) struct DriftWatch {
     hub_client: kube::Client,
     members: MemberClients,
     recorder: Recorder,
@@ -71,7 +71,7 @@ fn key_of(cluster: &str, object: &Value) -> ObjectKey {
 
 impl DriftWatch {
     /// A drift watch acting through `members`, recording Events through `hub_client`.
-    pub fn new(hub_client: kube::Client, members: MemberClients) -> Arc<Self> {
+    pub(crate) fn new(hub_client: kube::Client, members: MemberClients) -> Arc<Self> {
         let reporter = Reporter {
             controller: "flotilla-application".into(),
             instance: None,
@@ -88,7 +88,7 @@ impl DriftWatch {
 
     /// Records the desired state of an object about to be dispatched to `cluster`, and makes
     /// sure its kind is watched there.
-    pub fn register(self: &Arc<Self>, cluster: &str, desired: Desired) {
+    pub(crate) fn register(self: &Arc<Self>, cluster: &str, desired: Desired) {
         let key = key_of(cluster, &desired.object);
         let kind = desired.kind.clone();
         if let Ok(mut map) = self.desired.lock() {
@@ -107,7 +107,14 @@ impl DriftWatch {
     }
 
     /// Forgets one object (about to be deleted, or no longer ours to keep).
-    pub fn forget(&self, cluster: &str, api_version: &str, kind: &str, ns: &str, name: &str) {
+    pub(crate) fn forget(
+        &self,
+        cluster: &str,
+        api_version: &str,
+        kind: &str,
+        ns: &str,
+        name: &str,
+    ) {
         let key = (
             cluster.to_string(),
             api_version.to_string(),
@@ -121,7 +128,7 @@ impl DriftWatch {
     }
 
     /// Forgets every object of an application (being deleted).
-    pub async fn forget_app(&self, app_namespace: &str, app_name: &str) {
+    pub(crate) async fn forget_app(&self, app_namespace: &str, app_name: &str) {
         if let Ok(mut map) = self.desired.lock() {
             map.retain(|_, d| {
                 d.app.namespace.as_deref() != Some(app_namespace)

@@ -44,7 +44,7 @@ pub fn workload_health(object: &Value) -> (bool, String) {
 }
 
 /// The message of the gateway trait: the URL and the Ingress's load-balancer address.
-pub fn gateway_message(ingress: &Value) -> String {
+pub(crate) fn gateway_message(ingress: &Value) -> String {
     let domain = ingress["spec"]["rules"][0]["host"].as_str().unwrap_or("");
     let lb = &ingress["status"]["loadBalancer"]["ingress"][0];
     let address = lb["ip"].as_str().or_else(|| lb["hostname"].as_str());
@@ -56,7 +56,7 @@ pub fn gateway_message(ingress: &Value) -> String {
 
 /// The health of one component in one cluster, from the objects read back (`None`: absent).
 /// `live` is in the same order as `rendered.objects`.
-pub fn component_status(
+pub(crate) fn component_status(
     rendered: &RenderedComponent,
     cluster: &str,
     namespace: &str,

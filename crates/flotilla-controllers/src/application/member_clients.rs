@@ -19,7 +19,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 /// Why a member client could not be had.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The cluster's credentials are missing or unusable.
     #[error("failed to get cluster {cluster}: {source}")]
     Credentials {
@@ -41,7 +41,7 @@ pub enum Error {
 }
 
 /// `Result` of getting a client.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Who the controllers act as on an application's behalf.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -65,7 +65,7 @@ impl Identity {
     }
 
     /// The identity recorded on an application's annotations.
-    pub fn of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Identity {
+    pub(crate) fn of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Identity {
         let get = |k: &str| annotations.and_then(|a| a.get(k)).cloned();
         Identity {
             user: get(labels::USERNAME).filter(|u| !u.is_empty()),
@@ -86,7 +86,7 @@ impl Identity {
 const CLIENT_TTL: Duration = Duration::from_secs(60);
 
 /// Requests (watches aside) a pool sends to one member at once unless told otherwise.
-pub const DEFAULT_REQUESTS_PER_MEMBER: usize = 32;
+pub(crate) const DEFAULT_REQUESTS_PER_MEMBER: usize = 32;
 
 /// A member's client and what outlives it when it is rebuilt.
 struct Pooled {
@@ -98,7 +98,7 @@ struct Pooled {
 
 /// The pool of member clients.
 #[derive(Clone)]
-pub struct MemberClients {
+pub(crate) struct MemberClients {
     hub_client: kube::Client,
     pool: Arc<Mutex<HashMap<String, Pooled>>>,
     requests_per_member: usize,
@@ -107,14 +107,14 @@ pub struct MemberClients {
 impl MemberClients {
     /// A pool that reads credentials through `hub_client`, sending at most
     /// [`DEFAULT_REQUESTS_PER_MEMBER`] requests to each member at once.
-    pub fn new(hub_client: kube::Client) -> Self {
+    pub(crate) fn new(hub_client: kube::Client) -> Self {
         Self::with_requests_per_member(hub_client, DEFAULT_REQUESTS_PER_MEMBER)
     }
 
     /// A pool sending at most `limit` requests (watches aside) to each member at once; more
     /// wait for a turn. Each member's requests share one HTTP/2 connection, so this bounds
     /// the streams (and the member's work) one hub fan-out opens on it.
-    pub fn with_requests_per_member(hub_client: kube::Client, limit: usize) -> Self {
+    pub(crate) fn with_requests_per_member(hub_client: kube::Client, limit: usize) -> Self {
         MemberClients {
             hub_client,
             pool: Arc::new(Mutex::new(HashMap::new())),
@@ -123,7 +123,7 @@ impl MemberClients {
     }
 
     /// The controller's own client for `cluster` (`local`: the hub).
-    pub async fn base(&self, cluster: &str) -> Result<kube::Client> {
+    pub(crate) async fn base(&self, cluster: &str) -> Result<kube::Client> {
         if cluster == LOCAL_CLUSTER {
             return Ok(self.hub_client.clone());
         }
@@ -164,12 +164,12 @@ impl MemberClients {
     }
 
     /// Drops the cached client of `cluster` (after a transport error or a re-join).
-    pub async fn forget(&self, cluster: &str) {
+    pub(crate) async fn forget(&self, cluster: &str) {
         self.pool.lock().await.remove(cluster);
     }
 
     /// A client for `cluster` whose every request impersonates `identity`.
-    pub async fn as_user(&self, cluster: &str, identity: &Identity) -> Result<kube::Client> {
+    pub(crate) async fn as_user(&self, cluster: &str, identity: &Identity) -> Result<kube::Client> {
         let base = self.base(cluster).await?;
         Ok(impersonating(base, identity))
     }

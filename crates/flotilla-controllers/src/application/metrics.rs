@@ -45,7 +45,7 @@ pub fn register_metrics(registry: &mut Registry) {
 }
 
 /// Counts one drift correction.
-pub fn count_drift_correction(cluster: &str, kind: &str) {
+pub(crate) fn count_drift_correction(cluster: &str, kind: &str) {
     DRIFT
         .get_or_create(&vec![
             ("cluster".to_string(), cluster.to_string()),
@@ -55,7 +55,7 @@ pub fn count_drift_correction(cluster: &str, kind: &str) {
 }
 
 /// Records one application reconcile.
-pub fn observe_reconcile(elapsed: Duration, ok: bool) {
+pub(crate) fn observe_reconcile(elapsed: Duration, ok: bool) {
     RECONCILE
         .get_or_create(&vec![
             ("controller".to_string(), "application".to_string()),
@@ -68,7 +68,7 @@ pub fn observe_reconcile(elapsed: Duration, ok: bool) {
 }
 
 /// Records one dispatch to a cluster.
-pub fn observe_dispatch(cluster: &str, elapsed: Duration) {
+pub(crate) fn observe_dispatch(cluster: &str, elapsed: Duration) {
     DISPATCH
         .get_or_create(&vec![("cluster".to_string(), cluster.to_string())])
         .observe(elapsed.as_secs_f64());

@@ -1,27 +1,27 @@
 //! The application controller (see README.md in this folder): render → place → override →
 //! workflow → dispatch → health → gc, driven by watches on the hub.
 
-pub mod controller;
+pub(crate) mod controller;
 pub mod dispatch;
-pub mod drift;
-pub mod drift_watch;
+pub(crate) mod drift;
+pub(crate) mod drift_watch;
 pub mod health;
 pub mod member_clients;
 pub mod metrics;
-pub mod notification;
-pub mod r#override;
-pub mod pending_cleanup;
+pub(crate) mod notification;
+pub(crate) mod r#override;
+pub(crate) mod pending_cleanup;
 pub mod placement;
 pub mod preview;
 mod reconcile;
-pub mod render;
-pub mod resource_policy;
-pub mod revision;
-pub mod shared_by;
-pub mod step_plan;
-pub mod workflow;
-pub mod workflow_condition;
-pub mod workflow_io;
+pub(crate) mod render;
+pub(crate) mod resource_policy;
+pub(crate) mod revision;
+pub(crate) mod shared_by;
+pub(crate) mod step_plan;
+pub(crate) mod workflow;
+pub(crate) mod workflow_condition;
+pub(crate) mod workflow_io;
 
 use crate::error_backoff::ErrorBackoff;
 use std::sync::Arc;
@@ -34,10 +34,8 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
-pub use metrics::register_metrics;
-
 /// Environment variable: seconds between re-assertions of dispatched state (default 300).
-pub const REASSERT_INTERVAL_ENV: &str = "FLOTILLA_REASSERT_INTERVAL_SECONDS";
+pub(crate) const REASSERT_INTERVAL_ENV: &str = "FLOTILLA_REASSERT_INTERVAL_SECONDS";
 
 fn apps_in(store: &Store<Application>, namespace: Option<&str>) -> Vec<ObjectRef<Application>> {
     store
@@ -50,7 +48,7 @@ fn apps_in(store: &Store<Application>, namespace: Option<&str>) -> Vec<ObjectRef
 
 /// Runs the application controller against the hub, keeping `revision_limit` revisions per
 /// application and sending at most `requests_per_member` requests to a member at once.
-pub async fn run(
+pub(crate) async fn run(
     hub_client: kube::Client,
     revision_limit: usize,
     requests_per_member: usize,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 /// Where a webhook URL comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UrlSource {
+pub(crate) struct UrlSource {
     /// The URL itself.
     #[serde(default)]
     pub value: Option<String>,
@@ -20,7 +20,7 @@ pub struct UrlSource {
 
 /// `url.secretRef`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct SecretRef {
+pub(crate) struct SecretRef {
     /// Secret name.
     pub name: String,
     /// Key in the Secret's data.
@@ -48,7 +48,7 @@ struct Properties {
 
 /// The services a notification goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
+pub(crate) enum Service {
     /// A Slack incoming webhook.
     Slack,
     /// A DingTalk robot.
@@ -59,7 +59,7 @@ pub enum Service {
 
 impl Service {
     /// The property name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Service::Slack => "slack",
             Service::DingTalk => "dingding",
@@ -70,7 +70,7 @@ impl Service {
 
 /// One message to POST.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Notice {
+pub(crate) struct Notice {
     /// The service.
     pub service: Service,
     /// Where its URL comes from.
@@ -80,7 +80,7 @@ pub struct Notice {
 }
 
 /// The step's messages, in the order slack, dingding, lark; an error names what is wrong.
-pub fn parse(step: &WorkflowStep) -> Result<Vec<Notice>, String> {
+pub(crate) fn parse(step: &WorkflowStep) -> Result<Vec<Notice>, String> {
     let props: Properties = match &step.properties {
         None | Some(Value::Null) => Properties::default(),
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| e.to_string())?,
@@ -146,7 +146,7 @@ fn body(service: Service, message: Value) -> Result<Value, String> {
 
 /// Whether the service took the message: a 2xx status, and for DingTalk and Lark a zero
 /// `errcode` / `code` in the answer.
-pub fn check_reply(service: Service, status: u16, reply: &str) -> Result<(), String> {
+pub(crate) fn check_reply(service: Service, status: u16, reply: &str) -> Result<(), String> {
     let short: String = reply.trim().chars().take(200).collect();
     if !(200..300).contains(&status) {
         return Err(format!("{} answered {status}: {short}", service.name()));

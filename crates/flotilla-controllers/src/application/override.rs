@@ -17,7 +17,7 @@ use serde_json::Value;
 
 /// Why an override policy could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The policy's properties do not have the override shape.
     #[error("override policy {policy}: {message}")]
     InvalidProperties {
@@ -37,12 +37,12 @@ pub enum Error {
 }
 
 /// `Result` of overriding.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `properties` of an override policy.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OverrideProperties {
+pub(crate) struct OverrideProperties {
     /// Component patches.
     #[serde(default)]
     pub components: Vec<ComponentPatch>,
@@ -54,7 +54,7 @@ pub struct OverrideProperties {
 /// One component patch.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ComponentPatch {
+pub(crate) struct ComponentPatch {
     /// Name or glob; empty matches all.
     #[serde(default)]
     pub name: String,
@@ -72,7 +72,7 @@ pub struct ComponentPatch {
 /// One trait patch.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TraitPatch {
+pub(crate) struct TraitPatch {
     /// Trait type.
     #[serde(rename = "type")]
     pub trait_type: String,
@@ -85,7 +85,7 @@ pub struct TraitPatch {
 }
 
 /// Parses an override policy's properties.
-pub fn parse(policy: &str, properties: Option<&Value>) -> Result<OverrideProperties> {
+pub(crate) fn parse(policy: &str, properties: Option<&Value>) -> Result<OverrideProperties> {
     match properties {
         None | Some(Value::Null) => Ok(OverrideProperties::default()),
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::InvalidProperties {
@@ -96,7 +96,7 @@ pub fn parse(policy: &str, properties: Option<&Value>) -> Result<OverridePropert
 }
 
 /// `*`-glob match (`*` matches any run of characters, possibly empty).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);
@@ -124,7 +124,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 /// Deep merge: maps merge recursively, anything else in `patch` replaces `base`.
-pub fn merge_properties(base: &Value, patch: &Value) -> Value {
+pub(crate) fn merge_properties(base: &Value, patch: &Value) -> Value {
     match (base, patch) {
         (Value::Object(base), Value::Object(patch)) => {
             let mut out = base.clone();
@@ -178,7 +178,7 @@ fn patch_traits(traits: &mut Vec<ApplicationTrait>, patches: &[TraitPatch]) {
 }
 
 /// Applies one override policy to `components`.
-pub fn apply(
+pub(crate) fn apply(
     policy: &str,
     components: &[ApplicationComponent],
     properties: &OverrideProperties,

@@ -21,10 +21,10 @@ use super::reconcile::gc::delete_tracked;
 use super::reconcile::tracker;
 
 /// How often pending cleanups are retried.
-pub const RETRY_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const RETRY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The tracker type of a cleanup record.
-pub const CLEANUP_TRACKER_TYPE: &str = "cleanup";
+pub(crate) const CLEANUP_TRACKER_TYPE: &str = "cleanup";
 
 fn record_name(app_name: &str, app_namespace: &str, cluster: &str) -> String {
     format!(

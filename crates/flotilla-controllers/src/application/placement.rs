@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// Why a topology could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A named cluster is not registered.
     #[error("failed to get cluster {0}")]
     ClusterNotFound(String),
@@ -26,12 +26,12 @@ pub enum Error {
 }
 
 /// `Result` of placing.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `properties` of a topology policy.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TopologyProperties {
+pub(crate) struct TopologyProperties {
     /// Cluster names (wins when set).
     #[serde(default)]
     pub clusters: Vec<String>,
@@ -50,7 +50,7 @@ pub struct TopologyProperties {
 }
 
 /// Parses a topology policy's properties.
-pub fn parse(policy: &str, properties: Option<&Value>) -> Result<TopologyProperties> {
+pub(crate) fn parse(policy: &str, properties: Option<&Value>) -> Result<TopologyProperties> {
     match properties {
         None | Some(Value::Null) => Ok(TopologyProperties::default()),
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::InvalidProperties {
@@ -70,14 +70,14 @@ pub struct ClusterInfo {
 }
 
 /// The cluster an object is pinned to (its `app.oam.dev/cluster` label), if any.
-pub fn pin(object: &serde_json::Value) -> Option<&str> {
+pub(crate) fn pin(object: &serde_json::Value) -> Option<&str> {
     object["metadata"]["labels"][flotilla_apis::labels::APP_CLUSTER]
         .as_str()
         .filter(|c| !c.is_empty())
 }
 
 /// Every cluster some object is pinned to.
-pub fn pinned_clusters<'a>(
+pub(crate) fn pinned_clusters<'a>(
     objects: impl Iterator<Item = &'a super::render::RenderedObject>,
 ) -> std::collections::BTreeSet<String> {
     objects
@@ -86,7 +86,7 @@ pub fn pinned_clusters<'a>(
 }
 
 /// Kinds whose health needs a cluster's controllers (which the hub, `local`, does not run).
-pub fn is_workload_kind(kind: &str) -> bool {
+pub(crate) fn is_workload_kind(kind: &str) -> bool {
     matches!(
         kind,
         "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "CronJob" | "Pod"
@@ -95,7 +95,7 @@ pub fn is_workload_kind(kind: &str) -> bool {
 
 /// One target of a deploy step.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Placement {
+pub(crate) struct Placement {
     /// Cluster name (`local`: the hub).
     pub cluster: String,
     /// Namespace override for every namespaced object; `None` keeps the rendered namespace.
@@ -104,7 +104,7 @@ pub struct Placement {
 
 impl Placement {
     /// The hub itself.
-    pub fn local() -> Placement {
+    pub(crate) fn local() -> Placement {
         Placement {
             cluster: LOCAL_CLUSTER.to_string(),
             namespace: None,
@@ -113,7 +113,10 @@ impl Placement {
 }
 
 /// The placements of one topology policy against the registered `clusters`.
-pub fn place(topology: &TopologyProperties, clusters: &[ClusterInfo]) -> Result<Vec<Placement>> {
+pub(crate) fn place(
+    topology: &TopologyProperties,
+    clusters: &[ClusterInfo],
+) -> Result<Vec<Placement>> {
     let namespace = topology.namespace.clone().filter(|n| !n.is_empty());
     let mut names: Vec<String> = if !topology.clusters.is_empty() {
         for name in &topology.clusters {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 /// Why a component could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The component type is not one Flotilla knows.
     #[error("component {component}: unknown component type {component_type:?}")]
     UnknownComponentType {
@@ -47,11 +47,11 @@ pub enum Error {
 }
 
 /// `Result` of rendering.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// One rendered object and the trait (if any) it came from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RenderedObject {
+pub(crate) struct RenderedObject {
     /// The object (apiVersion, kind, metadata, ...).
     pub object: Value,
     /// The trait that produced it; `None` for the component's own objects.
@@ -60,7 +60,7 @@ pub struct RenderedObject {
 
 /// One rendered component.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RenderedComponent {
+pub(crate) struct RenderedComponent {
     /// Component name.
     pub name: String,
     /// Component type.
@@ -73,7 +73,7 @@ pub struct RenderedComponent {
 
 /// A hub object that a `ref-objects` component copies.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RefObjectQuery {
+pub(crate) struct RefObjectQuery {
     /// `apps/v1`, `v1`, ...
     pub api_version: String,
     /// `Deployment`, ...
@@ -90,17 +90,17 @@ pub struct RefObjectQuery {
 
 /// The plural resource name of a kind (from the kind table, `flotilla_core::kinds`; otherwise
 /// the lower-case kind in kube-style English plural).
-pub fn plural_of(api_version: &str, kind: &str) -> String {
+pub(crate) fn plural_of(api_version: &str, kind: &str) -> String {
     kinds::plural_of(api_version, kind)
 }
 
 /// `(plural, namespaced)` of a well-known kind; `None` for kinds that need discovery.
-pub fn known_kind(api_version: &str, kind: &str) -> Option<(String, bool)> {
+pub(crate) fn known_kind(api_version: &str, kind: &str) -> Option<(String, bool)> {
     kinds::find_api_version(api_version, kind).map(|k| (k.plural.to_string(), k.namespaced()))
 }
 
 /// Whether objects of this kind live in a namespace (unknown kinds are assumed namespaced).
-pub fn is_namespaced(api_version: &str, kind: &str) -> bool {
+pub(crate) fn is_namespaced(api_version: &str, kind: &str) -> bool {
     kinds::find_api_version(api_version, kind).is_none_or(|k| k.namespaced())
 }
 
@@ -128,7 +128,7 @@ fn properties_of(component: &ApplicationComponent) -> Map<String, Value> {
 }
 
 /// The hub objects the `ref-objects` components of `components` copy.
-pub fn ref_object_queries(
+pub(crate) fn ref_object_queries(
     components: &[ApplicationComponent],
     app_namespace: &str,
 ) -> Result<Vec<RefObjectQuery>> {
@@ -192,7 +192,7 @@ fn ref_query(component: &str, entry: &Value, app_namespace: &str) -> Result<RefO
 }
 
 /// Whether a hub object answers a query.
-pub fn query_matches(query: &RefObjectQuery, object: &Value) -> bool {
+pub(crate) fn query_matches(query: &RefObjectQuery, object: &Value) -> bool {
     let meta = &object["metadata"];
     if object["apiVersion"].as_str() != Some(query.api_version.as_str())
         || object["kind"].as_str() != Some(query.kind.as_str())
@@ -218,7 +218,7 @@ pub fn query_matches(query: &RefObjectQuery, object: &Value) -> bool {
 }
 
 /// A copy of a hub object fit to dispatch: server-set fields stripped.
-pub fn strip_for_copy(object: &Value) -> Value {
+pub(crate) fn strip_for_copy(object: &Value) -> Value {
     let mut copy = object.clone();
     if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
         for key in [
@@ -257,7 +257,7 @@ pub fn strip_for_copy(object: &Value) -> Value {
 
 /// Renders one component with its traits. `referred` is the snapshot of hub objects
 /// (`ref-objects`); `app_name` labels pods.
-pub fn render_component(
+pub(crate) fn render_component(
     component: &ApplicationComponent,
     app_name: &str,
     app_namespace: &str,

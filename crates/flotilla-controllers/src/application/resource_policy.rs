@@ -10,7 +10,7 @@ use super::dispatch::{ApplyOptions, Propagation};
 /// Which resources a rule covers (every listed field must match; empty matches all).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ResourceSelector {
+pub(crate) struct ResourceSelector {
     /// Component names.
     #[serde(default)]
     pub component_names: Vec<String>,
@@ -30,7 +30,7 @@ pub struct ResourceSelector {
 
 /// The facts about one object a selector looks at.
 #[derive(Debug, Clone, Copy)]
-pub struct ResourceFacts<'a> {
+pub(crate) struct ResourceFacts<'a> {
     /// Component name.
     pub component: &'a str,
     /// Component type.
@@ -45,7 +45,7 @@ pub struct ResourceFacts<'a> {
 
 impl ResourceSelector {
     /// Whether the selector covers the object.
-    pub fn matches(&self, f: &ResourceFacts<'_>) -> bool {
+    pub(crate) fn matches(&self, f: &ResourceFacts<'_>) -> bool {
         let ok = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
         ok(&self.component_names, f.component)
             && ok(&self.component_types, f.component_type)
@@ -81,7 +81,7 @@ struct RuleSet {
 
 /// When a garbage-collect rule deletes what it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GcStrategy {
+pub(crate) enum GcStrategy {
     /// When the application no longer renders it, and on delete (the default).
     OnAppUpdate,
     /// Only when the application is deleted.
@@ -92,7 +92,7 @@ pub enum GcStrategy {
 
 /// The resource policies of an application.
 #[derive(Debug, Clone, Default)]
-pub struct ResourcePolicies {
+pub(crate) struct ResourcePolicies {
     apply_once: Option<RuleSet>,
     /// Every `garbage-collect` policy, in order: they combine.
     gc: Vec<RuleSet>,
@@ -104,7 +104,7 @@ pub struct ResourcePolicies {
 /// Why a resource policy could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("policy {policy}: {message}")]
-pub struct Error {
+pub(crate) struct Error {
     /// Policy name.
     pub policy: String,
     /// What is wrong.
@@ -113,7 +113,7 @@ pub struct Error {
 
 impl ResourcePolicies {
     /// Reads the resource policies among an application's inline policies.
-    pub fn from_policies(policies: &[AppPolicy]) -> Result<Self, Error> {
+    pub(crate) fn from_policies(policies: &[AppPolicy]) -> Result<Self, Error> {
         let mut out = ResourcePolicies::default();
         for p in policies {
             let parse = || -> Result<RuleSet, Error> {
@@ -153,7 +153,7 @@ impl ResourcePolicies {
     }
 
     /// How dispatch treats one object.
-    pub fn apply_options(&self, facts: &ResourceFacts<'_>) -> ApplyOptions {
+    pub(crate) fn apply_options(&self, facts: &ResourceFacts<'_>) -> ApplyOptions {
         let any = |rules: &[Rule]| rules.iter().any(|r| r.selector.matches(facts));
         let mut options = ApplyOptions {
             take_over: any(&self.take_over),
@@ -196,7 +196,7 @@ impl ResourcePolicies {
     }
 
     /// Whether objects no longer rendered are kept (`keepLegacyResource` on any policy).
-    pub fn keep_legacy(&self) -> bool {
+    pub(crate) fn keep_legacy(&self) -> bool {
         self.gc.iter().any(|g| g.keep_legacy_resource)
     }
 
@@ -209,7 +209,7 @@ impl ResourcePolicies {
     }
 
     /// The garbage-collect strategy for an object: the first covering rule that sets one.
-    pub fn gc_strategy(&self, facts: &ResourceFacts<'_>) -> GcStrategy {
+    pub(crate) fn gc_strategy(&self, facts: &ResourceFacts<'_>) -> GcStrategy {
         for rule in self.gc_rules(facts) {
             match rule.strategy.as_ref().and_then(Value::as_str) {
                 Some("never") => return GcStrategy::Never,
@@ -222,7 +222,7 @@ impl ResourcePolicies {
     }
 
     /// How deleting an object treats its dependents: the first covering rule that says.
-    pub fn gc_propagation(&self, facts: &ResourceFacts<'_>) -> Propagation {
+    pub(crate) fn gc_propagation(&self, facts: &ResourceFacts<'_>) -> Propagation {
         match self.gc_rules(facts).find_map(|r| r.propagation.as_deref()) {
             Some("orphan") => Propagation::Orphan,
             _ => Propagation::Cascading,

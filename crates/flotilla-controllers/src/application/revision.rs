@@ -14,7 +14,7 @@ use super::dispatch::content_hash;
 
 /// Everything a workflow run renders from.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// The application's spec.
     pub spec: ApplicationSpec,
     /// Standalone Policies the steps name (inline policies of the same name win).
@@ -27,7 +27,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The content hash.
-    pub fn hash(&self) -> String {
+    pub(crate) fn hash(&self) -> String {
         content_hash(&serde_json::json!({
             "spec": self.spec,
             "policies": self.policies,
@@ -37,7 +37,7 @@ impl Snapshot {
     }
 
     /// A policy by name: inline first, then standalone.
-    pub fn policy(&self, name: &str) -> Option<&AppPolicy> {
+    pub(crate) fn policy(&self, name: &str) -> Option<&AppPolicy> {
         self.spec
             .policies
             .iter()
@@ -46,7 +46,7 @@ impl Snapshot {
     }
 
     /// As stored in an ApplicationRevision.
-    pub fn to_revision_spec(&self) -> ApplicationRevisionSpec {
+    pub(crate) fn to_revision_spec(&self) -> ApplicationRevisionSpec {
         ApplicationRevisionSpec {
             application: self.spec.clone(),
             policies: self.policies.clone(),
@@ -57,7 +57,7 @@ impl Snapshot {
     }
 
     /// Back from an ApplicationRevision.
-    pub fn from_revision_spec(spec: &ApplicationRevisionSpec) -> Snapshot {
+    pub(crate) fn from_revision_spec(spec: &ApplicationRevisionSpec) -> Snapshot {
         Snapshot {
             spec: spec.application.clone(),
             policies: spec.policies.clone(),
@@ -70,7 +70,7 @@ impl Snapshot {
 /// Names the anonymous policies (KubeVela lets a policy go without `name`): the type, or
 /// `<type>-<index>` when another policy has that name or type. Deploy steps can then name them,
 /// and the default workflow's steps are `deploy-<name>`.
-pub fn name_anonymous_policies(policies: &mut [AppPolicy]) {
+pub(crate) fn name_anonymous_policies(policies: &mut [AppPolicy]) {
     let taken: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
     for index in 0..policies.len() {
         if !policies[index].name.is_empty() {
@@ -91,7 +91,7 @@ pub fn name_anonymous_policies(policies: &mut [AppPolicy]) {
 
 /// What to do about revisions on this pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Keep running the current revision; with a publish version, from its stored snapshot.
     Keep {
         /// Load the snapshot from the stored revision instead of using the fresh one.
@@ -104,7 +104,11 @@ pub enum Decision {
 }
 
 /// Decides whether a new revision and run are needed.
-pub fn decide(current: Option<&Revision>, fresh_hash: &str, publish: Option<&str>) -> Decision {
+pub(crate) fn decide(
+    current: Option<&Revision>,
+    fresh_hash: &str,
+    publish: Option<&str>,
+) -> Decision {
     let Some(current) = current else {
         return Decision::New;
     };
@@ -123,7 +127,7 @@ pub fn decide(current: Option<&Revision>, fresh_hash: &str, publish: Option<&str
 }
 
 /// The key of a workflow run: the revision, plus the publish version when there is one.
-pub fn run_key(revision: &Revision) -> String {
+pub(crate) fn run_key(revision: &Revision) -> String {
     match &revision.publish_version {
         Some(p) => format!("{}:{p}", revision.name),
         None => revision.name.clone(),

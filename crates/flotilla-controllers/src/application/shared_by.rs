@@ -7,7 +7,7 @@ use flotilla_apis::labels;
 use serde_json::{Value, json};
 
 /// The sharers listed on a live object.
-pub fn sharers(live: &Value) -> Vec<String> {
+pub(crate) fn sharers(live: &Value) -> Vec<String> {
     live["metadata"]["annotations"][labels::SHARED_BY]
         .as_str()
         .unwrap_or_default()
@@ -20,7 +20,7 @@ pub fn sharers(live: &Value) -> Vec<String> {
 
 /// The merge patch that adds `me` to the sharers (`owner` first when the list is new);
 /// `None` when `me` is listed already.
-pub fn join(live: &Value, owner: &str, me: &str) -> Option<Value> {
+pub(crate) fn join(live: &Value, owner: &str, me: &str) -> Option<Value> {
     let mut list = sharers(live);
     if list.iter().any(|s| s == me) {
         return None;
@@ -34,7 +34,7 @@ pub fn join(live: &Value, owner: &str, me: &str) -> Option<Value> {
 
 /// What letting go of a live object means for `me`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Release {
+pub(crate) enum Release {
     /// Nobody else shares it: delete it.
     Delete,
     /// Others share it: apply this merge patch (and do not delete).
@@ -44,7 +44,7 @@ pub enum Release {
 }
 
 /// Letting go of `live`; `owned` when `me` owns it.
-pub fn release(live: &Value, me: &str, owned: bool) -> Release {
+pub(crate) fn release(live: &Value, me: &str, owned: bool) -> Release {
     let list = sharers(live);
     let remaining: Vec<String> = list.iter().filter(|s| *s != me).cloned().collect();
     if owned {

@@ -14,7 +14,7 @@ use super::revision::Snapshot;
 use super::workflow;
 
 /// A deploy step's components and where they go.
-pub struct StepPlan {
+pub(crate) struct StepPlan {
     /// The components, rendered after the step's overrides.
     pub components: Vec<RenderedComponent>,
     /// Every cluster the step writes to; `true` when a cluster is there only for objects
@@ -25,7 +25,7 @@ pub struct StepPlan {
 }
 
 /// Plans one deploy step of `snapshot` for application `app_name` in `app_namespace`.
-pub fn plan(
+pub(crate) fn plan(
     snapshot: &Snapshot,
     step: &WorkflowStep,
     clusters: &[ClusterInfo],
@@ -129,7 +129,7 @@ fn plan_component(
 /// The objects of `component` that go to `cluster`: those pinned there, and unless
 /// `pinned_only` the unpinned ones. Objects a trait rendered follow the component's workload
 /// (its first object).
-pub fn objects_for<'a>(
+pub(crate) fn objects_for<'a>(
     component: &'a RenderedComponent,
     cluster: &'a str,
     pinned_only: bool,

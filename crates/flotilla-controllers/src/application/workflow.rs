@@ -23,7 +23,7 @@ use super::workflow_condition::{self, TIMEOUT_REASON};
 
 /// Why the workflow could not be worked out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// `workflow.ref` and `workflow.steps` are both set.
     #[error("workflow.ref and workflow.steps cannot be set together")]
     RefAndSteps,
@@ -49,15 +49,15 @@ pub enum Error {
 }
 
 /// `Result` of workflow planning.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The workflow mode Flotilla runs: steps in order, sub-steps together.
-pub const MODE: &str = "StepByStep-DAG";
+pub(crate) const MODE: &str = "StepByStep-DAG";
 
 /// `properties` of a `deploy` step.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeployProperties {
+pub(crate) struct DeployProperties {
     /// Topology and override policy names, in order.
     #[serde(default)]
     pub policies: Vec<String>,
@@ -87,7 +87,7 @@ impl Default for DeployProperties {
 }
 
 /// Parses a deploy step's properties.
-pub fn deploy_properties(step: &WorkflowStep) -> Result<DeployProperties> {
+pub(crate) fn deploy_properties(step: &WorkflowStep) -> Result<DeployProperties> {
     match &step.properties {
         None | Some(Value::Null) => Ok(DeployProperties::default()),
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::InvalidProperties {
@@ -99,7 +99,7 @@ pub fn deploy_properties(step: &WorkflowStep) -> Result<DeployProperties> {
 
 /// `properties` of an `apply-component` step.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ApplyComponentProperties {
+pub(crate) struct ApplyComponentProperties {
     /// The component to apply.
     pub component: String,
     /// The cluster to apply it to (empty: `local`, the hub).
@@ -111,7 +111,7 @@ pub struct ApplyComponentProperties {
 }
 
 /// Parses an apply-component step's properties.
-pub fn apply_component_properties(step: &WorkflowStep) -> Result<ApplyComponentProperties> {
+pub(crate) fn apply_component_properties(step: &WorkflowStep) -> Result<ApplyComponentProperties> {
     let invalid = |message: String| Error::InvalidProperties {
         step: step.name.clone(),
         message,
@@ -127,14 +127,14 @@ pub fn apply_component_properties(step: &WorkflowStep) -> Result<ApplyComponentP
 
 /// Whether a step type writes objects to clusters (`deploy`, `apply-component`): converge keeps
 /// applying what such a step applied once it succeeded.
-pub fn applies_objects(step: &WorkflowStep) -> bool {
+pub(crate) fn applies_objects(step: &WorkflowStep) -> bool {
     matches!(step.step_type.as_str(), "deploy" | "apply-component")
 }
 
 /// The steps the application runs: inline steps, the referenced Workflow's, or the default.
 /// `referenced` is the Workflow named by `workflow.ref` (`None` if it does not exist).
 /// `policies` are the inline and standalone policies (for the default workflow).
-pub fn effective_steps(
+pub(crate) fn effective_steps(
     spec: &ApplicationSpec,
     referenced: Option<&[WorkflowStep]>,
     policies: &[AppPolicy],
@@ -184,7 +184,7 @@ fn check_step(step: &WorkflowStep) -> Result<()> {
 
 /// No workflow given: one `deploy-<policy>` step per topology policy carrying every override
 /// policy; no topology: one `deploy` step to the hub itself.
-pub fn default_steps(policies: &[AppPolicy]) -> Vec<WorkflowStep> {
+pub(crate) fn default_steps(policies: &[AppPolicy]) -> Vec<WorkflowStep> {
     let overrides: Vec<&str> = policies
         .iter()
         .filter(|p| p.policy_type == "override")
@@ -218,7 +218,7 @@ pub fn default_steps(policies: &[AppPolicy]) -> Vec<WorkflowStep> {
 }
 
 /// Parses a Go-style duration (`30s`, `1m30s`, `2h`, `500ms`).
-pub fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -287,7 +287,7 @@ fn fresh_status(run: &str, step: &WorkflowStep) -> StepStatus {
 }
 
 /// A new workflow status for run `run` (the revision, plus the publish version if any).
-pub fn start(run: &str, steps: &[WorkflowStep], now: DateTime<Utc>) -> WorkflowStatus {
+pub(crate) fn start(run: &str, steps: &[WorkflowStep], now: DateTime<Utc>) -> WorkflowStatus {
     WorkflowStatus {
         app_revision: run.to_string(),
         mode: MODE.into(),
@@ -299,7 +299,7 @@ pub fn start(run: &str, steps: &[WorkflowStep], now: DateTime<Utc>) -> WorkflowS
 
 /// Makes the status list the spec's steps (a step added to a referenced Workflow while the
 /// run is going), keeping the status of steps that still exist.
-pub fn align(status: &mut WorkflowStatus, steps: &[WorkflowStep]) {
+pub(crate) fn align(status: &mut WorkflowStatus, steps: &[WorkflowStep]) {
     let run = status.app_revision.clone();
     let old = std::mem::take(&mut status.steps);
     status.steps = steps
@@ -315,7 +315,7 @@ pub fn align(status: &mut WorkflowStatus, steps: &[WorkflowStep]) {
 
 /// Where a step sits: top-level index and, for sub-steps, their index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StepPath {
+pub(crate) struct StepPath {
     /// Index of the top-level step.
     pub index: usize,
     /// Index of the sub-step inside a step-group.
@@ -324,7 +324,7 @@ pub struct StepPath {
 
 /// What the controller should do next.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Run these deploy steps (one, or the deploy sub-steps of a group) and
     /// [`record`] their outcomes.
     Execute(Vec<StepPath>),
@@ -341,7 +341,7 @@ pub enum Action {
 
 /// The result of executing a step.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Done and healthy.
     Succeeded,
     /// Dispatched; waiting for health (the message says what is not healthy yet).
@@ -414,17 +414,8 @@ fn advance(status: &mut StepStatus, step: &WorkflowStep, now: DateTime<Utc>) -> 
     Ok(Entered::Run)
 }
 
-/// Works out the next action in `StepByStep` mode (see [`next_action_in`]).
-pub fn next_action(
-    status: &mut WorkflowStatus,
-    steps: &[WorkflowStep],
-    now: DateTime<Utc>,
-) -> Result<Action> {
-    next_action_in(status, steps, Mode::default(), now)
-}
-
 /// A step that will not run again: succeeded, skipped, or failed for good (timeout, condition).
-pub fn is_done(s: &StepStatus) -> bool {
+pub(crate) fn is_done(s: &StepStatus) -> bool {
     s.phase == step_phase::SUCCEEDED || s.phase == step_phase::SKIPPED || is_final_failure(s)
 }
 
@@ -433,10 +424,10 @@ fn is_final_failure(s: &StepStatus) -> bool {
 }
 
 /// The reason of a running step whose dispatch a cluster refused for now (retried with backoff).
-pub const RETRY_REASON: &str = "Retry";
+pub(crate) const RETRY_REASON: &str = "Retry";
 
 /// The reason of a step whose `if` could not be evaluated (it fails for good).
-pub const CONDITION_REASON: &str = "Condition";
+pub(crate) const CONDITION_REASON: &str = "Condition";
 
 fn finish(s: &mut StepStatus, phase: &str, reason: &str, message: String, now: DateTime<Utc>) {
     s.phase = phase.into();
@@ -513,7 +504,7 @@ fn step_inputs(status: &WorkflowStatus, step: &WorkflowStep) -> BTreeMap<String,
 
 /// How the steps and a step-group's sub-steps run (`workflow.mode.steps` / `subSteps`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Mode {
+pub(crate) struct Mode {
     /// `steps: DAG`: every step whose `dependsOn` steps are done runs at once.
     pub dag: bool,
     /// `subSteps: StepByStep`: a group's sub-steps one after the other (default: together).
@@ -522,7 +513,7 @@ pub struct Mode {
 
 impl Mode {
     /// As `status.workflow.mode` shows it: `<steps>-<subSteps>`.
-    pub fn text(self) -> String {
+    pub(crate) fn text(self) -> String {
         let name = |dag: bool| if dag { "DAG" } else { "StepByStep" };
         format!("{}-{}", name(self.dag), name(!self.sub_steps_in_order))
     }
@@ -581,7 +572,7 @@ fn min_recheck(a: Option<Option<Duration>>, b: Option<Duration>) -> Option<Durat
 /// approval, skipping those whose `if` is false, failing those past their `timeout`). Call
 /// again after [`record`] to move on. `StepByStep`: one step at a time, in order; `DAG`
 /// (`mode.dag`): every step whose `dependsOn` steps are done runs at once.
-pub fn next_action_in(
+pub(crate) fn next_action_in(
     status: &mut WorkflowStatus,
     steps: &[WorkflowStep],
     mode: Mode,
@@ -670,7 +661,12 @@ pub fn next_action_in(
 }
 
 /// Records the outcome of an executed step.
-pub fn record(status: &mut WorkflowStatus, path: StepPath, outcome: &Outcome, now: DateTime<Utc>) {
+pub(crate) fn record(
+    status: &mut WorkflowStatus,
+    path: StepPath,
+    outcome: &Outcome,
+    now: DateTime<Utc>,
+) {
     let Some(top) = status.steps.get_mut(path.index) else {
         return;
     };
@@ -727,7 +723,7 @@ pub fn record(status: &mut WorkflowStatus, path: StepPath, outcome: &Outcome, no
 }
 
 /// Whether any step (or sub-step) failed.
-pub fn has_failed(status: &WorkflowStatus) -> bool {
+pub(crate) fn has_failed(status: &WorkflowStatus) -> bool {
     status.steps.iter().any(|s| {
         s.phase == step_phase::FAILED || s.sub_steps.iter().any(|x| x.phase == step_phase::FAILED)
     })
@@ -742,6 +738,15 @@ mod tests {
         dag: true,
         sub_steps_in_order: false,
     };
+
+    /// The next action in `StepByStep` mode.
+    fn next_action(
+        status: &mut WorkflowStatus,
+        steps: &[WorkflowStep],
+        now: DateTime<Utc>,
+    ) -> Result<Action> {
+        next_action_in(status, steps, Mode::default(), now)
+    }
 
     fn t0() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")

@@ -20,7 +20,7 @@ use serde_json::Value;
 /// Why a condition could not be evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("if {condition:?}: {message}")]
-pub struct Error {
+pub(crate) struct Error {
     /// The condition text.
     pub condition: String,
     /// What is wrong.
@@ -279,11 +279,11 @@ fn truth(v: &Val) -> Result<bool, String> {
 }
 
 /// The reason a timed-out step carries.
-pub const TIMEOUT_REASON: &str = "Timeout";
+pub(crate) const TIMEOUT_REASON: &str = "Timeout";
 
 /// Evaluates `condition` over the steps' statuses and the step's resolved inputs (input name,
 /// its `from`, to the output's value).
-pub fn evaluate(
+pub(crate) fn evaluate(
     condition: &str,
     steps: &[StepStatus],
     inputs: &BTreeMap<String, Value>,

@@ -58,7 +58,7 @@ fn parse_path(text: &str) -> Result<Vec<Segment>, String> {
 }
 
 /// Evaluates an output's `valueFrom` against the step's output (`{"value": ...}`).
-pub fn evaluate(value_from: &str, output: &Value) -> Result<Value, String> {
+pub(crate) fn evaluate(value_from: &str, output: &Value) -> Result<Value, String> {
     let text = value_from.trim();
     if let Some(literal) = text.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
         return Ok(Value::String(literal.to_string()));
@@ -81,7 +81,7 @@ pub fn evaluate(value_from: &str, output: &Value) -> Result<Value, String> {
 }
 
 /// The step with its inputs set into its properties.
-pub fn with_inputs(
+pub(crate) fn with_inputs(
     step: &WorkflowStep,
     outputs: &BTreeMap<String, Value>,
 ) -> Result<WorkflowStep, String> {
@@ -127,7 +127,7 @@ fn set(target: &mut Value, segments: &[Segment], value: Value) -> Result<(), Str
 }
 
 /// Records the step's outputs from its output (`None`: the step has none to give).
-pub fn record_outputs(
+pub(crate) fn record_outputs(
     step: &WorkflowStep,
     output: Option<&Value>,
     outputs: &mut BTreeMap<String, Value>,

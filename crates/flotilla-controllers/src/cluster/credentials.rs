@@ -20,11 +20,11 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// The hub namespace holding every member's credentials Secret.
-pub const CREDENTIAL_NAMESPACE: &str = "vela-system";
+pub(crate) const CREDENTIAL_NAMESPACE: &str = "vela-system";
 /// Label on a credentials Secret naming how the hub authenticates to the member.
-pub const CREDENTIAL_TYPE_LABEL: &str = "cluster.core.oam.dev/cluster-credential-type";
+pub(crate) const CREDENTIAL_TYPE_LABEL: &str = "cluster.core.oam.dev/cluster-credential-type";
 /// The field manager the cluster registry writes with.
-pub const FIELD_MANAGER: &str = "flotilla-cluster-registry";
+pub(crate) const FIELD_MANAGER: &str = "flotilla-cluster-registry";
 
 /// Errors reading, storing or using member credentials.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +87,7 @@ pub enum Error {
 }
 
 /// Result with this module's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How the hub authenticates to a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +100,7 @@ pub enum CredentialType {
 
 impl CredentialType {
     /// The label value (and `cluster list` TYPE column).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CredentialType::X509Certificate => "X509Certificate",
             CredentialType::ServiceAccountToken => "ServiceAccountToken",
@@ -169,7 +169,7 @@ impl ClusterCredential {
     /// Extracts the endpoint, CA and client credentials of the kubeconfig's current context
     /// (or its only context). File references must already be absolute or relative to the
     /// working directory.
-    pub fn from_kubeconfig(kubeconfig: &Kubeconfig) -> Result<Self> {
+    pub(crate) fn from_kubeconfig(kubeconfig: &Kubeconfig) -> Result<Self> {
         let incomplete = |what: &str| Error::IncompleteKubeconfig {
             what: what.to_string(),
         };
@@ -270,7 +270,7 @@ impl ClusterCredential {
     }
 
     /// The credentials Secret for `cluster_name`, ready to apply to the hub.
-    pub fn to_secret(&self, cluster_name: &str) -> Secret {
+    pub(crate) fn to_secret(&self, cluster_name: &str) -> Secret {
         let mut data = BTreeMap::new();
         data.insert(
             "endpoint".to_string(),
@@ -305,7 +305,7 @@ impl ClusterCredential {
     }
 
     /// Reads a credentials Secret.
-    pub fn from_secret(secret: &Secret) -> Result<Self> {
+    pub(crate) fn from_secret(secret: &Secret) -> Result<Self> {
         let cluster_name = secret.metadata.name.clone().unwrap_or_default();
         let invalid = |what: &str| Error::InvalidSecret {
             cluster_name: cluster_name.clone(),
@@ -347,7 +347,7 @@ impl ClusterCredential {
     }
 
     /// A self-contained kubeconfig (all data inline) for this member, named `cluster_name`.
-    pub fn to_kubeconfig_json(&self, cluster_name: &str) -> serde_json::Value {
+    pub(crate) fn to_kubeconfig_json(&self, cluster_name: &str) -> serde_json::Value {
         let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
         let mut cluster = serde_json::json!({ "server": self.endpoint });
         if let Some(ca) = &self.ca_pem {
@@ -429,7 +429,7 @@ pub async fn read(hub_client: &kube::Client, cluster_name: &str) -> Result<Clust
 
 /// Stores (creates or replaces) the credentials of `cluster_name` on the hub, creating the
 /// `vela-system` namespace if needed.
-pub async fn write(
+pub(crate) async fn write(
     hub_client: &kube::Client,
     cluster_name: &str,
     credential: &ClusterCredential,
@@ -446,7 +446,7 @@ pub async fn write(
 }
 
 /// Deletes the credentials of `cluster_name`; absent credentials are not an error.
-pub async fn delete(hub_client: &kube::Client, cluster_name: &str) -> Result<()> {
+pub(crate) async fn delete(hub_client: &kube::Client, cluster_name: &str) -> Result<()> {
     match secrets(hub_client)
         .delete(cluster_name, &Default::default())
         .await
@@ -458,7 +458,7 @@ pub async fn delete(hub_client: &kube::Client, cluster_name: &str) -> Result<()>
 }
 
 /// Every stored credential on the hub, by cluster name.
-pub async fn list(hub_client: &kube::Client) -> Result<BTreeMap<String, ClusterCredential>> {
+pub(crate) async fn list(hub_client: &kube::Client) -> Result<BTreeMap<String, ClusterCredential>> {
     let list = match secrets(hub_client)
         .list(&kube::api::ListParams::default().labels(CREDENTIAL_TYPE_LABEL))
         .await
@@ -479,20 +479,14 @@ pub async fn list(hub_client: &kube::Client) -> Result<BTreeMap<String, ClusterC
 
 /// A [`kube::Config`] for member `cluster_name` from the credentials stored on the hub.
 /// No read timeout is set (watches work); set one on the result for probes.
-pub async fn member_config(hub_client: &kube::Client, cluster_name: &str) -> Result<kube::Config> {
+pub(crate) async fn member_config(
+    hub_client: &kube::Client,
+    cluster_name: &str,
+) -> Result<kube::Config> {
     read(hub_client, cluster_name)
         .await?
         .to_config(cluster_name, None)
         .await
-}
-
-/// A [`kube::Client`] for member `cluster_name` from the credentials stored on the hub.
-pub async fn member_client(hub_client: &kube::Client, cluster_name: &str) -> Result<kube::Client> {
-    let config = member_config(hub_client, cluster_name).await?;
-    crate::multiplexed_client::client(config).map_err(|e| Error::Config {
-        cluster_name: cluster_name.to_string(),
-        cause: Box::new(e),
-    })
 }
 
 async fn ensure_namespace(hub_client: &kube::Client) -> Result<()> {

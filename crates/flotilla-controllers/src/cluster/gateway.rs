@@ -61,7 +61,7 @@ impl Error {
 }
 
 /// `Result` of forwarding.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Who the member must see.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,8 +92,8 @@ pub struct ClusterGateway {
 }
 
 /// The body of a request on its way to a member: streamed, never collected.
-pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
-/// Errors of a [`RequestBody`].
+pub(crate) type RequestBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
+/// Errors of a `RequestBody`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 type HttpClient = hyper_util::client::legacy::Client<
@@ -336,12 +336,12 @@ impl ClusterGateway {
 }
 
 /// The path prefix of cluster `cluster`'s gateway on the hub.
-pub fn proxy_prefix(cluster: &str) -> String {
+pub(crate) fn proxy_prefix(cluster: &str) -> String {
     format!("/apis/cluster.core.oam.dev/v1alpha1/clustergateways/{cluster}/proxy")
 }
 
 /// A client that reaches member `cluster` through the hub's cluster gateway, as whoever
-/// `hub_client` authenticates as: every request path is put under [`proxy_prefix`]. No member
+/// `hub_client` authenticates as: every request path is put under `proxy_prefix`. No member
 /// credentials are read; the hub authorizes `clustergateways/proxy` and the member's RBAC
 /// decides the rest.
 pub fn gateway_client(hub_client: &kube::Client, cluster: &str) -> kube::Client {
@@ -365,7 +365,7 @@ pub fn gateway_client(hub_client: &kube::Client, cluster: &str) -> kube::Client 
 }
 
 /// Replaces any impersonation headers with ones naming `identity`.
-pub fn impersonate(headers: &mut http::HeaderMap, identity: &Identity) -> Result<()> {
+pub(crate) fn impersonate(headers: &mut http::HeaderMap, identity: &Identity) -> Result<()> {
     let stale: Vec<HeaderName> = headers
         .keys()
         .filter(|k| k.as_str().starts_with("impersonate-"))

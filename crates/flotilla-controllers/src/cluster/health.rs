@@ -18,7 +18,7 @@ use super::registry::one_line;
 
 /// Errors of one probe round.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The hub API refused or failed a request.
     #[error("hub API: {}", crate::cluster::describe_kube_error(.0))]
     Hub(Box<kube::Error>),
@@ -28,7 +28,7 @@ pub enum Error {
 }
 
 /// Result with this module's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 type ClusterLabels = Vec<(String, String)>;
 
@@ -43,26 +43,6 @@ pub fn register_metrics(registry: &mut Registry) {
         "1 when the member cluster answered its last /readyz probe, else 0",
         AVAILABILITY.clone(),
     );
-}
-
-/// The availability gauge in Prometheus text format (no `# EOF` line), for a `/metrics`
-/// handler that renders its own registry and appends this.
-pub fn metrics_text() -> String {
-    let mut registry = Registry::default();
-    register_metrics(&mut registry);
-    let mut out = String::new();
-    if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
-        return String::new();
-    }
-    out.lines()
-        .filter(|l| *l != "# EOF")
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
-/// The availability of every probed cluster (1 available, 0 not), by name.
-pub fn availability() -> BTreeMap<String, i64> {
-    PROBED.lock().map(|m| m.clone()).unwrap_or_default()
 }
 
 static PROBED: LazyLock<std::sync::Mutex<BTreeMap<String, i64>>> = LazyLock::new(Default::default);
@@ -92,7 +72,7 @@ fn forget_except(names: &[String]) {
 }
 
 /// The outcome of one probe, as the Available condition it implies.
-pub fn probe_condition(result: &Result<(), ProbeFailure>) -> Condition {
+pub(crate) fn probe_condition(result: &Result<(), ProbeFailure>) -> Condition {
     match result {
         Ok(()) => Condition::new(
             CONDITION_AVAILABLE,
@@ -123,7 +103,7 @@ pub fn probe_condition(result: &Result<(), ProbeFailure>) -> Condition {
 
 /// Why a probe failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeFailure {
+pub(crate) enum ProbeFailure {
     /// The member answered, but not 200.
     NotReady(String),
     /// No answer (connection refused, TLS failure, timeout).
@@ -137,7 +117,7 @@ pub enum ProbeFailure {
 /// that is one connection) instead of building a client, a TLS configuration and a handshake
 /// every round. A member that did not answer gets a new client at its next probe.
 #[derive(Default)]
-pub struct ProbeClients {
+pub(crate) struct ProbeClients {
     by_cluster: Mutex<HashMap<String, (ClusterCredential, kube::Client)>>,
 }
 
@@ -175,7 +155,7 @@ impl ProbeClients {
     }
 
     /// Probes one member's `/readyz` within `timeout`.
-    pub async fn probe(
+    pub(crate) async fn probe(
         &self,
         cluster_name: &str,
         credential: &ClusterCredential,
@@ -192,16 +172,6 @@ impl ProbeClients {
     /// Drops the clients of clusters not in `names`.
     fn keep_only(&self, names: &[String]) {
         self.lock().retain(|name, _| names.contains(name));
-    }
-
-    /// How many member clients are kept.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether no member client is kept.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
     }
 }
 
@@ -225,13 +195,13 @@ async fn probe_with(member_client: &kube::Client, timeout: Duration) -> Result<(
 /// The probe timeout for a probe interval: the interval, kept between 2 s (a loaded machine
 /// must not make a healthy member look down) and 5 s (a hung member is reported promptly).
 /// A stopped member refuses connections at once, so it is reported within one interval.
-pub fn probe_timeout(probe_interval: Duration) -> Duration {
+pub(crate) fn probe_timeout(probe_interval: Duration) -> Duration {
     probe_interval.clamp(Duration::from_secs(2), Duration::from_secs(5))
 }
 
 /// How the health controller probes.
 #[derive(Debug, Clone, Copy)]
-pub struct ProbeOptions {
+pub(crate) struct ProbeOptions {
     /// How often every member is probed.
     pub interval: Duration,
     /// At most this many members are probed at once.
@@ -240,7 +210,7 @@ pub struct ProbeOptions {
 
 /// Probes every ManagedCluster once (at most `concurrency` at a time) and writes conditions
 /// that changed.
-pub async fn probe_all(
+pub(crate) async fn probe_all(
     hub_client: &kube::Client,
     clients: &ProbeClients,
     timeout: Duration,
@@ -313,7 +283,7 @@ pub async fn probe_all(
 }
 
 /// Probes every member each `options.interval` until the future is dropped.
-pub async fn run(hub_client: kube::Client, options: ProbeOptions) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: kube::Client, options: ProbeOptions) -> anyhow::Result<()> {
     let timeout = probe_timeout(options.interval);
     let clients = ProbeClients::default();
     let mut ticker = tokio::time::interval(options.interval.max(Duration::from_millis(100)));
@@ -329,6 +299,25 @@ pub async fn run(hub_client: kube::Client, options: ProbeOptions) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The availability gauge in Prometheus text format, without the `# EOF` line.
+    fn metrics_text() -> String {
+        let mut registry = Registry::default();
+        register_metrics(&mut registry);
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            return String::new();
+        }
+        out.lines()
+            .filter(|l| *l != "# EOF")
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// The availability of every probed cluster (1 available, 0 not), by name.
+    fn availability() -> BTreeMap<String, i64> {
+        PROBED.lock().map(|m| m.clone()).unwrap_or_default()
+    }
 
     #[test]
     fn conditions_follow_probe_results() {
@@ -380,7 +369,7 @@ mod tests {
             "{result:?}"
         );
         // The next probe of a member that did not answer starts on a new client.
-        assert!(clients.is_empty());
+        assert!(clients.lock().is_empty());
         record("gone", false);
         assert_eq!(availability().get("gone"), Some(&0));
         let text = metrics_text();

@@ -30,7 +30,7 @@ pub const HUB_USER: &str = "system:flotilla:hub";
 /// The ClusterRole (and ClusterRoleBinding) join creates on a member for [`HUB_USER`].
 pub const IMPERSONATOR_ROLE: &str = "flotilla:hub-impersonator";
 /// Validity asked for the hub's certificate (the member may shorten it).
-pub const CERTIFICATE_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(crate) const CERTIFICATE_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 const SIGNER: &str = "kubernetes.io/kube-apiserver-client";
 /// How long join waits for the member to sign the approved request.
 const SIGNING_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,12 +73,12 @@ pub enum Error {
 }
 
 /// Result with this module's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The credential the hub should store for a member joined with `given`: a fresh
 /// impersonate-only client certificate when `given` may create ClusterRoleBindings (an
 /// administrator's), else `given` itself. The flag says whether it was replaced.
-pub async fn credential_to_store(
+pub(crate) async fn credential_to_store(
     cluster_name: &str,
     given: &ClusterCredential,
     timeout: Duration,
@@ -149,7 +149,7 @@ async fn may_create_cluster_role_bindings(
 }
 
 /// The ClusterRole and ClusterRoleBinding that let [`HUB_USER`] impersonate, and nothing else.
-pub fn impersonator_rbac() -> [serde_json::Value; 2] {
+pub(crate) fn impersonator_rbac() -> [serde_json::Value; 2] {
     let metadata = json!({
         "name": IMPERSONATOR_ROLE,
         "labels": {"app.kubernetes.io/managed-by": "flotilla"},

@@ -6,12 +6,12 @@ use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 
 /// Condition type: the member joined the hub.
-pub const CONDITION_JOINED: &str = "ManagedClusterJoined";
+pub(crate) const CONDITION_JOINED: &str = "ManagedClusterJoined";
 /// Condition type: the member's `/readyz` answers.
 pub const CONDITION_AVAILABLE: &str = "ManagedClusterConditionAvailable";
 
 /// The API resource of `ManagedCluster`.
-pub fn api_resource() -> ApiResource {
+pub(crate) fn api_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("cluster.open-cluster-management.io", "v1", "ManagedCluster"),
         "managedclusters",
@@ -25,7 +25,7 @@ pub fn api(hub_client: &kube::Client) -> Api<DynamicObject> {
 
 /// A condition as stored in `status.conditions`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Condition {
+pub(crate) struct Condition {
     /// `ManagedClusterJoined`, `ManagedClusterConditionAvailable`, ...
     pub type_: String,
     /// `True`, `False` or `Unknown`.
@@ -38,7 +38,7 @@ pub struct Condition {
 
 impl Condition {
     /// A condition with the given fields.
-    pub fn new(type_: &str, status: &str, reason: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(type_: &str, status: &str, reason: &str, message: impl Into<String>) -> Self {
         Condition {
             type_: type_.to_string(),
             status: status.to_string(),
@@ -49,7 +49,7 @@ impl Condition {
 }
 
 /// The conditions of a ManagedCluster object.
-pub fn conditions(object: &DynamicObject) -> Vec<Value> {
+pub(crate) fn conditions(object: &DynamicObject) -> Vec<Value> {
     object
         .data
         .pointer("/status/conditions")
@@ -68,7 +68,11 @@ pub fn condition_status(object: &DynamicObject, type_: &str) -> Option<String> {
 
 /// `existing` with `wanted` set, keeping `lastTransitionTime` when the status did not change.
 /// Returns `None` when nothing would change (so callers write only on change).
-pub fn set_conditions(existing: &[Value], wanted: &[Condition], now: &str) -> Option<Vec<Value>> {
+pub(crate) fn set_conditions(
+    existing: &[Value],
+    wanted: &[Condition],
+    now: &str,
+) -> Option<Vec<Value>> {
     let mut out = existing.to_vec();
     let mut changed = false;
     for condition in wanted {
@@ -105,7 +109,7 @@ pub fn set_conditions(existing: &[Value], wanted: &[Condition], now: &str) -> Op
 }
 
 /// The current time as Kubernetes writes it (RFC 3339, seconds, `Z`).
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     k8s_openapi::jiff::Timestamp::now()
         .round(k8s_openapi::jiff::Unit::Second)
         .map(|t| t.to_string())

@@ -8,8 +8,6 @@ pub mod hub_identity;
 pub mod managed_cluster;
 pub mod registry;
 
-pub use credentials::{member_client, member_config};
-
 /// A kube error on one line: `Reason: message` for API errors, the cause chain otherwise.
 pub fn describe_kube_error(e: &kube::Error) -> String {
     match e {
@@ -20,6 +18,9 @@ pub fn describe_kube_error(e: &kube::Error) -> String {
 }
 
 /// Runs the cluster health controller against the hub.
-pub async fn run(hub_client: kube::Client, probes: health::ProbeOptions) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    hub_client: kube::Client,
+    probes: health::ProbeOptions,
+) -> anyhow::Result<()> {
     health::run(hub_client, probes).await
 }

@@ -17,7 +17,7 @@ use super::managed_cluster::{self, CONDITION_AVAILABLE, CONDITION_JOINED, Condit
 pub const LOCAL_CLUSTER: &str = "local";
 
 /// How long join waits for a member to answer.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors of the registry operations; each prints as one line for the CLI.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +68,7 @@ pub enum Error {
 }
 
 /// Result with this module's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn hub_error(e: kube::Error) -> Error {
     Error::Hub(Box::new(e))
@@ -164,7 +164,10 @@ pub fn parse_label_keys(items: &str) -> Result<Vec<String>> {
 
 /// Checks that the member answers (`/version`) and accepts the credentials (an authorized
 /// request; a 403 still proves the credentials authenticate).
-pub async fn verify_member(cluster_name: &str, credential: &ClusterCredential) -> Result<()> {
+pub(crate) async fn verify_member(
+    cluster_name: &str,
+    credential: &ClusterCredential,
+) -> Result<()> {
     let endpoint = credential.endpoint.clone();
     let unreachable = |reason: String| Error::Unreachable {
         cluster_name: cluster_name.to_string(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 /// One metric family's samples from one member, with the `cluster` label already added.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Family {
+pub(crate) struct Family {
     /// `# HELP` text.
     pub help: String,
     /// `# TYPE` (gauge, counter, ...).
@@ -15,10 +15,10 @@ pub struct Family {
 }
 
 /// Families by name.
-pub type Families = BTreeMap<String, Family>;
+pub(crate) type Families = BTreeMap<String, Family>;
 
 /// Only these families are taken from members.
-pub fn wanted(name: &str) -> bool {
+pub(crate) fn wanted(name: &str) -> bool {
     name.starts_with("kube_")
 }
 
@@ -30,7 +30,7 @@ fn escape(value: &str) -> String {
 }
 
 /// The `kube_*` families of `text`, each sample labelled `cluster="cluster_name"`.
-pub fn relabel(text: &str, cluster_name: &str) -> Families {
+pub(crate) fn relabel(text: &str, cluster_name: &str) -> Families {
     let mut families = Families::new();
     let cluster = format!("cluster=\"{}\"", escape(cluster_name));
     for line in text.lines() {
@@ -72,7 +72,7 @@ pub fn relabel(text: &str, cluster_name: &str) -> Families {
 }
 
 /// Every member's families as one Prometheus text exposition (one HELP/TYPE per family).
-pub fn render<'a>(members: impl IntoIterator<Item = &'a Families>) -> String {
+pub(crate) fn render<'a>(members: impl IntoIterator<Item = &'a Families>) -> String {
     let mut merged: BTreeMap<&str, (Option<&Family>, Vec<&str>)> = BTreeMap::new();
     for families in members {
         for (name, family) in families {

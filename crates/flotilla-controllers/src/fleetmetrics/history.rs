@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, VecDeque};
 use serde_json::{Value, json};
 
 /// How far back the history reaches, in seconds.
-pub const WINDOW_SECONDS: i64 = 3600;
+pub(crate) const WINDOW_SECONDS: i64 = 3600;
 
 /// One finished rollout.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rollout {
+pub(crate) struct Rollout {
     /// Application namespace.
     pub namespace: String,
     /// Application name.
@@ -25,7 +25,7 @@ pub struct Rollout {
 
 /// The in-memory history.
 #[derive(Debug, Default)]
-pub struct History {
+pub(crate) struct History {
     ready: BTreeMap<String, VecDeque<(i64, f64)>>,
     rollouts: Vec<Rollout>,
 }
@@ -33,7 +33,7 @@ pub struct History {
 impl History {
     /// Records `ready` replicas of every scraped cluster at `now` and forgets what is older
     /// than the window (clusters with no point left disappear).
-    pub fn record_ready(&mut self, now: i64, ready: &BTreeMap<String, f64>) {
+    pub(crate) fn record_ready(&mut self, now: i64, ready: &BTreeMap<String, f64>) {
         for (cluster, value) in ready {
             self.ready
                 .entry(cluster.clone())
@@ -52,7 +52,7 @@ impl History {
     }
 
     /// Records a rollout once (by namespace, name and revision); keeps the last hour's.
-    pub fn record_rollout(&mut self, now: i64, rollout: Rollout) {
+    pub(crate) fn record_rollout(&mut self, now: i64, rollout: Rollout) {
         let known = self.rollouts.iter().any(|r| {
             r.namespace == rollout.namespace
                 && r.name == rollout.name
@@ -65,13 +65,8 @@ impl History {
         self.rollouts.retain(|r| now - r.ended <= WINDOW_SECONDS);
     }
 
-    /// The rollouts of the last hour, oldest first.
-    pub fn rollouts(&self) -> &[Rollout] {
-        &self.rollouts
-    }
-
     /// `{"readyReplicas": {cluster: [[unix, value], ...]}, "rollouts": [...]}`
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let ready: serde_json::Map<String, Value> = self
             .ready
             .iter()
@@ -126,7 +121,7 @@ mod tests {
         };
         h.record_rollout(100, r.clone());
         h.record_rollout(110, r);
-        assert_eq!(h.rollouts().len(), 1);
+        assert_eq!(h.rollouts.len(), 1);
         assert_eq!(h.to_json()["rollouts"][0]["seconds"], json!(4.5));
     }
 }

@@ -7,7 +7,7 @@
 //! stopped member's series are gone within one scrape interval.
 
 pub mod exposition;
-pub mod history;
+pub(crate) mod history;
 
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, RwLock};
@@ -22,7 +22,7 @@ use exposition::Families;
 use history::{History, Rollout};
 
 /// Longest a member's scrape may take.
-pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Fleet {
@@ -49,7 +49,7 @@ pub fn history() -> serde_json::Value {
 }
 
 /// Scrapes the fleet every `interval` until the future is dropped.
-pub async fn run(hub_client: kube::Client, interval: Duration) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: kube::Client, interval: Duration) -> anyhow::Result<()> {
     let members = MemberClients::new(hub_client.clone());
     loop {
         scrape_fleet(&hub_client, &members).await;

@@ -22,11 +22,11 @@ use super::generators;
 use crate::application::member_clients::{Identity, impersonating};
 
 /// The field manager of generated Applications.
-pub const FIELD_MANAGER: &str = "applicationset-controller";
+pub(crate) const FIELD_MANAGER: &str = "applicationset-controller";
 
 /// Errors that make a reconcile retry with backoff.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The hub API failed.
     #[error("hub API: {0}")]
     Hub(#[source] Box<kube::Error>),
@@ -207,7 +207,7 @@ async fn reconcile(set: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result<Action
 }
 
 /// Runs the ApplicationSet controller against the hub.
-pub async fn run(hub_client: kube::Client) {
+pub(crate) async fn run(hub_client: kube::Client) {
     let ctx = Arc::new(Context {
         hub_client: hub_client.clone(),
     });

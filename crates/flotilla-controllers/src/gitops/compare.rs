@@ -57,7 +57,7 @@ fn walk(path: &str, desired: &Value, live: Option<&Value>, out: &mut Vec<String>
 }
 
 /// Where `live` differs from `desired` (`path: git X != live Y`); empty when in sync.
-pub fn differences(desired: &Value, live: &Value) -> Vec<String> {
+pub(crate) fn differences(desired: &Value, live: &Value) -> Vec<String> {
     let mut out = Vec::new();
     // `stringData` is write-only (the server folds it into `data`), so it is not compared.
     for key in ["metadata", "spec", "data", "rules", "subjects", "roleRef"] {

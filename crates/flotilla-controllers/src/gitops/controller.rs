@@ -23,7 +23,7 @@ use crate::application::member_clients::{Identity, MemberClients};
 
 /// Errors that make a reconcile retry with backoff.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The hub API failed.
     #[error("hub API: {0}")]
     Hub(#[source] Box<kube::Error>),
@@ -45,7 +45,7 @@ pub struct GitOpsOptions {
 }
 
 /// Shared state of the controller.
-pub struct Context {
+pub(crate) struct Context {
     /// The controller's own hub client.
     pub hub_client: kube::Client,
     /// Clients for joined clusters.
@@ -60,7 +60,7 @@ pub struct Context {
 
 impl Context {
     /// A context for `hub_client`.
-    pub fn new(hub_client: kube::Client, options: &GitOpsOptions) -> Self {
+    pub(crate) fn new(hub_client: kube::Client, options: &GitOpsOptions) -> Self {
         Context {
             members: MemberClients::new(hub_client.clone()),
             hub_client,
@@ -183,7 +183,10 @@ fn summarize(status: &mut ArgoApplicationStatus, planned: &[Planned], revision: 
 }
 
 /// Reconciles one Argo CD Application.
-pub async fn reconcile(app: Arc<ArgoApplication>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(
+    app: Arc<ArgoApplication>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let (namespace, name) = app_key(&app);
     if app.metadata.deletion_timestamp.is_some() {
         return finalize(&app, &ctx).await;

@@ -9,7 +9,7 @@ use crate::application::member_clients::{Identity, MemberClients, impersonating}
 
 /// A resolved destination.
 #[derive(Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// `in-cluster` or the joined cluster's name (for messages and the kind cache).
     pub cluster: String,
     /// A client acting as the Application's user there.
@@ -38,7 +38,7 @@ async fn cluster_by_server(hub_client: &kube::Client, server: &str) -> Result<St
 }
 
 /// The cluster name `destination` names (`in-cluster` for the hub).
-pub async fn cluster_name(
+pub(crate) async fn cluster_name(
     hub_client: &kube::Client,
     destination: &ApplicationDestination,
 ) -> Result<String, String> {
@@ -60,7 +60,7 @@ pub async fn cluster_name(
 }
 
 /// A client for `destination` acting as `identity`.
-pub async fn connect(
+pub(crate) async fn connect(
     hub_client: &kube::Client,
     members: &MemberClients,
     destination: &ApplicationDestination,

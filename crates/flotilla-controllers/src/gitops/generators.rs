@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 
 /// One parameter set.
-pub type Params = BTreeMap<String, String>;
+pub(crate) type Params = BTreeMap<String, String>;
 
 fn flatten(prefix: &str, value: &Value, out: &mut Params) {
     match value {
@@ -39,7 +39,7 @@ fn flatten(prefix: &str, value: &Value, out: &mut Params) {
 }
 
 /// The parameter sets of a `list` generator.
-pub fn list(generator: &ListGenerator) -> Result<Vec<Params>, String> {
+pub(crate) fn list(generator: &ListGenerator) -> Result<Vec<Params>, String> {
     generator
         .elements
         .iter()
@@ -71,7 +71,7 @@ fn expression_matches(
 }
 
 /// Whether `labels` satisfy `selector` (an empty selector matches everything).
-pub fn selector_matches(
+pub(crate) fn selector_matches(
     selector: &LabelSelector,
     labels: &BTreeMap<String, String>,
 ) -> Result<bool, String> {
@@ -137,7 +137,7 @@ fn cluster_params(
 
 /// The parameter sets of a `clusters` generator over the joined clusters (the hub itself,
 /// `in-cluster`, only when the selector is empty, as in Argo CD).
-pub fn clusters(
+pub(crate) fn clusters(
     generator: &ClustersGenerator,
     joined: &[ManagedCluster],
 ) -> Result<Vec<Params>, String> {
@@ -168,7 +168,7 @@ pub fn clusters(
 }
 
 /// Every parameter set of every generator, in order.
-pub fn generate(
+pub(crate) fn generate(
     generators: &[Generator],
     joined: &[ManagedCluster],
 ) -> Result<Vec<Params>, String> {
@@ -207,7 +207,7 @@ fn render_text(text: &str, params: &Params) -> String {
 }
 
 /// The template with every `{{param}}` in strings (and keys) replaced.
-pub fn render(template: &Value, params: &Params) -> Value {
+pub(crate) fn render(template: &Value, params: &Params) -> Value {
     match template {
         Value::String(s) => Value::String(render_text(s, params)),
         Value::Array(items) => Value::Array(items.iter().map(|v| render(v, params)).collect()),

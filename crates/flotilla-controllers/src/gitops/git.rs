@@ -15,7 +15,7 @@ use sha2::Digest as _;
 
 /// Why a repository could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The URL's scheme is not served.
     #[error("repository {url:?}: only https://, git:// and file:// repositories are supported")]
     UnsupportedUrl {
@@ -57,11 +57,11 @@ pub enum Error {
 }
 
 /// `Result` of Git access.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A username and password (or token) for `https://` repositories.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// User name (any non-empty value for a bare token).
     pub username: String,
     /// Password or token.
@@ -76,7 +76,7 @@ impl std::fmt::Debug for Credentials {
 
 /// One file read from the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct File {
+pub(crate) struct File {
     /// Path relative to the repository root.
     pub path: String,
     /// Content.
@@ -85,7 +85,7 @@ pub struct File {
 
 /// The files under a path at a resolved commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// The commit SHA.
     pub revision: String,
     /// The manifest files (`.yaml`, `.yml`, `.json`), in path order.
@@ -113,7 +113,7 @@ fn location(url: &str) -> Result<Location> {
 }
 
 /// The cache folder of `url` under `cache_dir`.
-pub fn cache_path(cache_dir: &Path, url: &str) -> PathBuf {
+pub(crate) fn cache_path(cache_dir: &Path, url: &str) -> PathBuf {
     let digest = sha2::Sha256::digest(url.as_bytes());
     let name: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
     cache_dir.join(name)
@@ -128,7 +128,7 @@ fn open_isolated(path: &Path, url: &str) -> Result<gix::Repository> {
 
 /// Fetches every branch, every tag and `HEAD` of a remote `url` into its cache (created on
 /// first use). A `file://` URL needs no fetch: it returns at once.
-pub fn fetch(cache_dir: &Path, url: &str, credentials: Option<&Credentials>) -> Result<()> {
+pub(crate) fn fetch(cache_dir: &Path, url: &str, credentials: Option<&Credentials>) -> Result<()> {
     if let Location::Local(_) = location(url)? {
         return Ok(());
     }
@@ -192,7 +192,7 @@ pub fn fetch(cache_dir: &Path, url: &str, credentials: Option<&Credentials>) -> 
 
 /// Resolves `revision` and reads the manifest files under `dir` (sub-folders too with
 /// `recurse`) from the fetched cache (remote URLs) or the repository itself (`file://`).
-pub fn read(
+pub(crate) fn read(
     cache_dir: &Path,
     url: &str,
     revision: &str,

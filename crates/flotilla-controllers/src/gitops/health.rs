@@ -4,19 +4,17 @@
 use serde_json::Value;
 
 /// `Healthy`.
-pub const HEALTHY: &str = "Healthy";
+pub(crate) const HEALTHY: &str = "Healthy";
 /// `Progressing`.
-pub const PROGRESSING: &str = "Progressing";
+pub(crate) const PROGRESSING: &str = "Progressing";
 /// `Degraded`.
-pub const DEGRADED: &str = "Degraded";
+pub(crate) const DEGRADED: &str = "Degraded";
 /// `Missing`.
-pub const MISSING: &str = "Missing";
-/// `Unknown`.
-pub const UNKNOWN: &str = "Unknown";
+pub(crate) const MISSING: &str = "Missing";
 
 /// A verdict and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Health {
+pub(crate) struct Health {
     /// One of the constants above.
     pub status: &'static str,
     /// Why, when not healthy.
@@ -88,7 +86,7 @@ fn argo_application(live: &Value) -> Health {
 }
 
 /// The health of one live object (`None`: it does not exist).
-pub fn of(live: Option<&Value>) -> Health {
+pub(crate) fn of(live: Option<&Value>) -> Health {
     let Some(live) = live else {
         return Health {
             status: MISSING,
@@ -116,7 +114,7 @@ fn rank(status: &str) -> u8 {
 }
 
 /// The worst of several verdicts (`Healthy` when there are none).
-pub fn worst<'a>(verdicts: impl IntoIterator<Item = &'a Health>) -> Health {
+pub(crate) fn worst<'a>(verdicts: impl IntoIterator<Item = &'a Health>) -> Health {
     verdicts
         .into_iter()
         .max_by_key(|h| rank(h.status))

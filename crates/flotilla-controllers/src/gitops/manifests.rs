@@ -7,7 +7,7 @@ use super::git::File;
 
 /// Why a revision's manifests could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A file is not valid YAML or JSON.
     #[error("unable to parse {path}: {message}")]
     Parse {
@@ -39,11 +39,11 @@ pub enum Error {
 }
 
 /// `Result` of parsing.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// One object of the revision.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// The file it came from.
     pub path: String,
     /// The object as written in Git.
@@ -95,7 +95,7 @@ fn check(path: &str, index: usize, value: &Value) -> Result<()> {
 }
 
 /// `group/Kind namespace/name` of an object, its identity in a revision.
-pub fn key(object: &Value) -> String {
+pub(crate) fn key(object: &Value) -> String {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
     format!(
@@ -108,7 +108,7 @@ pub fn key(object: &Value) -> String {
 
 /// Every object in `files` (empty documents skipped, `List`s expanded). Namespaced objects
 /// without a namespace are left so; the sync fills in the destination namespace.
-pub fn parse(files: &[File]) -> Result<Vec<Manifest>> {
+pub(crate) fn parse(files: &[File]) -> Result<Vec<Manifest>> {
     let mut out: Vec<Manifest> = Vec::new();
     for file in files {
         let mut index = 0;

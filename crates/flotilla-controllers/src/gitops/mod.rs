@@ -2,19 +2,19 @@
 //! (`controller.rs`), ApplicationSets fanned out over generators (`applicationset.rs`), and
 //! the push notifications that make both act at once (`webhook.rs`).
 
-pub mod applicationset;
-pub mod compare;
-pub mod controller;
-pub mod destination;
-pub mod generators;
-pub mod git;
-pub mod health;
-pub mod manifests;
-pub mod repo_credentials;
-pub mod source;
-pub mod status;
-pub mod sync;
-pub mod webhook;
+pub(crate) mod applicationset;
+pub(crate) mod compare;
+pub(crate) mod controller;
+pub(crate) mod destination;
+pub(crate) mod generators;
+pub(crate) mod git;
+pub(crate) mod health;
+pub(crate) mod manifests;
+pub(crate) mod repo_credentials;
+pub(crate) mod source;
+pub(crate) mod status;
+pub(crate) mod sync;
+pub(crate) mod webhook;
 
 use crate::error_backoff::ErrorBackoff;
 use std::sync::Arc;
@@ -45,7 +45,7 @@ fn apps_of_repos(
 
 /// Runs the Application and ApplicationSet controllers against the hub; `pushes` carries the
 /// webhook's notifications.
-pub async fn run(
+pub(crate) async fn run(
     hub_client: kube::Client,
     options: GitOpsOptions,
     pushes: PushQueue,

@@ -11,7 +11,7 @@ use super::git::Credentials;
 use super::webhook::normalize_repo_url;
 
 /// The namespace Argo CD keeps repository Secrets in; searched for every Application.
-pub const ARGOCD_NAMESPACE: &str = "argocd";
+pub(crate) const ARGOCD_NAMESPACE: &str = "argocd";
 
 /// User name sent with a bare token.
 const TOKEN_USERNAME: &str = "x-access-token";
@@ -34,7 +34,7 @@ fn field(secret: &Secret, key: &str) -> Option<String> {
 }
 
 /// The credentials a Secret holds for `repo_url`, if it is for that repository.
-pub fn from_secret(secret: &Secret, repo_url: &str) -> Option<Credentials> {
+pub(crate) fn from_secret(secret: &Secret, repo_url: &str) -> Option<Credentials> {
     let url = field(secret, "url")?;
     if normalize_repo_url(&url) != normalize_repo_url(repo_url) {
         return None;
@@ -48,7 +48,7 @@ pub fn from_secret(secret: &Secret, repo_url: &str) -> Option<Credentials> {
 }
 
 /// The credentials for `repo_url` from `namespace` (first) or `argocd`; `None`: anonymous.
-pub async fn find(
+pub(crate) async fn find(
     hub_client: &kube::Client,
     namespace: &str,
     repo_url: &str,

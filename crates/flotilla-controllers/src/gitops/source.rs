@@ -17,7 +17,7 @@ use super::webhook::normalize_repo_url;
 
 /// The parsed manifests of one revision.
 #[derive(Debug)]
-pub struct Source {
+pub(crate) struct Source {
     /// The commit SHA.
     pub revision: String,
     /// The objects, in file order.
@@ -55,7 +55,7 @@ type ReadKey = (String, String, String, bool);
 type CachedRead = (u64, Result<Arc<Source>, String>);
 
 /// Fetched repositories and parsed revisions, shared by every Application.
-pub struct Sources {
+pub(crate) struct Sources {
     cache_dir: PathBuf,
     poll_interval: Duration,
     repos: Mutex<HashMap<String, Arc<Mutex<RepoState>>>>,
@@ -64,7 +64,7 @@ pub struct Sources {
 
 impl Sources {
     /// Repositories are cached under `cache_dir` and fetched every `poll_interval`.
-    pub fn new(cache_dir: PathBuf, poll_interval: Duration) -> Self {
+    pub(crate) fn new(cache_dir: PathBuf, poll_interval: Duration) -> Self {
         Sources {
             cache_dir,
             poll_interval,
@@ -84,7 +84,7 @@ impl Sources {
 
     /// Marks every repository whose normalized URL is in `normalized_urls` for a fetch now;
     /// returns whether any is known.
-    pub async fn force(&self, normalized_urls: &[String]) -> bool {
+    pub(crate) async fn force(&self, normalized_urls: &[String]) -> bool {
         let now = Instant::now();
         let mut any = false;
         for (url, state) in self.repos.lock().await.iter() {
@@ -98,7 +98,7 @@ impl Sources {
 
     /// The manifests of `source` (`force`: fetch first whatever the poll interval says).
     /// Errors are messages for a `ComparisonError` condition.
-    pub async fn load(
+    pub(crate) async fn load(
         &self,
         hub_client: &kube::Client,
         namespace: &str,

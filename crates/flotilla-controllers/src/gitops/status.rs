@@ -10,21 +10,21 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 /// Condition: the source could not be read or compared.
-pub const COMPARISON_ERROR: &str = "ComparisonError";
+pub(crate) const COMPARISON_ERROR: &str = "ComparisonError";
 /// Condition: the last sync failed.
-pub const SYNC_ERROR: &str = "SyncError";
+pub(crate) const SYNC_ERROR: &str = "SyncError";
 /// Condition: the spec cannot be acted on (unknown destination).
-pub const INVALID_SPEC_ERROR: &str = "InvalidSpecError";
+pub(crate) const INVALID_SPEC_ERROR: &str = "InvalidSpecError";
 /// How many history entries are kept.
-pub const HISTORY_LIMIT: usize = 10;
+pub(crate) const HISTORY_LIMIT: usize = 10;
 
 /// Now, RFC 3339 with seconds.
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Sets condition `kind` to `message` (keeping its transition time if unchanged).
-pub fn set_condition(status: &mut ArgoApplicationStatus, kind: &str, message: &str) {
+pub(crate) fn set_condition(status: &mut ArgoApplicationStatus, kind: &str, message: &str) {
     if let Some(c) = status
         .conditions
         .iter_mut()
@@ -44,12 +44,12 @@ pub fn set_condition(status: &mut ArgoApplicationStatus, kind: &str, message: &s
 }
 
 /// Removes condition `kind`.
-pub fn clear_condition(status: &mut ArgoApplicationStatus, kind: &str) {
+pub(crate) fn clear_condition(status: &mut ArgoApplicationStatus, kind: &str) {
     status.conditions.retain(|c| c.condition_type != kind);
 }
 
 /// The operation that ran: the requested one, or an automated sync of `revision`.
-pub fn operation_of(requested: Option<&Value>, revision: &str) -> Value {
+pub(crate) fn operation_of(requested: Option<&Value>, revision: &str) -> Value {
     match requested {
         Some(op) => op.clone(),
         None => json!({"sync": {"revision": revision}, "initiatedBy": {"automated": true}}),
@@ -57,7 +57,7 @@ pub fn operation_of(requested: Option<&Value>, revision: &str) -> Value {
 }
 
 /// The operation state of a finished sync.
-pub fn finished(
+pub(crate) fn finished(
     operation: Value,
     started_at: String,
     revision: &str,
@@ -99,7 +99,7 @@ pub fn finished(
 }
 
 /// The operation state of a requested sync that could not start.
-pub fn errored(operation: Value, message: &str) -> OperationState {
+pub(crate) fn errored(operation: Value, message: &str) -> OperationState {
     let at = now();
     OperationState {
         operation,
@@ -112,7 +112,7 @@ pub fn errored(operation: Value, message: &str) -> OperationState {
 }
 
 /// Records a successful sync of `revision` in the history (10 kept).
-pub fn push_history(
+pub(crate) fn push_history(
     status: &mut ArgoApplicationStatus,
     revision: &str,
     source: &ApplicationSource,
@@ -129,7 +129,7 @@ pub fn push_history(
 }
 
 /// Writes `status` when it differs from the stored one (or an operation/refresh is handled).
-pub async fn write(
+pub(crate) async fn write(
     hub_client: &kube::Client,
     app: &ArgoApplication,
     mut status: ArgoApplicationStatus,

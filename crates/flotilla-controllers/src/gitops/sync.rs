@@ -13,11 +13,11 @@ use super::manifests;
 use crate::application::dispatch::{self, KindCache, KindInfo};
 
 /// The field manager of synced objects.
-pub const FIELD_MANAGER: &str = "argocd-controller";
+pub(crate) const FIELD_MANAGER: &str = "argocd-controller";
 
 /// One object: in Git, live, or both.
 #[derive(Debug, Clone)]
-pub struct Planned {
+pub(crate) struct Planned {
     /// The object as it is applied (namespace and tracking annotation filled in).
     pub object: Value,
     /// Plural and scope, or why the destination does not serve the kind.
@@ -34,12 +34,12 @@ pub struct Planned {
 
 impl Planned {
     /// Live matches Git (an orphan never does).
-    pub fn in_sync(&self) -> bool {
+    pub(crate) fn in_sync(&self) -> bool {
         !self.orphan && self.live.is_some() && self.diffs.is_empty() && self.blocked.is_none()
     }
 
     /// `group`, `version`.
-    pub fn group_version(&self) -> (String, String) {
+    pub(crate) fn group_version(&self) -> (String, String) {
         let api_version = self.object["apiVersion"].as_str().unwrap_or_default();
         match api_version.rsplit_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
@@ -56,7 +56,7 @@ impl Planned {
     }
 
     /// Kind, namespace, name.
-    pub fn identity(&self) -> (String, String, String) {
+    pub(crate) fn identity(&self) -> (String, String, String) {
         (
             self.text("/kind"),
             self.text("/metadata/namespace"),
@@ -71,7 +71,7 @@ impl Planned {
     }
 
     /// The entry of `status.resources`.
-    pub fn resource_status(&self) -> ResourceStatus {
+    pub(crate) fn resource_status(&self) -> ResourceStatus {
         let (group, version) = self.group_version();
         let (kind, namespace, name) = self.identity();
         ResourceStatus {
@@ -94,7 +94,7 @@ impl Planned {
 }
 
 /// `<app-namespace>_<app-name>`: the prefix of the tracking annotation.
-pub fn app_id(namespace: &str, name: &str) -> String {
+pub(crate) fn app_id(namespace: &str, name: &str) -> String {
     format!("{namespace}_{name}")
 }
 
@@ -221,7 +221,7 @@ async fn observe_one(
 
 /// Every object of the revision, plus the ones synced before (`previous`) that left Git and
 /// are still live. `Err`: the destination could not be reached.
-pub async fn observe(
+pub(crate) async fn observe(
     target: &Target,
     kinds: &KindCache,
     desired: &[manifests::Manifest],
@@ -350,7 +350,7 @@ async fn prune_one(target: &Target, planned: &Planned, prune: bool) -> ResourceR
 }
 
 /// Creates the destination namespace (`CreateNamespace=true`) if it is missing.
-pub async fn create_namespace(target: &Target) -> Result<(), String> {
+pub(crate) async fn create_namespace(target: &Target) -> Result<(), String> {
     if target.namespace.is_empty() {
         return Ok(());
     }
@@ -360,7 +360,7 @@ pub async fn create_namespace(target: &Target) -> Result<(), String> {
 }
 
 /// Applies what is out of sync and prunes (or reports) orphans; one result per object.
-pub async fn run(target: &Target, planned: &[Planned], prune: bool) -> Vec<ResourceResult> {
+pub(crate) async fn run(target: &Target, planned: &[Planned], prune: bool) -> Vec<ResourceResult> {
     let mut order: Vec<&Planned> = planned.iter().filter(|p| !p.orphan).collect();
     order.sort_by_key(|p| kind_rank(&p.identity().0));
     let mut results = Vec::new();
@@ -374,7 +374,7 @@ pub async fn run(target: &Target, planned: &[Planned], prune: bool) -> Vec<Resou
 }
 
 /// Deletes every live object this Application synced (the resources finalizer).
-pub async fn delete_all(target: &Target, planned: &[Planned]) -> Vec<ResourceResult> {
+pub(crate) async fn delete_all(target: &Target, planned: &[Planned]) -> Vec<ResourceResult> {
     let mut results = Vec::new();
     for p in planned
         .iter()

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// Why a notification was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Error {
+pub(crate) enum Error {
     /// The body is not a JSON push payload.
     #[error("not a push payload: {0}")]
     Payload(String),
@@ -22,11 +22,11 @@ pub enum Error {
 }
 
 /// `Result` of reading a notification.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What a notification says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notification {
+pub(crate) enum Notification {
     /// Something was pushed to a repository known by these URLs.
     Push {
         /// `clone_url`, `html_url`, `git_url`, `ssh_url` of the repository.
@@ -61,7 +61,11 @@ fn verify(headers: &HeaderMap, body: &[u8], secret: &str) -> Result<()> {
 }
 
 /// Reads one notification; `secret`, when set, must have signed the body.
-pub fn parse(headers: &HeaderMap, body: &[u8], secret: Option<&str>) -> Result<Notification> {
+pub(crate) fn parse(
+    headers: &HeaderMap,
+    body: &[u8],
+    secret: Option<&str>,
+) -> Result<Notification> {
     if let Some(secret) = secret.filter(|s| !s.is_empty()) {
         verify(headers, body, secret)?;
     }
@@ -90,7 +94,7 @@ pub fn parse(headers: &HeaderMap, body: &[u8], secret: Option<&str>) -> Result<N
 /// A repository URL reduced to host and path, so `https://host/o/r.git`, `git://host:9418/o/r`
 /// and `git@host:o/r.git` compare equal: lower-case, no scheme, user, port, `.git` or
 /// trailing `/`.
-pub fn normalize_repo_url(url: &str) -> String {
+pub(crate) fn normalize_repo_url(url: &str) -> String {
     let lower = url.trim().to_ascii_lowercase();
     let rest = match lower.split_once("://") {
         Some((_, rest)) => rest.to_string(),
@@ -123,7 +127,7 @@ const QUEUE_LIMIT: usize = 1000;
 
 impl PushQueue {
     /// Queues the URLs of one pushed repository.
-    pub fn push(&self, repo_urls: Vec<String>) {
+    pub(crate) fn push(&self, repo_urls: Vec<String>) {
         let (queue, notify) = &*self.inner;
         if let Ok(mut q) = queue.lock() {
             if q.len() >= QUEUE_LIMIT {
@@ -135,7 +139,7 @@ impl PushQueue {
     }
 
     /// Waits for notifications and returns the normalized URLs of all queued ones.
-    pub async fn next(&self) -> Vec<String> {
+    pub(crate) async fn next(&self) -> Vec<String> {
         let (queue, notify) = &*self.inner;
         loop {
             let drained: Vec<String> = match queue.lock() {

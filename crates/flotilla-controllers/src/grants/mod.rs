@@ -14,7 +14,7 @@ use crate::application::member_clients::{Identity, MemberClients};
 use crate::cluster::managed_cluster;
 
 /// Label on every member binding naming the grant it comes from.
-pub const GRANT_LABEL: &str = "auth.flotilla.io/grant";
+pub(crate) const GRANT_LABEL: &str = "auth.flotilla.io/grant";
 /// The field manager of every write.
 const FIELD_MANAGER: &str = "flotilla-grants";
 /// How often every grant is compared with the members' bindings even when nothing changed on
@@ -35,7 +35,7 @@ pub fn api_resource() -> ApiResource {
 
 /// One grant as the controller reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Grant {
+pub(crate) struct Grant {
     /// Object name.
     pub name: String,
     /// Object uid (for owner references on the hub's RBAC objects).
@@ -56,7 +56,7 @@ pub struct Grant {
 
 impl Grant {
     /// Reads a `FleetRoleBinding`.
-    pub fn from_object(object: &DynamicObject) -> Grant {
+    pub(crate) fn from_object(object: &DynamicObject) -> Grant {
         let spec = object.data.get("spec").cloned().unwrap_or_default();
         let strings = |v: &Value| -> Vec<String> {
             v.as_array()
@@ -87,19 +87,19 @@ impl Grant {
     }
 
     /// Whether the grant selects cluster `name` with `labels`.
-    pub fn selects(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn selects(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
         self.clusters.iter().any(|c| c == name)
             || (!self.selector.is_empty()
                 && self.selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
     }
 
     /// The name of the binding on members and of the hub's ClusterRole and binding.
-    pub fn binding_name(&self) -> String {
+    pub(crate) fn binding_name(&self) -> String {
         format!("flotilla-grant:{}", self.name)
     }
 
     /// The member binding this grant wants.
-    pub fn member_binding(&self) -> Value {
+    pub(crate) fn member_binding(&self) -> Value {
         let mut metadata = json!({
             "name": self.binding_name(),
             "labels": {GRANT_LABEL: self.name},
@@ -129,7 +129,7 @@ fn member_identity() -> Identity {
 /// Runs the grants controller until the hub fails: a pass at start, after every change of a
 /// `FleetRoleBinding` or a `ManagedCluster` (joined, detached, labels changed; watched through
 /// kube-runtime watchers), [`RETRY`] after a member could not be synced, and every [`RESYNC`].
-pub async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
     let members = MemberClients::new(hub_client.clone());
     let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
     let grants = Api::<DynamicObject>::all_with(hub_client.clone(), &api_resource());
@@ -171,7 +171,7 @@ async fn signal_changes(api: Api<DynamicObject>, changed: tokio::sync::mpsc::Sen
 
 /// Whether a pass synced every member it had to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Synced {
+pub(crate) enum Synced {
     /// All of them.
     All,
     /// Some member failed; it is tried again soon.
@@ -181,7 +181,7 @@ pub enum Synced {
 /// One pass: every cluster's bindings and every grant's hub permission. Members that neither
 /// are selected now nor were last pass are left alone (`bound`), so a fleet without grants costs
 /// the members nothing.
-pub async fn reconcile_all(
+pub(crate) async fn reconcile_all(
     hub_client: &kube::Client,
     members: &MemberClients,
     bound: &mut Option<BTreeSet<String>>,

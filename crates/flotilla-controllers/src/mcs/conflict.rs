@@ -7,13 +7,13 @@
 use super::Export;
 
 /// Condition type: the export names an existing Service.
-pub const VALID: &str = "Valid";
+pub(crate) const VALID: &str = "Valid";
 /// Condition type: the export disagrees with the others.
-pub const CONFLICT: &str = "Conflict";
+pub(crate) const CONFLICT: &str = "Conflict";
 
 /// A condition to set on a ServiceExport.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportCondition {
+pub(crate) struct ExportCondition {
     /// The condition type, e.g. `Conflict` or `Valid`.
     pub type_: &'static str,
     /// `True` or `False`.
@@ -26,7 +26,7 @@ pub struct ExportCondition {
 
 /// The verdict on one export.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// Its endpoints join the multi-cluster Service.
     pub joins: bool,
     /// The conditions to set on the ServiceExport.
@@ -34,7 +34,7 @@ pub struct Verdict {
 }
 
 /// Judges the exports of one `namespace/name` (any order); verdicts in the same order.
-pub fn judge(exports: &[&Export]) -> Vec<Verdict> {
+pub(crate) fn judge(exports: &[&Export]) -> Vec<Verdict> {
     let winner = exports
         .iter()
         .filter(|e| e.service_found)

@@ -10,7 +10,11 @@ use super::observe::mcs_resource;
 use crate::cluster::managed_cluster::{Condition, now_rfc3339, set_conditions};
 
 /// Sets the export's conditions in its member (failures are logged; the next pass retries).
-pub async fn write(member_client: &kube::Client, export: &Export, wanted: &[ExportCondition]) {
+pub(crate) async fn write(
+    member_client: &kube::Client,
+    export: &Export,
+    wanted: &[ExportCondition],
+) {
     let api: Api<DynamicObject> = Api::namespaced_with(
         member_client.clone(),
         &export.namespace,

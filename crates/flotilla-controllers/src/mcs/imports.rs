@@ -23,12 +23,12 @@ pub const SOURCE_CLUSTER_LABEL: &str = "multicluster.kubernetes.io/source-cluste
 /// EndpointSlice label: who manages it.
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 /// Service label: who manages it.
-pub const SERVICE_MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub(crate) const SERVICE_MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 
 type Joined<'a> = BTreeMap<(String, String), Vec<&'a Export>>;
 
 /// Converges every import of one member (failures are logged; the next pass retries).
-pub async fn converge(
+pub(crate) async fn converge(
     member_client: &kube::Client,
     cluster: &str,
     imports: &[Import],
@@ -75,7 +75,7 @@ pub async fn converge(
 }
 
 /// The EndpointSlice of one exporting cluster.
-pub fn slice_of(service_name: &str, export: &Export) -> Value {
+pub(crate) fn slice_of(service_name: &str, export: &Export) -> Value {
     let endpoints: Vec<Value> = export
         .endpoints
         .iter()

@@ -6,11 +6,11 @@
 //! Level-triggered: every second the controller reads every available member and converges
 //! all of them, so scaling, readiness and availability changes show within a few seconds.
 
-pub mod conflict;
-pub mod export_status;
+pub(crate) mod conflict;
+pub(crate) mod export_status;
 pub mod imports;
 pub mod observe;
-pub mod peers;
+pub(crate) mod peers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -21,7 +21,7 @@ use crate::application::member_clients::{Identity, impersonating};
 use crate::cluster::{credentials, managed_cluster};
 
 /// How often every member is read and converged.
-pub const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Timeout of each request to a member.
 const MEMBER_TIMEOUT: Duration = Duration::from_secs(3);
 /// The field manager and `managed-by` value of everything this controller writes.
@@ -31,7 +31,7 @@ pub const IMPORTED_SERVICE_PREFIX: &str = "amcs-";
 
 /// Errors of one pass.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The hub API failed.
     #[error("hub API: {0}")]
     Hub(#[source] Box<kube::Error>),
@@ -39,7 +39,7 @@ pub enum Error {
 
 /// One port of an exported Service.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Port {
+pub(crate) struct Port {
     /// The port's name in the Service.
     pub name: String,
     /// The Service port.
@@ -52,7 +52,7 @@ pub struct Port {
 
 /// A ServiceExport as read from its member, with its Service and ready Pods.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Export {
+pub(crate) struct Export {
     /// The member cluster it was read from.
     pub cluster: String,
     /// Its namespace.
@@ -71,7 +71,7 @@ pub struct Export {
 
 /// A ServiceImport as read from its member.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Import {
+pub(crate) struct Import {
     /// The member cluster it was read from.
     pub cluster: String,
     /// Its namespace.
@@ -82,7 +82,7 @@ pub struct Import {
 
 /// What one member holds.
 #[derive(Debug, Default)]
-pub struct MemberView {
+pub(crate) struct MemberView {
     /// ServiceExports with their Services.
     pub exports: Vec<Export>,
     /// ServiceImports.
@@ -90,7 +90,7 @@ pub struct MemberView {
 }
 
 /// Runs until the future is dropped; a failed pass is logged and retried.
-pub async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
+pub(crate) async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
     let mut clients: HashMap<String, kube::Client> = HashMap::new();
     let mut peers = peers::Peers::default();
     loop {

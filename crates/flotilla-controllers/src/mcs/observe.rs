@@ -16,7 +16,10 @@ pub fn mcs_resource(kind: &str, plural: &str) -> ApiResource {
 }
 
 /// Reads the member's exports and imports.
-pub async fn read(cluster: &str, member_client: &kube::Client) -> Result<MemberView, kube::Error> {
+pub(crate) async fn read(
+    cluster: &str,
+    member_client: &kube::Client,
+) -> Result<MemberView, kube::Error> {
     let exports: Api<DynamicObject> = Api::all_with(
         member_client.clone(),
         &mcs_resource("ServiceExport", "serviceexports"),

@@ -18,24 +18,24 @@ use super::MANAGER;
 use crate::cluster::credentials;
 
 /// Namespace of the peer ServiceAccount and Secrets.
-pub const PEER_NAMESPACE: &str = "kube-system";
+pub(crate) const PEER_NAMESPACE: &str = "kube-system";
 /// Name of the ServiceAccount, ClusterRole and ClusterRoleBinding in an exporter.
-pub const PEER_ACCOUNT: &str = "flotilla-mcs-peer";
+pub(crate) const PEER_ACCOUNT: &str = "flotilla-mcs-peer";
 /// Prefix of the Secret in an importer; the exporter's name follows.
-pub const PEER_SECRET_PREFIX: &str = "flotilla-mcs-peer-";
+pub(crate) const PEER_SECRET_PREFIX: &str = "flotilla-mcs-peer-";
 const TOKEN_SECONDS: i64 = 24 * 3600;
 const RENEW_AFTER: Duration = Duration::from_secs(12 * 3600);
 
 /// A token per exporter, and which importer already has which exporter's current token.
 #[derive(Default)]
-pub struct Peers {
+pub(crate) struct Peers {
     tokens: HashMap<String, (String, Instant)>,
     delivered: HashMap<(String, String), String>,
 }
 
 impl Peers {
     /// Makes sure `importer` holds a working credential for `exporter` (logged on failure).
-    pub async fn ensure(
+    pub(crate) async fn ensure(
         &mut self,
         hub_client: &kube::Client,
         (importer_name, importer): (&str, &kube::Client),

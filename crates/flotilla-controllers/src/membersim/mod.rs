@@ -29,11 +29,11 @@ use rollout::Progress;
 
 /// Annotation: `"true"` keeps a rollout (Deployment, StatefulSet, ReplicaSet, DaemonSet, Job)
 /// from ever becoming ready, as if its pods never started.
-pub const STUCK_ANNOTATION: &str = "sim.flotilla.io/stuck";
+pub(crate) const STUCK_ANNOTATION: &str = "sim.flotilla.io/stuck";
 /// Annotation: this object's rollout delay (`500ms`, `3s`, ...), overriding the member's.
-pub const READY_DELAY_ANNOTATION: &str = "sim.flotilla.io/ready-delay";
+pub(crate) const READY_DELAY_ANNOTATION: &str = "sim.flotilla.io/ready-delay";
 /// The field manager the simulator writes with.
-pub const FIELD_MANAGER: &str = "flotilla-member-simulator";
+pub(crate) const FIELD_MANAGER: &str = "flotilla-member-simulator";
 
 /// Options for the workload simulator.
 ///
@@ -64,7 +64,7 @@ impl Default for SimulatorOptions {
 
 /// Errors of one reconcile.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The member API refused or failed a request.
     #[error("member API: {0}")]
     Api(#[source] Box<kube::Error>),
@@ -84,7 +84,7 @@ impl From<kube::Error> for Error {
 
 /// The kinds the simulator drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SimKind {
+pub(crate) enum SimKind {
     /// `apps/v1` Deployment.
     Deployment,
     /// `apps/v1` StatefulSet.
@@ -107,7 +107,7 @@ pub enum SimKind {
 
 impl SimKind {
     /// Every simulated kind.
-    pub const ALL: [SimKind; 9] = [
+    pub(crate) const ALL: [SimKind; 9] = [
         SimKind::Deployment,
         SimKind::StatefulSet,
         SimKind::ReplicaSet,
@@ -120,7 +120,7 @@ impl SimKind {
     ];
 
     /// The API resource the kind is served at.
-    pub fn api_resource(self) -> ApiResource {
+    pub(crate) fn api_resource(self) -> ApiResource {
         let (group, version, kind, plural) = match self {
             SimKind::Deployment => ("apps", "v1", "Deployment", "deployments"),
             SimKind::StatefulSet => ("apps", "v1", "StatefulSet", "statefulsets"),

@@ -20,7 +20,7 @@ pub(crate) struct Pool {
 
 /// Errors allocating addresses.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Every address of the pool is in use.
     #[error("no free address left in {0}")]
     Exhausted(String),

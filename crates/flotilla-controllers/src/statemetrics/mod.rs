@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::membersim::slim::{SimDeployment as Deployment, SimPod as Pod};
 
 /// The phases `kube_pod_status_phase` reports, as kube-state-metrics does.
-pub const POD_PHASES: [&str; 5] = ["Pending", "Succeeded", "Failed", "Unknown", "Running"];
+pub(crate) const POD_PHASES: [&str; 5] = ["Pending", "Succeeded", "Failed", "Unknown", "Running"];
 
 #[derive(Default)]
 struct Stores {
