@@ -4,8 +4,6 @@
 //! Build the server first: `cargo build --release --bin flotilla`, then
 //! `cargo run -p flotilla-bench --release -- <scenario>`.
 
-#![warn(unreachable_pub, missing_docs)]
-
 mod dispatch;
 mod etcd;
 mod fleet;

@@ -7,8 +7,6 @@
 //! - [`operation`]: the workflow operations (`resume`, `suspend`, ...) as status patches, shared
 //!   by the CLI and anyone else who drives a workflow through the hub API.
 
-#![warn(unreachable_pub, missing_docs)]
-
 mod application;
 mod argocd;
 mod cluster;

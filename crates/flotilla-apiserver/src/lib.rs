@@ -11,8 +11,6 @@
 //! [`leader_tasks`] on one server per store, with [`compaction`]), [`metrics`]; [`ui`] is the
 //! hub's dashboard in front of it all.
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub(crate) mod admission;
 pub(crate) mod apiservices;
 pub(crate) mod apply;

@@ -3,8 +3,6 @@
 //! Server commands (`hub`, `member`) are parsed here and run by the binary, which links the
 //! API server; every other command talks to the hub only through the Kubernetes API.
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub mod args;
 pub(crate) mod auth;
 pub(crate) mod cluster;

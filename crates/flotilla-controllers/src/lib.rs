@@ -24,8 +24,6 @@
 //!   [`fleetmetrics::exposition`]'s parsers;
 //! - the gateway: [`application::member_clients::impersonating`] and the stored credentials.
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub(crate) mod alerts;
 pub mod application;
 pub mod cluster;

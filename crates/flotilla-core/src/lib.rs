@@ -19,8 +19,6 @@
 //! //!
 //! Every engine error has a `to_api_error()` giving the Status kube-apiserver would return.
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub mod kinds;
 pub mod patch;
 pub mod resource;

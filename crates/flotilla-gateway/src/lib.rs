@@ -6,8 +6,6 @@
 //! Reaches the hub and the members only through kube-rs. See the README beside this file for
 //! the parts in calling order.
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub(crate) mod forward;
 pub(crate) mod ingress_status;
 pub(crate) mod members;

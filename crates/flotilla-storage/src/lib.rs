@@ -20,8 +20,6 @@
 //! [`throughput`] measures raw write throughput of any backend: the floor for the hub's
 //! own benchmarks.
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub mod embedded;
 pub mod etcd;
 #[cfg(feature = "test-support")]

@@ -1,7 +1,5 @@
 //! The `flotilla` binary: parse the command line and run it.
 
-#![warn(unreachable_pub, missing_docs)]
-
 use clap::Parser;
 use flotilla_cli::args::{Cli, Command};
 

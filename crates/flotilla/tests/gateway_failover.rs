@@ -18,17 +18,17 @@ mod parking_lot_free {
     use std::sync::Mutex;
 
     #[derive(Default)]
-    pub struct Log(pub Mutex<Vec<(String, u16)>>);
+    pub(crate) struct Log(pub Mutex<Vec<(String, u16)>>);
 
     impl Log {
-        pub fn push(&self, cluster: String, status: u16) {
+        pub(crate) fn push(&self, cluster: String, status: u16) {
             self.0.lock().unwrap().push((cluster, status));
         }
-        pub fn len(&self) -> usize {
+        pub(crate) fn len(&self) -> usize {
             self.0.lock().unwrap().len()
         }
         /// The last `n` answers.
-        pub fn last(&self, n: usize) -> Vec<(String, u16)> {
+        pub(crate) fn last(&self, n: usize) -> Vec<(String, u16)> {
             let v = self.0.lock().unwrap();
             v.iter().rev().take(n).cloned().collect()
         }

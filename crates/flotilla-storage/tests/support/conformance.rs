@@ -20,7 +20,7 @@ async fn next(stream: &mut WatchStream) -> Vec<Event> {
         .expect("no watch error")
 }
 
-pub async fn compare_and_swap(store: &dyn Backend, prefix: &str) {
+pub(crate) async fn compare_and_swap(store: &dyn Backend, prefix: &str) {
     let key = format!("{prefix}k");
     let start = store.current_revision().await.unwrap();
     let created = store
@@ -108,7 +108,7 @@ pub async fn compare_and_swap(store: &dyn Backend, prefix: &str) {
     );
 }
 
-pub async fn range_pages(store: &dyn Backend, prefix: &str) {
+pub(crate) async fn range_pages(store: &dyn Backend, prefix: &str) {
     let pods = format!("{prefix}pods/");
     for key in ["ns1/b", "ns1/a", "ns2/c"] {
         let key = format!("{pods}{key}");
@@ -172,7 +172,7 @@ pub async fn range_pages(store: &dyn Backend, prefix: &str) {
     );
 }
 
-pub async fn watch_replay_then_live(store: &dyn Backend, prefix: &str) {
+pub(crate) async fn watch_replay_then_live(store: &dyn Backend, prefix: &str) {
     let a = format!("{prefix}a/");
     let start = store.current_revision().await.unwrap();
     let a1 = store
@@ -237,7 +237,7 @@ pub async fn watch_replay_then_live(store: &dyn Backend, prefix: &str) {
     }
 }
 
-pub async fn compaction(store: &dyn Backend, prefix: &str) {
+pub(crate) async fn compaction(store: &dyn Backend, prefix: &str) {
     let first = store
         .put(&format!("{prefix}1"), b("x"), Precondition::Absent)
         .await
@@ -271,7 +271,7 @@ pub async fn compaction(store: &dyn Backend, prefix: &str) {
 }
 
 /// Every check, each under its own prefix.
-pub async fn all(store: &dyn Backend, root: &str) {
+pub(crate) async fn all(store: &dyn Backend, root: &str) {
     compare_and_swap(store, &format!("{root}cas/")).await;
     range_pages(store, &format!("{root}range/")).await;
     watch_replay_then_live(store, &format!("{root}watch/")).await;

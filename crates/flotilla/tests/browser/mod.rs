@@ -15,14 +15,14 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 /// The Chromium binary: `$CHROMIUM`, else `chromium` on PATH.
-pub fn chromium_bin() -> PathBuf {
+pub(crate) fn chromium_bin() -> PathBuf {
     std::env::var_os("CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("chromium"))
 }
 
 /// One headless Chromium with one page attached.
-pub struct Browser {
+pub(crate) struct Browser {
     child: Child,
     ws: WebSocket<MaybeTlsStream<TcpStream>>,
     session: String,
@@ -38,7 +38,7 @@ impl Drop for Browser {
 
 impl Browser {
     /// Starts Chromium with its profile in `profile_dir` and opens a blank page.
-    pub fn launch(profile_dir: &Path) -> Browser {
+    pub(crate) fn launch(profile_dir: &Path) -> Browser {
         std::fs::create_dir_all(profile_dir).unwrap();
         let child = Command::new(chromium_bin())
             .args([
@@ -130,18 +130,18 @@ impl Browser {
     }
 
     /// A CDP call on the page.
-    pub fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) fn call(&mut self, method: &str, params: Value) -> Value {
         let session = self.session.clone();
         self.send(method, params, Some(session))
     }
 
     /// Opens `url` in the page.
-    pub fn navigate(&mut self, url: &str) {
+    pub(crate) fn navigate(&mut self, url: &str) {
         self.call("Page.navigate", json!({"url": url}));
     }
 
     /// Evaluates `expression` in the page (promises awaited) and returns its value.
-    pub fn eval(&mut self, expression: &str) -> Value {
+    pub(crate) fn eval(&mut self, expression: &str) -> Value {
         let r = self.call(
             "Runtime.evaluate",
             json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
@@ -153,7 +153,7 @@ impl Browser {
     }
 
     /// Polls `expression` until it is truthy (a non-empty string, true, a number ≠ 0).
-    pub fn wait_for(&mut self, what: &str, expression: &str, timeout: Duration) -> Value {
+    pub(crate) fn wait_for(&mut self, what: &str, expression: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         let mut last = Value::Null;
         while Instant::now() < deadline {
@@ -176,7 +176,7 @@ impl Browser {
     }
 
     /// Clicks the middle of the element `selector` with real mouse events.
-    pub fn click(&mut self, selector: &str) {
+    pub(crate) fn click(&mut self, selector: &str) {
         let rect = self.wait_for(
             &format!("{selector} to be visible"),
             &format!(
@@ -196,13 +196,13 @@ impl Browser {
     }
 
     /// Focuses `selector` and types `text` into it.
-    pub fn type_into(&mut self, selector: &str, text: &str) {
+    pub(crate) fn type_into(&mut self, selector: &str, text: &str) {
         self.click(selector);
         self.call("Input.insertText", json!({"text": text}));
     }
 
     /// Saves a PNG of the page to `path`.
-    pub fn screenshot(&mut self, path: &Path) {
+    pub(crate) fn screenshot(&mut self, path: &Path) {
         let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().unwrap())

@@ -4,7 +4,7 @@
 use super::{Server, TestDir, join_impersonate_only};
 
 /// A hub and members `m1`, `m2`, both joined with impersonate-only ServiceAccount tokens.
-pub fn hub_and_two_members(dir: &TestDir) -> (Server, Server, Server) {
+pub(crate) fn hub_and_two_members(dir: &TestDir) -> (Server, Server, Server) {
     let hub = Server::hub(&dir.0.join("hub"));
     let m1 = Server::member("m1", &dir.0.join("m1"));
     let m2 = Server::member("m2", &dir.0.join("m2"));
@@ -14,7 +14,7 @@ pub fn hub_and_two_members(dir: &TestDir) -> (Server, Server, Server) {
 }
 
 /// Deployment `web-<name>` in `default` on each named member.
-pub fn web_deployments(members: &[(&str, &Server)]) {
+pub(crate) fn web_deployments(members: &[(&str, &Server)]) {
     for (name, member) in members {
         member.kubectl_ok(&[
             "create",

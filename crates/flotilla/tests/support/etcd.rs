@@ -7,15 +7,15 @@ use std::time::Duration;
 use super::Server;
 
 /// Generous: etcd elections and hub start-ups on a loaded 2-core machine.
-pub const WAIT: Duration = Duration::from_secs(90);
+pub(crate) const WAIT: Duration = Duration::from_secs(90);
 
-pub use flotilla_storage::etcd_process::EtcdCluster;
+pub(crate) use flotilla_storage::etcd_process::EtcdCluster;
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     flotilla_storage::etcd_process::free_port().unwrap()
 }
 
-pub fn etcd_hub(name: &str, etcd: &EtcdCluster, dir: &Path) -> Server {
+pub(crate) fn etcd_hub(name: &str, etcd: &EtcdCluster, dir: &Path) -> Server {
     Server::start(
         &[
             "hub",
@@ -32,7 +32,7 @@ pub fn etcd_hub(name: &str, etcd: &EtcdCluster, dir: &Path) -> Server {
     )
 }
 
-pub fn lease_holder(hub: &Server) -> String {
+pub(crate) fn lease_holder(hub: &Server) -> String {
     hub.jsonpath(
         "lease",
         "flotilla-controllers",

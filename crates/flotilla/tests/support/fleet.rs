@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::{Server, flotilla_bin, stderr, wait_for};
 
 /// `kubectl apply -f -` of `yaml` against `kubeconfig`.
-pub fn apply(kubeconfig: &Path, yaml: &str) {
+pub(crate) fn apply(kubeconfig: &Path, yaml: &str) {
     let mut child = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -30,7 +30,7 @@ pub fn apply(kubeconfig: &Path, yaml: &str) {
 
 /// An echo workload of the member simulator: Deployment `name` (`replicas` Pods labelled
 /// `app: name`, ready 100 ms after start) and Service `name` (port `http` 80 → 8080).
-pub fn echo_workload(member: &Server, namespace: &str, name: &str, replicas: usize) {
+pub(crate) fn echo_workload(member: &Server, namespace: &str, name: &str, replicas: usize) {
     let yaml = format!(
         r#"
 apiVersion: v1
@@ -62,7 +62,7 @@ spec:
 }
 
 /// (name, IP) of the Ready Pods labelled `app: name`, sorted by name.
-pub fn ready_pods(member: &Server, namespace: &str, name: &str) -> Vec<(String, String)> {
+pub(crate) fn ready_pods(member: &Server, namespace: &str, name: &str) -> Vec<(String, String)> {
     let out = member.kubectl_ok(&[
         "get",
         "pods",
@@ -86,7 +86,7 @@ pub fn ready_pods(member: &Server, namespace: &str, name: &str) -> Vec<(String, 
 }
 
 /// Waits until exactly `n` Pods of the workload are Ready; returns them.
-pub fn wait_ready_pods(
+pub(crate) fn wait_ready_pods(
     member: &Server,
     namespace: &str,
     name: &str,
@@ -103,7 +103,7 @@ pub fn wait_ready_pods(
 }
 
 /// A running `flotilla gateway`, killed on drop.
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub child: Child,
     /// `127.0.0.1:PORT`
     pub address: String,
@@ -118,7 +118,7 @@ impl Drop for Gateway {
 
 impl Gateway {
     /// Starts `flotilla gateway --kubeconfig HUB --listen 127.0.0.1:0` and reads its address.
-    pub fn start(hub: &Server) -> Gateway {
+    pub(crate) fn start(hub: &Server) -> Gateway {
         let log = hub.data_dir.join("gateway.log");
         let child = Command::new(flotilla_bin())
             .arg("gateway")
@@ -142,14 +142,14 @@ impl Gateway {
 
 /// One HTTP answer.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub body: String,
 }
 
 impl Answer {
     /// The `cluster` field of the echo body.
-    pub fn cluster(&self) -> Option<String> {
+    pub(crate) fn cluster(&self) -> Option<String> {
         serde_json::from_str::<serde_json::Value>(&self.body)
             .ok()?
             .get("cluster")?
@@ -160,7 +160,7 @@ impl Answer {
 
 /// An HTTP/1.1 client with pooled connections.
 #[derive(Clone)]
-pub struct Http {
+pub(crate) struct Http {
     client: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         http_body_util::Full<bytes::Bytes>,
@@ -168,7 +168,7 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new() -> Http {
+    pub(crate) fn new() -> Http {
         Http {
             client: hyper_util::client::legacy::Client::builder(
                 hyper_util::rt::TokioExecutor::new(),
@@ -178,7 +178,12 @@ impl Http {
     }
 
     /// GET `http://{address}{path}` with `Host: {host}`; `Err` when no answer came.
-    pub async fn get(&self, address: &str, host: &str, path: &str) -> Result<Answer, String> {
+    pub(crate) async fn get(
+        &self,
+        address: &str,
+        host: &str,
+        path: &str,
+    ) -> Result<Answer, String> {
         use http_body_util::BodyExt as _;
         let request = http::Request::get(format!("http://{address}{path}"))
             .header("host", host)

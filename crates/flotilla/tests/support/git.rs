@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A work tree on branch `main`.
-pub struct GitRepo {
+pub(crate) struct GitRepo {
     pub dir: PathBuf,
 }
 
@@ -33,7 +33,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 impl GitRepo {
     /// `git init -b main DIR`.
-    pub fn init(dir: &Path) -> GitRepo {
+    pub(crate) fn init(dir: &Path) -> GitRepo {
         std::fs::create_dir_all(dir).unwrap();
         git(dir, &["init", "-q", "-b", "main"]);
         GitRepo {
@@ -42,31 +42,31 @@ impl GitRepo {
     }
 
     /// Writes `rel` (folders created).
-    pub fn write(&self, rel: &str, content: &str) {
+    pub(crate) fn write(&self, rel: &str, content: &str) {
         let path = self.dir.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, content).unwrap();
     }
 
     /// Deletes `rel`.
-    pub fn remove(&self, rel: &str) {
+    pub(crate) fn remove(&self, rel: &str) {
         std::fs::remove_file(self.dir.join(rel)).unwrap();
     }
 
     /// Commits everything; returns the commit SHA.
-    pub fn commit(&self, message: &str) -> String {
+    pub(crate) fn commit(&self, message: &str) -> String {
         git(&self.dir, &["add", "-A"]);
         git(&self.dir, &["commit", "-q", "-m", message]);
         git(&self.dir, &["rev-parse", "HEAD"])
     }
 
     /// Runs any git command in the work tree.
-    pub fn git(&self, args: &[&str]) -> String {
+    pub(crate) fn git(&self, args: &[&str]) -> String {
         git(&self.dir, args)
     }
 
     /// `file:///...`
-    pub fn file_url(&self) -> String {
+    pub(crate) fn file_url(&self) -> String {
         format!("file://{}", self.dir.display())
     }
 }
@@ -74,7 +74,7 @@ impl GitRepo {
 /// `git daemon` serving every repository under a folder, in a process group of its own
 /// (`git daemon` runs `git-daemon`, which forks a child per connection); the whole group is
 /// killed on drop, so no daemon outlives the test.
-pub struct GitDaemon {
+pub(crate) struct GitDaemon {
     child: Child,
     pub port: u16,
 }
@@ -89,7 +89,7 @@ impl Drop for GitDaemon {
 }
 
 /// A port nothing listens on (right now).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -99,7 +99,7 @@ pub fn free_port() -> u16 {
 
 impl GitDaemon {
     /// Serves `base` on a free 127.0.0.1 port.
-    pub fn serve(base: &Path) -> GitDaemon {
+    pub(crate) fn serve(base: &Path) -> GitDaemon {
         let port = free_port();
         use std::os::unix::process::CommandExt as _;
         let child = Command::new("git")
@@ -126,14 +126,14 @@ impl GitDaemon {
     }
 
     /// `git://127.0.0.1:PORT/NAME`
-    pub fn url(&self, name: &str) -> String {
+    pub(crate) fn url(&self, name: &str) -> String {
         format!("git://127.0.0.1:{}/{name}", self.port)
     }
 }
 
 /// POSTs a GitHub push payload for `repo_url` to the hub's webhook without credentials;
 /// returns (HTTP code, body).
-pub fn push_webhook(hub_url: &str, repo_url: &str) -> (String, String) {
+pub(crate) fn push_webhook(hub_url: &str, repo_url: &str) -> (String, String) {
     let body = format!(r#"{{"ref":"refs/heads/main","repository":{{"clone_url":"{repo_url}"}}}}"#);
     let out = Command::new("curl")
         .args(["-sk", "-X", "POST", "-H", "X-GitHub-Event: push"])

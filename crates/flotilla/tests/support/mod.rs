@@ -1,22 +1,22 @@
 //! Shared end-to-end test support: real `flotilla` processes on free ports, real `kubectl`.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-pub mod access;
-pub mod etcd;
-pub mod fleet;
-pub mod git;
-pub mod sturdy;
+pub(crate) mod access;
+pub(crate) mod etcd;
+pub(crate) mod fleet;
+pub(crate) mod git;
+pub(crate) mod sturdy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn flotilla_bin() -> PathBuf {
+pub(crate) fn flotilla_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_flotilla"))
 }
 
 /// The folder holding `kubectl.1.27` ... `kubectl.1.33` beside the real `kubectl`.
-pub fn kubectl_dir() -> PathBuf {
+pub(crate) fn kubectl_dir() -> PathBuf {
     let out = Command::new("sh")
         .args(["-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""])
         .output()
@@ -25,7 +25,7 @@ pub fn kubectl_dir() -> PathBuf {
 }
 
 /// Every kubectl version the spec supports, as (version, path).
-pub fn kubectl_versions() -> Vec<(String, PathBuf)> {
+pub(crate) fn kubectl_versions() -> Vec<(String, PathBuf)> {
     let dir = kubectl_dir();
     (27..=33)
         .map(|m| (format!("1.{m}"), dir.join(format!("kubectl.1.{m}"))))
@@ -34,7 +34,7 @@ pub fn kubectl_versions() -> Vec<(String, PathBuf)> {
 }
 
 /// A running `flotilla` server process, killed (and reaped) on drop.
-pub struct Server {
+pub(crate) struct Server {
     pub child: Child,
     pub data_dir: PathBuf,
     pub kubeconfig: PathBuf,
@@ -50,7 +50,7 @@ impl Drop for Server {
 
 impl Server {
     /// Starts `flotilla <args> --data-dir DIR` and waits until `/readyz` answers.
-    pub fn start(args: &[&str], data_dir: &Path) -> Server {
+    pub(crate) fn start(args: &[&str], data_dir: &Path) -> Server {
         std::fs::create_dir_all(data_dir).unwrap();
         let log = data_dir.join("server.log");
         let kubeconfig = data_dir.join("admin.kubeconfig");
@@ -79,12 +79,12 @@ impl Server {
         server
     }
 
-    pub fn hub(data_dir: &Path) -> Server {
+    pub(crate) fn hub(data_dir: &Path) -> Server {
         Server::start(&["hub", "--listen", "127.0.0.1:0"], data_dir)
     }
 
     /// A hub that probes its members every second (availability follows within a test).
-    pub fn hub_probing_every_second(data_dir: &Path) -> Server {
+    pub(crate) fn hub_probing_every_second(data_dir: &Path) -> Server {
         Server::start(
             &[
                 "hub",
@@ -97,7 +97,7 @@ impl Server {
         )
     }
 
-    pub fn member(name: &str, data_dir: &Path) -> Server {
+    pub(crate) fn member(name: &str, data_dir: &Path) -> Server {
         Server::start(
             &["member", "--name", name, "--listen", "127.0.0.1:0"],
             data_dir,
@@ -128,12 +128,12 @@ impl Server {
         }
     }
 
-    pub fn kubectl(&self, args: &[&str]) -> Output {
+    pub(crate) fn kubectl(&self, args: &[&str]) -> Output {
         kubectl(&self.kubeconfig, args)
     }
 
     /// Runs kubectl and returns stdout, panicking with stderr on failure.
-    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
         assert!(
             out.status.success(),
@@ -145,13 +145,13 @@ impl Server {
 
     /// On a hub: `flotilla cluster join <member's admin kubeconfig> --name <name>`, panicking
     /// with stderr unless it succeeds.
-    pub fn join(&self, name: &str, member: &Server) {
+    pub(crate) fn join(&self, name: &str, member: &Server) {
         self.join_kubeconfig(name, &member.kubeconfig);
     }
 
     /// On a hub: `flotilla cluster join <kubeconfig> --name <name>`, panicking with stderr
     /// unless it succeeds.
-    pub fn join_kubeconfig(&self, name: &str, kubeconfig: &Path) {
+    pub(crate) fn join_kubeconfig(&self, name: &str, kubeconfig: &Path) {
         let out = flotilla(
             &self.kubeconfig,
             &[
@@ -167,7 +167,7 @@ impl Server {
 
     /// Writes to `path` a kubeconfig for this server (its URL, and the CA data from its admin
     /// kubeconfig) that authenticates as `user` with the bearer `token`.
-    pub fn write_token_kubeconfig(&self, path: &Path, user: &str, token: &str) {
+    pub(crate) fn write_token_kubeconfig(&self, path: &Path, user: &str, token: &str) {
         let admin = std::fs::read_to_string(&self.kubeconfig).unwrap();
         let ca = admin
             .lines()
@@ -187,7 +187,7 @@ impl Server {
     }
 
     /// A kube-rs client built from this server's admin kubeconfig.
-    pub async fn kube_client(&self) -> kube::Client {
+    pub(crate) async fn kube_client(&self) -> kube::Client {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
             .await
@@ -196,7 +196,7 @@ impl Server {
     }
 
     /// Whether `kubectl get <kind> <name> -n <namespace>` succeeds on this server.
-    pub fn exists(&self, kind: &str, name: &str, namespace: &str) -> bool {
+    pub(crate) fn exists(&self, kind: &str, name: &str, namespace: &str) -> bool {
         self.kubectl(&["get", kind, name, "-n", namespace])
             .status
             .success()
@@ -204,7 +204,7 @@ impl Server {
 
     /// stdout of `kubectl get <kind> <name> -n <namespace> -o jsonpath=<path>` on this server
     /// (empty when the object is missing).
-    pub fn jsonpath(&self, kind: &str, name: &str, namespace: &str, path: &str) -> String {
+    pub(crate) fn jsonpath(&self, kind: &str, name: &str, namespace: &str, path: &str) -> String {
         stdout(&self.kubectl(&[
             "get",
             kind,
@@ -217,7 +217,7 @@ impl Server {
     }
 
     /// The server's URL as written in its admin kubeconfig.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
         text.lines()
             .find_map(|l| {
@@ -230,12 +230,12 @@ impl Server {
 }
 
 /// Runs the default `kubectl` against a kubeconfig.
-pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+pub(crate) fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     kubectl_with(Path::new("kubectl"), kubeconfig, args)
 }
 
 /// Runs a specific kubectl binary against a kubeconfig.
-pub fn kubectl_with(bin: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
+pub(crate) fn kubectl_with(bin: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
     Command::new(bin)
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -246,7 +246,7 @@ pub fn kubectl_with(bin: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
 }
 
 /// Runs the flotilla CLI against a hub kubeconfig.
-pub fn flotilla(kubeconfig: &Path, args: &[&str]) -> Output {
+pub(crate) fn flotilla(kubeconfig: &Path, args: &[&str]) -> Output {
     Command::new(flotilla_bin())
         .args(args)
         .env("KUBECONFIG", kubeconfig)
@@ -255,7 +255,7 @@ pub fn flotilla(kubeconfig: &Path, args: &[&str]) -> Output {
 }
 
 /// Polls `f` until it returns Some, or panics with `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -266,17 +266,17 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A fresh path under the system temp folder, `flotilla-<name>-<pid>-<nanos>`; not created
 /// and not removed (the caller's servers create it and the test leaves it for inspection).
-pub fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -285,16 +285,16 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// A scratch directory named like [`temp_dir`], created at once and removed on drop.
-pub struct TestDir(pub PathBuf);
+pub(crate) struct TestDir(pub PathBuf);
 
 impl TestDir {
-    pub fn new(name: &str) -> TestDir {
+    pub(crate) fn new(name: &str) -> TestDir {
         let path = temp_dir(name);
         std::fs::create_dir_all(&path).unwrap();
         TestDir(path)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -312,7 +312,7 @@ impl Drop for TestDir {
 
 /// `flotilla kubeconfig create` against a hub's data folder for `user` in `groups`, written to
 /// `path`; panics with stderr unless it succeeds.
-pub fn create_user_kubeconfig(hub: &Server, user: &str, groups: &[&str], path: &Path) {
+pub(crate) fn create_user_kubeconfig(hub: &Server, user: &str, groups: &[&str], path: &Path) {
     let mut cmd = Command::new(flotilla_bin());
     cmd.args(["kubeconfig", "create", "--data-dir"])
         .arg(&hub.data_dir)
@@ -327,7 +327,7 @@ pub fn create_user_kubeconfig(hub: &Server, user: &str, groups: &[&str], path: &
 
 /// [`create_user_kubeconfig`] into `<hub data dir>/<user>.kubeconfig`, also checking the file
 /// is private (mode 0600) since it holds a private key.
-pub fn user_kubeconfig(hub: &Server, user: &str, groups: &[&str]) -> PathBuf {
+pub(crate) fn user_kubeconfig(hub: &Server, user: &str, groups: &[&str]) -> PathBuf {
     let path = hub.data_dir.join(format!("{user}.kubeconfig"));
     create_user_kubeconfig(hub, user, groups, &path);
     #[cfg(unix)]
@@ -341,7 +341,7 @@ pub fn user_kubeconfig(hub: &Server, user: &str, groups: &[&str]) -> PathBuf {
 
 /// A kubeconfig `<hub data dir>/<name>.kubeconfig` that trusts the hub's CA (by file) with
 /// the given user section (inline YAML).
-pub fn custom_kubeconfig(hub: &Server, name: &str, user_yaml: &str) -> PathBuf {
+pub(crate) fn custom_kubeconfig(hub: &Server, name: &str, user_yaml: &str) -> PathBuf {
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: hub\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: u\n  user: {user_yaml}\ncontexts:\n- name: c\n  context: {{cluster: hub, user: u}}\ncurrent-context: c\n",
         hub.url(),
@@ -353,7 +353,7 @@ pub fn custom_kubeconfig(hub: &Server, name: &str, user_yaml: &str) -> PathBuf {
 }
 
 /// The column names in the first line of a kubectl-style table (empty when there is none).
-pub fn table_header(table: &str) -> Vec<&str> {
+pub(crate) fn table_header(table: &str) -> Vec<&str> {
     table
         .lines()
         .next()
@@ -363,14 +363,14 @@ pub fn table_header(table: &str) -> Vec<&str> {
 }
 
 /// Installs this `flotilla` binary as the kubectl plugin `kubectl-amc` in `dir` (created).
-pub fn install_amc_plugin(dir: &Path) {
+pub(crate) fn install_amc_plugin(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     std::os::unix::fs::symlink(flotilla_bin(), dir.join("kubectl-amc")).unwrap();
 }
 
 /// `kubectl amc ARGS` with `plugin_dir` (see [`install_amc_plugin`]) first on PATH and
 /// `KUBECONFIG` pointing at `kubeconfig`.
-pub fn kubectl_amc(plugin_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
+pub(crate) fn kubectl_amc(plugin_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
     let path = format!(
         "{}:{}",
         plugin_dir.display(),
@@ -390,7 +390,7 @@ pub fn kubectl_amc(plugin_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Outpu
 /// `impersonate` on users, groups, serviceaccounts and (all of authentication.k8s.io) user
 /// extras and uids (what the cluster gateway
 /// and the grants controller need), its token written to `<dir>/<name>-hub.kubeconfig`.
-pub fn join_impersonate_only(hub: &Server, name: &str, member: &Server, dir: &Path) {
+pub(crate) fn join_impersonate_only(hub: &Server, name: &str, member: &Server, dir: &Path) {
     let rbac = r#"
 apiVersion: v1
 kind: ServiceAccount

@@ -5,7 +5,7 @@
 use super::{Server, stdout};
 
 /// The Application `default/sturdy` with `replicas` on each of `clusters`.
-pub fn sturdy_app(replicas: u32, clusters: &[&str]) -> String {
+pub(crate) fn sturdy_app(replicas: u32, clusters: &[&str]) -> String {
     let clusters = clusters
         .iter()
         .map(|c| format!("{c:?}"))
@@ -41,7 +41,7 @@ spec:
 }
 
 /// The objects of `kind` on `member` labelled as the `sturdy` application's (`-o name`).
-pub fn labelled(member: &Server, kind: &str) -> Vec<String> {
+pub(crate) fn labelled(member: &Server, kind: &str) -> Vec<String> {
     stdout(&member.kubectl(&[
         "get",
         kind,
