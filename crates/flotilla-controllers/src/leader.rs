@@ -8,17 +8,23 @@
 //! As in client-go, a candidate judges expiry on its own clock, never by comparing the
 //! holder's `renewTime` with its own wall clock (hubs on different machines may disagree on
 //! the time): a Lease has expired when its record (holder, `renewTime`, duration) has not
-//! changed for `leaseDurationSeconds` since this candidate first saw it that way. A leader
-//! that stops cleanly releases it (empty holder), so the next hub takes over at its next try.
+//! changed for `leaseDurationSeconds` since this candidate first saw it that way. Between
+//! tries a candidate watches the Lease, so it sees each renewal as it is written rather than
+//! up to one `retry_period` later at its next read, and it tries again right when the Lease
+//! expires: a killed leader is replaced about `leaseDurationSeconds` after its last renewal,
+//! not up to `retry_period` more. A leader that stops cleanly releases the Lease (empty
+//! holder), which the watch shows at once: the next hub takes it right away.
 
 use std::future::Future;
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
+use kube::runtime::{WatchStreamExt, watcher};
 use tokio::time::Instant;
 
 /// The Lease's namespace.
@@ -109,6 +115,16 @@ pub async fn run_elected<F, Fut>(
     elector.release().await;
 }
 
+/// The Lease's spec each time the watch delivers it (errors are retried with backoff inside).
+fn lease_changes(leases: Api<Lease>) -> impl Stream<Item = LeaseSpec> + Unpin {
+    let config = watcher::Config::default().fields(&format!("metadata.name={LEASE_NAME}"));
+    watcher(leases, config)
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|lease| std::future::ready(lease.ok().map(|l| l.spec.unwrap_or_default())))
+        .boxed()
+}
+
 struct Elector {
     leases: Api<Lease>,
     options: ElectionOptions,
@@ -153,6 +169,7 @@ impl Elector {
     /// Tries every `retry_period` (and right when the Lease seen would expire, if sooner)
     /// until this candidate holds the Lease; returns when the successful try started.
     async fn acquire(&mut self) -> Instant {
+        let mut changes = lease_changes(self.leases.clone());
         let mut last_error = String::new();
         loop {
             let attempt = Instant::now();
@@ -170,14 +187,38 @@ impl Elector {
                     }
                 }
             }
-            let expiry = self
+            self.until_next_try(attempt + self.options.retry_period, &mut changes)
+                .await;
+        }
+    }
+
+    /// Waits until `retry_at`, until the Lease seen expires if that is sooner, or until the
+    /// Lease is released, noting every change of the Lease the watch delivers meanwhile. The
+    /// watch is what keeps the takeover short: polling alone sees the holder's last renewal up
+    /// to `retry_period` late, and the Lease expires `lease_duration` after it was seen.
+    /// Seeing it sooner stays safe: a change is seen only after the holder wrote it, so after
+    /// the holder started the renewal its `renew_deadline` counts from.
+    async fn until_next_try(
+        &mut self,
+        retry_at: Instant,
+        changes: &mut (impl Stream<Item = LeaseSpec> + Unpin),
+    ) {
+        loop {
+            let now = Instant::now();
+            let wake = self
                 .observed
-                .expires_in(Instant::now(), self.options.lease_duration)
-                .filter(|left| !left.is_zero());
-            let pause = expiry.map_or(self.options.retry_period, |left| {
-                left.min(self.options.retry_period)
-            });
-            tokio::time::sleep(pause).await;
+                .expires_in(now, self.options.lease_duration)
+                .filter(|left| !left.is_zero())
+                .map_or(retry_at, |left| retry_at.min(now + left));
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => return,
+                Some(spec) = changes.next() => {
+                    self.observed.see(&spec, Instant::now());
+                    if spec.holder_identity.as_deref().unwrap_or_default().is_empty() {
+                        return; // released: take it now
+                    }
+                }
+            }
         }
     }
 

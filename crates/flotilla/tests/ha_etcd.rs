@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::jiff::Timestamp;
 use support::etcd::{EtcdCluster, WAIT, etcd_hub, lease_holder};
 use support::sturdy::{labelled, sturdy_app};
 use support::{Server, TestDir, kubectl, wait_for};
@@ -238,6 +239,7 @@ fn leading_hub_killed_mid_rollout_another_takes_over() {
     dead.child.kill().unwrap();
     dead.child.wait().unwrap();
     let killed_at = Instant::now();
+    let killed_on_clock = Timestamp::now();
     let survivor = hubs.iter().flatten().next().unwrap();
     // Published after the kill, so only the next leader can reconcile it: its first
     // ApplicationRevision marks that leader's first reconcile.
@@ -254,10 +256,35 @@ fn leading_hub_killed_mid_rollout_another_takes_over() {
             .exists("applicationrevision", "marker-v1", "takeover")
             .then_some(())
     });
+    let polled = killed_at.elapsed();
+    // The hubs' audit logs date the writes to the millisecond (polling through kubectl sees
+    // them up to a poll later): the old leader's last renewal, the new leader's acquisition
+    // and its first ApplicationRevision.
+    let lease = "/leases/flotilla-controllers";
+    let new_hub = hubs
+        .iter()
+        .flatten()
+        .find(|h| h.data_dir.ends_with(&new_leader));
+    let after_kill = |uri: &str| {
+        let first = new_hub.and_then(|h| {
+            audited_writes(h, uri)
+                .into_iter()
+                .find(|t| *t > killed_on_clock)
+        });
+        first.map_or(f64::NAN, |t| seconds_between(killed_on_clock, t))
+    };
+    let renewed_before_kill = audited_writes(&dead, lease)
+        .into_iter()
+        .rfind(|t| *t < killed_on_clock)
+        .map_or(f64::NAN, |t| seconds_between(t, killed_on_clock));
     eprintln!(
-        "takeover: {leader} killed, {new_leader} holds the Lease after {:.1}s, first reconcile after {:.1}s",
+        "takeover: {leader} killed {renewed_before_kill:.2}s after its last renewal; \
+         {new_leader} holds the Lease after {:.2}s, first reconcile after {:.2}s \
+         (audit logs; polled: {:.1}s, {:.1}s)",
+        after_kill(lease),
+        after_kill("/applicationrevisions/marker-v1"),
         lease_taken.as_secs_f64(),
-        killed_at.elapsed().as_secs_f64()
+        polled.as_secs_f64()
     );
 
     wait_for("convergence after takeover", WAIT, || {
@@ -297,6 +324,26 @@ fn leading_hub_killed_mid_rollout_another_takes_over() {
         6,
         "three members × (Deployment, Service): {tracked}"
     );
+}
+
+/// When `hub`'s audit log says the successful writes whose URI contains `uri` completed.
+fn audited_writes(hub: &Server, uri: &str) -> Vec<Timestamp> {
+    let log = std::fs::read_to_string(hub.data_dir.join("audit.log")).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["requestURI"].as_str().is_some_and(|u| u.contains(uri)))
+        .filter(|e| {
+            e["responseStatus"]["code"]
+                .as_u64()
+                .is_some_and(|c| c < 300)
+        })
+        .filter_map(|e| e["stageTimestamp"].as_str()?.parse::<Timestamp>().ok())
+        .collect()
+}
+
+/// Seconds from `earlier` to `later`.
+fn seconds_between(earlier: Timestamp, later: Timestamp) -> f64 {
+    (later.as_nanosecond() - earlier.as_nanosecond()) as f64 / 1e9
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
