@@ -4,6 +4,12 @@ use axum::response::{IntoResponse, Response};
 use flotilla_core::status::ApiError;
 use http::{HeaderValue, StatusCode, header};
 
+/// Put into every error response's extensions: the audit event copies the Status's
+/// `status`, `reason`, `message`, `details` and `code` into its `responseStatus`, as
+/// kube-apiserver's does for every Status it answers with.
+#[derive(Debug, Clone)]
+pub(crate) struct FailureStatus(pub ApiError);
+
 /// The `v1 Status` response for `e`.
 pub(crate) fn status_response(e: &ApiError) -> Response {
     let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -18,6 +24,7 @@ pub(crate) fn status_response(e: &ApiError) -> Response {
     {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
+    resp.extensions_mut().insert(FailureStatus(e.clone()));
     resp
 }
 

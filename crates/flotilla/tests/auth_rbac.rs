@@ -293,4 +293,69 @@ fn bindings_grant_exactly_what_they_say() {
         err.contains("rolebindings.rbac.authorization.k8s.io \"me-root\" is forbidden: user \"alice\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held"),
         "{err}"
     );
+
+    // The audit log says why, as kube-apiserver's does: a request RBAC refused is `forbid`
+    // with the refusal in its responseStatus; the escalation was authorized (`allow`, with
+    // the binding that allowed it) and refused after, its Status in the responseStatus.
+    let denied = audit_event(&hub, |e| {
+        e["verb"] == "list" && e["objectRef"]["resource"] == "configmaps"
+    });
+    assert_eq!(
+        denied["annotations"]["authorization.k8s.io/decision"],
+        "forbid"
+    );
+    assert_eq!(denied["responseStatus"]["reason"], "Forbidden");
+    assert!(
+        denied["responseStatus"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("User \"alice\" cannot list resource \"configmaps\""),
+        "{denied}"
+    );
+    let escalation = audit_event(&hub, |e| {
+        e["verb"] == "create" && e["objectRef"]["name"] == "me-root"
+    });
+    assert_eq!(escalation["responseStatus"]["code"], 403, "{escalation}");
+    assert_eq!(
+        escalation["responseStatus"]["status"], "Failure",
+        "{escalation}"
+    );
+    assert_eq!(
+        escalation["responseStatus"]["reason"], "Forbidden",
+        "{escalation}"
+    );
+    assert!(
+        escalation["responseStatus"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("is attempting to grant RBAC permissions not currently held"),
+        "{escalation}"
+    );
+    assert_eq!(
+        escalation["responseStatus"]["details"],
+        serde_json::json!({"name": "me-root", "group": "rbac.authorization.k8s.io", "kind": "rolebindings"}),
+        "{escalation}"
+    );
+    let annotations = &escalation["annotations"];
+    assert_eq!(annotations["authorization.k8s.io/decision"], "allow");
+    assert_eq!(
+        annotations["authorization.k8s.io/reason"],
+        "RBAC: allowed by RoleBinding \"alice-admin/team\" of ClusterRole \"admin\" to User \"alice\"",
+        "{escalation}"
+    );
+}
+
+/// The first event of `DIR/audit.log` that `matches` (waiting for the writer thread).
+fn audit_event(hub: &Server, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    support::wait_for(
+        "the audit event",
+        std::time::Duration::from_secs(10),
+        || {
+            let audit = std::fs::read_to_string(hub.data_dir.join("audit.log")).ok()?;
+            audit
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|e| matches(e))
+        },
+    )
 }

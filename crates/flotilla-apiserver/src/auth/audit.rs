@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use flotilla_core::status::ApiError;
 use flotilla_core::user::UserInfo;
 use serde_json::{Value, json};
 
@@ -114,8 +115,8 @@ pub(super) struct Record<'a> {
     /// The object's name when the path does not carry it (create), if the handler told.
     pub object_name: Option<&'a str>,
     pub code: u16,
-    /// For failures: the Status reason and message.
-    pub failure: Option<(&'a str, &'a str)>,
+    /// For failures: the Status the response carries.
+    pub failure: Option<&'a ApiError>,
     /// `authorization.k8s.io/decision` and `.../reason` annotations.
     pub decision: Option<(&'a str, &'a str)>,
     pub received: DateTime<Utc>,
@@ -184,10 +185,13 @@ pub(super) fn event(r: &Record<'_>) -> Value {
         event["objectRef"] = Value::Object(object_ref);
     }
     let mut status = json!({"metadata": {}, "code": r.code});
-    if let Some((reason, message)) = r.failure {
-        status["status"] = json!("Failure");
-        status["reason"] = json!(reason);
-        status["message"] = json!(message);
+    if let Some(failure) = r.failure {
+        let full = failure.to_status();
+        for field in ["status", "message", "reason", "details"] {
+            if let Some(v) = full.get(field) {
+                status[field] = v.clone();
+            }
+        }
     }
     event["responseStatus"] = status;
     event["requestReceivedTimestamp"] = json!(timestamp(r.received));
@@ -245,6 +249,43 @@ mod tests {
                 .ends_with('Z')
         );
         assert!(should_audit(&info, 201));
+    }
+
+    #[test]
+    fn a_failure_carries_its_status() {
+        let info = crate::request_info::parse(
+            &http::Method::POST,
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings",
+            &Default::default(),
+        );
+        let mut refused = ApiError::forbidden("not held");
+        refused.name = Some("root".into());
+        let e = event(&Record {
+            audit_id: "id-2",
+            request_uri: "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings",
+            info: &info,
+            user: None,
+            impersonated: None,
+            source_ip: None,
+            user_agent: None,
+            object_name: Some("root"),
+            code: 403,
+            failure: Some(&refused),
+            decision: Some(("allow", "RBAC: allowed by ...")),
+            received: Utc::now(),
+        });
+        let status = &e["responseStatus"];
+        assert_eq!(status["status"], "Failure");
+        assert_eq!(status["reason"], "Forbidden");
+        assert_eq!(status["code"], 403);
+        assert_eq!(status["message"], refused.message);
+        assert_eq!(status["details"]["name"], "root");
+        assert!(status.get("kind").is_none());
+        assert_eq!(e["annotations"]["authorization.k8s.io/decision"], "allow");
+        assert_eq!(
+            e["annotations"]["authorization.k8s.io/reason"],
+            "RBAC: allowed by ..."
+        );
     }
 
     #[test]

@@ -24,8 +24,9 @@ use flotilla_core::user::UserInfo;
 
 use super::{
     Attributes, AuditObjectName, Auth, Decision, Identity, PeerCertificates, anonymous,
-    error_response, impersonation, is_open_path, rbac,
+    impersonation, is_open_path, rbac,
 };
+use crate::error::{FailureStatus, status_response};
 use crate::request_info::RequestInfo;
 
 /// The authenticated caller (before impersonation).
@@ -42,7 +43,6 @@ struct AuditNote {
     /// The user impersonated, if any.
     impersonated: Option<UserInfo>,
     decision: Option<Decision>,
-    failure: Option<ApiError>,
 }
 
 /// Wraps `router` in the four auth layers.
@@ -54,13 +54,11 @@ pub(crate) fn wrap(router: Router, auth: Arc<Auth>) -> Router {
         .layer(from_fn_with_state(auth, audit))
 }
 
-/// A refusal with what the audit event should say about it.
+/// A refusal with what the audit event should say about it (its Status goes in as for
+/// every error response, [`FailureStatus`]).
 fn refuse(e: &ApiError, note: AuditNote) -> Response {
-    let mut resp = error_response(e);
-    resp.extensions_mut().insert(AuditNote {
-        failure: Some(e.clone()),
-        ..note
-    });
+    let mut resp = status_response(e);
+    resp.extensions_mut().insert(note);
     resp
 }
 
@@ -122,10 +120,7 @@ async fn audit(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) 
         user_agent: user_agent.as_deref(),
         object_name: object_name.as_deref(),
         code,
-        failure: note
-            .failure
-            .as_ref()
-            .map(|e| (e.reason.as_str(), e.message.as_str())),
+        failure: response.extensions().get::<FailureStatus>().map(|f| &f.0),
         decision,
         received,
     });
@@ -217,7 +212,7 @@ async fn authorize(State(auth): State<Arc<Auth>>, request: Request, next: Next) 
         request.extensions().get::<Identity>().cloned(),
         request.extensions().get::<RequestInfo>(),
     ) else {
-        return error_response(&ApiError::internal("the auth layers are out of order"));
+        return status_response(&ApiError::internal("the auth layers are out of order"));
     };
     let attrs = Attributes::from_request(info);
     let decision = auth.authorize(&identity.user, &attrs).await;

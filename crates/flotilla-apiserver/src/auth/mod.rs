@@ -37,7 +37,6 @@ pub(crate) mod tokens;
 
 use std::sync::Arc;
 
-use axum::response::IntoResponse;
 use flotilla_core::status::ApiError;
 use flotilla_core::user::{SYSTEM_MASTERS, UserInfo};
 
@@ -218,17 +217,6 @@ fn is_open_path(path: &str) -> bool {
 
 fn anonymous() -> UserInfo {
     UserInfo::new("system:anonymous", vec!["system:unauthenticated".into()])
-}
-
-fn error_response(e: &ApiError) -> axum::response::Response {
-    let code =
-        http::StatusCode::from_u16(e.code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        code,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        e.to_status().to_string(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

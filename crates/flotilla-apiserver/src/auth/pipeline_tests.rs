@@ -32,7 +32,7 @@ async fn echo(
         let body: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
         return match handle_virtual_create(&auth, &identity, &info, body).await {
             Ok(v) => (StatusCode::CREATED, v.to_string()).into_response(),
-            Err(e) => error_response(&e),
+            Err(e) => crate::error::status_response(&e),
         };
     }
     let out = json!({
