@@ -5,8 +5,9 @@
 //! kube-apiserver's do.
 
 use k8s_openapi::api;
+use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ListMeta, ObjectMeta};
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
@@ -112,33 +113,102 @@ fn crd_schema(generator: &mut SchemaGenerator, r: &ResourceInfo) -> Value {
     schema
 }
 
-/// The component schemas of one group-version's document.
+/// The component schemas of one group-version's document: its kinds, their List kinds, and,
+/// as kube-apiserver's documents carry them for the operations, `autoscaling/v1` Scale (when
+/// a kind has `/scale`) and `meta/v1` DeleteOptions.
 pub(crate) fn component_schemas(resources: &[std::sync::Arc<ResourceInfo>]) -> Map<String, Value> {
     let mut generator = SchemaSettings::openapi3().into_generator();
     let mut kinds: Vec<(String, Value)> = Vec::new();
     let mut custom: Vec<(String, Value)> = Vec::new();
+    let mut lists: Vec<(String, Value)> = Vec::new();
     for r in resources {
         let gvk = json!([{"group": r.group, "kind": r.kind, "version": r.version}]);
-        if r.crd.is_some() {
+        let name = if r.crd.is_some() {
             let name = crd_schema_name(&r.group, &r.version, &r.kind);
             let mut schema = crd_schema(&mut generator, r);
             schema["x-kubernetes-group-version-kind"] = gvk;
-            custom.push((name, schema));
+            custom.push((name.clone(), schema));
+            name
         } else if let Some(name) = builtin_ref(&mut generator, &r.group, &r.version, &r.kind)
             .as_ref()
             .and_then(ref_name)
         {
-            kinds.push((name, gvk));
+            kinds.push((name.clone(), gvk));
+            name
+        } else {
+            continue;
+        };
+        if !r.is_virtual && r.verbs.contains(&"list") {
+            let list = list_schema(&mut generator, r, &name);
+            lists.push((name, list));
         }
     }
+    let extra = operation_kinds(&mut generator, resources);
     let mut schemas = generator.take_definitions(true);
-    for (name, gvk) in kinds {
+    for (name, gvk) in kinds.into_iter().chain(extra) {
         if let Some(schema) = schemas.get_mut(&name) {
             schema["x-kubernetes-group-version-kind"] = gvk;
         }
     }
     schemas.extend(custom);
+    schemas.extend(
+        lists
+            .into_iter()
+            .map(|(name, list)| (format!("{name}List"), list)),
+    );
     schemas
+}
+
+/// The `<Kind>List` schema of `r`, whose items are the component `item`.
+fn list_schema(generator: &mut SchemaGenerator, r: &ResourceInfo, item: &str) -> Value {
+    let list_meta = generator.subschema_for::<ListMeta>();
+    json!({
+        "description": format!("{} is a list of {} objects.", r.list_kind(), r.kind),
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."},
+            "kind": {"type": "string", "description": "Kind is a string value representing the REST resource this object represents."},
+            "items": {
+                "type": "array",
+                "description": format!("Items is the list of {} objects.", r.kind),
+                "items": {"allOf": [{"$ref": format!("{SCHEMA_REF_PREFIX}{item}")}], "default": {}},
+            },
+            "metadata": {"allOf": [list_meta], "default": {}, "description": "Standard list metadata."},
+        },
+        "x-kubernetes-group-version-kind": [{"group": r.group, "kind": r.list_kind(), "version": r.version}],
+    })
+}
+
+/// The kinds the operations of `resources` take or return besides their own, registered in
+/// `generator`, with their group-version-kinds: Scale for `/scale`, DeleteOptions for
+/// deletes (registered in every built-in group-version, as kube-apiserver lists it).
+fn operation_kinds(
+    generator: &mut SchemaGenerator,
+    resources: &[std::sync::Arc<ResourceInfo>],
+) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    if resources.iter().any(|r| r.scale.is_some())
+        && let Some(name) = ref_name(&generator.subschema_for::<Scale>())
+    {
+        let gvk = json!([{"group": "autoscaling", "kind": "Scale", "version": "v1"}]);
+        out.push((name, gvk));
+    }
+    if resources.iter().any(|r| !r.is_virtual)
+        && let Some(name) = ref_name(&generator.subschema_for::<DeleteOptions>())
+    {
+        let mut group_versions: Vec<(&str, &str)> = flotilla_core::kinds::builtin()
+            .map(|k| (k.group, k.version))
+            .collect();
+        group_versions.sort();
+        group_versions.dedup();
+        let gvks: Vec<Value> = group_versions
+            .into_iter()
+            .map(|(group, version)| json!({"group": group, "kind": "DeleteOptions", "version": version}))
+            .collect();
+        out.push((name, Value::Array(gvks)));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! (`deployment.spec.replicas`, `pods.spec.containers.image`) and of custom resources'
 //! fields (`application.spec.policies`, and a CRD added while the hub runs) with kubectl
 //! 1.27, 1.32 and 1.33; the documents carry `x-kubernetes-group-version-kind` and keep
-//! their hash while nothing changes.
+//! their hash while nothing changes; List kinds, Scale and DeleteOptions are components and
+//! every reference resolves.
 
 mod support;
 
@@ -76,6 +77,42 @@ fn kubectl_explain_reads_component_schemas() {
         deployment["x-kubernetes-group-version-kind"][0]["kind"],
         "Deployment"
     );
+    // List kinds, Scale and DeleteOptions are components too, and every reference resolves.
+    let schemas = &apps["components"]["schemas"];
+    let list = &schemas["io.k8s.api.apps.v1.DeploymentList"];
+    assert_eq!(
+        list["x-kubernetes-group-version-kind"],
+        serde_json::json!([{"group": "apps", "kind": "DeploymentList", "version": "v1"}])
+    );
+    assert_eq!(
+        list["properties"]["items"]["items"]["allOf"][0]["$ref"],
+        "#/components/schemas/io.k8s.api.apps.v1.Deployment"
+    );
+    assert_eq!(
+        schemas["io.k8s.api.autoscaling.v1.Scale"]["x-kubernetes-group-version-kind"],
+        serde_json::json!([{"group": "autoscaling", "kind": "Scale", "version": "v1"}])
+    );
+    let delete_gvks = &schemas["io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"]["x-kubernetes-group-version-kind"];
+    for (group, version) in [("", "v1"), ("apps", "v1")] {
+        let gvk = serde_json::json!({"group": group, "kind": "DeleteOptions", "version": version});
+        assert!(
+            delete_gvks.as_array().is_some_and(|a| a.contains(&gvk)),
+            "{delete_gvks}"
+        );
+    }
+    assert_refs_resolve(&apps);
+    let oam_url = index["paths"]["apis/core.oam.dev/v1beta1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let oam = get_raw(&hub, &oam_url);
+    assert_eq!(
+        oam["components"]["schemas"]["dev.oam.core.v1beta1.ApplicationList"]["properties"]["items"]
+            ["items"]["allOf"][0]["$ref"],
+        "#/components/schemas/dev.oam.core.v1beta1.Application"
+    );
+    assert_refs_resolve(&oam);
+
     let again = get_raw(&hub, "/openapi/v3");
     assert_eq!(
         again["paths"]["apis/apps/v1"]["serverRelativeURL"],
@@ -101,6 +138,32 @@ fn kubectl_explain_reads_component_schemas() {
         assert!(
             size.contains("<integer>") && size.contains("How many sprockets"),
             "kubectl {version}:\n{size}"
+        );
+    }
+}
+
+/// Every `$ref` in `doc` names one of its component schemas.
+fn assert_refs_resolve(doc: &Value) {
+    fn walk<'a>(v: &'a Value, refs: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                    refs.push(r);
+                }
+                m.values().for_each(|v| walk(v, refs));
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, refs)),
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    walk(doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "unresolved {r}"
         );
     }
 }
