@@ -47,6 +47,7 @@ pub mod state;
 pub(crate) mod store;
 pub(crate) mod strategy;
 pub(crate) mod table;
+pub(crate) mod typed_kinds;
 pub(crate) mod ui;
 pub(crate) mod validation;
 pub mod waiting;

@@ -1,77 +1,17 @@
 //! `components.schemas` of the `/openapi/v3` documents, what `kubectl explain
 //! deployment.spec.replicas` reads: built-in kinds from k8s-openapi's schemas (its
-//! `schemars` feature), custom resources from their CRD's structural schema. Each kind's
-//! schema carries `x-kubernetes-group-version-kind`, and references use `allOf` as
-//! kube-apiserver's do.
+//! `schemars` feature, for the types of `crate::typed_kinds`), custom resources from their
+//! CRD's structural schema. Each kind's schema carries `x-kubernetes-group-version-kind`, and
+//! references use `allOf` as kube-apiserver's do.
 
-use k8s_openapi::api;
 use k8s_openapi::api::autoscaling::v1::Scale;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ListMeta, ObjectMeta};
-use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
 use crate::registry::ResourceInfo;
 
 const SCHEMA_REF_PREFIX: &str = "#/components/schemas/";
-
-/// The `$ref` k8s-openapi's schema of a built-in kind, registering its definitions.
-macro_rules! builtin_kinds {
-    ($(($group:literal, $version:literal, $kind:literal) => $ty:ty,)*) => {
-        fn builtin_ref(
-            generator: &mut SchemaGenerator,
-            group: &str,
-            version: &str,
-            kind: &str,
-        ) -> Option<schemars::Schema> {
-            match (group, version, kind) {
-                $(($group, $version, $kind) => Some(generator.subschema_for::<$ty>()),)*
-                _ => None,
-            }
-        }
-    };
-}
-
-builtin_kinds! {
-    ("", "v1", "ConfigMap") => api::core::v1::ConfigMap,
-    ("", "v1", "Endpoints") => api::core::v1::Endpoints,
-    ("", "v1", "Event") => api::core::v1::Event,
-    ("", "v1", "Namespace") => api::core::v1::Namespace,
-    ("", "v1", "PersistentVolumeClaim") => api::core::v1::PersistentVolumeClaim,
-    ("", "v1", "Pod") => api::core::v1::Pod,
-    ("", "v1", "Secret") => api::core::v1::Secret,
-    ("", "v1", "Service") => api::core::v1::Service,
-    ("", "v1", "ServiceAccount") => api::core::v1::ServiceAccount,
-    ("apps", "v1", "DaemonSet") => api::apps::v1::DaemonSet,
-    ("apps", "v1", "Deployment") => api::apps::v1::Deployment,
-    ("apps", "v1", "ReplicaSet") => api::apps::v1::ReplicaSet,
-    ("apps", "v1", "StatefulSet") => api::apps::v1::StatefulSet,
-    ("apiregistration.k8s.io", "v1", "APIService") => APIService,
-    ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => CustomResourceDefinition,
-    ("authentication.k8s.io", "v1", "SelfSubjectReview") => api::authentication::v1::SelfSubjectReview,
-    ("authentication.k8s.io", "v1", "TokenReview") => api::authentication::v1::TokenReview,
-    ("authorization.k8s.io", "v1", "LocalSubjectAccessReview") => api::authorization::v1::LocalSubjectAccessReview,
-    ("authorization.k8s.io", "v1", "SelfSubjectAccessReview") => api::authorization::v1::SelfSubjectAccessReview,
-    ("authorization.k8s.io", "v1", "SelfSubjectRulesReview") => api::authorization::v1::SelfSubjectRulesReview,
-    ("authorization.k8s.io", "v1", "SubjectAccessReview") => api::authorization::v1::SubjectAccessReview,
-    ("autoscaling", "v1", "HorizontalPodAutoscaler") => api::autoscaling::v1::HorizontalPodAutoscaler,
-    ("autoscaling", "v2", "HorizontalPodAutoscaler") => api::autoscaling::v2::HorizontalPodAutoscaler,
-    ("batch", "v1", "CronJob") => api::batch::v1::CronJob,
-    ("batch", "v1", "Job") => api::batch::v1::Job,
-    ("certificates.k8s.io", "v1", "CertificateSigningRequest") => api::certificates::v1::CertificateSigningRequest,
-    ("coordination.k8s.io", "v1", "Lease") => api::coordination::v1::Lease,
-    ("discovery.k8s.io", "v1", "EndpointSlice") => api::discovery::v1::EndpointSlice,
-    ("events.k8s.io", "v1", "Event") => api::events::v1::Event,
-    ("networking.k8s.io", "v1", "Ingress") => api::networking::v1::Ingress,
-    ("networking.k8s.io", "v1", "IngressClass") => api::networking::v1::IngressClass,
-    ("networking.k8s.io", "v1", "NetworkPolicy") => api::networking::v1::NetworkPolicy,
-    ("policy", "v1", "PodDisruptionBudget") => api::policy::v1::PodDisruptionBudget,
-    ("rbac.authorization.k8s.io", "v1", "ClusterRole") => api::rbac::v1::ClusterRole,
-    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => api::rbac::v1::ClusterRoleBinding,
-    ("rbac.authorization.k8s.io", "v1", "Role") => api::rbac::v1::Role,
-    ("rbac.authorization.k8s.io", "v1", "RoleBinding") => api::rbac::v1::RoleBinding,
-}
 
 /// `io.k8s.api.apps.v1.Deployment` from `{"$ref": "#/components/schemas/io.k8s..."}`.
 fn ref_name(schema: &schemars::Schema) -> Option<String> {
@@ -129,9 +69,10 @@ pub(crate) fn component_schemas(resources: &[std::sync::Arc<ResourceInfo>]) -> M
             schema["x-kubernetes-group-version-kind"] = gvk;
             custom.push((name.clone(), schema));
             name
-        } else if let Some(name) = builtin_ref(&mut generator, &r.group, &r.version, &r.kind)
-            .as_ref()
-            .and_then(ref_name)
+        } else if let Some(name) =
+            crate::typed_kinds::schema_ref(&mut generator, &r.group, &r.version, &r.kind)
+                .as_ref()
+                .and_then(ref_name)
         {
             kinds.push((name.clone(), gvk));
             name

@@ -4,13 +4,12 @@
 //! meet most often.
 
 use flotilla_core::status::{ApiError, StatusCause};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::handlers::FieldValidation;
 use crate::registry::ResourceInfo;
 use crate::strategy::NameRule;
+use crate::typed_kinds::typed_decode;
 
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 pub(crate) const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
@@ -95,66 +94,6 @@ pub(crate) fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> Result<()
         map.remove("metadata");
     }
     Ok(())
-}
-
-fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
-    let typed = T::deserialize(v).map_err(|e| e.to_string())?;
-    serde_json::to_value(&typed).map_err(|e| e.to_string())
-}
-
-macro_rules! typed_roundtrip {
-    ($group:expr, $version:expr, $kind:expr, $v:expr, { $( ($g:literal, $ver:literal, $k:literal) => $t:ty ),* $(,)? }) => {
-        match ($group, $version, $kind) {
-            $( ($g, $ver, $k) => Some(roundtrip::<$t>($v)), )*
-            _ => None,
-        }
-    };
-}
-
-/// Decodes a built-in object through its `k8s-openapi` type: `Some(Ok(normalized))`,
-/// `Some(Err(why))` if it does not fit the schema, `None` for kinds without a type.
-pub(crate) fn typed_decode(
-    group: &str,
-    version: &str,
-    kind: &str,
-    v: &Value,
-) -> Option<Result<Value, String>> {
-    use k8s_openapi::api::{
-        apps::v1 as apps, autoscaling::v1 as as1, autoscaling::v2 as as2, batch::v1 as batch,
-        coordination::v1 as coord, core::v1 as core, networking::v1 as net, policy::v1 as policy,
-        rbac::v1 as rbac,
-    };
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
-    typed_roundtrip!(group, version, kind, v, {
-        ("", "v1", "ConfigMap") => core::ConfigMap,
-        ("", "v1", "Event") => core::Event,
-        ("", "v1", "Namespace") => core::Namespace,
-        ("", "v1", "PersistentVolumeClaim") => core::PersistentVolumeClaim,
-        ("", "v1", "Pod") => core::Pod,
-        ("", "v1", "Secret") => core::Secret,
-        ("", "v1", "ServiceAccount") => core::ServiceAccount,
-        ("", "v1", "Service") => core::Service,
-        ("apps", "v1", "DaemonSet") => apps::DaemonSet,
-        ("apps", "v1", "Deployment") => apps::Deployment,
-        ("apps", "v1", "ReplicaSet") => apps::ReplicaSet,
-        ("apps", "v1", "StatefulSet") => apps::StatefulSet,
-        ("autoscaling", "v1", "HorizontalPodAutoscaler") => as1::HorizontalPodAutoscaler,
-        ("autoscaling", "v2", "HorizontalPodAutoscaler") => as2::HorizontalPodAutoscaler,
-        ("autoscaling", "v1", "Scale") => as1::Scale,
-        ("batch", "v1", "CronJob") => batch::CronJob,
-        ("batch", "v1", "Job") => batch::Job,
-        ("networking.k8s.io", "v1", "Ingress") => net::Ingress,
-        ("networking.k8s.io", "v1", "IngressClass") => net::IngressClass,
-        ("networking.k8s.io", "v1", "NetworkPolicy") => net::NetworkPolicy,
-        ("policy", "v1", "PodDisruptionBudget") => policy::PodDisruptionBudget,
-        ("coordination.k8s.io", "v1", "Lease") => coord::Lease,
-        ("events.k8s.io", "v1", "Event") => k8s_openapi::api::events::v1::Event,
-        ("rbac.authorization.k8s.io", "v1", "Role") => rbac::Role,
-        ("rbac.authorization.k8s.io", "v1", "RoleBinding") => rbac::RoleBinding,
-        ("rbac.authorization.k8s.io", "v1", "ClusterRole") => rbac::ClusterRole,
-        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => rbac::ClusterRoleBinding,
-        ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => apiext::CustomResourceDefinition,
-    })
 }
 
 /// Paths (`spec.foo`, `spec.containers[0].bar`) present in `input` but not in `decoded`.
