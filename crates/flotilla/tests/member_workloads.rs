@@ -4,7 +4,8 @@
 //! makes a new ReplicaSet and scales the old one to zero; `kubectl rollout history` and
 //! `kubectl rollout undo` (1.27 and 1.33) work; a bare Pod runs; deleting the Deployment
 //! deletes its ReplicaSets and Pods; a Service gets EndpointSlices and Endpoints of its ready
-//! Pods; a stuck Deployment's Pods never become ready.
+//! Pods; a stuck Deployment's Pods never become ready. A kube-rs client reads the same
+//! Deployment → ReplicaSet → Pods chain as typed objects.
 
 mod support;
 
@@ -98,6 +99,52 @@ fn web_replicasets(member: &Server) -> Vec<(String, String, String)> {
     out
 }
 
+/// A kube-rs client decodes the same chain into k8s-openapi types: the ReplicaSet owned by
+/// the Deployment `web`, three Running Pods owned by the ReplicaSet.
+fn kube_rs_sees_the_chain(member: &Server, rs_name: &str) {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = member.kube_client().await;
+        let rs = Api::<ReplicaSet>::namespaced(client.clone(), "default")
+            .get(rs_name)
+            .await
+            .unwrap();
+        let owner = &rs.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("Deployment", "web")
+        );
+        assert_eq!(owner.controller, Some(true));
+        let pods = Api::<Pod>::namespaced(client, "default")
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap();
+        let owned: Vec<&Pod> = pods
+            .items
+            .iter()
+            .filter(|p| {
+                p.metadata.owner_references.as_ref().is_some_and(|o| {
+                    o[0].name == rs_name && o[0].uid == rs.metadata.uid.clone().unwrap()
+                })
+            })
+            .collect();
+        assert_eq!(owned.len(), 3, "{:?}", pods.items);
+        for pod in owned {
+            let status = pod.status.as_ref().unwrap();
+            assert_eq!(status.phase.as_deref(), Some("Running"));
+            assert!(
+                status
+                    .pod_ip
+                    .as_deref()
+                    .is_some_and(|ip| ip.starts_with("10."))
+            );
+        }
+    });
+}
+
 #[test]
 fn member_runs_deployments_through_replicasets_and_pods() {
     let dir = TestDir::new("member-workloads");
@@ -186,6 +233,7 @@ fn member_runs_deployments_through_replicasets_and_pods() {
         assert_eq!(&f[6..], &["True", "true", "0"], "{line}");
     }
     assert_eq!(ips.len(), 3, "{pods}");
+    kube_rs_sees_the_chain(&member, &rs_name);
 
     // The Service's EndpointSlice and Endpoints list the ready Pods' addresses.
     let slice_path = r#"{range .items[*]}{.metadata.labels.endpointslice\.kubernetes\.io/managed-by} {.ports[0].port} {range .endpoints[*]}{.addresses[0]}={.conditions.ready} {end}{end}"#;
