@@ -24,6 +24,9 @@ pub enum Error {
     /// Anything else, described.
     #[error("pki: {0}")]
     Pki(String),
+    /// Reading or publishing the shared CA in the store.
+    #[error("pki: shared CA in the store: {0}")]
+    Store(#[from] flotilla_storage::Error),
     /// Reading or writing a file of the data dir.
     #[error("pki: {path}")]
     Io {
@@ -199,9 +202,7 @@ impl ClusterPki {
         data_dir: &Path,
         store: &flotilla_storage::SharedBackend,
     ) -> Result<ClusterPki> {
-        let stored =
-            |e: flotilla_storage::Error| Error::Pki(format!("shared CA in the store: {e}"));
-        let shared = match store.get(SHARED_PKI_KEY).await.map_err(stored)? {
+        let shared = match store.get(SHARED_PKI_KEY).await? {
             Some(kv) => Some(kv.value),
             None => {
                 // Publish this data dir's CA (created now if needed).
@@ -222,12 +223,10 @@ impl ClusterPki {
                 {
                     Ok(_) => None,
                     // Another server got there first: adopt theirs.
-                    Err(flotilla_storage::Error::AlreadyExists(_)) => store
-                        .get(SHARED_PKI_KEY)
-                        .await
-                        .map_err(stored)?
-                        .map(|kv| kv.value),
-                    Err(e) => return Err(stored(e)),
+                    Err(flotilla_storage::Error::AlreadyExists(_)) => {
+                        store.get(SHARED_PKI_KEY).await?.map(|kv| kv.value)
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
         };

@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use crate::auth::{Auth, PeerCertificates};
 use crate::pki::ClusterPki;
 use crate::state::{ApiState, SharedState};
+use crate::waiting::retry_while_unavailable;
 
 /// The version this server reports at `/version` (kubectl prints it as Server Version).
 pub const KUBERNETES_VERSION: &str = "v1.33.0";
@@ -46,6 +47,9 @@ pub enum StartError {
         #[source]
         source: flotilla_core::status::ApiError,
     },
+    /// Answering probes while a start-up step was retried failed.
+    #[error("{0}")]
+    Waiting(#[from] crate::waiting::WaitingError),
     /// A file of the data dir could not be written.
     #[error("writing {path}: {source}")]
     Write {
@@ -150,7 +154,16 @@ pub async fn start_on(
         source,
     })?;
     // One CA (and token key) per store: hubs sharing an etcd form one cluster.
-    let pki = Arc::new(ClusterPki::load_or_create_shared(&options.data_dir, &options.store).await?);
+    let pki = retry_while_unavailable(
+        &listener,
+        "reading the shared CA",
+        StartError::store_unavailable,
+        || async {
+            Ok(ClusterPki::load_or_create_shared(&options.data_dir, &options.store).await?)
+        },
+    )
+    .await?;
+    let pki = Arc::new(pki);
     let store = crate::store::Store::new(options.store.clone());
     let auth = Auth::new(store.clone(), &pki, &options.data_dir)
         .map_err(|e| StartError::Auth(format!("{e:#}")))?;
@@ -185,26 +198,13 @@ pub async fn start_on(
     });
 
     crate::crd::register_hooks(&state);
-    bootstrap(&state, options.bootstrap).await?;
-    // Hubs sharing an etcd may start together and write these at once: a conflict is retried.
-    let mut attempt = 0;
-    let reconciled = loop {
-        attempt += 1;
-        let result = match crate::kubernetes_service::reconcile(&state, addr).await {
-            Ok(()) => crate::apiservices::reconcile(&state).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Err(e) if e.code == 409 && attempt < 10 => {
-                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
-            }
-            other => break other,
-        }
-    };
-    reconciled.map_err(|source| StartError::Bootstrap {
-        what: "the kubernetes Service and APIServices".into(),
-        source,
-    })?;
+    retry_while_unavailable(
+        &listener,
+        "bootstrapping the stored objects",
+        StartError::store_unavailable,
+        || bootstrap(&state, &options.bootstrap, addr),
+    )
+    .await?;
     crate::apiservices::spawn(state.clone());
     crate::crd::spawn_watch(state.clone());
 
@@ -293,9 +293,52 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// Creates what must exist from the first start: namespaces, RBAC bootstrap objects,
-/// CRDs. Existing objects are left alone.
-async fn bootstrap(state: &SharedState, extra: Vec<Value>) -> Result<(), StartError> {
+impl StartError {
+    /// Whether the store failed the step (unreachable, or etcd without quorum): worth
+    /// running again, where anything else is a fault of this server or its data dir.
+    fn store_unavailable(&self) -> bool {
+        match self {
+            StartError::Pki(crate::pki::Error::Store(e)) => {
+                matches!(e, flotilla_storage::Error::Unavailable(_))
+            }
+            StartError::Bootstrap { source, .. } => source.code == 503,
+            _ => false,
+        }
+    }
+}
+
+/// Creates what must exist from the first start (namespaces, RBAC bootstrap objects, CRDs,
+/// `extra`), leaving existing objects alone, then the `kubernetes` Service and APIServices.
+/// Safe to run again after a failure.
+async fn bootstrap(
+    state: &SharedState,
+    extra: &[Value],
+    addr: SocketAddr,
+) -> Result<(), StartError> {
+    create_initial_objects(state, extra).await?;
+    // Hubs sharing an etcd may start together and write these at once: a conflict is retried.
+    let mut attempt = 0;
+    let reconciled = loop {
+        attempt += 1;
+        let result = match crate::kubernetes_service::reconcile(state, addr).await {
+            Ok(()) => crate::apiservices::reconcile(state).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(e) if e.code == 409 && attempt < 10 => {
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            other => break other,
+        }
+    };
+    reconciled.map_err(|source| StartError::Bootstrap {
+        what: "the kubernetes Service and APIServices".into(),
+        source,
+    })
+}
+
+/// Namespaces, RBAC bootstrap objects, CRDs and `extra`, each created if absent.
+async fn create_initial_objects(state: &SharedState, extra: &[Value]) -> Result<(), StartError> {
     crate::crd::load_all(state)
         .await
         .map_err(|source| StartError::Bootstrap {
@@ -307,7 +350,7 @@ async fn bootstrap(state: &SharedState, extra: Vec<Value>) -> Result<(), StartEr
         .map(|ns| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
         .collect();
     objects.extend(Auth::bootstrap_objects());
-    objects.extend(extra);
+    objects.extend(extra.iter().cloned());
     for obj in objects {
         let what = format!(
             "{} {}",

@@ -3,7 +3,10 @@
 //! 503 `Status`. TLS uses a throwaway self-signed certificate, since the cluster CA is in the
 //! store that is missing (probes skip verification, as kubelet's do). Every answer closes its
 //! connection, so no client keeps talking to this stand-in once the store answers and the
-//! same listener is handed to [`crate::server::start_on`].
+//! same listener is handed to [`crate::server::start_on`]. The store can also stop answering
+//! during the start-up that follows (etcd losing quorum right after it first answered):
+//! `start_on` then retries the failed step in-process ([`retry_while_unavailable`]), the
+//! listener answering probes the same way meanwhile.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -65,6 +68,45 @@ pub async fn answer_probes_until<T>(
         out = ready => Ok(out),
         () = crate::server::accept_loop(listener, tls, router) => Err(WaitingError::Stopped),
     }
+}
+
+/// How long a start-up step the store failed waits before it runs again.
+pub const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs the start-up step `step` (`what` names it) until it succeeds or fails for another
+/// reason than the store being unavailable, which `unavailable` tells. The store can stop
+/// answering after it first answered (etcd losing quorum): rather than exit, the server logs
+/// each such failure, answers probes on `listener` as [`answer_probes_until`] does meanwhile
+/// (`/readyz` naming the step and the error), and runs the step again every [`RETRY_PAUSE`].
+/// Steps are written to be run again (they create what is absent, adopt what exists).
+pub async fn retry_while_unavailable<T, E, F, Fut>(
+    listener: &TcpListener,
+    what: &str,
+    unavailable: impl Fn(&E) -> bool,
+    mut step: F,
+) -> Result<T, E>
+where
+    E: std::fmt::Display + From<WaitingError>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut error = match step().await {
+        Err(e) if unavailable(&e) => e,
+        done => return done,
+    };
+    let cause = WaitingCause::new(String::new());
+    let retried = async {
+        loop {
+            tracing::warn!(%error, "the store failed the start-up ({what}); retrying it in {RETRY_PAUSE:?} (/readyz fails until the start-up is done)");
+            cause.set(format!("{what}: {error}"));
+            tokio::time::sleep(RETRY_PAUSE).await;
+            error = match step().await {
+                Err(e) if unavailable(&e) => e,
+                done => return done,
+            };
+        }
+    };
+    answer_probes_until(listener, cause.clone(), retried).await?
 }
 
 /// `/livez` ok, `/readyz` (and `/healthz`) failing with the cause, anything else 503.

@@ -215,16 +215,30 @@ impl EtcdBackend {
         })
     }
 
-    /// The revision etcd is at, retried every `every` until etcd answers: the store is
-    /// reachable when this returns. `on_retry` is told each failure (for a log line).
+    /// Asks etcd every `every` until a member answers: the store is reachable when this
+    /// returns. `on_retry` is told each failure (for a log line). The question is a
+    /// serializable read, which a member answers from its own copy even without quorum: a
+    /// member that answers but cannot commit is past this wait, and what the caller does next
+    /// fails as the store being unavailable (`Error::Unavailable`), naming that cause.
     pub async fn wait_reachable(&self, every: Duration, mut on_retry: impl FnMut(&Error)) {
         loop {
-            match self.current_revision().await {
-                Ok(_) => return,
+            match self.answers().await {
+                Ok(()) => return,
                 Err(e) => on_retry(&e),
             }
             tokio::time::sleep(every).await;
         }
+    }
+
+    /// Whether a member answers a serializable count-only read.
+    async fn answers(&self) -> Result<()> {
+        self.unsent_retried(|mut etcd| async move {
+            let options = GetOptions::new().with_count_only().with_serializable();
+            etcd.get(vec![0], Some(options)).await
+        })
+        .await
+        .map_err(client_err)?;
+        Ok(())
     }
 
     fn learn_compacted(&self, floor: Revision) {
