@@ -42,6 +42,14 @@ pub(crate) struct RunFlags {
     /// The flotilla binary.
     #[arg(long, default_value_os_t = hub::default_binary())]
     pub flotilla: PathBuf,
+    /// Skip the floor (for a memory run: the floor is a time, and its Deployments would
+    /// only load the members).
+    #[arg(long)]
+    pub skip_floor: bool,
+    /// Keep the hub and the members running this long after the report (to profile them
+    /// by hand, e.g. a heap snapshot of the hub with the members still there).
+    #[arg(long, default_value_t = 0)]
+    pub hold_secs: u64,
 }
 
 const IMAGE: &str = "nginx:1.27";
@@ -352,13 +360,20 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
     );
 
     // Floor: the same Deployments written straight to the members, in their own namespace.
-    let (floor_written, floor_ready) = floor(&args, &clients).await?;
-    let members_floor = hub::Usage::of(members.pid())?;
-    println!(
-        "  floor (Deployments straight to members): written in {floor_written:.2?}, all ready in {floor_ready:.2?} ({:.0} Deployments/s); members CPU {:.2} ms per Deployment",
-        deployments as f64 / floor_ready.as_secs_f64(),
-        ms_per(members_floor.cpu_secs - members_idle.cpu_secs, deployments)
-    );
+    let floor_ready = if args.run.skip_floor {
+        println!("  floor: skipped (--skip-floor)");
+        None
+    } else {
+        let (floor_written, floor_ready) = floor(&args, &clients).await?;
+        let members_floor = hub::Usage::of(members.pid())?;
+        println!(
+            "  floor (Deployments straight to members): written in {floor_written:.2?}, all ready in {floor_ready:.2?} ({:.0} Deployments/s); members CPU {:.2} ms per Deployment; members process RSS {}",
+            deployments as f64 / floor_ready.as_secs_f64(),
+            ms_per(members_floor.cpu_secs - members_idle.cpu_secs, deployments),
+            hub::mib(members_floor.rss_kib)
+        );
+        Some(floor_ready)
+    };
 
     let (hub, hub_client) = joined_hub(&args.run.flotilla, &members, &names).await?;
     let hub_before = hub::Usage::of(hub.pid())?;
@@ -389,10 +404,12 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
         "  hub (Applications -> members):       written in {hub_written:.2?}, all running in {hub_running:.2?} ({:.0} placements/s)",
         deployments as f64 / hub_running.as_secs_f64()
     );
-    println!(
-        "  hub / floor time: {:.2}x",
-        hub_running.as_secs_f64() / floor_ready.as_secs_f64()
-    );
+    if let Some(floor_ready) = floor_ready {
+        println!(
+            "  hub / floor time: {:.2}x",
+            hub_running.as_secs_f64() / floor_ready.as_secs_f64()
+        );
+    }
     println!(
         "  CPU per placement: hub {:.2} ms, members process {:.2} ms",
         ms_per(hub_after.cpu_secs - hub_before.cpu_secs, deployments),
@@ -402,13 +419,21 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
         )
     );
     println!(
-        "  hub RSS: {} before the Applications, {} after ({:.1} KiB per placement); members process RSS {} idle, {} after the floor, {} after the hub",
+        "  hub RSS: {} before the Applications, {} after ({:.1} KiB per placement); members process RSS {} idle, {} after the hub",
         hub::mib(hub_before.rss_kib),
         hub::mib(hub_after.rss_kib),
         hub_after.rss_kib.saturating_sub(hub_before.rss_kib) as f64 / deployments.max(1) as f64,
         hub::mib(members_idle.rss_kib),
-        hub::mib(members_floor.rss_kib),
         hub::mib(members_after.rss_kib)
     );
+    if args.run.hold_secs > 0 {
+        println!(
+            "  holding for {} s: hub pid {}, members pid {}",
+            args.run.hold_secs,
+            hub.pid(),
+            members.pid()
+        );
+        tokio::time::sleep(Duration::from_secs(args.run.hold_secs)).await;
+    }
     Ok(())
 }

@@ -41,6 +41,9 @@ pub(crate) struct Args {
     /// The flotilla binary.
     #[arg(long, default_value_os_t = hub::default_binary())]
     pub flotilla: PathBuf,
+    /// Keep the members running this long after the report (to profile them by hand).
+    #[arg(long, default_value_t = 0)]
+    pub hold_secs: u64,
 }
 
 fn deployment(name: &str, replicas: i32) -> anyhow::Result<Deployment> {
@@ -186,5 +189,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         idle.rss_kib as f64 / 1024.0 / f64::from(args.members),
         idle.descriptors as f64 / f64::from(args.members)
     );
+    if args.hold_secs > 0 {
+        println!(
+            "  holding for {} s: members pid {}",
+            args.hold_secs,
+            members.pid()
+        );
+        tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
+    }
     Ok(())
 }

@@ -128,21 +128,21 @@ async fn pass<'a>(
     let tracker = tracker::read(ctx, &app_name, &app_namespace).await?;
     let annotations = app.metadata.annotations.as_ref();
     Ok(deploy::Pass {
-        app_ref: ObjectReference {
+        app_ref: Arc::new(ObjectReference {
             api_version: Some(Application::API_VERSION.into()),
             kind: Some(Application::KIND.into()),
             name: Some(app_name.clone()),
             namespace: Some(app_namespace.clone()),
             uid: app.metadata.uid.clone(),
             ..Default::default()
-        },
+        }),
         report_drift: annotations
             .and_then(|a| a.get(labels::DRIFT))
             .is_some_and(|v| v == "report"),
         ctx,
         app_name,
         app_namespace,
-        identity: Identity::of(app.metadata.annotations.as_ref()),
+        identity: Arc::new(Identity::of(app.metadata.annotations.as_ref())),
         snapshot: &run.snapshot,
         revision: run.revision.name.clone(),
         clusters: deploy::list_clusters(ctx).await?,

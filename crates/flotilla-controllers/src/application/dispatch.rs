@@ -413,7 +413,9 @@ pub(crate) async fn apply(
         .await
         .map_err(Error::from_kube)?
         .map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
-    let mut desired = desired.clone();
+    // Copied only when apply-once paths change it: a pass has every object of every
+    // cluster in flight at once, and a copy each made up most of the hub's peak memory.
+    let mut desired = std::borrow::Cow::Borrowed(desired);
     let me = format!("{app_namespace}/{app_name}");
     if let Some(live) = &live {
         let skipped = || Ok((Applied::Skipped, live.clone()));
@@ -445,7 +447,7 @@ pub(crate) async fn apply(
         }
         for path in &options.apply_once_paths {
             if let Some(v) = value_at(live, path) {
-                set_at(&mut desired, path, v.clone());
+                set_at(desired.to_mut(), path, v.clone());
             }
         }
     } else if options.read_only {
@@ -456,7 +458,7 @@ pub(crate) async fn apply(
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let written = api
-        .patch(&name, &params, &Patch::Apply(&desired))
+        .patch(&name, &params, &Patch::Apply(desired.as_ref()))
         .await
         .map_err(Error::from_kube)?;
     let written = serde_json::to_value(written).unwrap_or(Value::Null);

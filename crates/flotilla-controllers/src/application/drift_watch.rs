@@ -31,21 +31,55 @@ pub(crate) type ObjectKey = (String, String, String, String, String);
 /// One application's drifted objects and their fields.
 type AppReport = BTreeMap<ObjectKey, Vec<String>>;
 
-/// The desired state of one dispatched object.
+/// The desired state of one dispatched object, kept for as long as the object is dispatched
+/// (one per object per cluster, so it is kept small: the object as compact JSON, one copy
+/// shared by every cluster it is the same in, decoded only when a watch event of it is
+/// compared; the application's identity and reference shared by all its objects of a pass).
 #[derive(Debug, Clone)]
 pub(crate) struct Desired {
-    /// The prepared object as dispatch applies it.
-    pub object: Value,
+    /// The prepared object as dispatch applies it, as compact JSON ([`DriftWatch::encode`]).
+    pub object: Arc<[u8]>,
     /// Its kind's plural and scope in the cluster.
     pub kind: KindInfo,
     /// Paths left to the cluster (apply-once).
     pub exempt: Vec<String>,
     /// Who applies it.
-    pub identity: Identity,
+    pub identity: Arc<Identity>,
     /// The application (for the Event and the report).
-    pub app: ObjectReference,
+    pub app: Arc<ObjectReference>,
     /// Report instead of correcting.
     pub report: bool,
+}
+
+impl Desired {
+    /// The desired object, decoded.
+    fn decoded(&self) -> Value {
+        serde_json::from_slice(&self.object).unwrap_or(Value::Null)
+    }
+}
+
+/// Encoded desired objects, one copy of each distinct one (an application's object is
+/// usually the same in all its clusters).
+#[derive(Default)]
+struct Interned {
+    objects: HashSet<Arc<[u8]>>,
+    /// Size at which copies nobody holds any more are dropped.
+    prune_at: usize,
+}
+
+impl Interned {
+    fn intern(&mut self, bytes: Vec<u8>) -> Arc<[u8]> {
+        if let Some(shared) = self.objects.get(bytes.as_slice()) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<[u8]> = bytes.into();
+        self.objects.insert(Arc::clone(&shared));
+        if self.objects.len() > self.prune_at {
+            self.objects.retain(|o| Arc::strong_count(o) > 1);
+            self.prune_at = (2 * self.objects.len()).max(1024);
+        }
+        shared
+    }
 }
 
 /// Desired objects, the running watches and the reports.
@@ -54,6 +88,7 @@ pub(crate) struct DriftWatch {
     members: MemberClients,
     recorder: Recorder,
     desired: Mutex<HashMap<ObjectKey, Desired>>,
+    interned: Mutex<Interned>,
     watching: Mutex<HashSet<(String, String, String)>>,
     reports: tokio::sync::Mutex<HashMap<(String, String), AppReport>>,
 }
@@ -81,15 +116,25 @@ impl DriftWatch {
             hub_client,
             members,
             desired: Mutex::new(HashMap::new()),
+            interned: Mutex::new(Interned::default()),
             watching: Mutex::new(HashSet::new()),
             reports: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
-    /// Records the desired state of an object about to be dispatched to `cluster`, and makes
+    /// `object` as [`Desired::object`] keeps it: compact JSON, shared with every identical one.
+    pub(crate) fn encode(&self, object: &Value) -> Arc<[u8]> {
+        let bytes = serde_json::to_vec(object).unwrap_or_default();
+        match self.interned.lock() {
+            Ok(mut interned) => interned.intern(bytes),
+            Err(_) => bytes.into(),
+        }
+    }
+
+    /// Records the desired state of `object`, about to be dispatched to `cluster`, and makes
     /// sure its kind is watched there.
-    pub(crate) fn register(self: &Arc<Self>, cluster: &str, desired: Desired) {
-        let key = key_of(cluster, &desired.object);
+    pub(crate) fn register(self: &Arc<Self>, cluster: &str, object: &Value, desired: Desired) {
+        let key = key_of(cluster, object);
         let kind = desired.kind.clone();
         if let Ok(mut map) = self.desired.lock() {
             map.insert(key.clone(), desired);
@@ -200,7 +245,7 @@ impl DriftWatch {
         };
         let mut exempt = desired.exempt.clone();
         exempt.extend(applied_by_others(&live));
-        let mut fields = drifted_fields(&desired.object, &live, &exempt);
+        let mut fields = drifted_fields(&desired.decoded(), &live, &exempt);
         if fields.iter().any(|f| f == "spec.replicas") && self.scaled_by_hpa(cluster, &key).await {
             fields.retain(|f| f != "spec.replicas");
         }
@@ -277,16 +322,17 @@ impl DriftWatch {
             .await
             .map_err(|e| kube::Error::Service(Box::new(e)))?;
         let api = dispatch::api_for(&client, &key.1, &key.2, &desired.kind, &key.3);
+        let object = desired.decoded();
         let applied = api
             .patch(
                 &key.4,
                 &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&desired.object),
+                &Patch::Apply(&object),
             )
             .await?;
         // A value the cluster normalises differently would drift forever: leave it alone.
         let live = serde_json::to_value(&applied).unwrap_or(Value::Null);
-        let stuck = drifted_fields(&desired.object, &live, &desired.exempt);
+        let stuck = drifted_fields(&object, &live, &desired.exempt);
         if !stuck.is_empty()
             && let Ok(mut map) = self.desired.lock()
             && let Some(entry) = map.get_mut(key)
@@ -349,4 +395,25 @@ fn object_name(key: &ObjectKey) -> String {
 /// and the hub's stored credential may only impersonate.
 fn watcher_identity() -> Identity {
     Identity::hub_component("drift-watch", &["system:masters"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_objects_share_one_copy_until_nobody_holds_it() {
+        let mut interned = Interned::default();
+        let a = interned.intern(b"{\"kind\":\"Deployment\"}".to_vec());
+        let b = interned.intern(b"{\"kind\":\"Deployment\"}".to_vec());
+        let c = interned.intern(b"{\"kind\":\"Service\"}".to_vec());
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        drop((a, b, c));
+        // Past the prune size, copies nobody holds go.
+        let kept: Vec<_> = (0..=1024)
+            .map(|i| interned.intern(format!("{i}").into_bytes()))
+            .collect();
+        assert_eq!(interned.objects.len(), kept.len());
+    }
 }

@@ -2,6 +2,7 @@
 //! component × cluster (`execute`). Shared by the workflow and converge sub-reconcilers.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use flotilla_apis::{
@@ -83,15 +84,15 @@ pub(crate) struct Pass<'a> {
     pub(crate) ctx: &'a Context,
     pub(crate) app_name: String,
     pub(crate) app_namespace: String,
-    pub(crate) identity: Identity,
+    pub(crate) identity: Arc<Identity>,
     pub(crate) snapshot: &'a Snapshot,
     pub(crate) revision: String,
     pub(crate) clusters: Vec<ClusterInfo>,
     pub(crate) policies: ResourcePolicies,
     pub(crate) tracker: Mutex<ResourceTracker>,
     pub(crate) create_namespace: bool,
-    /// The application, for Events.
-    pub(crate) app_ref: ObjectReference,
+    /// The application, for Events (shared with the drift watch's entries).
+    pub(crate) app_ref: Arc<ObjectReference>,
     /// `app.oam.dev/drift: report`: drift is listed, not corrected.
     pub(crate) report_drift: bool,
 }
@@ -391,7 +392,9 @@ impl Pass<'_> {
             options.force = force;
             let watched = !options.read_only && !options.apply_once_all;
             if watched {
-                self.ctx.drift.register(cluster, self.desired(o, &options));
+                self.ctx
+                    .drift
+                    .register(cluster, &o.object, self.desired(o, &options));
             }
             let applied = dispatch::apply(
                 &client,
@@ -433,7 +436,7 @@ impl Pass<'_> {
 
     fn desired(&self, o: &PlannedObject, options: &dispatch::ApplyOptions) -> Desired {
         Desired {
-            object: o.object.clone(),
+            object: self.ctx.drift.encode(&o.object),
             kind: o.kind.clone(),
             exempt: options.apply_once_paths.clone(),
             identity: self.identity.clone(),
