@@ -22,6 +22,7 @@ use http_body_util::BodyExt;
 use crate::Gateway;
 use crate::members::Member;
 use crate::metrics::{ClusterLabels, ErrorLabels, RequestLabels};
+use crate::relay_client::RelayBody;
 use crate::routes::Backend;
 
 /// Largest request body relayed.
@@ -280,29 +281,37 @@ async fn send(member: &Member, backend: &Backend, outbound: &Outbound) -> Attemp
     if let Some(h) = builder.headers_mut() {
         h.extend(outbound.headers.clone());
     }
-    let request = match builder.body(kube::client::Body::from(outbound.body.to_vec())) {
+    let request = match builder.body(RelayBody::new(outbound.body.clone())) {
         Ok(r) => r,
         Err(e) => return Attempt::Broken(format!("building the request: {e}")),
     };
-    match member.client.send(request).await {
-        Ok(resp) => {
-            let (mut parts, body) = resp.into_parts();
-            for h in HOP_BY_HOP {
-                parts.headers.remove(*h);
-            }
-            if let Ok(v) = HeaderValue::from_str(&member.name) {
-                parts.headers.insert("x-flotilla-gateway-cluster", v);
-            }
-            let failed = parts.status.is_server_error();
-            let resp = Response::from_parts(parts, Body::new(body));
-            if failed {
-                Attempt::Failed5xx(resp)
-            } else {
-                Attempt::Answered(resp)
-            }
-        }
-        Err(e) if is_connect_error(&e) => Attempt::Refused(chain(&e)),
-        Err(e) => Attempt::Broken(chain(&e)),
+    match member.relay.send(request).await {
+        Ok(resp) => relayed(member, resp),
+        Err(e) if is_connect_error(&*e) => Attempt::Refused(chain(&*e)),
+        Err(e) => Attempt::Broken(chain(&*e)),
+    }
+}
+
+/// The member's answer as the gateway relays it: hop-by-hop headers dropped, the cluster
+/// named; a 5xx counts as a failure.
+fn relayed<B>(member: &Member, resp: Response<B>) -> Attempt
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let (mut parts, body) = resp.into_parts();
+    for h in HOP_BY_HOP {
+        parts.headers.remove(*h);
+    }
+    if let Ok(v) = HeaderValue::from_str(&member.name) {
+        parts.headers.insert("x-flotilla-gateway-cluster", v);
+    }
+    let failed = parts.status.is_server_error();
+    let resp = Response::from_parts(parts, Body::new(body));
+    if failed {
+        Attempt::Failed5xx(resp)
+    } else {
+        Attempt::Answered(resp)
     }
 }
 
@@ -319,7 +328,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Whether the request never reached the member (so sending it elsewhere is always safe).
-fn is_connect_error(e: &kube::Error) -> bool {
+fn is_connect_error(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if err

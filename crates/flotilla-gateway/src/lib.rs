@@ -10,6 +10,7 @@ pub(crate) mod forward;
 pub(crate) mod ingress_status;
 pub(crate) mod members;
 pub(crate) mod metrics;
+pub(crate) mod relay_client;
 pub(crate) mod routes;
 pub(crate) mod weights;
 
@@ -18,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::serve::ListenerExt as _;
 use futures::StreamExt;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::Api;
@@ -118,6 +120,12 @@ pub async fn run(hub_client: kube::Client, listen: &str) -> Result<(), Error> {
     let app = axum::Router::new()
         .fallback(forward::handle)
         .with_state(gateway);
+    // Answers go out as soon as they are written, not held back for the client's ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

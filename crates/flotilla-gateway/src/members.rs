@@ -13,6 +13,8 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use parking_lot::{Mutex, RwLock};
 
+use crate::relay_client::RelayClient;
+
 /// Failures in a row that take a member out.
 pub(crate) const FAILURES_TO_EJECT: u32 = 3;
 /// How long a member stays out.
@@ -28,6 +30,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Member {
     pub name: String,
     pub client: kube::Client,
+    /// Relays requests to the member's service proxy, as the same identity as `client`.
+    pub relay: RelayClient,
     state: RwLock<MemberState>,
     breaker: Mutex<Breaker>,
 }
@@ -146,8 +150,12 @@ async fn build_member(hub_client: &kube::Client, name: &str) -> anyhow::Result<M
     // The hub's stored credential only impersonates: list Services and proxy to them as the
     // gateway's own identity, which the member's audit log names.
     let gateway = Identity::hub_component("ingress-gateway", &["system:masters"]);
+    let mut relay_config = config.clone();
+    relay_config.auth_info.impersonate = gateway.user.clone();
+    relay_config.auth_info.impersonate_groups = Some(gateway.groups.clone());
     Ok(Member {
         name: name.to_string(),
+        relay: RelayClient::new(&relay_config)?,
         client: impersonating(kube::Client::try_from(config)?, &gateway),
         state: RwLock::new(MemberState::default()),
         breaker: Mutex::new(Breaker::default()),

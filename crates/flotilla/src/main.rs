@@ -10,7 +10,17 @@ fn main() -> std::process::ExitCode {
     let cli = flotilla_cli::args::Cli::parse_from(plugin_args());
     // A server started by `flotilla dev` stops when the playground dies.
     flotilla_cli::dev::watch_parent();
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // The gateway relays each request between two sockets; on one thread the hand-offs
+    // between its server, handler and member connection tasks wake no other thread
+    // (docs/benchmarks.md, multi-cluster gateway).
+    let runtime = if matches!(cli.command, Command::Gateway(_)) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    } else {
+        tokio::runtime::Runtime::new().expect("tokio runtime")
+    };
     let result = runtime.block_on(run(cli));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
