@@ -178,7 +178,14 @@ pub async fn start_on(
         } else {
             crate::registry::Registry::new()
         },
-        watches: crate::watch::WatchHub::new(store),
+        watches: crate::watch::WatchHub::with_backlog(
+            store,
+            if options.simulated_member {
+                crate::watch::BacklogBounds::MEMBER
+            } else {
+                crate::watch::BacklogBounds::HUB
+            },
+        ),
         metrics: crate::metrics::Metrics::with_extra(options.extra_metrics),
         auth: auth.clone(),
         pki: pki.clone(),

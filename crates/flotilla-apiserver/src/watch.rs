@@ -32,6 +32,35 @@ const BACKLOG_BYTES: usize = 4 * 1024 * 1024;
 const BACKLOG_AGE: Duration = Duration::from_secs(60);
 /// How often an idle feed drops backlog events past [`BACKLOG_AGE`].
 const BACKLOG_SWEEP: Duration = Duration::from_secs(15);
+/// How much of its recent past each resource's feed keeps (the oldest events go past any
+/// bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BacklogBounds {
+    /// Events.
+    pub(crate) events: usize,
+    /// Bytes of the events (object and previous object).
+    pub(crate) bytes: usize,
+    /// Age.
+    pub(crate) age: Duration,
+}
+
+impl BacklogBounds {
+    /// The hub's feeds: [`BACKLOG`] events, [`BACKLOG_BYTES`], [`BACKLOG_AGE`].
+    pub(crate) const HUB: BacklogBounds = BacklogBounds {
+        events: BACKLOG,
+        bytes: BACKLOG_BYTES,
+        age: BACKLOG_AGE,
+    };
+    /// A simulated member's feeds: a small cluster's watchers (its simulator and exporter on
+    /// loopback, the hub's drift watches) start from a list a moment old; one further behind
+    /// is served from the member's storage history, or told 410 Expired past it.
+    pub(crate) const MEMBER: BacklogBounds = BacklogBounds {
+        events: 256,
+        bytes: 256 * 1024,
+        age: BACKLOG_AGE,
+    };
+}
+
 /// Broadcast buffer per resource; a watcher further behind than this is dropped (it
 /// re-watches, as Kubernetes clients do). Events are freed once every watcher has them.
 const CHANNEL: usize = 8192;
@@ -157,6 +186,7 @@ struct FeedState {
     backlog: VecDeque<(Instant, Arc<WatchEvent>)>,
     /// Bytes the events in `backlog` keep alive.
     bytes: usize,
+    bounds: BacklogBounds,
 }
 
 impl FeedState {
@@ -169,9 +199,9 @@ impl FeedState {
     /// Drops the oldest events past any bound (count, bytes, age).
     fn trim(&mut self, now: Instant) {
         while let Some((at, oldest)) = self.backlog.front() {
-            let over = self.backlog.len() > BACKLOG
-                || self.bytes > BACKLOG_BYTES
-                || now.duration_since(*at) > BACKLOG_AGE;
+            let over = self.backlog.len() > self.bounds.events
+                || self.bytes > self.bounds.bytes
+                || now.duration_since(*at) > self.bounds.age;
             if !over {
                 break;
             }
@@ -202,13 +232,22 @@ pub(crate) enum Subscription {
 pub(crate) struct WatchHub {
     store: Store,
     feeds: Arc<Mutex<HashMap<String, Arc<Feed>>>>,
+    bounds: BacklogBounds,
 }
 
 impl WatchHub {
+    /// Feeds keeping the hub's bounds of their past.
+    #[cfg(test)]
     pub(crate) fn new(store: Store) -> WatchHub {
+        WatchHub::with_backlog(store, BacklogBounds::HUB)
+    }
+
+    /// Feeds keeping `bounds` of their past.
+    pub(crate) fn with_backlog(store: Store, bounds: BacklogBounds) -> WatchHub {
         WatchHub {
             store,
             feeds: Arc::new(Mutex::new(HashMap::new())),
+            bounds,
         }
     }
 
@@ -237,6 +276,7 @@ impl WatchHub {
                     floor: start,
                     backlog: VecDeque::new(),
                     bytes: 0,
+                    bounds: self.bounds,
                 }),
             });
             feeds.insert(prefix.to_string(), feed.clone());
@@ -353,6 +393,7 @@ mod tests {
             floor: 0,
             backlog: VecDeque::new(),
             bytes: 0,
+            bounds: BacklogBounds::HUB,
         };
         let t0 = Instant::now();
         for rev in 1..=(BACKLOG as Revision + 10) {

@@ -33,14 +33,35 @@ fn raise_open_file_limit() {
 }
 
 /// Opens the embedded store in `data_dir` (blocking work, off the async threads).
-async fn open_embedded(data_dir: &Path) -> anyhow::Result<flotilla_storage::SharedBackend> {
+async fn open_embedded(
+    data_dir: &Path,
+    options: flotilla_storage::EmbeddedOptions,
+) -> anyhow::Result<flotilla_storage::SharedBackend> {
     let dir = data_dir.to_path_buf();
-    let backend =
-        tokio::task::spawn_blocking(move || flotilla_storage::EmbeddedBackend::open(&dir))
-            .await
-            .context("opening the store")??;
+    let backend = tokio::task::spawn_blocking(move || {
+        flotilla_storage::EmbeddedBackend::open_with_options(&dir, options)
+    })
+    .await
+    .context("opening the store")??;
     Ok(Arc::new(backend))
 }
+
+/// A simulated member's store: its watch history sized for one small cluster's watchers
+/// (its own simulator and exporter on loopback, the hub's drift watches), not for the hub's.
+/// A watch from further back gets 410 Expired and its client lists again, as with
+/// kube-apiserver once etcd has compacted.
+fn member_store_options() -> flotilla_storage::EmbeddedOptions {
+    flotilla_storage::EmbeddedOptions {
+        history_capacity: MEMBER_HISTORY_EVENTS,
+        history_max_bytes: MEMBER_HISTORY_BYTES,
+        ..Default::default()
+    }
+}
+
+/// Events a member's watch history keeps ...
+const MEMBER_HISTORY_EVENTS: usize = 1_000;
+/// ... and at most this many bytes of objects in them.
+const MEMBER_HISTORY_BYTES: usize = 1 << 20;
 
 /// Connects to etcd and waits until it answers, saying so every 2 s. Meanwhile `listener`
 /// answers probes: `/livez` ok, `/readyz` failing with the cause, the API 503.
@@ -124,7 +145,7 @@ pub(crate) async fn hub(args: HubArgs) -> anyhow::Result<()> {
     let listener = flotilla_apiserver::server::bind(&args.listen).await?;
     let store = match args.storage.as_str() {
         "etcd" => open_etcd(&args, &listener).await?,
-        _ => open_embedded(&args.data_dir).await?,
+        _ => open_embedded(&args.data_dir, Default::default()).await?,
     };
     let gateway = Arc::new(crate::cluster_gateway::GatewayBackend::default());
     let pushes = flotilla_controllers::gitops::PushQueue::default();
@@ -345,7 +366,7 @@ async fn one_member(
     data_dir: PathBuf,
     args: &MemberArgs,
 ) -> anyhow::Result<(RunningServer, kube::Client)> {
-    let store = open_embedded(&data_dir).await?;
+    let store = open_embedded(&data_dir, member_store_options()).await?;
     let state_metrics = flotilla_controllers::statemetrics::StateMetrics::new(&name);
     let registered = state_metrics.clone();
     let server = flotilla_apiserver::start(ServerOptions {
