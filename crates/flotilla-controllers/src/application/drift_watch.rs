@@ -32,9 +32,10 @@ pub(crate) type ObjectKey = (String, String, String, String, String);
 type AppReport = BTreeMap<ObjectKey, Vec<String>>;
 
 /// The desired state of one dispatched object, kept for as long as the object is dispatched
-/// (one per object per cluster, so it is kept small: the object as compact JSON, one copy
-/// shared by every cluster it is the same in, decoded only when a watch event of it is
-/// compared; the application's identity and reference shared by all its objects of a pass).
+/// (one per object per cluster, so it is kept small: the object as compact JSON, decoded
+/// only when a watch event of it is compared or it is re-applied; the application's identity
+/// and reference shared by all its objects of a pass). Each cluster's copy differs (its
+/// `app.oam.dev/cluster` label), so copies are not shared between clusters.
 #[derive(Debug, Clone)]
 pub(crate) struct Desired {
     /// The prepared object as dispatch applies it, as compact JSON ([`DriftWatch::encode`]).
@@ -58,37 +59,12 @@ impl Desired {
     }
 }
 
-/// Encoded desired objects, one copy of each distinct one (an application's object is
-/// usually the same in all its clusters).
-#[derive(Default)]
-struct Interned {
-    objects: HashSet<Arc<[u8]>>,
-    /// Size at which copies nobody holds any more are dropped.
-    prune_at: usize,
-}
-
-impl Interned {
-    fn intern(&mut self, bytes: Vec<u8>) -> Arc<[u8]> {
-        if let Some(shared) = self.objects.get(bytes.as_slice()) {
-            return Arc::clone(shared);
-        }
-        let shared: Arc<[u8]> = bytes.into();
-        self.objects.insert(Arc::clone(&shared));
-        if self.objects.len() > self.prune_at {
-            self.objects.retain(|o| Arc::strong_count(o) > 1);
-            self.prune_at = (2 * self.objects.len()).max(1024);
-        }
-        shared
-    }
-}
-
 /// Desired objects, the running watches and the reports.
 pub(crate) struct DriftWatch {
     hub_client: kube::Client,
     members: MemberClients,
     recorder: Recorder,
     desired: Mutex<HashMap<ObjectKey, Desired>>,
-    interned: Mutex<Interned>,
     watching: Mutex<HashSet<(String, String, String)>>,
     reports: tokio::sync::Mutex<HashMap<(String, String), AppReport>>,
 }
@@ -116,19 +92,14 @@ impl DriftWatch {
             hub_client,
             members,
             desired: Mutex::new(HashMap::new()),
-            interned: Mutex::new(Interned::default()),
             watching: Mutex::new(HashSet::new()),
             reports: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
-    /// `object` as [`Desired::object`] keeps it: compact JSON, shared with every identical one.
-    pub(crate) fn encode(&self, object: &Value) -> Arc<[u8]> {
-        let bytes = serde_json::to_vec(object).unwrap_or_default();
-        match self.interned.lock() {
-            Ok(mut interned) => interned.intern(bytes),
-            Err(_) => bytes.into(),
-        }
+    /// `object` as [`Desired::object`] keeps it: compact JSON.
+    pub(crate) fn encode(object: &Value) -> Arc<[u8]> {
+        serde_json::to_vec(object).unwrap_or_default().into()
     }
 
     /// Records the desired state of `object`, about to be dispatched to `cluster`, and makes
@@ -395,25 +366,4 @@ fn object_name(key: &ObjectKey) -> String {
 /// and the hub's stored credential may only impersonate.
 fn watcher_identity() -> Identity {
     Identity::hub_component("drift-watch", &["system:masters"])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identical_objects_share_one_copy_until_nobody_holds_it() {
-        let mut interned = Interned::default();
-        let a = interned.intern(b"{\"kind\":\"Deployment\"}".to_vec());
-        let b = interned.intern(b"{\"kind\":\"Deployment\"}".to_vec());
-        let c = interned.intern(b"{\"kind\":\"Service\"}".to_vec());
-        assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(&a, &c));
-        drop((a, b, c));
-        // Past the prune size, copies nobody holds go.
-        let kept: Vec<_> = (0..=1024)
-            .map(|i| interned.intern(format!("{i}").into_bytes()))
-            .collect();
-        assert_eq!(interned.objects.len(), kept.len());
-    }
 }

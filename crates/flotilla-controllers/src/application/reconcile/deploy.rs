@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use super::super::controller::{Context, Error, hub};
 use super::super::dispatch::{self, Target, describe};
-use super::super::drift_watch::Desired;
+use super::super::drift_watch::{Desired, DriftWatch};
 use super::super::health::component_status;
 use super::super::member_clients::Identity;
 use super::super::placement::{self, ClusterInfo, Placement};
@@ -436,7 +436,7 @@ impl Pass<'_> {
 
     fn desired(&self, o: &PlannedObject, options: &dispatch::ApplyOptions) -> Desired {
         Desired {
-            object: self.ctx.drift.encode(&o.object),
+            object: DriftWatch::encode(&o.object),
             kind: o.kind.clone(),
             exempt: options.apply_once_paths.clone(),
             identity: self.identity.clone(),
