@@ -43,8 +43,10 @@ struct Task {
 }
 
 enum TaskResult {
-    /// Applied; the status and the objects as read back (`None`: not there).
-    Done(ApplicationComponentStatus, Vec<Option<Value>>),
+    /// Applied; the status and the first object as read back, as JSON (all that the step's
+    /// output needs: a pass holds every task's result until it ends, and decoded objects
+    /// were most of the hub's peak memory).
+    Done(ApplicationComponentStatus, Option<Vec<u8>>),
     Failed(String),
     /// Refused for now; the cluster may accept it later (retried with backoff).
     Retry(String),
@@ -263,9 +265,7 @@ impl Pass<'_> {
                 TaskResult::Done(status, live) => {
                     if result.output.is_none() {
                         result.output = live
-                            .into_iter()
-                            .flatten()
-                            .next()
+                            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
                             .map(|v| json!({"value": v}));
                     }
                     if !status.healthy {
@@ -431,7 +431,8 @@ impl Pass<'_> {
             return failed;
         }
         let status = component_status(rendered, cluster, &task.namespace, &live);
-        TaskResult::Done(status, live)
+        let first = live.iter().flatten().next();
+        TaskResult::Done(status, first.and_then(|v| serde_json::to_vec(v).ok()))
     }
 
     fn desired(&self, o: &PlannedObject, options: &dispatch::ApplyOptions) -> Desired {
