@@ -106,6 +106,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let reads_before = scrape::served_requests(&clients, reading).await?;
     let idle = scrape::delta(&quiet, &before);
 
+    let members_before = hub::Usage::of(members.pid())?;
     hub.restart()?;
     let started = Instant::now();
     let hub_client = hub
@@ -117,6 +118,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await?;
     let verified = started.elapsed();
+    let (hub_cpu, members_cpu) = (
+        hub::Usage::of(hub.pid())?.cpu_secs,
+        hub::Usage::of(members.pid())?.cpu_secs - members_before.cpu_secs,
+    );
     let reads = scrape::delta(
         &reads_before,
         &scrape::served_requests(&clients, reading).await?,
@@ -137,6 +142,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "  restarted hub ready in {ready:.2?}; every Application reconciled (ok) in {verified:.2?}; reconcile errors: {errors}"
     );
     println!("  member reads until then: {}", show(&reads));
+    let per_placement = |cpu: f64| cpu * 1000.0 / placements.max(1) as f64;
+    println!(
+        "  CPU until then: hub {hub_cpu:.2}s (start-up included; {:.3} ms per placement), members process {members_cpu:.2}s ({:.3} ms per placement)",
+        per_placement(hub_cpu),
+        per_placement(members_cpu)
+    );
     println!(
         "  member writes after the restart (until {:.0?} after the last reconcile): {} (goal 0)",
         settle,

@@ -7,7 +7,8 @@
 //! covers it.
 
 use flotilla_apis::labels;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::Resource as _;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GetParams, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
@@ -297,6 +298,63 @@ pub(crate) fn api_for(
     }
 }
 
+/// Reads and writes of one kind in one namespace of a cluster whose answers are parsed once,
+/// straight into a `Value`. Through `Api<DynamicObject>` every answer was parsed into typed
+/// metadata and then serialised back into a `Value` (the hub's CPU per object read and
+/// written, issue 11); the requests sent are the same.
+pub(crate) struct ValueApi {
+    client: kube::Client,
+    request: kube::core::Request,
+}
+
+impl ValueApi {
+    /// The object's kind in `namespace` (ignored for cluster-scoped kinds).
+    pub(crate) fn new(
+        client: &kube::Client,
+        api_version: &str,
+        kind: &str,
+        info: &KindInfo,
+        namespace: &str,
+    ) -> ValueApi {
+        let resource = api_resource(api_version, kind, &info.plural);
+        let namespace = (info.namespaced && !namespace.is_empty()).then_some(namespace);
+        ValueApi {
+            client: client.clone(),
+            request: kube::core::Request::new(DynamicObject::url_path(&resource, namespace)),
+        }
+    }
+
+    /// The object as the cluster holds it; `None` when it does not exist.
+    pub(crate) async fn get_opt(&self, name: &str) -> Result<Option<Value>> {
+        let request = self
+            .request
+            .get(name, &GetParams::default())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        match self.client.request::<Value>(request).await {
+            Ok(object) => Ok(Some(object)),
+            Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+            Err(e) => Err(Error::from_kube(e)),
+        }
+    }
+
+    /// Patches `name`; the object as patched.
+    async fn patch<P: serde::Serialize + std::fmt::Debug>(
+        &self,
+        name: &str,
+        params: &PatchParams,
+        patch: &Patch<P>,
+    ) -> Result<Value> {
+        let request = self
+            .request
+            .patch(name, params, patch)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        self.client
+            .request::<Value>(request)
+            .await
+            .map_err(Error::from_kube)
+    }
+}
+
 fn identity(object: &Value) -> Result<(String, String, String, String)> {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let (api_version, kind, name) = (
@@ -324,12 +382,9 @@ pub async fn get(
     namespace: &str,
     name: &str,
 ) -> Result<Option<Value>> {
-    let api = api_for(client, api_version, kind, info, namespace);
-    match api.get_opt(name).await {
-        Ok(Some(o)) => Ok(Some(serde_json::to_value(o).unwrap_or(Value::Null))),
-        Ok(None) => Ok(None),
-        Err(e) => Err(Error::from_kube(e)),
-    }
+    ValueApi::new(client, api_version, kind, info, namespace)
+        .get_opt(name)
+        .await
 }
 
 /// How to treat one object.
@@ -407,12 +462,8 @@ pub(crate) async fn apply(
     options: &ApplyOptions,
 ) -> Result<(Applied, Value)> {
     let (api_version, kind, namespace, name) = identity(desired)?;
-    let api = api_for(client, &api_version, &kind, info, &namespace);
-    let live = api
-        .get_opt(&name)
-        .await
-        .map_err(Error::from_kube)?
-        .map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
+    let api = ValueApi::new(client, &api_version, &kind, info, &namespace);
+    let live = api.get_opt(&name).await?;
     // Copied only when apply-once paths change it: a pass has every object of every
     // cluster in flight at once, and a copy each made up most of the hub's peak memory.
     let mut desired = std::borrow::Cow::Borrowed(desired);
@@ -459,9 +510,7 @@ pub(crate) async fn apply(
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let written = api
         .patch(&name, &params, &Patch::Apply(desired.as_ref()))
-        .await
-        .map_err(Error::from_kube)?;
-    let written = serde_json::to_value(written).unwrap_or(Value::Null);
+        .await?;
     if options.shared {
         // The owner heads the list of sharers (kept out of the applied fields, so no
         // re-apply drops the others).
@@ -473,12 +522,9 @@ pub(crate) async fn apply(
 }
 
 /// Merge-patches `name`; the object as patched.
-async fn merge_patch(api: &Api<DynamicObject>, name: &str, patch: &Value) -> Result<Value> {
-    let patched = api
-        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+async fn merge_patch(api: &ValueApi, name: &str, patch: &Value) -> Result<Value> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
-        .map_err(Error::from_kube)?;
-    Ok(serde_json::to_value(patched).unwrap_or(Value::Null))
 }
 
 /// Creates namespace `name` unless it exists (the `flotilla.io/create-namespace` opt-in).
@@ -526,21 +572,23 @@ pub(crate) async fn delete(
     app_namespace: &str,
     propagation: Propagation,
 ) -> Result<()> {
-    let api = api_for(client, api_version, kind, info, namespace);
-    let Some(live) = api.get_opt(name).await.map_err(Error::from_kube)? else {
+    let values = ValueApi::new(client, api_version, kind, info, namespace);
+    let Some(live) = values.get_opt(name).await? else {
         return Ok(());
     };
-    let live = serde_json::to_value(live).unwrap_or(Value::Null);
     let owned = ownership(&live, app_name, app_namespace) == Ownership::Ours;
     match shared_by::release(&live, &format!("{app_namespace}/{app_name}"), owned) {
         shared_by::Release::Delete => {}
-        shared_by::Release::Keep(patch) => return merge_patch(&api, name, &patch).await.map(drop),
+        shared_by::Release::Keep(patch) => {
+            return merge_patch(&values, name, &patch).await.map(drop);
+        }
         shared_by::Release::NotOurs => return Ok(()),
     }
     let params = match propagation {
         Propagation::Cascading => DeleteParams::background(),
         Propagation::Orphan => DeleteParams::orphan(),
     };
+    let api = api_for(client, api_version, kind, info, namespace);
     match api.delete(name, &params).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
