@@ -1,103 +1,131 @@
-//! The `k8s-openapi` type of each built-in kind, in one table: objects of the `decoded` rows
-//! are decoded through their type on every write (validation and `fieldValidation`,
-//! [`typed_decode`]); every row's type gives the kind's `/openapi/v3` component schema
-//! ([`schema_ref`]). Adding a built-in kind with a k8s-openapi type adds its row here.
+//! A built-in kind's `k8s-openapi` type, as its strategy declares it
+//! ([`crate::strategy::Strategy::typed`]): objects of a [`Typed::decoded`] kind are decoded
+//! through their type on every write (validation and `fieldValidation`, [`typed_decode`]);
+//! every typed kind's type gives its `/openapi/v3` component schema ([`schema_ref`]) and its
+//! Kubernetes protobuf message ([`proto_message`]). The group, version, kind, plural
+//! and scope come from the type itself, so a strategy cannot name one kind and type another
+//! (the strategy tests compare them with the kind table).
 
+use k8s_openapi::Resource;
+use k8s_openapi::api::autoscaling::v1::Scale;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use k8s_openapi::api::{
-    apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
-    autoscaling::v1 as as1, autoscaling::v2 as as2, batch::v1 as batch, certificates::v1 as certs,
-    coordination::v1 as coord, core::v1 as core, discovery::v1 as discovery, events::v1 as events,
-    networking::v1 as net, policy::v1 as policy, rbac::v1 as rbac,
-};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
-use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apireg;
+/// What a `k8s-openapi` type must offer to stand for a built-in kind.
+pub(crate) trait KindType:
+    Resource + DeserializeOwned + Serialize + JsonSchema + 'static
+{
+}
+impl<T: Resource + DeserializeOwned + Serialize + JsonSchema + 'static> KindType for T {}
 
-fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
+/// Decodes (and normalizes) an object through a type, or says why it does not fit.
+pub(crate) type Decode = fn(&Value) -> Result<Value, String>;
+
+/// One served version of a built-in kind, typed by `k8s-openapi`.
+#[derive(Clone, Copy)]
+pub(crate) struct Typed {
+    /// `T::GROUP`.
+    pub group: &'static str,
+    /// `T::VERSION`.
+    pub version: &'static str,
+    /// `T::KIND`.
+    pub kind: &'static str,
+    /// `T::URL_PATH_SEGMENT`, the plural (compared with the kind table by the tests).
+    #[cfg(test)]
+    pub plural: &'static str,
+    /// Whether the type is namespaced (compared with the kind table by the tests).
+    #[cfg(test)]
+    pub namespaced: fn() -> bool,
+    /// Decodes (and normalizes) an object through the type; `None`: the type gives only the
+    /// schema (reviews, and kinds whose objects are stored as sent).
+    pub decode: Option<Decode>,
+    /// Registers the type's definitions in a generator and returns its `$ref`.
+    pub schema: fn(&mut SchemaGenerator) -> Schema,
+}
+
+fn roundtrip<T: KindType>(v: &Value) -> Result<Value, String> {
     let typed = T::deserialize(v).map_err(|e| e.to_string())?;
     serde_json::to_value(&typed).map_err(|e| e.to_string())
 }
 
-macro_rules! typed_kinds {
-    (
-        decoded { $(($g:literal, $v:literal, $k:literal) => $t:ty,)* }
-        schema_only { $(($sg:literal, $sv:literal, $sk:literal) => $st:ty,)* }
-    ) => {
-        /// Decodes a built-in object through its `k8s-openapi` type: `Some(Ok(normalized))`,
-        /// `Some(Err(why))` if it does not fit the schema, `None` for kinds not decoded.
-        pub(crate) fn typed_decode(
-            group: &str,
-            version: &str,
-            kind: &str,
-            v: &Value,
-        ) -> Option<Result<Value, String>> {
-            match (group, version, kind) {
-                $(($g, $v, $k) => Some(roundtrip::<$t>(v)),)*
-                _ => None,
-            }
-        }
-
-        /// The `$ref` to k8s-openapi's schema of a built-in kind, registering its
-        /// definitions in `generator`.
-        pub(crate) fn schema_ref(
-            generator: &mut schemars::SchemaGenerator,
-            group: &str,
-            version: &str,
-            kind: &str,
-        ) -> Option<schemars::Schema> {
-            match (group, version, kind) {
-                $(($g, $v, $k) => Some(generator.subschema_for::<$t>()),)*
-                $(($sg, $sv, $sk) => Some(generator.subschema_for::<$st>()),)*
-                _ => None,
-            }
-        }
-    };
+#[cfg(test)]
+fn namespaced<T: KindType>() -> bool {
+    use std::any::TypeId;
+    TypeId::of::<T::Scope>() == TypeId::of::<k8s_openapi::NamespaceResourceScope>()
 }
 
-typed_kinds! {
-    decoded {
-        ("", "v1", "ConfigMap") => core::ConfigMap,
-        ("", "v1", "Event") => core::Event,
-        ("", "v1", "Namespace") => core::Namespace,
-        ("", "v1", "PersistentVolumeClaim") => core::PersistentVolumeClaim,
-        ("", "v1", "Pod") => core::Pod,
-        ("", "v1", "Secret") => core::Secret,
-        ("", "v1", "ServiceAccount") => core::ServiceAccount,
-        ("", "v1", "Service") => core::Service,
-        ("apps", "v1", "DaemonSet") => apps::DaemonSet,
-        ("apps", "v1", "Deployment") => apps::Deployment,
-        ("apps", "v1", "ReplicaSet") => apps::ReplicaSet,
-        ("apps", "v1", "StatefulSet") => apps::StatefulSet,
-        ("autoscaling", "v1", "HorizontalPodAutoscaler") => as1::HorizontalPodAutoscaler,
-        ("autoscaling", "v2", "HorizontalPodAutoscaler") => as2::HorizontalPodAutoscaler,
-        ("autoscaling", "v1", "Scale") => as1::Scale,
-        ("batch", "v1", "CronJob") => batch::CronJob,
-        ("batch", "v1", "Job") => batch::Job,
-        ("networking.k8s.io", "v1", "Ingress") => net::Ingress,
-        ("networking.k8s.io", "v1", "IngressClass") => net::IngressClass,
-        ("networking.k8s.io", "v1", "NetworkPolicy") => net::NetworkPolicy,
-        ("policy", "v1", "PodDisruptionBudget") => policy::PodDisruptionBudget,
-        ("coordination.k8s.io", "v1", "Lease") => coord::Lease,
-        ("events.k8s.io", "v1", "Event") => events::Event,
-        ("rbac.authorization.k8s.io", "v1", "Role") => rbac::Role,
-        ("rbac.authorization.k8s.io", "v1", "RoleBinding") => rbac::RoleBinding,
-        ("rbac.authorization.k8s.io", "v1", "ClusterRole") => rbac::ClusterRole,
-        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => rbac::ClusterRoleBinding,
-        ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => apiext::CustomResourceDefinition,
+fn schema_of<T: KindType>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+impl Typed {
+    /// Objects are decoded through `T` on every write, and `T` gives the schema.
+    pub(crate) const fn decoded<T: KindType>() -> Self {
+        let mut t = Self::schema_only::<T>();
+        t.decode = Some(roundtrip::<T>);
+        t
     }
-    schema_only {
-        ("", "v1", "Endpoints") => core::Endpoints,
-        ("apiregistration.k8s.io", "v1", "APIService") => apireg::APIService,
-        ("authentication.k8s.io", "v1", "SelfSubjectReview") => authn::SelfSubjectReview,
-        ("authentication.k8s.io", "v1", "TokenReview") => authn::TokenReview,
-        ("authorization.k8s.io", "v1", "LocalSubjectAccessReview") => authz::LocalSubjectAccessReview,
-        ("authorization.k8s.io", "v1", "SelfSubjectAccessReview") => authz::SelfSubjectAccessReview,
-        ("authorization.k8s.io", "v1", "SelfSubjectRulesReview") => authz::SelfSubjectRulesReview,
-        ("authorization.k8s.io", "v1", "SubjectAccessReview") => authz::SubjectAccessReview,
-        ("certificates.k8s.io", "v1", "CertificateSigningRequest") => certs::CertificateSigningRequest,
-        ("discovery.k8s.io", "v1", "EndpointSlice") => discovery::EndpointSlice,
+
+    /// `T` gives the schema (and protobuf message) only.
+    pub(crate) const fn schema_only<T: KindType>() -> Self {
+        Typed {
+            group: T::GROUP,
+            version: T::VERSION,
+            kind: T::KIND,
+            #[cfg(test)]
+            plural: T::URL_PATH_SEGMENT,
+            #[cfg(test)]
+            namespaced: namespaced::<T>,
+            decode: None,
+            schema: schema_of::<T>,
+        }
     }
+}
+
+/// The Kubernetes protobuf message of `kind` at `group`/`version` (`api.apps.v1.Deployment`):
+/// the Go package's last element is the group's first label (`core` for the core group),
+/// except for the two API groups served by their own API servers upstream.
+pub(crate) fn proto_message(group: &str, version: &str, kind: &str) -> String {
+    let package = match group {
+        "" => "api.core".to_string(),
+        "apiextensions.k8s.io" => "apiextensions_apiserver.pkg.apis.apiextensions".to_string(),
+        "apiregistration.k8s.io" => "kube_aggregator.pkg.apis.apiregistration".to_string(),
+        _ => format!("api.{}", group.split('.').next().unwrap_or(group)),
+    };
+    format!("{package}.{version}.{kind}")
+}
+
+/// `autoscaling/v1` Scale, the body of every `/scale` subresource (not a kind of its own).
+pub(crate) const SCALE: Typed = Typed::decoded::<Scale>();
+
+/// The type of `kind` at `group`/`version`: its strategy's, or [`SCALE`].
+pub(crate) fn typed(group: &str, version: &str, kind: &str) -> Option<Typed> {
+    if (group, version, kind) == (SCALE.group, SCALE.version, SCALE.kind) {
+        return Some(SCALE);
+    }
+    crate::strategy::for_kind(group, kind).typed_at(version)
+}
+
+/// Decodes a built-in object through its `k8s-openapi` type: `Some(Ok(normalized))`,
+/// `Some(Err(why))` if it does not fit the schema, `None` for kinds not decoded.
+pub(crate) fn typed_decode(
+    group: &str,
+    version: &str,
+    kind: &str,
+    v: &Value,
+) -> Option<Result<Value, String>> {
+    typed(group, version, kind)?.decode.map(|decode| decode(v))
+}
+
+/// The `$ref` to k8s-openapi's schema of a built-in kind, registering its definitions in
+/// `generator`.
+pub(crate) fn schema_ref(
+    generator: &mut SchemaGenerator,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Option<Schema> {
+    typed(group, version, kind).map(|t| (t.schema)(generator))
 }

@@ -800,48 +800,12 @@ pub struct FieldSelector {
     pub requirements: Vec<FieldRequirement>,
 }
 
-/// The field labels a built-in resource can be filtered on, as kube-apiserver registers them.
-/// `metadata.name` and `metadata.namespace` are always supported (CRDs get only those).
-pub fn supported_field_labels(group: &str, kind: &str) -> Vec<&'static str> {
+/// The field labels a resource can be filtered on: `metadata.name` and `metadata.namespace`
+/// (all CRDs get) plus `kind_labels`, the ones kube-apiserver registers for a built-in kind
+/// (the API server's strategy of the kind declares them).
+pub fn supported_field_labels(kind_labels: &[&'static str]) -> Vec<&'static str> {
     let mut out = vec!["metadata.name", "metadata.namespace"];
-    let extra: &[&'static str] = match (group, kind) {
-        ("", "Pod") => &[
-            "spec.nodeName",
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "spec.hostNetwork",
-            "status.phase",
-            "status.podIP",
-            "status.nominatedNodeName",
-        ],
-        ("", "Event") | ("events.k8s.io", "Event") => &[
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-            "regarding.kind",
-            "regarding.namespace",
-            "regarding.name",
-            "regarding.uid",
-        ],
-        ("", "Secret") => &["type"],
-        ("", "Namespace") => &["status.phase"],
-        ("", "Node") => &["spec.unschedulable"],
-        ("", "ReplicationController") => &["status.replicas"],
-        ("apps", "ReplicaSet") => &["status.replicas"],
-        ("batch", "Job") => &["status.successful"],
-        ("certificates.k8s.io", "CertificateSigningRequest") => &["spec.signerName"],
-        _ => &[],
-    };
-    out.extend_from_slice(extra);
+    out.extend_from_slice(kind_labels);
     out
 }
 
@@ -1307,14 +1271,14 @@ mod tests {
         assert!(FieldSelector::parse("a=b\\q").is_err());
         let s = FieldSelector::parse("spec.replicas=3").unwrap();
         assert_eq!(
-            s.check_supported(&supported_field_labels("apps", "Deployment"))
+            s.check_supported(&supported_field_labels(&[]))
                 .unwrap_err()
                 .to_string(),
             "field label not supported: spec.replicas"
         );
         let ev = FieldSelector::parse("involvedObject.name=x").unwrap();
         assert!(
-            ev.check_supported(&supported_field_labels("", "Event"))
+            ev.check_supported(&supported_field_labels(&["involvedObject.name"]))
                 .is_ok()
         );
         let n = FieldSelector::parse("metadata.name=x,metadata.namespace!=y").unwrap();

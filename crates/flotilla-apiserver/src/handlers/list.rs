@@ -35,11 +35,8 @@ impl Filter {
             Some(s) if !s.trim().is_empty() => {
                 let f =
                     FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                let supported = if req.resource.is_builtin() {
-                    supported_field_labels(&req.resource.group, &req.resource.kind)
-                } else {
-                    vec!["metadata.name", "metadata.namespace"]
-                };
+                let supported =
+                    supported_field_labels(crate::strategy::of(&req.resource).field_labels);
                 f.check_supported(&supported)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 f

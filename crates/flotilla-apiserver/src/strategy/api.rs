@@ -8,11 +8,14 @@ use serde_json::{Value, json};
 use super::print::{age, arr, human_duration, i, name, s};
 use super::{NameRule, PrintColumn, Strategy};
 use crate::validation::cause;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 
 /// APIService, CertificateSigningRequest, CustomResourceDefinition.
 pub(crate) const STRATEGIES: &[Strategy] = &[
     // `v1.` names the core group's APIService.
-    Strategy::new("apiregistration.k8s.io", "APIService")
+    Strategy::described::<APIService>()
         .names(NameRule::Path)
         .columns(&[
             PrintColumn::new("Name", name),
@@ -27,7 +30,8 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
             PrintColumn::new("Available", |o| json!(apiservice_available(o))),
             PrintColumn::new("Age", age),
         ]),
-    Strategy::new("certificates.k8s.io", "CertificateSigningRequest")
+    Strategy::described::<CertificateSigningRequest>()
+        .field_labels(&["spec.signerName"])
         .on_create(crate::csr::prepare_create)
         .validate_update(|old, new, causes| {
             if old.get("spec") != new.get("spec") {
@@ -39,7 +43,7 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
             }
         })
         .columns(CSR_COLUMNS),
-    Strategy::new("apiextensions.k8s.io", "CustomResourceDefinition")
+    Strategy::typed::<CustomResourceDefinition>()
         .on_create(|o, _| {
             crate::crd::set_initial_status(o);
             Ok(())

@@ -6,33 +6,39 @@ use serde_json::{Map, Value, json};
 
 use super::pods::{default_pod_spec, validate_pod_template};
 use super::print::{age, container_images, container_names, i, map_text, name, selector_text};
-use super::{PrintColumn, REPLICAS, Strategy, get, obj_at, set_default};
+use super::{Aggregate, PrintColumn, REPLICAS, Strategy, get, obj_at, set_default};
 use crate::validation::{cause, invalid, required};
+use k8s_openapi::api::apps::v1 as apps;
 
 /// Deployment, StatefulSet, ReplicaSet, DaemonSet.
 pub(crate) const STRATEGIES: &[Strategy] = &[
-    Strategy::new("apps", "Deployment")
+    Strategy::typed::<apps::Deployment>()
+        .aggregate(Aggregate::ViewEdit)
         .defaults(default_deployment)
         .validate(validate_replicated)
         .validate_update(selector_is_immutable)
         .columns(DEPLOYMENT_COLUMNS)
         .generation()
         .scale(REPLICAS),
-    Strategy::new("apps", "StatefulSet")
+    Strategy::typed::<apps::StatefulSet>()
+        .aggregate(Aggregate::ViewEdit)
         .defaults(default_statefulset)
         .validate(validate_replicated)
         .validate_update(selector_is_immutable)
         .columns(STATEFULSET_COLUMNS)
         .generation()
         .scale(REPLICAS),
-    Strategy::new("apps", "ReplicaSet")
+    Strategy::typed::<apps::ReplicaSet>()
+        .aggregate(Aggregate::ViewEdit)
+        .field_labels(&["status.replicas"])
         .defaults(default_replicaset)
         .validate(validate_replicated)
         .validate_update(selector_is_immutable)
         .columns(REPLICASET_COLUMNS)
         .generation()
         .scale(REPLICAS),
-    Strategy::new("apps", "DaemonSet")
+    Strategy::typed::<apps::DaemonSet>()
+        .aggregate(Aggregate::ViewEdit)
         .defaults(default_daemonset)
         .validate(validate_daemonset)
         .validate_update(selector_is_immutable)

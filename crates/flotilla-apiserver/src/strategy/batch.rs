@@ -9,17 +9,21 @@ use super::pods::{default_pod_spec, validate_pod_template};
 use super::print::{
     age, age_of, arr, container_images, container_names, human_duration, i, name, s, selector_text,
 };
-use super::{PrintColumn, Strategy, get, obj_at, set_default};
+use super::{Aggregate, PrintColumn, Strategy, get, obj_at, set_default};
 use crate::validation::required;
+use k8s_openapi::api::batch::v1 as batch;
 
 /// Job and CronJob.
 pub(crate) const STRATEGIES: &[Strategy] = &[
-    Strategy::new("batch", "Job")
+    Strategy::typed::<batch::Job>()
+        .aggregate(Aggregate::ViewEdit)
+        .field_labels(&["status.successful"])
         .defaults(default_job)
         .validate(validate_job)
         .columns(JOB_COLUMNS)
         .generation(),
-    Strategy::new("batch", "CronJob")
+    Strategy::typed::<batch::CronJob>()
+        .aggregate(Aggregate::ViewEdit)
         .defaults(default_cronjob)
         .validate(validate_cronjob)
         .columns(CRONJOB_COLUMNS)

@@ -1,16 +1,19 @@
 //! Cluster plumbing in the core group: Namespace, Node, ServiceAccount, PersistentVolumeClaim,
-//! Event; and `coordination.k8s.io` Lease.
+//! Event; `events.k8s.io` Event and `coordination.k8s.io` Lease.
 
 use serde_json::{Value, json};
 
 use super::print::{age, age_of, arr, name, s};
 use crate::objects::{meta_mut, meta_str};
 
-use super::{NameRule, PrintColumn, Strategy, obj_at, set_default};
+use super::{Aggregate, NameRule, PrintColumn, Strategy, obj_at, set_default};
+use k8s_openapi::api::{coordination::v1 as coord, core::v1 as core, events::v1 as events};
 
-/// Namespace, Node, ServiceAccount, PersistentVolumeClaim, Event, Lease.
+/// Namespace, Node, ServiceAccount, PersistentVolumeClaim, Event (both groups), Lease.
 pub(crate) const STRATEGIES: &[Strategy] = &[
-    Strategy::new("", "Namespace")
+    Strategy::typed::<core::Namespace>()
+        .aggregate(Aggregate::View)
+        .field_labels(&["status.phase"])
         .names(NameRule::Label)
         .on_create(|o, _| {
             create_namespace(o);
@@ -21,25 +24,54 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
             PrintColumn::new("Status", |o| json!(s(o, "/status/phase"))),
             PrintColumn::new("Age", age),
         ]),
-    Strategy::new("", "Node").columns(NODE_COLUMNS),
-    Strategy::new("", "ServiceAccount").columns(&[
-        PrintColumn::new("Name", name),
-        PrintColumn::new("Secrets", |o| json!(arr(o, "/secrets").len())),
-        PrintColumn::new("Age", age),
-    ]),
-    Strategy::new("", "PersistentVolumeClaim")
+    // Nodes are stored as sent (no k8s-openapi decoding, no schema).
+    Strategy::new("", "Node")
+        .field_labels(&["spec.unschedulable"])
+        .columns(NODE_COLUMNS),
+    Strategy::typed::<core::ServiceAccount>()
+        .aggregate(Aggregate::ViewEdit)
+        .columns(&[
+            PrintColumn::new("Name", name),
+            PrintColumn::new("Secrets", |o| json!(arr(o, "/secrets").len())),
+            PrintColumn::new("Age", age),
+        ]),
+    Strategy::typed::<core::PersistentVolumeClaim>()
+        .aggregate(Aggregate::ViewEdit)
         .defaults(|o| {
             if let Some(spec) = obj_at(o, &["spec"]) {
                 set_default(spec, "volumeMode", json!("Filesystem"));
             }
         })
         .columns(PVC_COLUMNS),
-    Strategy::new("", "Event").columns(EVENT_COLUMNS),
-    Strategy::new("coordination.k8s.io", "Lease").columns(&[
+    Strategy::typed::<core::Event>()
+        .aggregate(Aggregate::ViewEdit)
+        .field_labels(EVENT_FIELD_LABELS)
+        .columns(EVENT_COLUMNS),
+    Strategy::typed::<events::Event>().field_labels(EVENT_FIELD_LABELS),
+    Strategy::typed::<coord::Lease>().columns(&[
         PrintColumn::new("Name", name),
         PrintColumn::new("Holder", |o| json!(s(o, "/spec/holderIdentity"))),
         PrintColumn::new("Age", age),
     ]),
+];
+
+/// What Events of either group can be selected by.
+const EVENT_FIELD_LABELS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+    "regarding.kind",
+    "regarding.namespace",
+    "regarding.name",
+    "regarding.uid",
 ];
 
 /// A new Namespace is `Active`, carries the `kubernetes` finalizer and the

@@ -4,12 +4,14 @@ use flotilla_core::status::StatusCause;
 use serde_json::{Map, Value, json};
 
 use super::print::{age, name, s};
-use super::{PrintColumn, Strategy, set_default};
+use super::{Aggregate, PrintColumn, Strategy, set_default};
 use crate::validation::{cause, invalid};
+use k8s_openapi::api::core::v1 as core;
 
 /// ConfigMap and Secret.
 pub(crate) const STRATEGIES: &[Strategy] = &[
-    Strategy::new("", "ConfigMap")
+    Strategy::typed::<core::ConfigMap>()
+        .aggregate(Aggregate::ViewEdit)
         .validate(validate_keys)
         .validate_update(data_is_immutable)
         .columns(&[
@@ -24,7 +26,9 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
             }),
             PrintColumn::new("Age", age),
         ]),
-    Strategy::new("", "Secret")
+    Strategy::typed::<core::Secret>()
+        .aggregate(Aggregate::Edit)
+        .field_labels(&["type"])
         .defaults(default_secret)
         .validate(validate_keys)
         .validate_update(data_is_immutable)

@@ -1,10 +1,14 @@
-//! One strategy per built-in kind: everything the server does differently for a kind, in one
-//! place. A [`Strategy`] says how names are checked, which defaults are filled in, which
-//! semantic checks run on create and update, what `kubectl get` prints (each column with its
-//! own cell), whether `metadata.generation` is tracked and where `/scale` finds replicas.
+//! One strategy per built-in kind: everything the server knows about a kind beyond its row in
+//! the kind table, in one place. A [`Strategy`] names the kind's `k8s-openapi` type (typed
+//! validation, the `/openapi/v3` schema, the protobuf message), says how names are checked,
+//! which defaults are filled in, which semantic checks run on create and update, what
+//! `kubectl get` prints (each column with its own cell), whether `metadata.generation` is
+//! tracked, where `/scale` finds replicas, which field selectors work and which of the
+//! aggregated `view`/`edit`/`admin` roles grant it ([`Aggregate`]).
 //!
 //! Identity (plural, scope, short names, storage version, subresources) is not here: it is the
-//! kind table `flotilla_core::kinds`. A kind family lives in one file:
+//! kind table `flotilla_core::kinds`, which the controllers and the CLI share. Every built-in
+//! row of that table has a strategy (a test checks it). A kind family lives in one file:
 //!
 //! | file | kinds |
 //! |---|---|
@@ -17,6 +21,7 @@
 //! | [`scaling`] | HorizontalPodAutoscaler, PodDisruptionBudget |
 //! | [`rbac`] | Role, ClusterRole, RoleBinding, ClusterRoleBinding |
 //! | [`api`] | APIService, CertificateSigningRequest, CustomResourceDefinition |
+//! | [`reviews`] | TokenReview, SelfSubjectReview, the four access reviews |
 //!
 //! A kind with no entry gets [`DEFAULT`]: subdomain names, no defaults, no checks, `Name` and
 //! `Created At` columns. Custom resources do not use strategies (their CRD is their strategy).
@@ -30,6 +35,7 @@ pub(crate) mod networking;
 pub(crate) mod pods;
 pub(crate) mod print;
 pub(crate) mod rbac;
+pub(crate) mod reviews;
 pub(crate) mod scaling;
 
 use flotilla_core::status::{ApiError, StatusCause};
@@ -37,6 +43,26 @@ use flotilla_core::user::UserInfo;
 use serde_json::{Map, Value};
 
 use crate::registry::ResourceInfo;
+use crate::typed_kinds::{KindType, Typed};
+
+/// Which of the aggregated roles grant a namespaced kind (through their
+/// `system:aggregate-to-*` building blocks, generated from the strategies by
+/// `auth::bootstrap`). "Read" is get/list/watch, "write" create/delete/deletecollection/
+/// patch/update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Aggregate {
+    /// In none of them (cluster-scoped kinds, RBAC's own bindings at `edit`, ...).
+    None,
+    /// `view` reads it (with `/status` and `/scale` when served); `edit` writes it (with
+    /// `/scale`).
+    ViewEdit,
+    /// `view` reads it (with `/status`); nobody below `cluster-admin` writes it.
+    View,
+    /// `edit` reads and writes it; `view` does not see it (Secrets).
+    Edit,
+    /// `admin` gets these verbs on it.
+    Admin(&'static [&'static str]),
+}
 
 /// How a kind's `metadata.name` is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +136,13 @@ pub(crate) struct Strategy {
     pub group: &'static str,
     /// The kind.
     pub kind: &'static str,
+    /// Its `k8s-openapi` type at each version it has one (preferred version first).
+    pub typed: [Option<Typed>; 2],
+    /// Which aggregated roles grant it.
+    pub aggregate: Aggregate,
+    /// Field labels `?fieldSelector=` accepts besides `metadata.name` and
+    /// `metadata.namespace`, as kube-apiserver registers them.
+    pub field_labels: &'static [&'static str],
     /// How `metadata.name` is checked.
     pub name_rule: NameRule,
     /// Fills in what kube-apiserver defaults (before validation, on every write).
@@ -148,6 +181,9 @@ impl Strategy {
         Strategy {
             group,
             kind,
+            typed: [None, None],
+            aggregate: Aggregate::None,
+            field_labels: &[],
             name_rule: NameRule::Subdomain,
             defaults: no_defaults,
             on_create: nothing_on_create,
@@ -157,6 +193,36 @@ impl Strategy {
             tracks_generation: false,
             scale: None,
         }
+    }
+    /// A kind whose objects are decoded through `T` (which also gives its identity, schema
+    /// and protobuf message).
+    pub(crate) const fn typed<T: KindType>() -> Self {
+        Self::with_type(Typed::decoded::<T>())
+    }
+    /// A kind whose `T` gives its identity, schema and protobuf message only (objects are
+    /// stored as sent).
+    pub(crate) const fn described<T: KindType>() -> Self {
+        Self::with_type(Typed::schema_only::<T>())
+    }
+    const fn with_type(t: Typed) -> Self {
+        let mut s = Self::new(t.group, t.kind);
+        s.typed[0] = Some(t);
+        s
+    }
+    /// Also served at `T`'s version, decoded through `T`.
+    pub(crate) const fn also<T: KindType>(mut self) -> Self {
+        self.typed[1] = Some(Typed::decoded::<T>());
+        self
+    }
+    /// Granted by the aggregated roles as `aggregate` says.
+    pub(crate) const fn aggregate(mut self, aggregate: Aggregate) -> Self {
+        self.aggregate = aggregate;
+        self
+    }
+    /// `?fieldSelector=` also accepts `labels`.
+    pub(crate) const fn field_labels(mut self, labels: &'static [&'static str]) -> Self {
+        self.field_labels = labels;
+        self
     }
     /// Names follow `rule`.
     pub(crate) const fn names(mut self, rule: NameRule) -> Self {
@@ -209,6 +275,17 @@ impl Strategy {
     }
 }
 
+impl Strategy {
+    /// The kind's type at `version`.
+    pub(crate) fn typed_at(&self, version: &str) -> Option<Typed> {
+        self.typed
+            .iter()
+            .flatten()
+            .find(|t| t.version == version)
+            .copied()
+    }
+}
+
 /// What a kind without a strategy of its own gets.
 pub(crate) const DEFAULT: Strategy = Strategy::new("", "");
 
@@ -223,6 +300,7 @@ const FAMILIES: &[&[Strategy]] = &[
     scaling::STRATEGIES,
     rbac::STRATEGIES,
     api::STRATEGIES,
+    reviews::STRATEGIES,
 ];
 
 /// The strategy of built-in `kind` in `group` ([`DEFAULT`] when it has none).
@@ -291,6 +369,36 @@ mod tests {
                 s.group,
                 s.kind
             );
+        }
+    }
+
+    #[test]
+    fn every_builtin_kind_has_a_strategy() {
+        for k in flotilla_core::kinds::builtin() {
+            assert!(
+                !std::ptr::eq(for_kind(k.group, k.kind), &DEFAULT),
+                "{}/{} has no strategy: add one to its family file",
+                k.group,
+                k.kind
+            );
+        }
+    }
+
+    /// A strategy's `k8s-openapi` types are the kind it is for, at versions the kind table
+    /// serves, with the table's plural and scope.
+    #[test]
+    fn typed_kinds_match_the_kind_table() {
+        for s in FAMILIES.iter().flat_map(|f| f.iter()) {
+            for t in s.typed.iter().flatten() {
+                assert_eq!((t.group, t.kind), (s.group, s.kind));
+                let row = flotilla_core::kinds::builtin()
+                    .find(|k| (k.group, k.version, k.kind) == (t.group, t.version, t.kind))
+                    .unwrap_or_else(|| {
+                        panic!("{}/{} {} is not served", t.group, t.version, t.kind)
+                    });
+                assert_eq!(row.plural, t.plural, "{}", t.kind);
+                assert_eq!(row.namespaced(), (t.namespaced)(), "{}", t.kind);
+            }
         }
     }
 

@@ -5,14 +5,14 @@ use flotilla_core::status::StatusCause;
 use serde_json::{Value, json};
 
 use super::print::{age, arr, first_three, i, lb_ingress, map_text, name, s, selector_text};
-use super::{NameRule, PrintColumn, Strategy, get, obj_at, set_default};
+use super::{Aggregate, NameRule, PrintColumn, Strategy, get, obj_at, set_default};
 use crate::validation::{invalid, required};
-
-const NET: &str = "networking.k8s.io";
+use k8s_openapi::api::{core::v1 as core, discovery::v1 as discovery, networking::v1 as net};
 
 /// Service, Endpoints, EndpointSlice, Ingress, IngressClass, NetworkPolicy.
 pub(crate) const STRATEGIES: &[Strategy] = &[
-    Strategy::new("", "Service")
+    Strategy::typed::<core::Service>()
+        .aggregate(Aggregate::ViewEdit)
         .names(NameRule::Dns1035)
         .defaults(default_service)
         .on_create(|o, _| {
@@ -21,22 +21,27 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
         })
         .validate(validate_service)
         .columns(SERVICE_COLUMNS),
-    Strategy::new("", "Endpoints").columns(&[
-        PrintColumn::new("Name", name),
-        PrintColumn::new("Endpoints", |o| json!(endpoints_text(o))),
-        PrintColumn::new("Age", age),
-    ]),
-    Strategy::new("discovery.k8s.io", "EndpointSlice").columns(&[
-        PrintColumn::new("Name", name),
-        PrintColumn::new("AddressType", |o| json!(s(o, "/addressType"))),
-        PrintColumn::new("Ports", |o| json!(slice_ports(o))),
-        PrintColumn::new("Endpoints", |o| json!(slice_endpoints(o))),
-        PrintColumn::new("Age", age),
-    ]),
-    Strategy::new(NET, "Ingress")
+    Strategy::described::<core::Endpoints>()
+        .aggregate(Aggregate::View)
+        .columns(&[
+            PrintColumn::new("Name", name),
+            PrintColumn::new("Endpoints", |o| json!(endpoints_text(o))),
+            PrintColumn::new("Age", age),
+        ]),
+    Strategy::described::<discovery::EndpointSlice>()
+        .aggregate(Aggregate::View)
+        .columns(&[
+            PrintColumn::new("Name", name),
+            PrintColumn::new("AddressType", |o| json!(s(o, "/addressType"))),
+            PrintColumn::new("Ports", |o| json!(slice_ports(o))),
+            PrintColumn::new("Endpoints", |o| json!(slice_endpoints(o))),
+            PrintColumn::new("Age", age),
+        ]),
+    Strategy::typed::<net::Ingress>()
+        .aggregate(Aggregate::ViewEdit)
         .columns(INGRESS_COLUMNS)
         .generation(),
-    Strategy::new(NET, "IngressClass")
+    Strategy::typed::<net::IngressClass>()
         .columns(&[
             PrintColumn::new("Name", name),
             PrintColumn::new("Controller", |o| json!(s(o, "/spec/controller"))),
@@ -49,7 +54,8 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
             PrintColumn::new("Age", age),
         ])
         .generation(),
-    Strategy::new(NET, "NetworkPolicy")
+    Strategy::typed::<net::NetworkPolicy>()
+        .aggregate(Aggregate::ViewEdit)
         .columns(&[
             PrintColumn::new("Name", name),
             PrintColumn::new("Pod-Selector", |o| {

@@ -5,11 +5,22 @@ use flotilla_core::status::StatusCause;
 use serde_json::{Map, Value, json};
 
 use super::print::{age, arr, i, name, or_none, s};
-use super::{PrintColumn, Strategy, get, obj_at, set_default};
+use super::{Aggregate, PrintColumn, Strategy, get, obj_at, set_default};
 use crate::validation::{DNS1123_LABEL_MSG, cause, invalid, is_dns1123_label, required};
 
 /// The Pod strategy.
-pub(crate) const STRATEGIES: &[Strategy] = &[Strategy::new("", "Pod")
+pub(crate) const STRATEGIES: &[Strategy] = &[Strategy::typed::<k8s_openapi::api::core::v1::Pod>()
+    .aggregate(Aggregate::ViewEdit)
+    .field_labels(&[
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    ])
     .defaults(|o| default_pod_spec(obj_at(o, &["spec"])))
     .on_create(|o, _| {
         o["status"] = json!({"phase": "Pending"});

@@ -4,18 +4,23 @@
 use serde_json::{Value, json};
 
 use super::print::{age, arr, name, s};
-use super::{NameRule, PrintColumn, Strategy};
+use super::{Aggregate, NameRule, PrintColumn, Strategy};
+use k8s_openapi::api::rbac::v1 as rbac;
 
-const RBAC: &str = "rbac.authorization.k8s.io";
+/// Namespace admins manage their Roles and RoleBindings with every verb.
+const ALL: &[&str] = crate::registry::ALL_VERBS;
 
 /// Roles and bindings.
 pub(crate) const STRATEGIES: &[Strategy] = &[
-    Strategy::new(RBAC, "Role").names(NameRule::Path),
-    Strategy::new(RBAC, "ClusterRole").names(NameRule::Path),
-    Strategy::new(RBAC, "RoleBinding")
+    Strategy::typed::<rbac::Role>()
         .names(NameRule::Path)
+        .aggregate(Aggregate::Admin(ALL)),
+    Strategy::typed::<rbac::ClusterRole>().names(NameRule::Path),
+    Strategy::typed::<rbac::RoleBinding>()
+        .names(NameRule::Path)
+        .aggregate(Aggregate::Admin(ALL))
         .columns(BINDING_COLUMNS),
-    Strategy::new(RBAC, "ClusterRoleBinding")
+    Strategy::typed::<rbac::ClusterRoleBinding>()
         .names(NameRule::Path)
         .columns(BINDING_COLUMNS),
 ];

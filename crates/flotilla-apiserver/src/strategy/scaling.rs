@@ -5,16 +5,20 @@ use flotilla_core::status::StatusCause;
 use serde_json::{Value, json};
 
 use super::print::{age, arr, i, name, s};
-use super::{PrintColumn, Strategy, get};
+use super::{Aggregate, PrintColumn, Strategy, get};
 use crate::validation::invalid;
+use k8s_openapi::api::{autoscaling::v1 as as1, autoscaling::v2 as as2, policy::v1 as policy};
 
 /// HorizontalPodAutoscaler and PodDisruptionBudget.
 pub(crate) const STRATEGIES: &[Strategy] = &[
-    Strategy::new("autoscaling", "HorizontalPodAutoscaler")
+    Strategy::typed::<as2::HorizontalPodAutoscaler>()
+        .also::<as1::HorizontalPodAutoscaler>()
+        .aggregate(Aggregate::ViewEdit)
         .validate(validate_hpa)
         .columns(HPA_COLUMNS)
         .generation(),
-    Strategy::new("policy", "PodDisruptionBudget")
+    Strategy::typed::<policy::PodDisruptionBudget>()
+        .aggregate(Aggregate::ViewEdit)
         .columns(&[
             PrintColumn::new("Name", name),
             PrintColumn::new("Min Available", |o| {
