@@ -125,6 +125,12 @@ pub struct HubArgs {
     /// HTTP/2 connection.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub member_request_concurrency: u32,
+    /// At most this many Applications reconcile at once (render, dispatch to their members,
+    /// status); more wait their turn. Bounds the hub's memory during large fan-outs (many
+    /// Applications created or changed at once, a hub restart, a cluster join), since each
+    /// reconcile holds its rendered objects and the members' answers while it runs.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub application_concurrency: u16,
     /// How often the GitOps controller fetches each Git repository (a push to
     /// `POST /api/webhook` fetches at once).
     #[arg(long, default_value = "3m", value_parser = parse_duration)]

@@ -17,17 +17,15 @@ pub struct HubControllerOptions {
     pub application_revision_limit: usize,
     /// At most this many dispatch requests (watches aside) go to one member at once.
     pub member_request_concurrency: usize,
+    /// At most this many Applications reconcile at once; more wait in the queue.
+    pub application_concurrency: u16,
 }
 
 /// Runs every hub controller that writes (to the hub, a member or a webhook) until one fails
 /// or the future is dropped. Only the hub holding the controllers' Lease runs these.
 pub async fn run(hub_client: kube::Client, options: HubControllerOptions) -> anyhow::Result<()> {
     tokio::try_join!(
-        crate::application::run(
-            hub_client.clone(),
-            options.application_revision_limit,
-            options.member_request_concurrency,
-        ),
+        crate::application::run(hub_client.clone(), &options),
         crate::cluster::run(
             hub_client.clone(),
             crate::cluster::health::ProbeOptions {

@@ -195,6 +195,7 @@ pub(crate) async fn hub(args: HubArgs) -> anyhow::Result<()> {
         gitops_pushes: pushes,
         application_revision_limit: args.application_revision_limit as usize,
         member_request_concurrency: args.member_request_concurrency as usize,
+        application_concurrency: args.application_concurrency,
     };
     let every_hub = {
         let (client, options) = (hub_client.clone(), options.clone());

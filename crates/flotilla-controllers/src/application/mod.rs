@@ -46,25 +46,35 @@ fn apps_in(store: &Store<Application>, namespace: Option<&str>) -> Vec<ObjectRef
         .collect()
 }
 
-/// Runs the application controller against the hub, keeping `revision_limit` revisions per
-/// application and sending at most `requests_per_member` requests to a member at once.
+/// Runs the application controller against the hub with the hub's options: how many
+/// revisions are kept per application, how many requests go to a member at once and how many
+/// applications reconcile at once.
 pub(crate) async fn run(
     hub_client: kube::Client,
-    revision_limit: usize,
-    requests_per_member: usize,
+    options: &crate::hub::HubControllerOptions,
 ) -> anyhow::Result<()> {
     let reassert = std::env::var(REASSERT_INTERVAL_ENV)
         .ok()
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(300));
-    let mut ctx = controller::Context::new(hub_client.clone(), reassert, requests_per_member);
-    ctx.revision_limit = revision_limit.max(1);
+    let mut ctx = controller::Context::new(
+        hub_client.clone(),
+        reassert,
+        options.member_request_concurrency,
+    );
+    ctx.revision_limit = options.application_revision_limit.max(1);
     let ctx = Arc::new(ctx);
     let retry_cleanups = tokio::spawn(pending_cleanup::run(Arc::clone(&ctx)));
     let config = watcher::Config::default();
     let apps: Api<Application> = Api::all(hub_client.clone());
-    let app_controller = Controller::new(apps, config.clone());
+    // Bounded so that a large fan-out (many applications changed at once, a hub restart, a
+    // cluster join re-placing everything) holds only this many passes' rendered objects and
+    // member answers at a time; 0 would be unbounded.
+    let app_controller = Controller::new(apps, config.clone()).with_config(
+        kube::runtime::controller::Config::default()
+            .concurrency(options.application_concurrency.max(1)),
+    );
     let backoff = ErrorBackoff::shared();
     let store = app_controller.store();
     let (s1, s2, s3) = (store.clone(), store.clone(), store);
