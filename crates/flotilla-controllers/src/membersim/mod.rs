@@ -5,6 +5,7 @@
 
 pub(crate) mod endpoints;
 pub(crate) mod expectations;
+pub(crate) mod feeds;
 pub(crate) mod hpa;
 pub(crate) mod network;
 pub(crate) mod nodes;

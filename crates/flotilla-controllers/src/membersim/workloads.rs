@@ -10,15 +10,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::channel::mpsc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PostParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
-use super::endpoints;
 use super::expectations::{Cached, Expectations, LastWrites};
 use super::nodes::{AddressPlan, PodAddresses};
 use super::pods::{self, Placement, PodName};
@@ -28,6 +28,7 @@ use super::{
     Error, FIELD_MANAGER, READY_DELAY_ANNOTATION, STUCK_ANNOTATION, Shared, parse_delay,
     patch_params, progress_at,
 };
+use super::{endpoints, feeds};
 
 /// How often a ReplicaSet whose own writes are not in the Pod cache yet is looked at again
 /// (its trigger is another watch than the cache, which may be behind it).
@@ -85,32 +86,49 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     }
     let config = watcher::Config::default;
     let bounded = super::bounded_reconciles;
+    // The Pod and ReplicaSet caches the controllers read are fed by their own watches, which
+    // also trigger the controllers that read them (feeds.rs): a trigger never comes before
+    // the cache shows its change, and a re-list still reaches the owners of what vanished.
+    let (pods, pod_writer) = reflector::store::<SimPod>();
+    let (replicasets, replicaset_writer) = reflector::store::<SimReplicaSet>();
+    let (to_deployments, deployment_triggers) = mpsc::unbounded();
+    let (to_replicasets, replicaset_triggers) = mpsc::unbounded();
+    let (to_services, service_triggers) = mpsc::unbounded();
     let deployments = Controller::new(Api::<SimDeployment>::all(client.clone()), config())
-        .owns(Api::<SimReplicaSet>::all(client.clone()), config())
+        .reconcile_on(deployment_triggers)
         .with_config(bounded());
-    let replicasets = Controller::new(Api::<SimReplicaSet>::all(client.clone()), config())
-        .owns(Api::<SimPod>::all(client.clone()), config())
-        .with_config(bounded());
+    let replicaset_controller =
+        Controller::new(Api::<SimReplicaSet>::all(client.clone()), config())
+            .reconcile_on(replicaset_triggers)
+            .with_config(bounded());
     let kubelet =
         Controller::new(Api::<SimPod>::all(client.clone()), config()).with_config(bounded());
-    let services =
-        Controller::new(Api::<SimService>::all(client.clone()), config()).with_config(bounded());
-    let service_store = services.store();
-    let services = services.watches(Api::<SimPod>::all(client.clone()), config(), move |pod| {
-        service_store
-            .state()
-            .into_iter()
-            .filter(|svc| endpoints::selects(svc, &pod))
-            .map(|svc| ObjectRef::from_obj(&*svc))
-            .collect::<Vec<_>>()
-    });
+    let services = Controller::new(Api::<SimService>::all(client.clone()), config())
+        .reconcile_on(service_triggers)
+        .with_config(bounded());
+    let pod_feed = pod_feed(
+        client.clone(),
+        pod_writer,
+        services.store(),
+        to_replicasets,
+        to_services,
+    );
+    let replicaset_feed = feeds::follow(
+        watcher(Api::<SimReplicaSet>::all(client), config()).default_backoff(),
+        replicaset_writer,
+        move |rs| {
+            if let Some(d) = feeds::controller_of(&rs.metadata, "Deployment") {
+                let _ = to_deployments.unbounded_send(d);
+            }
+        },
+    );
     let ctx = Arc::new(Workloads {
         shared,
         plan,
         addresses: Mutex::new(addresses),
         assigned: Mutex::new(HashMap::new()),
-        replicasets: replicasets.store(),
-        pods: kubelet.store(),
+        replicasets: replicasets.clone(),
+        pods: pods.clone(),
         expectations: Mutex::new(Expectations::default()),
         written: Mutex::new(LastWrites::default()),
         next_node: AtomicUsize::new(0),
@@ -118,7 +136,7 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     let d = deployments
         .run(reconcile_deployment, error_policy, ctx.clone())
         .for_each(log);
-    let r = replicasets
+    let r = replicaset_controller
         .run(reconcile_replicaset, error_policy, ctx.clone())
         .for_each(log);
     let k = kubelet
@@ -127,8 +145,38 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     let e = services
         .run(reconcile_endpoints, error_policy, ctx)
         .for_each(log);
-    futures::join!(d, r, k, e);
+    let controllers = async {
+        // None acts before the caches hold a first list (on an empty Pod cache the ReplicaSet
+        // controller would create every Pod again).
+        let _ = futures::join!(pods.wait_until_ready(), replicasets.wait_until_ready());
+        futures::join!(d, r, k, e);
+    };
+    futures::join!(pod_feed, replicaset_feed, controllers);
     Ok(())
+}
+
+/// The Pod cache's feed: a Pod's change triggers its ReplicaSet and the Services selecting it.
+fn pod_feed(
+    client: kube::Client,
+    writer: reflector::store::Writer<SimPod>,
+    services: Store<SimService>,
+    to_replicasets: mpsc::UnboundedSender<ObjectRef<SimReplicaSet>>,
+    to_services: mpsc::UnboundedSender<ObjectRef<SimService>>,
+) -> impl std::future::Future<Output = ()> {
+    let pods = watcher(
+        Api::<SimPod>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    feeds::follow(pods.default_backoff(), writer, move |pod| {
+        if let Some(rs) = feeds::controller_of(&pod.metadata, "ReplicaSet") {
+            let _ = to_replicasets.unbounded_send(rs);
+        }
+        for svc in services.state() {
+            if endpoints::selects(&svc, pod) {
+                let _ = to_services.unbounded_send(ObjectRef::from_obj(&*svc));
+            }
+        }
+    })
 }
 
 async fn log<T>(r: Result<T, kube::runtime::controller::Error<Error, watcher::Error>>) {
