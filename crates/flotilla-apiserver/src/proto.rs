@@ -555,6 +555,21 @@ mod tests {
         }
     }
 
+    /// A kind whose message came with the registration-derived roots (its package name
+    /// follows from the group, not from a list).
+    #[test]
+    fn endpointslice_decodes_from_its_derived_message() {
+        let mut raw = field(1, 2, &field(1, 2, b"web-1"));
+        raw.extend(field(4, 2, b"IPv4"));
+        let v = decode(&envelope("discovery.k8s.io/v1", "EndpointSlice", &raw)).unwrap();
+        assert_eq!(
+            v,
+            json!({"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"web-1"},"addressType":"IPv4"})
+        );
+        let crd = envelope("apiextensions.k8s.io/v1", "CustomResourceDefinition", &raw);
+        assert!(matches!(decode(&crd), Err(ProtoError::UnknownKind(_))));
+    }
+
     #[test]
     fn configmap_with_metadata_and_data() {
         let mut meta = field(1, 2, b"c1");

@@ -2,10 +2,11 @@
 //! ([`crate::strategy::Strategy::typed`]): objects of a [`Typed::decoded`] kind are decoded
 //! through their type on every write (validation and `fieldValidation`, [`typed_decode`]);
 //! every typed kind's type gives its `/openapi/v3` component schema ([`schema_ref`]) and its
-//! Kubernetes protobuf message ([`proto_message`]). The group, version, kind, plural
-//! and scope come from the type itself, so a strategy cannot name one kind and type another
-//! (the strategy tests compare them with the kind table).
+//! Kubernetes protobuf message ([`proto_message`]). The strategy takes the kind's group,
+//! version, kind, plural and scope from the type itself, so it cannot name one kind and type
+//! another.
 
+use flotilla_core::kinds::Scope;
 use k8s_openapi::Resource;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -23,6 +24,18 @@ impl<T: Resource + DeserializeOwned + Serialize + JsonSchema + 'static> KindType
 /// Decodes (and normalizes) an object through a type, or says why it does not fit.
 pub(crate) type Decode = fn(&Value) -> Result<Value, String>;
 
+/// The kind-table scope of a `k8s-openapi` resource scope.
+pub(crate) trait KindScope {
+    /// Namespaced or cluster-wide.
+    const SCOPE: Scope;
+}
+impl KindScope for k8s_openapi::NamespaceResourceScope {
+    const SCOPE: Scope = Scope::Namespaced;
+}
+impl KindScope for k8s_openapi::ClusterResourceScope {
+    const SCOPE: Scope = Scope::Cluster;
+}
+
 /// One served version of a built-in kind, typed by `k8s-openapi`.
 #[derive(Clone, Copy)]
 pub(crate) struct Typed {
@@ -32,12 +45,6 @@ pub(crate) struct Typed {
     pub version: &'static str,
     /// `T::KIND`.
     pub kind: &'static str,
-    /// `T::URL_PATH_SEGMENT`, the plural (compared with the kind table by the tests).
-    #[cfg(test)]
-    pub plural: &'static str,
-    /// Whether the type is namespaced (compared with the kind table by the tests).
-    #[cfg(test)]
-    pub namespaced: fn() -> bool,
     /// Decodes (and normalizes) an object through the type; `None`: the type gives only the
     /// schema (reviews, and kinds whose objects are stored as sent).
     pub decode: Option<Decode>,
@@ -48,12 +55,6 @@ pub(crate) struct Typed {
 fn roundtrip<T: KindType>(v: &Value) -> Result<Value, String> {
     let typed = T::deserialize(v).map_err(|e| e.to_string())?;
     serde_json::to_value(&typed).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-fn namespaced<T: KindType>() -> bool {
-    use std::any::TypeId;
-    TypeId::of::<T::Scope>() == TypeId::of::<k8s_openapi::NamespaceResourceScope>()
 }
 
 fn schema_of<T: KindType>(generator: &mut SchemaGenerator) -> Schema {
@@ -74,10 +75,6 @@ impl Typed {
             group: T::GROUP,
             version: T::VERSION,
             kind: T::KIND,
-            #[cfg(test)]
-            plural: T::URL_PATH_SEGMENT,
-            #[cfg(test)]
-            namespaced: namespaced::<T>,
             decode: None,
             schema: schema_of::<T>,
         }

@@ -2,12 +2,16 @@
 //! scope, short names, categories), the storage version, the strategic-merge patch schema and
 //! which subresources are served.
 //!
-//! The API server serves the [`Served::Builtin`] rows (its per-kind behaviour lives in
-//! `flotilla-apiserver`'s `strategy` module); controllers and the CLI look kinds up here instead
-//! of guessing plurals. Rows with [`Served::Crd`] are kinds Flotilla installs as
+//! The API server serves the [`Served::Builtin`] rows; controllers and the CLI look kinds up
+//! here instead of guessing plurals. The built-in rows (`kinds/builtin_table.rs`) are
+//! generated from `flotilla-apiserver`'s strategies, where each built-in kind is declared
+//! once with its behaviour (a test there fails when the two differ and rewrites the file with
+//! `FLOTILLA_BLESS=1`). Rows with [`Served::Crd`] are kinds Flotilla installs as
 //! CustomResourceDefinitions but addresses by name in code.
 
 use crate::resource::api_version;
+
+mod builtin_table;
 
 /// Whether objects of a kind live in a namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,24 +99,63 @@ impl Kind {
         self.plural == name || self.singular() == name || self.short_names.contains(&name)
     }
 
-    const fn all(mut self) -> Self {
+    /// A built-in row with the object patch schema, no short names, no categories and no
+    /// subresources, stored at `version`.
+    pub const fn new(
+        group: &'static str,
+        version: &'static str,
+        plural: &'static str,
+        kind: &'static str,
+        scope: Scope,
+    ) -> Self {
+        Kind {
+            group,
+            version,
+            kind,
+            plural,
+            scope,
+            short_names: &[],
+            categories: &[],
+            storage_version: version,
+            patch_schema: Some(PatchSchema::Object),
+            status: false,
+            scale: false,
+            served: Served::Builtin,
+        }
+    }
+    /// With these `kubectl` short names.
+    pub const fn short_names(mut self, names: &'static [&'static str]) -> Self {
+        self.short_names = names;
+        self
+    }
+    /// In the `all` category.
+    pub const fn all(mut self) -> Self {
         self.categories = &["all"];
         self
     }
-    const fn status(mut self) -> Self {
+    /// `/status` is served.
+    pub const fn status(mut self) -> Self {
         self.status = true;
         self
     }
-    const fn scale(mut self) -> Self {
+    /// `/scale` is served.
+    pub const fn scale(mut self) -> Self {
         self.scale = true;
         self
     }
-    const fn stored_as(mut self, version: &'static str) -> Self {
+    /// Objects are stored at `version`.
+    pub const fn stored_as(mut self, version: &'static str) -> Self {
         self.storage_version = version;
         self
     }
-    const fn patch(mut self, schema: Option<PatchSchema>) -> Self {
+    /// Strategic merge patches use `schema` (`None`: refused).
+    pub const fn patch(mut self, schema: Option<PatchSchema>) -> Self {
         self.patch_schema = schema;
+        self
+    }
+    /// The same kind served at another `version`, stored as this row is.
+    pub const fn at_version(mut self, version: &'static str) -> Self {
+        self.version = version;
         self
     }
     const fn crd(mut self) -> Self {
@@ -122,269 +165,62 @@ impl Kind {
     }
 }
 
-const NS: Scope = Scope::Namespaced;
-const CLUSTER: Scope = Scope::Cluster;
-const POD_TEMPLATE: Option<PatchSchema> =
+/// A kind embedding a pod template at `spec.template`.
+pub const POD_TEMPLATE: Option<PatchSchema> =
     Some(PatchSchema::PodTemplate(&["spec", "template", "spec"]));
 
-/// A built-in row with the object patch schema and no subresources.
-const fn k(
-    group: &'static str,
-    version: &'static str,
-    plural: &'static str,
-    kind: &'static str,
-    scope: Scope,
-    short_names: &'static [&'static str],
-) -> Kind {
-    Kind {
-        group,
-        version,
-        kind,
-        plural,
-        scope,
-        short_names,
-        categories: &[],
-        storage_version: version,
-        patch_schema: Some(PatchSchema::Object),
-        status: false,
-        scale: false,
-        served: Served::Builtin,
-    }
-}
+/// A CronJob: the pod template of its job template.
+pub const JOB_TEMPLATE: Option<PatchSchema> = Some(PatchSchema::PodTemplate(&[
+    "spec",
+    "jobTemplate",
+    "spec",
+    "template",
+    "spec",
+]));
 
-/// A create-only review kind (no storage, no patches).
-const fn review(
-    group: &'static str,
-    version: &'static str,
-    plural: &'static str,
-    kind: &'static str,
-    scope: Scope,
-) -> Kind {
-    k(group, version, plural, kind, scope, &[]).patch(None)
-}
-
-const AUTHN: &str = "authentication.k8s.io";
-const AUTHZ: &str = "authorization.k8s.io";
-const RBAC: &str = "rbac.authorization.k8s.io";
-const NET: &str = "networking.k8s.io";
 const MCS: &str = "multicluster.x-k8s.io";
 
-/// Every kind, built-in rows in discovery order; a kind served at two versions has its
-/// preferred version first.
-pub(crate) const KINDS: &[Kind] = &[
-    k("", "v1", "configmaps", "ConfigMap", NS, &["cm"]),
-    k("", "v1", "endpoints", "Endpoints", NS, &["ep"]),
-    k("", "v1", "events", "Event", NS, &["ev"]),
-    k("", "v1", "namespaces", "Namespace", CLUSTER, &["ns"]).status(),
-    k(
-        "",
-        "v1",
-        "persistentvolumeclaims",
-        "PersistentVolumeClaim",
-        NS,
-        &["pvc"],
+/// Kinds Flotilla installs as CRDs and addresses by name in code.
+const CRDS: &[Kind] = &[
+    Kind::new(
+        MCS,
+        "v1alpha1",
+        "serviceexports",
+        "ServiceExport",
+        Scope::Namespaced,
     )
-    .status(),
-    k("", "v1", "nodes", "Node", CLUSTER, &["no"])
-        .all()
-        .status()
-        .patch(Some(PatchSchema::Node)),
-    k("", "v1", "pods", "Pod", NS, &["po"])
-        .all()
-        .status()
-        .patch(Some(PatchSchema::Pod)),
-    k("", "v1", "secrets", "Secret", NS, &[]),
-    k("", "v1", "serviceaccounts", "ServiceAccount", NS, &["sa"])
-        .patch(Some(PatchSchema::ServiceAccount)),
-    k("", "v1", "services", "Service", NS, &["svc"])
-        .all()
-        .status()
-        .patch(Some(PatchSchema::Service)),
-    k("apps", "v1", "daemonsets", "DaemonSet", NS, &["ds"])
-        .all()
-        .status()
-        .patch(POD_TEMPLATE),
-    k("apps", "v1", "deployments", "Deployment", NS, &["deploy"])
-        .all()
-        .status()
-        .scale()
-        .patch(POD_TEMPLATE),
-    k("apps", "v1", "replicasets", "ReplicaSet", NS, &["rs"])
-        .all()
-        .status()
-        .scale()
-        .patch(POD_TEMPLATE),
-    k("apps", "v1", "statefulsets", "StatefulSet", NS, &["sts"])
-        .all()
-        .status()
-        .scale()
-        .patch(POD_TEMPLATE),
-    k(
-        "apiregistration.k8s.io",
-        "v1",
-        "apiservices",
-        "APIService",
-        CLUSTER,
-        &[],
+    .crd(),
+    Kind::new(
+        MCS,
+        "v1alpha1",
+        "serviceimports",
+        "ServiceImport",
+        Scope::Namespaced,
     )
-    .status(),
-    review(
-        AUTHN,
-        "v1",
-        "selfsubjectreviews",
-        "SelfSubjectReview",
-        CLUSTER,
-    ),
-    review(AUTHN, "v1", "tokenreviews", "TokenReview", CLUSTER),
-    // kubectl 1.27 asks `auth whoami` of v1beta1.
-    review(
-        AUTHN,
-        "v1beta1",
-        "selfsubjectreviews",
-        "SelfSubjectReview",
-        CLUSTER,
-    ),
-    review(
-        AUTHZ,
-        "v1",
-        "localsubjectaccessreviews",
-        "LocalSubjectAccessReview",
-        NS,
-    ),
-    review(
-        AUTHZ,
-        "v1",
-        "selfsubjectaccessreviews",
-        "SelfSubjectAccessReview",
-        CLUSTER,
-    ),
-    review(
-        AUTHZ,
-        "v1",
-        "selfsubjectrulesreviews",
-        "SelfSubjectRulesReview",
-        CLUSTER,
-    ),
-    review(
-        AUTHZ,
-        "v1",
-        "subjectaccessreviews",
-        "SubjectAccessReview",
-        CLUSTER,
-    ),
-    k(
-        "autoscaling",
-        "v2",
-        "horizontalpodautoscalers",
-        "HorizontalPodAutoscaler",
-        NS,
-        &["hpa"],
-    )
-    .all()
-    .status(),
-    k(
-        "autoscaling",
-        "v1",
-        "horizontalpodautoscalers",
-        "HorizontalPodAutoscaler",
-        NS,
-        &["hpa"],
-    )
-    .all()
-    .status()
-    .stored_as("v2"),
-    k("batch", "v1", "cronjobs", "CronJob", NS, &["cj"])
-        .all()
-        .status()
-        .patch(Some(PatchSchema::PodTemplate(&[
-            "spec",
-            "jobTemplate",
-            "spec",
-            "template",
-            "spec",
-        ]))),
-    k("batch", "v1", "jobs", "Job", NS, &[])
-        .all()
-        .status()
-        .patch(POD_TEMPLATE),
-    k(
-        "certificates.k8s.io",
-        "v1",
-        "certificatesigningrequests",
-        "CertificateSigningRequest",
-        CLUSTER,
-        &["csr"],
-    )
-    .status(),
-    k(NET, "v1", "ingressclasses", "IngressClass", CLUSTER, &[]),
-    k(NET, "v1", "ingresses", "Ingress", NS, &["ing"]).status(),
-    k(
-        NET,
-        "v1",
-        "networkpolicies",
-        "NetworkPolicy",
-        NS,
-        &["netpol"],
-    ),
-    k(
-        "policy",
-        "v1",
-        "poddisruptionbudgets",
-        "PodDisruptionBudget",
-        NS,
-        &["pdb"],
-    )
-    .status(),
-    k(
-        RBAC,
-        "v1",
-        "clusterrolebindings",
-        "ClusterRoleBinding",
-        CLUSTER,
-        &[],
-    ),
-    k(RBAC, "v1", "clusterroles", "ClusterRole", CLUSTER, &[]),
-    k(RBAC, "v1", "rolebindings", "RoleBinding", NS, &[]),
-    k(RBAC, "v1", "roles", "Role", NS, &[]),
-    k("events.k8s.io", "v1", "events", "Event", NS, &["ev"]),
-    k("coordination.k8s.io", "v1", "leases", "Lease", NS, &[]),
-    k(
-        "discovery.k8s.io",
-        "v1",
-        "endpointslices",
-        "EndpointSlice",
-        NS,
-        &[],
-    ),
-    k(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        "CustomResourceDefinition",
-        CLUSTER,
-        &["crd", "crds"],
-    )
-    .status(),
-    k(MCS, "v1alpha1", "serviceexports", "ServiceExport", NS, &[]).crd(),
-    k(MCS, "v1alpha1", "serviceimports", "ServiceImport", NS, &[]).crd(),
+    .crd(),
 ];
+
+/// Every row: the built-in ones in discovery order (a kind served at two versions has its
+/// preferred version first), then the CRDs.
+fn rows() -> impl Iterator<Item = &'static Kind> {
+    builtin_table::BUILTIN.iter().chain(CRDS)
+}
 
 /// The built-in rows (what every Flotilla API server serves without CRDs), in discovery order.
 pub fn builtin() -> impl Iterator<Item = &'static Kind> {
-    KINDS.iter().filter(|k| k.served == Served::Builtin)
+    builtin_table::BUILTIN.iter()
 }
 
 /// The preferred row of `kind` in `group`.
 pub fn find(group: &str, kind: &str) -> Option<&'static Kind> {
-    KINDS.iter().find(|k| k.group == group && k.kind == kind)
+    rows().find(|k| k.group == group && k.kind == kind)
 }
 
 /// The row of `kind` at `api_version` (`apps/v1`); the preferred row when that version is not
 /// in the table.
 pub fn find_api_version(api_version: &str, kind: &str) -> Option<&'static Kind> {
     let (group, version) = crate::resource::split_api_version(api_version);
-    KINDS
-        .iter()
+    rows()
         .find(|k| k.group == group && k.version == version && k.kind == kind)
         .or_else(|| find(group, kind))
 }
@@ -392,7 +228,7 @@ pub fn find_api_version(api_version: &str, kind: &str) -> Option<&'static Kind> 
 /// The preferred row of a resource named by plural, singular or short name (any case) in `group`.
 pub fn find_resource(group: &str, name: &str) -> Option<&'static Kind> {
     let name = name.to_ascii_lowercase();
-    KINDS.iter().find(|k| k.group == group && k.is_named(&name))
+    rows().find(|k| k.group == group && k.is_named(&name))
 }
 
 /// The plural of `kind`: the table's when known, otherwise kube-style English (`-s`, `-es`
@@ -450,8 +286,9 @@ mod tests {
 
     #[test]
     fn rows_are_unique_and_crds_have_no_patch_schema() {
-        for (i, a) in KINDS.iter().enumerate() {
-            for b in &KINDS[i + 1..] {
+        let all: Vec<&Kind> = rows().collect();
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
                 assert!(
                     (a.group, a.version, a.plural) != (b.group, b.version, b.plural),
                     "{} listed twice",

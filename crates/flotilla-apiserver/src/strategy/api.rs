@@ -16,6 +16,7 @@ use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 pub(crate) const STRATEGIES: &[Strategy] = &[
     // `v1.` names the core group's APIService.
     Strategy::described::<APIService>()
+        .status()
         .names(NameRule::Path)
         .columns(&[
             PrintColumn::new("Name", name),
@@ -31,6 +32,8 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
             PrintColumn::new("Age", age),
         ]),
     Strategy::described::<CertificateSigningRequest>()
+        .short_names(&["csr"])
+        .status()
         .field_labels(&["spec.signerName"])
         .on_create(crate::csr::prepare_create)
         .validate_update(|old, new, causes| {
@@ -44,6 +47,8 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
         })
         .columns(CSR_COLUMNS),
     Strategy::typed::<CustomResourceDefinition>()
+        .short_names(&["crd", "crds"])
+        .status()
         .on_create(|o, _| {
             crate::crd::set_initial_status(o);
             Ok(())

@@ -8,11 +8,16 @@ use super::pods::{default_pod_spec, validate_pod_template};
 use super::print::{age, container_images, container_names, i, map_text, name, selector_text};
 use super::{Aggregate, PrintColumn, REPLICAS, Strategy, get, obj_at, set_default};
 use crate::validation::{cause, invalid, required};
+use flotilla_core::kinds::POD_TEMPLATE;
 use k8s_openapi::api::apps::v1 as apps;
 
 /// Deployment, StatefulSet, ReplicaSet, DaemonSet.
 pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::typed::<apps::Deployment>()
+        .short_names(&["deploy"])
+        .in_all()
+        .status()
+        .patch(POD_TEMPLATE)
         .aggregate(Aggregate::ViewEdit)
         .defaults(default_deployment)
         .validate(validate_replicated)
@@ -21,6 +26,10 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
         .generation()
         .scale(REPLICAS),
     Strategy::typed::<apps::StatefulSet>()
+        .short_names(&["sts"])
+        .in_all()
+        .status()
+        .patch(POD_TEMPLATE)
         .aggregate(Aggregate::ViewEdit)
         .defaults(default_statefulset)
         .validate(validate_replicated)
@@ -29,6 +38,10 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
         .generation()
         .scale(REPLICAS),
     Strategy::typed::<apps::ReplicaSet>()
+        .short_names(&["rs"])
+        .in_all()
+        .status()
+        .patch(POD_TEMPLATE)
         .aggregate(Aggregate::ViewEdit)
         .field_labels(&["status.replicas"])
         .defaults(default_replicaset)
@@ -38,6 +51,10 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
         .generation()
         .scale(REPLICAS),
     Strategy::typed::<apps::DaemonSet>()
+        .short_names(&["ds"])
+        .in_all()
+        .status()
+        .patch(POD_TEMPLATE)
         .aggregate(Aggregate::ViewEdit)
         .defaults(default_daemonset)
         .validate(validate_daemonset)

@@ -11,11 +11,15 @@ use super::print::{
 };
 use super::{Aggregate, PrintColumn, Strategy, get, obj_at, set_default};
 use crate::validation::required;
+use flotilla_core::kinds::{JOB_TEMPLATE, POD_TEMPLATE};
 use k8s_openapi::api::batch::v1 as batch;
 
 /// Job and CronJob.
 pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::typed::<batch::Job>()
+        .in_all()
+        .status()
+        .patch(POD_TEMPLATE)
         .aggregate(Aggregate::ViewEdit)
         .field_labels(&["status.successful"])
         .defaults(default_job)
@@ -23,6 +27,10 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
         .columns(JOB_COLUMNS)
         .generation(),
     Strategy::typed::<batch::CronJob>()
+        .short_names(&["cj"])
+        .in_all()
+        .status()
+        .patch(JOB_TEMPLATE)
         .aggregate(Aggregate::ViewEdit)
         .defaults(default_cronjob)
         .validate(validate_cronjob)

@@ -7,11 +7,14 @@ use super::print::{age, age_of, arr, name, s};
 use crate::objects::{meta_mut, meta_str};
 
 use super::{Aggregate, NameRule, PrintColumn, Strategy, obj_at, set_default};
+use flotilla_core::kinds::{Kind, PatchSchema, Scope};
 use k8s_openapi::api::{coordination::v1 as coord, core::v1 as core, events::v1 as events};
 
 /// Namespace, Node, ServiceAccount, PersistentVolumeClaim, Event (both groups), Lease.
 pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::typed::<core::Namespace>()
+        .short_names(&["ns"])
+        .status()
         .aggregate(Aggregate::View)
         .field_labels(&["status.phase"])
         .names(NameRule::Label)
@@ -25,10 +28,16 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
             PrintColumn::new("Age", age),
         ]),
     // Nodes are stored as sent (no k8s-openapi decoding, no schema).
-    Strategy::new("", "Node")
+    Strategy::untyped(Kind::new("", "v1", "nodes", "Node", Scope::Cluster))
+        .short_names(&["no"])
+        .in_all()
+        .status()
+        .patch(Some(PatchSchema::Node))
         .field_labels(&["spec.unschedulable"])
         .columns(NODE_COLUMNS),
     Strategy::typed::<core::ServiceAccount>()
+        .short_names(&["sa"])
+        .patch(Some(PatchSchema::ServiceAccount))
         .aggregate(Aggregate::ViewEdit)
         .columns(&[
             PrintColumn::new("Name", name),
@@ -36,6 +45,8 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
             PrintColumn::new("Age", age),
         ]),
     Strategy::typed::<core::PersistentVolumeClaim>()
+        .short_names(&["pvc"])
+        .status()
         .aggregate(Aggregate::ViewEdit)
         .defaults(|o| {
             if let Some(spec) = obj_at(o, &["spec"]) {
@@ -44,10 +55,13 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
         })
         .columns(PVC_COLUMNS),
     Strategy::typed::<core::Event>()
+        .short_names(&["ev"])
         .aggregate(Aggregate::ViewEdit)
         .field_labels(EVENT_FIELD_LABELS)
         .columns(EVENT_COLUMNS),
-    Strategy::typed::<events::Event>().field_labels(EVENT_FIELD_LABELS),
+    Strategy::typed::<events::Event>()
+        .short_names(&["ev"])
+        .field_labels(EVENT_FIELD_LABELS),
     Strategy::typed::<coord::Lease>().columns(&[
         PrintColumn::new("Name", name),
         PrintColumn::new("Holder", |o| json!(s(o, "/spec/holderIdentity"))),

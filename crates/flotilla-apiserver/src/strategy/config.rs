@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1 as core;
 /// ConfigMap and Secret.
 pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::typed::<core::ConfigMap>()
+        .short_names(&["cm"])
         .aggregate(Aggregate::ViewEdit)
         .validate(validate_keys)
         .validate_update(data_is_immutable)

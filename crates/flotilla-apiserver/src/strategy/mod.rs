@@ -1,14 +1,15 @@
-//! One strategy per built-in kind: everything the server knows about a kind beyond its row in
-//! the kind table, in one place. A [`Strategy`] names the kind's `k8s-openapi` type (typed
-//! validation, the `/openapi/v3` schema, the protobuf message), says how names are checked,
-//! which defaults are filled in, which semantic checks run on create and update, what
-//! `kubectl get` prints (each column with its own cell), whether `metadata.generation` is
-//! tracked, where `/scale` finds replicas, which field selectors work and which of the
+//! One strategy per built-in kind: everything the server knows about a kind, declared in one
+//! place. A [`Strategy`] names the kind's `k8s-openapi` type (its group, version, kind, plural
+//! and scope; typed validation, the `/openapi/v3` schema, the protobuf message), the rest of
+//! its kind-table row (short names, `all`, subresources, patch schema), how names are
+//! checked, which defaults are filled in, which semantic checks run on create and update,
+//! what `kubectl get` prints (each column with its own cell), whether `metadata.generation`
+//! is tracked, where `/scale` finds replicas, which field selectors work and which of the
 //! aggregated `view`/`edit`/`admin` roles grant it ([`Aggregate`]).
 //!
-//! Identity (plural, scope, short names, storage version, subresources) is not here: it is the
-//! kind table `flotilla_core::kinds`, which the controllers and the CLI share. Every built-in
-//! row of that table has a strategy (a test checks it). A kind family lives in one file:
+//! The built-in rows of the kind table `flotilla_core::kinds`, which the controllers and the
+//! CLI share, are generated from these declarations (`kind_table`). A kind family lives in
+//! one file:
 //!
 //! | file | kinds |
 //! |---|---|
@@ -31,6 +32,8 @@ pub(crate) mod apps;
 pub(crate) mod batch;
 pub(crate) mod cluster;
 pub(crate) mod config;
+#[cfg(test)]
+mod kind_table;
 pub(crate) mod networking;
 pub(crate) mod pods;
 pub(crate) mod print;
@@ -43,7 +46,8 @@ use flotilla_core::user::UserInfo;
 use serde_json::{Map, Value};
 
 use crate::registry::ResourceInfo;
-use crate::typed_kinds::{KindType, Typed};
+use crate::typed_kinds::{KindScope, KindType, Typed};
+use flotilla_core::kinds::{Kind, PatchSchema, Scope};
 
 /// Which of the aggregated roles grant a namespaced kind (through their
 /// `system:aggregate-to-*` building blocks, generated from the strategies by
@@ -132,10 +136,12 @@ pub(crate) const REPLICAS: ScaleFields = ScaleFields {
 /// How the server treats objects of one built-in kind.
 #[derive(Clone, Copy)]
 pub(crate) struct Strategy {
-    /// API group of the kind.
-    pub group: &'static str,
-    /// The kind.
-    pub kind: &'static str,
+    /// The kind's row of the kind table at its preferred version (`flotilla_core::kinds`
+    /// holds a generated copy, see `kind_table`).
+    pub row: Kind,
+    /// A second version the kind is also served at, and whether its objects are stored at
+    /// the preferred version (reviews are not stored at all).
+    pub also: Option<(&'static str, bool)>,
     /// Its `k8s-openapi` type at each version it has one (preferred version first).
     pub typed: [Option<Typed>; 2],
     /// Which aggregated roles grant it.
@@ -176,11 +182,12 @@ pub(crate) const NAME_CREATED: &[PrintColumn] = &[
 ];
 
 impl Strategy {
-    /// A kind with the [`DEFAULT`] behaviour.
-    pub(crate) const fn new(group: &'static str, kind: &'static str) -> Self {
+    /// The kind of `row` with the [`DEFAULT`] behaviour and no `k8s-openapi` type (objects
+    /// are stored as sent and have no `/openapi/v3` schema).
+    pub(crate) const fn untyped(row: Kind) -> Self {
         Strategy {
-            group,
-            kind,
+            row,
+            also: None,
             typed: [None, None],
             aggregate: Aggregate::None,
             field_labels: &[],
@@ -194,24 +201,66 @@ impl Strategy {
             scale: None,
         }
     }
-    /// A kind whose objects are decoded through `T` (which also gives its identity, schema
-    /// and protobuf message).
-    pub(crate) const fn typed<T: KindType>() -> Self {
-        Self::with_type(Typed::decoded::<T>())
+    /// A kind whose objects are decoded through `T`, which also gives its group, version,
+    /// kind, plural, scope, schema and protobuf message.
+    pub(crate) const fn typed<T: KindType>() -> Self
+    where
+        T::Scope: KindScope,
+    {
+        Self::with_type::<T>(Typed::decoded::<T>())
     }
     /// A kind whose `T` gives its identity, schema and protobuf message only (objects are
     /// stored as sent).
-    pub(crate) const fn described<T: KindType>() -> Self {
-        Self::with_type(Typed::schema_only::<T>())
+    pub(crate) const fn described<T: KindType>() -> Self
+    where
+        T::Scope: KindScope,
+    {
+        Self::with_type::<T>(Typed::schema_only::<T>())
     }
-    const fn with_type(t: Typed) -> Self {
-        let mut s = Self::new(t.group, t.kind);
+    const fn with_type<T: KindType>(t: Typed) -> Self
+    where
+        T::Scope: KindScope,
+    {
+        let row = Kind::new(
+            T::GROUP,
+            T::VERSION,
+            T::URL_PATH_SEGMENT,
+            T::KIND,
+            <T::Scope as KindScope>::SCOPE,
+        );
+        let mut s = Self::untyped(row);
         s.typed[0] = Some(t);
         s
     }
-    /// Also served at `T`'s version, decoded through `T`.
+    /// Also served at `T`'s version, decoded through `T`, stored at the preferred version.
     pub(crate) const fn also<T: KindType>(mut self) -> Self {
+        self.also = Some((T::VERSION, true));
         self.typed[1] = Some(Typed::decoded::<T>());
+        self
+    }
+    /// A review also served at `version`, which has no `k8s-openapi` type.
+    pub(crate) const fn also_untyped(mut self, version: &'static str) -> Self {
+        self.also = Some((version, false));
+        self
+    }
+    /// `kubectl` short names.
+    pub(crate) const fn short_names(mut self, names: &'static [&'static str]) -> Self {
+        self.row = self.row.short_names(names);
+        self
+    }
+    /// In the `all` category (`kubectl get all`).
+    pub(crate) const fn in_all(mut self) -> Self {
+        self.row = self.row.all();
+        self
+    }
+    /// `/status` is served.
+    pub(crate) const fn status(mut self) -> Self {
+        self.row = self.row.status();
+        self
+    }
+    /// Strategic merge patches use `schema` (`None`: refused with 415, as for reviews).
+    pub(crate) const fn patch(mut self, schema: Option<PatchSchema>) -> Self {
+        self.row = self.row.patch(schema);
         self
     }
     /// Granted by the aggregated roles as `aggregate` says.
@@ -268,8 +317,9 @@ impl Strategy {
         self.tracks_generation = true;
         self
     }
-    /// `/scale` reads `fields`.
+    /// `/scale` is served and reads `fields`.
     pub(crate) const fn scale(mut self, fields: ScaleFields) -> Self {
+        self.row = self.row.scale();
         self.scale = Some(fields);
         self
     }
@@ -287,7 +337,8 @@ impl Strategy {
 }
 
 /// What a kind without a strategy of its own gets.
-pub(crate) const DEFAULT: Strategy = Strategy::new("", "");
+pub(crate) const DEFAULT: Strategy =
+    Strategy::untyped(Kind::new("", "", "", "", Scope::Namespaced));
 
 /// Every family's strategies.
 const FAMILIES: &[&[Strategy]] = &[
@@ -308,7 +359,7 @@ pub(crate) fn for_kind(group: &str, kind: &str) -> &'static Strategy {
     FAMILIES
         .iter()
         .flat_map(|family| family.iter())
-        .find(|s| s.group == group && s.kind == kind)
+        .find(|s| s.row.group == group && s.row.kind == kind)
         .unwrap_or(&DEFAULT)
 }
 
@@ -356,18 +407,18 @@ mod tests {
         let all: Vec<&Strategy> = FAMILIES.iter().flat_map(|f| f.iter()).collect();
         for (i, s) in all.iter().enumerate() {
             assert!(
-                flotilla_core::kinds::find(s.group, s.kind).is_some(),
+                flotilla_core::kinds::find(s.row.group, s.row.kind).is_some(),
                 "{}/{} is not in the kind table",
-                s.group,
-                s.kind
+                s.row.group,
+                s.row.kind
             );
             assert!(
                 all[i + 1..]
                     .iter()
-                    .all(|o| (o.group, o.kind) != (s.group, s.kind)),
+                    .all(|o| (o.row.group, o.row.kind) != (s.row.group, s.row.kind)),
                 "{}/{} has two strategies",
-                s.group,
-                s.kind
+                s.row.group,
+                s.row.kind
             );
         }
     }
@@ -384,20 +435,13 @@ mod tests {
         }
     }
 
-    /// A strategy's `k8s-openapi` types are the kind it is for, at versions the kind table
-    /// serves, with the table's plural and scope.
+    /// A strategy's second type is the same kind at the version it is also served at.
     #[test]
-    fn typed_kinds_match_the_kind_table() {
+    fn second_types_are_the_same_kind() {
         for s in FAMILIES.iter().flat_map(|f| f.iter()) {
-            for t in s.typed.iter().flatten() {
-                assert_eq!((t.group, t.kind), (s.group, s.kind));
-                let row = flotilla_core::kinds::builtin()
-                    .find(|k| (k.group, k.version, k.kind) == (t.group, t.version, t.kind))
-                    .unwrap_or_else(|| {
-                        panic!("{}/{} {} is not served", t.group, t.version, t.kind)
-                    });
-                assert_eq!(row.plural, t.plural, "{}", t.kind);
-                assert_eq!(row.namespaced(), (t.namespaced)(), "{}", t.kind);
+            if let Some(t) = s.typed[1] {
+                assert_eq!((t.group, t.kind), (s.row.group, s.row.kind));
+                assert_eq!(Some((t.version, true)), s.also, "{}", t.kind);
             }
         }
     }
@@ -418,7 +462,7 @@ mod tests {
     fn every_table_starts_with_a_name_or_time() {
         for family in FAMILIES {
             for s in family.iter() {
-                assert!(!s.columns.is_empty(), "{}", s.kind);
+                assert!(!s.columns.is_empty(), "{}", s.row.kind);
             }
         }
     }

@@ -7,11 +7,16 @@ use serde_json::{Value, json};
 use super::print::{age, arr, first_three, i, lb_ingress, map_text, name, s, selector_text};
 use super::{Aggregate, NameRule, PrintColumn, Strategy, get, obj_at, set_default};
 use crate::validation::{invalid, required};
+use flotilla_core::kinds::PatchSchema;
 use k8s_openapi::api::{core::v1 as core, discovery::v1 as discovery, networking::v1 as net};
 
 /// Service, Endpoints, EndpointSlice, Ingress, IngressClass, NetworkPolicy.
 pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::typed::<core::Service>()
+        .short_names(&["svc"])
+        .in_all()
+        .status()
+        .patch(Some(PatchSchema::Service))
         .aggregate(Aggregate::ViewEdit)
         .names(NameRule::Dns1035)
         .defaults(default_service)
@@ -22,6 +27,7 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
         .validate(validate_service)
         .columns(SERVICE_COLUMNS),
     Strategy::described::<core::Endpoints>()
+        .short_names(&["ep"])
         .aggregate(Aggregate::View)
         .columns(&[
             PrintColumn::new("Name", name),
@@ -38,6 +44,8 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
             PrintColumn::new("Age", age),
         ]),
     Strategy::typed::<net::Ingress>()
+        .short_names(&["ing"])
+        .status()
         .aggregate(Aggregate::ViewEdit)
         .columns(INGRESS_COLUMNS)
         .generation(),
@@ -55,6 +63,7 @@ pub(crate) const STRATEGIES: &[Strategy] = &[
         ])
         .generation(),
     Strategy::typed::<net::NetworkPolicy>()
+        .short_names(&["netpol"])
         .aggregate(Aggregate::ViewEdit)
         .columns(&[
             PrintColumn::new("Name", name),

@@ -7,9 +7,14 @@ use serde_json::{Map, Value, json};
 use super::print::{age, arr, i, name, or_none, s};
 use super::{Aggregate, PrintColumn, Strategy, get, obj_at, set_default};
 use crate::validation::{DNS1123_LABEL_MSG, cause, invalid, is_dns1123_label, required};
+use flotilla_core::kinds::PatchSchema;
 
 /// The Pod strategy.
 pub(crate) const STRATEGIES: &[Strategy] = &[Strategy::typed::<k8s_openapi::api::core::v1::Pod>()
+    .short_names(&["po"])
+    .in_all()
+    .status()
+    .patch(Some(PatchSchema::Pod))
     .aggregate(Aggregate::ViewEdit)
     .field_labels(&[
         "spec.nodeName",

@@ -13,11 +13,16 @@ use k8s_openapi::api::{autoscaling::v1 as as1, autoscaling::v2 as as2, policy::v
 pub(crate) const STRATEGIES: &[Strategy] = &[
     Strategy::typed::<as2::HorizontalPodAutoscaler>()
         .also::<as1::HorizontalPodAutoscaler>()
+        .short_names(&["hpa"])
+        .in_all()
+        .status()
         .aggregate(Aggregate::ViewEdit)
         .validate(validate_hpa)
         .columns(HPA_COLUMNS)
         .generation(),
     Strategy::typed::<policy::PodDisruptionBudget>()
+        .short_names(&["pdb"])
+        .status()
         .aggregate(Aggregate::ViewEdit)
         .columns(&[
             PrintColumn::new("Name", name),
