@@ -426,6 +426,13 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
         hub::mib(members_idle.rss_kib),
         hub::mib(members_after.rss_kib)
     );
+    println!(
+        "  hub anonymous RSS (heap, stacks; the binary's pages aside): {} before, {} after ({:.1} KiB per placement); hub peak RSS {}",
+        hub::mib(hub_before.anon_kib),
+        hub::mib(hub_after.anon_kib),
+        hub_after.anon_kib.saturating_sub(hub_before.anon_kib) as f64 / deployments.max(1) as f64,
+        hub::mib(hub_after.peak_kib)
+    );
     if args.run.hold_secs > 0 {
         println!(
             "  holding for {} s: hub pid {}, members pid {}",

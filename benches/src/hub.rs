@@ -182,13 +182,18 @@ pub(crate) fn http_get(path: &str) -> anyhow::Result<http::Request<Vec<u8>>> {
 
 /// `VmRSS` of a process in KiB.
 pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// One `kB` field of /proc/PID/status (`VmRSS`, `VmHWM`, `RssAnon`, ...).
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS in /proc/PID/status")
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
 /// Formats KiB as MiB.
@@ -200,6 +205,11 @@ pub(crate) fn mib(kib: u64) -> String {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Usage {
     pub rss_kib: u64,
+    /// The anonymous part of the RSS (heap, stacks): the RSS less the binary's and the
+    /// libraries' pages, which a debug binary makes large and which do not grow with load.
+    pub anon_kib: u64,
+    /// The highest RSS so far (`VmHWM`).
+    pub peak_kib: u64,
     /// Open file descriptors.
     pub descriptors: usize,
     /// User plus system CPU time so far.
@@ -222,6 +232,8 @@ impl Usage {
             .context("no CPU times in /proc/PID/stat")?;
         Ok(Usage {
             rss_kib: rss_kib(pid)?,
+            anon_kib: status_kib(pid, "RssAnon")?,
+            peak_kib: status_kib(pid, "VmHWM")?,
             descriptors,
             cpu_secs,
         })
