@@ -546,8 +546,9 @@ mod tests {
             header.strip_prefix("# roots: ").unwrap_or(header),
             roots.join(" "),
             "src/proto_schema.txt is stale; in crates/flotilla-apiserver run\n  \
-             python3 tools/gen_proto_schema.py $CARGO_HOME/registry/src/*/k8s-pb-*/src \
-             $CARGO_HOME/registry/src/*/k8s-openapi-*/src/v1_NN {} > src/proto_schema.txt",
+             python3 tools/gen_proto_schema.py ${{CARGO_HOME:-$HOME/.cargo}}/registry/src/*/k8s-pb-*/src \
+             ${{CARGO_HOME:-$HOME/.cargo}}/registry/src/*/k8s-openapi-*/src/v1_NN {} > src/proto_schema.txt\n\
+             (k8s-pb's source arrives with `cargo fetch` in a scratch crate that depends on it)",
             roots.join(" ")
         );
         for root in &roots {

@@ -13,6 +13,7 @@ type, whose protobuf message is a root, plus the bodies that are not kinds (Scal
 DeleteOptions, TokenRequest). Don't pick them by hand: the test
 `proto::tests::schema_covers_every_typed_kind` prints this command with the roots when the
 file is stale. The roots are written to the file's second line, which that test compares.
+k8s-pb's source is in cargo's registry after `cargo fetch` in a scratch crate depending on it.
 """
 import os
 import re

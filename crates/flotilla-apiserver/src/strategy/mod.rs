@@ -18,14 +18,14 @@
 //! | [`batch`] | Job, CronJob |
 //! | [`networking`] | Service, Endpoints, EndpointSlice, Ingress, IngressClass, NetworkPolicy |
 //! | [`config`] | ConfigMap, Secret |
-//! | [`cluster`] | Namespace, Node, ServiceAccount, PersistentVolumeClaim, Event, Lease |
+//! | [`cluster`] | Namespace, Node, ServiceAccount, PersistentVolumeClaim, Event (core and `events.k8s.io`), Lease |
 //! | [`scaling`] | HorizontalPodAutoscaler, PodDisruptionBudget |
 //! | [`rbac`] | Role, ClusterRole, RoleBinding, ClusterRoleBinding |
 //! | [`api`] | APIService, CertificateSigningRequest, CustomResourceDefinition |
 //! | [`reviews`] | TokenReview, SelfSubjectReview, the four access reviews |
 //!
-//! A kind with no entry gets [`DEFAULT`]: subdomain names, no defaults, no checks, `Name` and
-//! `Created At` columns. Custom resources do not use strategies (their CRD is their strategy).
+//! Custom resources get [`DEFAULT`]: subdomain names, no defaults, no checks, `Name` and
+//! `Created At` columns (their CRD is their strategy).
 
 pub(crate) mod api;
 pub(crate) mod apps;
