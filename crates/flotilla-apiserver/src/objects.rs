@@ -33,11 +33,15 @@ pub(crate) fn set_resource_version(obj: &mut Value, rev: Revision) {
 /// `apiVersion`, `kind` and `metadata` are written first, so [`splice_resource_version`]
 /// can serve the stored bytes without decoding them.
 pub(crate) fn encode(obj: &Value) -> Bytes {
-    let bytes = match obj.as_object() {
+    let mut bytes = match obj.as_object() {
         Some(map) => serde_json::to_vec(&StoredOrder(map)),
         None => serde_json::to_vec(obj),
-    };
-    Bytes::from(bytes.unwrap_or_default())
+    }
+    .unwrap_or_default();
+    // The store keeps these bytes (index and watch history) for as long as the object
+    // lives: without the room the encoder grew into (up to as much again).
+    bytes.shrink_to_fit();
+    Bytes::from(bytes)
 }
 
 /// The top-level fields `apiVersion`, `kind`, `metadata` first (in that order), then the

@@ -144,6 +144,11 @@ pub struct EmbeddedOptions {
     pub watch_batch: usize,
     /// Writes that may wait for the writer thread before callers wait to enqueue.
     pub queue_depth: usize,
+    /// The most memory redb's page cache may hold. Reads are served from the in-memory
+    /// index, so redb needs its cache only for the pages its commits touch; its own
+    /// default (1 GiB) kept a copy of the whole database in memory, growing with every
+    /// object.
+    pub cache_bytes: usize,
 }
 
 impl Default for EmbeddedOptions {
@@ -154,6 +159,7 @@ impl Default for EmbeddedOptions {
             max_batch: 256,
             watch_batch: 500,
             queue_depth: 4096,
+            cache_bytes: 8 << 20,
         }
     }
 }
@@ -219,7 +225,10 @@ impl EmbeddedBackend {
             path: path.clone(),
             source: Box::new(e),
         };
-        let db = Database::create(&path).map_err(|e| open_err(e.into()))?;
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(&path)
+            .map_err(|e| open_err(e.into()))?;
         let revision = init_meta(&db).map_err(|e| match e {
             InitError::Redb(e) => open_err(e),
             InitError::Format(found) => EmbeddedError::Format {
