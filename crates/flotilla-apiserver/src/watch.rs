@@ -42,6 +42,10 @@ pub(crate) struct BacklogBounds {
     pub(crate) bytes: usize,
     /// Age.
     pub(crate) age: Duration,
+    /// Events in flight to live watchers: a watcher further behind is ended with 410
+    /// Expired (it lists and watches again, as with kube-apiserver). The broadcast buffer
+    /// takes ~40 bytes per slot up front, so 8,192 slots are ~320 KiB per resource watched.
+    pub(crate) channel: usize,
 }
 
 impl BacklogBounds {
@@ -50,6 +54,7 @@ impl BacklogBounds {
         events: BACKLOG,
         bytes: BACKLOG_BYTES,
         age: BACKLOG_AGE,
+        channel: CHANNEL,
     };
     /// A simulated member's feeds: a small cluster's watchers (its simulator and exporter on
     /// loopback, the hub's drift watches) start from a list a moment old; one further behind
@@ -58,12 +63,16 @@ impl BacklogBounds {
         events: 256,
         bytes: 256 * 1024,
         age: BACKLOG_AGE,
+        channel: MEMBER_CHANNEL,
     };
 }
 
 /// Broadcast buffer per resource; a watcher further behind than this is dropped (it
 /// re-watches, as Kubernetes clients do). Events are freed once every watcher has them.
 const CHANNEL: usize = 8192;
+/// A simulated member's broadcast buffer per resource (~40 KiB, against ~320 KiB for the
+/// hub's: a member watches ~10 resources, and a thousand members share one process).
+const MEMBER_CHANNEL: usize = 1024;
 
 /// `ADDED`, `MODIFIED`, `DELETED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,7 +278,7 @@ impl WatchHub {
             if feeds.contains_key(prefix) {
                 return Ok(());
             }
-            let (sender, _) = broadcast::channel(CHANNEL);
+            let (sender, _) = broadcast::channel(self.bounds.channel);
             let feed = Arc::new(Feed {
                 sender,
                 state: Mutex::new(FeedState {
