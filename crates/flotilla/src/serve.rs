@@ -49,11 +49,12 @@ async fn open_embedded(
 /// A simulated member's store: its watch history sized for one small cluster's watchers
 /// (its own simulator and exporter on loopback, the hub's drift watches), not for the hub's.
 /// A watch from further back gets 410 Expired and its client lists again, as with
-/// kube-apiserver once etcd has compacted.
+/// kube-apiserver once etcd has compacted. Its file cache is small too.
 fn member_store_options() -> flotilla_storage::EmbeddedOptions {
     flotilla_storage::EmbeddedOptions {
         history_capacity: MEMBER_HISTORY_EVENTS,
         history_max_bytes: MEMBER_HISTORY_BYTES,
+        cache_bytes: MEMBER_FILE_CACHE_BYTES,
         ..Default::default()
     }
 }
@@ -62,6 +63,9 @@ fn member_store_options() -> flotilla_storage::EmbeddedOptions {
 const MEMBER_HISTORY_EVENTS: usize = 1_000;
 /// ... and at most this many bytes of objects in them.
 const MEMBER_HISTORY_BYTES: usize = 1 << 20;
+/// File pages a member's store keeps in memory (every value is in its index already; the
+/// store's default, 8 MiB, would be 8 GiB for `--count 1000` once every member had written).
+const MEMBER_FILE_CACHE_BYTES: usize = 1 << 20;
 
 /// Connects to etcd and waits until it answers, saying so every 2 s. Meanwhile `listener`
 /// answers probes: `/livez` ok, `/readyz` failing with the cause, the API 503.
