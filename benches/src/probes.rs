@@ -75,12 +75,19 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "probes: {} members, hub --cluster-probe-interval {interval}s, {} s windows",
         args.members, args.secs
     );
+    let started = std::time::Instant::now();
     let (members, names, _) =
         crate::dispatch::start_members(&args.flotilla, args.members, "100ms").await?;
+    println!(
+        "  {} members serving in {:.1?}",
+        args.members,
+        started.elapsed()
+    );
     let interval_flag = format!("{interval}s");
     let (hub, hub_client) = Flotilla::hub_probing_every(&args.flotilla, &interval_flag).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (idle_cpu, idle_fds) = window(hub.pid(), args.secs).await?;
+    let hub_idle = hub::Usage::of(hub.pid())?;
 
     crate::dispatch::join_all(&args.flotilla, &hub, &members, &names)?;
     crate::dispatch::poll_until(
@@ -94,6 +101,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let members_before = hub::Usage::of(members.pid())?;
     let (busy_cpu, busy_fds) = window(hub.pid(), args.secs).await?;
     let members_after = hub::Usage::of(members.pid())?;
+    let hub_after = hub::Usage::of(hub.pid())?;
 
     let rounds = args.secs as f64 / interval as f64;
     let probes = rounds * f64::from(args.members);
@@ -106,6 +114,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "  per member and round (probe + metrics scrape): {:.2} ms hub CPU; members process {:.2} ms",
         per_probe * 1000.0,
         (members_after.cpu_secs - members_before.cpu_secs) / probes * 1000.0
+    );
+    println!(
+        "  RSS: hub {} with no member, {} with {} joined; members process {} ({:.2} MiB per member), {} descriptors",
+        hub::mib(hub_idle.rss_kib),
+        hub::mib(hub_after.rss_kib),
+        args.members,
+        hub::mib(members_after.rss_kib),
+        members_after.rss_kib as f64 / 1024.0 / f64::from(args.members.max(1)),
+        members_after.descriptors
     );
     println!(
         "  extrapolated: 1,000 members at the default 10 s interval = {:.1}% of one core on the hub",
