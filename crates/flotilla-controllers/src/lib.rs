@@ -6,6 +6,8 @@
 //! - [`leader`]: the Lease election that gates every hub controller ([`hub::run`]).
 //! - [`mcs`]: multi-cluster Services (ServiceExport / ServiceImport → `amcs-<name>` + slices).
 //! - [`multiplexed_client`]: kube clients over one HTTP/2 connection per server (members).
+//! - [`api_connector`]: the TCP/TLS connector and response timeout those clients and the
+//!   gateway's relay take from a `kube::Config`.
 //! - [`membersim`]: the simulated member's workload controllers.
 //! - [`statemetrics`]: a member's kube-state-metrics-named series on its `/metrics`.
 //! - [`fleetmetrics`]: the hub's scrape of every member, `/metrics/clusters` and history.
@@ -22,9 +24,11 @@
 //!   ([`application::preview`], [`application::dispatch`], [`application::health`],
 //!   [`mcs::imports`], [`mcs::observe`]), [`grants::api_resource`] and
 //!   [`fleetmetrics::exposition`]'s parsers;
-//! - the gateway: [`application::member_clients::impersonating`] and the stored credentials.
+//! - the gateway: [`application::member_clients::impersonating`], the stored credentials and
+//!   [`api_connector`].
 
 pub(crate) mod alerts;
+pub mod api_connector;
 pub mod application;
 pub mod cluster;
 pub(crate) mod error_backoff;

@@ -19,10 +19,11 @@
 
 use std::time::Duration;
 
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kube::client::{Body, ConfigExt as _};
 use tower::{BoxError, ServiceBuilder};
+
+use crate::api_connector::{self, Protocol};
 
 /// How often a connection with open streams is pinged.
 pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -39,19 +40,11 @@ pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
     if config.proxy_url.is_some() || config.tls_server_name.is_some() {
         return kube::Client::try_from(config);
     }
-    let mut tcp = HttpConnector::new();
-    tcp.enforce_http(false);
-    tcp.set_nodelay(true);
-    tcp.set_connect_timeout(config.connect_timeout);
     let mut tls = config.rustls_client_config()?;
     // rustls's default cache of 256 sessions is ~13 KiB per client; one client reaches one
     // server over one connection at a time, so a few sessions are plenty.
     tls.resumption = rustls::client::Resumption::in_memory_sessions(TLS_SESSIONS);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http2()
-        .wrap_connector(tcp);
+    let https = api_connector::https_connector(&config, tls, Protocol::Http2);
     let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
@@ -61,19 +54,7 @@ pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
         .build::<_, Body>(https);
     let response_timeout = config.read_timeout;
     let send = tower::service_fn(move |request: http::Request<Body>| {
-        let response = http.request(request);
-        async move {
-            let Some(limit) = response_timeout else {
-                return response.await.map_err(BoxError::from);
-            };
-            match tokio::time::timeout(limit, response).await {
-                Ok(r) => r.map_err(BoxError::from),
-                Err(_) => Err(Box::new(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no response within {limit:?}"),
-                )) as BoxError),
-            }
-        }
+        api_connector::within(response_timeout, http.request(request))
     });
     let retry = config
         .default_retry

@@ -10,10 +10,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use flotilla_controllers::api_connector::{self, Protocol};
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kube::client::ConfigExt as _;
 use tower::util::BoxCloneSyncService;
@@ -35,16 +35,8 @@ impl RelayClient {
     /// A client for `config`, over a pool of HTTP/1.1 keep-alive connections (one per
     /// request in flight; measured faster than one multiplexed HTTP/2 connection here).
     pub(crate) fn new(config: &kube::Config) -> Result<Self, kube::Error> {
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(config.connect_timeout);
         let tls = config.rustls_client_config()?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
+        let https = api_connector::https_connector(config, tls, Protocol::Http1);
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -66,16 +58,6 @@ impl RelayClient {
         &self,
         request: Request<RelayBody>,
     ) -> Result<Response<Incoming>, BoxError> {
-        let response = self.stack.clone().oneshot(request);
-        let Some(limit) = self.read_timeout else {
-            return response.await;
-        };
-        match tokio::time::timeout(limit, response).await {
-            Ok(r) => r,
-            Err(_) => Err(Box::new(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no response within {limit:?}"),
-            ))),
-        }
+        api_connector::within(self.read_timeout, self.stack.clone().oneshot(request)).await
     }
 }
