@@ -12,6 +12,8 @@ pub(crate) struct LocalEtcd {
     _cluster: EtcdCluster,
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
+    /// The etcd process (for its CPU time).
+    pub pid: Option<u32>,
     _dir: tempfile::TempDir,
 }
 
@@ -33,6 +35,7 @@ impl LocalEtcd {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(LocalEtcd {
+            pid: cluster.pid(0),
             _cluster: cluster,
             endpoint,
             _dir: dir,

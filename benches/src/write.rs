@@ -127,6 +127,37 @@ pub(crate) async fn create_config_maps(
     })
 }
 
+/// CPU seconds used so far by this process (the clients) and by the local etcd, if any.
+#[derive(Clone, Copy)]
+struct SideCpu {
+    client: f64,
+    etcd: Option<f64>,
+}
+
+impl SideCpu {
+    fn now(etcd: Option<u32>) -> anyhow::Result<SideCpu> {
+        Ok(SideCpu {
+            client: hub::Usage::of(std::process::id())?.cpu_secs,
+            etcd: etcd.map(hub::Usage::of).transpose()?.map(|u| u.cpu_secs),
+        })
+    }
+
+    /// Prints the CPU per write the clients and etcd spent since `self`.
+    fn report_since(self, etcd: Option<u32>, writes: usize) -> anyhow::Result<()> {
+        let now = SideCpu::now(etcd)?;
+        let per = |secs: f64| secs * 1e6 / writes.max(1) as f64;
+        let etcd = match now.etcd.zip(self.etcd) {
+            Some((after, before)) => format!(", etcd {:.0} µs", per(after - before)),
+            None => String::new(),
+        };
+        println!(
+            "    CPU per write: client {:.0} µs{etcd}",
+            per(now.client - self.client)
+        );
+        Ok(())
+    }
+}
+
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "write-throughput: {} writers x {} creates of ~{} B objects",
@@ -143,18 +174,22 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         prefix: "/bench-floor/configmaps/bench/".into(),
     };
     let mut _local_etcd = None;
+    let mut etcd_pid = None;
+    let writes = args.writers * args.writes_per_writer;
     let (hub, client, floor) = if args.storage == "etcd" {
         let endpoints = match &args.etcd_endpoints {
             Some(e) => e.clone(),
             None => {
                 let etcd = crate::etcd::LocalEtcd::start().await?;
                 let endpoint = etcd.endpoint.clone();
+                etcd_pid = etcd.pid;
                 _local_etcd = Some(etcd);
                 endpoint
             }
         };
         let list: Vec<&str> = endpoints.split(',').collect();
         let value = workload.value.to_vec();
+        let cpu = SideCpu::now(etcd_pid)?;
         let floor = crate::etcd::raw_puts(
             &list,
             args.writers,
@@ -164,10 +199,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         )
         .await?;
         println!("  floor (raw etcd-client puts):        {floor}");
+        cpu.report_since(etcd_pid, writes)?;
         let backend = flotilla_storage::etcd::EtcdBackend::connect(&list).await?;
+        let cpu = SideCpu::now(etcd_pid)?;
         let store =
             flotilla_storage::throughput::measure_writes(Arc::new(backend), &workload).await?;
         println!("  flotilla-storage etcd creates (CAS): {store}");
+        cpu.report_since(etcd_pid, writes)?;
         let hub = hub::Flotilla::spawn(
             &args.flotilla,
             &[
@@ -192,14 +230,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 .await??
         };
         let backend: Arc<dyn flotilla_storage::Backend> = Arc::new(backend);
+        let cpu = SideCpu::now(None)?;
         let floor = flotilla_storage::throughput::measure_writes(backend, &workload).await?;
         println!("  floor (embedded engine, in-process): {floor}");
+        cpu.report_since(None, writes)?;
         let (hub, client) = Flotilla::hub(&args.flotilla).await?;
         (hub, client, floor)
     };
     ensure_namespace(&client, "bench").await?;
     let rss_before = hub.rss_kib()?;
     let cpu_before = hub::Usage::of(hub.pid())?.cpu_secs;
+    let side_cpu = SideCpu::now(etcd_pid)?;
     let api = create_config_maps(
         &client,
         "bench",
@@ -219,6 +260,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         api.latency.p99,
         api.latency.max
     );
+    side_cpu.report_since(etcd_pid, api.writes)?;
     println!(
         "  hub / floor throughput: {:.2} (goal >= 0.5)",
         api.per_sec() / floor.writes_per_sec

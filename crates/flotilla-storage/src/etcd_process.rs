@@ -159,6 +159,11 @@ impl EtcdCluster {
         }
     }
 
+    /// The process id of member `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members.get(i)?.child.as_ref().map(Child::id)
+    }
+
     /// How many members the cluster has.
     pub fn len(&self) -> usize {
         self.members.len()
