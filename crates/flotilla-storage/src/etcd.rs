@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, KvClient, PutOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
 };
 
 use crate::{
@@ -171,6 +171,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct EtcdBackend {
     client: Client,
+    /// The client's key-value service alone: cloned per request, where a whole [`Client`]
+    /// clone copies eight service handles and the connect options (TLS files included).
+    kv: KvClient,
     /// How often a request that never left is tried again (see [`EtcdBackend::unsent_retried`]).
     resends: usize,
     keys: KeyMap,
@@ -208,6 +211,7 @@ impl EtcdBackend {
         }
         let client = Client::connect(&options.endpoints, Some(connect)).await?;
         Ok(Self {
+            kv: client.kv_client(),
             client,
             resends: 2 * options.endpoints.len(),
             keys: KeyMap::new(&options.prefix),
@@ -254,14 +258,28 @@ impl EtcdBackend {
     /// answers; likewise, with one member down, a share of requests lands on its channel.
     /// Such a request was never sent, so trying it again (on the next channel) is safe even
     /// for a write: up to twice per endpoint, pausing 50 ms each time.
-    async fn unsent_retried<T, F, Fut>(&self, mut request: F) -> Result<T, etcd_client::Error>
+    async fn unsent_retried<T, F, Fut>(&self, request: F) -> Result<T, etcd_client::Error>
     where
-        F: FnMut(Client) -> Fut,
+        F: FnMut(KvClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.unsent_retried_on(&self.kv, request).await
+    }
+
+    /// [`EtcdBackend::unsent_retried`] with a clone of `client` (e.g. the watch service).
+    async fn unsent_retried_on<C, T, F, Fut>(
+        &self,
+        client: &C,
+        mut request: F,
+    ) -> Result<T, etcd_client::Error>
+    where
+        C: Clone,
+        F: FnMut(C) -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
     {
         let mut resent = 0;
         loop {
-            match request(self.client.clone()).await {
+            match request(client.clone()).await {
                 Err(e) if resent < self.resends && never_sent(&e) => {
                     resent += 1;
                     tracing::debug!(error = %e, resent, "etcd request not sent; trying again");
@@ -452,13 +470,15 @@ impl Backend for EtcdBackend {
             return Err(EtcdError::EmptyKey.into());
         }
         let stored = self.keys.outward(key);
+        // The previous key tells an update its create_revision; a create has none (and etcd
+        // then skips reading it).
+        let options = match precondition {
+            Precondition::Absent => None,
+            _ => Some(PutOptions::new().with_prev_key()),
+        };
         let txn = Txn::new()
             .when([compare(&stored, precondition)])
-            .and_then([TxnOp::put(
-                stored.as_str(),
-                value.to_vec(),
-                Some(PutOptions::new().with_prev_key()),
-            )])
+            .and_then([TxnOp::put(stored.as_str(), value.to_vec(), options)])
             .or_else([TxnOp::get(stored.as_str(), None)]);
         let resp = self.txn(txn).await?;
         let revision = resp.header().ok_or(EtcdError::NoHeader)?.revision();
@@ -545,7 +565,7 @@ impl Backend for EtcdBackend {
             .with_start_revision(after + 1)
             .with_prev_key();
         let stream = self
-            .unsent_retried(|mut etcd| {
+            .unsent_retried_on(&self.client.watch_client(), |mut etcd| {
                 let (stored, options) = (stored.clone(), options.clone());
                 async move { etcd.watch(stored, Some(options)).await }
             })
