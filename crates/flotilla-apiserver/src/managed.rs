@@ -2,7 +2,7 @@
 //! the field ownership engine of `flotilla_core::patch`, given the resource's list
 //! merge keys and the write's context.
 
-use flotilla_core::patch::{FieldManager, update_managed_fields_with};
+use flotilla_core::patch::{FieldManager, record_managed_fields};
 use flotilla_core::patch::{MergeKeys, NoMergeKeys, builtin_merge_keys};
 use serde_json::Value;
 
@@ -34,5 +34,5 @@ pub(crate) fn record_update(
         ignore_status: info.status && subresource != "status",
     };
     let keys = merge_keys(info);
-    *new = update_managed_fields_with(old, new, keys.as_ref(), &fm);
+    record_managed_fields(old, new, keys.as_ref(), &fm);
 }

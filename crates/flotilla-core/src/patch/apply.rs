@@ -254,7 +254,7 @@ pub fn server_side_apply_with(
     if let Some(dup) = duplicate_key(&config, &mut path, merge_keys) {
         return Err(ApplyError::InvalidObject(dup));
     }
-    let applied_set = fields_of(&scope.strip_unowned(config.clone()), merge_keys);
+    let applied_set = scope.owned_fields(&config, merge_keys);
 
     let mut entries = match live {
         Some(l) => read_entries(l),
@@ -265,7 +265,7 @@ pub fn server_side_apply_with(
     if let Some(l) = live
         && entries.is_empty()
     {
-        let fields = fields_of(&Scope::full().strip_unowned(l.clone()), merge_keys);
+        let fields = Scope::full().owned_fields(l, merge_keys);
         if !fields.is_empty() {
             entries.push(Entry {
                 key: EntryKey::new(BEFORE_FIRST_APPLY, "Update", None),
@@ -363,7 +363,7 @@ pub fn server_side_apply_with(
 
     // Every set only names fields that exist; trimming before the upsert keeps the entry's time
     // still when a re-apply changes nothing.
-    let merged_fields = fields_of(&Scope::full().strip_unowned(merged.clone()), merge_keys);
+    let merged_fields = Scope::full().owned_fields(&merged, merge_keys);
     let mut mine = applied_set;
     mine.retain_existing(&merged_fields);
     for e in &mut entries {
@@ -473,39 +473,41 @@ pub fn update_managed_fields_with(
     fm: &FieldManager<'_>,
 ) -> Value {
     let mut out = new.clone();
+    record_managed_fields(old, &mut out, merge_keys, fm);
+    out
+}
+
+/// [`update_managed_fields_with`] in place: `new` gets its `managedFields` (no copy of the
+/// object is made; the write path calls this once per create, update and patch).
+pub fn record_managed_fields(
+    old: Option<&Value>,
+    new: &mut Value,
+    merge_keys: &dyn MergeKeys,
+    fm: &FieldManager<'_>,
+) {
     let old_mf = old.and_then(|o| o.pointer("/metadata/managedFields"));
     let new_mf = new.pointer("/metadata/managedFields");
-    let mut entries = match (new_mf, old_mf) {
-        (Some(Value::Array(a)), _) if a.len() == 1 && a[0] == json!({}) => {
+    let mut entries = match new_mf {
+        Some(Value::Array(a)) if a.len() == 1 && a[0] == json!({}) => {
             // `[{}]` strips managedFields entirely.
-            if let Some(m) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
                 m.shift_remove("managedFields");
             }
-            return out;
+            return;
         }
-        (Some(Value::Array(a)), o) if !a.is_empty() && Some(&Value::Array(a.clone())) != o => {
-            read_entries(new)
-        }
+        Some(Value::Array(a)) if !a.is_empty() && new_mf != old_mf => read_entries(new),
         _ => old.map(read_entries).unwrap_or_default(),
     };
 
     let scope = Scope::new(fm);
-    let mut new_obj = new.clone();
-    if let Some(m) = new_obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.shift_remove("managedFields");
-    }
-    let new_obj_full = new_obj.clone();
-    let new_view = scope.strip_unowned(new_obj);
-    let old_view = old
-        .map(|o| scope.strip_unowned(o.clone()))
-        .unwrap_or_else(|| json!({}));
-    let new_fields = fields_of(&new_view, merge_keys);
-    let all_fields = fields_of(&Scope::full().strip_unowned(new_obj_full), merge_keys);
+    let new_fields = scope.owned_fields(new, merge_keys);
+    let all_fields = Scope::full().owned_fields(new, merge_keys);
+    // Only owned paths are visited, so the unstripped objects give the same values.
     let mut changed_paths = Vec::new();
     visit_members(
         &new_fields,
-        Some(&old_view),
-        Some(&new_view),
+        old,
+        Some(new),
         &mut Vec::new(),
         &mut |p, node, b, a| {
             if changed(node, b, a) {
@@ -540,8 +542,7 @@ pub fn update_managed_fields_with(
     upsert_entry(&mut entries, me, &api_version, mine, fm.now);
     entries.retain(|e| !e.fields.is_empty());
     cap_update_managers(&mut entries);
-    write_entries(&mut out, entries);
-    out
+    write_entries(new, entries);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -636,6 +637,32 @@ impl Scope {
             }
         }
         Value::Object(m)
+    }
+
+    /// Whether top-level field `k` can be owned in this scope (what [`Scope::strip_unowned`]
+    /// keeps at the top).
+    fn owns_top(&self, k: &str) -> bool {
+        !(k == "apiVersion"
+            || k == "kind"
+            || (self.ignore_status && k == "status")
+            || (self.status_only && k != "status" && k != "metadata"))
+    }
+
+    /// `fields_of(&self.strip_unowned(obj.clone()))`, without copying the object.
+    fn owned_fields(&self, obj: &Value, schema: &dyn MergeKeys) -> FieldSet {
+        let Value::Object(m) = obj else {
+            return FieldSet::default();
+        };
+        let mut path = Vec::new();
+        object_fields_where(m, &mut path, schema, &|k, v| {
+            if !self.owns_top(k) {
+                return None;
+            }
+            Some(match (k, v) {
+                ("metadata", Value::Object(meta)) => Some(meta),
+                _ => None,
+            })
+        })
     }
 }
 
@@ -781,13 +808,35 @@ fn object_fields(
     path: &mut Vec<String>,
     schema: &dyn MergeKeys,
 ) -> FieldSet {
+    object_fields_where(m, path, schema, &|_, _| Some(None))
+}
+
+/// What [`object_fields_where`] does with one field: `None` skips it, `Some(None)` describes
+/// it whole, `Some(Some(meta))` describes `metadata` without the server-set fields nobody owns.
+type FieldFilter<'f> =
+    dyn for<'v> Fn(&str, &'v Value) -> Option<Option<&'v Map<String, Value>>> + 'f;
+
+fn object_fields_where(
+    m: &Map<String, Value>,
+    path: &mut Vec<String>,
+    schema: &dyn MergeKeys,
+    filter: &FieldFilter<'_>,
+) -> FieldSet {
     let mut set = FieldSet::default();
     for (k, v) in m {
         if v.is_null() {
             continue;
         }
+        let Some(metadata) = filter(k, v) else {
+            continue;
+        };
         path.push(k.clone());
-        let child = value_fields(v, path, schema);
+        let child = match metadata {
+            Some(meta) => object_fields_where(meta, path, schema, &|k, _| {
+                (!UNOWNED_METADATA.contains(&k)).then_some(None)
+            }),
+            None => value_fields(v, path, schema),
+        };
         path.pop();
         if !child.is_empty() {
             set.children.insert(format!("f:{k}"), child);

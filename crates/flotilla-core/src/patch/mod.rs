@@ -19,8 +19,8 @@ mod robustness;
 mod strategic;
 
 pub use apply::{
-    ApplyError, Conflict, FieldManager, default_field_manager, server_side_apply_with,
-    update_managed_fields_with,
+    ApplyError, Conflict, FieldManager, default_field_manager, record_managed_fields,
+    server_side_apply_with, update_managed_fields_with,
 };
 pub use json::{JsonPatchError, json_patch};
 pub use merge::{MergePatchError, merge_patch};
