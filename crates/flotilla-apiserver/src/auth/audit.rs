@@ -12,7 +12,10 @@ use std::sync::mpsc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use flotilla_core::status::ApiError;
 use flotilla_core::user::UserInfo;
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::request_info::RequestInfo;
 
@@ -86,8 +89,14 @@ impl AuditLog {
     }
 
     /// Queues one event (never blocks).
-    pub(super) fn record(&self, event: &Value) {
-        let mut line = event.to_string();
+    pub(super) fn record(&self, event: &impl Serialize) {
+        let mut line = match serde_json::to_string(event) {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::error!(error = %e, "an audit event could not be serialized");
+                return;
+            }
+        };
         line.push('\n');
         if self.sender.send(line).is_err() {
             tracing::error!("the audit log writer has stopped");
@@ -122,93 +131,176 @@ pub(super) struct Record<'a> {
     pub received: DateTime<Utc>,
 }
 
-fn user_json(user: &UserInfo) -> Value {
-    let mut v = json!({"username": user.username, "groups": user.groups});
-    if !user.uid.is_empty() {
-        v["uid"] = json!(user.uid);
+/// A user as an audit event names it (`{}` when authentication failed).
+#[derive(Debug, Default, Serialize)]
+pub(super) struct AuditUser<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    uid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a BTreeMap<String, Vec<String>>>,
+}
+
+impl<'a> AuditUser<'a> {
+    fn of(user: Option<&'a UserInfo>) -> Self {
+        let Some(user) = user else {
+            return AuditUser::default();
+        };
+        AuditUser {
+            username: Some(&user.username),
+            groups: Some(&user.groups),
+            uid: &user.uid,
+            extra: (!user.extra.is_empty()).then_some(&user.extra),
+        }
     }
-    if !user.extra.is_empty() {
-        v["extra"] = json!(user.extra);
-    }
-    v
+}
+
+/// The object a request named; empty parts are left out.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ObjectRef<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    resource: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    namespace: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    api_group: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    api_version: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    subresource: &'a str,
+}
+
+/// An empty JSON object.
+#[derive(Debug, Serialize)]
+pub(super) struct Empty {}
+
+/// The response's Status: its code, and for failures what the Status body says.
+#[derive(Debug, Serialize)]
+pub(super) struct ResponseStatus {
+    metadata: Empty,
+    code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Value>,
+}
+
+/// The authorizer's decision and reason.
+#[derive(Debug, Serialize)]
+pub(super) struct Annotations<'a> {
+    #[serde(rename = "authorization.k8s.io/decision")]
+    decision: &'a str,
+    #[serde(
+        rename = "authorization.k8s.io/reason",
+        skip_serializing_if = "str::is_empty"
+    )]
+    reason: &'a str,
+}
+
+/// The `audit.k8s.io/v1 Event` of one request, serialized straight from the request's
+/// parts (one line of the log; no intermediate JSON tree).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Event<'a> {
+    kind: &'static str,
+    api_version: &'static str,
+    level: &'static str,
+    #[serde(rename = "auditID")]
+    audit_id: &'a str,
+    stage: &'static str,
+    #[serde(rename = "requestURI")]
+    request_uri: &'a str,
+    verb: &'a str,
+    user: AuditUser<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    impersonated_user: Option<AuditUser<'a>>,
+    #[serde(rename = "sourceIPs", skip_serializing_if = "Option::is_none")]
+    source_ips: Option<[&'a str; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object_ref: Option<ObjectRef<'a>>,
+    response_status: ResponseStatus,
+    request_received_timestamp: String,
+    stage_timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<Annotations<'a>>,
 }
 
 fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// The `audit.k8s.io/v1 Event` for a finished request.
-pub(super) fn event(r: &Record<'_>) -> Value {
-    let info = r.info;
-    let mut event = json!({
-        "kind": "Event",
-        "apiVersion": "audit.k8s.io/v1",
-        "level": "Metadata",
-        "auditID": r.audit_id,
-        "stage": "ResponseComplete",
-        "requestURI": r.request_uri,
-        "verb": info.verb,
-        "user": match r.user {
-            Some(u) => user_json(u),
-            None => json!({}),
-        },
-    });
-    if let Some(imp) = r.impersonated {
-        event["impersonatedUser"] = user_json(imp);
-    }
-    if let Some(ip) = &r.source_ip {
-        event["sourceIPs"] = json!([ip]);
-    }
-    if let Some(ua) = r.user_agent {
-        event["userAgent"] = json!(ua);
-    }
-    if info.is_resource_request {
-        let mut object_ref = serde_json::Map::new();
-        let mut put = |k: &str, v: &str| {
-            if !v.is_empty() {
-                object_ref.insert(k.into(), json!(v));
-            }
-        };
-        put("resource", &info.resource);
-        put("namespace", &info.namespace);
-        put(
-            "name",
-            if info.name.is_empty() {
-                r.object_name.unwrap_or("")
-            } else {
-                &info.name
-            },
-        );
-        put("apiGroup", &info.api_group);
-        put("apiVersion", &info.api_version);
-        put("subresource", &info.subresource);
-        event["objectRef"] = Value::Object(object_ref);
-    }
-    let mut status = json!({"metadata": {}, "code": r.code});
-    if let Some(failure) = r.failure {
+fn response_status(code: u16, failure: Option<&ApiError>) -> ResponseStatus {
+    let mut status = ResponseStatus {
+        metadata: Empty {},
+        code,
+        status: None,
+        message: None,
+        reason: None,
+        details: None,
+    };
+    if let Some(failure) = failure {
         let full = failure.to_status();
-        for field in ["status", "message", "reason", "details"] {
-            if let Some(v) = full.get(field) {
-                status[field] = v.clone();
-            }
-        }
+        status.status = full.get("status").cloned();
+        status.message = full.get("message").cloned();
+        status.reason = full.get("reason").cloned();
+        status.details = full.get("details").cloned();
     }
-    event["responseStatus"] = status;
-    event["requestReceivedTimestamp"] = json!(timestamp(r.received));
-    event["stageTimestamp"] = json!(timestamp(Utc::now()));
-    if let Some((decision, reason)) = r.decision {
-        let mut annotations = json!({"authorization.k8s.io/decision": decision});
-        if !reason.is_empty() {
-            annotations["authorization.k8s.io/reason"] = json!(reason);
-        }
-        event["annotations"] = annotations;
+    status
+}
+
+/// The `audit.k8s.io/v1 Event` for a finished request.
+pub(super) fn event<'a>(r: &'a Record<'a>) -> Event<'a> {
+    let info = r.info;
+    let name = if info.name.is_empty() {
+        r.object_name.unwrap_or("")
+    } else {
+        &info.name
+    };
+    Event {
+        kind: "Event",
+        api_version: "audit.k8s.io/v1",
+        level: "Metadata",
+        audit_id: r.audit_id,
+        stage: "ResponseComplete",
+        request_uri: r.request_uri,
+        verb: &info.verb,
+        user: AuditUser::of(r.user),
+        impersonated_user: r.impersonated.map(|u| AuditUser::of(Some(u))),
+        source_ips: r.source_ip.as_deref().map(|ip| [ip]),
+        user_agent: r.user_agent,
+        object_ref: info.is_resource_request.then(|| ObjectRef {
+            resource: &info.resource,
+            namespace: &info.namespace,
+            name,
+            api_group: &info.api_group,
+            api_version: &info.api_version,
+            subresource: &info.subresource,
+        }),
+        response_status: response_status(r.code, r.failure),
+        request_received_timestamp: timestamp(r.received),
+        stage_timestamp: timestamp(Utc::now()),
+        annotations: r
+            .decision
+            .map(|(decision, reason)| Annotations { decision, reason }),
     }
-    event
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn event_shape() {
@@ -219,7 +311,7 @@ mod tests {
         );
         let alice = UserInfo::new("alice", vec!["system:authenticated".into()]);
         let bob = UserInfo::new("bob", vec!["system:authenticated".into()]);
-        let e = event(&Record {
+        let record = Record {
             audit_id: "id-1",
             request_uri: "/api/v1/namespaces/demo/configmaps?fieldManager=kubectl",
             info: &info,
@@ -232,7 +324,8 @@ mod tests {
             failure: None,
             decision: Some(("allow", "")),
             received: Utc::now(),
-        });
+        };
+        let e = serde_json::to_value(event(&record)).unwrap();
         assert_eq!(e["verb"], "create");
         assert_eq!(e["user"]["username"], "alice");
         assert_eq!(e["impersonatedUser"]["username"], "bob");
@@ -249,6 +342,23 @@ mod tests {
                 .ends_with('Z')
         );
         assert!(should_audit(&info, 201));
+        // The line keeps the field order the log always had.
+        let line = serde_json::to_string(&event(&record)).unwrap();
+        let head = concat!(
+            r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"id-1","#,
+            r#""stage":"ResponseComplete","#,
+            r#""requestURI":"/api/v1/namespaces/demo/configmaps?fieldManager=kubectl","verb":"create","#,
+            r#""user":{"username":"alice","groups":["system:authenticated"]},"#,
+            r#""impersonatedUser":{"username":"bob","groups":["system:authenticated"]},"#,
+            r#""sourceIPs":["127.0.0.1"],"userAgent":"kubectl/v1.33","#,
+            r#""objectRef":{"resource":"configmaps","namespace":"demo","name":"cfg","apiVersion":"v1"},"#,
+            r#""responseStatus":{"metadata":{},"code":201},"requestReceivedTimestamp":""#,
+        );
+        assert!(line.starts_with(head), "{line}");
+        assert!(
+            line.ends_with(r#""annotations":{"authorization.k8s.io/decision":"allow"}}"#),
+            "{line}"
+        );
     }
 
     #[test]
@@ -260,7 +370,7 @@ mod tests {
         );
         let mut refused = ApiError::forbidden("not held");
         refused.name = Some("root".into());
-        let e = event(&Record {
+        let record = Record {
             audit_id: "id-2",
             request_uri: "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings",
             info: &info,
@@ -273,7 +383,8 @@ mod tests {
             failure: Some(&refused),
             decision: Some(("allow", "RBAC: allowed by ...")),
             received: Utc::now(),
-        });
+        };
+        let e = serde_json::to_value(event(&record)).unwrap();
         let status = &e["responseStatus"];
         assert_eq!(status["status"], "Failure");
         assert_eq!(status["reason"], "Forbidden");

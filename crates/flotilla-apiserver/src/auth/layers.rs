@@ -110,8 +110,9 @@ async fn audit(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) 
         .decision
         .as_ref()
         .map(|d| (if d.allowed() { "allow" } else { "forbid" }, d.reason()));
-    let event = super::audit::event(&super::audit::Record {
-        audit_id: &uuid::Uuid::new_v4().to_string(),
+    let mut id = uuid::Uuid::encode_buffer();
+    let record = super::audit::Record {
+        audit_id: uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id),
         request_uri: &request_uri,
         info: &info,
         user: note.actor.as_ref(),
@@ -123,8 +124,8 @@ async fn audit(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) 
         failure: response.extensions().get::<FailureStatus>().map(|f| &f.0),
         decision,
         received,
-    });
-    auth.audit.record(&event);
+    };
+    auth.audit.record(&super::audit::event(&record));
     response
 }
 
