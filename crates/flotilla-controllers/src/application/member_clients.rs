@@ -17,6 +17,8 @@ use http::HeaderValue;
 use kube::client::Body;
 use tokio::sync::{Mutex, Semaphore};
 
+use crate::cluster::credentials::{self, ClusterCredential};
+
 /// Why a member client could not be had.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -82,8 +84,15 @@ impl Identity {
     }
 }
 
-/// How long a member client is reused before its credentials are read again.
+/// How long a member client is used before its credentials are read again.
 const CLIENT_TTL: Duration = Duration::from_secs(60);
+
+fn credentials_error(cluster: &str, e: credentials::Error) -> Error {
+    Error::Credentials {
+        cluster: cluster.to_string(),
+        source: Box::new(e),
+    }
+}
 
 /// Requests (watches aside) a pool sends to one member at once unless told otherwise.
 pub(crate) const DEFAULT_REQUESTS_PER_MEMBER: usize = 32;
@@ -91,7 +100,10 @@ pub(crate) const DEFAULT_REQUESTS_PER_MEMBER: usize = 32;
 /// A member's client and what outlives it when it is rebuilt.
 struct Pooled {
     client: kube::Client,
+    /// When the credentials were last read (and found unchanged) or the client built.
     built: Instant,
+    /// The credentials the client was built from.
+    credential: ClusterCredential,
     /// Permits for requests in flight to this member, shared by every client built for it.
     in_flight: Arc<Semaphore>,
 }
@@ -122,23 +134,35 @@ impl MemberClients {
         }
     }
 
-    /// The controller's own client for `cluster` (`local`: the hub).
+    /// The controller's own client for `cluster` (`local`: the hub). Every [`CLIENT_TTL`] the
+    /// credentials are read again; unchanged ones keep the client and its connection (a new
+    /// client means a new TLS connection to the member), changed ones get a new client.
     pub(crate) async fn base(&self, cluster: &str) -> Result<kube::Client> {
         if cluster == LOCAL_CLUSTER {
             return Ok(self.hub_client.clone());
         }
-        let mut pool = self.pool.lock().await;
-        if let Some(pooled) = pool.get(cluster)
+        if let Some(pooled) = self.pool.lock().await.get(cluster)
             && pooled.built.elapsed() < CLIENT_TTL
         {
             return Ok(pooled.client.clone());
         }
-        let mut config = crate::cluster::credentials::member_config(&self.hub_client, cluster)
+        // Read without holding the pool, so that one member's refresh never waits for another's.
+        let credential = credentials::read(&self.hub_client, cluster)
             .await
-            .map_err(|e| Error::Credentials {
-                cluster: cluster.to_string(),
-                source: Box::new(e),
-            })?;
+            .map_err(|e| credentials_error(cluster, e))?;
+        let mut pool = self.pool.lock().await;
+        if let Some(pooled) = pool.get_mut(cluster)
+            && (pooled.built.elapsed() < CLIENT_TTL || pooled.credential == credential)
+        {
+            if pooled.credential == credential {
+                pooled.built = Instant::now();
+            }
+            return Ok(pooled.client.clone());
+        }
+        let mut config = credential
+            .to_config(cluster, None)
+            .await
+            .map_err(|e| credentials_error(cluster, e))?;
         // Bound each request so an unreachable member delays only its own placements.
         config.connect_timeout = Some(Duration::from_secs(5));
         config.read_timeout = Some(Duration::from_secs(20));
@@ -157,6 +181,7 @@ impl MemberClients {
             Pooled {
                 client: client.clone(),
                 built: Instant::now(),
+                credential,
                 in_flight,
             },
         );

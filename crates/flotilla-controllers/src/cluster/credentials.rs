@@ -477,18 +477,6 @@ pub(crate) async fn list(hub_client: &kube::Client) -> Result<BTreeMap<String, C
         .collect())
 }
 
-/// A [`kube::Config`] for member `cluster_name` from the credentials stored on the hub.
-/// No read timeout is set (watches work); set one on the result for probes.
-pub(crate) async fn member_config(
-    hub_client: &kube::Client,
-    cluster_name: &str,
-) -> Result<kube::Config> {
-    read(hub_client, cluster_name)
-        .await?
-        .to_config(cluster_name, None)
-        .await
-}
-
 async fn ensure_namespace(hub_client: &kube::Client) -> Result<()> {
     use k8s_openapi::api::core::v1::Namespace;
     let namespaces: Api<Namespace> = Api::all(hub_client.clone());

@@ -339,16 +339,20 @@ impl Pass<'_> {
             if wave.is_empty() {
                 return results;
             }
-            let done: Vec<TaskResult> = futures::stream::iter(wave.iter().copied())
+            // A sliding window: the next cluster starts as soon as any one finishes (a
+            // finished cluster never waits behind a slower one started before it).
+            let done: Vec<(usize, TaskResult)> = futures::stream::iter(wave)
                 .map(|i| async move {
                     let task = &tasks[i];
-                    self.dispatch_task(&rendered[task.component], task, force)
-                        .await
+                    let result = self
+                        .dispatch_task(&rendered[task.component], task, force)
+                        .await;
+                    (i, result)
                 })
-                .buffered(plan.parallelism)
+                .buffer_unordered(plan.parallelism)
                 .collect()
                 .await;
-            for (i, r) in wave.into_iter().zip(done) {
+            for (i, r) in done {
                 results[i] = Some(r);
             }
         }
@@ -384,7 +388,7 @@ impl Pass<'_> {
         }
         // Each object as the cluster holds it, for health: the apply's own read for an object
         // left as it was; a written one is read again after all are applied (its cluster may
-        // already have acted on it).
+        // already have acted on it), unless it is of a kind no cluster acts on.
         let mut live = Vec::with_capacity(task.objects.len());
         let mut written = Vec::new();
         for o in &task.objects {
@@ -409,6 +413,11 @@ impl Pass<'_> {
                 self.forget(cluster, &o.object);
             }
             match applied {
+                // Nothing in a cluster changes these after a write: the write's answer is
+                // what a read would return.
+                Ok((dispatch::Applied::Written, object)) if !read_back_needed(&o.object) => {
+                    live.push(Some(object));
+                }
                 Ok((dispatch::Applied::Written, _)) => {
                     written.push(live.len());
                     live.push(None);
@@ -513,6 +522,21 @@ fn unhealthy_message(status: &ApplicationComponentStatus, task: &Task) -> String
     }
 }
 
+/// Whether a written object must be read again for its health: true unless its kind has no
+/// status and nothing in a cluster rewrites it (ConfigMap, Secret, Role, RoleBinding,
+/// ClusterRoleBinding), so that the server-side apply's answer already is the object as the
+/// cluster holds it. A ClusterRole is read again (aggregation fills in its rules).
+fn read_back_needed(object: &Value) -> bool {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    match object["apiVersion"].as_str().unwrap_or_default() {
+        "v1" => !matches!(kind, "ConfigMap" | "Secret"),
+        "rbac.authorization.k8s.io/v1" => {
+            !matches!(kind, "Role" | "RoleBinding" | "ClusterRoleBinding")
+        }
+        _ => true,
+    }
+}
+
 /// Reads `objects[i]` for every `i` in `indices` into `live[i]`.
 async fn read_back(
     client: &kube::Client,
@@ -578,5 +602,32 @@ fn applied_resource(cluster: &str, component: &str, o: &PlannedObject) -> Applie
         name: text("/metadata/name"),
         component: component.to_string(),
         trait_type: o.trait_type.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kinds_a_cluster_acts_on_are_read_back_after_a_write() {
+        let object =
+            |api_version: &str, kind: &str| json!({"apiVersion": api_version, "kind": kind});
+        assert!(!read_back_needed(&object("v1", "ConfigMap")));
+        assert!(!read_back_needed(&object("v1", "Secret")));
+        assert!(!read_back_needed(&object(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding"
+        )));
+        for (api_version, kind) in [
+            ("apps/v1", "Deployment"),
+            ("v1", "Service"),
+            ("v1", "PersistentVolumeClaim"),
+            ("networking.k8s.io/v1", "Ingress"),
+            ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+            ("example.com/v1", "ConfigMap"),
+        ] {
+            assert!(read_back_needed(&object(api_version, kind)), "{kind}");
+        }
     }
 }
