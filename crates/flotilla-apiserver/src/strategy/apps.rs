@@ -7,61 +7,50 @@ use serde_json::{Map, Value, json};
 use super::pods::{default_pod_spec, validate_pod_template};
 use super::print::{age, container_images, container_names, i, map_text, name, selector_text};
 use super::{Aggregate, PrintColumn, REPLICAS, Strategy, get, obj_at, set_default};
+use crate::typed_kinds::{KindScope, KindType};
 use crate::validation::{cause, invalid, required};
 use flotilla_core::kinds::POD_TEMPLATE;
 use k8s_openapi::api::apps::v1 as apps;
 
 /// Deployment, StatefulSet, ReplicaSet, DaemonSet.
 pub(crate) const STRATEGIES: &[Strategy] = &[
-    Strategy::typed::<apps::Deployment>()
-        .short_names(&["deploy"])
-        .in_all()
-        .status()
-        .patch(POD_TEMPLATE)
-        .aggregate(Aggregate::ViewEdit)
+    workload::<apps::Deployment>(&["deploy"])
         .defaults(default_deployment)
         .validate(validate_replicated)
-        .validate_update(selector_is_immutable)
         .columns(DEPLOYMENT_COLUMNS)
-        .generation()
         .scale(REPLICAS),
-    Strategy::typed::<apps::StatefulSet>()
-        .short_names(&["sts"])
-        .in_all()
-        .status()
-        .patch(POD_TEMPLATE)
-        .aggregate(Aggregate::ViewEdit)
+    workload::<apps::StatefulSet>(&["sts"])
         .defaults(default_statefulset)
         .validate(validate_replicated)
-        .validate_update(selector_is_immutable)
         .columns(STATEFULSET_COLUMNS)
-        .generation()
         .scale(REPLICAS),
-    Strategy::typed::<apps::ReplicaSet>()
-        .short_names(&["rs"])
-        .in_all()
-        .status()
-        .patch(POD_TEMPLATE)
-        .aggregate(Aggregate::ViewEdit)
+    workload::<apps::ReplicaSet>(&["rs"])
         .field_labels(&["status.replicas"])
         .defaults(default_replicaset)
         .validate(validate_replicated)
-        .validate_update(selector_is_immutable)
         .columns(REPLICASET_COLUMNS)
-        .generation()
         .scale(REPLICAS),
-    Strategy::typed::<apps::DaemonSet>()
-        .short_names(&["ds"])
+    workload::<apps::DaemonSet>(&["ds"])
+        .defaults(default_daemonset)
+        .validate(validate_daemonset)
+        .columns(DAEMONSET_COLUMNS),
+];
+
+/// What every `apps/v1` workload shares: in `all`, a `/status` subresource, a pod template
+/// merged by its patch schema, granted by view/edit, a generation, an immutable selector.
+const fn workload<T: KindType>(short_names: &'static [&'static str]) -> Strategy
+where
+    T::Scope: KindScope,
+{
+    Strategy::typed::<T>()
+        .short_names(short_names)
         .in_all()
         .status()
         .patch(POD_TEMPLATE)
         .aggregate(Aggregate::ViewEdit)
-        .defaults(default_daemonset)
-        .validate(validate_daemonset)
         .validate_update(selector_is_immutable)
-        .columns(DAEMONSET_COLUMNS)
-        .generation(),
-];
+        .generation()
+}
 
 const CONTAINERS: &str = "/spec/template/spec/containers";
 

@@ -77,13 +77,7 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     let client = shared.member_client.clone();
     let plan = AddressPlan::new(&shared.options.cluster_name, shared.options.nodes);
     ensure_nodes(&client, &plan).await?;
-    let mut addresses = PodAddresses::new(plan.clone());
-    let existing: Api<SimPod> = Api::all(client.clone());
-    for pod in existing.list(&ListParams::default()).await?.items {
-        if let Some(ip) = pod.status.pod_ip.as_deref() {
-            addresses.mark(ip);
-        }
-    }
+    let addresses = addresses_in_use(&client, &plan).await?;
     let config = watcher::Config::default;
     let bounded = super::bounded_reconciles;
     // The Pod and ReplicaSet caches the controllers read are fed by their own watches, which
@@ -122,17 +116,13 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
             }
         },
     );
-    let ctx = Arc::new(Workloads {
+    let ctx = Arc::new(Workloads::new(
         shared,
         plan,
-        addresses: Mutex::new(addresses),
-        assigned: Mutex::new(HashMap::new()),
-        replicasets: replicasets.clone(),
-        pods: pods.clone(),
-        expectations: Mutex::new(Expectations::default()),
-        written: Mutex::new(LastWrites::default()),
-        next_node: AtomicUsize::new(0),
-    });
+        addresses,
+        replicasets.clone(),
+        pods.clone(),
+    ));
     let d = deployments
         .run(reconcile_deployment, error_policy, ctx.clone())
         .for_each(log);
@@ -153,6 +143,22 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     };
     futures::join!(pod_feed, replicaset_feed, controllers);
     Ok(())
+}
+
+/// The Pod address plan with every address the member's Pods already hold marked taken
+/// (a restarted simulator must not hand out an address twice).
+async fn addresses_in_use(
+    client: &kube::Client,
+    plan: &AddressPlan,
+) -> anyhow::Result<PodAddresses> {
+    let mut addresses = PodAddresses::new(plan.clone());
+    let existing: Api<SimPod> = Api::all(client.clone());
+    for pod in existing.list(&ListParams::default()).await?.items {
+        if let Some(ip) = pod.status.pod_ip.as_deref() {
+            addresses.mark(ip);
+        }
+    }
+    Ok(addresses)
 }
 
 /// The Pod cache's feed: a Pod's change triggers its ReplicaSet and the Services selecting it.
@@ -233,6 +239,26 @@ fn namespace_of(meta: &ObjectMeta) -> &str {
 }
 
 impl Workloads {
+    fn new(
+        shared: Arc<Shared>,
+        plan: AddressPlan,
+        addresses: PodAddresses,
+        replicasets: Store<SimReplicaSet>,
+        pods: Store<SimPod>,
+    ) -> Self {
+        Self {
+            shared,
+            plan,
+            addresses: Mutex::new(addresses),
+            assigned: Mutex::new(HashMap::new()),
+            replicasets,
+            pods,
+            expectations: Mutex::new(Expectations::default()),
+            written: Mutex::new(LastWrites::default()),
+            next_node: AtomicUsize::new(0),
+        }
+    }
+
     fn client(&self) -> kube::Client {
         self.shared.member_client.clone()
     }
