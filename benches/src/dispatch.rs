@@ -13,6 +13,7 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 
 use crate::hub::{self, Flotilla};
+use crate::scrape;
 
 /// Flags of `dispatch`.
 #[derive(Debug, clap::Args)]
@@ -331,6 +332,27 @@ async fn floor(args: &Args, clients: &[kube::Client]) -> anyhow::Result<(Duratio
     Ok((written, started.elapsed()))
 }
 
+/// Member requests on Deployments (and all others summed) per placement, e.g.
+/// `get deployments: 1.00, patch deployments: 1.00, other: 3.10`.
+fn per_placement_requests(
+    requests: &std::collections::BTreeMap<String, f64>,
+    placements: usize,
+) -> String {
+    let per = |v: f64| v / placements.max(1) as f64;
+    let mut parts: Vec<String> = requests
+        .iter()
+        .filter(|(k, _)| k.contains(" deployments"))
+        .map(|(k, v)| format!("{k}: {:.2}", per(*v)))
+        .collect();
+    let other: f64 = requests
+        .iter()
+        .filter(|(k, _)| !k.contains(" deployments"))
+        .map(|(_, v)| v)
+        .sum();
+    parts.push(format!("other: {:.2}", per(other)));
+    parts.join(", ")
+}
+
 /// CPU seconds per placement, in ms.
 fn ms_per(cpu_secs: f64, placements: usize) -> f64 {
     cpu_secs * 1000.0 / placements.max(1) as f64
@@ -364,13 +386,22 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
         println!("  floor: skipped (--skip-floor)");
         None
     } else {
+        let requests_before = scrape::served_requests(&clients, |_| true).await?;
         let (floor_written, floor_ready) = floor(&args, &clients).await?;
         let members_floor = hub::Usage::of(members.pid())?;
+        let floor_requests = scrape::delta(
+            &requests_before,
+            &scrape::served_requests(&clients, |_| true).await?,
+        );
         println!(
             "  floor (Deployments straight to members): written in {floor_written:.2?}, all ready in {floor_ready:.2?} ({:.0} Deployments/s); members CPU {:.2} ms per Deployment; members process RSS {}",
             deployments as f64 / floor_ready.as_secs_f64(),
             ms_per(members_floor.cpu_secs - members_idle.cpu_secs, deployments),
             hub::mib(members_floor.rss_kib)
+        );
+        println!(
+            "  floor: member requests per Deployment: {}",
+            per_placement_requests(&floor_requests, deployments)
         );
         Some(floor_ready)
     };
@@ -378,6 +409,7 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
     let (hub, hub_client) = joined_hub(&args.run.flotilla, &members, &names).await?;
     let hub_before = hub::Usage::of(hub.pid())?;
     let members_before = hub::Usage::of(members.pid())?;
+    let requests_before = scrape::served_requests(&clients, |_| true).await?;
 
     let apps = applications(&hub_client);
     let started = Instant::now();
@@ -391,6 +423,11 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
     let hub_running = started.elapsed();
     let hub_after = hub::Usage::of(hub.pid())?;
     let members_after = hub::Usage::of(members.pid())?;
+    let hub_requests = scrape::delta(
+        &requests_before,
+        &scrape::served_requests(&clients, |_| true).await?,
+    );
+    let hub_metrics = scrape::metrics(&hub_client).await?;
 
     // The Applications really landed: every member holds a ready Deployment per app.
     let mut landed = 0;
@@ -410,6 +447,20 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
             hub_running.as_secs_f64() / floor_ready.as_secs_f64()
         );
     }
+    println!(
+        "  passes: {:.1} application reconciles per Application, {:.1} dispatch tasks per placement",
+        scrape::sum(
+            &hub_metrics,
+            "flotilla_controller_reconcile_duration_seconds_count",
+            &[("controller", "application")]
+        ) / args.apps.max(1) as f64,
+        scrape::sum(&hub_metrics, "flotilla_dispatch_duration_seconds_count", &[])
+            / deployments.max(1) as f64
+    );
+    println!(
+        "  hub phase: member requests per placement: {}",
+        per_placement_requests(&hub_requests, deployments)
+    );
     println!(
         "  CPU per placement: hub {:.2} ms, members process {:.2} ms",
         ms_per(hub_after.cpu_secs - hub_before.cpu_secs, deployments),

@@ -131,6 +131,11 @@ pub struct HubArgs {
     /// reconcile holds its rendered objects and the members' answers while it runs.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub application_concurrency: u16,
+    /// How soon an Application waiting for its objects to become healthy looks at them again
+    /// by itself. The watch on the objects it dispatched wakes it earlier, as soon as they
+    /// are all healthy (or one stops being so).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub application_health_recheck: std::time::Duration,
     /// How often the GitOps controller fetches each Git repository (a push to
     /// `POST /api/webhook` fetches at once).
     #[arg(long, default_value = "3m", value_parser = parse_duration)]

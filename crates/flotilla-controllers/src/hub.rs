@@ -19,6 +19,8 @@ pub struct HubControllerOptions {
     pub member_request_concurrency: usize,
     /// At most this many Applications reconcile at once; more wait in the queue.
     pub application_concurrency: u16,
+    /// How soon an Application waiting for health looks again unless woken earlier.
+    pub application_health_recheck: Duration,
 }
 
 /// Runs every hub controller that writes (to the hub, a member or a webhook) until one fails

@@ -200,6 +200,7 @@ pub(crate) async fn hub(args: HubArgs) -> anyhow::Result<()> {
         application_revision_limit: args.application_revision_limit as usize,
         member_request_concurrency: args.member_request_concurrency as usize,
         application_concurrency: args.application_concurrency,
+        application_health_recheck: args.application_health_recheck,
     };
     let every_hub = {
         let (client, options) = (hub_client.clone(), options.clone());

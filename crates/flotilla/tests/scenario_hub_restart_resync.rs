@@ -27,23 +27,13 @@ spec:
   - {type: topology, name: m1, properties: {clusters: [m1]}}
 "#;
 
-/// The sum of the `/metrics` samples of `name` whose line holds every one of `parts`.
-fn counter(server: &Server, name: &str, parts: &[&str]) -> f64 {
-    let text = server.kubectl_ok(&["get", "--raw", "/metrics"]);
-    text.lines()
-        .filter(|l| l.starts_with(name) && parts.iter().all(|p| l.contains(p)))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
 /// Mutating requests on ConfigMaps the member has served.
 fn configmap_writes(member: &Server) -> f64 {
     ["create", "update", "patch", "delete"]
         .iter()
         .map(|verb| {
             let verb = format!("verb=\"{verb}\"");
-            counter(
-                member,
+            member.counter(
                 "apiserver_request_total",
                 &[&verb, "resource=\"configmaps\""],
             )
@@ -54,8 +44,7 @@ fn configmap_writes(member: &Server) -> f64 {
 /// Waits until the hub has finished one application reconcile since it started.
 fn wait_reconciled(hub: &Server) {
     wait_for("a reconcile after the restart", WAIT, || {
-        let done = counter(
-            hub,
+        let done = hub.counter(
             "flotilla_controller_reconcile_duration_seconds_count",
             &["controller=\"application\"", "outcome=\"ok\""],
         );

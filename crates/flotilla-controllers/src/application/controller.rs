@@ -23,6 +23,10 @@ pub(crate) const FINALIZER: &str = "app.oam.dev/resource-tracker-finalizer";
 /// (`flotilla hub --application-revision-limit`).
 pub(crate) const DEFAULT_REVISION_LIMIT: usize = 10;
 
+/// How soon an application waiting for health looks again unless woken earlier
+/// (`flotilla hub --application-health-recheck`).
+pub(crate) const DEFAULT_HEALTH_RECHECK: Duration = Duration::from_secs(10);
+
 /// Errors that make a reconcile retry with backoff.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -46,6 +50,9 @@ pub(crate) struct Context {
     pub members: MemberClients,
     /// How often dispatched state is re-asserted while an application runs.
     pub reassert_interval: Duration,
+    /// How soon an application waiting for its objects' health looks again by itself; the
+    /// drift watch wakes it earlier when an object's health changes.
+    pub health_recheck: Duration,
     /// Plural and scope of custom kinds, per cluster.
     pub kinds: dispatch::KindCache,
     /// How many revisions are kept per application.
@@ -53,6 +60,8 @@ pub(crate) struct Context {
     pub(crate) last_reassert: Mutex<HashMap<String, Instant>>,
     /// The drift watch over every dispatched object.
     pub drift: Arc<super::drift_watch::DriftWatch>,
+    /// Status writes of this controller, whose events trigger no pass.
+    pub(crate) own_writes: Arc<super::own_writes::OwnWrites>,
 }
 
 impl Context {
@@ -70,9 +79,11 @@ impl Context {
             members,
             hub_client,
             reassert_interval,
+            health_recheck: DEFAULT_HEALTH_RECHECK,
             kinds: dispatch::KindCache::default(),
             revision_limit: DEFAULT_REVISION_LIMIT,
             last_reassert: Mutex::new(HashMap::new()),
+            own_writes: Arc::default(),
         }
     }
 }

@@ -7,6 +7,12 @@
 //!
 //! Dispatch registers the desired object before it applies it (so the watch never compares
 //! against an older desired state) and gc/cleanup forget it before they delete.
+//!
+//! The same events wake the application up: each entry keeps the health its application's
+//! last pass judged (or the watch saw last), and an event that makes all of an
+//! application's objects healthy, or one of them unhealthy while all were, re-queues the
+//! application at once ([`DriftWatch::wakeups`], counted in `desired_set.rs`), so an
+//! application waiting for its workloads to become healthy is not polled every few seconds.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -18,9 +24,11 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::{Value, json};
 
+use super::desired_set::DesiredSet;
 use super::dispatch::{self, FIELD_MANAGER, KindInfo};
 use super::drift::{DELETED, applied_by_others, drifted_fields};
 use super::member_clients::{Identity, MemberClients};
@@ -50,6 +58,8 @@ pub(crate) struct Desired {
     pub app: Arc<ObjectReference>,
     /// Report instead of correcting.
     pub report: bool,
+    /// The object's health as last judged by a pass or seen by the watch (`None`: not yet).
+    pub health: Option<bool>,
 }
 
 impl Desired {
@@ -64,9 +74,11 @@ pub(crate) struct DriftWatch {
     hub_client: kube::Client,
     members: MemberClients,
     recorder: Recorder,
-    desired: Mutex<HashMap<ObjectKey, Desired>>,
+    desired: Mutex<DesiredSet>,
     watching: Mutex<HashSet<(String, String, String)>>,
     reports: tokio::sync::Mutex<HashMap<(String, String), AppReport>>,
+    wake: futures::channel::mpsc::UnboundedSender<ObjectRef<Application>>,
+    wakeups: Mutex<Option<futures::channel::mpsc::UnboundedReceiver<ObjectRef<Application>>>>,
 }
 
 fn key_of(cluster: &str, object: &Value) -> ObjectKey {
@@ -87,11 +99,14 @@ impl DriftWatch {
             controller: "flotilla-application".into(),
             instance: None,
         };
+        let (wake, wakeups) = futures::channel::mpsc::unbounded();
         Arc::new(DriftWatch {
+            wake,
+            wakeups: Mutex::new(Some(wakeups)),
             recorder: Recorder::new(hub_client.clone(), reporter),
             hub_client,
             members,
-            desired: Mutex::new(HashMap::new()),
+            desired: Mutex::new(DesiredSet::default()),
             watching: Mutex::new(HashSet::new()),
             reports: tokio::sync::Mutex::new(HashMap::new()),
         })
@@ -102,8 +117,16 @@ impl DriftWatch {
         serde_json::to_vec(object).unwrap_or_default().into()
     }
 
+    /// The applications to reconcile again because one of their objects' health changed
+    /// (taken once, by the controller).
+    pub(crate) fn wakeups(
+        &self,
+    ) -> Option<futures::channel::mpsc::UnboundedReceiver<ObjectRef<Application>>> {
+        self.wakeups.lock().ok()?.take()
+    }
+
     /// Records the desired state of `object`, about to be dispatched to `cluster`, and makes
-    /// sure its kind is watched there.
+    /// sure its kind is watched there. The health last judged or seen is kept.
     pub(crate) fn register(self: &Arc<Self>, cluster: &str, object: &Value, desired: Desired) {
         let key = key_of(cluster, object);
         let kind = desired.kind.clone();
@@ -146,10 +169,7 @@ impl DriftWatch {
     /// Forgets every object of an application (being deleted).
     pub(crate) async fn forget_app(&self, app_namespace: &str, app_name: &str) {
         if let Ok(mut map) = self.desired.lock() {
-            map.retain(|_, d| {
-                d.app.namespace.as_deref() != Some(app_namespace)
-                    || d.app.name.as_deref() != Some(app_name)
-            });
+            map.remove_app(app_namespace, app_name);
         }
         self.reports
             .lock()
@@ -159,6 +179,31 @@ impl DriftWatch {
 
     fn desired_for(&self, key: &ObjectKey) -> Option<Desired> {
         self.desired.lock().ok()?.get(key).cloned()
+    }
+
+    /// Records the health a pass judged `object` in `cluster` to have (the pass acts on it
+    /// itself, so nothing is woken).
+    pub(crate) fn judged(&self, cluster: &str, object: &Value, healthy: bool) {
+        if let Ok(mut map) = self.desired.lock() {
+            map.set_health(&key_of(cluster, object), healthy);
+        }
+    }
+
+    /// Records the health an event shows; when it makes the application's objects all
+    /// healthy, or one of them unhealthy while all were, the application is reconciled
+    /// again at once.
+    fn seen(&self, key: &ObjectKey, healthy: bool) {
+        let app = match self.desired.lock() {
+            Ok(mut map) => map.set_health(key, healthy),
+            Err(_) => None,
+        };
+        if let Some((namespace, name)) = app {
+            // A closed channel (no controller) only loses the early wake-up: the pass's
+            // own recheck still comes.
+            let _ = self
+                .wake
+                .unbounded_send(ObjectRef::new(&name).within(&namespace));
+        }
     }
 
     async fn watch_kind(
@@ -211,6 +256,7 @@ impl DriftWatch {
         live["apiVersion"] = json!(api_version);
         live["kind"] = json!(kind);
         let key = key_of(cluster, &live);
+        self.seen(&key, super::health::workload_health(&live).0);
         let Some(desired) = self.desired_for(&key) else {
             return;
         };
@@ -228,6 +274,7 @@ impl DriftWatch {
         live["apiVersion"] = json!(api_version);
         live["kind"] = json!(kind);
         let key = key_of(cluster, &live);
+        self.seen(&key, false);
         if let Some(desired) = self.desired_for(&key) {
             self.handle(key, desired, vec![DELETED.to_string()]).await;
         }

@@ -2,6 +2,7 @@
 //! workflow → dispatch → health → gc, driven by watches on the hub.
 
 pub(crate) mod controller;
+mod desired_set;
 pub mod dispatch;
 pub(crate) mod drift;
 pub(crate) mod drift_watch;
@@ -9,6 +10,7 @@ pub mod health;
 pub mod member_clients;
 pub mod metrics;
 pub(crate) mod notification;
+mod own_writes;
 pub(crate) mod r#override;
 pub(crate) mod pending_cleanup;
 pub mod placement;
@@ -28,11 +30,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_apis::{Application, ManagedCluster, Policy, Workflow};
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::Api;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt as _, watcher};
 
 /// Environment variable: seconds between re-assertions of dispatched state (default 300).
 pub(crate) const REASSERT_INTERVAL_ENV: &str = "FLOTILLA_REASSERT_INTERVAL_SECONDS";
@@ -64,6 +66,10 @@ pub(crate) async fn run(
         options.member_request_concurrency,
     );
     ctx.revision_limit = options.application_revision_limit.max(1);
+    ctx.health_recheck = options
+        .application_health_recheck
+        .max(Duration::from_millis(100));
+    let wakeups = ctx.drift.wakeups();
     let ctx = Arc::new(ctx);
     let retry_cleanups = tokio::spawn(pending_cleanup::run(Arc::clone(&ctx)));
     let config = watcher::Config::default();
@@ -71,13 +77,24 @@ pub(crate) async fn run(
     // Bounded so that a large fan-out (many applications changed at once, a hub restart, a
     // cluster join re-placing everything) holds only this many passes' rendered objects and
     // member answers at a time; 0 would be unbounded.
-    let app_controller = Controller::new(apps, config.clone()).with_config(
+    // The controller's own status writes do not trigger another pass (own_writes.rs).
+    let (reader, writer) = reflector::store();
+    let own = Arc::clone(&ctx.own_writes);
+    let applications = reflector(writer, watcher(apps, config.clone()))
+        .applied_objects()
+        .try_filter(move |app| futures::future::ready(!own.is_own(app)));
+    let app_controller = Controller::for_stream(applications, reader).with_config(
         kube::runtime::controller::Config::default()
             .concurrency(options.application_concurrency.max(1)),
     );
     let backoff = ErrorBackoff::shared();
     let store = app_controller.store();
     let (s1, s2, s3) = (store.clone(), store.clone(), store);
+    let app_controller = match wakeups {
+        // An object's health changed: its application looks at once (drift_watch.rs).
+        Some(wakeups) => app_controller.reconcile_on(wakeups),
+        None => app_controller,
+    };
     app_controller
         // A Policy or Workflow change re-reconciles the applications of its namespace.
         .watches(

@@ -216,6 +216,16 @@ impl Server {
         ]))
     }
 
+    /// The sum of this server's `/metrics` samples named `name` whose line holds every one
+    /// of `parts` (e.g. `verb="get"`, `resource="deployments"`).
+    pub(crate) fn counter(&self, name: &str, parts: &[&str]) -> f64 {
+        let text = self.kubectl_ok(&["get", "--raw", "/metrics"]);
+        text.lines()
+            .filter(|l| l.starts_with(name) && parts.iter().all(|p| l.contains(p)))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
     /// The server's URL as written in its admin kubeconfig.
     pub(crate) fn url(&self) -> String {
         let text = std::fs::read_to_string(&self.kubeconfig).unwrap();

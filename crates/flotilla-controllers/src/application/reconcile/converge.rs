@@ -7,7 +7,7 @@
 //! sees every object the workflow's steps produced.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use flotilla_apis::{ApplicationStatus, AppliedResource};
 
@@ -106,7 +106,8 @@ pub(crate) async fn reconcile(
     }
     status.services = services;
     if status.services.iter().any(|s| !s.healthy) {
-        wf.requeue = Duration::from_secs(3);
+        // The drift watch wakes the application when an object's health changes.
+        wf.requeue = wf.requeue.min(pass.ctx.health_recheck);
     }
     converged
 }

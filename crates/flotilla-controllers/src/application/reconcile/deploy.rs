@@ -391,11 +391,13 @@ impl Pass<'_> {
         // already have acted on it), unless it is of a kind no cluster acts on.
         let mut live = Vec::with_capacity(task.objects.len());
         let mut written = Vec::new();
+        let mut watched_objects = Vec::new();
         for o in &task.objects {
             let mut options = self.policies.apply_options(&facts(rendered, o));
             options.force = force;
             let watched = !options.read_only && !options.apply_once_all;
             if watched {
+                watched_objects.push(live.len());
                 self.ctx
                     .drift
                     .register(cluster, &o.object, self.desired(o, &options));
@@ -439,6 +441,14 @@ impl Pass<'_> {
         if let Err(failed) = read_back(&client, cluster, &task.objects, &written, &mut live).await {
             return failed;
         }
+        // What the drift watch's events are compared with, to wake the application when an
+        // object's health changes.
+        for i in watched_objects {
+            let healthy = live[i]
+                .as_ref()
+                .is_some_and(|v| super::super::health::workload_health(v).0);
+            self.ctx.drift.judged(cluster, &task.objects[i].object, healthy);
+        }
         let status = component_status(rendered, cluster, &task.namespace, &live);
         let first = live.iter().flatten().next();
         TaskResult::Done(status, first.and_then(|v| serde_json::to_vec(v).ok()))
@@ -452,6 +462,7 @@ impl Pass<'_> {
             identity: self.identity.clone(),
             app: self.app_ref.clone(),
             report: self.report_drift,
+            health: None,
         }
     }
 

@@ -168,7 +168,10 @@ pub(crate) async fn write(
         .patch_status(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
         .await
     {
-        Ok(_) => Ok(true),
+        Ok(written) => {
+            ctx.own_writes.record(&written);
+            Ok(true)
+        }
         // Changed under us (e.g. `workflow resume`): the watch brings the new version.
         Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => Ok(true),
         Err(e) => Err(hub(e)),

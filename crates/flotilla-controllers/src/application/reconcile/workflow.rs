@@ -96,7 +96,8 @@ pub(crate) async fn reconcile(
                         Outcome::Succeeded => {}
                         Outcome::Waiting(_) => {
                             all_succeeded = false;
-                            requeue = requeue.min(Duration::from_secs(2));
+                            // Woken earlier by the drift watch when an object's health changes.
+                            requeue = requeue.min(pass.ctx.health_recheck);
                         }
                         Outcome::Failed(_) => {
                             all_succeeded = false;

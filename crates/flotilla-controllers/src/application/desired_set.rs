@@ -1,0 +1,189 @@
+//! The drift watch's desired objects, with how many of each application's objects are not
+//! known to be healthy, so that an object's health change can tell whether its application
+//! just became all healthy, or stopped being so, without looking at its other objects.
+
+use std::collections::HashMap;
+
+use super::drift_watch::{Desired, ObjectKey};
+
+/// An application: namespace, name.
+pub(crate) type AppKey = (String, String);
+
+fn app_of(desired: &Desired) -> AppKey {
+    (
+        desired.app.namespace.clone().unwrap_or_default(),
+        desired.app.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Every dispatched object's desired state, and per application the number of its objects
+/// whose health is not known to be good (never judged, or judged unhealthy).
+#[derive(Default)]
+pub(crate) struct DesiredSet {
+    objects: HashMap<ObjectKey, Desired>,
+    not_healthy: HashMap<AppKey, usize>,
+}
+
+impl DesiredSet {
+    fn count(&mut self, desired: &Desired, delta: isize) {
+        if desired.health == Some(true) {
+            return;
+        }
+        let app = app_of(desired);
+        let n = self.not_healthy.entry(app.clone()).or_default();
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            self.not_healthy.remove(&app);
+        }
+    }
+
+    /// Records `desired` for `key`, keeping the health last judged or seen.
+    pub(crate) fn insert(&mut self, key: ObjectKey, mut desired: Desired) {
+        if let Some(old) = self.objects.remove(&key) {
+            desired.health = desired.health.or(old.health);
+            self.count(&old, -1);
+        }
+        self.count(&desired, 1);
+        self.objects.insert(key, desired);
+    }
+
+    /// Forgets one object.
+    pub(crate) fn remove(&mut self, key: &ObjectKey) {
+        if let Some(old) = self.objects.remove(key) {
+            self.count(&old, -1);
+        }
+    }
+
+    /// Forgets every object of an application.
+    pub(crate) fn remove_app(&mut self, app_namespace: &str, app_name: &str) {
+        self.objects.retain(|_, d| {
+            d.app.namespace.as_deref() != Some(app_namespace)
+                || d.app.name.as_deref() != Some(app_name)
+        });
+        self.not_healthy
+            .remove(&(app_namespace.to_string(), app_name.to_string()));
+    }
+
+    pub(crate) fn get(&self, key: &ObjectKey) -> Option<&Desired> {
+        self.objects.get(key)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &ObjectKey) -> Option<&mut Desired> {
+        self.objects.get_mut(key)
+    }
+
+    /// Records the health of one object; when this makes its application's objects all
+    /// healthy, or makes one of them unhealthy while all were healthy, returns the
+    /// application (to reconcile again). Other changes return `None`: the application has
+    /// more to wait for, or nothing new to show.
+    pub(crate) fn set_health(&mut self, key: &ObjectKey, healthy: bool) -> Option<AppKey> {
+        let entry = self.objects.get_mut(key)?;
+        if entry.health == Some(healthy) {
+            return None;
+        }
+        let was_unknown_or_bad = entry.health != Some(true);
+        entry.health = Some(healthy);
+        let app = app_of(entry);
+        let before = self.not_healthy.get(&app).copied().unwrap_or(0);
+        let after = match (was_unknown_or_bad, healthy) {
+            (true, true) => before.saturating_sub(1),
+            (false, false) => before + 1,
+            _ => before,
+        };
+        if after == 0 {
+            self.not_healthy.remove(&app);
+        } else {
+            self.not_healthy.insert(app.clone(), after);
+        }
+        let changed = (before == 0) != (after == 0);
+        changed.then_some(app)
+    }
+
+    /// Objects held (for tests and sizes).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.objects.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::ObjectReference;
+
+    use super::super::dispatch::KindInfo;
+    use super::super::member_clients::Identity;
+    use super::*;
+
+    fn app(name: &str) -> Arc<ObjectReference> {
+        Arc::new(ObjectReference {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        })
+    }
+
+    fn desired(app: &Arc<ObjectReference>) -> Desired {
+        Desired {
+            object: Arc::from(&b"{}"[..]),
+            kind: KindInfo::of("apps/v1", "Deployment"),
+            exempt: Vec::new(),
+            identity: Arc::new(Identity::of(None)),
+            app: Arc::clone(app),
+            report: false,
+            health: None,
+        }
+    }
+
+    fn key(cluster: &str, name: &str) -> ObjectKey {
+        (
+            cluster.into(),
+            "apps/v1".into(),
+            "Deployment".into(),
+            "default".into(),
+            name.into(),
+        )
+    }
+
+    fn web() -> AppKey {
+        ("default".into(), "web".into())
+    }
+
+    #[test]
+    fn wakes_only_when_the_last_object_becomes_healthy_or_one_stops_being_so() {
+        let (web_app, other) = (app("web"), app("other"));
+        let mut set = DesiredSet::default();
+        for cluster in ["a", "b", "c"] {
+            set.insert(key(cluster, "web"), desired(&web_app));
+        }
+        set.insert(key("a", "other"), desired(&other));
+        // Not ready yet, then ready one by one: only the last one wakes the application.
+        assert_eq!(set.set_health(&key("a", "web"), false), None);
+        assert_eq!(set.set_health(&key("a", "web"), true), None);
+        assert_eq!(set.set_health(&key("b", "web"), true), None);
+        assert_eq!(set.set_health(&key("b", "web"), true), None, "no change");
+        assert_eq!(set.set_health(&key("c", "web"), true), Some(web()));
+        // A pass registering the same objects again keeps what was seen.
+        set.insert(key("c", "web"), desired(&web_app));
+        assert_eq!(set.set_health(&key("c", "web"), true), None);
+        // One stops being healthy: wake; a second one too: nothing new; both back: wake.
+        assert_eq!(set.set_health(&key("a", "web"), false), Some(web()));
+        assert_eq!(set.set_health(&key("b", "web"), false), None);
+        assert_eq!(set.set_health(&key("a", "web"), true), None);
+        assert_eq!(set.set_health(&key("b", "web"), true), Some(web()));
+        // The other application is counted apart.
+        assert_eq!(
+            set.set_health(&key("a", "other"), true),
+            Some(("default".into(), "other".into()))
+        );
+        // Forgetting an unhealthy object can leave the rest all healthy (the pass that
+        // forgot it sees that itself).
+        assert_eq!(set.set_health(&key("a", "web"), false), Some(web()));
+        set.remove(&key("a", "web"));
+        assert_eq!(set.set_health(&key("b", "web"), false), Some(web()));
+        set.remove_app("default", "web");
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.set_health(&key("b", "web"), true), None, "forgotten");
+    }
+}
