@@ -454,8 +454,11 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
             "flotilla_controller_reconcile_duration_seconds_count",
             &[("controller", "application")]
         ) / args.apps.max(1) as f64,
-        scrape::sum(&hub_metrics, "flotilla_dispatch_duration_seconds_count", &[])
-            / deployments.max(1) as f64
+        scrape::sum(
+            &hub_metrics,
+            "flotilla_dispatch_duration_seconds_count",
+            &[]
+        ) / deployments.max(1) as f64
     );
     println!(
         "  hub phase: member requests per placement: {}",

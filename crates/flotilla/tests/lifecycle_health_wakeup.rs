@@ -93,7 +93,14 @@ fn a_waiting_application_is_woken_by_its_objects_not_polled() {
 
     // Deleted on the member: put back at once; the application shows it unhealthy until the
     // new Deployment is ready, then running again (both through wake-ups).
-    member.kubectl_ok(&["delete", "deployment", "slow", "-n", "default", "--wait=false"]);
+    member.kubectl_ok(&[
+        "delete",
+        "deployment",
+        "slow",
+        "-n",
+        "default",
+        "--wait=false",
+    ]);
     wait_for("the Deployment put back", WAIT, || {
         let now = member.jsonpath("deployment", "slow", "default", "{.metadata.uid}");
         (!now.is_empty() && now != uid).then_some(())

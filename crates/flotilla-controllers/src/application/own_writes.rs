@@ -24,9 +24,10 @@ fn key(app: &Application) -> (String, String) {
 impl OwnWrites {
     /// Records that `written` (the write's answer) is the controller's own.
     pub(crate) fn record(&self, written: &Application) {
-        if let (Some(version), Ok(mut map)) =
-            (written.metadata.resource_version.clone(), self.written.lock())
-        {
+        if let (Some(version), Ok(mut map)) = (
+            written.metadata.resource_version.clone(),
+            self.written.lock(),
+        ) {
             map.insert(key(written), version);
         }
     }

@@ -447,7 +447,9 @@ impl Pass<'_> {
             let healthy = live[i]
                 .as_ref()
                 .is_some_and(|v| super::super::health::workload_health(v).0);
-            self.ctx.drift.judged(cluster, &task.objects[i].object, healthy);
+            self.ctx
+                .drift
+                .judged(cluster, &task.objects[i].object, healthy);
         }
         let status = component_status(rendered, cluster, &task.namespace, &live);
         let first = live.iter().flatten().next();
