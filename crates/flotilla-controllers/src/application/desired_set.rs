@@ -1,6 +1,9 @@
-//! The drift watch's desired objects, with how many of each application's objects are not
-//! known to be healthy, so that an object's health change can tell whether its application
-//! just became all healthy, or stopped being so, without looking at its other objects.
+//! The drift watch's desired objects, with how many objects of each wake-up group (one
+//! component in one workflow step of an application, in every cluster it goes to) are not
+//! known to be healthy, so that an object's health change can tell whether its group just
+//! became all healthy, or stopped being so, without looking at its other objects: that is
+//! when a pass can move on (a step succeeds, a `dependsOn` component may start) or has
+//! something new to show.
 
 use std::collections::HashMap;
 
@@ -9,6 +12,9 @@ use super::drift_watch::{Desired, ObjectKey};
 /// An application: namespace, name.
 pub(crate) type AppKey = (String, String);
 
+/// A wake-up group: the application and its step and component, hashed.
+type GroupKey = (AppKey, u64);
+
 fn app_of(desired: &Desired) -> AppKey {
     (
         desired.app.namespace.clone().unwrap_or_default(),
@@ -16,12 +22,16 @@ fn app_of(desired: &Desired) -> AppKey {
     )
 }
 
-/// Every dispatched object's desired state, and per application the number of its objects
+fn group_of(desired: &Desired) -> GroupKey {
+    (app_of(desired), desired.group)
+}
+
+/// Every dispatched object's desired state, and per wake-up group the number of its objects
 /// whose health is not known to be good (never judged, or judged unhealthy).
 #[derive(Default)]
 pub(crate) struct DesiredSet {
     objects: HashMap<ObjectKey, Desired>,
-    not_healthy: HashMap<AppKey, usize>,
+    not_healthy: HashMap<GroupKey, usize>,
 }
 
 impl DesiredSet {
@@ -29,11 +39,11 @@ impl DesiredSet {
         if desired.health == Some(true) {
             return;
         }
-        let app = app_of(desired);
-        let n = self.not_healthy.entry(app.clone()).or_default();
+        let group = group_of(desired);
+        let n = self.not_healthy.entry(group.clone()).or_default();
         *n = n.saturating_add_signed(delta);
         if *n == 0 {
-            self.not_healthy.remove(&app);
+            self.not_healthy.remove(&group);
         }
     }
 
@@ -61,7 +71,7 @@ impl DesiredSet {
                 || d.app.name.as_deref() != Some(app_name)
         });
         self.not_healthy
-            .remove(&(app_namespace.to_string(), app_name.to_string()));
+            .retain(|(app, _), _| app.0 != app_namespace || app.1 != app_name);
     }
 
     pub(crate) fn get(&self, key: &ObjectKey) -> Option<&Desired> {
@@ -72,10 +82,10 @@ impl DesiredSet {
         self.objects.get_mut(key)
     }
 
-    /// Records the health of one object; when this makes its application's objects all
-    /// healthy, or makes one of them unhealthy while all were healthy, returns the
-    /// application (to reconcile again). Other changes return `None`: the application has
-    /// more to wait for, or nothing new to show.
+    /// Records the health of one object; when this makes its group's objects all healthy,
+    /// or makes one of them unhealthy while all were healthy, returns the application (to
+    /// reconcile again). Other changes return `None`: the group has more to wait for, or
+    /// nothing new to show.
     pub(crate) fn set_health(&mut self, key: &ObjectKey, healthy: bool) -> Option<AppKey> {
         let entry = self.objects.get_mut(key)?;
         if entry.health == Some(healthy) {
@@ -83,20 +93,20 @@ impl DesiredSet {
         }
         let was_unknown_or_bad = entry.health != Some(true);
         entry.health = Some(healthy);
-        let app = app_of(entry);
-        let before = self.not_healthy.get(&app).copied().unwrap_or(0);
+        let group = group_of(entry);
+        let before = self.not_healthy.get(&group).copied().unwrap_or(0);
         let after = match (was_unknown_or_bad, healthy) {
             (true, true) => before.saturating_sub(1),
             (false, false) => before + 1,
             _ => before,
         };
-        if after == 0 {
-            self.not_healthy.remove(&app);
-        } else {
-            self.not_healthy.insert(app.clone(), after);
-        }
         let changed = (before == 0) != (after == 0);
-        changed.then_some(app)
+        if after == 0 {
+            self.not_healthy.remove(&group);
+        } else {
+            self.not_healthy.insert(group.clone(), after);
+        }
+        changed.then_some(group.0)
     }
 
     /// Objects held (for tests and sizes).
@@ -124,7 +134,7 @@ mod tests {
         })
     }
 
-    fn desired(app: &Arc<ObjectReference>) -> Desired {
+    fn desired(app: &Arc<ObjectReference>, group: u64) -> Desired {
         Desired {
             object: Arc::from(&b"{}"[..]),
             kind: KindInfo::of("apps/v1", "Deployment"),
@@ -133,6 +143,7 @@ mod tests {
             app: Arc::clone(app),
             report: false,
             health: None,
+            group,
         }
     }
 
@@ -155,9 +166,9 @@ mod tests {
         let (web_app, other) = (app("web"), app("other"));
         let mut set = DesiredSet::default();
         for cluster in ["a", "b", "c"] {
-            set.insert(key(cluster, "web"), desired(&web_app));
+            set.insert(key(cluster, "web"), desired(&web_app, 1));
         }
-        set.insert(key("a", "other"), desired(&other));
+        set.insert(key("a", "other"), desired(&other, 1));
         // Not ready yet, then ready one by one: only the last one wakes the application.
         assert_eq!(set.set_health(&key("a", "web"), false), None);
         assert_eq!(set.set_health(&key("a", "web"), true), None);
@@ -165,7 +176,7 @@ mod tests {
         assert_eq!(set.set_health(&key("b", "web"), true), None, "no change");
         assert_eq!(set.set_health(&key("c", "web"), true), Some(web()));
         // A pass registering the same objects again keeps what was seen.
-        set.insert(key("c", "web"), desired(&web_app));
+        set.insert(key("c", "web"), desired(&web_app, 1));
         assert_eq!(set.set_health(&key("c", "web"), true), None);
         // One stops being healthy: wake; a second one too: nothing new; both back: wake.
         assert_eq!(set.set_health(&key("a", "web"), false), Some(web()));
@@ -182,6 +193,9 @@ mod tests {
         assert_eq!(set.set_health(&key("a", "web"), false), Some(web()));
         set.remove(&key("a", "web"));
         assert_eq!(set.set_health(&key("b", "web"), false), Some(web()));
+        // Another group of the same application (another step or component) is apart.
+        set.insert(key("a", "db"), desired(&web_app, 2));
+        assert_eq!(set.set_health(&key("a", "db"), true), Some(web()));
         set.remove_app("default", "web");
         assert_eq!(set.len(), 1);
         assert_eq!(set.set_health(&key("b", "web"), true), None, "forgotten");

@@ -9,8 +9,8 @@
 //! against an older desired state) and gc/cleanup forget it before they delete.
 //!
 //! The same events wake the application up: each entry keeps the health its application's
-//! last pass judged (or the watch saw last), and an event that makes all of an
-//! application's objects healthy, or one of them unhealthy while all were, re-queues the
+//! last pass judged (or the watch saw last), and an event that makes all objects of one
+//! component in one step healthy, or one of them unhealthy while all were, re-queues the
 //! application at once ([`DriftWatch::wakeups`], counted in `desired_set.rs`), so an
 //! application waiting for its workloads to become healthy is not polled every few seconds.
 
@@ -60,6 +60,8 @@ pub(crate) struct Desired {
     pub report: bool,
     /// The object's health as last judged by a pass or seen by the watch (`None`: not yet).
     pub health: Option<bool>,
+    /// Its step and component, hashed (the wake-up group, `desired_set.rs`).
+    pub group: u64,
 }
 
 impl Desired {
@@ -189,9 +191,9 @@ impl DriftWatch {
         }
     }
 
-    /// Records the health an event shows; when it makes the application's objects all
-    /// healthy, or one of them unhealthy while all were, the application is reconciled
-    /// again at once.
+    /// Records the health an event shows; when it makes the objects of its component in its
+    /// step all healthy, or one of them unhealthy while all were, the application is
+    /// reconciled again at once.
     fn seen(&self, key: &ObjectKey, healthy: bool) {
         let app = match self.desired.lock() {
             Ok(mut map) => map.set_health(key, healthy),

@@ -71,11 +71,20 @@ pub(crate) async fn reconcile(
     };
     let mut services = Vec::new();
     let mut deployed = std::mem::take(&mut wf.deployed);
+    // Once an earlier step is applied again, later ones are too, even if the workflow just
+    // ran them: an object two steps write ends as the later step says.
+    let mut reapplied = false;
     for (path, step) in succeeded_deploy_steps(&run.steps, &wf.wf) {
-        let result = match take_deployed(&mut deployed, path) {
+        let taken = if reapplied {
+            None
+        } else {
+            take_deployed(&mut deployed, path)
+        };
+        let result = match taken {
             // Just applied by the workflow in this pass (never forced: not finished before).
             Some(result) => result,
             None => {
+                reapplied = true;
                 let step = super::steps::with_recorded_inputs(step, &wf.wf.outputs);
                 pass.deploy(&step, force).await
             }

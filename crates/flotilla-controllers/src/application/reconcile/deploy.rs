@@ -37,6 +37,9 @@ struct PlannedObject {
 /// One component in one cluster.
 struct Task {
     component: usize,
+    /// The step and component, hashed: the drift watch wakes the application when the
+    /// objects of one group are all healthy (`desired_set.rs`).
+    group: u64,
     placement: Placement,
     objects: Vec<PlannedObject>,
     namespace: String,
@@ -117,6 +120,8 @@ pub(crate) async fn list_clusters(ctx: &Context) -> Result<Vec<ClusterInfo>, Err
 
 /// The step's plan: rendered components and one task per component × cluster.
 struct Plan {
+    /// The step's name (with each component's, the tasks' wake-up groups).
+    step: String,
     rendered: Vec<RenderedComponent>,
     tasks: Vec<Task>,
     planned: Vec<AppliedResource>,
@@ -156,6 +161,7 @@ impl Pass<'_> {
         )
         .map_err(Outcome::Failed)?;
         let mut plan = Plan {
+            step: step.name.clone(),
             rendered: step_plan.components,
             tasks: Vec::new(),
             planned: Vec::new(),
@@ -233,6 +239,7 @@ impl Pass<'_> {
                 .unwrap_or_else(|| self.app_namespace.clone());
             plan.tasks.push(Task {
                 component: index,
+                group: wake_group(&plan.step, &component.name),
                 placement: placement.clone(),
                 objects,
                 namespace,
@@ -400,7 +407,7 @@ impl Pass<'_> {
                 watched_objects.push(live.len());
                 self.ctx
                     .drift
-                    .register(cluster, &o.object, self.desired(o, &options));
+                    .register(cluster, &o.object, self.desired(o, &options, task.group));
             }
             let applied = dispatch::apply(
                 &client,
@@ -456,7 +463,7 @@ impl Pass<'_> {
         TaskResult::Done(status, first.and_then(|v| serde_json::to_vec(v).ok()))
     }
 
-    fn desired(&self, o: &PlannedObject, options: &dispatch::ApplyOptions) -> Desired {
+    fn desired(&self, o: &PlannedObject, options: &dispatch::ApplyOptions, group: u64) -> Desired {
         Desired {
             object: DriftWatch::encode(&o.object),
             kind: o.kind.clone(),
@@ -465,6 +472,7 @@ impl Pass<'_> {
             app: self.app_ref.clone(),
             report: self.report_drift,
             health: None,
+            group,
         }
     }
 
@@ -548,6 +556,14 @@ fn read_back_needed(object: &Value) -> bool {
         }
         _ => true,
     }
+}
+
+/// The wake-up group of a component's objects in a step.
+fn wake_group(step: &str, component: &str) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (step, component).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Reads `objects[i]` for every `i` in `indices` into `live[i]`.

@@ -96,8 +96,12 @@ pub(crate) async fn reconcile(
                         Outcome::Succeeded => {}
                         Outcome::Waiting(_) => {
                             all_succeeded = false;
-                            // Woken earlier by the drift watch when an object's health changes.
+                            // Woken earlier by the drift watch when an object's health
+                            // changes; a step's timeout is checked when it falls due.
                             requeue = requeue.min(pass.ctx.health_recheck);
+                            if let Some(left) = timeout_left(steps, &wf, *path, now) {
+                                requeue = requeue.min(left);
+                            }
                         }
                         Outcome::Failed(_) => {
                             all_succeeded = false;
@@ -158,6 +162,33 @@ fn applies_objects_at(steps: &[WorkflowStep], path: StepPath) -> bool {
 
 /// The wait before retrying a step a cluster refused for now: half the time it has been
 /// running, between 2 s and 60 s (so the retries space out as the refusal lasts).
+/// How long the step at `path` has left before its `timeout` (at least 200 ms), if it has one.
+fn timeout_left(
+    steps: &[WorkflowStep],
+    wf: &WorkflowStatus,
+    path: StepPath,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    let limit = step_at(steps, path)?
+        .timeout
+        .as_deref()
+        .and_then(workflow::parse_duration)?;
+    let started = wf
+        .steps
+        .get(path.index)?
+        .first_execute_time
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())?;
+    let running = (now - started.with_timezone(&Utc))
+        .to_std()
+        .unwrap_or_default();
+    Some(
+        limit
+            .saturating_sub(running)
+            .max(Duration::from_millis(200)),
+    )
+}
+
 fn retry_backoff(wf: &WorkflowStatus, path: StepPath, now: DateTime<Utc>) -> Duration {
     let started = wf
         .steps
