@@ -251,7 +251,7 @@ struct Fleet {
 }
 
 async fn start_fleet(args: &Args) -> anyhow::Result<Fleet> {
-    let (hub, hub_client) = Flotilla::hub_probing_every(&args.flotilla, "1s").await?;
+    let (hub, hub_client) = Flotilla::hub_probing_every(&args.flotilla, "1s", &[]).await?;
     let hub_kubeconfig = hub.data_dir().join("admin.kubeconfig");
     let count = args.members.to_string();
     let members = Flotilla::spawn(

@@ -36,19 +36,21 @@ impl Flotilla {
         Ok((hub, client))
     }
 
-    /// Starts `flotilla hub` probing its members every `interval` (`1s`, `10s`, ...) and
-    /// waits until it answers.
+    /// Starts `flotilla hub` probing its members every `interval` (`1s`, `10s`, ...), with
+    /// `extra` hub flags, and waits until it answers.
     pub(crate) async fn hub_probing_every(
         binary: &Path,
         interval: &str,
+        extra: &[&str],
     ) -> anyhow::Result<(Flotilla, kube::Client)> {
-        let args = [
+        let mut args = vec![
             "hub",
             "--listen",
             "127.0.0.1:0",
             "--cluster-probe-interval",
             interval,
         ];
+        args.extend_from_slice(extra);
         let hub = Flotilla::spawn(binary, &args)?;
         let client = hub
             .wait_ready(&hub.data_dir.join("admin.kubeconfig"))

@@ -20,6 +20,14 @@ pub(crate) struct Args {
     /// The hub's `--cluster-probe-interval` (seconds).
     #[arg(long, default_value_t = 1)]
     pub interval_secs: u64,
+    /// The hub's `--fleet-metrics-interval` (seconds; default: the probe interval). A long one
+    /// (e.g. 3600: one scrape at start, before any member joined) leaves the probes alone.
+    #[arg(long)]
+    pub metrics_interval_secs: Option<u64>,
+    /// The hub's `--mcs-resync-interval` (seconds; default: the hub's, 1 s). A long one leaves
+    /// the multi-cluster Services controller's reads of every member out of the window.
+    #[arg(long)]
+    pub mcs_interval_secs: Option<u64>,
     /// How long each CPU window is (seconds).
     #[arg(long, default_value_t = 30)]
     pub secs: u64,
@@ -69,11 +77,25 @@ async fn window(pid: u32, secs: u64) -> anyhow::Result<(f64, usize)> {
     Ok((after.cpu_secs - before.cpu_secs, after.descriptors))
 }
 
+/// The hub flags `--metrics-interval-secs` and `--mcs-interval-secs` ask for.
+fn extra_hub_flags(args: &Args) -> Vec<String> {
+    let mut flags = Vec::new();
+    if let Some(secs) = args.metrics_interval_secs {
+        flags.extend(["--fleet-metrics-interval".to_string(), format!("{secs}s")]);
+    }
+    if let Some(secs) = args.mcs_interval_secs {
+        flags.extend(["--mcs-resync-interval".to_string(), format!("{secs}s")]);
+    }
+    flags
+}
+
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let interval = args.interval_secs.max(1);
     println!(
-        "probes: {} members, hub --cluster-probe-interval {interval}s, {} s windows",
-        args.members, args.secs
+        "probes: {} members, hub --cluster-probe-interval {interval}s {}, {} s windows",
+        args.members,
+        extra_hub_flags(&args).join(" "),
+        args.secs
     );
     let started = std::time::Instant::now();
     let (members, names, _) =
@@ -84,7 +106,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         started.elapsed()
     );
     let interval_flag = format!("{interval}s");
-    let (hub, hub_client) = Flotilla::hub_probing_every(&args.flotilla, &interval_flag).await?;
+    let extra = extra_hub_flags(&args);
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let (hub, hub_client) =
+        Flotilla::hub_probing_every(&args.flotilla, &interval_flag, &extra).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (idle_cpu, idle_fds) = window(hub.pid(), args.secs).await?;
     let hub_idle = hub::Usage::of(hub.pid())?;
@@ -111,7 +136,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         args.secs, args.members
     );
     println!(
-        "  per member and round (probe + metrics scrape): {:.2} ms hub CPU; members process {:.2} ms",
+        "  per member and round (probe, metrics scrape and mcs reads at their intervals): {:.2} ms hub CPU; members process {:.2} ms",
         per_probe * 1000.0,
         (members_after.cpu_secs - members_before.cpu_secs) / probes * 1000.0
     );

@@ -116,10 +116,19 @@ pub struct HubArgs {
     /// How often the cluster health controller probes each member's /readyz.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub cluster_probe_interval: std::time::Duration,
-    /// At most this many members' /readyz are probed at once (each member keeps one pooled
-    /// connection for its probes).
+    /// At most this many members' /readyz are probed at once; the fleet metrics scrape and
+    /// the multi-cluster Services controller read at most this many members at once too.
+    /// The probes, scrapes and those reads of a member share one pooled connection.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub cluster_probe_concurrency: u32,
+    /// How often every available member's /metrics is scraped for `/metrics/clusters` and the
+    /// dashboard's history; default: `--cluster-probe-interval`.
+    #[arg(long, value_parser = parse_duration)]
+    pub fleet_metrics_interval: Option<std::time::Duration>,
+    /// How often the multi-cluster Services controller reads every available member's
+    /// ServiceExports and ServiceImports and converges the imports.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub mcs_resync_interval: std::time::Duration,
     /// At most this many requests of the application controller (applies, reads, deletes;
     /// watches aside) go to one member at once; more wait. Each member's requests share one
     /// HTTP/2 connection.

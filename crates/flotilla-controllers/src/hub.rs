@@ -7,8 +7,13 @@ use std::time::Duration;
 pub struct HubControllerOptions {
     /// How often every member's `/readyz` is probed.
     pub cluster_probe_interval: Duration,
-    /// At most this many members are probed at once.
+    /// At most this many members are probed at once (and scraped, and read by the
+    /// multi-cluster Services controller).
     pub cluster_probe_concurrency: usize,
+    /// How often every available member's `/metrics` is scraped for `/metrics/clusters`.
+    pub fleet_metrics_interval: Duration,
+    /// How often the multi-cluster Services controller reads every available member.
+    pub mcs_resync_interval: Duration,
     /// The GitOps controller's options (cache folder, poll interval).
     pub gitops: crate::gitops::GitOpsOptions,
     /// Push notifications from `POST /api/webhook`.
@@ -42,7 +47,11 @@ pub async fn run(hub_client: kube::Client, options: HubControllerOptions) -> any
             options.gitops.clone(),
             options.gitops_pushes.clone()
         ),
-        crate::mcs::run(hub_client.clone()),
+        crate::mcs::run(
+            hub_client.clone(),
+            options.mcs_resync_interval,
+            options.cluster_probe_concurrency
+        ),
     )?;
     Ok(())
 }
@@ -54,5 +63,10 @@ pub async fn run_on_every_hub(
     hub_client: kube::Client,
     options: HubControllerOptions,
 ) -> anyhow::Result<()> {
-    crate::fleetmetrics::run(hub_client, options.cluster_probe_interval).await
+    crate::fleetmetrics::run(
+        hub_client,
+        options.fleet_metrics_interval,
+        options.cluster_probe_concurrency,
+    )
+    .await
 }

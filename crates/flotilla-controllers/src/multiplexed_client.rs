@@ -17,10 +17,15 @@
 //! watches at once (a watcher then reconnects on a fresh connection). `write_timeout` has no
 //! HTTP/2 counterpart beyond flow control and is not applied.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kube::client::{Body, ConfigExt as _};
+use tokio::sync::Semaphore;
 use tower::{BoxError, ServiceBuilder};
 
 use crate::api_connector::{self, Protocol};
@@ -33,28 +38,161 @@ pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// TLS sessions a client keeps for resumption.
 const TLS_SESSIONS: usize = 4;
 
-/// A [`kube::Client`] for `config` over one multiplexed HTTP/2 connection (see the module
-/// docs). A config with a proxy or a TLS server name override gets kube's own HTTP/1.1 client,
-/// which handles those.
+/// Whether `uri` asks for a watch (a stream held open for minutes, never counted as in flight).
+fn is_watch(uri: &http::Uri) -> bool {
+    uri.query()
+        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
+}
+
+/// The HTTP/2 client (its pool holds the one connection) that [`kube::Client`]s share.
+type Http = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Body>;
+
+/// Which shared connection to a server a client rides on ([`shared_client`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Lane {
+    /// The hub's periodic, light work on each member: health probes, fleet metrics scrapes,
+    /// the multi-cluster Services reads, grants and GitOps reads.
+    Fleet,
+    /// The application controller's dispatch: fan-outs of applies, reads and drift watches,
+    /// kept off the probes' connection so a busy member's dispatch never delays its probe.
+    Dispatch,
+}
+
+/// What makes two configs' connections interchangeable: the server, how it is verified and
+/// the TLS client identity. Bearer tokens, impersonation and response timeouts are applied
+/// per request, so clients that differ only in those share a connection.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ConnectionKey {
+    lane: Lane,
+    url: String,
+    roots: Option<Vec<Vec<u8>>>,
+    root_file: Option<std::path::PathBuf>,
+    insecure: bool,
+    certificate: Option<String>,
+    certificate_data: Option<String>,
+    key: Option<String>,
+    key_data: Option<String>,
+}
+
+impl ConnectionKey {
+    fn of(config: &kube::Config, lane: Lane) -> ConnectionKey {
+        use secrecy::ExposeSecret as _;
+        let auth = &config.auth_info;
+        ConnectionKey {
+            lane,
+            url: config.cluster_url.to_string(),
+            roots: config.root_cert.clone(),
+            root_file: config.root_cert_file.clone(),
+            insecure: config.accept_invalid_certs,
+            certificate: auth.client_certificate.clone(),
+            certificate_data: auth.client_certificate_data.clone(),
+            key: auth.client_key.clone(),
+            key_data: auth
+                .client_key_data
+                .as_ref()
+                .map(|k| k.expose_secret().to_string()),
+        }
+    }
+}
+
+/// Live shared connections; an entry lapses when the last client using it is dropped.
+static SHARED: LazyLock<Mutex<HashMap<ConnectionKey, Weak<Http>>>> =
+    LazyLock::new(Default::default);
+
+fn shared() -> std::sync::MutexGuard<'static, HashMap<ConnectionKey, Weak<Http>>> {
+    SHARED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A [`kube::Client`] for `config` over the one HTTP/2 connection that every client of the
+/// same server, TLS identity and `lane` in this process shares (see the module docs): the
+/// hub's probes, scrapes and other periodic readers of a member hold one connection to it
+/// instead of one each. Each client keeps its own auth, headers and `read_timeout`; the
+/// connection's `connect_timeout` is that of the client that opened it (each request is
+/// bounded by its own client's `read_timeout` anyway, connecting included). A config with
+/// a proxy or a TLS server name override gets kube's own client, unshared.
+///
+/// With `in_flight`, a request other than a watch waits for one of its permits, held until
+/// the response's headers arrive (a bound shared by every client given the same semaphore).
+/// Impersonation is best set in `config.auth_info` (`impersonate`, `impersonate_groups`):
+/// its headers are added inside this client, with no second client wrapped around it.
+pub(crate) fn shared_client(
+    config: kube::Config,
+    lane: Lane,
+    in_flight: Option<Arc<Semaphore>>,
+) -> Result<kube::Client, kube::Error> {
+    if config.proxy_url.is_some() || config.tls_server_name.is_some() {
+        return kube::Client::try_from(config);
+    }
+    let key = ConnectionKey::of(&config, lane);
+    let mut connections = shared();
+    let http = match connections.get(&key).and_then(Weak::upgrade) {
+        Some(http) => http,
+        None => {
+            let http = Arc::new(connection(&config)?);
+            connections.retain(|_, c| c.strong_count() > 0);
+            connections.insert(key, Arc::downgrade(&http));
+            http
+        }
+    };
+    drop(connections);
+    over(http, config, in_flight)
+}
+
+/// Makes the next [`shared_client`] for the server at `cluster_url` (as in its
+/// [`kube::Config`]) and `lane` open a new connection (after the server did not answer: its
+/// connection may be dead). Clients already built keep theirs until they are dropped.
+pub(crate) fn forget_shared(cluster_url: &http::Uri, lane: Lane) {
+    let url = cluster_url.to_string();
+    shared().retain(|key, _| key.lane != lane || key.url != url);
+}
+
+/// A [`kube::Client`] for `config` over one multiplexed HTTP/2 connection of its own (see the
+/// module docs). A config with a proxy or a TLS server name override gets kube's own HTTP/1.1
+/// client, which handles those.
 pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
     if config.proxy_url.is_some() || config.tls_server_name.is_some() {
         return kube::Client::try_from(config);
     }
+    let http = Arc::new(connection(&config)?);
+    over(http, config, None)
+}
+
+/// The HTTP/2 client (one connection, opened on first use) for `config`'s server.
+fn connection(config: &kube::Config) -> Result<Http, kube::Error> {
     let mut tls = config.rustls_client_config()?;
     // rustls's default cache of 256 sessions is ~13 KiB per client; one client reaches one
     // server over one connection at a time, so a few sessions are plenty.
     tls.resumption = rustls::client::Resumption::in_memory_sessions(TLS_SESSIONS);
-    let https = api_connector::https_connector(&config, tls, Protocol::Http2);
-    let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .http2_only(true)
-        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-        .http2_keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .build::<_, Body>(https);
+    let https = api_connector::https_connector(config, tls, Protocol::Http2);
+    Ok(
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .http2_only(true)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .http2_keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .build::<_, Body>(https),
+    )
+}
+
+/// kube's layers (base URI, retry, auth, extra headers) and `read_timeout` over `http`;
+/// requests other than watches wait for a permit of `in_flight` when given.
+fn over(
+    http: Arc<Http>,
+    config: kube::Config,
+    in_flight: Option<Arc<Semaphore>>,
+) -> Result<kube::Client, kube::Error> {
     let response_timeout = config.read_timeout;
     let send = tower::service_fn(move |request: http::Request<Body>| {
-        api_connector::within(response_timeout, http.request(request))
+        let gate = in_flight.clone().filter(|_| !is_watch(request.uri()));
+        let response = http.request(request);
+        async move {
+            let _permit = match gate {
+                Some(gate) => Some(gate.acquire_owned().await?),
+                None => None,
+            };
+            api_connector::within(response_timeout, response).await
+        }
     });
     let retry = config
         .default_retry
@@ -67,4 +205,74 @@ pub fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
         .map_err(BoxError::from)
         .service(send);
     Ok(kube::Client::new(service, config.default_namespace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_are_told_apart() {
+        let uri = |s: &str| s.parse::<http::Uri>().unwrap();
+        assert!(is_watch(&uri(
+            "/api/v1/configmaps?watch=true&resourceVersion=1"
+        )));
+        assert!(is_watch(&uri("/api/v1/configmaps?labelSelector=a&watch=1")));
+        assert!(!is_watch(&uri(
+            "/api/v1/configmaps?labelSelector=watch%3Dtrue"
+        )));
+        assert!(!is_watch(&uri("/api/v1/configmaps")));
+    }
+
+    fn config(url: &str, token: &str, certificate: &str) -> kube::Config {
+        let mut config = kube::Config::new(url.parse().expect("a URL"));
+        config.accept_invalid_certs = true;
+        config.auth_info.token = Some(token.to_string().into());
+        config.auth_info.client_certificate_data = Some(certificate.to_string());
+        config
+    }
+
+    /// How many clients hold each live connection to `url` in `lane`.
+    fn holders(url: &str, lane: Lane) -> Vec<usize> {
+        shared()
+            .iter()
+            .filter(|(k, c)| k.url == url && k.lane == lane && c.strong_count() > 0)
+            .map(|(_, c)| c.strong_count())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn clients_of_one_server_identity_and_lane_share_a_connection() {
+        let (url, uri) = (
+            "https://127.0.0.1:9/",
+            "https://127.0.0.1:9".parse().unwrap(),
+        );
+        let a = shared_client(config(url, "token-a", "cert"), Lane::Fleet, None).unwrap();
+        let b = shared_client(config(url, "token-b", "cert"), Lane::Fleet, None).unwrap();
+        assert_eq!(holders(url, Lane::Fleet), [2], "tokens are per request");
+        let other = shared_client(config(url, "token-a", "other"), Lane::Fleet, None).unwrap();
+        assert_eq!(holders(url, Lane::Fleet).len(), 2, "another identity");
+        let dispatch = shared_client(config(url, "token-a", "cert"), Lane::Dispatch, None).unwrap();
+        assert_eq!(holders(url, Lane::Dispatch), [1], "another lane");
+
+        forget_shared(&uri, Lane::Fleet);
+        assert!(holders(url, Lane::Fleet).is_empty());
+        let c = shared_client(config(url, "token-a", "cert"), Lane::Fleet, None).unwrap();
+        assert_eq!(
+            holders(url, Lane::Fleet),
+            [1],
+            "a new connection after forgetting"
+        );
+        assert_eq!(holders(url, Lane::Dispatch), [1], "other lanes keep theirs");
+
+        // A kube client's service lives in a spawned buffer task, gone soon after the client.
+        drop((a, b, other, c, dispatch));
+        for _ in 0..1000 {
+            if holders(url, Lane::Fleet).is_empty() && holders(url, Lane::Dispatch).is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("connections outlived their clients");
+    }
 }

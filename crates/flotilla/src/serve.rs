@@ -191,6 +191,10 @@ pub(crate) async fn hub(args: HubArgs) -> anyhow::Result<()> {
     let options = flotilla_controllers::hub::HubControllerOptions {
         cluster_probe_interval: args.cluster_probe_interval,
         cluster_probe_concurrency: args.cluster_probe_concurrency as usize,
+        fleet_metrics_interval: args
+            .fleet_metrics_interval
+            .unwrap_or(args.cluster_probe_interval),
+        mcs_resync_interval: args.mcs_resync_interval,
         gitops: flotilla_controllers::gitops::GitOpsOptions {
             cache_dir: args.data_dir.join("gitops"),
             poll_interval: args.gitops_poll_interval,

@@ -5,6 +5,8 @@
 //! HTTP/1.1 each watch held its own (~17 connections, ~35 descriptors per member). A hub
 //! dispatching many Applications at once to a member holds one connection per client pool
 //! (dispatch, probes, metrics scrape), not one per concurrent request (~40 per member before).
+//! An idle joined member costs the hub one connection: its health probes, fleet metrics
+//! scrapes and multi-cluster Services reads share it (three before, one per controller).
 //! Connections are counted from `/proc/PID/net/tcp` and the process's descriptors.
 
 mod support;
@@ -13,7 +15,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use support::fleet::apply;
-use support::{Server, TestDir, wait_for};
+use support::{Server, TestDir, stdout, wait_for};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -181,4 +183,31 @@ fn a_hub_dispatching_many_applications_holds_few_connections_to_a_member() {
          (at most {HUB_CONNECTIONS_PER_MEMBER} expected: one HTTP/2 connection per client pool)",
         most.max(now)
     );
+}
+
+#[test]
+fn an_idle_member_costs_the_hub_one_connection() {
+    let dir = TestDir::new("member-connections-idle");
+    let hub = Server::hub_probing_every_second(&dir.0.join("hub"));
+    let member = Server::member("m1", &dir.0.join("m1"));
+    hub.join("m1", &member);
+    let (hub_pid, member_port) = (hub.child.id(), port(&member));
+    // Probed (Available), scraped (its series at /metrics/clusters) and so also read by the
+    // multi-cluster Services controller, which reads every Available member each second.
+    wait_for("the member's series scraped by the hub", WAIT, || {
+        let out = hub.kubectl(&["get", "--raw", "/metrics/clusters"]);
+        stdout(&out).contains("cluster=\"m1\"").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let mut seen = Vec::new();
+    wait_for(
+        "the hub to hold one connection to the idle member",
+        WAIT,
+        || {
+            let now = connections_to(hub_pid, member_port);
+            seen.push(now);
+            (now == 1).then_some(())
+        },
+    );
+    eprintln!("hub connections to the idle member, sampled: {seen:?}");
 }

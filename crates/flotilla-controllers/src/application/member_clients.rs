@@ -1,7 +1,8 @@
 //! Clients for the clusters an application dispatches to, acting as the application's user.
 //!
 //! One [`kube::Client`] per member, multiplexing its requests over one HTTP/2 connection
-//! ([`crate::multiplexed_client`]; built from the credentials Secret the cluster
+//! (the member's connection of the pool's [`Lane`], shared with the other pools of that lane:
+//! [`crate::multiplexed_client::shared_client`]; built from the credentials Secret the cluster
 //! registry stores in `vela-system`, see [`crate::cluster::credentials`]), cached and shared;
 //! `local` is the hub itself. Requests on an application's behalf go through a thin wrapper that
 //! adds `Impersonate-User` / `Impersonate-Group` for the user recorded on the application
@@ -18,6 +19,7 @@ use kube::client::Body;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::cluster::credentials::{self, ClusterCredential};
+use crate::multiplexed_client::{Lane, forget_shared, shared_client};
 
 /// Why a member client could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +102,8 @@ pub(crate) const DEFAULT_REQUESTS_PER_MEMBER: usize = 32;
 /// A member's client and what outlives it when it is rebuilt.
 struct Pooled {
     client: kube::Client,
+    /// The member's URL, which its shared connection is known by.
+    url: http::Uri,
     /// When the credentials were last read (and found unchanged) or the client built.
     built: Instant,
     /// The credentials the client was built from.
@@ -114,23 +118,30 @@ pub(crate) struct MemberClients {
     hub_client: kube::Client,
     pool: Arc<Mutex<HashMap<String, Pooled>>>,
     requests_per_member: usize,
+    lane: Lane,
 }
 
 impl MemberClients {
     /// A pool that reads credentials through `hub_client`, sending at most
-    /// [`DEFAULT_REQUESTS_PER_MEMBER`] requests to each member at once.
-    pub(crate) fn new(hub_client: kube::Client) -> Self {
-        Self::with_requests_per_member(hub_client, DEFAULT_REQUESTS_PER_MEMBER)
+    /// [`DEFAULT_REQUESTS_PER_MEMBER`] requests to each member at once over the member's
+    /// connection of `lane` (shared with the other pools and controllers of that lane).
+    pub(crate) fn new(hub_client: kube::Client, lane: Lane) -> Self {
+        MemberClients {
+            lane,
+            ..Self::with_requests_per_member(hub_client, DEFAULT_REQUESTS_PER_MEMBER)
+        }
     }
 
-    /// A pool sending at most `limit` requests (watches aside) to each member at once; more
-    /// wait for a turn. Each member's requests share one HTTP/2 connection, so this bounds
-    /// the streams (and the member's work) one hub fan-out opens on it.
+    /// The application controller's pool ([`Lane::Dispatch`]), sending at most `limit`
+    /// requests (watches aside) to each member at once; more wait for a turn. Each member's
+    /// requests share one HTTP/2 connection, so this bounds the streams (and the member's
+    /// work) one hub fan-out opens on it.
     pub(crate) fn with_requests_per_member(hub_client: kube::Client, limit: usize) -> Self {
         MemberClients {
             hub_client,
             pool: Arc::new(Mutex::new(HashMap::new())),
             requests_per_member: limit.max(1),
+            lane: Lane::Dispatch,
         }
     }
 
@@ -167,19 +178,22 @@ impl MemberClients {
         config.connect_timeout = Some(Duration::from_secs(5));
         config.read_timeout = Some(Duration::from_secs(20));
         config.write_timeout = Some(Duration::from_secs(20));
-        let client = crate::multiplexed_client::client(config).map_err(|e| Error::Build {
-            cluster: cluster.to_string(),
-            source: Box::new(e),
-        })?;
+        let url = config.cluster_url.clone();
         let in_flight = pool.get(cluster).map_or_else(
             || Arc::new(Semaphore::new(self.requests_per_member)),
             |p| p.in_flight.clone(),
         );
-        let client = bounded(client, in_flight.clone());
+        let client = shared_client(config, self.lane, Some(in_flight.clone())).map_err(|e| {
+            Error::Build {
+                cluster: cluster.to_string(),
+                source: Box::new(e),
+            }
+        })?;
         pool.insert(
             cluster.to_string(),
             Pooled {
                 client: client.clone(),
+                url,
                 built: Instant::now(),
                 credential,
                 in_flight,
@@ -188,9 +202,12 @@ impl MemberClients {
         Ok(client)
     }
 
-    /// Drops the cached client of `cluster` (after a transport error or a re-join).
+    /// Drops the cached client of `cluster` (after a transport error or a re-join); its next
+    /// client opens a new connection.
     pub(crate) async fn forget(&self, cluster: &str) {
-        self.pool.lock().await.remove(cluster);
+        if let Some(gone) = self.pool.lock().await.remove(cluster) {
+            forget_shared(&gone.url, self.lane);
+        }
     }
 
     /// A client for `cluster` whose every request impersonates `identity`.
@@ -198,32 +215,6 @@ impl MemberClients {
         let base = self.base(cluster).await?;
         Ok(impersonating(base, identity))
     }
-}
-
-/// Whether `uri` asks for a watch (a stream held open for minutes, never counted as in flight).
-fn is_watch(uri: &http::Uri) -> bool {
-    uri.query()
-        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
-}
-
-/// Wraps `client` so that a request (other than a watch) waits for a permit of `in_flight`,
-/// held until its response's headers arrive.
-fn bounded(client: kube::Client, in_flight: Arc<Semaphore>) -> kube::Client {
-    let namespace = client.default_namespace().to_string();
-    let service = tower::service_fn(move |request: http::Request<Body>| {
-        let (client, in_flight) = (client.clone(), in_flight.clone());
-        async move {
-            if is_watch(request.uri()) {
-                return client.send(request).await;
-            }
-            let _permit = in_flight
-                .acquire_owned()
-                .await
-                .map_err(|e| kube::Error::Service(Box::new(e)))?;
-            client.send(request).await
-        }
-    });
-    kube::Client::new(service, namespace)
 }
 
 /// Wraps `client` so that every request carries the impersonation headers of `identity`.
@@ -269,19 +260,6 @@ pub fn impersonating(client: kube::Client, identity: &Identity) -> kube::Client 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn watches_are_told_apart() {
-        let uri = |s: &str| s.parse::<http::Uri>().unwrap();
-        assert!(is_watch(&uri(
-            "/api/v1/configmaps?watch=true&resourceVersion=1"
-        )));
-        assert!(is_watch(&uri("/api/v1/configmaps?labelSelector=a&watch=1")));
-        assert!(!is_watch(&uri(
-            "/api/v1/configmaps?labelSelector=watch%3Dtrue"
-        )));
-        assert!(!is_watch(&uri("/api/v1/configmaps")));
-    }
 
     #[test]
     fn identity_from_annotations() {

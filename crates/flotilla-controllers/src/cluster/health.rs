@@ -15,6 +15,7 @@ use serde_json::json;
 use super::credentials::{self, ClusterCredential};
 use super::managed_cluster::{self, CONDITION_AVAILABLE, CONDITION_JOINED, Condition};
 use super::registry::one_line;
+use crate::multiplexed_client::{Lane, forget_shared, shared_client};
 
 /// Errors of one probe round.
 #[derive(Debug, thiserror::Error)]
@@ -113,18 +114,25 @@ pub(crate) enum ProbeFailure {
 }
 
 /// The probes' member clients: one per member, kept while its stored credential is unchanged,
-/// so a probe reuses the member's pooled connection (probes of one member never overlap, so
-/// that is one connection) instead of building a client, a TLS configuration and a handshake
-/// every round. A member that did not answer gets a new client at its next probe.
+/// so a probe reuses the member's connection instead of building a client, a TLS
+/// configuration and a handshake every round. The connection is the member's
+/// [`Lane::Fleet`] one, shared with the fleet metrics scrape and the other periodic readers
+/// ([`crate::multiplexed_client::shared_client`]). A member that did not answer gets a new
+/// client and connection at its next probe.
 #[derive(Default)]
 pub(crate) struct ProbeClients {
-    by_cluster: Mutex<HashMap<String, (ClusterCredential, kube::Client)>>,
+    by_cluster: Mutex<HashMap<String, ProbeClient>>,
+}
+
+/// A member's probe client, its credential and the URL its connection is shared under.
+struct ProbeClient {
+    credential: ClusterCredential,
+    client: kube::Client,
+    url: http::Uri,
 }
 
 impl ProbeClients {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (ClusterCredential, kube::Client)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProbeClient>> {
         self.by_cluster
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -136,21 +144,24 @@ impl ProbeClients {
         credential: &ClusterCredential,
         timeout: Duration,
     ) -> Result<kube::Client, ProbeFailure> {
-        if let Some((known, client)) = self.lock().get(cluster_name)
-            && known == credential
+        if let Some(known) = self.lock().get(cluster_name)
+            && known.credential == *credential
         {
-            return Ok(client.clone());
+            return Ok(known.client.clone());
         }
         let config = credential
             .to_config(cluster_name, Some(timeout))
             .await
             .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
-        let client = crate::multiplexed_client::client(config)
+        let url = config.cluster_url.clone();
+        let client = shared_client(config, Lane::Fleet, None)
             .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
-        self.lock().insert(
-            cluster_name.to_string(),
-            (credential.clone(), client.clone()),
-        );
+        let probe_client = ProbeClient {
+            credential: credential.clone(),
+            client: client.clone(),
+            url,
+        };
+        self.lock().insert(cluster_name.to_string(), probe_client);
         Ok(client)
     }
 
@@ -163,8 +174,10 @@ impl ProbeClients {
     ) -> Result<(), ProbeFailure> {
         let client = self.client(cluster_name, credential, timeout).await?;
         let result = probe_with(&client, timeout).await;
-        if matches!(result, Err(ProbeFailure::Unreachable(_))) {
-            self.lock().remove(cluster_name);
+        if matches!(result, Err(ProbeFailure::Unreachable(_)))
+            && let Some(gone) = self.lock().remove(cluster_name)
+        {
+            forget_shared(&gone.url, Lane::Fleet);
         }
         result
     }

@@ -10,16 +10,27 @@ pub(crate) struct Family {
     pub help: String,
     /// `# TYPE` (gauge, counter, ...).
     pub kind: String,
-    /// Sample lines, `name{cluster="c",...} value`.
-    pub samples: Vec<String>,
+    /// Sample lines, `name{cluster="c",...} value`, each ending in `\n`: one buffer per
+    /// family rather than a `String` per sample (a member's scrape is relabelled every round).
+    pub samples: String,
+}
+
+impl Family {
+    /// The sample lines.
+    pub(crate) fn sample_lines(&self) -> impl Iterator<Item = &str> {
+        self.samples.lines()
+    }
 }
 
 /// Families by name.
 pub(crate) type Families = BTreeMap<String, Family>;
 
+/// The prefix of the families taken from members.
+const WANTED_PREFIX: &str = "kube_";
+
 /// Only these families are taken from members.
 pub(crate) fn wanted(name: &str) -> bool {
-    name.starts_with("kube_")
+    name.starts_with(WANTED_PREFIX)
 }
 
 fn escape(value: &str) -> String {
@@ -29,44 +40,61 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The `kube_*` families of `text`, each sample labelled `cluster="cluster_name"`.
+/// The family named `name`, created on first use (the name is copied only then).
+fn family<'a>(families: &'a mut Families, name: &str) -> &'a mut Family {
+    if !families.contains_key(name) {
+        families.insert(name.to_string(), Family::default());
+    }
+    families.get_mut(name).expect("inserted above")
+}
+
+/// `# HELP NAME TEXT` or `# TYPE NAME KIND` of a wanted family: (name, text).
+fn wanted_comment<'a>(line: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
+    let rest = line.strip_prefix(prefix)?;
+    if !wanted(rest) {
+        return None;
+    }
+    Some(rest.split_once(' ').unwrap_or((rest, "")))
+}
+
+/// The `kube_*` families of `text`, each sample labelled `cluster="cluster_name"`. Lines of
+/// other families are skipped on their first bytes; a kept sample is copied once, into its
+/// family's buffer, with the label spliced in.
 pub(crate) fn relabel(text: &str, cluster_name: &str) -> Families {
     let mut families = Families::new();
     let cluster = format!("cluster=\"{}\"", escape(cluster_name));
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
-            if wanted(name) {
-                families.entry(name.to_string()).or_default().help = help.to_string();
+        if line.starts_with('#') {
+            if let Some((name, help)) = wanted_comment(line, "# HELP ") {
+                family(&mut families, name).help = help.to_string();
+            } else if let Some((name, kind)) = wanted_comment(line, "# TYPE ") {
+                let kind = if kind.is_empty() { "untyped" } else { kind };
+                family(&mut families, name).kind = kind.to_string();
             }
             continue;
         }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
-            if wanted(name) {
-                families.entry(name.to_string()).or_default().kind = kind.to_string();
-            }
-            continue;
-        }
-        if line.starts_with('#') || line.trim().is_empty() {
+        if !wanted(line) {
             continue;
         }
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-        let name = &line[..name_end];
-        if !wanted(name) {
-            continue;
+        let (name, rest) = line.split_at(name_end);
+        let out = &mut family(&mut families, name).samples;
+        out.reserve(line.len() + cluster.len() + 3);
+        out.push_str(name);
+        out.push('{');
+        out.push_str(&cluster);
+        match rest.strip_prefix('{') {
+            Some(labels) if labels.starts_with('}') => out.push_str(labels),
+            Some(labels) => {
+                out.push(',');
+                out.push_str(labels);
+            }
+            None => {
+                out.push('}');
+                out.push_str(rest);
+            }
         }
-        let rest = &line[name_end..];
-        let sample = match rest.strip_prefix('{') {
-            Some(labels) if labels.starts_with('}') => format!("{name}{{{cluster}{labels}"),
-            Some(labels) => format!("{name}{{{cluster},{labels}"),
-            None => format!("{name}{{{cluster}}}{rest}"),
-        };
-        families
-            .entry(name.to_string())
-            .or_default()
-            .samples
-            .push(sample);
+        out.push('\n');
     }
     families
 }
@@ -74,27 +102,32 @@ pub(crate) fn relabel(text: &str, cluster_name: &str) -> Families {
 /// Every member's families as one Prometheus text exposition (one HELP/TYPE per family).
 pub(crate) fn render<'a>(members: impl IntoIterator<Item = &'a Families>) -> String {
     let mut merged: BTreeMap<&str, (Option<&Family>, Vec<&str>)> = BTreeMap::new();
+    let mut size = 0;
     for families in members {
         for (name, family) in families {
             let entry = merged.entry(name).or_default();
             entry.0.get_or_insert(family);
-            entry.1.extend(family.samples.iter().map(String::as_str));
+            entry.1.push(&family.samples);
+            size += family.samples.len();
         }
     }
-    let mut out = String::new();
+    let mut out = String::with_capacity(size + merged.len() * 128);
     for (name, (family, samples)) in merged {
         if let Some(f) = family {
-            out.push_str(&format!("# HELP {name} {}\n", f.help));
             let kind = if f.kind.is_empty() {
                 "untyped"
             } else {
                 &f.kind
             };
-            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            for line in [
+                format_args!("# HELP {name} {}\n", f.help),
+                format_args!("# TYPE {name} {kind}\n"),
+            ] {
+                std::fmt::Write::write_fmt(&mut out, line).expect("writing to a String");
+            }
         }
         for s in samples {
             out.push_str(s);
-            out.push('\n');
         }
     }
     out
@@ -141,15 +174,16 @@ kube_node_info{node=\"a\",kubelet_version=\"v1.33.0\"} 1\n\
         );
         let ready = &families["kube_deployment_status_replicas_ready"];
         assert_eq!(ready.kind, "gauge");
+        let samples: Vec<&str> = ready.sample_lines().collect();
         assert_eq!(
-            ready.samples,
+            samples,
             [
                 "kube_deployment_status_replicas_ready{cluster=\"us-west\",namespace=\"demo\",deployment=\"web\"} 2"
             ]
         );
-        assert_eq!(label(&ready.samples[0], "deployment"), Some("web"));
-        assert_eq!(label(&ready.samples[0], "cluster"), Some("us-west"));
-        assert_eq!(sample_value(&ready.samples[0]), Some(2.0));
+        assert_eq!(label(samples[0], "deployment"), Some("web"));
+        assert_eq!(label(samples[0], "cluster"), Some("us-west"));
+        assert_eq!(sample_value(samples[0]), Some(2.0));
     }
 
     #[test]
@@ -179,8 +213,8 @@ kube_node_info{node=\"a\",kubelet_version=\"v1.33.0\"} 1\n\
         let families = relabel("kube_up 1\nkube_x{} 3\n", "c\"1");
         assert_eq!(
             families["kube_up"].samples,
-            ["kube_up{cluster=\"c\\\"1\"} 1"]
+            "kube_up{cluster=\"c\\\"1\"} 1\n"
         );
-        assert_eq!(families["kube_x"].samples, ["kube_x{cluster=\"c\\\"1\"} 3"]);
+        assert_eq!(families["kube_x"].samples, "kube_x{cluster=\"c\\\"1\"} 3\n");
     }
 }

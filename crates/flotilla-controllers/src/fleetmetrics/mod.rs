@@ -14,10 +14,12 @@ use std::sync::{LazyLock, RwLock};
 use std::time::Duration;
 
 use flotilla_apis::Application;
+use futures::StreamExt;
 use kube::api::{Api, ListParams};
 
 use crate::application::member_clients::{Identity, MemberClients};
 use crate::cluster::managed_cluster;
+use crate::multiplexed_client::Lane;
 use exposition::Families;
 use history::{History, Rollout};
 
@@ -48,11 +50,16 @@ pub fn history() -> serde_json::Value {
         .unwrap_or_default()
 }
 
-/// Scrapes the fleet every `interval` until the future is dropped.
-pub(crate) async fn run(hub_client: kube::Client, interval: Duration) -> anyhow::Result<()> {
-    let members = MemberClients::new(hub_client.clone());
+/// Scrapes the fleet every `interval`, at most `concurrency` members at once, until the
+/// future is dropped.
+pub(crate) async fn run(
+    hub_client: kube::Client,
+    interval: Duration,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let members = MemberClients::new(hub_client.clone(), Lane::Fleet);
     loop {
-        scrape_fleet(&hub_client, &members).await;
+        scrape_fleet(&hub_client, &members, concurrency).await;
         if let Err(e) = record_rollouts(&hub_client).await {
             tracing::debug!(error = %e, "listing applications for rollout durations");
         }
@@ -83,7 +90,7 @@ async fn available_clusters(hub_client: &kube::Client) -> Vec<String> {
     }
 }
 
-async fn scrape_fleet(hub_client: &kube::Client, members: &MemberClients) {
+async fn scrape_fleet(hub_client: &kube::Client, members: &MemberClients, concurrency: usize) {
     let clusters = available_clusters(hub_client).await;
     let scrapes = clusters.iter().map(|cluster| async move {
         let result = tokio::time::timeout(SCRAPE_TIMEOUT, scrape(members, cluster)).await;
@@ -100,11 +107,15 @@ async fn scrape_fleet(hub_client: &kube::Client, members: &MemberClients) {
             }
         }
     });
-    let scraped: BTreeMap<String, Families> = futures::future::join_all(scrapes)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    // Collected first: a lazily mapped iterator of borrowing futures trips the compiler's
+    // `Send` check of the hub's controller future. Bounded: each scrape holds its member's
+    // whole `/metrics` text until it is relabelled.
+    let scrapes: Vec<_> = scrapes.collect();
+    let scraped: BTreeMap<String, Families> = futures::stream::iter(scrapes)
+        .buffer_unordered(concurrency.max(1))
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
     let ready: BTreeMap<String, f64> = scraped
         .iter()
         .map(|(cluster, families)| (cluster.clone(), ready_replicas(families)))
@@ -128,12 +139,7 @@ async fn scrape(members: &MemberClients, cluster: &str) -> anyhow::Result<String
 fn ready_replicas(families: &Families) -> f64 {
     families
         .get("kube_deployment_status_replicas_ready")
-        .map(|f| {
-            f.samples
-                .iter()
-                .filter_map(|s| exposition::sample_value(s))
-                .sum()
-        })
+        .map(|f| f.sample_lines().filter_map(exposition::sample_value).sum())
         .unwrap_or(0.0)
 }
 

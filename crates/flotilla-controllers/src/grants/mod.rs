@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::application::member_clients::{Identity, MemberClients};
 use crate::cluster::managed_cluster;
+use crate::multiplexed_client::Lane;
 
 /// Label on every member binding naming the grant it comes from.
 pub(crate) const GRANT_LABEL: &str = "auth.flotilla.io/grant";
@@ -130,7 +131,7 @@ fn member_identity() -> Identity {
 /// `FleetRoleBinding` or a `ManagedCluster` (joined, detached, labels changed; watched through
 /// kube-runtime watchers), [`RETRY`] after a member could not be synced, and every [`RESYNC`].
 pub(crate) async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
-    let members = MemberClients::new(hub_client.clone());
+    let members = MemberClients::new(hub_client.clone(), Lane::Fleet);
     let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
     let grants = Api::<DynamicObject>::all_with(hub_client.clone(), &api_resource());
     tokio::spawn(signal_changes(grants, changed.clone()));

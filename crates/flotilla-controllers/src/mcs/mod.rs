@@ -3,8 +3,9 @@
 //! member imports it. The hub keeps, in each importing member, Service `amcs-<name>` and one
 //! EndpointSlice per exporting cluster listing that cluster's ready Pod IPs. See README.md.
 //!
-//! Level-triggered: every second the controller reads every available member and converges
-//! all of them, so scaling, readiness and availability changes show within a few seconds.
+//! Level-triggered: every `flotilla hub --mcs-resync-interval` (default 1 s) the controller
+//! reads every available member and converges all of them, so scaling, readiness and
+//! availability changes show within a few seconds.
 
 pub(crate) mod conflict;
 pub(crate) mod export_status;
@@ -15,13 +16,13 @@ pub(crate) mod peers;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use futures::StreamExt;
 use kube::api::ListParams;
 
-use crate::application::member_clients::{Identity, impersonating};
+use crate::application::member_clients::Identity;
 use crate::cluster::{credentials, managed_cluster};
+use crate::multiplexed_client::{Lane, shared_client};
 
-/// How often every member is read and converged.
-pub(crate) const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Timeout of each request to a member.
 const MEMBER_TIMEOUT: Duration = Duration::from_secs(3);
 /// The field manager and `managed-by` value of everything this controller writes.
@@ -89,15 +90,21 @@ pub(crate) struct MemberView {
     pub imports: Vec<Import>,
 }
 
-/// Runs until the future is dropped; a failed pass is logged and retried.
-pub(crate) async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
+/// Runs a pass every `interval`, reading at most `concurrency` members at once, until the
+/// future is dropped; a failed pass is logged and retried.
+pub(crate) async fn run(
+    hub_client: kube::Client,
+    interval: Duration,
+    concurrency: usize,
+) -> anyhow::Result<()> {
     let mut clients: HashMap<String, kube::Client> = HashMap::new();
     let mut peers = peers::Peers::default();
     loop {
-        if let Err(e) = reconcile_once(&hub_client, &mut clients, &mut peers).await {
+        let pass = reconcile_once(&hub_client, &mut clients, &mut peers, concurrency);
+        if let Err(e) = pass.await {
             tracing::warn!(error = %e, "multi-cluster services pass failed");
         }
-        tokio::time::sleep(RESYNC_INTERVAL).await;
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -150,20 +157,20 @@ async fn member_client(
     hub_client: &kube::Client,
     name: &str,
 ) -> Result<kube::Client, credentials::Error> {
-    let config = credentials::read(hub_client, name)
+    let mut config = credentials::read(hub_client, name)
         .await?
         .to_config(name, Some(MEMBER_TIMEOUT))
         .await?;
-    let client =
-        crate::multiplexed_client::client(config).map_err(|e| credentials::Error::Config {
-            cluster_name: name.to_string(),
-            cause: Box::new(e),
-        })?;
     // The hub's stored credential only impersonates: the controller writes Services, slices,
     // export conditions and peer credentials as its own identity, which members' audit logs
-    // name.
+    // name (set on the config: its headers go on every request of the one client).
     let controller = Identity::hub_component("mcs-controller", &["system:masters"]);
-    Ok(impersonating(client, &controller))
+    config.auth_info.impersonate = controller.user;
+    config.auth_info.impersonate_groups = Some(controller.groups);
+    shared_client(config, Lane::Fleet, None).map_err(|e| credentials::Error::Config {
+        cluster_name: name.to_string(),
+        cause: Box::new(e),
+    })
 }
 
 /// One pass: read every available member, judge the exports, write export conditions, the
@@ -172,12 +179,18 @@ async fn reconcile_once(
     hub_client: &kube::Client,
     clients: &mut HashMap<String, kube::Client>,
     peers: &mut peers::Peers,
+    concurrency: usize,
 ) -> Result<(), Error> {
     let members = available_members(hub_client, clients).await?;
-    let views =
-        futures::future::join_all(members.iter().map(|(name, client)| async move {
-            (name.clone(), observe::read(name, client).await)
-        }))
+    // Collected first: a lazily mapped iterator of borrowing futures trips the compiler's
+    // `Send` check of the hub's controller future.
+    let reads: Vec<_> = members
+        .iter()
+        .map(|(name, client)| async move { (name.clone(), observe::read(name, client).await) })
+        .collect();
+    let views: Vec<_> = futures::stream::iter(reads)
+        .buffer_unordered(concurrency.max(1))
+        .collect()
         .await;
     // A member that cannot be read counts as unavailable this pass.
     let views: BTreeMap<String, MemberView> = views
