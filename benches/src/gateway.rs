@@ -2,6 +2,11 @@
 //! Service on M simulated members) against the floor of calling one member's service proxy
 //! directly, in the same run with the same client: latency of sequential requests (p50/p99)
 //! and the most requests per second C concurrent clients get.
+//!
+//! Beside them, as a reference (not the product): the same member's service proxy reached
+//! through a bare TCP pass-through in its own process (`splice`), the same client and TLS
+//! session as the floor. It costs what one more process on the path costs at least, so
+//! gateway / floor can be read against splice / floor.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +21,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 use crate::hub::{self, Flotilla};
+use crate::splice::SpliceProcess;
 use crate::stats::Summary;
 
 /// Flags of `gateway`.
@@ -248,6 +254,8 @@ struct Fleet {
     _members: Flotilla,
     gateway: GatewayProcess,
     member_client: kube::Client,
+    /// The first member's kubeconfig (the floor's and the splice's).
+    member_kubeconfig: PathBuf,
 }
 
 async fn start_fleet(args: &Args) -> anyhow::Result<Fleet> {
@@ -267,6 +275,7 @@ async fn start_fleet(args: &Args) -> anyhow::Result<Fleet> {
         ],
     )?;
     let mut member_client = None;
+    let member_kubeconfig = members.data_dir().join("m-1").join("admin.kubeconfig");
     for i in 1..=args.members {
         let name = format!("m-{i}");
         let kubeconfig = members.data_dir().join(&name).join("admin.kubeconfig");
@@ -283,7 +292,25 @@ async fn start_fleet(args: &Args) -> anyhow::Result<Fleet> {
         _members: members,
         gateway,
         member_client: member_client.context("--members must be at least 1")?,
+        member_kubeconfig,
     })
+}
+
+/// A bare TCP pass-through to the member of `kubeconfig`, and a client that reaches the
+/// member through it (same credentials and TLS as the floor's client).
+async fn splice_to(kubeconfig: &Path) -> anyhow::Result<(SpliceProcess, kube::Client)> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
+    let member = config
+        .cluster_url
+        .authority()
+        .context("the member's URL has no host")?
+        .to_string();
+    let splice = SpliceProcess::start(&std::env::current_exe()?, &member)?;
+    config.cluster_url = format!("https://{}", splice.address).parse()?;
+    Ok((splice, kube::Client::try_from(config)?))
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -298,6 +325,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let gateway_path = "/bench";
     until_served(&fleet.member_client, &floor_path, 20).await?;
     until_served(&gateway_client, gateway_path, 20).await?;
+    let (_splice, splice_client) = splice_to(&fleet.member_kubeconfig).await?;
+    until_served(&splice_client, &floor_path, 20).await?;
 
     let targets = [
         Target {
@@ -311,20 +340,28 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             headers: AS_GATEWAY,
         },
         Target {
+            client: &splice_client,
+            path: &floor_path,
+            headers: &[],
+        },
+        Target {
             client: &gateway_client,
             path: gateway_path,
             headers: &[],
         },
     ];
-    let [floor, impersonating, through] =
-        <[Summary; 3]>::try_from(latencies(&targets, args.requests).await?)
+    let [floor, impersonating, spliced, through] =
+        <[Summary; 4]>::try_from(latencies(&targets, args.requests).await?)
             .map_err(|_| anyhow::anyhow!("one summary per target"))?;
+    let ratio = |s: &Summary| s.p50.as_secs_f64() / floor.p50.as_secs_f64();
     println!("  floor (member service proxy): {floor}");
     println!("  same, as the gateway's identity (impersonating): {impersonating}");
+    println!("  reference, bare TCP hop (splice process, not the product): {spliced}");
     println!("  gateway:                      {through}");
     println!(
-        "  p50 ratio {:.2} (goal <= 1.2)",
-        through.p50.as_secs_f64() / floor.p50.as_secs_f64()
+        "  p50 ratio: gateway {:.2} (goal <= 1.2), bare TCP hop {:.2}",
+        ratio(&through),
+        ratio(&spliced)
     );
     let (floor_rate, floor_failed) = throughput(
         &fleet.member_client,
@@ -333,6 +370,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         args.seconds,
     )
     .await;
+    let (splice_rate, splice_failed) =
+        throughput(&splice_client, &floor_path, args.concurrency, args.seconds).await;
     let (gateway_rate, gateway_failed) = throughput(
         &gateway_client,
         gateway_path,
@@ -341,6 +380,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await;
     println!("  floor max rate:   {floor_rate:.0} requests/s ({floor_failed} failed)");
+    println!("  bare hop max rate: {splice_rate:.0} requests/s ({splice_failed} failed)");
     println!("  gateway max rate: {gateway_rate:.0} requests/s ({gateway_failed} failed)");
     Ok(())
 }

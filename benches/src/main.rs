@@ -16,6 +16,7 @@ mod propagation;
 mod resync;
 mod scrape;
 mod simulator;
+mod splice;
 mod stats;
 mod watch;
 mod write;
@@ -60,13 +61,23 @@ enum Scenario {
     /// `dispatch` at fleet size (1,000 members x 100 Applications): time, placements/s, RSS
     /// and CPU per placement.
     Fleet(fleet::Args),
+    /// A bare TCP pass-through (started by `gateway` as its reference hop).
+    #[command(hide = true)]
+    Splice(splice::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // The splice is the gateway's reference hop, so it runs on a current-thread runtime
+    // like the gateway does.
+    let runtime = match cli.scenario {
+        Scenario::Splice(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
     runtime.block_on(async {
         match cli.scenario {
             Scenario::WriteThroughput(a) => write::run(a).await,
@@ -81,6 +92,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Propagation(a) => propagation::run(a).await,
             Scenario::Resync(a) => resync::run(a).await,
             Scenario::Fleet(a) => fleet::run(a).await,
+            Scenario::Splice(a) => splice::run(a).await,
         }
     })
 }
