@@ -21,7 +21,7 @@ use http_body_util::BodyExt;
 
 use crate::Gateway;
 use crate::members::Member;
-use crate::metrics::{ClusterLabels, ErrorLabels, RequestLabels};
+use crate::metrics::{ClusterLabels, ClusterSeries, ErrorLabels, RequestLabels};
 use crate::relay_client::RelayBody;
 use crate::routes::Backend;
 
@@ -56,8 +56,7 @@ pub(crate) async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
-    let path = request.uri().path().to_string();
-    match path.as_str() {
+    match request.uri().path() {
         "/metrics" => {
             let mut r = (StatusCode::OK, gateway.metrics.render()).into_response();
             r.headers_mut().insert(
@@ -71,21 +70,23 @@ pub(crate) async fn handle(
         "/healthz" | "/readyz" => return text(StatusCode::OK, "ok".into()),
         _ => {}
     }
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("")
-        .to_string();
-    let Some(backend) = gateway.routes.read().route(&host, &path) else {
+    let Some(backend) = gateway
+        .routes
+        .read()
+        .route(host_of(&request), request.uri().path())
+    else {
         count(&gateway, "none", StatusCode::NOT_FOUND);
         return text(
             StatusCode::NOT_FOUND,
-            format!("no Ingress of class flotilla routes host {host:?} path {path:?}\n"),
+            format!(
+                "no Ingress of class flotilla routes host {:?} path {:?}\n",
+                host_of(&request),
+                request.uri().path()
+            ),
         );
     };
     let (parts, body) = request.into_parts();
+    let headers = forwarded_headers(&parts, peer);
     let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -95,23 +96,37 @@ pub(crate) async fn handle(
             );
         }
     };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |p| p.as_str());
     let outbound = Outbound {
+        uri: format!("{}{path_and_query}", backend.proxy_prefix),
         method: parts.method,
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or(path),
-        headers: forwarded_headers(&parts.headers, &host, peer),
+        headers,
         body,
     };
     serve(&gateway, &backend, &outbound).await
 }
 
+/// The Host the client asked for (the Host header, else the request target's authority).
+fn host_of<B>(request: &Request<B>) -> &str {
+    host_in(request.headers(), request.uri())
+}
+
+fn host_in<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> &'a str {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or("")
+}
+
 /// What is sent to the member.
 struct Outbound {
     method: Method,
-    path_and_query: String,
+    /// The member's service proxy path, with the client's path and query.
+    uri: String,
     headers: HeaderMap,
     body: Bytes,
 }
@@ -129,24 +144,21 @@ enum Attempt {
 }
 
 async fn serve(gateway: &Gateway, backend: &Backend, outbound: &Outbound) -> Response {
-    let mut tried: Vec<String> = Vec::new();
+    let mut tried: Vec<Arc<Member>> = Vec::new();
     let mut last: Option<Response> = None;
     let mut last_error = String::new();
     for attempt in 0..2 {
         let Some(member) = gateway.pick(backend, &tried) else {
             break;
         };
-        tried.push(member.name.clone());
+        tried.push(member.clone());
         let started = Instant::now();
-        let result = send(&member, backend, outbound).await;
+        let result = send(&member, outbound).await;
         let cluster = member.name.as_str();
-        gateway
-            .metrics
-            .latency
-            .get_or_create(&ClusterLabels {
-                cluster: cluster.to_string(),
-            })
-            .observe(started.elapsed().as_secs_f64());
+        let series = member
+            .series
+            .get_or_init(|| ClusterSeries::new(&gateway.metrics, cluster));
+        series.observe(started.elapsed().as_secs_f64());
         let retry_safe = matches!(
             outbound.method,
             Method::GET | Method::HEAD | Method::OPTIONS
@@ -154,7 +166,7 @@ async fn serve(gateway: &Gateway, backend: &Backend, outbound: &Outbound) -> Res
         let (reason, retry) = match result {
             Attempt::Answered(resp) => {
                 member.record_success();
-                count(gateway, cluster, resp.status());
+                series.count(&gateway.metrics, resp.status().as_u16());
                 return resp;
             }
             Attempt::Failed5xx(resp) => {
@@ -179,7 +191,7 @@ async fn serve(gateway: &Gateway, backend: &Backend, outbound: &Outbound) -> Res
     if let Some(resp) = last {
         count(
             gateway,
-            tried.last().map_or("none", |c| c.as_str()),
+            tried.last().map_or("none", |m| m.name.as_str()),
             resp.status(),
         );
         return resp;
@@ -196,7 +208,7 @@ async fn serve(gateway: &Gateway, backend: &Backend, outbound: &Outbound) -> Res
     }
     count(
         gateway,
-        tried.last().map_or("none", |c| c.as_str()),
+        tried.last().map_or("none", |m| m.name.as_str()),
         StatusCode::BAD_GATEWAY,
     );
     text(
@@ -243,8 +255,9 @@ fn failed(gateway: &Gateway, member: &Member, reason: &str) {
 /// The request headers relayed to the member: hop-by-hop, Host, credentials and
 /// impersonation headers dropped (the member sees the gateway's identity), `X-Forwarded-*`
 /// added.
-fn forwarded_headers(headers: &HeaderMap, host: &str, peer: SocketAddr) -> HeaderMap {
-    let mut out = HeaderMap::new();
+fn forwarded_headers(parts: &http::request::Parts, peer: SocketAddr) -> HeaderMap {
+    let headers = &parts.headers;
+    let mut out = HeaderMap::with_capacity(headers.len() + 3);
     for (name, value) in headers {
         let n = name.as_str();
         if HOP_BY_HOP.contains(&n)
@@ -264,7 +277,7 @@ fn forwarded_headers(headers: &HeaderMap, host: &str, peer: SocketAddr) -> Heade
     if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
         out.insert("x-forwarded-for", v);
     }
-    if let Ok(v) = HeaderValue::from_str(host) {
+    if let Ok(v) = HeaderValue::from_str(host_in(headers, &parts.uri)) {
         out.insert("x-forwarded-host", v);
     }
     out.insert("x-forwarded-proto", HeaderValue::from_static("http"));
@@ -272,19 +285,15 @@ fn forwarded_headers(headers: &HeaderMap, host: &str, peer: SocketAddr) -> Heade
 }
 
 /// One attempt against one member's service proxy.
-async fn send(member: &Member, backend: &Backend, outbound: &Outbound) -> Attempt {
-    let uri = format!(
-        "/api/v1/namespaces/{}/services/{}:{}/proxy{}",
-        backend.namespace, backend.service, backend.port, outbound.path_and_query
-    );
-    let mut builder = Request::builder().method(outbound.method.clone()).uri(uri);
-    if let Some(h) = builder.headers_mut() {
-        h.extend(outbound.headers.clone());
-    }
-    let request = match builder.body(RelayBody::new(outbound.body.clone())) {
-        Ok(r) => r,
+async fn send(member: &Member, outbound: &Outbound) -> Attempt {
+    let uri = match http::Uri::try_from(outbound.uri.as_str()) {
+        Ok(u) => u,
         Err(e) => return Attempt::Broken(format!("building the request: {e}")),
     };
+    let mut request = Request::new(RelayBody::new(outbound.body.clone()));
+    *request.method_mut() = outbound.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = outbound.headers.clone();
     match member.relay.send(request).await {
         Ok(resp) => relayed(member, resp),
         Err(e) if is_connect_error(&*e) => Attempt::Refused(chain(&*e)),

@@ -60,19 +60,19 @@ impl Gateway {
     /// Picks the member for a request to `backend`, skipping `tried`: the members that have
     /// the Service and are not out, by weight; if the weighted ones are all out, equally over
     /// the rest; if every member is out, equally over those that have the Service.
-    fn pick(&self, backend: &Backend, tried: &[String]) -> Option<Arc<Member>> {
+    fn pick(&self, backend: &Backend, tried: &[Arc<Member>]) -> Option<Arc<Member>> {
         let now = Instant::now();
-        let key = format!("{}/{}", backend.namespace, backend.service);
+        let key = backend.service_key.as_str();
         let members = self.members.all();
         let open: Vec<&Arc<Member>> = members
             .iter()
-            .filter(|m| !tried.contains(&m.name))
+            .filter(|m| !tried.iter().any(|t| t.name == m.name))
             .collect();
         let weight = |m: &Member| backend.weights.as_ref().map_or(1, |w| w.of(&m.name));
-        let mut candidates: Vec<(String, u64)> = open
+        let mut candidates: Vec<(&str, u64)> = open
             .iter()
-            .filter(|m| m.serves(&key, now))
-            .map(|m| (m.name.clone(), weight(m)))
+            .filter(|m| m.serves(key, now))
+            .map(|m| (m.name.as_str(), weight(m)))
             .collect();
         if candidates.iter().all(|(_, w)| *w == 0) {
             candidates.iter_mut().for_each(|c| c.1 = 1);
@@ -80,18 +80,19 @@ impl Gateway {
         if candidates.is_empty() {
             candidates = open
                 .iter()
-                .filter(|m| m.has(&key))
-                .map(|m| (m.name.clone(), 1))
+                .filter(|m| m.has(key))
+                .map(|m| (m.name.as_str(), 1))
                 .collect();
         }
-        let spread_key = format!("{}|{key}", backend.ingress);
-        let chosen = self
-            .spreads
-            .lock()
-            .entry(spread_key)
-            .or_default()
-            .pick(&candidates)?;
-        members.into_iter().find(|m| m.name == chosen)
+        let chosen = {
+            let mut spreads = self.spreads.lock();
+            if !spreads.contains_key(&backend.spread_key) {
+                spreads.insert(backend.spread_key.clone(), Spread::default());
+            }
+            spreads.get_mut(&backend.spread_key)?.pick(&candidates)?
+        };
+        let name = candidates[chosen].0;
+        open.into_iter().find(|m| m.name == name).cloned()
     }
 }
 

@@ -4,7 +4,7 @@
 //! 10 s).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use flotilla_controllers::application::member_clients::{Identity, impersonating};
@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use parking_lot::{Mutex, RwLock};
 
+use crate::metrics::ClusterSeries;
 use crate::relay_client::RelayClient;
 
 /// Failures in a row that take a member out.
@@ -32,6 +33,8 @@ pub(crate) struct Member {
     pub client: kube::Client,
     /// Relays requests to the member's service proxy, as the same identity as `client`.
     pub relay: RelayClient,
+    /// Its metric series, looked up on its first request.
+    pub series: OnceLock<ClusterSeries>,
     state: RwLock<MemberState>,
     breaker: Mutex<Breaker>,
 }
@@ -157,6 +160,7 @@ async fn build_member(hub_client: &kube::Client, name: &str) -> anyhow::Result<M
         name: name.to_string(),
         relay: RelayClient::new(&relay_config)?,
         client: impersonating(kube::Client::try_from(config)?, &gateway),
+        series: OnceLock::new(),
         state: RwLock::new(MemberState::default()),
         breaker: Mutex::new(Breaker::default()),
     })

@@ -1,5 +1,8 @@
 //! The gateway's `/metrics` (OpenMetrics text): requests, latency and errors by cluster.
 
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -84,6 +87,51 @@ impl GatewayMetrics {
             out.clear();
         }
         out
+    }
+}
+
+/// One cluster's series, looked up once (a family lookup hashes and allocates the labels).
+pub(crate) struct ClusterSeries {
+    cluster: String,
+    latency: Histogram,
+    /// Request counters by the status returned.
+    requests: Mutex<HashMap<u16, Counter>>,
+}
+
+impl ClusterSeries {
+    /// The series of `cluster` in `metrics`.
+    pub(crate) fn new(metrics: &GatewayMetrics, cluster: &str) -> ClusterSeries {
+        let latency = metrics
+            .latency
+            .get_or_create(&ClusterLabels {
+                cluster: cluster.to_string(),
+            })
+            .clone();
+        ClusterSeries {
+            cluster: cluster.to_string(),
+            latency,
+            requests: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records one attempt's time.
+    pub(crate) fn observe(&self, seconds: f64) {
+        self.latency.observe(seconds);
+    }
+
+    /// Counts one request answered with `code`.
+    pub(crate) fn count(&self, metrics: &GatewayMetrics, code: u16) {
+        let mut requests = self.requests.lock();
+        let counter = requests.entry(code).or_insert_with(|| {
+            metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    cluster: self.cluster.clone(),
+                    code: code.to_string(),
+                })
+                .clone()
+        });
+        counter.inc();
     }
 }
 

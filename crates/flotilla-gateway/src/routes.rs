@@ -27,6 +27,13 @@ pub(crate) struct Backend {
     pub port: String,
     /// The spread; `None`: equal over available clusters.
     pub weights: Option<ClusterWeights>,
+    /// `namespace/name` of the Service, as the members' Service lists hold it.
+    pub service_key: String,
+    /// The key of this backend's spread state: `ingress|namespace/name`.
+    pub spread_key: String,
+    /// The member path the request path is appended to:
+    /// `/api/v1/namespaces/NS/services/NAME:PORT/proxy`.
+    pub proxy_prefix: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,10 +97,17 @@ fn backend_of(
         .port
         .as_ref()
         .and_then(|p| p.number.map(|n| n.to_string()).or_else(|| p.name.clone()))?;
+    let service_key = format!("{namespace}/{}", service.name);
     Some(Arc::new(Backend {
         ingress: ingress_key.to_string(),
         namespace: namespace.to_string(),
         service: service.name.clone(),
+        spread_key: format!("{ingress_key}|{service_key}"),
+        proxy_prefix: format!(
+            "/api/v1/namespaces/{namespace}/services/{}:{port}/proxy",
+            service.name
+        ),
+        service_key,
         port,
         weights: weights.clone(),
     }))

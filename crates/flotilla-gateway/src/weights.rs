@@ -66,25 +66,33 @@ pub(crate) struct Spread {
 }
 
 impl Spread {
-    /// Picks one of `candidates` (cluster, weight); weights of 0 are never picked. `None`
-    /// when no candidate has a weight.
-    pub(crate) fn pick(&mut self, candidates: &[(String, u64)]) -> Option<String> {
+    /// Picks one of `candidates` (cluster, weight) and returns its index; weights of 0 are
+    /// never picked. `None` when no candidate has a weight.
+    pub(crate) fn pick(&mut self, candidates: &[(&str, u64)]) -> Option<usize> {
         let total: i64 = candidates.iter().map(|(_, w)| *w as i64).sum();
         if total == 0 {
             return None;
         }
         self.current
             .retain(|c, _| candidates.iter().any(|(name, _)| name == c));
-        let mut best: Option<(&String, i64)> = None;
-        for (cluster, weight) in candidates.iter().filter(|(_, w)| *w > 0) {
-            let current = self.current.entry(cluster.clone()).or_insert(0);
+        let mut best: Option<(usize, i64)> = None;
+        for (i, (cluster, weight)) in candidates.iter().enumerate() {
+            if *weight == 0 {
+                continue;
+            }
+            if !self.current.contains_key(*cluster) {
+                self.current.insert(cluster.to_string(), 0);
+            }
+            let Some(current) = self.current.get_mut(*cluster) else {
+                continue;
+            };
             *current += *weight as i64;
             if best.is_none_or(|(_, b)| *current > b) {
-                best = Some((cluster, *current));
+                best = Some((i, *current));
             }
         }
-        let chosen = best?.0.clone();
-        if let Some(c) = self.current.get_mut(&chosen) {
+        let chosen = best?.0;
+        if let Some(c) = self.current.get_mut(candidates[chosen].0) {
             *c -= total;
         }
         Some(chosen)
@@ -110,18 +118,15 @@ mod tests {
     #[test]
     fn spread_follows_weights_exactly() {
         let mut spread = Spread::default();
-        let candidates = vec![
-            ("a".to_string(), 70),
-            ("b".to_string(), 30),
-            ("c".to_string(), 0),
-        ];
+        let candidates = [("a", 70), ("b", 30), ("c", 0)];
         let mut counts = BTreeMap::new();
         for _ in 0..1000 {
-            *counts.entry(spread.pick(&candidates).unwrap()).or_insert(0) += 1;
+            let chosen = spread.pick(&candidates).unwrap();
+            *counts.entry(candidates[chosen].0).or_insert(0) += 1;
         }
         assert_eq!(counts.get("a"), Some(&700));
         assert_eq!(counts.get("b"), Some(&300));
         assert_eq!(counts.get("c"), None);
-        assert_eq!(spread.pick(&[("c".to_string(), 0)]), None);
+        assert_eq!(spread.pick(&[("c", 0)]), None);
     }
 }
