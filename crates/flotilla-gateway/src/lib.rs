@@ -86,10 +86,15 @@ impl Gateway {
         }
         let chosen = {
             let mut spreads = self.spreads.lock();
-            if !spreads.contains_key(&backend.spread_key) {
-                spreads.insert(backend.spread_key.clone(), Spread::default());
-            }
-            spreads.get_mut(&backend.spread_key)?.pick(&candidates)?
+            match spreads.get_mut(&backend.spread_key) {
+                Some(spread) => spread.pick(&candidates),
+                None => {
+                    let mut spread = Spread::default();
+                    let chosen = spread.pick(&candidates);
+                    spreads.insert(backend.spread_key.clone(), spread);
+                    chosen
+                }
+            }?
         };
         let name = candidates[chosen].0;
         open.into_iter().find(|m| m.name == name).cloned()

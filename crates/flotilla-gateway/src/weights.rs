@@ -80,15 +80,18 @@ impl Spread {
             if *weight == 0 {
                 continue;
             }
-            if !self.current.contains_key(*cluster) {
-                self.current.insert(cluster.to_string(), 0);
-            }
-            let Some(current) = self.current.get_mut(*cluster) else {
-                continue;
+            let current = match self.current.get_mut(*cluster) {
+                Some(c) => {
+                    *c += *weight as i64;
+                    *c
+                }
+                None => {
+                    self.current.insert(cluster.to_string(), *weight as i64);
+                    *weight as i64
+                }
             };
-            *current += *weight as i64;
-            if best.is_none_or(|(_, b)| *current > b) {
-                best = Some((i, *current));
+            if best.is_none_or(|(_, b)| current > b) {
+                best = Some((i, current));
             }
         }
         let chosen = best?.0;
