@@ -109,6 +109,16 @@ impl DesiredSet {
         changed.then_some(group.0)
     }
 
+    /// Records the health a pass judged one object to have, unless the watch has reported
+    /// the object since it was registered: a pass's read may be older than the watch's last
+    /// event (the pass reads, the object changes, the event arrives, the pass records), and
+    /// recording it would lose that event's news.
+    pub(crate) fn judged(&mut self, key: &ObjectKey, healthy: bool) {
+        if self.objects.get(key).is_some_and(|d| d.health.is_none()) {
+            self.set_health(key, healthy);
+        }
+    }
+
     /// Objects held (for tests and sizes).
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -197,7 +207,16 @@ mod tests {
         set.insert(key("a", "db"), desired(&web_app, 2));
         assert_eq!(set.set_health(&key("a", "db"), true), Some(web()));
         set.remove_app("default", "web");
-        assert_eq!(set.len(), 1);
+        assert_eq!(set.len(), 1, "only the other application's object");
+        // A pass's judgement counts only until the watch has said something.
+        set.insert(key("a", "late"), desired(&web_app, 3));
+        set.judged(&key("a", "late"), false);
+        assert_eq!(set.set_health(&key("a", "late"), true), Some(web()));
+        set.judged(&key("a", "late"), false);
+        assert_eq!(
+            set.get(&key("a", "late")).and_then(|d| d.health),
+            Some(true)
+        );
         assert_eq!(set.set_health(&key("b", "web"), true), None, "forgotten");
     }
 }

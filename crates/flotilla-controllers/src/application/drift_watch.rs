@@ -183,11 +183,11 @@ impl DriftWatch {
         self.desired.lock().ok()?.get(key).cloned()
     }
 
-    /// Records the health a pass judged `object` in `cluster` to have (the pass acts on it
-    /// itself, so nothing is woken).
+    /// Records the health a pass judged `object` in `cluster` to have, until the watch
+    /// reports it (the pass acts on it itself, so nothing is woken).
     pub(crate) fn judged(&self, cluster: &str, object: &Value, healthy: bool) {
         if let Ok(mut map) = self.desired.lock() {
-            map.set_health(&key_of(cluster, object), healthy);
+            map.judged(&key_of(cluster, object), healthy);
         }
     }
 
