@@ -120,6 +120,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let rss_full = hub.rss_kib()?;
+    // A label selector none of them satisfies (every object carries the key `app`): the hub
+    // reads the whole namespace to answer, as a controller looking up one owner's objects does.
+    let mut selected = Vec::with_capacity(args.repeat);
+    for _ in 0..args.repeat {
+        let t = Instant::now();
+        let list = api.list(&ListParams::default().labels("app=other")).await?;
+        selected.push(t.elapsed());
+        if !list.items.is_empty() {
+            bail!("labelled list returned {} items, not 0", list.items.len());
+        }
+    }
 
     let mut walks = Vec::with_capacity(args.repeat);
     let mut pages: Vec<Duration> = Vec::new();
@@ -152,6 +163,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "  full list (bytes, {:.1} MiB, not decoded): {}",
         body_len as f64 / 1048576.0,
         Summary::of(&mut full_bytes)
+    );
+    println!(
+        "  labelled list (app=other, matches none of {objects}): {}",
+        Summary::of(&mut selected)
     );
     println!(
         "  paginated (limit={}), whole walk: {}",

@@ -291,6 +291,36 @@ impl Requirement {
     }
 }
 
+impl Requirement {
+    /// See [`LabelSelector::may_match_json`]: only what requires a label present is judged.
+    fn may_match_json(&self, text: &[u8]) -> bool {
+        let quoted = |s: &str| contains(text, format!("\"{s}\"").as_bytes());
+        match self.operator {
+            Operator::Exists => quoted(&self.key),
+            // A value that could also be written as a JSON literal (`5`, `true`, `null`, the
+            // empty string of a null label) may be stored unquoted: not judged.
+            Operator::In
+                if self
+                    .values
+                    .iter()
+                    .any(|v| v.is_empty() || is_json_literal(v)) =>
+            {
+                quoted(&self.key)
+            }
+            Operator::In => quoted(&self.key) && self.values.iter().any(|v| quoted(v)),
+            _ => true,
+        }
+    }
+}
+
+fn is_json_literal(v: &str) -> bool {
+    serde_json::from_str::<Value>(v).is_ok_and(|l| !l.is_string())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
+}
+
 fn label_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -428,6 +458,19 @@ impl LabelSelector {
         match &self.requirements {
             None => false,
             Some(reqs) => reqs.iter().all(|r| r.matches(labels)),
+        }
+    }
+
+    /// Whether an object stored as JSON text may satisfy the selector, judged from its bytes
+    /// without decoding it: false only when a label the selector requires (`key`, `key=value`,
+    /// `key in (...)`) cannot be among them because its key, or every one of its values, is
+    /// missing from the text as a JSON string. A list with a label selector reads every object
+    /// of its namespace; this lets it decode only the few that can match (label keys and
+    /// values are never escaped in JSON, so a label present is always found).
+    pub fn may_match_json(&self, text: &[u8]) -> bool {
+        match &self.requirements {
+            None => false,
+            Some(reqs) => reqs.iter().all(|r| r.may_match_json(text)),
         }
     }
 
@@ -1003,6 +1046,49 @@ mod tests {
 
     fn labels(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    /// The byte check never rejects an object the selector matches, and rejects objects that
+    /// lack a required label or value.
+    #[test]
+    fn may_match_json_never_rejects_a_match() {
+        let objects = [
+            json!({"metadata": {"name": "a", "labels": {"app.oam.dev/name": "app-1", "t": "x"}}}),
+            json!({"metadata": {"name": "app-1", "labels": {"app.oam.dev/name": "app-10"}}}),
+            json!({"metadata": {"name": "b", "labels": {"n": 5, "e": null, "b": true}}}),
+            json!({"metadata": {"name": "c"}}),
+        ];
+        let selectors = [
+            "app.oam.dev/name=app-1",
+            "app.oam.dev/name in (app-1,app-10)",
+            "app.oam.dev/name",
+            "!app.oam.dev/name",
+            "app.oam.dev/name!=app-1",
+            "t=x,app.oam.dev/name=app-1",
+            "n=5",
+            "b=true",
+            "e=",
+            "n>4",
+            "",
+        ];
+        let mut rejected = 0;
+        for text in selectors {
+            let selector = LabelSelector::parse(text).unwrap();
+            for object in &objects {
+                let bytes = serde_json::to_vec(object).unwrap();
+                let may = selector.may_match_json(&bytes);
+                assert!(
+                    may || !selector.matches_object(object),
+                    "{text} rejected {object}"
+                );
+                rejected += usize::from(!may);
+            }
+        }
+        // =app-1, in and exists: the two objects without the key; t=x,...: all but the first;
+        // n=5, b=true, e= (judged by key only): all but the third; the others are not judged.
+        assert_eq!(rejected, 2 + 2 + 2 + 3 + 3 + 3 + 3);
+        let nothing = LabelSelector::nothing();
+        assert!(!nothing.may_match_json(b"{}"));
     }
 
     /// (selector, labels, matches) — semantics of `kubectl get -l` against kube-apiserver.

@@ -134,6 +134,10 @@ pub(crate) async fn read_page(
         let mut last_key = None;
         for kv in &page.kvs {
             last_key = Some(kv.key.clone());
+            // Most objects of a labelled list fail the selector: skip decoding those.
+            if !filter.labels.may_match_json(&kv.value) {
+                continue;
+            }
             let obj = objects::decode(kv)?;
             if filter.matches(&obj) {
                 items.push(obj);
