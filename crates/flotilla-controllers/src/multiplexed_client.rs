@@ -224,11 +224,31 @@ mod tests {
         assert!(!is_watch(&uri("/api/v1/configmaps")));
     }
 
-    fn config(url: &str, token: &str, certificate: &str) -> kube::Config {
+    /// A client certificate and key, base64 PEM as a kubeconfig holds them.
+    struct Identity {
+        certificate: String,
+        key: String,
+    }
+
+    fn identity(name: &str) -> Identity {
+        use base64::Engine as _;
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let certificate = rcgen::CertificateParams::new(vec![name.to_string()])
+            .and_then(|params| params.self_signed(&key))
+            .expect("a certificate");
+        let b64 = |pem: String| base64::engine::general_purpose::STANDARD.encode(pem);
+        Identity {
+            certificate: b64(certificate.pem()),
+            key: b64(key.serialize_pem()),
+        }
+    }
+
+    fn config(url: &str, token: &str, identity: &Identity) -> kube::Config {
         let mut config = kube::Config::new(url.parse().expect("a URL"));
         config.accept_invalid_certs = true;
         config.auth_info.token = Some(token.to_string().into());
-        config.auth_info.client_certificate_data = Some(certificate.to_string());
+        config.auth_info.client_certificate_data = Some(identity.certificate.clone());
+        config.auth_info.client_key_data = Some(identity.key.clone().into());
         config
     }
 
@@ -247,17 +267,18 @@ mod tests {
             "https://127.0.0.1:9/",
             "https://127.0.0.1:9".parse().unwrap(),
         );
-        let a = shared_client(config(url, "token-a", "cert"), Lane::Fleet, None).unwrap();
-        let b = shared_client(config(url, "token-b", "cert"), Lane::Fleet, None).unwrap();
+        let (cert, other_cert) = (identity("hub"), identity("other"));
+        let a = shared_client(config(url, "token-a", &cert), Lane::Fleet, None).unwrap();
+        let b = shared_client(config(url, "token-b", &cert), Lane::Fleet, None).unwrap();
         assert_eq!(holders(url, Lane::Fleet), [2], "tokens are per request");
-        let other = shared_client(config(url, "token-a", "other"), Lane::Fleet, None).unwrap();
+        let other = shared_client(config(url, "token-a", &other_cert), Lane::Fleet, None).unwrap();
         assert_eq!(holders(url, Lane::Fleet).len(), 2, "another identity");
-        let dispatch = shared_client(config(url, "token-a", "cert"), Lane::Dispatch, None).unwrap();
+        let dispatch = shared_client(config(url, "token-a", &cert), Lane::Dispatch, None).unwrap();
         assert_eq!(holders(url, Lane::Dispatch), [1], "another lane");
 
         forget_shared(&uri, Lane::Fleet);
         assert!(holders(url, Lane::Fleet).is_empty());
-        let c = shared_client(config(url, "token-a", "cert"), Lane::Fleet, None).unwrap();
+        let c = shared_client(config(url, "token-a", &cert), Lane::Fleet, None).unwrap();
         assert_eq!(
             holders(url, Lane::Fleet),
             [1],
