@@ -2,10 +2,15 @@
 //! processes (Debian's `etcd-server`, or `FLOTILLA_ETCD_BIN`) on free loopback ports, with
 //! their data and logs under a folder the caller owns. Members can be killed (`kill -9`) and
 //! started again with the same flags; every member is killed on drop.
+//!
+//! Ports come from below the kernel's ephemeral range, so no outgoing connection (another
+//! test's hub or etcd peer) can hold a member's port between choosing it and etcd binding it,
+//! nor while a killed member is down.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a cluster may take to elect a leader on a loaded machine.
@@ -27,12 +32,27 @@ pub enum EtcdProcessError {
         source: std::io::Error,
     },
     /// etcd did not become healthy in time.
-    #[error("etcd at {endpoints} was not healthy within {HEALTHY_WITHIN:?} (logs in {dir})")]
+    #[error(
+        "etcd at {endpoints} was not healthy within {HEALTHY_WITHIN:?} (logs in {dir}); \
+         the end of each member's log:\n{logs}"
+    )]
     NotHealthy {
         /// The client URLs, comma-separated.
         endpoints: String,
         /// The data directory holding the members' logs.
         dir: PathBuf,
+        /// The last lines of every member's log.
+        logs: String,
+    },
+    /// A member exited while the cluster was coming up.
+    #[error("etcd member {member} exited ({status}); the end of its log:\n{log}")]
+    Exited {
+        /// The member's index.
+        member: usize,
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// The last lines of its log.
+        log: String,
     },
 }
 
@@ -53,11 +73,37 @@ pub fn etcd_binary() -> Option<String> {
     found.then_some(bin)
 }
 
-/// A free loopback port (free when asked; another process may take it after).
+/// How many times `start` picks fresh ports when a member exits while coming up.
+const START_ATTEMPTS: usize = 3;
+
+/// A loopback port that was free when asked, below the kernel's ephemeral range (so outgoing
+/// connections never take it) and not handed out before by this process.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, span) = listen_port_range();
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let offset = seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = (low + offset) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free loopback port below the ephemeral range",
+    ))
+}
+
+/// Ports from 10000 up to the start of `net.ipv4.ip_local_port_range` (default 32768).
+fn listen_port_range() -> (u32, u32) {
+    const LOW: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|&first| first > LOW + 1_000)
+        .unwrap_or(32_768);
+    (LOW, ephemeral_low - LOW)
 }
 
 /// One etcd member process, restartable with the same flags.
@@ -87,10 +133,23 @@ impl Drop for EtcdCluster {
 
 impl EtcdCluster {
     /// A running, healthy cluster of `size` members with data and logs under `dir`.
+    /// A member that exits while coming up (its port taken after all) gets the whole cluster
+    /// started again on fresh ports, up to `START_ATTEMPTS` times.
     pub fn start(size: usize, dir: &Path) -> Result<EtcdCluster, EtcdProcessError> {
-        let mut cluster = EtcdCluster::new(size, dir)?;
-        cluster.start_all()?;
-        Ok(cluster)
+        let mut attempt = 1;
+        loop {
+            let mut cluster = EtcdCluster::new(size, dir)?;
+            match cluster.start_all() {
+                Ok(()) => return Ok(cluster),
+                Err(EtcdProcessError::Exited { member, log, .. }) if attempt < START_ATTEMPTS => {
+                    eprintln!("etcd member {member} exited while starting, retrying:\n{log}");
+                    drop(cluster);
+                    wipe_members(dir, size)?;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The cluster's members on free ports, none started yet.
@@ -187,10 +246,11 @@ impl EtcdCluster {
         self.endpoint_list().join(",")
     }
 
-    /// Waits until every running member reports a leader.
-    pub fn wait_healthy(&self) -> Result<(), EtcdProcessError> {
+    /// Waits until every running member reports a leader; fails early when one exits.
+    pub fn wait_healthy(&mut self) -> Result<(), EtcdProcessError> {
         let deadline = Instant::now() + HEALTHY_WITHIN;
         loop {
+            self.check_running()?;
             let running = self.members.iter().filter(|m| m.child.is_some());
             if running.clone().all(|m| etcd_healthy(m.client_port)) {
                 return Ok(());
@@ -199,11 +259,56 @@ impl EtcdCluster {
                 return Err(EtcdProcessError::NotHealthy {
                     endpoints: self.endpoints(),
                     dir: self.dir.clone(),
+                    logs: self.log_tails(),
                 });
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+
+    /// The end of every member's log, each under its index.
+    fn log_tails(&self) -> String {
+        self.members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!("--- etcd member {i}\n{}", log_tail(&m.log)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// An error for the first started member whose process has exited.
+    fn check_running(&mut self) -> Result<(), EtcdProcessError> {
+        for (i, member) in self.members.iter_mut().enumerate() {
+            let Some(child) = member.child.as_mut() else {
+                continue;
+            };
+            if let Ok(Some(status)) = child.try_wait() {
+                member.child = None;
+                return Err(EtcdProcessError::Exited {
+                    member: i,
+                    status,
+                    log: log_tail(&member.log),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes the members' data folders left by a failed start.
+fn wipe_members(dir: &Path, size: usize) -> Result<(), EtcdProcessError> {
+    for i in 0..size {
+        let data = dir.join(format!("etcd-{i}"));
+        std::fs::remove_dir_all(&data).map_err(io(format!("removing {}", data.display())))?;
+    }
+    Ok(())
+}
+
+/// The last 20 lines of a member's log.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 fn member_args(i: usize, client: u16, peer: u16, initial: &str, data: &Path) -> Vec<String> {

@@ -120,3 +120,37 @@ async fn hubs_sharing_etcd_see_each_others_writes_and_compactions() {
         [later.mod_revision]
     );
 }
+
+#[test]
+fn a_member_whose_port_is_taken_fails_fast_with_its_log() {
+    if etcd_process::etcd_binary().is_none() {
+        eprintln!("skipping: no etcd binary (install etcd-server or set FLOTILLA_ETCD_BIN)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = EtcdCluster::new(1, dir.path()).unwrap();
+    let endpoint = cluster.endpoints();
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let err = cluster.start_all().expect_err("the client port is taken");
+    assert!(
+        matches!(
+            err,
+            etcd_process::EtcdProcessError::Exited { member: 0, .. }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("address already in use"), "{err}");
+}
+
+#[test]
+fn free_ports_are_below_the_ephemeral_range_and_not_repeated() {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let ephemeral_low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    let ports: Vec<u16> = (0..50)
+        .map(|_| etcd_process::free_port().unwrap())
+        .collect();
+    assert!(ports.iter().all(|&p| p < ephemeral_low), "{ports:?}");
+    let distinct: std::collections::HashSet<_> = ports.iter().collect();
+    assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+}
