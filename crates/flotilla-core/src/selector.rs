@@ -169,6 +169,47 @@ pub(crate) struct Requirement {
     /// The written form of the operator (`=`, `==`, `!=`, `in`, ...), kept for [`fmt::Display`].
     op_text: OpText,
     pub values: Vec<String>,
+    /// What [`LabelSelector::may_match_json`] looks for in stored JSON, quoted once here.
+    needles: JsonNeedles,
+}
+
+/// The quoted JSON strings a stored object must contain to possibly satisfy a requirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum JsonNeedles {
+    /// The requirement does not demand a label present: every object may match.
+    Unjudged,
+    /// The label's key must occur.
+    Key(Vec<u8>),
+    /// The label's key and one of the values must occur.
+    KeyAndAnyValue(Vec<u8>, Vec<Vec<u8>>),
+}
+
+impl JsonNeedles {
+    fn of(key: &str, operator: Operator, values: &[String]) -> Self {
+        let quoted = |s: &str| format!("\"{s}\"").into_bytes();
+        match operator {
+            Operator::Exists => JsonNeedles::Key(quoted(key)),
+            // A value that could also be written as a JSON literal (`5`, `true`, `null`, the
+            // empty string of a null label) may be stored unquoted: judged by key only.
+            Operator::In if values.iter().any(|v| v.is_empty() || is_json_literal(v)) => {
+                JsonNeedles::Key(quoted(key))
+            }
+            Operator::In => {
+                JsonNeedles::KeyAndAnyValue(quoted(key), values.iter().map(|v| quoted(v)).collect())
+            }
+            _ => JsonNeedles::Unjudged,
+        }
+    }
+
+    fn may_match(&self, text: &[u8]) -> bool {
+        match self {
+            JsonNeedles::Unjudged => true,
+            JsonNeedles::Key(key) => contains(text, key),
+            JsonNeedles::KeyAndAnyValue(key, values) => {
+                contains(text, key) && values.iter().any(|v| contains(text, v))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,6 +303,7 @@ impl Requirement {
             key: key.to_string(),
             operator,
             op_text,
+            needles: JsonNeedles::of(key, operator, &values),
             values,
         })
     }
@@ -287,28 +329,6 @@ impl Requirement {
                     have < want
                 }
             }
-        }
-    }
-}
-
-impl Requirement {
-    /// See [`LabelSelector::may_match_json`]: only what requires a label present is judged.
-    fn may_match_json(&self, text: &[u8]) -> bool {
-        let quoted = |s: &str| contains(text, format!("\"{s}\"").as_bytes());
-        match self.operator {
-            Operator::Exists => quoted(&self.key),
-            // A value that could also be written as a JSON literal (`5`, `true`, `null`, the
-            // empty string of a null label) may be stored unquoted: not judged.
-            Operator::In
-                if self
-                    .values
-                    .iter()
-                    .any(|v| v.is_empty() || is_json_literal(v)) =>
-            {
-                quoted(&self.key)
-            }
-            Operator::In => quoted(&self.key) && self.values.iter().any(|v| quoted(v)),
-            _ => true,
         }
     }
 }
@@ -470,7 +490,7 @@ impl LabelSelector {
     pub fn may_match_json(&self, text: &[u8]) -> bool {
         match &self.requirements {
             None => false,
-            Some(reqs) => reqs.iter().all(|r| r.may_match_json(text)),
+            Some(reqs) => reqs.iter().all(|r| r.needles.may_match(text)),
         }
     }
 
