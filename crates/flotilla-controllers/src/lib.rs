@@ -16,7 +16,7 @@
 //!
 //! Everything is `pub(crate)` except what other crates use, and that is all that is public:
 //! - the `flotilla` binary: [`hub::run`], [`hub::run_on_every_hub`] and their options,
-//!   [`leader::run_elected`], [`membersim::run`], [`statemetrics::run`], [`fleetmetrics::text`]
+//!   [`leader::run_elected`], [`membersim::run`], [`statemetrics::StateMetrics`], [`fleetmetrics::text`]
 //!   and [`fleetmetrics::history`], [`gitops::PushQueue`], [`multiplexed_client::client`],
 //!   the metric registrations and [`cluster::gateway`] (the hub's member forwarding);
 //! - the CLI: the cluster registry ([`cluster::registry`], [`cluster::credentials`],

@@ -369,13 +369,18 @@ where
     }
 }
 
-/// Starts one simulated member and its workload simulator.
+/// Starts one simulated member's API server; returns it, the admin client the simulator uses
+/// and the workload metrics exporter the simulator feeds.
 async fn one_member(
     name: String,
     listen: String,
     data_dir: PathBuf,
     args: &MemberArgs,
-) -> anyhow::Result<(RunningServer, kube::Client)> {
+) -> anyhow::Result<(
+    RunningServer,
+    kube::Client,
+    flotilla_controllers::statemetrics::StateMetrics,
+)> {
     let store = open_embedded(&data_dir, member_store_options()).await?;
     let state_metrics = flotilla_controllers::statemetrics::StateMetrics::new(&name);
     let registered = state_metrics.clone();
@@ -403,14 +408,10 @@ async fn one_member(
         server.url,
         server.admin_kubeconfig.display()
     );
-    // One HTTP/2 connection carries the simulator's and the exporter's watches and requests
-    // (HTTP/1.1 took a connection, two descriptors in this process, per watch).
+    // One HTTP/2 connection carries the simulator's watches and requests (HTTP/1.1 took a
+    // connection, two descriptors in this process, per watch).
     let client = admin_client(&server.admin_kubeconfig).await?;
-    let exporter_client = client.clone();
-    tokio::spawn(keep_running("member state metrics", move || {
-        flotilla_controllers::statemetrics::run(exporter_client.clone(), state_metrics.clone())
-    }));
-    Ok((server, client))
+    Ok((server, client, state_metrics))
 }
 
 /// `flotilla member`
@@ -449,9 +450,11 @@ pub(crate) async fn member(args: MemberArgs) -> anyhow::Result<()> {
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (name, listen, data_dir) in members {
-        let (server, client) = one_member(name.clone(), listen, data_dir, &args).await?;
+        let (server, client, state_metrics) =
+            one_member(name.clone(), listen, data_dir, &args).await?;
         let simulator = flotilla_controllers::membersim::SimulatorOptions {
             cluster_name: name.clone(),
+            state_metrics: Some(state_metrics),
             ..simulator.clone()
         };
         tasks.spawn(async move {

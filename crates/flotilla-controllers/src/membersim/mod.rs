@@ -50,6 +50,8 @@ pub struct SimulatorOptions {
     pub cluster_name: String,
     /// How many Nodes the member simulates (1 to 16).
     pub nodes: usize,
+    /// The member's workload metrics exporter, which reads the simulator's caches.
+    pub state_metrics: Option<crate::statemetrics::StateMetrics>,
 }
 
 impl Default for SimulatorOptions {
@@ -59,6 +61,7 @@ impl Default for SimulatorOptions {
             stuck: false,
             cluster_name: String::new(),
             nodes: 1,
+            state_metrics: None,
         }
     }
 }

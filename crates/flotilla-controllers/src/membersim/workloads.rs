@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::channel::mpsc;
+use futures::{StreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PostParams};
 use kube::core::GroupVersionKind;
@@ -80,37 +80,48 @@ pub(super) async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     let addresses = addresses_in_use(&client, &plan).await?;
     let config = watcher::Config::default;
     let bounded = super::bounded_reconciles;
-    // The Pod and ReplicaSet caches the controllers read are fed by their own watches, which
-    // also trigger the controllers that read them (feeds.rs): a trigger never comes before
-    // the cache shows its change, and a re-list still reaches the owners of what vanished.
+    // The Pod and ReplicaSet caches are fed by one watch each, which also triggers the
+    // controllers that read them (feeds.rs): a trigger never comes before the cache shows its
+    // change, and a re-list still reaches the owners of what vanished. The kubelet and the
+    // ReplicaSet controller run on those caches, not on watches and caches of their own.
     let (pods, pod_writer) = reflector::store::<SimPod>();
     let (replicasets, replicaset_writer) = reflector::store::<SimReplicaSet>();
     let (to_deployments, deployment_triggers) = mpsc::unbounded();
     let (to_replicasets, replicaset_triggers) = mpsc::unbounded();
+    let (to_kubelet, kubelet_triggers) = mpsc::unbounded();
     let (to_services, service_triggers) = mpsc::unbounded();
     let deployments = Controller::new(Api::<SimDeployment>::all(client.clone()), config())
         .reconcile_on(deployment_triggers)
         .with_config(bounded());
-    let replicaset_controller =
-        Controller::new(Api::<SimReplicaSet>::all(client.clone()), config())
-            .reconcile_on(replicaset_triggers)
-            .with_config(bounded());
-    let kubelet =
-        Controller::new(Api::<SimPod>::all(client.clone()), config()).with_config(bounded());
+    let replicaset_controller = Controller::for_stream(stream::pending(), replicasets.clone())
+        .reconcile_on(replicaset_triggers)
+        .with_config(bounded());
+    let kubelet = Controller::for_stream(stream::pending(), pods.clone())
+        .reconcile_on(kubelet_triggers)
+        .with_config(bounded());
     let services = Controller::new(Api::<SimService>::all(client.clone()), config())
         .reconcile_on(service_triggers)
         .with_config(bounded());
+    if let Some(metrics) = &shared.options.state_metrics {
+        metrics
+            .read_caches(&client, deployments.store(), pods.clone())
+            .await;
+    }
     let pod_feed = pod_feed(
         client.clone(),
         pod_writer,
         services.store(),
-        to_replicasets,
-        to_services,
+        PodTriggers {
+            kubelet: to_kubelet,
+            replicasets: to_replicasets.clone(),
+            services: to_services,
+        },
     );
     let replicaset_feed = feeds::follow(
         watcher(Api::<SimReplicaSet>::all(client), config()).default_backoff(),
         replicaset_writer,
         move |rs| {
+            let _ = to_replicasets.unbounded_send(ObjectRef::from_obj(rs));
             if let Some(d) = feeds::controller_of(&rs.metadata, "Deployment") {
                 let _ = to_deployments.unbounded_send(d);
             }
@@ -161,25 +172,34 @@ async fn addresses_in_use(
     Ok(addresses)
 }
 
-/// The Pod cache's feed: a Pod's change triggers its ReplicaSet and the Services selecting it.
+/// Whom a changed Pod triggers: the kubelet (the Pod itself), its ReplicaSet and the Services
+/// selecting it.
+struct PodTriggers {
+    kubelet: mpsc::UnboundedSender<ObjectRef<SimPod>>,
+    replicasets: mpsc::UnboundedSender<ObjectRef<SimReplicaSet>>,
+    services: mpsc::UnboundedSender<ObjectRef<SimService>>,
+}
+
+/// The Pod cache's feed: a Pod's change triggers the kubelet, its ReplicaSet and the Services
+/// selecting it.
 fn pod_feed(
     client: kube::Client,
     writer: reflector::store::Writer<SimPod>,
     services: Store<SimService>,
-    to_replicasets: mpsc::UnboundedSender<ObjectRef<SimReplicaSet>>,
-    to_services: mpsc::UnboundedSender<ObjectRef<SimService>>,
+    to: PodTriggers,
 ) -> impl std::future::Future<Output = ()> {
     let pods = watcher(
         Api::<SimPod>::all(client.clone()),
         watcher::Config::default(),
     );
     feeds::follow(pods.default_backoff(), writer, move |pod| {
+        let _ = to.kubelet.unbounded_send(ObjectRef::from_obj(pod));
         if let Some(rs) = feeds::controller_of(&pod.metadata, "ReplicaSet") {
-            let _ = to_replicasets.unbounded_send(rs);
+            let _ = to.replicasets.unbounded_send(rs);
         }
         for svc in services.state() {
             if endpoints::selects(&svc, pod) {
-                let _ = to_services.unbounded_send(ObjectRef::from_obj(&*svc));
+                let _ = to.services.unbounded_send(ObjectRef::from_obj(&*svc));
             }
         }
     })

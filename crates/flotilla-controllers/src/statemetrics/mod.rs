@@ -1,6 +1,6 @@
 //! Workload metrics of a member cluster in kube-state-metrics' names and labels, served on the
-//! member's `/metrics`: kept current by watches of Deployments and Pods (as kube-state-metrics
-//! does with informers) and encoded on every scrape.
+//! member's `/metrics`: read from the member simulator's caches of Deployments and Pods (as
+//! kube-state-metrics reads its informers' caches) and encoded on every scrape.
 //!
 //! Series: `kube_deployment_spec_replicas`, `kube_deployment_status_replicas`,
 //! `kube_deployment_status_replicas_ready`, `kube_deployment_status_replicas_available`,
@@ -11,10 +11,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use futures::StreamExt;
-use kube::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -35,7 +32,8 @@ struct Stores {
     kubelet_version: String,
 }
 
-/// The exporter of one member: register it in the member's registry, then [`run`] it.
+/// The exporter of one member: register it in the member's registry and hand it to the
+/// member simulator (`SimulatorOptions::state_metrics`), whose caches it reads.
 #[derive(Clone)]
 pub struct StateMetrics {
     node_name: String,
@@ -65,41 +63,29 @@ impl StateMetrics {
     }
 }
 
-/// Watches the member's Deployments and Pods into the exporter until a watch fails.
-pub async fn run(member_client: kube::Client, metrics: StateMetrics) -> anyhow::Result<()> {
-    let version = member_client
-        .apiserver_version()
-        .await
-        .map(|v| v.git_version)
-        .unwrap_or_default();
-    let (deployments, deployment_writer) = reflector::store();
-    let (pods, pod_writer) = reflector::store();
-    if let Ok(mut stores) = metrics.stores.write() {
-        *stores = Stores {
-            deployments: Some(deployments),
-            pods: Some(pods),
-            kubelet_version: version,
-        };
+impl StateMetrics {
+    /// Reads the member simulator's Deployment and Pod caches from now on (each simulator
+    /// start hands over its new caches): the exporter keeps no copy and opens no watch of its
+    /// own, as it would beside a real kubelet's informers.
+    pub(crate) async fn read_caches(
+        &self,
+        member_client: &kube::Client,
+        deployments: Store<Deployment>,
+        pods: Store<Pod>,
+    ) {
+        let version = member_client
+            .apiserver_version()
+            .await
+            .map(|v| v.git_version)
+            .unwrap_or_default();
+        if let Ok(mut stores) = self.stores.write() {
+            *stores = Stores {
+                deployments: Some(deployments),
+                pods: Some(pods),
+                kubelet_version: version,
+            };
+        }
     }
-    let deployment_watch = reflector::reflector(
-        deployment_writer,
-        watcher(
-            Api::<Deployment>::all(member_client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .applied_objects()
-    .for_each(|_| async {});
-    let pod_watch = reflector::reflector(
-        pod_writer,
-        watcher(Api::<Pod>::all(member_client), watcher::Config::default()),
-    )
-    .default_backoff()
-    .applied_objects()
-    .for_each(|_| async {});
-    tokio::join!(deployment_watch, pod_watch);
-    anyhow::bail!("the member's Deployment and Pod watches ended")
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
