@@ -125,8 +125,9 @@ pub struct HubArgs {
     /// dashboard's history; default: `--cluster-probe-interval`.
     #[arg(long, value_parser = parse_duration)]
     pub fleet_metrics_interval: Option<std::time::Duration>,
-    /// How often the multi-cluster Services controller reads every available member's
-    /// ServiceExports and ServiceImports and converges the imports.
+    /// How often the multi-cluster Services controller reads the available members that
+    /// export or import (and any whose ServiceExport/ServiceImport watches changed) and
+    /// converges the imports; other members are only watched.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub mcs_resync_interval: std::time::Duration,
     /// At most this many requests of the application controller (applies, reads, deletes;

@@ -12,7 +12,8 @@ pub struct HubControllerOptions {
     pub cluster_probe_concurrency: usize,
     /// How often every available member's `/metrics` is scraped for `/metrics/clusters`.
     pub fleet_metrics_interval: Duration,
-    /// How often the multi-cluster Services controller reads every available member.
+    /// How often the multi-cluster Services controller reads the members that export or
+    /// import (the others are only watched).
     pub mcs_resync_interval: Duration,
     /// The GitOps controller's options (cache folder, poll interval).
     pub gitops: crate::gitops::GitOpsOptions,

@@ -3,40 +3,34 @@
 //! member imports it. The hub keeps, in each importing member, Service `amcs-<name>` and one
 //! EndpointSlice per exporting cluster listing that cluster's ready Pod IPs. See README.md.
 //!
-//! Level-triggered: every `flotilla hub --mcs-resync-interval` (default 1 s) the controller
-//! reads every available member and converges all of them, so scaling, readiness and
-//! availability changes show within a few seconds.
+//! Level-triggered over the members that take part: watches of every available member's
+//! ServiceExports and ServiceImports tell which members export or import ([`follow`]); every
+//! `flotilla hub --mcs-resync-interval` (default 1 s) a pass reads those members (and any
+//! whose watches reported a change) and converges them, so scaling, readiness and
+//! availability changes show within a few seconds while idle members cost no request.
 
 pub(crate) mod conflict;
 pub(crate) mod export_status;
+pub(crate) mod follow;
 pub mod imports;
+pub(crate) mod members;
 pub mod observe;
 pub(crate) mod peers;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::ListParams;
+use kube::runtime::{WatchStreamExt, watcher};
 
-use crate::application::member_clients::Identity;
-use crate::cluster::{credentials, managed_cluster};
-use crate::multiplexed_client::{Lane, shared_client};
+use crate::cluster::managed_cluster;
 
 /// Timeout of each request to a member.
-const MEMBER_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const MEMBER_TIMEOUT: Duration = Duration::from_secs(3);
 /// The field manager and `managed-by` value of everything this controller writes.
 pub const MANAGER: &str = "flotilla-mcs";
 /// Prefix of the Service an importing member gets.
 pub const IMPORTED_SERVICE_PREFIX: &str = "amcs-";
-
-/// Errors of one pass.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum Error {
-    /// The hub API failed.
-    #[error("hub API: {0}")]
-    Hub(#[source] Box<kube::Error>),
-}
 
 /// One port of an exported Service.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,98 +84,50 @@ pub(crate) struct MemberView {
     pub imports: Vec<Import>,
 }
 
-/// Runs a pass every `interval`, reading at most `concurrency` members at once, until the
-/// future is dropped; a failed pass is logged and retried.
+/// Runs a pass every `interval` until the future is dropped, reading the members that take
+/// part ([`follow`]); at most `concurrency` members are read (and first listed) at once.
 pub(crate) async fn run(
     hub_client: kube::Client,
     interval: Duration,
     concurrency: usize,
 ) -> anyhow::Result<()> {
-    let mut clients: HashMap<String, kube::Client> = HashMap::new();
+    let mut members = members::Members::new(hub_client.clone(), concurrency);
+    let mut clusters = watcher(
+        managed_cluster::api(&hub_client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .boxed();
     let mut peers = peers::Peers::default();
+    let mut next_pass = tokio::time::Instant::now();
     loop {
-        let pass = reconcile_once(&hub_client, &mut clients, &mut peers, concurrency);
-        if let Err(e) = pass.await {
-            tracing::warn!(error = %e, "multi-cluster services pass failed");
-        }
-        tokio::time::sleep(interval).await;
-    }
-}
-
-/// The available members and their clients.
-async fn available_members(
-    hub_client: &kube::Client,
-    clients: &mut HashMap<String, kube::Client>,
-) -> Result<BTreeMap<String, kube::Client>, Error> {
-    let clusters = managed_cluster::api(hub_client)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| Error::Hub(Box::new(e)))?;
-    let mut out = BTreeMap::new();
-    for cluster in &clusters.items {
-        let Some(name) = cluster.metadata.name.clone() else {
-            continue;
-        };
-        let available =
-            managed_cluster::condition_status(cluster, managed_cluster::CONDITION_AVAILABLE)
-                .as_deref()
-                == Some("True");
-        if !available {
-            continue;
-        }
-        if !clients.contains_key(&name) {
-            match member_client(hub_client, &name).await {
-                Ok(c) => {
-                    clients.insert(name.clone(), c);
-                }
-                Err(e) => {
-                    tracing::warn!(cluster = %name, error = %e, "no client for member");
-                    continue;
-                }
+        tokio::select! {
+            event = clusters.next() => match event {
+                Some(Ok(event)) => members.observe(event),
+                Some(Err(e)) => tracing::warn!(error = %e, "ManagedCluster watch"),
+                None => anyhow::bail!("the ManagedCluster watch ended"),
+            },
+            () = tokio::time::sleep_until(next_pass) => {
+                members.sync().await;
+                reconcile_once(&hub_client, &mut members, &mut peers, concurrency).await;
+                next_pass = tokio::time::Instant::now() + interval;
             }
         }
-        if let Some(c) = clients.get(&name) {
-            out.insert(name, c.clone());
-        }
     }
-    clients.retain(|name, _| {
-        clusters
-            .items
-            .iter()
-            .any(|c| c.metadata.name.as_deref() == Some(name))
-    });
-    Ok(out)
-}
-
-async fn member_client(
-    hub_client: &kube::Client,
-    name: &str,
-) -> Result<kube::Client, credentials::Error> {
-    let mut config = credentials::read(hub_client, name)
-        .await?
-        .to_config(name, Some(MEMBER_TIMEOUT))
-        .await?;
-    // The hub's stored credential only impersonates: the controller writes Services, slices,
-    // export conditions and peer credentials as its own identity, which members' audit logs
-    // name (set on the config: its headers go on every request of the one client).
-    let controller = Identity::hub_component("mcs-controller", &["system:masters"]);
-    config.auth_info.impersonate = controller.user;
-    config.auth_info.impersonate_groups = Some(controller.groups);
-    shared_client(config, Lane::Fleet, None).map_err(|e| credentials::Error::Config {
-        cluster_name: name.to_string(),
-        cause: Box::new(e),
-    })
 }
 
 /// One pass: read every available member, judge the exports, write export conditions, the
 /// importers' Services and slices, and the peer credentials the proxies need.
 async fn reconcile_once(
     hub_client: &kube::Client,
-    clients: &mut HashMap<String, kube::Client>,
+    followed: &mut members::Members,
     peers: &mut peers::Peers,
     concurrency: usize,
-) -> Result<(), Error> {
-    let members = available_members(hub_client, clients).await?;
+) {
+    let members = followed.take_for_pass();
+    if members.is_empty() {
+        return;
+    }
     // Collected first: a lazily mapped iterator of borrowing futures trips the compiler's
     // `Send` check of the hub's controller future.
     let reads: Vec<_> = members
@@ -199,6 +145,7 @@ async fn reconcile_once(
             Ok(v) => Some((name, v)),
             Err(e) => {
                 tracing::debug!(cluster = %name, error = %e, "member not readable");
+                followed.read_again(&name);
                 None
             }
         })
@@ -245,5 +192,4 @@ async fn reconcile_once(
             }
         }
     }
-    Ok(())
 }
