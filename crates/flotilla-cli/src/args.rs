@@ -146,6 +146,13 @@ pub struct HubArgs {
     /// are all healthy (or one stops being so).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub application_health_recheck: std::time::Duration,
+    /// How often an Application whose workflow has finished is passed over by itself (its
+    /// objects read from the members, re-rendered, status written), as a safety net: the
+    /// watch on the objects it dispatched wakes it as soon as one stops being healthy, is
+    /// deleted or drifts, and changes of the Application, its Policies, Workflow and the
+    /// ManagedClusters wake it too.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub application_resync_period: std::time::Duration,
     /// How often the GitOps controller fetches each Git repository (a push to
     /// `POST /api/webhook` fetches at once).
     #[arg(long, default_value = "3m", value_parser = parse_duration)]

@@ -27,6 +27,9 @@ pub struct HubControllerOptions {
     pub application_concurrency: u16,
     /// How soon an Application waiting for health looks again unless woken earlier.
     pub application_health_recheck: Duration,
+    /// How often an Application whose workflow has finished is passed over by itself
+    /// (the drift watch and the hub's watches wake it earlier).
+    pub application_resync_period: Duration,
 }
 
 /// Runs every hub controller that writes (to the hub, a member or a webhook) until one fails

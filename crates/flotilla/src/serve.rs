@@ -205,6 +205,7 @@ pub(crate) async fn hub(args: HubArgs) -> anyhow::Result<()> {
         member_request_concurrency: args.member_request_concurrency as usize,
         application_concurrency: args.application_concurrency,
         application_health_recheck: args.application_health_recheck,
+        application_resync_period: args.application_resync_period,
     };
     let every_hub = {
         let (client, options) = (hub_client.clone(), options.clone());

@@ -27,6 +27,11 @@ pub(crate) const DEFAULT_REVISION_LIMIT: usize = 10;
 /// (`flotilla hub --application-health-recheck`).
 pub(crate) const DEFAULT_HEALTH_RECHECK: Duration = Duration::from_secs(10);
 
+/// How soon an application whose workflow has finished looks again by itself unless woken
+/// earlier (`flotilla hub --application-resync-period`; KubeVela's `--application-re-sync-period`
+/// is 5 minutes too).
+pub(crate) const DEFAULT_RESYNC_PERIOD: Duration = Duration::from_secs(300);
+
 /// Errors that make a reconcile retry with backoff.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -53,6 +58,11 @@ pub(crate) struct Context {
     /// How soon an application waiting for its objects' health looks again by itself; the
     /// drift watch wakes it earlier when an object's health changes.
     pub health_recheck: Duration,
+    /// How soon an application whose workflow has finished looks again by itself: the drift
+    /// watch wakes it when an object stops being healthy or is deleted (and corrects drift
+    /// itself), the hub's watches when the application, its Policies or Workflow, or a
+    /// ManagedCluster change.
+    pub resync_period: Duration,
     /// Plural and scope of custom kinds, per cluster.
     pub kinds: dispatch::KindCache,
     /// How many revisions are kept per application.
@@ -80,6 +90,7 @@ impl Context {
             hub_client,
             reassert_interval,
             health_recheck: DEFAULT_HEALTH_RECHECK,
+            resync_period: DEFAULT_RESYNC_PERIOD,
             kinds: dispatch::KindCache::default(),
             revision_limit: DEFAULT_REVISION_LIMIT,
             last_reassert: Mutex::new(HashMap::new()),
@@ -138,6 +149,7 @@ async fn pass<'a>(
     let app_namespace = app.metadata.namespace.clone().unwrap_or_default();
     let tracker = tracker::read(ctx, &app_name, &app_namespace).await?;
     let annotations = app.metadata.annotations.as_ref();
+    let (clusters, available) = deploy::list_clusters(ctx).await?;
     Ok(deploy::Pass {
         app_ref: Arc::new(ObjectReference {
             api_version: Some(Application::API_VERSION.into()),
@@ -156,7 +168,8 @@ async fn pass<'a>(
         identity: Arc::new(Identity::of(app.metadata.annotations.as_ref())),
         snapshot: &run.snapshot,
         revision: run.revision.name.clone(),
-        clusters: deploy::list_clusters(ctx).await?,
+        clusters,
+        available,
         policies: run.policies.clone(),
         tracker: Mutex::new(tracker),
         create_namespace: app

@@ -47,10 +47,14 @@ impl DesiredSet {
         }
     }
 
-    /// Records `desired` for `key`, keeping the health last judged or seen.
+    /// Records `desired` for `key`, keeping the health last judged or seen, and what the
+    /// watch verified when the desired object is the same.
     pub(crate) fn insert(&mut self, key: ObjectKey, mut desired: Desired) {
         if let Some(old) = self.objects.remove(&key) {
             desired.health = desired.health.or(old.health);
+            if desired.verified.is_none() && old.object == desired.object {
+                desired.verified = old.verified.clone();
+            }
             self.count(&old, -1);
         }
         self.count(&desired, 1);
@@ -72,6 +76,21 @@ impl DesiredSet {
         });
         self.not_healthy
             .retain(|(app, _), _| app.0 != app_namespace || app.1 != app_name);
+    }
+
+    /// Records what the watch verified of `key` (`None`: nothing), if its desired object
+    /// is still `compared`, the one the event was compared with.
+    pub(crate) fn set_verified(
+        &mut self,
+        key: &ObjectKey,
+        compared: &[u8],
+        verified: Option<super::drift_watch::Verified>,
+    ) {
+        if let Some(entry) = self.objects.get_mut(key)
+            && *entry.object == *compared
+        {
+            entry.verified = verified;
+        }
     }
 
     pub(crate) fn get(&self, key: &ObjectKey) -> Option<&Desired> {
@@ -119,6 +138,22 @@ impl DesiredSet {
         }
     }
 
+    /// The keys of `cluster`'s objects of one kind, except those in `except`.
+    pub(crate) fn keys_of_kind(
+        &self,
+        cluster: &str,
+        api_version: &str,
+        kind: &str,
+        except: &std::collections::HashSet<ObjectKey>,
+    ) -> Vec<ObjectKey> {
+        self.objects
+            .keys()
+            .filter(|k| k.0 == cluster && k.1 == api_version && k.2 == kind)
+            .filter(|k| !except.contains(*k))
+            .cloned()
+            .collect()
+    }
+
     /// Objects held (for tests and sizes).
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -154,6 +189,7 @@ mod tests {
             report: false,
             health: None,
             group,
+            verified: None,
         }
     }
 
@@ -218,5 +254,41 @@ mod tests {
             Some(true)
         );
         assert_eq!(set.set_health(&key("b", "web"), true), None, "forgotten");
+    }
+
+    #[test]
+    fn what_the_watch_verified_lasts_while_the_desired_object_is_the_same() {
+        let web_app = app("web");
+        let mut set = DesiredSet::default();
+        let verified = || super::super::drift_watch::Verified {
+            session: 7,
+            observed: super::super::health::Observed {
+                healthy: true,
+                message: "Ready:1/1".into(),
+                gateway: None,
+            },
+        };
+        let is_verified = |set: &DesiredSet| {
+            set.get(&key("a", "web"))
+                .is_some_and(|d| d.verified.is_some())
+        };
+        set.insert(key("a", "web"), desired(&web_app, 1));
+        set.set_verified(&key("a", "web"), b"{}", Some(verified()));
+        assert!(is_verified(&set));
+        // A pass registering the same object again keeps it.
+        set.insert(key("a", "web"), desired(&web_app, 1));
+        assert!(is_verified(&set));
+        // A new desired object drops it, and an event compared with the old one is not
+        // recorded against the new one.
+        let mut changed = desired(&web_app, 1);
+        changed.object = Arc::from(&br#"{"v":2}"#[..]);
+        set.insert(key("a", "web"), changed);
+        assert!(!is_verified(&set));
+        set.set_verified(&key("a", "web"), b"{}", Some(verified()));
+        assert!(!is_verified(&set));
+        set.set_verified(&key("a", "web"), br#"{"v":2}"#, Some(verified()));
+        assert!(is_verified(&set));
+        set.set_verified(&key("a", "web"), br#"{"v":2}"#, None);
+        assert!(!is_verified(&set));
     }
 }

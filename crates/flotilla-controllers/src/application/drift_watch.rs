@@ -13,8 +13,15 @@
 //! component in one step healthy, or one of them unhealthy while all were, re-queues the
 //! application at once ([`DriftWatch::wakeups`], counted in `desired_set.rs`), so an
 //! application waiting for its workloads to become healthy is not polled every few seconds.
+//!
+//! An event that shows an object as desired (its render hash and every field the desired
+//! state sets) and healthy is kept as [`Verified`], with the watch session it came in: a
+//! pass that would only read the object to judge its health takes that instead
+//! ([`DriftWatch::verified`]), as long as that watch has not been interrupted since and the
+//! desired object is the same. Any later event of the object replaces it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,10 +38,14 @@ use serde_json::{Value, json};
 use super::desired_set::DesiredSet;
 use super::dispatch::{self, FIELD_MANAGER, KindInfo};
 use super::drift::{DELETED, applied_by_others, drifted_fields};
+use super::health::{Observed, workload_health};
 use super::member_clients::{Identity, MemberClients};
 
 /// Identity of a dispatched object: cluster, apiVersion, kind, namespace, name.
 pub(crate) type ObjectKey = (String, String, String, String, String);
+
+/// One watch: cluster, apiVersion, kind.
+type WatchKey = (String, String, String);
 
 /// One application's drifted objects and their fields.
 type AppReport = BTreeMap<ObjectKey, Vec<String>>;
@@ -62,6 +73,20 @@ pub(crate) struct Desired {
     pub health: Option<bool>,
     /// Its step and component, hashed (the wake-up group, `desired_set.rs`).
     pub group: u64,
+    /// The watch's last event of it showed it as desired and healthy (kept while the
+    /// desired object stays the same).
+    pub verified: Option<Verified>,
+}
+
+/// What the drift watch's last event of an object showed, when it showed the object as
+/// desired and healthy.
+#[derive(Debug, Clone)]
+pub(crate) struct Verified {
+    /// The watch session the event came in ([`DriftWatch::verified`] trusts only the
+    /// current one: an interrupted watch may have missed events).
+    pub session: u64,
+    /// What health takes from the object.
+    pub observed: Observed,
 }
 
 impl Desired {
@@ -77,7 +102,10 @@ pub(crate) struct DriftWatch {
     members: MemberClients,
     recorder: Recorder,
     desired: Mutex<DesiredSet>,
-    watching: Mutex<HashSet<(String, String, String)>>,
+    watching: Mutex<HashSet<WatchKey>>,
+    /// Each watch's current session: a new one at every (re)start, list and error.
+    sessions: Mutex<HashMap<WatchKey, u64>>,
+    next_session: AtomicU64,
     reports: tokio::sync::Mutex<HashMap<(String, String), AppReport>>,
     wake: futures::channel::mpsc::UnboundedSender<ObjectRef<Application>>,
     wakeups: Mutex<Option<futures::channel::mpsc::UnboundedReceiver<ObjectRef<Application>>>>,
@@ -110,6 +138,8 @@ impl DriftWatch {
             members,
             desired: Mutex::new(DesiredSet::default()),
             watching: Mutex::new(HashSet::new()),
+            sessions: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
             reports: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -179,6 +209,28 @@ impl DriftWatch {
             .remove(&(app_namespace.to_string(), app_name.to_string()));
     }
 
+    /// Starts a new session of `watch`: what earlier ones verified is no longer trusted.
+    fn new_session(&self, watch: &WatchKey) -> u64 {
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.insert(watch.clone(), session);
+        }
+        session
+    }
+
+    /// How `object` in `cluster` looked in the drift watch's last event of it, if that event
+    /// showed it as desired (the desired state registered now) and healthy, and the watch
+    /// has run without interruption since: a pass needs no read of it to judge its health.
+    pub(crate) fn verified(&self, cluster: &str, object: &Value) -> Option<Observed> {
+        let key = key_of(cluster, object);
+        let watch = (key.0.clone(), key.1.clone(), key.2.clone());
+        let session = self.sessions.lock().ok()?.get(&watch).copied()?;
+        let map = self.desired.lock().ok()?;
+        let verified = map.get(&key)?.verified.as_ref()?;
+        (verified.session == session && verified.observed.healthy)
+            .then(|| verified.observed.clone())
+    }
+
     fn desired_for(&self, key: &ObjectKey) -> Option<Desired> {
         self.desired.lock().ok()?.get(key).cloned()
     }
@@ -223,7 +275,13 @@ impl DriftWatch {
             &GroupVersionKind::gvk(&group, &version, &kind),
             &info.plural,
         );
+        // The first list comes while the first objects are still being applied; a later
+        // one (the watch fell too far behind, or the member was away) may miss objects
+        // deleted meanwhile, with no Delete event.
+        let mut relisted = false;
+        let watch = (cluster.clone(), api_version.clone(), kind.clone());
         loop {
+            let mut session = self.new_session(&watch);
             let client = match self.members.as_user(&cluster, &watcher_identity()).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -235,49 +293,115 @@ impl DriftWatch {
             let api: Api<DynamicObject> = Api::all_with(client, &resource);
             let config = watcher::Config::default().labels(labels::APP_NAME);
             let mut stream = watcher(api, config).default_backoff().boxed();
+            // Objects a (re)list returned, to find those deleted while the watch was down.
+            let mut listed: Option<HashSet<ObjectKey>> = None;
             while let Some(event) = stream.next().await {
                 match event {
-                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                        self.check(&cluster, &api_version, &kind, o).await;
+                    Ok(watcher::Event::Apply(o)) => {
+                        self.check(&cluster, &api_version, &kind, o, session).await;
+                    }
+                    Ok(watcher::Event::InitApply(o)) => {
+                        let checked = self.check(&cluster, &api_version, &kind, o, session);
+                        if let Some(key) = checked.await {
+                            listed.get_or_insert_with(HashSet::new).insert(key);
+                        }
                     }
                     Ok(watcher::Event::Delete(o)) => {
                         self.deleted(&cluster, &api_version, &kind, o).await;
                     }
-                    Ok(_) => {}
+                    Ok(watcher::Event::Init) => {
+                        session = self.new_session(&watch);
+                        listed = Some(HashSet::new());
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        let listed = listed.take().unwrap_or_default();
+                        if relisted {
+                            self.missing_after_relist(&cluster, &api_version, &kind, &listed)
+                                .await;
+                        }
+                        relisted = true;
+                    }
                     Err(e) => {
+                        session = self.new_session(&watch);
                         tracing::debug!(%cluster, %kind, error = %e, "drift watch interrupted");
                     }
                 }
             }
+            self.new_session(&watch);
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
-    async fn check(&self, cluster: &str, api_version: &str, kind: &str, o: DynamicObject) {
+    /// Compares one object the watch saw in `session` with its desired state; returns its
+    /// key. What it shows is recorded (verified or not) before the application is woken.
+    async fn check(
+        &self,
+        cluster: &str,
+        api_version: &str,
+        kind: &str,
+        o: DynamicObject,
+        session: u64,
+    ) -> Option<ObjectKey> {
         let mut live = serde_json::to_value(&o).unwrap_or(Value::Null);
         live["apiVersion"] = json!(api_version);
         live["kind"] = json!(kind);
         let key = key_of(cluster, &live);
-        self.seen(&key, super::health::workload_health(&live).0);
-        let Some(desired) = self.desired_for(&key) else {
-            return;
-        };
+        let healthy = workload_health(&live).0;
+        // Not ours (any more): nothing to record or wake.
+        let desired = self.desired_for(&key)?;
+        let wanted = desired.decoded();
         let mut exempt = desired.exempt.clone();
         exempt.extend(applied_by_others(&live));
-        let mut fields = drifted_fields(&desired.decoded(), &live, &exempt);
+        let mut fields = drifted_fields(&wanted, &live, &exempt);
         if fields.iter().any(|f| f == "spec.replicas") && self.scaled_by_hpa(cluster, &key).await {
             fields.retain(|f| f != "spec.replicas");
         }
-        self.handle(key, desired, fields).await;
+        let verified =
+            (healthy && fields.is_empty() && same_render_hash(&live, &wanted)).then(|| Verified {
+                session,
+                observed: Observed::of(&live),
+            });
+        if let Ok(mut map) = self.desired.lock() {
+            map.set_verified(&key, &desired.object, verified);
+        }
+        self.seen(&key, healthy);
+        self.handle(key.clone(), desired, fields).await;
+        Some(key)
+    }
+
+    /// Treats every desired object of this cluster and kind that a relist did not return as
+    /// deleted (put back, or reported).
+    async fn missing_after_relist(
+        &self,
+        cluster: &str,
+        api_version: &str,
+        kind: &str,
+        listed: &HashSet<ObjectKey>,
+    ) {
+        let missing = match self.desired.lock() {
+            Ok(map) => map.keys_of_kind(cluster, api_version, kind, listed),
+            Err(_) => return,
+        };
+        for key in missing {
+            self.gone(key).await;
+        }
     }
 
     async fn deleted(&self, cluster: &str, api_version: &str, kind: &str, o: DynamicObject) {
         let mut live = serde_json::to_value(&o).unwrap_or(Value::Null);
         live["apiVersion"] = json!(api_version);
         live["kind"] = json!(kind);
-        let key = key_of(cluster, &live);
-        self.seen(&key, false);
+        self.gone(key_of(cluster, &live)).await;
+    }
+
+    /// One desired object is gone from its cluster: no longer verified, its application
+    /// woken, and it is put back (or reported).
+    async fn gone(&self, key: ObjectKey) {
         if let Some(desired) = self.desired_for(&key) {
+            if let Ok(mut map) = self.desired.lock() {
+                map.set_verified(&key, &desired.object, None);
+            }
+            self.seen(&key, false);
             self.handle(key, desired, vec![DELETED.to_string()]).await;
         }
     }
@@ -401,6 +525,16 @@ impl DriftWatch {
             tracing::warn!(app = %app_key.1, error = %e, "cannot report drift");
         }
     }
+}
+
+/// Whether `live` carries `desired`'s render hash.
+fn same_render_hash(live: &Value, desired: &Value) -> bool {
+    let hash = |v: &Value| {
+        v["metadata"]["annotations"][labels::RENDER_HASH]
+            .as_str()
+            .map(str::to_string)
+    };
+    hash(live).is_some() && hash(live) == hash(desired)
 }
 
 fn object_name(key: &ObjectKey) -> String {

@@ -54,13 +54,38 @@ pub(crate) fn gateway_message(ingress: &Value) -> String {
     }
 }
 
-/// The health of one component in one cluster, from the objects read back (`None`: absent).
-/// `live` is in the same order as `rendered.objects`.
+/// What health takes from one object as its cluster holds it: read back by a pass, or kept
+/// from the drift watch's last event of it (a few bytes instead of the object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Observed {
+    /// [`workload_health`]'s verdict.
+    pub(crate) healthy: bool,
+    /// [`workload_health`]'s message.
+    pub(crate) message: String,
+    /// An Ingress's [`gateway_message`].
+    pub(crate) gateway: Option<String>,
+}
+
+impl Observed {
+    /// What health takes from `live`.
+    pub(crate) fn of(live: &Value) -> Observed {
+        let (healthy, message) = workload_health(live);
+        let gateway = (live["kind"] == "Ingress").then(|| gateway_message(live));
+        Observed {
+            healthy,
+            message,
+            gateway,
+        }
+    }
+}
+
+/// The health of one component in one cluster, from its objects as observed (`None`:
+/// absent). `live` is in the same order as `rendered.objects`.
 pub(crate) fn component_status(
     rendered: &RenderedComponent,
     cluster: &str,
     namespace: &str,
-    live: &[Option<Value>],
+    live: &[Option<Observed>],
 ) -> ApplicationComponentStatus {
     let mut healthy = true;
     let mut message = String::new();
@@ -83,10 +108,9 @@ pub(crate) fn component_status(
                 }
             }
             Some(live) => {
-                let (ok, text) = workload_health(live);
-                healthy &= ok;
-                if !saw_workload && !text.is_empty() {
-                    message = text;
+                healthy &= live.healthy;
+                if !saw_workload && !live.message.is_empty() {
+                    message = live.message.clone();
                     saw_workload = true;
                 }
             }
@@ -96,7 +120,7 @@ pub(crate) fn component_status(
         .traits
         .iter()
         .map(|t| {
-            let produced: Vec<(&Value, &Option<Value>)> = rendered
+            let produced: Vec<(&Value, &Option<Observed>)> = rendered
                 .objects
                 .iter()
                 .zip(live)
@@ -108,8 +132,7 @@ pub(crate) fn component_status(
                 produced
                     .iter()
                     .find(|(o, _)| o["kind"] == "Ingress")
-                    .and_then(|(_, l)| l.as_ref())
-                    .map(gateway_message)
+                    .and_then(|(_, l)| l.as_ref()?.gateway.clone())
                     .unwrap_or_default()
             } else {
                 String::new()
@@ -180,11 +203,12 @@ mod tests {
         let rendered = render_component(&component, "app", "default", &[]).unwrap();
         let mut ingress = rendered.objects[2].object.clone();
         ingress["status"] = json!({"loadBalancer": {"ingress": [{"ip": "10.0.0.12"}]}});
-        let live = vec![
+        let live = [
             Some(deployment(3, 3, 3, 1, 1)),
             Some(rendered.objects[1].object.clone()),
             Some(ingress),
-        ];
+        ]
+        .map(|l| l.as_ref().map(Observed::of));
         let status = component_status(&rendered, "beijing-1", "default", &live);
         assert!(status.healthy);
         assert_eq!(status.message, "Ready:3/3");
@@ -194,7 +218,7 @@ mod tests {
             status.traits[1].message,
             "Visiting URL: testsvc-mc.example.com, IP: 10.0.0.12"
         );
-        let missing = vec![Some(deployment(3, 3, 3, 1, 1)), None, None];
+        let missing = [Some(Observed::of(&deployment(3, 3, 3, 1, 1))), None, None];
         let status = component_status(&rendered, "beijing-1", "default", &missing);
         assert!(!status.healthy);
         assert!(!status.traits[1].healthy);

@@ -69,6 +69,9 @@ pub(crate) async fn run(
     ctx.health_recheck = options
         .application_health_recheck
         .max(Duration::from_millis(100));
+    ctx.resync_period = options
+        .application_resync_period
+        .max(Duration::from_secs(1));
     let wakeups = ctx.drift.wakeups();
     let ctx = Arc::new(ctx);
     let retry_cleanups = tokio::spawn(pending_cleanup::run(Arc::clone(&ctx)));

@@ -7,7 +7,7 @@
 //! sees every object the workflow's steps produced.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use flotilla_apis::{ApplicationStatus, AppliedResource};
 
@@ -114,6 +114,10 @@ pub(crate) async fn reconcile(
         }
     }
     status.services = services;
+    if converged.failed {
+        // Retried as an unfinished step would be.
+        wf.requeue = wf.requeue.min(Duration::from_secs(30));
+    }
     if status.services.iter().any(|s| !s.healthy) {
         // The drift watch wakes the application when an object's health changes.
         wf.requeue = wf.requeue.min(pass.ctx.health_recheck);

@@ -1,7 +1,7 @@
 //! One deploy step: override → render → place (`plan`), then dispatch and health per
 //! component × cluster (`execute`). Shared by the workflow and converge sub-reconcilers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use super::super::controller::{Context, Error, hub};
 use super::super::dispatch::{self, Target, describe};
 use super::super::drift_watch::{Desired, DriftWatch};
-use super::super::health::component_status;
+use super::super::health::{Observed, component_status};
 use super::super::member_clients::Identity;
 use super::super::placement::{self, ClusterInfo, Placement};
 use super::super::render::RenderedComponent;
@@ -93,6 +93,9 @@ pub(crate) struct Pass<'a> {
     pub(crate) snapshot: &'a Snapshot,
     pub(crate) revision: String,
     pub(crate) clusters: Vec<ClusterInfo>,
+    /// The clusters whose ManagedCluster says they are available (and `local`): only there
+    /// is the drift watch's last word on an object taken instead of a read.
+    pub(crate) available: HashSet<String>,
     pub(crate) policies: ResourcePolicies,
     pub(crate) tracker: Mutex<ResourceTracker>,
     pub(crate) create_namespace: bool,
@@ -102,20 +105,36 @@ pub(crate) struct Pass<'a> {
     pub(crate) report_drift: bool,
 }
 
-/// The registered clusters and their labels.
-pub(crate) async fn list_clusters(ctx: &Context) -> Result<Vec<ClusterInfo>, Error> {
+/// The registered clusters and their labels, and the names of those available (with
+/// `local`, the hub itself).
+pub(crate) async fn list_clusters(
+    ctx: &Context,
+) -> Result<(Vec<ClusterInfo>, HashSet<String>), Error> {
     let api: Api<ManagedCluster> = Api::all(ctx.hub_client.clone());
-    Ok(api
-        .list(&ListParams::default())
-        .await
-        .map_err(hub)?
-        .items
+    let items = api.list(&ListParams::default()).await.map_err(hub)?.items;
+    let is_available = |c: &ManagedCluster| {
+        c.status
+            .iter()
+            .flat_map(|s| &s.conditions)
+            .any(|condition| {
+                condition.condition_type == flotilla_apis::CONDITION_AVAILABLE
+                    && condition.status == "True"
+            })
+    };
+    let mut available: HashSet<String> = items
+        .iter()
+        .filter(|c| is_available(c))
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    available.insert(flotilla_apis::LOCAL_CLUSTER.to_string());
+    let clusters = items
         .into_iter()
         .map(|c| ClusterInfo {
             name: c.metadata.name.unwrap_or_default(),
             labels: c.metadata.labels.unwrap_or_default(),
         })
-        .collect())
+        .collect();
+    Ok((clusters, available))
 }
 
 /// The step's plan: rendered components and one task per component × cluster.
@@ -126,6 +145,9 @@ struct Plan {
     tasks: Vec<Task>,
     planned: Vec<AppliedResource>,
     parallelism: usize,
+    /// The step gives no outputs: an object's health may come from the drift watch (an
+    /// output needs the object as read).
+    no_outputs: bool,
 }
 
 impl Pass<'_> {
@@ -166,6 +188,7 @@ impl Pass<'_> {
             tasks: Vec::new(),
             planned: Vec::new(),
             parallelism: step_plan.parallelism,
+            no_outputs: step.outputs.is_empty(),
         };
         for (placement, pinned_only) in &step_plan.targets {
             self.plan_cluster(placement, *pinned_only, &mut plan)
@@ -351,8 +374,14 @@ impl Pass<'_> {
             let done: Vec<(usize, TaskResult)> = futures::stream::iter(wave)
                 .map(|i| async move {
                     let task = &tasks[i];
+                    let reads = Reads {
+                        force,
+                        trust_watch: !force
+                            && plan.no_outputs
+                            && self.available.contains(&task.placement.cluster),
+                    };
                     let result = self
-                        .dispatch_task(&rendered[task.component], task, force)
+                        .dispatch_task(&rendered[task.component], task, reads)
                         .await;
                     (i, result)
                 })
@@ -369,10 +398,10 @@ impl Pass<'_> {
         &self,
         rendered: &RenderedComponent,
         task: &Task,
-        force: bool,
+        reads: Reads,
     ) -> TaskResult {
         let started = Instant::now();
-        let result = self.dispatch_task_inner(rendered, task, force).await;
+        let result = self.dispatch_task_inner(rendered, task, reads).await;
         super::super::metrics::observe_dispatch(&task.placement.cluster, started.elapsed());
         result
     }
@@ -381,7 +410,7 @@ impl Pass<'_> {
         &self,
         rendered: &RenderedComponent,
         task: &Task,
-        force: bool,
+        reads: Reads,
     ) -> TaskResult {
         let cluster = task.placement.cluster.as_str();
         let client = match self.ctx.members.as_user(cluster, &self.identity).await {
@@ -395,19 +424,30 @@ impl Pass<'_> {
         }
         // Each object as the cluster holds it, for health: the apply's own read for an object
         // left as it was; a written one is read again after all are applied (its cluster may
-        // already have acted on it), unless it is of a kind no cluster acts on.
+        // already have acted on it), unless it is of a kind no cluster acts on; none for an
+        // object the drift watch has seen as desired and healthy since it was last written.
         let mut live = Vec::with_capacity(task.objects.len());
+        let mut from_watch: Vec<Option<Observed>> = vec![None; task.objects.len()];
         let mut written = Vec::new();
         let mut watched_objects = Vec::new();
         for o in &task.objects {
             let mut options = self.policies.apply_options(&facts(rendered, o));
-            options.force = force;
+            options.force = reads.force;
             let watched = !options.read_only && !options.apply_once_all;
             if watched {
                 watched_objects.push(live.len());
                 self.ctx
                     .drift
                     .register(cluster, &o.object, self.desired(o, &options, task.group));
+                // A shared object's sharers are joined by the apply.
+                if reads.trust_watch
+                    && !options.shared
+                    && let Some(seen) = self.ctx.drift.verified(cluster, &o.object)
+                {
+                    from_watch[live.len()] = Some(seen);
+                    live.push(None);
+                    continue;
+                }
             }
             let applied = dispatch::apply(
                 &client,
@@ -448,17 +488,22 @@ impl Pass<'_> {
         if let Err(failed) = read_back(&client, cluster, &task.objects, &written, &mut live).await {
             return failed;
         }
+        let observed: Vec<Option<Observed>> = live
+            .iter()
+            .zip(&from_watch)
+            .map(|(read, seen)| seen.clone().or_else(|| read.as_ref().map(Observed::of)))
+            .collect();
         // What the drift watch's events are compared with, to wake the application when an
-        // object's health changes.
+        // object's health changes (what the watch itself said needs no judging).
         for i in watched_objects {
-            let healthy = live[i]
-                .as_ref()
-                .is_some_and(|v| super::super::health::workload_health(v).0);
-            self.ctx
-                .drift
-                .judged(cluster, &task.objects[i].object, healthy);
+            if from_watch[i].is_none() {
+                let healthy = observed[i].as_ref().is_some_and(|o| o.healthy);
+                self.ctx
+                    .drift
+                    .judged(cluster, &task.objects[i].object, healthy);
+            }
         }
-        let status = component_status(rendered, cluster, &task.namespace, &live);
+        let status = component_status(rendered, cluster, &task.namespace, &observed);
         let first = live.iter().flatten().next();
         TaskResult::Done(status, first.and_then(|v| serde_json::to_vec(v).ok()))
     }
@@ -473,6 +518,7 @@ impl Pass<'_> {
             report: self.report_drift,
             health: None,
             group,
+            verified: None,
         }
     }
 
@@ -521,6 +567,16 @@ impl Pass<'_> {
         }
         Ok(())
     }
+}
+
+/// How a task reads its objects.
+#[derive(Clone, Copy)]
+struct Reads {
+    /// Re-assert: compare every object with its desired state (read each one).
+    force: bool,
+    /// Take the drift watch's last word on an object it has seen as desired and healthy
+    /// instead of reading it.
+    trust_watch: bool,
 }
 
 /// Why a component is not healthy yet: a workload on `local` never will be (the hub runs no

@@ -59,6 +59,7 @@ pub(crate) async fn reconcile(
     let steps = &run.steps;
     let mode = mode_of(run);
     wf.mode = mode.text();
+    // Not finished: looked at again in 30 s at the latest (earlier when a step waits).
     let mut requeue = Duration::from_secs(30);
     let mut finished = false;
     let mut deployed = Vec::new();
@@ -137,6 +138,11 @@ pub(crate) async fn reconcile(
                 break;
             }
             workflow::Action::Finished => {
+                // Nothing to wait for: woken by the drift watch (an object stops being
+                // healthy, is deleted or drifts) and the hub's watches; the resync period is
+                // the safety net (a read-only object's health, a hub object `ref-objects`
+                // copies).
+                requeue = pass.ctx.resync_period;
                 finished = true;
                 break;
             }
