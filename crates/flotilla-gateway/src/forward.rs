@@ -13,16 +13,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
 use crate::Gateway;
 use crate::members::Member;
 use crate::metrics::{ClusterLabels, ClusterSeries, ErrorLabels, RequestLabels};
-use crate::relay_client::RelayBody;
+use crate::relay_client::{ConnectError, RelayBody};
 use crate::routes::Backend;
 
 /// Largest request body relayed.
@@ -50,11 +50,11 @@ fn text(code: StatusCode, body: String) -> Response {
     r
 }
 
-/// The gateway's one handler.
+/// The gateway's one handler: every request of a connection from `peer`.
 pub(crate) async fn handle(
-    State(gateway): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request<Body>,
+    gateway: &Gateway,
+    peer: SocketAddr,
+    request: Request<Incoming>,
 ) -> Response {
     match request.uri().path() {
         "/metrics" => {
@@ -75,7 +75,7 @@ pub(crate) async fn handle(
         .read()
         .route(host_of(&request), request.uri().path())
     else {
-        count(&gateway, "none", StatusCode::NOT_FOUND);
+        count(gateway, "none", StatusCode::NOT_FOUND);
         return text(
             StatusCode::NOT_FOUND,
             format!(
@@ -106,7 +106,7 @@ pub(crate) async fn handle(
         headers,
         body,
     };
-    serve(&gateway, &backend, &outbound).await
+    serve(gateway, &backend, &outbound).await
 }
 
 /// The Host the client asked for (the Host header, else the request target's authority).
@@ -340,10 +340,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 fn is_connect_error(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
-        if err
-            .downcast_ref::<hyper_util::client::legacy::Error>()
-            .is_some_and(|e| e.is_connect())
-        {
+        if err.is::<ConnectError>() {
             return true;
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>()

@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::serve::ListenerExt as _;
 use futures::StreamExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -42,9 +42,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Serving stopped.
-    #[error("serving: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 /// The shared state of a running gateway.
@@ -123,21 +120,42 @@ pub async fn run(hub_client: kube::Client, listen: &str) -> Result<(), Error> {
     tokio::spawn(refresh_members(gateway.clone()));
     tokio::spawn(watch_ingresses(gateway.clone(), address));
     eprintln!("flotilla gateway serving at http://{address}");
-    let app = axum::Router::new()
-        .fallback(forward::handle)
-        .with_state(gateway);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: let some connections end first.
+                tracing::warn!(error = %e, "accepting a connection");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        tokio::spawn(serve_connection(gateway.clone(), tcp, peer));
+    }
+}
+
+/// Pause after a failed accept.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Serves one client connection with hyper's HTTP/1.1 server (keep-alive, the gateway's one
+/// handler for every request): no router, no protocol detection, no per-request service
+/// clones (docs/benchmarks.md, "the per-request work").
+async fn serve_connection(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
     // Answers go out as soon as they are written, not held back for the client's ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "setting TCP_NODELAY");
-        }
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "setting TCP_NODELAY");
+    }
+    let service = hyper::service::service_fn(move |request| {
+        let gateway = gateway.clone();
+        async move { Ok::<_, std::convert::Infallible>(forward::handle(&gateway, peer, request).await) }
     });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
-    .map_err(Error::Serve)
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(tcp), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(error = %e, %peer, "client connection ended");
+    }
 }
 
 /// Reads the members and their Services every second.
