@@ -127,6 +127,25 @@ pub(crate) async fn create_config_maps(
     })
 }
 
+/// Creates one ConfigMap of the benchmark's shape through the hub and returns the size of
+/// the value the hub stored for it in etcd.
+async fn stored_size(client: &kube::Client, etcd: &[&str], size: usize) -> anyhow::Result<usize> {
+    // A name as long as the longest of the run's (`w31-199`).
+    let name = "size-01";
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "bench");
+    api.create(&PostParams::default(), &config_map("bench", name, size))
+        .await
+        .context("creating the size probe")?;
+    let key = format!("/registry/core/configmaps/bench/{name}");
+    let mut etcd = etcd_client::Client::connect(etcd, None).await?;
+    let got = etcd.get(key.as_str(), None).await?;
+    let kv = got
+        .kvs()
+        .first()
+        .with_context(|| format!("the hub stored no {key} in etcd"))?;
+    Ok(kv.value().len())
+}
+
 /// CPU seconds used so far by this process (the clients) and by the local etcd, if any.
 #[derive(Clone, Copy)]
 struct SideCpu {
@@ -188,24 +207,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             }
         };
         let list: Vec<&str> = endpoints.split(',').collect();
-        let value = workload.value.to_vec();
-        let cpu = SideCpu::now(etcd_pid)?;
-        let floor = crate::etcd::raw_puts(
-            &list,
-            args.writers,
-            args.writes_per_writer,
-            value,
-            "/bench-floor/raw/",
-        )
-        .await?;
-        println!("  floor (raw etcd-client puts):        {floor}");
-        cpu.report_since(etcd_pid, writes)?;
-        let backend = flotilla_storage::etcd::EtcdBackend::connect(&list).await?;
-        let cpu = SideCpu::now(etcd_pid)?;
-        let store =
-            flotilla_storage::throughput::measure_writes(Arc::new(backend), &workload).await?;
-        println!("  flotilla-storage etcd creates (CAS): {store}");
-        cpu.report_since(etcd_pid, writes)?;
+        // The hub first, idle during the floors: the floors then write values of the size
+        // the hub stores for these ConfigMaps (the object plus the uid, timestamps and
+        // managedFields the hub adds), not of the size the client sends.
         let hub = hub::Flotilla::spawn(
             &args.flotilla,
             &[
@@ -221,6 +225,35 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         let client = hub
             .wait_ready(&hub.data_dir().join("admin.kubeconfig"))
             .await?;
+        ensure_namespace(&client, "bench").await?;
+        let stored = stored_size(&client, &list, args.size).await?;
+        println!(
+            "  one ConfigMap as the hub stores it in etcd: {stored} B (floors write values of this size)"
+        );
+        let workload = flotilla_storage::throughput::Workload {
+            value: flotilla_storage::throughput::json_value(stored),
+            // Keys as long as the hub's (`/registry/core/configmaps/bench/w1-2`), outside
+            // the hub's watch of `/registry/`.
+            prefix: "/registry-floor/configmaps/cas01/".into(),
+            ..workload
+        };
+        let cpu = SideCpu::now(etcd_pid)?;
+        let floor = crate::etcd::raw_puts(
+            &list,
+            args.writers,
+            args.writes_per_writer,
+            workload.value.to_vec(),
+            "/registry-floor/configmaps/bench/",
+        )
+        .await?;
+        println!("  floor (raw etcd-client puts):        {floor}");
+        cpu.report_since(etcd_pid, writes)?;
+        let backend = flotilla_storage::etcd::EtcdBackend::connect(&list).await?;
+        let cpu = SideCpu::now(etcd_pid)?;
+        let store =
+            flotilla_storage::throughput::measure_writes(Arc::new(backend), &workload).await?;
+        println!("  flotilla-storage etcd creates (CAS): {store}");
+        cpu.report_since(etcd_pid, writes)?;
         (hub, client, floor)
     } else {
         let floor_dir = tempfile::tempdir()?;
@@ -235,9 +268,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         println!("  floor (embedded engine, in-process): {floor}");
         cpu.report_since(None, writes)?;
         let (hub, client) = Flotilla::hub(&args.flotilla).await?;
+        ensure_namespace(&client, "bench").await?;
         (hub, client, floor)
     };
-    ensure_namespace(&client, "bench").await?;
     let rss_before = hub.rss_kib()?;
     let cpu_before = hub::Usage::of(hub.pid())?.cpu_secs;
     let side_cpu = SideCpu::now(etcd_pid)?;
