@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 use tower::{BoxError, ServiceBuilder};
 
 use crate::api_connector::{self, Protocol};
+use crate::cluster::registry::one_line;
 
 /// How often a connection with open streams is pinged.
 pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -123,19 +124,21 @@ pub(crate) fn shared_client(
     if config.proxy_url.is_some() || config.tls_server_name.is_some() {
         return kube::Client::try_from(config);
     }
-    let key = ConnectionKey::of(&config, lane);
-    let mut connections = shared();
-    let http = match connections.get(&key).and_then(Weak::upgrade) {
-        Some(http) => http,
-        None => {
-            let http = Arc::new(connection(&config)?);
-            connections.retain(|_, c| c.strong_count() > 0);
-            connections.insert(key, Arc::downgrade(&http));
-            http
-        }
-    };
-    drop(connections);
+    let http = shared_connection(&config, lane)?;
     over(http, config, in_flight)
+}
+
+/// The connection every client of `config`'s server, TLS identity and `lane` shares.
+fn shared_connection(config: &kube::Config, lane: Lane) -> Result<Arc<Http>, kube::Error> {
+    let key = ConnectionKey::of(config, lane);
+    let mut connections = shared();
+    if let Some(http) = connections.get(&key).and_then(Weak::upgrade) {
+        return Ok(http);
+    }
+    let http = Arc::new(connection(config)?);
+    connections.retain(|_, c| c.strong_count() > 0);
+    connections.insert(key, Arc::downgrade(&http));
+    Ok(http)
 }
 
 /// Makes the next [`shared_client`] for the server at `cluster_url` (as in its
@@ -182,6 +185,20 @@ fn over(
     config: kube::Config,
     in_flight: Option<Arc<Semaphore>>,
 ) -> Result<kube::Client, kube::Error> {
+    let namespace = config.default_namespace.clone();
+    Ok(kube::Client::new(
+        stack(http, &config, in_flight)?,
+        namespace,
+    ))
+}
+
+/// The request path of a client for `config` over `http`, without the `Buffer` that
+/// [`kube::Client::new`] puts in front of it.
+fn stack(
+    http: Arc<Http>,
+    config: &kube::Config,
+    in_flight: Option<Arc<Semaphore>>,
+) -> Result<PlainService, kube::Error> {
     let response_timeout = config.read_timeout;
     let send = tower::service_fn(move |request: http::Request<Body>| {
         let gate = in_flight.clone().filter(|_| !is_watch(request.uri()));
@@ -204,7 +221,94 @@ fn over(
         .layer(config.extra_headers_layer()?)
         .map_err(BoxError::from)
         .service(send);
-    Ok(kube::Client::new(service, config.default_namespace))
+    Ok(PlainService::new(service))
+}
+
+/// A client's request path, cloned per request.
+type PlainService = tower::util::BoxCloneSyncService<
+    http::Request<Body>,
+    http::Response<hyper::body::Incoming>,
+    BoxError,
+>;
+
+/// A client for one-off requests whose answer is read whole (a probe's `/readyz`, a scrape's
+/// `/metrics`) over the shared connection of [`shared_client`], with kube's auth, header and
+/// timeout layers but no [`kube::Client`]: kube puts every client behind a tower `Buffer`, a
+/// task and a channel whose first block (~8 KiB) is allocated up front, which the hub paid
+/// per member and client (docs/benchmarks.md, "The hub's memory with 1,000 idle members").
+/// A clone shares the connection; each request clones the layers (a few pointers).
+#[derive(Clone)]
+pub(crate) struct PlainClient {
+    service: PlainService,
+}
+
+/// Why a [`PlainClient`] request failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PlainError {
+    /// The server answered with an error status; `message` is the body's Status message or
+    /// its text.
+    #[error("HTTP {code} {message}")]
+    Status {
+        /// The HTTP status code.
+        code: u16,
+        /// What the server said.
+        message: String,
+    },
+    /// No answer: the connection, TLS, a timeout or the body failed.
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl PlainClient {
+    /// GETs `path` and returns the body as text.
+    pub(crate) async fn get_text(&self, path: &str) -> Result<String, PlainError> {
+        use http_body_util::BodyExt as _;
+        use tower::ServiceExt as _;
+        let transport = |e: &(dyn std::error::Error + 'static)| PlainError::Transport(one_line(e));
+        let request = http::Request::get(path)
+            .body(Body::empty())
+            .map_err(|e| transport(&e))?;
+        let response = self
+            .service
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| transport(&*e))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| transport(&e))?
+            .to_bytes();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status.is_success() {
+            return Ok(text);
+        }
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| text.trim().to_string());
+        Err(PlainError::Status {
+            code: status.as_u16(),
+            message,
+        })
+    }
+}
+
+/// A [`PlainClient`] for `config` over the connection [`shared_client`] would use.
+/// (A stored member credential names no proxy and no TLS server name, which only kube's own
+/// client handles.)
+pub(crate) fn plain_client(config: kube::Config, lane: Lane) -> Result<PlainClient, kube::Error> {
+    if config.proxy_url.is_some() || config.tls_server_name.is_some() {
+        return Err(kube::Error::Service(
+            "a proxy or a TLS server name needs kube's own client".into(),
+        ));
+    }
+    let http = shared_connection(&config, lane)?;
+    Ok(PlainClient {
+        service: stack(http, &config, None)?,
+    })
 }
 
 #[cfg(test)]

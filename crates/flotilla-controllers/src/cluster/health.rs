@@ -15,7 +15,7 @@ use serde_json::json;
 use super::credentials::{self, ClusterCredential};
 use super::managed_cluster::{self, CONDITION_AVAILABLE, CONDITION_JOINED, Condition};
 use super::registry::one_line;
-use crate::multiplexed_client::{Lane, forget_shared, shared_client};
+use crate::multiplexed_client::{Lane, PlainClient, PlainError, forget_shared, plain_client};
 
 /// Errors of one probe round.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +127,7 @@ pub(crate) struct ProbeClients {
 /// A member's probe client, its credential and the URL its connection is shared under.
 struct ProbeClient {
     credential: ClusterCredential,
-    client: kube::Client,
+    client: PlainClient,
     url: http::Uri,
 }
 
@@ -143,7 +143,7 @@ impl ProbeClients {
         cluster_name: &str,
         credential: &ClusterCredential,
         timeout: Duration,
-    ) -> Result<kube::Client, ProbeFailure> {
+    ) -> Result<PlainClient, ProbeFailure> {
         if let Some(known) = self.lock().get(cluster_name)
             && known.credential == *credential
         {
@@ -154,7 +154,7 @@ impl ProbeClients {
             .await
             .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
         let url = config.cluster_url.clone();
-        let client = shared_client(config, Lane::Fleet, None)
+        let client = plain_client(config, Lane::Fleet)
             .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
         let probe_client = ProbeClient {
             credential: credential.clone(),
@@ -188,20 +188,16 @@ impl ProbeClients {
     }
 }
 
-async fn probe_with(member_client: &kube::Client, timeout: Duration) -> Result<(), ProbeFailure> {
-    let request = http::Request::get("/readyz")
-        .body(Vec::new())
-        .map_err(|e| ProbeFailure::Unreachable(e.to_string()))?;
-    match tokio::time::timeout(timeout, member_client.request_text(request)).await {
+async fn probe_with(member_client: &PlainClient, timeout: Duration) -> Result<(), ProbeFailure> {
+    match tokio::time::timeout(timeout, member_client.get_text("/readyz")).await {
         Err(_) => Err(ProbeFailure::Unreachable(format!(
             "no answer within {timeout:?}"
         ))),
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(kube::Error::Api(status))) => Err(ProbeFailure::NotReady(format!(
-            "HTTP {} {}",
-            status.code, status.message
-        ))),
-        Ok(Err(e)) => Err(ProbeFailure::Unreachable(super::describe_kube_error(&e))),
+        Ok(Err(status @ PlainError::Status { .. })) => {
+            Err(ProbeFailure::NotReady(status.to_string()))
+        }
+        Ok(Err(PlainError::Transport(e))) => Err(ProbeFailure::Unreachable(e)),
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod exposition;
 pub(crate) mod history;
+pub(crate) mod scrapers;
 
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, RwLock};
@@ -17,11 +18,10 @@ use flotilla_apis::Application;
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
 
-use crate::application::member_clients::{Identity, MemberClients};
 use crate::cluster::managed_cluster;
-use crate::multiplexed_client::Lane;
 use exposition::Families;
 use history::{History, Rollout};
+use scrapers::Scrapers;
 
 /// Longest a member's scrape may take.
 pub(crate) const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,7 +57,7 @@ pub(crate) async fn run(
     interval: Duration,
     concurrency: usize,
 ) -> anyhow::Result<()> {
-    let members = MemberClients::new(hub_client.clone(), Lane::Fleet);
+    let members = Scrapers::new(hub_client.clone(), SCRAPE_TIMEOUT);
     loop {
         scrape_fleet(&hub_client, &members, concurrency).await;
         if let Err(e) = record_rollouts(&hub_client).await {
@@ -90,19 +90,20 @@ async fn available_clusters(hub_client: &kube::Client) -> Vec<String> {
     }
 }
 
-async fn scrape_fleet(hub_client: &kube::Client, members: &MemberClients, concurrency: usize) {
+async fn scrape_fleet(hub_client: &kube::Client, members: &Scrapers, concurrency: usize) {
     let clusters = available_clusters(hub_client).await;
+    members.keep_only(&clusters);
     let scrapes = clusters.iter().map(|cluster| async move {
         let result = tokio::time::timeout(SCRAPE_TIMEOUT, scrape(members, cluster)).await;
         match result {
             Ok(Ok(text)) => Some((cluster.clone(), exposition::relabel(&text, cluster))),
             Ok(Err(e)) => {
                 tracing::debug!(cluster = %cluster, error = %e, "scraping a member's /metrics");
-                members.forget(cluster).await;
+                members.forget(cluster);
                 None
             }
             Err(_) => {
-                members.forget(cluster).await;
+                members.forget(cluster);
                 None
             }
         }
@@ -127,12 +128,9 @@ async fn scrape_fleet(hub_client: &kube::Client, members: &MemberClients, concur
     }
 }
 
-async fn scrape(members: &MemberClients, cluster: &str) -> anyhow::Result<String> {
-    // The hub's credential only impersonates; `system:monitoring` may read `/metrics`.
-    let scraper = Identity::hub_component("fleet-metrics", &["system:monitoring"]);
-    let member_client = members.as_user(cluster, &scraper).await?;
-    let request = http::Request::get("/metrics").body(Vec::new())?;
-    Ok(member_client.request_text(request).await?)
+async fn scrape(members: &Scrapers, cluster: &str) -> anyhow::Result<String> {
+    let member_client = members.client(cluster).await?;
+    Ok(member_client.get_text("/metrics").await?)
 }
 
 /// The sum of `kube_deployment_status_replicas_ready` of one member.

@@ -1,6 +1,6 @@
 //! Which members take part, learnt from watches instead of reading every member each pass:
 //! per followed member one task watches its ServiceExports and ServiceImports (two watches
-//! on the member's shared connection) and keeps the names each holds. A pass reads only the
+//! on the member's shared connection, [`name_watch`]) and keeps the names each holds. A pass reads only the
 //! members that hold an export or an import, or whose watches reported a change since the
 //! last pass (so a member's last export or import going, a member (re)joining and a hub
 //! restart still get one cleaning pass); an idle member costs no request per pass.
@@ -8,11 +8,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use futures::StreamExt;
-use kube::api::{Api, DynamicObject};
-use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Semaphore;
 
+use super::name_watch::{self, Update};
 use super::observe::mcs_resource;
 
 /// What the watches know of each followed member, shared by its task and the passes.
@@ -69,70 +67,51 @@ pub(crate) fn follow(
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    Export = 0,
-    Import = 1,
+    Export,
+    Import,
 }
 
+impl Kind {
+    fn resource(self) -> kube::api::ApiResource {
+        match self {
+            Kind::Export => mcs_resource("ServiceExport", "serviceexports"),
+            Kind::Import => mcs_resource("ServiceImport", "serviceimports"),
+        }
+    }
+}
+
+/// Lists the member's exports and imports (holding a permit of `first_lists` meanwhile, given
+/// back as soon as both lists are done or one failed), then follows both until dropped.
 async fn watch_member(
     cluster: String,
     client: kube::Client,
     board: Board,
     first_lists: Arc<Semaphore>,
 ) {
-    let watch = |kind: Kind, resource: kube::api::ApiResource| {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        watcher(api, watcher::Config::default())
-            .default_backoff()
-            .map(move |event| (kind, event))
-    };
-    let events = futures::stream::select(
-        watch(
-            Kind::Export,
-            mcs_resource("ServiceExport", "serviceexports"),
-        ),
-        watch(
-            Kind::Import,
-            mcs_resource("ServiceImport", "serviceimports"),
-        ),
-    );
-    let mut events = std::pin::pin!(events);
-    let mut permit = first_lists.acquire_owned().await.ok();
-    let mut listed = [false, false];
-    let mut pending: [BTreeSet<String>; 2] = Default::default();
-    while let Some((kind, event)) = events.next().await {
-        match event {
-            Ok(event) => {
-                listed[kind as usize] |= matches!(event, watcher::Event::InitDone);
-                record(&board, &cluster, kind, event, &mut pending[kind as usize]);
-            }
-            Err(e) => {
-                tracing::debug!(cluster = %cluster, error = %e, "multi-cluster services watch");
-                // A member that cannot be listed gives its turn to the next one.
-                permit = None;
-            }
-        }
-        if listed == [true, true] {
-            permit = None;
-        }
-    }
+    let (exports, imports) = (Kind::Export.resource(), Kind::Import.resource());
+    let permit = first_lists.acquire_owned().await.ok();
+    // Boxed: the lists' futures live only while they run, not in the task for its life.
+    let first = Box::pin(async {
+        futures::join!(
+            name_watch::list(&client, &exports),
+            name_watch::list(&client, &imports)
+        )
+    })
+    .await;
     drop(permit);
+    let (cluster, board) = (&cluster, &board);
+    futures::join!(
+        name_watch::follow(&client, &exports, first.0, |update| {
+            record(board, cluster, Kind::Export, update);
+        }),
+        name_watch::follow(&client, &imports, first.1, |update| {
+            record(board, cluster, Kind::Import, update);
+        }),
+    );
 }
 
-/// Applies one watch event to the member's entry.
-fn record(
-    board: &Board,
-    cluster: &str,
-    kind: Kind,
-    event: watcher::Event<DynamicObject>,
-    pending: &mut BTreeSet<String>,
-) {
-    let key = |o: &DynamicObject| {
-        format!(
-            "{}/{}",
-            o.metadata.namespace.as_deref().unwrap_or_default(),
-            o.metadata.name.as_deref().unwrap_or_default()
-        )
-    };
+/// Applies one update of a member's watch to its entry.
+fn record(board: &Board, cluster: &str, kind: Kind, update: Update) {
     let mut board = lock(board);
     let Some(entry) = board.get_mut(cluster) else {
         return;
@@ -141,22 +120,14 @@ fn record(
         Kind::Export => &mut entry.exports,
         Kind::Import => &mut entry.imports,
     };
-    match event {
-        watcher::Event::Init => pending.clear(),
-        watcher::Event::InitApply(o) => {
-            pending.insert(key(&o));
+    match update {
+        Update::Listed(listed) => *names = listed,
+        Update::Applied(name) => {
+            names.insert(name);
         }
-        watcher::Event::InitDone => {
-            *names = std::mem::take(pending);
-            entry.changed = true;
-        }
-        watcher::Event::Apply(o) => {
-            names.insert(key(&o));
-            entry.changed = true;
-        }
-        watcher::Event::Delete(o) => {
-            names.remove(&key(&o));
-            entry.changed = true;
+        Update::Deleted(name) => {
+            names.remove(&name);
         }
     }
+    entry.changed = true;
 }

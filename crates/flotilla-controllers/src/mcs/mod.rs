@@ -14,6 +14,7 @@ pub(crate) mod export_status;
 pub(crate) mod follow;
 pub mod imports;
 pub(crate) mod members;
+pub(crate) mod name_watch;
 pub mod observe;
 pub(crate) mod peers;
 
