@@ -90,13 +90,12 @@ fn a_waiting_application_is_woken_by_its_objects_not_polled() {
     wait_status(&hub, "running");
     let reads = deployment_requests(&member, "get") - reads_before;
     // The first pass reads it twice (before and after its apply), the wake-up's pass not at
-    // all (it read it once before the watch's word was taken). One more read is allowed: the
-    // watch event of the controller's own status write can arrive before the write's
-    // resourceVersion is recorded (`own_writes`), and the pass it then starts reads the
-    // Deployment while it is not ready. The old 2 s poll read it 4 times, a 2 s poll without
+    // all (it read it once before the watch's word was taken), and the watch events of the
+    // controller's own status writes start no pass, whether they arrive before or after the
+    // write returns (`own_writes`). The old 2 s poll read it 4 times, a 2 s poll without
     // wake-ups ten times more.
     assert!(
-        reads <= 3.0,
+        reads <= 2.0,
         "the member served {reads} reads of the Deployment while the application waited"
     );
     let uid = member.jsonpath("deployment", "slow", "default", "{.metadata.uid}");

@@ -164,17 +164,24 @@ pub(crate) async fn write(
         {"op": "add", "path": "/status", "value": status},
     ]))
     .map_err(|e| hub(kube::Error::SerdeError(e)))?;
-    match api
+    // Recorded before the write: its watch event may arrive before the answer does.
+    ctx.own_writes.expect(app, status);
+    let result = api
         .patch_status(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
-        .await
-    {
+        .await;
+    match result {
         Ok(written) => {
-            ctx.own_writes.record(&written);
+            ctx.own_writes.written(&written);
             Ok(true)
         }
-        // Changed under us (e.g. `workflow resume`): the watch brings the new version.
-        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => Ok(true),
-        Err(e) => Err(hub(e)),
+        Err(e) => {
+            ctx.own_writes.failed(app);
+            match e {
+                // Changed under us (e.g. `workflow resume`): the watch brings the new version.
+                kube::Error::Api(s) if s.code == 409 || s.code == 422 => Ok(true),
+                e => Err(hub(e)),
+            }
+        }
     }
 }
 
