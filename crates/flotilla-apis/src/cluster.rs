@@ -77,3 +77,53 @@ pub struct ManagedClusterStatus {
 pub const CONDITION_JOINED: &str = "ManagedClusterJoined";
 /// Condition type: the member's `/readyz` answers.
 pub const CONDITION_AVAILABLE: &str = "ManagedClusterConditionAvailable";
+
+impl ManagedClusterStatus {
+    /// Whether the cluster is Available: its `ManagedClusterConditionAvailable` is `True`.
+    pub fn is_available(&self) -> bool {
+        self.conditions
+            .iter()
+            .find(|c| c.condition_type == CONDITION_AVAILABLE)
+            .is_some_and(|c| c.status == "True")
+    }
+}
+
+impl ManagedCluster {
+    /// Whether the cluster is Available ([`ManagedClusterStatus::is_available`]).
+    pub fn is_available(&self) -> bool {
+        self.status
+            .as_ref()
+            .is_some_and(ManagedClusterStatus::is_available)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(conditions: &[(&str, &str)]) -> ManagedCluster {
+        let conditions = conditions
+            .iter()
+            .map(|(t, s)| Condition {
+                condition_type: t.to_string(),
+                status: s.to_string(),
+                ..Default::default()
+            })
+            .collect();
+        ManagedCluster {
+            status: Some(ManagedClusterStatus { conditions }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn available_only_when_its_condition_is_true() {
+        assert!(!ManagedCluster::default().is_available(), "no status");
+        assert!(!cluster(&[(CONDITION_JOINED, "True")]).is_available());
+        assert!(!cluster(&[(CONDITION_AVAILABLE, "Unknown")]).is_available());
+        assert!(!cluster(&[(CONDITION_AVAILABLE, "False")]).is_available());
+        assert!(
+            cluster(&[(CONDITION_JOINED, "True"), (CONDITION_AVAILABLE, "True")]).is_available()
+        );
+    }
+}

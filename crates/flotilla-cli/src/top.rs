@@ -110,7 +110,7 @@ async fn clusters_table(hub_client: &kube::Client, samples: &[String]) -> anyhow
         .filter_map(|c| c.metadata.name.clone().map(|n| (n, c)))
         .map(|(name, c)| {
             let available =
-                managed_cluster::condition_status(c, managed_cluster::CONDITION_AVAILABLE)
+                managed_cluster::condition_status(c, flotilla_apis::CONDITION_AVAILABLE)
                     .unwrap_or_else(|| "Unknown".into());
             match metrics.get(&name) {
                 Some(m) => vec![

@@ -115,10 +115,7 @@ impl Members {
                 continue;
             };
             seen.insert(name.clone());
-            let available =
-                managed_cluster::condition_status(cluster, managed_cluster::CONDITION_AVAILABLE)
-                    .as_deref()
-                    == Some("True");
+            let available = managed_cluster::is_available(cluster);
             let existing = self.by_name.read().get(&name).cloned();
             let member = match existing {
                 Some(m) => m,

@@ -104,11 +104,7 @@ async fn observe(
             .await?
             .items
             .iter()
-            .filter(|c| {
-                managed_cluster::condition_status(c, managed_cluster::CONDITION_AVAILABLE)
-                    .as_deref()
-                    != Some("True")
-            })
+            .filter(|c| !managed_cluster::is_available(c))
             .filter_map(|c| c.metadata.name.clone().map(Subject::Cluster))
             .collect(),
         RuleType::ApplicationUnhealthy => Api::<Application>::all(hub_client.clone())

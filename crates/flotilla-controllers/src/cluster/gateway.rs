@@ -240,11 +240,7 @@ impl ClusterGateway {
                     .pointer("/spec/managedClusterClientConfigs/0/url")
                     .cloned()
                     .unwrap_or_default();
-                let healthy = managed_cluster::condition_status(
-                    mc,
-                    managed_cluster::CONDITION_AVAILABLE,
-                )
-                .is_some_and(|s| s == "True");
+                let healthy = managed_cluster::is_available(mc);
                 serde_json::json!({
                     "apiVersion": "cluster.core.oam.dev/v1alpha1",
                     "kind": "ClusterGateway",

@@ -13,9 +13,10 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 
 use super::credentials::{self, ClusterCredential};
-use super::managed_cluster::{self, CONDITION_AVAILABLE, CONDITION_JOINED, Condition};
+use super::managed_cluster::{self, Condition};
 use super::registry::one_line;
 use crate::multiplexed_client::{Lane, PlainClient, PlainError, forget_shared, plain_client};
+use flotilla_apis::{CONDITION_AVAILABLE, CONDITION_JOINED};
 
 /// Errors of one probe round.
 #[derive(Debug, thiserror::Error)]

@@ -1,14 +1,11 @@
 //! `ManagedCluster` (cluster.open-cluster-management.io/v1) as the cluster registry reads and
 //! writes it: a dynamic object, so the registry works against any server serving the OCM CRD.
 
+use flotilla_apis::ManagedClusterStatus;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
+use serde::Deserialize as _;
 use serde_json::{Value, json};
-
-/// Condition type: the member joined the hub.
-pub(crate) const CONDITION_JOINED: &str = "ManagedClusterJoined";
-/// Condition type: the member's `/readyz` answers.
-pub const CONDITION_AVAILABLE: &str = "ManagedClusterConditionAvailable";
 
 /// The API resource of `ManagedCluster`.
 pub(crate) fn api_resource() -> ApiResource {
@@ -66,6 +63,16 @@ pub fn condition_status(object: &DynamicObject, type_: &str) -> Option<String> {
         .and_then(|c| c["status"].as_str().map(str::to_string))
 }
 
+/// Whether the ManagedCluster `object` is Available
+/// ([`ManagedClusterStatus::is_available`]); a status that does not parse is not.
+pub fn is_available(object: &DynamicObject) -> bool {
+    object
+        .data
+        .get("status")
+        .and_then(|status| ManagedClusterStatus::deserialize(status).ok())
+        .is_some_and(|status| status.is_available())
+}
+
 /// `existing` with `wanted` set, keeping `lastTransitionTime` when the status did not change.
 /// Returns `None` when nothing would change (so callers write only on change).
 pub(crate) fn set_conditions(
@@ -119,6 +126,25 @@ pub(crate) fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flotilla_apis::{CONDITION_AVAILABLE, CONDITION_JOINED};
+
+    #[test]
+    fn availability_is_read_from_the_dynamic_object() {
+        let object = |status: Value| {
+            let mut object = DynamicObject::new("m1", &api_resource());
+            object.data = json!({"status": status});
+            object
+        };
+        let available = json!({"conditions": [
+            {"type": CONDITION_JOINED, "status": "True"},
+            {"type": CONDITION_AVAILABLE, "status": "True"},
+        ]});
+        assert!(is_available(&object(available)));
+        let unknown = json!({"conditions": [{"type": CONDITION_AVAILABLE, "status": "Unknown"}]});
+        assert!(!is_available(&object(unknown)));
+        assert!(!is_available(&object(json!({}))));
+        assert!(!is_available(&DynamicObject::new("m1", &api_resource())));
+    }
 
     #[test]
     fn set_conditions_writes_only_on_change_and_keeps_transition_time() {

@@ -11,7 +11,8 @@ use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 
 use super::credentials::{self, ClusterCredential, CredentialType, FIELD_MANAGER};
-use super::managed_cluster::{self, CONDITION_AVAILABLE, CONDITION_JOINED, Condition};
+use super::managed_cluster::{self, Condition};
+use flotilla_apis::{CONDITION_AVAILABLE, CONDITION_JOINED};
 
 /// The name reserved for the hub itself as a placement target.
 pub const LOCAL_CLUSTER: &str = "local";

@@ -76,11 +76,7 @@ async fn available_clusters(hub_client: &kube::Client) -> Vec<String> {
         Ok(list) => list
             .items
             .iter()
-            .filter(|c| {
-                managed_cluster::condition_status(c, managed_cluster::CONDITION_AVAILABLE)
-                    .as_deref()
-                    == Some("True")
-            })
+            .filter(|c| managed_cluster::is_available(c))
             .filter_map(|c| c.metadata.name.clone())
             .collect(),
         Err(e) => {

@@ -50,10 +50,7 @@ impl Members {
 
     /// Takes one event of the hub's ManagedCluster watch.
     pub(crate) fn observe(&mut self, event: watcher::Event<DynamicObject>) {
-        let available = |c: &DynamicObject| {
-            managed_cluster::condition_status(c, managed_cluster::CONDITION_AVAILABLE).as_deref()
-                == Some("True")
-        };
+        let available = managed_cluster::is_available;
         match event {
             watcher::Event::Init => self.pending.clear(),
             watcher::Event::InitApply(c) => {

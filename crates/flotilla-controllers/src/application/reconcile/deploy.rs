@@ -112,18 +112,9 @@ pub(crate) async fn list_clusters(
 ) -> Result<(Vec<ClusterInfo>, HashSet<String>), Error> {
     let api: Api<ManagedCluster> = Api::all(ctx.hub_client.clone());
     let items = api.list(&ListParams::default()).await.map_err(hub)?.items;
-    let is_available = |c: &ManagedCluster| {
-        c.status
-            .iter()
-            .flat_map(|s| &s.conditions)
-            .any(|condition| {
-                condition.condition_type == flotilla_apis::CONDITION_AVAILABLE
-                    && condition.status == "True"
-            })
-    };
     let mut available: HashSet<String> = items
         .iter()
-        .filter(|c| is_available(c))
+        .filter(|c| c.is_available())
         .filter_map(|c| c.metadata.name.clone())
         .collect();
     available.insert(flotilla_apis::LOCAL_CLUSTER.to_string());
