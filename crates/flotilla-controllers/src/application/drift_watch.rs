@@ -529,12 +529,11 @@ impl DriftWatch {
 
 /// Whether `live` carries `desired`'s render hash.
 fn same_render_hash(live: &Value, desired: &Value) -> bool {
-    let hash = |v: &Value| {
-        v["metadata"]["annotations"][labels::RENDER_HASH]
-            .as_str()
-            .map(str::to_string)
-    };
-    hash(live).is_some() && hash(live) == hash(desired)
+    render_hash(live).is_some_and(|live| render_hash(desired) == Some(live))
+}
+
+fn render_hash(object: &Value) -> Option<&str> {
+    object["metadata"]["annotations"][labels::RENDER_HASH].as_str()
 }
 
 fn object_name(key: &ObjectKey) -> String {
@@ -549,4 +548,24 @@ fn object_name(key: &ObjectKey) -> String {
 /// and the hub's stored credential may only impersonate.
 fn watcher_identity() -> Identity {
     Identity::hub_component("drift-watch", &["system:masters"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(hash: Option<&str>) -> Value {
+        match hash {
+            Some(hash) => json!({"metadata": {"annotations": {labels::RENDER_HASH: hash}}}),
+            None => json!({"metadata": {}}),
+        }
+    }
+
+    #[test]
+    fn the_render_hash_must_be_present_and_equal() {
+        assert!(same_render_hash(&object(Some("a")), &object(Some("a"))));
+        assert!(!same_render_hash(&object(Some("a")), &object(Some("b"))));
+        assert!(!same_render_hash(&object(Some("a")), &object(None)));
+        assert!(!same_render_hash(&object(None), &object(None)));
+    }
 }
