@@ -3,15 +3,16 @@
 //! their data and logs under a folder the caller owns. Members can be killed (`kill -9`) and
 //! started again with the same flags; every member is killed on drop.
 //!
-//! Ports come from below the kernel's ephemeral range, so no outgoing connection (another
-//! test's hub or etcd peer) can hold a member's port between choosing it and etcd binding it,
-//! nor while a killed member is down.
+//! Ports come from below the kernel's ephemeral range ([`crate::local_port`]), so no outgoing
+//! connection (another test's hub or etcd peer) can hold a member's port between choosing it
+//! and etcd binding it, nor while a killed member is down.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::local_port::free_port;
 
 /// How long a cluster may take to elect a leader on a loaded machine.
 pub(crate) const HEALTHY_WITHIN: Duration = Duration::from_secs(90);
@@ -75,36 +76,6 @@ pub fn etcd_binary() -> Option<String> {
 
 /// How many times `start` picks fresh ports when a member exits while coming up.
 const START_ATTEMPTS: usize = 3;
-
-/// A loopback port that was free when asked, below the kernel's ephemeral range (so outgoing
-/// connections never take it) and not handed out before by this process.
-pub fn free_port() -> std::io::Result<u16> {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let (low, span) = listen_port_range();
-    let seed = std::process::id().wrapping_mul(7919);
-    for _ in 0..span {
-        let offset = seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span;
-        let port = (low + offset) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::AddrInUse,
-        "no free loopback port below the ephemeral range",
-    ))
-}
-
-/// Ports from 10000 up to the start of `net.ipv4.ip_local_port_range` (default 32768).
-fn listen_port_range() -> (u32, u32) {
-    const LOW: u32 = 10_000;
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
-        .filter(|&first| first > LOW + 1_000)
-        .unwrap_or(32_768);
-    (LOW, ephemeral_low - LOW)
-}
 
 /// One etcd member process, restartable with the same flags.
 #[derive(Debug)]

@@ -18,12 +18,13 @@
 //!   trait is shaped like it.
 //!
 //! [`throughput`] measures raw write throughput of any backend: the floor for the hub's
-//! own benchmarks.
+//! own benchmarks. [`local_port`] picks loopback ports for local etcd members.
 
 pub mod embedded;
 pub mod etcd;
 #[cfg(feature = "test-support")]
 pub mod etcd_process;
+pub mod local_port;
 pub mod throughput;
 
 use std::sync::Arc;

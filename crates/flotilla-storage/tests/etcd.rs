@@ -148,7 +148,7 @@ fn free_ports_are_below_the_ephemeral_range_and_not_repeated() {
     let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
     let ephemeral_low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
     let ports: Vec<u16> = (0..50)
-        .map(|_| etcd_process::free_port().unwrap())
+        .map(|_| flotilla_storage::local_port::free_port().unwrap())
         .collect();
     assert!(ports.iter().all(|&p| p < ephemeral_low), "{ports:?}");
     let distinct: std::collections::HashSet<_> = ports.iter().collect();

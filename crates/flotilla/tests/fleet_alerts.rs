@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{Server, TestDir, wait_for};
+use support::{Server, TestDir, free_port, wait_for};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -53,14 +53,6 @@ fn webhook_receiver() -> (String, Received) {
         }
     });
     (url, received)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_member(dir: &TestDir, port: u16) -> Server {

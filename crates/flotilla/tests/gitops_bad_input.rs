@@ -7,8 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::git::{GitRepo, free_port};
-use support::{Server, TestDir, user_kubeconfig, wait_for};
+use support::git::GitRepo;
+use support::{Server, TestDir, free_port, user_kubeconfig, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -9,8 +9,8 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use support::etcd::{EtcdCluster, WAIT, free_port};
-use support::{Server, TestDir, stderr, wait_for};
+use support::etcd::{EtcdCluster, WAIT};
+use support::{Server, TestDir, free_port, stderr, wait_for};
 
 /// `kubectl get --raw PATH` against `url` with a dummy token (so kubectl does not prompt),
 /// not verifying the certificate (the waiting hub has no cluster CA yet).

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use flotilla_storage::local_port::free_port;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -44,12 +45,6 @@ pub(super) fn binary() -> Result<PathBuf, EtcdError> {
         .map(|dir| dir.join("etcd"))
         .find(|candidate| candidate.is_file())
         .ok_or(EtcdError::Missing)
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// The ports of a previous run, or fresh free ones.

@@ -11,10 +11,6 @@ pub(crate) const WAIT: Duration = Duration::from_secs(90);
 
 pub(crate) use flotilla_storage::etcd_process::EtcdCluster;
 
-pub(crate) fn free_port() -> u16 {
-    flotilla_storage::etcd_process::free_port().unwrap()
-}
-
 pub(crate) fn etcd_hub(name: &str, etcd: &EtcdCluster, dir: &Path) -> Server {
     Server::start(
         &[

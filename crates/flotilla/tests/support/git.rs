@@ -88,19 +88,10 @@ impl Drop for GitDaemon {
     }
 }
 
-/// A port nothing listens on (right now).
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl GitDaemon {
     /// Serves `base` on a free 127.0.0.1 port.
     pub(crate) fn serve(base: &Path) -> GitDaemon {
-        let port = free_port();
+        let port = super::free_port();
         use std::os::unix::process::CommandExt as _;
         let child = Command::new("git")
             .process_group(0)

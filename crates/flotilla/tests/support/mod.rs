@@ -11,6 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// A loopback port nothing listened on when asked, below the ephemeral range and not handed
+/// out before by this test (`flotilla_storage::local_port`): a server can be stopped and
+/// started again on it.
+pub(crate) fn free_port() -> u16 {
+    flotilla_storage::local_port::free_port().unwrap()
+}
+
 pub(crate) fn flotilla_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_flotilla"))
 }
