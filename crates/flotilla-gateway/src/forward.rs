@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use crate::Gateway;
 use crate::members::Member;
 use crate::metrics::{ClusterLabels, ClusterSeries, ErrorLabels, RequestLabels};
-use crate::relay_client::{ConnectError, RelayBody};
+use crate::relay_client::{ConnectError, RelayBody, RequestError};
 use crate::routes::Backend;
 
 /// Largest request body relayed.
@@ -141,6 +141,8 @@ enum Attempt {
     Refused(String),
     /// Connected, but the exchange broke.
     Broken(String),
+    /// The request could not be made (not the member's fault: no retry, no failure counted).
+    Unsendable(String),
 }
 
 async fn serve(gateway: &Gateway, backend: &Backend, outbound: &Outbound) -> Response {
@@ -182,6 +184,7 @@ async fn serve(gateway: &Gateway, backend: &Backend, outbound: &Outbound) -> Res
                 last_error = format!("cluster {cluster}: {e}");
                 ("transport", retry_safe)
             }
+            Attempt::Unsendable(e) => return unsendable(gateway, backend, &e),
         };
         failed(gateway, &member, reason);
         if !retry || attempt == 1 {
@@ -215,6 +218,18 @@ async fn serve(gateway: &Gateway, backend: &Backend, outbound: &Outbound) -> Res
         StatusCode::BAD_GATEWAY,
         format!(
             "no cluster could serve Service {}/{}: {last_error}\n",
+            backend.namespace, backend.service
+        ),
+    )
+}
+
+/// A 500 for a request that could not be made for any member.
+fn unsendable(gateway: &Gateway, backend: &Backend, error: &str) -> Response {
+    count(gateway, "none", StatusCode::INTERNAL_SERVER_ERROR);
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!(
+            "cannot relay the request to Service {}/{}: {error}\n",
             backend.namespace, backend.service
         ),
     )
@@ -288,7 +303,7 @@ fn forwarded_headers(parts: &http::request::Parts, peer: SocketAddr) -> HeaderMa
 async fn send(member: &Member, outbound: &Outbound) -> Attempt {
     let uri = match http::Uri::try_from(outbound.uri.as_str()) {
         Ok(u) => u,
-        Err(e) => return Attempt::Broken(format!("building the request: {e}")),
+        Err(e) => return Attempt::Unsendable(format!("building the request: {e}")),
     };
     let mut request = Request::new(RelayBody::new(outbound.body.clone()));
     *request.method_mut() = outbound.method.clone();
@@ -296,9 +311,32 @@ async fn send(member: &Member, outbound: &Outbound) -> Attempt {
     *request.headers_mut() = outbound.headers.clone();
     match member.relay.send(request).await {
         Ok(resp) => relayed(member, resp),
-        Err(e) if is_connect_error(&*e) => Attempt::Refused(chain(&*e)),
-        Err(e) => Attempt::Broken(chain(&*e)),
+        Err(e) => failure(&*e),
     }
+}
+
+/// What a relay error means: the request's own fault, never reaching the member, or a broken
+/// exchange.
+fn failure(e: &DynError) -> Attempt {
+    if caused_by::<RequestError>(e) {
+        Attempt::Unsendable(chain(e))
+    } else if is_connect_error(e) {
+        Attempt::Refused(chain(e))
+    } else {
+        Attempt::Broken(chain(e))
+    }
+}
+
+type DynError = dyn std::error::Error + 'static;
+
+/// `e` and its causes.
+fn causes(e: &DynError) -> impl Iterator<Item = &DynError> {
+    std::iter::successors(Some(e), |err| std::error::Error::source(*err))
+}
+
+/// Whether `e` or one of its causes is a `T`.
+fn caused_by<T: std::error::Error + 'static>(e: &DynError) -> bool {
+    causes(e).any(|err| err.is::<T>())
 }
 
 /// The member's answer as the gateway relays it: hop-by-hop headers dropped, the cluster
@@ -337,21 +375,41 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Whether the request never reached the member (so sending it elsewhere is always safe).
-fn is_connect_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if err.is::<ConnectError>() {
-            return true;
+fn is_connect_error(e: &DynError) -> bool {
+    caused_by::<ConnectError>(e)
+        || causes(e).any(|err| {
+            err.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotConnected
+                )
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(attempt: Attempt) -> &'static str {
+        match attempt {
+            Attempt::Answered(_) => "answered",
+            Attempt::Failed5xx(_) => "5xx",
+            Attempt::Refused(_) => "refused",
+            Attempt::Broken(_) => "broken",
+            Attempt::Unsendable(_) => "unsendable",
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotConnected
-            )
-        {
-            return true;
-        }
-        source = err.source();
     }
-    false
+
+    #[test]
+    fn a_request_that_cannot_be_built_is_not_a_member_failure() {
+        let bad_header = http::HeaderValue::from_str("a\nb").unwrap_err();
+        let error = RequestError(bad_header.into());
+        assert_eq!(kind(failure(&error)), "unsendable");
+        assert!(!is_connect_error(&error));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(kind(failure(&ConnectError(refused.into()))), "refused");
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(kind(failure(&reset)), "broken");
+    }
 }

@@ -78,7 +78,13 @@ impl RelayClient {
 /// Connecting to the member failed: the request was not sent.
 #[derive(Debug, thiserror::Error)]
 #[error("connecting: {0}")]
-pub(crate) struct ConnectError(#[source] BoxError);
+pub(crate) struct ConnectError(#[source] pub(crate) BoxError);
+
+/// The request could not be made for the member (a header it needs cannot be built): the
+/// request's own fault, not the member's, and no other member would take it either.
+#[derive(Debug, thiserror::Error)]
+#[error("building the request")]
+pub(crate) struct RequestError(#[source] pub(crate) BoxError);
 
 /// One member's keep-alive connections: a request takes an idle one that is ready (or
 /// connects), sends, and puts it back once the response headers are in; it is ready again
@@ -148,7 +154,7 @@ impl Connections {
         if let Some(authority) = target.authority() {
             parts.headers.insert(
                 header::HOST,
-                HeaderValue::from_str(authority.as_str()).map_err(|e| ConnectError(e.into()))?,
+                HeaderValue::from_str(authority.as_str()).map_err(|e| RequestError(e.into()))?,
             );
         }
         parts.uri = match target.path_and_query() {
