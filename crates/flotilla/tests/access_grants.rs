@@ -1,7 +1,8 @@
 //! `flotilla auth grant-privileges` / `list-privileges` end to end, with members joined through
 //! impersonate-only credentials: a `--readonly` grant on m1 lets the user read m1 (CLI and the
 //! gateway) while m2 stays Forbidden, and m1's audit log names the user; a grant by label
-//! reaches a member that gains the label later and its bindings go when the grant is deleted.
+//! reaches a member that gains the label later, a binding deleted there by hand comes back at
+//! once, and its bindings go when the grant is deleted.
 
 mod support;
 
@@ -192,6 +193,15 @@ fn grant_by_label_follows_the_label_and_the_grant() {
         "jsonpath={.rules[0].resourceNames}",
     ]);
     assert!(rules.contains("m2"), "{rules}");
+
+    // Deleted by hand on m2: back at once (the members' grant bindings are watched), not at
+    // the 5-minute resync.
+    let uid = m2.jsonpath("rolebinding", &binding, "default", "{.metadata.uid}");
+    m2.kubectl_ok(&["delete", "rolebinding", &binding, "-n", "default"]);
+    wait_for("the binding back on m2", Duration::from_secs(30), || {
+        let now = m2.jsonpath("rolebinding", &binding, "default", "{.metadata.uid}");
+        (!now.is_empty() && now != uid).then_some(())
+    });
 
     hub.kubectl_ok(&["delete", "fleetrolebinding", name]);
     wait_for(

@@ -14,12 +14,15 @@ use crate::application::member_clients::{Identity, MemberClients};
 use crate::cluster::managed_cluster;
 use crate::multiplexed_client::Lane;
 
+mod member_watch;
+
 /// Label on every member binding naming the grant it comes from.
 pub(crate) const GRANT_LABEL: &str = "auth.flotilla.io/grant";
 /// The field manager of every write.
 const FIELD_MANAGER: &str = "flotilla-grants";
 /// How often every grant is compared with the members' bindings even when nothing changed on
-/// the hub (a binding deleted on a member by hand comes back within this).
+/// the hub or on the watched members (a binding edited on a member by hand, or deleted while
+/// its watch was away and not relisted, comes back within this).
 const RESYNC: Duration = Duration::from_secs(300);
 /// How soon a pass is retried after a member could not be synced.
 const RETRY: Duration = Duration::from_secs(5);
@@ -129,13 +132,18 @@ fn member_identity() -> Identity {
 
 /// Runs the grants controller until the hub fails: a pass at start, after every change of a
 /// `FleetRoleBinding` or a `ManagedCluster` (joined, detached, labels changed; watched through
-/// kube-runtime watchers), [`RETRY`] after a member could not be synced, and every [`RESYNC`].
+/// kube-runtime watchers), when a grant binding goes from a member that holds some
+/// (`member_watch.rs`), [`RETRY`] after a member could not be synced, and every [`RESYNC`].
 pub(crate) async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
     let members = MemberClients::new(hub_client.clone(), Lane::Fleet);
     let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
     let grants = Api::<DynamicObject>::all_with(hub_client.clone(), &api_resource());
     tokio::spawn(signal_changes(grants, changed.clone()));
-    tokio::spawn(signal_changes(managed_cluster::api(&hub_client), changed));
+    tokio::spawn(signal_changes(
+        managed_cluster::api(&hub_client),
+        changed.clone(),
+    ));
+    let mut watches = member_watch::MemberWatches::new(members.clone(), changed);
     // Clusters that may hold grant bindings; `None` until the first pass has looked at all.
     let mut bound: Option<BTreeSet<String>> = None;
     loop {
@@ -147,6 +155,9 @@ pub(crate) async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
                 RETRY
             }
         };
+        if let Some(bound) = &bound {
+            watches.follow(bound);
+        }
         if tokio::time::timeout(wait, changes.recv()).await == Ok(None) {
             anyhow::bail!("grants: the hub watches ended");
         }
