@@ -15,10 +15,12 @@
 //! application waiting for its workloads to become healthy is not polled every few seconds.
 //!
 //! An event that shows an object as desired (its render hash and every field the desired
-//! state sets) and healthy is kept as [`Verified`], with the watch session it came in: a
+//! state sets) is kept as [`Verified`], healthy or not, with the watch session it came in: a
 //! pass that would only read the object to judge its health takes that instead
 //! ([`DriftWatch::verified`]), as long as that watch has not been interrupted since and the
-//! desired object is the same. Any later event of the object replaces it.
+//! desired object is the same. Any later event of the object replaces it, and one that
+//! changes its health wakes the application as above, so the watch's word is as fresh as a
+//! read (an informer's cache, not a poll).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,13 +75,13 @@ pub(crate) struct Desired {
     pub health: Option<bool>,
     /// Its step and component, hashed (the wake-up group, `desired_set.rs`).
     pub group: u64,
-    /// The watch's last event of it showed it as desired and healthy (kept while the
-    /// desired object stays the same).
+    /// The watch's last event of it showed it as desired (kept while the desired object
+    /// stays the same).
     pub verified: Option<Verified>,
 }
 
 /// What the drift watch's last event of an object showed, when it showed the object as
-/// desired and healthy.
+/// desired (healthy or not).
 #[derive(Debug, Clone)]
 pub(crate) struct Verified {
     /// The watch session the event came in ([`DriftWatch::verified`] trusts only the
@@ -219,16 +221,16 @@ impl DriftWatch {
     }
 
     /// How `object` in `cluster` looked in the drift watch's last event of it, if that event
-    /// showed it as desired (the desired state registered now) and healthy, and the watch
-    /// has run without interruption since: a pass needs no read of it to judge its health.
+    /// showed it as desired (the desired state registered now), and the watch has run
+    /// without interruption since: a pass needs no read of it to judge its health (a later
+    /// change of that health comes as an event, which wakes the application).
     pub(crate) fn verified(&self, cluster: &str, object: &Value) -> Option<Observed> {
         let key = key_of(cluster, object);
         let watch = (key.0.clone(), key.1.clone(), key.2.clone());
         let session = self.sessions.lock().ok()?.get(&watch).copied()?;
         let map = self.desired.lock().ok()?;
         let verified = map.get(&key)?.verified.as_ref()?;
-        (verified.session == session && verified.observed.healthy)
-            .then(|| verified.observed.clone())
+        (verified.session == session).then(|| verified.observed.clone())
     }
 
     fn desired_for(&self, key: &ObjectKey) -> Option<Desired> {
@@ -357,7 +359,7 @@ impl DriftWatch {
             fields.retain(|f| f != "spec.replicas");
         }
         let verified =
-            (healthy && fields.is_empty() && same_render_hash(&live, &wanted)).then(|| Verified {
+            (fields.is_empty() && same_render_hash(&live, &wanted)).then(|| Verified {
                 session,
                 observed: Observed::of(&live),
             });

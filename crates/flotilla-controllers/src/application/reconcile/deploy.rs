@@ -414,9 +414,11 @@ impl Pass<'_> {
             return failed;
         }
         // Each object as the cluster holds it, for health: the apply's own read for an object
-        // left as it was; a written one is read again after all are applied (its cluster may
-        // already have acted on it), unless it is of a kind no cluster acts on; none for an
-        // object the drift watch has seen as desired and healthy since it was last written.
+        // left as it was; none for an object the drift watch has seen as desired since it
+        // was last written (its last event is the object's state). A written one is judged
+        // by the write's answer when the drift watch follows it (what its cluster does next
+        // comes as events, which wake the application when its health changes) or its kind
+        // is one no cluster acts on; otherwise it is read again after all are applied.
         let mut live = Vec::with_capacity(task.objects.len());
         let mut from_watch: Vec<Option<Observed>> = vec![None; task.objects.len()];
         let mut written = Vec::new();
@@ -425,16 +427,14 @@ impl Pass<'_> {
             let mut options = self.policies.apply_options(&facts(rendered, o));
             options.force = reads.force;
             let watched = !options.read_only && !options.apply_once_all;
+            // A shared object's sharers are joined by the apply.
+            let followed = watched && reads.trust_watch && !options.shared;
             if watched {
                 watched_objects.push(live.len());
                 self.ctx
                     .drift
                     .register(cluster, &o.object, self.desired(o, &options, task.group));
-                // A shared object's sharers are joined by the apply.
-                if reads.trust_watch
-                    && !options.shared
-                    && let Some(seen) = self.ctx.drift.verified(cluster, &o.object)
-                {
+                if followed && let Some(seen) = self.ctx.drift.verified(cluster, &o.object) {
                     from_watch[live.len()] = Some(seen);
                     live.push(None);
                     continue;
@@ -453,9 +453,11 @@ impl Pass<'_> {
                 self.forget(cluster, &o.object);
             }
             match applied {
-                // Nothing in a cluster changes these after a write: the write's answer is
-                // what a read would return.
-                Ok((dispatch::Applied::Written, object)) if !read_back_needed(&o.object) => {
+                // Nothing in a cluster changes these after a write, or the drift watch
+                // reports what it does: the write's answer is the object as it stands.
+                Ok((dispatch::Applied::Written, object))
+                    if followed || !read_back_needed(&o.object) =>
+                {
                     live.push(Some(object));
                 }
                 Ok((dispatch::Applied::Written, _)) => {
@@ -565,8 +567,9 @@ impl Pass<'_> {
 struct Reads {
     /// Re-assert: compare every object with its desired state (read each one).
     force: bool,
-    /// Take the drift watch's last word on an object it has seen as desired and healthy
-    /// instead of reading it.
+    /// Take the drift watch's last word on an object it has seen as desired instead of
+    /// reading it, and judge a written object by the write's answer (the watch reports
+    /// what its cluster does with it).
     trust_watch: bool,
 }
 
