@@ -358,11 +358,10 @@ impl DriftWatch {
         if fields.iter().any(|f| f == "spec.replicas") && self.scaled_by_hpa(cluster, &key).await {
             fields.retain(|f| f != "spec.replicas");
         }
-        let verified =
-            (fields.is_empty() && same_render_hash(&live, &wanted)).then(|| Verified {
-                session,
-                observed: Observed::of(&live),
-            });
+        let verified = (fields.is_empty() && same_render_hash(&live, &wanted)).then(|| Verified {
+            session,
+            observed: Observed::of(&live),
+        });
         if let Ok(mut map) = self.desired.lock() {
             map.set_verified(&key, &desired.object, verified);
         }
