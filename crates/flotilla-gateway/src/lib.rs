@@ -7,10 +7,14 @@
 //! the parts in calling order.
 
 pub(crate) mod forward;
+pub(crate) mod http1_answer;
+pub(crate) mod http1_framing;
+pub(crate) mod http1_head;
+pub(crate) mod http1_server;
 pub(crate) mod ingress_status;
+pub(crate) mod member_stream;
 pub(crate) mod members;
 pub(crate) mod metrics;
-pub(crate) mod relay_client;
 pub(crate) mod routes;
 pub(crate) mod weights;
 
@@ -20,7 +24,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -130,33 +133,12 @@ pub async fn run(hub_client: kube::Client, listen: &str) -> Result<(), Error> {
                 continue;
             }
         };
-        tokio::spawn(serve_connection(gateway.clone(), tcp, peer));
+        tokio::spawn(http1_server::serve(gateway.clone(), tcp, peer));
     }
 }
 
 /// Pause after a failed accept.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Serves one client connection with hyper's HTTP/1.1 server (keep-alive, the gateway's one
-/// handler for every request): no router, no protocol detection, no per-request service
-/// clones (docs/benchmarks.md, "the per-request work").
-async fn serve_connection(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
-    // Answers go out as soon as they are written, not held back for the client's ACK.
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "setting TCP_NODELAY");
-    }
-    let service = hyper::service::service_fn(move |request| {
-        let gateway = gateway.clone();
-        async move { Ok::<_, std::convert::Infallible>(forward::handle(&gateway, peer, request).await) }
-    });
-    let served = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(tcp), service)
-        .await;
-    if let Err(e) = served {
-        tracing::debug!(error = %e, %peer, "client connection ended");
-    }
-}
 
 /// Reads the members and their Services every second.
 async fn refresh_members(gateway: Arc<Gateway>) {

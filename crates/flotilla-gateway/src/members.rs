@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use parking_lot::{Mutex, RwLock};
 
+use crate::member_stream::MemberStreams;
 use crate::metrics::ClusterSeries;
-use crate::relay_client::RelayClient;
 
 /// Failures in a row that take a member out.
 pub(crate) const FAILURES_TO_EJECT: u32 = 3;
@@ -32,7 +32,7 @@ pub(crate) struct Member {
     pub name: String,
     pub client: kube::Client,
     /// Relays requests to the member's service proxy, as the same identity as `client`.
-    pub relay: RelayClient,
+    pub relay: MemberStreams,
     /// Its metric series, looked up on its first request.
     pub series: OnceLock<ClusterSeries>,
     state: RwLock<MemberState>,
@@ -92,6 +92,30 @@ impl Member {
     }
 }
 
+#[cfg(test)]
+impl Member {
+    /// A member that is available and has `services` (`namespace/name`).
+    pub(crate) fn serving(
+        name: &str,
+        client: kube::Client,
+        relay: MemberStreams,
+        services: &[&str],
+    ) -> Member {
+        Member {
+            name: name.to_string(),
+            client,
+            relay,
+            series: OnceLock::new(),
+            state: RwLock::new(MemberState {
+                available: true,
+                reachable: true,
+                services: services.iter().map(|s| s.to_string()).collect(),
+            }),
+            breaker: Mutex::new(Breaker::default()),
+        }
+    }
+}
+
 /// Every member, by name.
 #[derive(Default)]
 pub(crate) struct Members {
@@ -102,6 +126,14 @@ impl Members {
     /// The members, sorted by name.
     pub(crate) fn all(&self) -> Vec<Arc<Member>> {
         self.by_name.read().values().cloned().collect()
+    }
+
+    /// Adds `member` (tests build the members themselves).
+    #[cfg(test)]
+    pub(crate) fn insert(&self, member: Member) {
+        self.by_name
+            .write()
+            .insert(member.name.clone(), Arc::new(member));
     }
 
     /// Reads the ManagedClusters and each member's Services once.
@@ -118,7 +150,12 @@ impl Members {
             let available = managed_cluster::is_available(cluster);
             let existing = self.by_name.read().get(&name).cloned();
             let member = match existing {
-                Some(m) => m,
+                Some(m) => {
+                    if let Err(e) = m.relay.refresh_preamble().await {
+                        tracing::warn!(cluster = %name, error = %e, "member credentials");
+                    }
+                    m
+                }
                 None => match build_member(hub_client, &name).await {
                     Ok(m) => {
                         let m = Arc::new(m);
@@ -155,7 +192,9 @@ async fn build_member(hub_client: &kube::Client, name: &str) -> anyhow::Result<M
     relay_config.auth_info.impersonate_groups = Some(gateway.groups.clone());
     Ok(Member {
         name: name.to_string(),
-        relay: RelayClient::new(&relay_config)?,
+        relay: MemberStreams::new(&relay_config)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
         client: impersonating(kube::Client::try_from(config)?, &gateway),
         series: OnceLock::new(),
         state: RwLock::new(MemberState::default()),
