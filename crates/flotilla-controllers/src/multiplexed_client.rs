@@ -240,6 +240,7 @@ type PlainService = tower::util::BoxCloneSyncService<
 #[derive(Clone)]
 pub(crate) struct PlainClient {
     service: PlainService,
+    namespace: String,
 }
 
 /// Why a [`PlainClient`] request failed.
@@ -260,31 +261,46 @@ pub(crate) enum PlainError {
 }
 
 impl PlainClient {
+    /// Sends `request` and returns the response, whatever its status (a watch's body streams).
+    pub(crate) async fn send(
+        &self,
+        request: http::Request<Body>,
+    ) -> Result<http::Response<hyper::body::Incoming>, PlainError> {
+        use tower::ServiceExt as _;
+        (self.service.clone().oneshot(request).await)
+            .map_err(|e| PlainError::Transport(one_line(&*e)))
+    }
+
+    /// A [`kube::Client`] over the same layers and connection, for typed requests; it puts a
+    /// tower `Buffer` and a task in front (see the type's docs), so build it only while needed.
+    pub(crate) fn kube_client(&self) -> kube::Client {
+        kube::Client::new(self.service.clone(), self.namespace.clone())
+    }
+
     /// GETs `path` and returns the body as text.
     pub(crate) async fn get_text(&self, path: &str) -> Result<String, PlainError> {
-        use http_body_util::BodyExt as _;
-        use tower::ServiceExt as _;
-        let transport = |e: &(dyn std::error::Error + 'static)| PlainError::Transport(one_line(e));
         let request = http::Request::get(path)
             .body(Body::empty())
-            .map_err(|e| transport(&e))?;
-        let response = self
-            .service
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|e| transport(&*e))?;
+            .map_err(|e| PlainError::Transport(one_line(&e)))?;
+        let body = self.read(request).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Sends `request` and returns the whole body of a successful answer.
+    pub(crate) async fn read(
+        &self,
+        request: http::Request<Body>,
+    ) -> Result<bytes::Bytes, PlainError> {
+        use http_body_util::BodyExt as _;
+        let response = self.send(request).await?;
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| transport(&e))?
+        let body = (response.into_body().collect().await)
+            .map_err(|e| PlainError::Transport(one_line(&e)))?
             .to_bytes();
-        let text = String::from_utf8_lossy(&body).into_owned();
         if status.is_success() {
-            return Ok(text);
+            return Ok(body);
         }
+        let text = String::from_utf8_lossy(&body);
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))
@@ -308,6 +324,7 @@ pub(crate) fn plain_client(config: kube::Config, lane: Lane) -> Result<PlainClie
     let http = shared_connection(&config, lane)?;
     Ok(PlainClient {
         service: stack(http, &config, None)?,
+        namespace: config.default_namespace.clone(),
     })
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use super::name_watch::{self, Update};
 use super::observe::mcs_resource;
+use crate::multiplexed_client::PlainClient;
 
 /// What the watches know of each followed member, shared by its task and the passes.
 pub(crate) type Board = Arc<Mutex<HashMap<String, Participation>>>;
@@ -51,7 +52,7 @@ impl Drop for Follower {
 /// members at once.
 pub(crate) fn follow(
     cluster: &str,
-    client: &kube::Client,
+    client: &PlainClient,
     board: &Board,
     first_lists: &Arc<Semaphore>,
 ) -> Follower {
@@ -84,7 +85,7 @@ impl Kind {
 /// back as soon as both lists are done or one failed), then follows both until dropped.
 async fn watch_member(
     cluster: String,
-    client: kube::Client,
+    client: PlainClient,
     board: Board,
     first_lists: Arc<Semaphore>,
 ) {

@@ -1,8 +1,12 @@
 //! The members the controller follows: every ManagedCluster whose condition
 //! `ManagedClusterConditionAvailable` is True (known from a watch of the hub's
-//! ManagedClusters, not a list per pass), each with a client and a [`Follower`] watching its
-//! exports and imports. A member that stops being available (or leaves) is no longer
-//! followed; when it is available again its first lists mark it changed.
+//! ManagedClusters, not a list per pass), each with a [`PlainClient`] and a [`Follower`]
+//! watching its exports and imports. A pass's typed reads and writes need a [`kube::Client`]
+//! (a tower `Buffer`, a task and a channel block each, ~18 KiB per member on the hub): one is
+//! built over the same connection for a member a pass reads, and kept only while the member
+//! takes part, so an idle member costs its watches alone. A member that stops being available
+//! (or leaves) is no longer followed; when it is available again its first lists mark it
+//! changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,11 +19,13 @@ use super::MEMBER_TIMEOUT;
 use super::follow::{self, Board, Follower};
 use crate::application::member_clients::Identity;
 use crate::cluster::{credentials, managed_cluster};
-use crate::multiplexed_client::{Lane, shared_client};
+use crate::multiplexed_client::{Lane, PlainClient, plain_client};
 
 /// A followed member.
 struct Followed {
-    client: kube::Client,
+    client: PlainClient,
+    /// Built when a pass reads the member; dropped once it takes no part.
+    typed: Option<kube::Client>,
     _follower: Follower,
 }
 
@@ -89,6 +95,7 @@ impl Members {
                     let follower = follow::follow(&name, &client, &self.board, &self.first_lists);
                     let followed = Followed {
                         client,
+                        typed: None,
                         _follower: follower,
                     };
                     self.followed.insert(name, followed);
@@ -99,17 +106,24 @@ impl Members {
     }
 
     /// The members a pass reads: those that export or import, and those whose watches
-    /// reported a change since the last pass (the mark is cleared here).
+    /// reported a change since the last pass (the mark is cleared here). A member that takes
+    /// no part keeps no typed client after the pass.
     pub(crate) fn take_for_pass(&mut self) -> BTreeMap<String, kube::Client> {
         let mut board = follow::lock(&self.board);
         let mut out = BTreeMap::new();
-        for (name, followed) in &self.followed {
+        for (name, followed) in &mut self.followed {
             let Some(entry) = board.get_mut(name) else {
                 continue;
             };
             if entry.changed || entry.takes_part() {
                 entry.changed = false;
-                out.insert(name.clone(), followed.client.clone());
+                let typed = (followed.typed)
+                    .get_or_insert_with(|| followed.client.kube_client())
+                    .clone();
+                out.insert(name.clone(), typed);
+            }
+            if !entry.takes_part() {
+                followed.typed = None;
             }
         }
         out
@@ -126,7 +140,7 @@ impl Members {
 async fn member_client(
     hub_client: &kube::Client,
     name: &str,
-) -> Result<kube::Client, credentials::Error> {
+) -> Result<PlainClient, credentials::Error> {
     let mut config = credentials::read(hub_client, name)
         .await?
         .to_config(name, Some(MEMBER_TIMEOUT))
@@ -137,7 +151,7 @@ async fn member_client(
     let controller = Identity::hub_component("mcs-controller", &["system:masters"]);
     config.auth_info.impersonate = controller.user;
     config.auth_info.impersonate_groups = Some(controller.groups);
-    shared_client(config, Lane::Fleet, None).map_err(|e| credentials::Error::Config {
+    plain_client(config, Lane::Fleet).map_err(|e| credentials::Error::Config {
         cluster_name: name.to_string(),
         cause: Box::new(e),
     })

@@ -13,8 +13,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use http_body_util::BodyExt as _;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, WatchParams};
+use kube::api::{ApiResource, DynamicObject, ListParams, WatchParams};
 use serde::Deserialize;
+
+use crate::multiplexed_client::{PlainClient, PlainError};
 
 /// How long the member keeps a watch open before it ends it (the watch then resumes from the
 /// last resourceVersion), as kube's `watcher` asks.
@@ -95,17 +97,23 @@ struct Event {
     object: Named,
 }
 
+/// The collection URL of `resource` in every namespace.
+fn url(resource: &ApiResource) -> String {
+    <DynamicObject as kube::Resource>::url_path(resource, None)
+}
+
 /// Lists `resource` in every namespace of the member.
 pub(crate) async fn list(
-    client: &kube::Client,
+    client: &PlainClient,
     resource: &ApiResource,
-) -> Result<Listing, kube::Error> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
-    let request = kube::core::Request::new(api.resource_url())
+) -> Result<Listing, PlainError> {
+    let request = kube::core::Request::new(url(resource))
         .list(&ListParams::default())
-        .map_err(kube::Error::BuildRequest)?;
+        .map_err(|e| PlainError::Transport(e.to_string()))?;
     // Boxed: the request's future is large and lives only while the list runs.
-    let list: List = Box::pin(client.request(request)).await?;
+    let body = Box::pin(client.read(request.map(kube::client::Body::from))).await?;
+    let list: List = serde_json::from_slice(&body)
+        .map_err(|e| PlainError::Transport(format!("a list of {}: {e}", resource.plural)))?;
     Ok(Listing {
         names: list.items.iter().map(|o| o.metadata.key()).collect(),
         version: list.metadata.resource_version,
@@ -116,9 +124,9 @@ pub(crate) async fn list(
 /// if it failed, a list retried after a pause), then every change its watch sees, and a new
 /// list whenever the watch cannot resume (`on` gets each [`Update`]).
 pub(crate) async fn follow(
-    client: &kube::Client,
+    client: &PlainClient,
     resource: &ApiResource,
-    first: Result<Listing, kube::Error>,
+    first: Result<Listing, PlainError>,
     mut on: impl FnMut(Update),
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -164,18 +172,16 @@ async fn pause(backoff: Duration) -> Duration {
 
 /// One watch request from `version` (advanced by every event) until it ends.
 async fn watch(
-    client: &kube::Client,
+    client: &PlainClient,
     resource: &ApiResource,
     version: &mut String,
     on: &mut impl FnMut(Update),
 ) -> End {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
     let params = WatchParams::default().timeout(WATCH_TIMEOUT_SECS);
-    let request =
-        match kube::core::Request::new(api.resource_url()).watch(&params, version.as_str()) {
-            Ok(r) => r,
-            Err(e) => return End::Failed(e.to_string()),
-        };
+    let request = match kube::core::Request::new(url(resource)).watch(&params, version.as_str()) {
+        Ok(r) => r,
+        Err(e) => return End::Failed(e.to_string()),
+    };
     let response = match Box::pin(client.send(request.map(kube::client::Body::from))).await {
         Ok(r) => r,
         Err(e) => return End::Failed(e.to_string()),
