@@ -6,6 +6,12 @@ use flotilla_cli::args::{Cli, Command};
 mod cluster_gateway;
 mod serve;
 
+/// jemalloc instead of glibc's malloc: the hub with 1,000 idle members kept about half its
+/// RSS in glibc's arenas, not in live allocations; jemalloc gives freed pages back to the
+/// system after a few seconds (docs/benchmarks.md, "The hub's memory with 1,000 idle members").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = flotilla_cli::args::Cli::parse_from(plugin_args());
     // A server started by `flotilla dev` stops when the playground dies.
