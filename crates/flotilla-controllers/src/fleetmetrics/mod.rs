@@ -89,38 +89,52 @@ async fn available_clusters(hub_client: &kube::Client) -> Vec<String> {
 async fn scrape_fleet(hub_client: &kube::Client, members: &Scrapers, concurrency: usize) {
     let clusters = available_clusters(hub_client).await;
     members.keep_only(&clusters);
+    forget_members_except(&clusters);
     let scrapes = clusters.iter().map(|cluster| async move {
         let result = tokio::time::timeout(SCRAPE_TIMEOUT, scrape(members, cluster)).await;
-        match result {
-            Ok(Ok(text)) => Some((cluster.clone(), exposition::relabel(&text, cluster))),
+        let families = match result {
+            Ok(Ok(text)) => Some(exposition::relabel(&text, cluster)),
             Ok(Err(e)) => {
                 tracing::debug!(cluster = %cluster, error = %e, "scraping a member's /metrics");
-                members.forget(cluster);
                 None
             }
-            Err(_) => {
-                members.forget(cluster);
-                None
+            Err(_) => None,
+        };
+        if families.is_none() {
+            members.forget(cluster);
+        }
+        (cluster, families)
+    });
+    let scrapes: Vec<_> = scrapes.collect();
+    let mut results = futures::stream::iter(scrapes).buffer_unordered(concurrency.max(1));
+    let mut ready: BTreeMap<String, f64> = BTreeMap::new();
+    // Each member's families replace its previous ones as its scrape ends, so the hub holds
+    // one round's worth plus the scrapes in flight, not two rounds at the swap.
+    while let Some((cluster, families)) = results.next().await {
+        let Ok(mut fleet) = FLEET.write() else {
+            continue;
+        };
+        match families {
+            Some(families) => {
+                ready.insert(cluster.clone(), ready_replicas(&families));
+                fleet.members.insert(cluster.clone(), families);
+            }
+            None => {
+                fleet.members.remove(cluster);
             }
         }
-    });
-    // Collected first: a lazily mapped iterator of borrowing futures trips the compiler's
-    // `Send` check of the hub's controller future. Bounded: each scrape holds its member's
-    // whole `/metrics` text until it is relabelled.
-    let scrapes: Vec<_> = scrapes.collect();
-    let scraped: BTreeMap<String, Families> = futures::stream::iter(scrapes)
-        .buffer_unordered(concurrency.max(1))
-        .filter_map(std::future::ready)
-        .collect()
-        .await;
-    let ready: BTreeMap<String, f64> = scraped
-        .iter()
-        .map(|(cluster, families)| (cluster.clone(), ready_replicas(families)))
-        .collect();
+    }
     let now = chrono::Utc::now().timestamp();
     if let Ok(mut fleet) = FLEET.write() {
-        fleet.members = scraped;
         fleet.history.record_ready(now, &ready);
+    }
+}
+
+/// Drops the families of members no longer Available (or no longer there).
+fn forget_members_except(clusters: &[String]) {
+    let keep: std::collections::HashSet<&str> = clusters.iter().map(String::as_str).collect();
+    if let Ok(mut fleet) = FLEET.write() {
+        fleet.members.retain(|name, _| keep.contains(name.as_str()));
     }
 }
 
