@@ -27,11 +27,67 @@ use super::super::step_plan;
 use super::super::workflow::Outcome;
 use super::tracker;
 
-/// One prepared object of a component in a cluster.
+/// One prepared object of a component in a cluster, kept as compact JSON until its task
+/// runs: a pass plans every cluster's objects at once, and decoded (a `Value` is several
+/// times the size of its JSON) they were the largest part of the hub's peak.
 struct PlannedObject {
-    object: Value,
+    /// The prepared object, as dispatch applies it and the drift watch keeps it.
+    json: Arc<[u8]>,
+    /// Its apiVersion, kind, namespace and name.
+    id: ObjectId,
     kind: dispatch::KindInfo,
     trait_type: Option<String>,
+}
+
+/// What names an object.
+struct ObjectId {
+    api_version: String,
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl PlannedObject {
+    fn new(object: &Value, kind: dispatch::KindInfo, trait_type: Option<String>) -> Self {
+        let text = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        PlannedObject {
+            json: DriftWatch::encode(object),
+            id: ObjectId {
+                api_version: text("/apiVersion"),
+                kind: text("/kind"),
+                namespace: text("/metadata/namespace"),
+                name: text("/metadata/name"),
+            },
+            kind,
+            trait_type,
+        }
+    }
+
+    /// The prepared object, decoded.
+    fn object(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or_default()
+    }
+
+    /// `Kind namespace/name`, as [`describe`] says it.
+    fn describe(&self) -> String {
+        let ObjectId {
+            kind,
+            namespace,
+            name,
+            ..
+        } = &self.id;
+        if namespace.is_empty() {
+            format!("{kind} {name}")
+        } else {
+            format!("{kind} {namespace}/{name}")
+        }
+    }
 }
 
 /// One component in one cluster.
@@ -232,11 +288,8 @@ impl Pass<'_> {
                         })?,
                     None => dispatch::KindInfo::of(api_version, kind_name),
                 };
-                objects.push(PlannedObject {
-                    object: dispatch::prepare(&o.object, &target, kind.namespaced),
-                    kind,
-                    trait_type: o.trait_type.clone(),
-                });
+                let prepared = dispatch::prepare(&o.object, &target, kind.namespaced);
+                objects.push(PlannedObject::new(&prepared, kind, o.trait_type.clone()));
             }
             if objects.is_empty() {
                 continue;
@@ -247,8 +300,8 @@ impl Pass<'_> {
             }
             let namespace = objects
                 .first()
-                .and_then(|o| o.object["metadata"]["namespace"].as_str())
-                .map(str::to_string)
+                .map(|o| o.id.namespace.clone())
+                .filter(|ns| !ns.is_empty())
                 .or_else(|| placement.namespace.clone())
                 .unwrap_or_else(|| self.app_namespace.clone());
             plan.tasks.push(Task {
@@ -423,7 +476,8 @@ impl Pass<'_> {
         let mut from_watch: Vec<Option<Observed>> = vec![None; task.objects.len()];
         let mut written = Vec::new();
         let mut watched_objects = Vec::new();
-        for o in &task.objects {
+        let objects: Vec<Value> = task.objects.iter().map(PlannedObject::object).collect();
+        for (o, prepared) in task.objects.iter().zip(&objects) {
             let mut options = self.policies.apply_options(&facts(rendered, o));
             options.force = reads.force;
             let watched = !options.read_only && !options.apply_once_all;
@@ -433,8 +487,8 @@ impl Pass<'_> {
                 watched_objects.push(live.len());
                 self.ctx
                     .drift
-                    .register(cluster, &o.object, self.desired(o, &options, task.group));
-                if followed && let Some(seen) = self.ctx.drift.verified(cluster, &o.object) {
+                    .register(cluster, prepared, self.desired(o, &options, task.group));
+                if followed && let Some(seen) = self.ctx.drift.verified(cluster, prepared) {
                     from_watch[live.len()] = Some(seen);
                     live.push(None);
                     continue;
@@ -442,7 +496,7 @@ impl Pass<'_> {
             }
             let applied = dispatch::apply(
                 &client,
-                &o.object,
+                prepared,
                 &o.kind,
                 &self.app_name,
                 &self.app_namespace,
@@ -450,13 +504,13 @@ impl Pass<'_> {
             )
             .await;
             if watched && matches!(applied, Ok((dispatch::Applied::Skipped, _))) {
-                self.forget(cluster, &o.object);
+                self.forget(cluster, prepared);
             }
             match applied {
                 // Nothing in a cluster changes these after a write, or the drift watch
                 // reports what it does: the write's answer is the object as it stands.
                 Ok((dispatch::Applied::Written, object))
-                    if followed || !read_back_needed(&o.object) =>
+                    if followed || !read_back_needed(prepared) =>
                 {
                     live.push(Some(object));
                 }
@@ -469,7 +523,7 @@ impl Pass<'_> {
                 Err(e) => {
                     let message = format!(
                         "failed to apply {} in cluster {cluster}: {e}",
-                        describe(&o.object)
+                        describe(prepared)
                     );
                     if e.may_succeed_later() {
                         return TaskResult::Retry(message);
@@ -491,9 +545,7 @@ impl Pass<'_> {
         for i in watched_objects {
             if from_watch[i].is_none() {
                 let healthy = observed[i].as_ref().is_some_and(|o| o.healthy);
-                self.ctx
-                    .drift
-                    .judged(cluster, &task.objects[i].object, healthy);
+                self.ctx.drift.judged(cluster, &objects[i], healthy);
             }
         }
         let status = component_status(rendered, cluster, &task.namespace, &observed);
@@ -503,7 +555,7 @@ impl Pass<'_> {
 
     fn desired(&self, o: &PlannedObject, options: &dispatch::ApplyOptions, group: u64) -> Desired {
         Desired {
-            object: DriftWatch::encode(&o.object),
+            object: o.json.clone(),
             kind: o.kind.clone(),
             exempt: options.apply_once_paths.clone(),
             identity: self.identity.clone(),
@@ -544,7 +596,8 @@ impl Pass<'_> {
         let mut namespaces: Vec<&str> = task
             .objects
             .iter()
-            .filter_map(|o| o.object["metadata"]["namespace"].as_str())
+            .map(|o| o.id.namespace.as_str())
+            .filter(|ns| !ns.is_empty())
             .collect();
         namespaces.sort_unstable();
         namespaces.dedup();
@@ -579,12 +632,12 @@ fn unhealthy_message(status: &ApplicationComponentStatus, task: &Task) -> String
     let workload = task
         .objects
         .iter()
-        .find(|o| placement::is_workload_kind(o.object["kind"].as_str().unwrap_or_default()));
+        .find(|o| placement::is_workload_kind(&o.id.kind));
     match workload {
         Some(o) if status.cluster == flotilla_apis::LOCAL_CLUSTER => format!(
             "{} on cluster local will never become healthy: the hub runs no workloads; \
              place the component on a member cluster with a topology policy",
-            describe(&o.object)
+            o.describe()
         ),
         _ => format!(
             "{}/{}/{} is not healthy",
@@ -626,14 +679,13 @@ async fn read_back(
 ) -> Result<(), TaskResult> {
     for &i in indices {
         let o = &objects[i];
-        let text = |p: &str| o.object.pointer(p).and_then(Value::as_str).unwrap_or("");
         let read = dispatch::get(
             client,
-            text("/apiVersion"),
-            text("/kind"),
+            &o.id.api_version,
+            &o.id.kind,
             &o.kind,
-            text("/metadata/namespace"),
-            text("/metadata/name"),
+            &o.id.namespace,
+            &o.id.name,
         )
         .await;
         live[i] = match read {
@@ -647,7 +699,7 @@ async fn read_back(
             Err(e) => {
                 return Err(TaskResult::Failed(format!(
                     "failed to read {} in cluster {cluster}: {e}",
-                    describe(&o.object)
+                    o.describe()
                 )));
             }
         };
@@ -660,25 +712,18 @@ fn facts<'a>(rendered: &'a RenderedComponent, o: &'a PlannedObject) -> ResourceF
         component: &rendered.name,
         component_type: &rendered.component_type,
         trait_type: o.trait_type.as_deref(),
-        kind: o.object["kind"].as_str().unwrap_or_default(),
-        name: o.object["metadata"]["name"].as_str().unwrap_or_default(),
+        kind: &o.id.kind,
+        name: &o.id.name,
     }
 }
 
 fn applied_resource(cluster: &str, component: &str, o: &PlannedObject) -> AppliedResource {
-    let text = |p: &str| {
-        o.object
-            .pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
     AppliedResource {
         cluster: cluster.to_string(),
-        api_version: text("/apiVersion"),
-        kind: text("/kind"),
-        namespace: text("/metadata/namespace"),
-        name: text("/metadata/name"),
+        api_version: o.id.api_version.clone(),
+        kind: o.id.kind.clone(),
+        namespace: o.id.namespace.clone(),
+        name: o.id.name.clone(),
         component: component.to_string(),
         trait_type: o.trait_type.clone().unwrap_or_default(),
     }
@@ -687,6 +732,38 @@ fn applied_resource(cluster: &str, component: &str, o: &PlannedObject) -> Applie
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_planned_object_keeps_the_prepared_object_and_what_names_it() {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "prod", "labels": {"a": "b"}},
+            "spec": {"replicas": 2}});
+        let o = PlannedObject::new(
+            &deployment,
+            dispatch::KindInfo::of("apps/v1", "Deployment"),
+            None,
+        );
+        assert_eq!(o.object(), deployment, "decodes to the prepared object");
+        assert_eq!(
+            (o.id.api_version.as_str(), o.id.kind.as_str()),
+            ("apps/v1", "Deployment")
+        );
+        assert_eq!(
+            (o.id.namespace.as_str(), o.id.name.as_str()),
+            ("prod", "web")
+        );
+        assert_eq!(o.describe(), describe(&deployment));
+        let cluster_role = json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole", "metadata": {"name": "reader"}});
+        let o = PlannedObject::new(
+            &cluster_role,
+            dispatch::KindInfo::of("rbac.authorization.k8s.io/v1", "ClusterRole"),
+            None,
+        );
+        assert_eq!(o.id.namespace, "");
+        assert_eq!(o.describe(), describe(&cluster_role));
+        assert_eq!(o.describe(), "ClusterRole reader");
+    }
 
     #[test]
     fn only_kinds_a_cluster_acts_on_are_read_back_after_a_write() {
