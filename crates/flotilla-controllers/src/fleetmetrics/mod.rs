@@ -105,24 +105,25 @@ async fn scrape_fleet(hub_client: &kube::Client, members: &Scrapers, concurrency
         }
         (cluster, families)
     });
+    // Collected first: a lazily mapped iterator of borrowing futures trips the compiler's
+    // `Send` check of the hub's controller future. Bounded: each scrape holds its member's
+    // whole `/metrics` text until it is relabelled.
     let scrapes: Vec<_> = scrapes.collect();
     let mut results = futures::stream::iter(scrapes).buffer_unordered(concurrency.max(1));
     let mut ready: BTreeMap<String, f64> = BTreeMap::new();
     // Each member's families replace its previous ones as its scrape ends, so the hub holds
     // one round's worth plus the scrapes in flight, not two rounds at the swap.
     while let Some((cluster, families)) = results.next().await {
+        if let Some(families) = &families {
+            ready.insert(cluster.clone(), ready_replicas(families));
+        }
         let Ok(mut fleet) = FLEET.write() else {
             continue;
         };
         match families {
-            Some(families) => {
-                ready.insert(cluster.clone(), ready_replicas(&families));
-                fleet.members.insert(cluster.clone(), families);
-            }
-            None => {
-                fleet.members.remove(cluster);
-            }
-        }
+            Some(families) => fleet.members.insert(cluster.clone(), families),
+            None => fleet.members.remove(cluster),
+        };
     }
     let now = chrono::Utc::now().timestamp();
     if let Ok(mut fleet) = FLEET.write() {

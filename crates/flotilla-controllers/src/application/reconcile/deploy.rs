@@ -76,17 +76,7 @@ impl PlannedObject {
 
     /// `Kind namespace/name`, as [`describe`] says it.
     fn describe(&self) -> String {
-        let ObjectId {
-            kind,
-            namespace,
-            name,
-            ..
-        } = &self.id;
-        if namespace.is_empty() {
-            format!("{kind} {name}")
-        } else {
-            format!("{kind} {namespace}/{name}")
-        }
+        dispatch::describe_named(&self.id.kind, &self.id.namespace, &self.id.name)
     }
 }
 
@@ -504,7 +494,7 @@ impl Pass<'_> {
             )
             .await;
             if watched && matches!(applied, Ok((dispatch::Applied::Skipped, _))) {
-                self.forget(cluster, prepared);
+                self.forget(cluster, o);
             }
             match applied {
                 // Nothing in a cluster changes these after a write, or the drift watch
@@ -567,15 +557,11 @@ impl Pass<'_> {
         }
     }
 
-    fn forget(&self, cluster: &str, object: &Value) {
-        let text = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
-        self.ctx.drift.forget(
-            cluster,
-            text("/apiVersion"),
-            text("/kind"),
-            text("/metadata/namespace"),
-            text("/metadata/name"),
-        );
+    fn forget(&self, cluster: &str, o: &PlannedObject) {
+        let id = &o.id;
+        self.ctx
+            .drift
+            .forget(cluster, &id.api_version, &id.kind, &id.namespace, &id.name);
     }
 
     async fn unreachable(&self, cluster: &str, e: &dispatch::Error) -> TaskResult {
@@ -753,6 +739,7 @@ mod tests {
             ("prod", "web")
         );
         assert_eq!(o.describe(), describe(&deployment));
+        assert_eq!(o.describe(), "Deployment prod/web");
         let cluster_role = json!({"apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole", "metadata": {"name": "reader"}});
         let o = PlannedObject::new(
