@@ -51,6 +51,11 @@ pub(crate) struct RunFlags {
     /// by hand, e.g. a heap snapshot of the hub with the members still there).
     #[arg(long, default_value_t = 0)]
     pub hold_secs: u64,
+    /// Read the hub's memory again this long after all Applications run: what it holds for
+    /// the placements once the dispatch's transient peak is over and the allocator has had
+    /// time to give freed pages back (0: not read).
+    #[arg(long, default_value_t = 0)]
+    pub settle_secs: u64,
 }
 
 const IMAGE: &str = "nginx:1.27";
@@ -496,6 +501,18 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
         hub_after.anon_kib.saturating_sub(hub_before.anon_kib) as f64 / deployments.max(1) as f64,
         hub::mib(hub_after.peak_kib)
     );
+    if args.run.settle_secs > 0 {
+        tokio::time::sleep(Duration::from_secs(args.run.settle_secs)).await;
+        let settled = hub::Usage::of(hub.pid())?;
+        println!(
+            "  hub {} s after all running: RSS {} ({:.1} KiB per placement), anonymous {} ({:.1} KiB per placement)",
+            args.run.settle_secs,
+            hub::mib(settled.rss_kib),
+            settled.rss_kib.saturating_sub(hub_before.rss_kib) as f64 / deployments.max(1) as f64,
+            hub::mib(settled.anon_kib),
+            settled.anon_kib.saturating_sub(hub_before.anon_kib) as f64 / deployments.max(1) as f64,
+        );
+    }
     if args.run.hold_secs > 0 {
         println!(
             "  holding for {} s: hub pid {}, members pid {}",
