@@ -138,8 +138,10 @@ pub struct HubArgs {
     /// At most this many Applications reconcile at once (render, dispatch to their members,
     /// status); more wait their turn. Bounds the hub's memory during large fan-outs (many
     /// Applications created or changed at once, a hub restart, a cluster join), since each
-    /// reconcile holds its rendered objects and the members' answers while it runs.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    /// reconcile holds its rendered objects and the members' answers while it runs. At 100
+    /// members x 100 Applications, 8 held ~25% less memory than 16 for the same time, and
+    /// less CPU (docs/benchmarks.md, "How many reconciles at once, in release").
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub application_concurrency: u16,
     /// How soon an Application waiting for its objects to become healthy looks at them again
     /// by itself. The watch on the objects it dispatched wakes it earlier, as soon as they
