@@ -367,6 +367,11 @@ fn per_placement_requests(
     parts.join(", ")
 }
 
+/// KiB grown per placement, from `before` to `after` (KiB each).
+fn kib_per(after: u64, before: u64, placements: usize) -> f64 {
+    after.saturating_sub(before) as f64 / placements.max(1) as f64
+}
+
 /// CPU seconds per placement, in ms.
 fn ms_per(cpu_secs: f64, placements: usize) -> f64 {
     cpu_secs * 1000.0 / placements.max(1) as f64
@@ -490,7 +495,7 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
         "  hub RSS: {} before the Applications, {} after ({:.1} KiB per placement); members process RSS {} idle, {} after the hub",
         hub::mib(hub_before.rss_kib),
         hub::mib(hub_after.rss_kib),
-        hub_after.rss_kib.saturating_sub(hub_before.rss_kib) as f64 / deployments.max(1) as f64,
+        kib_per(hub_after.rss_kib, hub_before.rss_kib, deployments),
         hub::mib(members_idle.rss_kib),
         hub::mib(members_after.rss_kib)
     );
@@ -498,7 +503,7 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
         "  hub anonymous RSS (heap, stacks; the binary's pages aside): {} before, {} after ({:.1} KiB per placement); hub peak RSS {}",
         hub::mib(hub_before.anon_kib),
         hub::mib(hub_after.anon_kib),
-        hub_after.anon_kib.saturating_sub(hub_before.anon_kib) as f64 / deployments.max(1) as f64,
+        kib_per(hub_after.anon_kib, hub_before.anon_kib, deployments),
         hub::mib(hub_after.peak_kib)
     );
     if args.run.settle_secs > 0 {
@@ -508,9 +513,9 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
             "  hub {} s after all running: RSS {} ({:.1} KiB per placement), anonymous {} ({:.1} KiB per placement)",
             args.run.settle_secs,
             hub::mib(settled.rss_kib),
-            settled.rss_kib.saturating_sub(hub_before.rss_kib) as f64 / deployments.max(1) as f64,
+            kib_per(settled.rss_kib, hub_before.rss_kib, deployments),
             hub::mib(settled.anon_kib),
-            settled.anon_kib.saturating_sub(hub_before.anon_kib) as f64 / deployments.max(1) as f64,
+            kib_per(settled.anon_kib, hub_before.anon_kib, deployments),
         );
     }
     if args.run.hold_secs > 0 {
