@@ -107,12 +107,19 @@ pub(crate) async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Resul
     result
 }
 
-async fn reconcile_inner(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = app.metadata.namespace.clone().unwrap_or_default();
+async fn reconcile_inner(cached: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = cached.metadata.namespace.clone().unwrap_or_default();
+    let name = cached.metadata.name.clone().unwrap_or_default();
+    let api: Api<Application> = Api::namespaced(ctx.hub_client.clone(), &namespace);
+    // The controller's cache keeps Applications without their status (mod.rs): each pass
+    // starts from the application as the hub has it now, status included.
+    let Some(app) = api.get_opt(&name).await.map_err(hub)? else {
+        return Ok(Action::await_change());
+    };
+    let app = Arc::new(app);
     if cleanup::release_orphan(&app, &ctx).await? {
         return Ok(Action::await_change());
     }
-    let api: Api<Application> = Api::namespaced(ctx.hub_client.clone(), &namespace);
     finalizer(&api, FINALIZER, app, |event| async {
         match event {
             FinalizerEvent::Apply(app) => apply(&app, &ctx).await,

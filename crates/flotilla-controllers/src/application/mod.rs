@@ -33,7 +33,7 @@ use flotilla_apis::{Application, ManagedCluster, Policy, Workflow};
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::Api;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 
 /// Environment variable: seconds between re-assertions of dispatched state (default 300).
@@ -46,6 +46,15 @@ fn apps_in(store: &Store<Application>, namespace: Option<&str>) -> Vec<ObjectRef
         .filter(|a| namespace.is_none() || a.metadata.namespace.as_deref() == namespace)
         .map(|a| ObjectRef::from(a.as_ref()))
         .collect()
+}
+
+/// What the controller's cache keeps of an Application: its metadata and spec. The status
+/// (an entry per cluster and component) and the managed fields were most of what the cache
+/// held at fleet size, and a pass reads its application afresh (`controller.rs`); the watch
+/// events themselves, status included, still decide which are the controller's own writes.
+fn without_status(app: &mut Application) {
+    app.status = None;
+    app.metadata.managed_fields = None;
 }
 
 /// Runs the application controller against the hub with the hub's options: how many
@@ -81,9 +90,13 @@ pub(crate) async fn run(
     // cluster join re-placing everything) holds only this many passes' rendered objects and
     // member answers at a time; 0 would be unbounded.
     // The controller's own status writes do not trigger another pass (own_writes.rs).
-    let (reader, writer) = reflector::store();
+    let (reader, mut writer) = reflector::store();
     let own = Arc::clone(&ctx.own_writes);
-    let applications = reflector(writer, watcher(apps, config.clone()))
+    let applications = watcher(apps, config.clone())
+        .map_ok(move |event| {
+            writer.apply_watcher_event(&event.clone().modify(without_status));
+            event
+        })
         .applied_objects()
         .try_filter(move |app| futures::future::ready(!own.is_own(app)));
     let app_controller = Controller::for_stream(applications, reader).with_config(
