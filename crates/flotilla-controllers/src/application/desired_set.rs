@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use super::desired_object::{DesiredObject, Templates};
 use super::drift_watch::{Desired, ObjectKey};
 
 /// An application: namespace, name.
@@ -26,11 +27,13 @@ fn group_of(desired: &Desired) -> GroupKey {
     (app_of(desired), desired.group)
 }
 
-/// Every dispatched object's desired state, and per wake-up group the number of its objects
-/// whose health is not known to be good (never judged, or judged unhealthy).
+/// Every dispatched object's desired state (their templates shared between clusters,
+/// `desired_object.rs`), and per wake-up group the number of its objects whose health is not
+/// known to be good (never judged, or judged unhealthy).
 #[derive(Default)]
 pub(crate) struct DesiredSet {
     objects: HashMap<ObjectKey, Desired>,
+    templates: Templates,
     not_healthy: HashMap<GroupKey, usize>,
 }
 
@@ -50,12 +53,14 @@ impl DesiredSet {
     /// Records `desired` for `key`, keeping the health last judged or seen, and what the
     /// watch verified when the desired object is the same.
     pub(crate) fn insert(&mut self, key: ObjectKey, mut desired: Desired) {
+        self.templates.share(&mut desired.object);
         if let Some(old) = self.objects.remove(&key) {
             desired.health = desired.health.or(old.health);
             if desired.verified.is_none() && old.object == desired.object {
                 desired.verified = old.verified.clone();
             }
             self.count(&old, -1);
+            self.templates.release(&old.object);
         }
         self.count(&desired, 1);
         self.objects.insert(key, desired);
@@ -65,14 +70,20 @@ impl DesiredSet {
     pub(crate) fn remove(&mut self, key: &ObjectKey) {
         if let Some(old) = self.objects.remove(key) {
             self.count(&old, -1);
+            self.templates.release(&old.object);
         }
     }
 
     /// Forgets every object of an application.
     pub(crate) fn remove_app(&mut self, app_namespace: &str, app_name: &str) {
+        let templates = &mut self.templates;
         self.objects.retain(|_, d| {
-            d.app.namespace.as_deref() != Some(app_namespace)
-                || d.app.name.as_deref() != Some(app_name)
+            let keep = d.app.namespace.as_deref() != Some(app_namespace)
+                || d.app.name.as_deref() != Some(app_name);
+            if !keep {
+                templates.release(&d.object);
+            }
+            keep
         });
         self.not_healthy
             .retain(|(app, _), _| app.0 != app_namespace || app.1 != app_name);
@@ -83,11 +94,11 @@ impl DesiredSet {
     pub(crate) fn set_verified(
         &mut self,
         key: &ObjectKey,
-        compared: &[u8],
+        compared: &DesiredObject,
         verified: Option<super::drift_watch::Verified>,
     ) {
         if let Some(entry) = self.objects.get_mut(key)
-            && *entry.object == *compared
+            && entry.object == *compared
         {
             entry.verified = verified;
         }
@@ -166,6 +177,7 @@ mod tests {
     use std::sync::Arc;
 
     use k8s_openapi::api::core::v1::ObjectReference;
+    use serde_json::json;
 
     use super::super::dispatch::KindInfo;
     use super::super::member_clients::Identity;
@@ -181,7 +193,7 @@ mod tests {
 
     fn desired(app: &Arc<ObjectReference>, group: u64) -> Desired {
         Desired {
-            object: Arc::from(&b"{}"[..]),
+            object: DesiredObject::of(&json!({}), "a"),
             kind: KindInfo::of("apps/v1", "Deployment"),
             exempt: Vec::new(),
             identity: Arc::new(Identity::of(None)),
@@ -268,12 +280,16 @@ mod tests {
                 gateway: None,
             },
         };
+        let (v1, v2) = (
+            DesiredObject::of(&json!({}), "a"),
+            DesiredObject::of(&json!({"v": 2}), "a"),
+        );
         let is_verified = |set: &DesiredSet| {
             set.get(&key("a", "web"))
                 .is_some_and(|d| d.verified.is_some())
         };
         set.insert(key("a", "web"), desired(&web_app, 1));
-        set.set_verified(&key("a", "web"), b"{}", Some(verified()));
+        set.set_verified(&key("a", "web"), &v1, Some(verified()));
         assert!(is_verified(&set));
         // A pass registering the same object again keeps it.
         set.insert(key("a", "web"), desired(&web_app, 1));
@@ -281,14 +297,14 @@ mod tests {
         // A new desired object drops it, and an event compared with the old one is not
         // recorded against the new one.
         let mut changed = desired(&web_app, 1);
-        changed.object = Arc::from(&br#"{"v":2}"#[..]);
+        changed.object = v2.clone();
         set.insert(key("a", "web"), changed);
         assert!(!is_verified(&set));
-        set.set_verified(&key("a", "web"), b"{}", Some(verified()));
+        set.set_verified(&key("a", "web"), &v1, Some(verified()));
         assert!(!is_verified(&set));
-        set.set_verified(&key("a", "web"), br#"{"v":2}"#, Some(verified()));
+        set.set_verified(&key("a", "web"), &v2, Some(verified()));
         assert!(is_verified(&set));
-        set.set_verified(&key("a", "web"), br#"{"v":2}"#, None);
+        set.set_verified(&key("a", "web"), &v2, None);
         assert!(!is_verified(&set));
     }
 }

@@ -37,6 +37,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::{Value, json};
 
+use super::desired_object::DesiredObject;
 use super::desired_set::DesiredSet;
 use super::dispatch::{self, FIELD_MANAGER, KindInfo};
 use super::drift::{DELETED, applied_by_others, drifted_fields};
@@ -53,14 +54,14 @@ type WatchKey = (String, String, String);
 type AppReport = BTreeMap<ObjectKey, Vec<String>>;
 
 /// The desired state of one dispatched object, kept for as long as the object is dispatched
-/// (one per object per cluster, so it is kept small: the object as compact JSON, decoded
-/// only when a watch event of it is compared or it is re-applied; the application's identity
-/// and reference shared by all its objects of a pass). Each cluster's copy differs (its
-/// `app.oam.dev/cluster` label), so copies are not shared between clusters.
+/// (one per object per cluster, so it is kept small: the object as compact JSON shared by
+/// the clusters it goes to, decoded only when a watch event of it is compared or it is
+/// re-applied; the application's identity and reference shared by all its objects of a
+/// pass).
 #[derive(Debug, Clone)]
 pub(crate) struct Desired {
-    /// The prepared object as dispatch applies it, as compact JSON ([`DriftWatch::encode`]).
-    pub object: Arc<[u8]>,
+    /// The prepared object as dispatch applies it (`desired_object.rs`).
+    pub object: DesiredObject,
     /// Its kind's plural and scope in the cluster.
     pub kind: KindInfo,
     /// Paths left to the cluster (apply-once).
@@ -89,13 +90,6 @@ pub(crate) struct Verified {
     pub session: u64,
     /// What health takes from the object.
     pub observed: Observed,
-}
-
-impl Desired {
-    /// The desired object, decoded.
-    fn decoded(&self) -> Value {
-        serde_json::from_slice(&self.object).unwrap_or(Value::Null)
-    }
 }
 
 /// Desired objects, the running watches and the reports.
@@ -144,11 +138,6 @@ impl DriftWatch {
             next_session: AtomicU64::new(1),
             reports: tokio::sync::Mutex::new(HashMap::new()),
         })
-    }
-
-    /// `object` as [`Desired::object`] keeps it: compact JSON.
-    pub(crate) fn encode(object: &Value) -> Arc<[u8]> {
-        serde_json::to_vec(object).unwrap_or_default().into()
     }
 
     /// The applications to reconcile again because one of their objects' health changed
@@ -351,7 +340,7 @@ impl DriftWatch {
         let healthy = workload_health(&live).0;
         // Not ours (any more): nothing to record or wake.
         let desired = self.desired_for(&key)?;
-        let wanted = desired.decoded();
+        let wanted = desired.object.decoded(cluster);
         let mut exempt = desired.exempt.clone();
         exempt.extend(applied_by_others(&live));
         let mut fields = drifted_fields(&wanted, &live, &exempt);
@@ -467,7 +456,7 @@ impl DriftWatch {
             .await
             .map_err(|e| kube::Error::Service(Box::new(e)))?;
         let api = dispatch::api_for(&client, &key.1, &key.2, &desired.kind, &key.3);
-        let object = desired.decoded();
+        let object = desired.object.decoded(&key.0);
         let applied = api
             .patch(
                 &key.4,

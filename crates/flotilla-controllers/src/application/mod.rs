@@ -2,6 +2,7 @@
 //! workflow → dispatch → health → gc, driven by watches on the hub.
 
 pub(crate) mod controller;
+mod desired_object;
 mod desired_set;
 pub mod dispatch;
 pub(crate) mod drift;

@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::super::controller::{Context, Error, hub};
+use super::super::desired_object::DesiredObject;
 use super::super::dispatch::{self, Target, describe};
-use super::super::drift_watch::{Desired, DriftWatch};
+use super::super::drift_watch::Desired;
 use super::super::health::{Observed, component_status};
 use super::super::member_clients::Identity;
 use super::super::placement::{self, ClusterInfo, Placement};
@@ -31,7 +32,7 @@ use super::tracker;
 /// runs: a pass plans every cluster's objects at once, and decoded (a `Value` is several
 /// times the size of its JSON) they were the largest part of the hub's peak.
 struct PlannedObject {
-    /// The prepared object, as dispatch applies it and the drift watch keeps it.
+    /// The prepared object, as dispatch applies it.
     json: Arc<[u8]>,
     /// Its apiVersion, kind, namespace and name.
     id: ObjectId,
@@ -57,7 +58,7 @@ impl PlannedObject {
                 .to_string()
         };
         PlannedObject {
-            json: DriftWatch::encode(object),
+            json: serde_json::to_vec(object).unwrap_or_default().into(),
             id: ObjectId {
                 api_version: text("/apiVersion"),
                 kind: text("/kind"),
@@ -475,9 +476,11 @@ impl Pass<'_> {
             let followed = watched && reads.trust_watch && !options.shared;
             if watched {
                 watched_objects.push(live.len());
-                self.ctx
-                    .drift
-                    .register(cluster, prepared, self.desired(o, &options, task.group));
+                self.ctx.drift.register(
+                    cluster,
+                    prepared,
+                    self.desired(cluster, prepared, o, &options, task.group),
+                );
                 if followed && let Some(seen) = self.ctx.drift.verified(cluster, prepared) {
                     from_watch[live.len()] = Some(seen);
                     live.push(None);
@@ -543,9 +546,16 @@ impl Pass<'_> {
         TaskResult::Done(status, first.and_then(|v| serde_json::to_vec(v).ok()))
     }
 
-    fn desired(&self, o: &PlannedObject, options: &dispatch::ApplyOptions, group: u64) -> Desired {
+    fn desired(
+        &self,
+        cluster: &str,
+        prepared: &Value,
+        o: &PlannedObject,
+        options: &dispatch::ApplyOptions,
+        group: u64,
+    ) -> Desired {
         Desired {
-            object: o.json.clone(),
+            object: DesiredObject::of(prepared, cluster),
             kind: o.kind.clone(),
             exempt: options.apply_once_paths.clone(),
             identity: self.identity.clone(),
