@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::deflated::Deflated;
+
 /// One metric family's samples from one member, with the `cluster` label already added.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Family {
@@ -11,15 +13,23 @@ pub(crate) struct Family {
     /// `# TYPE` (gauge, counter, ...).
     pub kind: String,
     /// Sample lines, `name{cluster="c",...} value`, each ending in `\n`: one buffer per
-    /// family rather than a `String` per sample (a member's scrape is relabelled every round).
-    pub samples: String,
+    /// family rather than a `String` per sample, deflated until it is read (`deflated.rs`).
+    samples: Deflated,
 }
 
 impl Family {
-    /// The sample lines.
-    pub(crate) fn sample_lines(&self) -> impl Iterator<Item = &str> {
-        self.samples.lines()
+    /// The sample lines, as one text.
+    pub(crate) fn samples(&self) -> String {
+        self.samples.text()
     }
+}
+
+/// A family while a member's text is relabelled.
+#[derive(Default)]
+struct Building {
+    help: String,
+    kind: String,
+    samples: String,
 }
 
 /// Families by name.
@@ -41,9 +51,9 @@ fn escape(value: &str) -> String {
 }
 
 /// The family named `name`, created on first use (the name is copied only then).
-fn family<'a>(families: &'a mut Families, name: &str) -> &'a mut Family {
+fn family<'a>(families: &'a mut BTreeMap<String, Building>, name: &str) -> &'a mut Building {
     if !families.contains_key(name) {
-        families.insert(name.to_string(), Family::default());
+        families.insert(name.to_string(), Building::default());
     }
     families.get_mut(name).expect("inserted above")
 }
@@ -61,7 +71,7 @@ fn wanted_comment<'a>(line: &'a str, prefix: &str) -> Option<(&'a str, &'a str)>
 /// other families are skipped on their first bytes; a kept sample is copied once, into its
 /// family's buffer, with the label spliced in.
 pub(crate) fn relabel(text: &str, cluster_name: &str) -> Families {
-    let mut families = Families::new();
+    let mut families = BTreeMap::new();
     let cluster = format!("cluster=\"{}\"", escape(cluster_name));
     for line in text.lines() {
         if line.starts_with('#') {
@@ -96,17 +106,27 @@ pub(crate) fn relabel(text: &str, cluster_name: &str) -> Families {
         }
         out.push('\n');
     }
-    // Kept until the next round: without the room each buffer grew into (up to as much
-    // again), which at fleet size is most of what the hub holds for monitoring.
-    for family in families.values_mut() {
-        family.samples.shrink_to_fit();
-    }
+    // Kept until the next round, deflated: at fleet size most of what the hub holds for
+    // monitoring.
     families
+        .into_iter()
+        .map(|(name, f)| {
+            let samples = Deflated::of(&f.samples);
+            (
+                name,
+                Family {
+                    help: f.help,
+                    kind: f.kind,
+                    samples,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Every member's families as one Prometheus text exposition (one HELP/TYPE per family).
 pub(crate) fn render<'a>(members: impl IntoIterator<Item = &'a Families>) -> String {
-    let mut merged: BTreeMap<&str, (Option<&Family>, Vec<&str>)> = BTreeMap::new();
+    let mut merged: BTreeMap<&str, (Option<&Family>, Vec<&Deflated>)> = BTreeMap::new();
     let mut size = 0;
     for families in members {
         for (name, family) in families {
@@ -132,7 +152,7 @@ pub(crate) fn render<'a>(members: impl IntoIterator<Item = &'a Families>) -> Str
             }
         }
         for s in samples {
-            out.push_str(s);
+            out.push_str(&s.text());
         }
     }
     out
@@ -179,7 +199,8 @@ kube_node_info{node=\"a\",kubelet_version=\"v1.33.0\"} 1\n\
         );
         let ready = &families["kube_deployment_status_replicas_ready"];
         assert_eq!(ready.kind, "gauge");
-        let samples: Vec<&str> = ready.sample_lines().collect();
+        let text = ready.samples();
+        let samples: Vec<&str> = text.lines().collect();
         assert_eq!(
             samples,
             [
@@ -217,9 +238,12 @@ kube_node_info{node=\"a\",kubelet_version=\"v1.33.0\"} 1\n\
     fn samples_without_labels_get_one() {
         let families = relabel("kube_up 1\nkube_x{} 3\n", "c\"1");
         assert_eq!(
-            families["kube_up"].samples,
+            families["kube_up"].samples(),
             "kube_up{cluster=\"c\\\"1\"} 1\n"
         );
-        assert_eq!(families["kube_x"].samples, "kube_x{cluster=\"c\\\"1\"} 3\n");
+        assert_eq!(
+            families["kube_x"].samples(),
+            "kube_x{cluster=\"c\\\"1\"} 3\n"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! A member that is unavailable or fails its scrape has no series from that scrape on, so a
 //! stopped member's series are gone within one scrape interval.
 
+mod deflated;
 pub mod exposition;
 pub(crate) mod history;
 pub(crate) mod scrapers;
@@ -148,7 +149,12 @@ async fn scrape(members: &Scrapers, cluster: &str) -> anyhow::Result<String> {
 fn ready_replicas(families: &Families) -> f64 {
     families
         .get("kube_deployment_status_replicas_ready")
-        .map(|f| f.sample_lines().filter_map(exposition::sample_value).sum())
+        .map(|f| {
+            f.samples()
+                .lines()
+                .filter_map(exposition::sample_value)
+                .sum()
+        })
         .unwrap_or(0.0)
 }
 
