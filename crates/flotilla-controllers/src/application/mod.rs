@@ -53,9 +53,30 @@ fn apps_in(store: &Store<Application>, namespace: Option<&str>) -> Vec<ObjectRef
 /// (an entry per cluster and component) and the managed fields were most of what the cache
 /// held at fleet size, and a pass reads its application afresh (`controller.rs`); the watch
 /// events themselves, status included, still decide which are the controller's own writes.
-fn without_status(app: &mut Application) {
-    app.status = None;
-    app.metadata.managed_fields = None;
+/// Copied without the status rather than cloned whole and trimmed: every status write of
+/// every Application comes through here.
+fn without_status(app: &Application) -> Application {
+    let mut metadata = app.metadata.clone();
+    metadata.managed_fields = None;
+    Application {
+        api_version: app.api_version.clone(),
+        kind: app.kind.clone(),
+        metadata,
+        spec: app.spec.clone(),
+        status: None,
+    }
+}
+
+/// A watch event as the controller's cache records it ([`without_status`]).
+fn cached(event: &watcher::Event<Application>) -> watcher::Event<Application> {
+    use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+    match event {
+        Apply(app) => Apply(without_status(app)),
+        Delete(app) => Delete(without_status(app)),
+        InitApply(app) => InitApply(without_status(app)),
+        Init => Init,
+        InitDone => InitDone,
+    }
 }
 
 /// Runs the application controller against the hub with the hub's options: how many
@@ -95,7 +116,7 @@ pub(crate) async fn run(
     let own = Arc::clone(&ctx.own_writes);
     let applications = watcher(apps, config.clone())
         .map_ok(move |event| {
-            writer.apply_watcher_event(&event.clone().modify(without_status));
+            writer.apply_watcher_event(&cached(&event));
             event
         })
         .applied_objects()
@@ -143,4 +164,28 @@ pub(crate) async fn run(
         .await;
     retry_cleanups.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_metadata_and_spec_without_status() {
+        let mut app = Application::default();
+        app.metadata.name = Some("web".into());
+        app.metadata.managed_fields = Some(vec![Default::default()]);
+        app.spec.components = vec![Default::default()];
+        app.status = Some(Default::default());
+        let watcher::Event::Apply(kept) = cached(&watcher::Event::Apply(app.clone())) else {
+            panic!("an Apply stays an Apply");
+        };
+        assert_eq!(kept.metadata.name.as_deref(), Some("web"));
+        assert_eq!(kept.spec, app.spec);
+        assert!(kept.status.is_none() && kept.metadata.managed_fields.is_none());
+        assert!(matches!(
+            cached(&watcher::Event::InitDone),
+            watcher::Event::InitDone
+        ));
+    }
 }
