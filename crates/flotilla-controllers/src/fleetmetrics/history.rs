@@ -31,8 +31,8 @@ pub(crate) struct History {
 }
 
 impl History {
-    /// Records `ready` replicas of every scraped cluster at `now` and forgets what is older
-    /// than the window (clusters with no point left disappear).
+    /// Records `ready` replicas of every scraped cluster at `now` and forgets points and
+    /// rollouts older than the window (clusters with no point left disappear).
     pub(crate) fn record_ready(&mut self, now: i64, ready: &BTreeMap<String, f64>) {
         for (cluster, value) in ready {
             self.ready
@@ -49,6 +49,7 @@ impl History {
             }
         }
         self.ready.retain(|_, p| !p.is_empty());
+        self.rollouts.retain(|r| now - r.ended <= WINDOW_SECONDS);
     }
 
     /// Records a rollout once (by namespace, name and revision); keeps the last hour's.
@@ -123,5 +124,8 @@ mod tests {
         h.record_rollout(110, r);
         assert_eq!(h.rollouts.len(), 1);
         assert_eq!(h.to_json()["rollouts"][0]["seconds"], json!(4.5));
+        // A scrape round an hour later forgets it, with no rollout recorded since.
+        h.record_ready(100 + WINDOW_SECONDS + 1, &BTreeMap::new());
+        assert!(h.rollouts.is_empty());
     }
 }

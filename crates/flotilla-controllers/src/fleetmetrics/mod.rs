@@ -18,6 +18,7 @@ use std::time::Duration;
 use flotilla_apis::Application;
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
+use kube::runtime::{WatchStreamExt as _, watcher};
 
 use crate::cluster::managed_cluster;
 use exposition::Families;
@@ -51,21 +52,22 @@ pub fn history() -> serde_json::Value {
         .unwrap_or_default()
 }
 
-/// Scrapes the fleet every `interval`, at most `concurrency` members at once, until the
-/// future is dropped.
+/// Scrapes the fleet every `interval`, at most `concurrency` members at once, and records
+/// rollouts as they finish, until the future is dropped.
 pub(crate) async fn run(
     hub_client: kube::Client,
     interval: Duration,
     concurrency: usize,
 ) -> anyhow::Result<()> {
     let members = Scrapers::new(hub_client.clone(), SCRAPE_TIMEOUT);
-    loop {
-        scrape_fleet(&hub_client, &members, concurrency).await;
-        if let Err(e) = record_rollouts(&hub_client).await {
-            tracing::debug!(error = %e, "listing applications for rollout durations");
+    let scraping = async {
+        loop {
+            scrape_fleet(&hub_client, &members, concurrency).await;
+            tokio::time::sleep(interval).await;
         }
-        tokio::time::sleep(interval).await;
-    }
+    };
+    tokio::join!(scraping, follow_rollouts(&hub_client));
+    Ok(())
 }
 
 /// The names of the members whose `ManagedClusterConditionAvailable` is `True`.
@@ -158,18 +160,33 @@ fn ready_replicas(families: &Families) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Records the workflow duration of every application whose workflow finished.
-async fn record_rollouts(hub_client: &kube::Client) -> Result<(), kube::Error> {
+/// Records the workflow duration of each application whose workflow finished, from a watch
+/// of every Application: a rollout is seen when its status changes (or the watch lists), so
+/// the hub does not re-read every Application each round (at 100 Applications on 100
+/// members, 2.6 MB listed and decoded every interval, and that much freed again).
+async fn follow_rollouts(hub_client: &kube::Client) {
     let apps: Api<Application> = Api::all(hub_client.clone());
-    let now = chrono::Utc::now().timestamp();
-    let list = apps.list(&ListParams::default()).await?;
-    let rollouts: Vec<Rollout> = list.items.iter().filter_map(rollout_of).collect();
-    if let Ok(mut fleet) = FLEET.write() {
-        for r in rollouts {
-            fleet.history.record_rollout(now, r);
+    let mut applications = watcher(apps, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    while let Some(event) = applications.next().await {
+        let app = match event {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::debug!(error = %e, "watching applications for rollout durations");
+                continue;
+            }
+        };
+        let Some(rollout) = rollout_of(&app) else {
+            continue;
+        };
+        if let Ok(mut fleet) = FLEET.write() {
+            fleet
+                .history
+                .record_rollout(chrono::Utc::now().timestamp(), rollout);
         }
     }
-    Ok(())
 }
 
 fn rollout_of(app: &Application) -> Option<Rollout> {
