@@ -9,6 +9,7 @@ mod serve;
 /// jemalloc instead of glibc's malloc: the hub with 1,000 idle members kept about half its
 /// RSS in glibc's arenas, not in live allocations; jemalloc gives freed pages back to the
 /// system after a few seconds (docs/benchmarks.md, "The hub's memory with 1,000 idle members").
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
