@@ -5,10 +5,10 @@
 //! when a pass can move on (a step succeeds, a `dependsOn` component may start) or has
 //! something new to show.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::desired_object::{DesiredObject, Templates};
-use super::drift_watch::{Desired, ObjectKey};
+use super::drift_watch::{Desired, NameKey, ObjectKey, WatchKey};
 
 /// An application: namespace, name.
 pub(crate) type AppKey = (String, String);
@@ -30,9 +30,12 @@ fn group_of(desired: &Desired) -> GroupKey {
 /// Every dispatched object's desired state (their templates shared between clusters,
 /// `desired_object.rs`), and per wake-up group the number of its objects whose health is not
 /// known to be good (never judged, or judged unhealthy).
+///
+/// Objects are held by watch (cluster, apiVersion, kind), then by namespace and name: each
+/// object's entry keeps only its own names, and a watch's relist looks at its own objects.
 #[derive(Default)]
 pub(crate) struct DesiredSet {
-    objects: HashMap<ObjectKey, Desired>,
+    objects: HashMap<WatchKey, HashMap<NameKey, Desired>>,
     templates: Templates,
     not_healthy: HashMap<GroupKey, usize>,
 }
@@ -50,11 +53,21 @@ impl DesiredSet {
         }
     }
 
+    /// Takes `key`'s entry out (a watch left with no object is dropped).
+    fn take(&mut self, key: &ObjectKey) -> Option<Desired> {
+        let objects = self.objects.get_mut(&key.watch)?;
+        let old = objects.remove(&key.name);
+        if objects.is_empty() {
+            self.objects.remove(&key.watch);
+        }
+        old
+    }
+
     /// Records `desired` for `key`, keeping the health last judged or seen, and what the
     /// watch verified when the desired object is the same.
     pub(crate) fn insert(&mut self, key: ObjectKey, mut desired: Desired) {
         self.templates.share(&mut desired.object);
-        if let Some(old) = self.objects.remove(&key) {
+        if let Some(old) = self.take(&key) {
             desired.health = desired.health.or(old.health);
             if desired.verified.is_none() && old.object == desired.object {
                 desired.verified = old.verified.clone();
@@ -63,12 +76,15 @@ impl DesiredSet {
             self.templates.release(&old.object);
         }
         self.count(&desired, 1);
-        self.objects.insert(key, desired);
+        self.objects
+            .entry(key.watch)
+            .or_default()
+            .insert(key.name, desired);
     }
 
     /// Forgets one object.
     pub(crate) fn remove(&mut self, key: &ObjectKey) {
-        if let Some(old) = self.objects.remove(key) {
+        if let Some(old) = self.take(key) {
             self.count(&old, -1);
             self.templates.release(&old.object);
         }
@@ -77,13 +93,16 @@ impl DesiredSet {
     /// Forgets every object of an application.
     pub(crate) fn remove_app(&mut self, app_namespace: &str, app_name: &str) {
         let templates = &mut self.templates;
-        self.objects.retain(|_, d| {
-            let keep = d.app.namespace.as_deref() != Some(app_namespace)
-                || d.app.name.as_deref() != Some(app_name);
-            if !keep {
-                templates.release(&d.object);
-            }
-            keep
+        self.objects.retain(|_, objects| {
+            objects.retain(|_, d| {
+                let keep = d.app.namespace.as_deref() != Some(app_namespace)
+                    || d.app.name.as_deref() != Some(app_name);
+                if !keep {
+                    templates.release(&d.object);
+                }
+                keep
+            });
+            !objects.is_empty()
         });
         self.not_healthy
             .retain(|(app, _), _| app.0 != app_namespace || app.1 != app_name);
@@ -97,7 +116,7 @@ impl DesiredSet {
         compared: &DesiredObject,
         verified: Option<super::drift_watch::Verified>,
     ) {
-        if let Some(entry) = self.objects.get_mut(key)
+        if let Some(entry) = self.get_mut(key)
             && entry.object == *compared
         {
             entry.verified = verified;
@@ -105,11 +124,11 @@ impl DesiredSet {
     }
 
     pub(crate) fn get(&self, key: &ObjectKey) -> Option<&Desired> {
-        self.objects.get(key)
+        self.objects.get(&key.watch)?.get(&key.name)
     }
 
     pub(crate) fn get_mut(&mut self, key: &ObjectKey) -> Option<&mut Desired> {
-        self.objects.get_mut(key)
+        self.objects.get_mut(&key.watch)?.get_mut(&key.name)
     }
 
     /// Records the health of one object; when this makes its group's objects all healthy,
@@ -117,7 +136,7 @@ impl DesiredSet {
     /// reconcile again). Other changes return `None`: the group has more to wait for, or
     /// nothing new to show.
     pub(crate) fn set_health(&mut self, key: &ObjectKey, healthy: bool) -> Option<AppKey> {
-        let entry = self.objects.get_mut(key)?;
+        let entry = self.objects.get_mut(&key.watch)?.get_mut(&key.name)?;
         if entry.health == Some(healthy) {
             return None;
         }
@@ -144,31 +163,34 @@ impl DesiredSet {
     /// event (the pass reads, the object changes, the event arrives, the pass records), and
     /// recording it would lose that event's news.
     pub(crate) fn judged(&mut self, key: &ObjectKey, healthy: bool) {
-        if self.objects.get(key).is_some_and(|d| d.health.is_none()) {
+        if self.get(key).is_some_and(|d| d.health.is_none()) {
             self.set_health(key, healthy);
         }
     }
 
-    /// The keys of `cluster`'s objects of one kind, except those in `except`.
-    pub(crate) fn keys_of_kind(
+    /// The keys of `watch`'s objects, except those in `except`.
+    pub(crate) fn keys_of_watch(
         &self,
-        cluster: &str,
-        api_version: &str,
-        kind: &str,
-        except: &std::collections::HashSet<ObjectKey>,
+        watch: &WatchKey,
+        except: &HashSet<ObjectKey>,
     ) -> Vec<ObjectKey> {
-        self.objects
+        let Some(objects) = self.objects.get(watch) else {
+            return Vec::new();
+        };
+        objects
             .keys()
-            .filter(|k| k.0 == cluster && k.1 == api_version && k.2 == kind)
-            .filter(|k| !except.contains(*k))
-            .cloned()
+            .map(|name| ObjectKey {
+                watch: watch.clone(),
+                name: name.clone(),
+            })
+            .filter(|k| !except.contains(k))
             .collect()
     }
 
     /// Objects held (for tests and sizes).
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.objects.len()
+        self.objects.values().map(HashMap::len).sum()
     }
 }
 
@@ -206,13 +228,7 @@ mod tests {
     }
 
     fn key(cluster: &str, name: &str) -> ObjectKey {
-        (
-            cluster.into(),
-            "apps/v1".into(),
-            "Deployment".into(),
-            "default".into(),
-            name.into(),
-        )
+        ObjectKey::new(cluster, "apps/v1", "Deployment", "default", name)
     }
 
     fn web() -> AppKey {
@@ -266,6 +282,25 @@ mod tests {
             Some(true)
         );
         assert_eq!(set.set_health(&key("b", "web"), true), None, "forgotten");
+    }
+
+    #[test]
+    fn a_watch_finds_its_own_objects_and_an_emptied_watch_is_dropped() {
+        let web_app = app("web");
+        let mut set = DesiredSet::default();
+        for (cluster, name) in [("a", "web"), ("a", "db"), ("b", "web")] {
+            set.insert(key(cluster, name), desired(&web_app, 1));
+        }
+        let watch_a = key("a", "web").watch;
+        let listed: HashSet<ObjectKey> = [key("a", "db")].into_iter().collect();
+        assert_eq!(set.keys_of_watch(&watch_a, &listed), vec![key("a", "web")]);
+        let other_kind = ("a".to_string(), "v1".to_string(), "Service".to_string());
+        assert!(set.keys_of_watch(&other_kind, &HashSet::new()).is_empty());
+        set.remove(&key("b", "web"));
+        assert!(!set.objects.contains_key(&key("b", "web").watch));
+        assert!(set.get(&key("b", "web")).is_none());
+        assert!(set.get(&key("a", "db")).is_some());
+        assert_eq!(set.len(), 2);
     }
 
     #[test]

@@ -44,11 +44,56 @@ use super::drift::{DELETED, applied_by_others, drifted_fields};
 use super::health::{Observed, workload_health};
 use super::member_clients::{Identity, MemberClients};
 
-/// Identity of a dispatched object: cluster, apiVersion, kind, namespace, name.
-pub(crate) type ObjectKey = (String, String, String, String, String);
-
 /// One watch: cluster, apiVersion, kind.
-type WatchKey = (String, String, String);
+pub(crate) type WatchKey = (String, String, String);
+
+/// An object's namespace and name.
+pub(crate) type NameKey = (String, String);
+
+/// Identity of a dispatched object: its watch and its namespace and name, apart, so that
+/// the desired set keeps each watch's part once (`desired_set.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ObjectKey {
+    /// Cluster, apiVersion, kind.
+    pub(crate) watch: WatchKey,
+    /// Namespace (empty for a cluster-scoped object), name.
+    pub(crate) name: NameKey,
+}
+
+impl ObjectKey {
+    pub(crate) fn new(
+        cluster: &str,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> ObjectKey {
+        ObjectKey {
+            watch: (cluster.into(), api_version.into(), kind.into()),
+            name: (namespace.into(), name.into()),
+        }
+    }
+
+    pub(crate) fn cluster(&self) -> &str {
+        &self.watch.0
+    }
+
+    pub(crate) fn api_version(&self) -> &str {
+        &self.watch.1
+    }
+
+    pub(crate) fn kind(&self) -> &str {
+        &self.watch.2
+    }
+
+    pub(crate) fn namespace(&self) -> &str {
+        &self.name.0
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name.1
+    }
+}
 
 /// One application's drifted objects and their fields.
 type AppReport = BTreeMap<ObjectKey, Vec<String>>;
@@ -109,12 +154,12 @@ pub(crate) struct DriftWatch {
 
 fn key_of(cluster: &str, object: &Value) -> ObjectKey {
     let text = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
-    (
-        cluster.to_string(),
-        text("/apiVersion").to_string(),
-        text("/kind").to_string(),
-        text("/metadata/namespace").to_string(),
-        text("/metadata/name").to_string(),
+    ObjectKey::new(
+        cluster,
+        text("/apiVersion"),
+        text("/kind"),
+        text("/metadata/namespace"),
+        text("/metadata/name"),
     )
 }
 
@@ -156,15 +201,17 @@ impl DriftWatch {
         if let Ok(mut map) = self.desired.lock() {
             map.insert(key.clone(), desired);
         }
-        let watch = (key.0.clone(), key.1.clone(), key.2.clone());
         let new = self
             .watching
             .lock()
-            .map(|mut w| w.insert(watch))
+            .map(|mut w| w.insert(key.watch.clone()))
             .unwrap_or(false);
         if new {
             let this = Arc::clone(self);
-            tokio::spawn(async move { this.watch_kind(key.0, key.1, key.2, kind).await });
+            let (cluster, api_version, kind_name) = key.watch;
+            tokio::spawn(
+                async move { this.watch_kind(cluster, api_version, kind_name, kind).await },
+            );
         }
     }
 
@@ -177,13 +224,7 @@ impl DriftWatch {
         ns: &str,
         name: &str,
     ) {
-        let key = (
-            cluster.to_string(),
-            api_version.to_string(),
-            kind.to_string(),
-            ns.to_string(),
-            name.to_string(),
-        );
+        let key = ObjectKey::new(cluster, api_version, kind, ns, name);
         if let Ok(mut map) = self.desired.lock() {
             map.remove(&key);
         }
@@ -215,8 +256,7 @@ impl DriftWatch {
     /// change of that health comes as an event, which wakes the application).
     pub(crate) fn verified(&self, cluster: &str, object: &Value) -> Option<Observed> {
         let key = key_of(cluster, object);
-        let watch = (key.0.clone(), key.1.clone(), key.2.clone());
-        let session = self.sessions.lock().ok()?.get(&watch).copied()?;
+        let session = self.sessions.lock().ok()?.get(&key.watch).copied()?;
         let map = self.desired.lock().ok()?;
         let verified = map.get(&key)?.verified.as_ref()?;
         (verified.session == session).then(|| verified.observed.clone())
@@ -369,7 +409,14 @@ impl DriftWatch {
         listed: &HashSet<ObjectKey>,
     ) {
         let missing = match self.desired.lock() {
-            Ok(map) => map.keys_of_kind(cluster, api_version, kind, listed),
+            Ok(map) => {
+                let watch = (
+                    cluster.to_string(),
+                    api_version.to_string(),
+                    kind.to_string(),
+                );
+                map.keys_of_watch(&watch, listed)
+            }
             Err(_) => return,
         };
         for key in missing {
@@ -405,13 +452,13 @@ impl DriftWatch {
             &GroupVersionKind::gvk("autoscaling", "v2", "HorizontalPodAutoscaler"),
             "horizontalpodautoscalers",
         );
-        let api: Api<DynamicObject> = Api::namespaced_with(client, &key.3, &resource);
+        let api: Api<DynamicObject> = Api::namespaced_with(client, key.namespace(), &resource);
         let Ok(list) = api.list(&ListParams::default()).await else {
             return false;
         };
         list.items.iter().any(|h| {
             let target = &h.data["spec"]["scaleTargetRef"];
-            target["kind"] == key.2.as_str() && target["name"] == key.4.as_str()
+            target["kind"] == key.kind() && target["name"] == key.name()
         })
     }
 
@@ -424,16 +471,16 @@ impl DriftWatch {
             return;
         }
         if let Err(e) = self.correct(&key, &desired).await {
-            tracing::warn!(cluster = %key.0, object = %key.4, error = %e,
+            tracing::warn!(cluster = %key.cluster(), object = %key.name(), error = %e,
                 "cannot correct drift; the next converge pass retries");
             return;
         }
-        super::metrics::count_drift_correction(&key.0, &key.2);
+        super::metrics::count_drift_correction(key.cluster(), key.kind());
         let note = format!(
             "{} {} in cluster {}: {} drifted; corrected",
-            key.2,
+            key.kind(),
             object_name(&key),
-            key.0,
+            key.cluster(),
             fields.join(", ")
         );
         tracing::info!(app = ?desired.app.name, "{note}");
@@ -452,14 +499,20 @@ impl DriftWatch {
     async fn correct(&self, key: &ObjectKey, desired: &Desired) -> Result<(), kube::Error> {
         let client = self
             .members
-            .as_user(&key.0, &desired.identity)
+            .as_user(key.cluster(), &desired.identity)
             .await
             .map_err(|e| kube::Error::Service(Box::new(e)))?;
-        let api = dispatch::api_for(&client, &key.1, &key.2, &desired.kind, &key.3);
-        let object = desired.object.decoded(&key.0);
+        let api = dispatch::api_for(
+            &client,
+            key.api_version(),
+            key.kind(),
+            &desired.kind,
+            key.namespace(),
+        );
+        let object = desired.object.decoded(key.cluster());
         let applied = api
             .patch(
-                &key.4,
+                key.name(),
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&object),
             )
@@ -471,7 +524,7 @@ impl DriftWatch {
             && let Ok(mut map) = self.desired.lock()
             && let Some(entry) = map.get_mut(key)
         {
-            tracing::info!(object = %key.4, fields = ?stuck, "cluster normalises these fields; not watched");
+            tracing::info!(object = %key.name(), fields = ?stuck, "cluster normalises these fields; not watched");
             entry.exempt.extend(stuck);
         }
         Ok(())
@@ -498,11 +551,11 @@ impl DriftWatch {
         let list: Vec<DriftReport> = entry
             .iter()
             .map(|(k, f)| DriftReport {
-                cluster: k.0.clone(),
-                api_version: k.1.clone(),
-                kind: k.2.clone(),
-                namespace: k.3.clone(),
-                name: k.4.clone(),
+                cluster: k.cluster().to_string(),
+                api_version: k.api_version().to_string(),
+                kind: k.kind().to_string(),
+                namespace: k.namespace().to_string(),
+                name: k.name().to_string(),
                 fields: f.clone(),
             })
             .collect();
@@ -527,10 +580,10 @@ fn render_hash(object: &Value) -> Option<&str> {
 }
 
 fn object_name(key: &ObjectKey) -> String {
-    if key.3.is_empty() {
-        key.4.clone()
+    if key.namespace().is_empty() {
+        key.name().to_string()
     } else {
-        format!("{}/{}", key.3, key.4)
+        format!("{}/{}", key.namespace(), key.name())
     }
 }
 
