@@ -168,22 +168,22 @@ impl DesiredSet {
         }
     }
 
-    /// The keys of `watch`'s objects, except those in `except`.
+    /// The keys of `watch`'s objects, except those named in `except` (namespace, name).
     pub(crate) fn keys_of_watch(
         &self,
         watch: &WatchKey,
-        except: &HashSet<ObjectKey>,
+        except: &HashSet<NameKey>,
     ) -> Vec<ObjectKey> {
         let Some(objects) = self.objects.get(watch) else {
             return Vec::new();
         };
         objects
             .keys()
+            .filter(|name| !except.contains(*name))
             .map(|name| ObjectKey {
                 watch: watch.clone(),
                 name: name.clone(),
             })
-            .filter(|k| !except.contains(k))
             .collect()
     }
 
@@ -292,7 +292,7 @@ mod tests {
             set.insert(key(cluster, name), desired(&web_app, 1));
         }
         let watch_a = key("a", "web").watch;
-        let listed: HashSet<ObjectKey> = [key("a", "db")].into_iter().collect();
+        let listed: HashSet<NameKey> = [key("a", "db").name].into_iter().collect();
         assert_eq!(set.keys_of_watch(&watch_a, &listed), vec![key("a", "web")]);
         let other_kind = ("a".to_string(), "v1".to_string(), "Service".to_string());
         assert!(set.keys_of_watch(&other_kind, &HashSet::new()).is_empty());

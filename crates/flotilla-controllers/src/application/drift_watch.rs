@@ -325,7 +325,7 @@ impl DriftWatch {
             let config = watcher::Config::default().labels(labels::APP_NAME);
             let mut stream = watcher(api, config).default_backoff().boxed();
             // Objects a (re)list returned, to find those deleted while the watch was down.
-            let mut listed: Option<HashSet<ObjectKey>> = None;
+            let mut listed: Option<HashSet<NameKey>> = None;
             while let Some(event) = stream.next().await {
                 match event {
                     Ok(watcher::Event::Apply(o)) => {
@@ -334,7 +334,7 @@ impl DriftWatch {
                     Ok(watcher::Event::InitApply(o)) => {
                         let checked = self.check(&cluster, &api_version, &kind, o, session);
                         if let Some(key) = checked.await {
-                            listed.get_or_insert_with(HashSet::new).insert(key);
+                            listed.get_or_insert_with(HashSet::new).insert(key.name);
                         }
                     }
                     Ok(watcher::Event::Delete(o)) => {
@@ -347,8 +347,7 @@ impl DriftWatch {
                     Ok(watcher::Event::InitDone) => {
                         let listed = listed.take().unwrap_or_default();
                         if relisted {
-                            self.missing_after_relist(&cluster, &api_version, &kind, &listed)
-                                .await;
+                            self.missing_after_relist(&watch, &listed).await;
                         }
                         relisted = true;
                     }
@@ -399,24 +398,11 @@ impl DriftWatch {
         Some(key)
     }
 
-    /// Treats every desired object of this cluster and kind that a relist did not return as
-    /// deleted (put back, or reported).
-    async fn missing_after_relist(
-        &self,
-        cluster: &str,
-        api_version: &str,
-        kind: &str,
-        listed: &HashSet<ObjectKey>,
-    ) {
+    /// Treats every desired object of `watch` that its relist did not return (`listed`: the
+    /// namespaces and names it did) as deleted (put back, or reported).
+    async fn missing_after_relist(&self, watch: &WatchKey, listed: &HashSet<NameKey>) {
         let missing = match self.desired.lock() {
-            Ok(map) => {
-                let watch = (
-                    cluster.to_string(),
-                    api_version.to_string(),
-                    kind.to_string(),
-                );
-                map.keys_of_watch(&watch, listed)
-            }
+            Ok(map) => map.keys_of_watch(watch, listed),
             Err(_) => return,
         };
         for key in missing {
