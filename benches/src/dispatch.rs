@@ -368,6 +368,28 @@ fn per_placement_requests(
 }
 
 /// KiB grown per placement, from `before` to `after` (KiB each).
+/// The hub's `/readyz` probes of members between two scrapes of its metrics: how many, and
+/// the bucket bounds of their p50, p99 and slowest.
+fn probe_durations(before: &str, after: &str) -> String {
+    let (n, bounds) = scrape::histogram_delta(
+        before,
+        after,
+        "flotilla_cluster_probe_duration_seconds",
+        &[0.5, 0.99, 1.0],
+    );
+    let show = |b: &Option<f64>| match b {
+        Some(s) if s.is_finite() => format!("<= {:.0} ms", s * 1000.0),
+        Some(_) => "over the last bucket".to_string(),
+        None => "-".to_string(),
+    };
+    format!(
+        "{n:.0}, p50 {}, p99 {}, slowest {}",
+        show(&bounds[0]),
+        show(&bounds[1]),
+        show(&bounds[2])
+    )
+}
+
 fn kib_per(after: u64, before: u64, placements: usize) -> f64 {
     after.saturating_sub(before) as f64 / placements.max(1) as f64
 }
@@ -430,6 +452,8 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
     let members_before = hub::Usage::of(members.pid())?;
     let requests_before = scrape::served_requests(&clients, |_| true).await?;
 
+    let hub_metrics_before = scrape::metrics(&hub_client).await?;
+
     let apps = applications(&hub_client);
     let started = Instant::now();
     let objects = (0..args.apps).map(|k| application(&app_name(k), &names));
@@ -478,6 +502,10 @@ pub(crate) async fn measure(scenario: &str, args: Args) -> anyhow::Result<()> {
             "flotilla_dispatch_duration_seconds_count",
             &[]
         ) / deployments.max(1) as f64
+    );
+    println!(
+        "  health probes during the dispatch: {}",
+        probe_durations(&hub_metrics_before, &hub_metrics)
     );
     println!(
         "  hub phase: member requests per placement: {}",

@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 
@@ -38,12 +39,23 @@ type ClusterLabels = Vec<(String, String)>;
 /// last probe, 0 otherwise.
 static AVAILABILITY: LazyLock<Family<ClusterLabels, Gauge>> = LazyLock::new(Family::default);
 
-/// Registers the per-cluster availability gauge in the hub's Prometheus registry.
+/// `flotilla_cluster_probe_duration_seconds`: how long members took to answer `/readyz`,
+/// fleet-wide (1 ms to 8 s; a member per label would cost the hub a histogram per member).
+static PROBE_DURATION: LazyLock<Histogram> =
+    LazyLock::new(|| Histogram::new(exponential_buckets(0.001, 2.0, 14)));
+
+/// Registers the per-cluster availability gauge and the probe duration histogram in the
+/// hub's Prometheus registry.
 pub fn register_metrics(registry: &mut Registry) {
     registry.register(
         "flotilla_cluster_available",
         "1 when the member cluster answered its last /readyz probe, else 0",
         AVAILABILITY.clone(),
+    );
+    registry.register(
+        "flotilla_cluster_probe_duration_seconds",
+        "Time from sending a member's /readyz probe to its whole answer (or failure)",
+        PROBE_DURATION.clone(),
     );
 }
 
@@ -174,7 +186,9 @@ impl ProbeClients {
         timeout: Duration,
     ) -> Result<(), ProbeFailure> {
         let client = self.client(cluster_name, credential, timeout).await?;
+        let started = Instant::now();
         let result = probe_with(&client, timeout).await;
+        PROBE_DURATION.observe(started.elapsed().as_secs_f64());
         if matches!(result, Err(ProbeFailure::Unreachable(_)))
             && let Some(gone) = self.lock().remove(cluster_name)
         {
