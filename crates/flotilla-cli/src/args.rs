@@ -118,7 +118,8 @@ pub struct HubArgs {
     pub cluster_probe_interval: std::time::Duration,
     /// At most this many members' /readyz are probed at once; the fleet metrics scrape and
     /// the multi-cluster Services controller read at most this many members at once too.
-    /// The probes, scrapes and those reads of a member share one pooled connection.
+    /// The hub's requests to a member (probes, scrapes, those reads, dispatch) share one
+    /// pooled connection.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub cluster_probe_concurrency: u32,
     /// How often every available member's /metrics is scraped for `/metrics/clusters` and the
@@ -131,8 +132,8 @@ pub struct HubArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub mcs_resync_interval: std::time::Duration,
     /// At most this many requests of the application controller (applies, reads, deletes;
-    /// watches aside) go to one member at once; more wait. Each member's requests share one
-    /// HTTP/2 connection.
+    /// watches aside) go to one member at once; more wait. All of the hub's requests to a
+    /// member share one HTTP/2 connection.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub member_request_concurrency: u32,
     /// At most this many Applications reconcile at once (render, dispatch to their members,

@@ -8,6 +8,14 @@
 //! over it as HTTP/2 streams (bounded by the server's `SETTINGS_MAX_CONCURRENT_STREAMS`;
 //! further requests wait for a stream).
 //!
+//! The hub keeps ONE connection per member for all of its work there, as client-go does with
+//! one transport per TLS configuration: health probes, metrics scrapes, dispatch fan-outs and
+//! drift watches are separate streams on it. A probe cannot queue behind a dispatch: each
+//! pool bounds its requests in flight to a member (the dispatch's 32 by default) far below a
+//! server's stream limit (hyper's 200, kube-apiserver's 1,000), and the responses read
+//! meanwhile are consumed as they arrive, well inside the connection's 5 MB receive window. A second connection per member would cost the hub ~85 KB per member
+//! (docs/benchmarks.md, "One connection per member").
+//!
 //! Everything else is kube's own: the same rustls configuration (CA, client certificate), the
 //! base URI, auth (bearer token, refreshable tokens), extra and impersonation headers, and the
 //! retry policy when the config asks for it ([`kube::client::ConfigExt`]). Timeouts keep their
@@ -48,23 +56,11 @@ fn is_watch(uri: &http::Uri) -> bool {
 /// The HTTP/2 client (its pool holds the one connection) that [`kube::Client`]s share.
 type Http = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Body>;
 
-/// Which shared connection to a server a client rides on ([`shared_client`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Lane {
-    /// The hub's periodic, light work on each member: health probes, fleet metrics scrapes,
-    /// the multi-cluster Services reads, grants and GitOps reads.
-    Fleet,
-    /// The application controller's dispatch: fan-outs of applies, reads and drift watches,
-    /// kept off the probes' connection so a busy member's dispatch never delays its probe.
-    Dispatch,
-}
-
 /// What makes two configs' connections interchangeable: the server, how it is verified and
 /// the TLS client identity. Bearer tokens, impersonation and response timeouts are applied
 /// per request, so clients that differ only in those share a connection.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ConnectionKey {
-    lane: Lane,
     url: String,
     roots: Option<Vec<Vec<u8>>>,
     root_file: Option<std::path::PathBuf>,
@@ -76,11 +72,10 @@ struct ConnectionKey {
 }
 
 impl ConnectionKey {
-    fn of(config: &kube::Config, lane: Lane) -> ConnectionKey {
+    fn of(config: &kube::Config) -> ConnectionKey {
         use secrecy::ExposeSecret as _;
         let auth = &config.auth_info;
         ConnectionKey {
-            lane,
             url: config.cluster_url.to_string(),
             roots: config.root_cert.clone(),
             root_file: config.root_cert_file.clone(),
@@ -105,8 +100,8 @@ fn shared() -> std::sync::MutexGuard<'static, HashMap<ConnectionKey, Weak<Http>>
 }
 
 /// A [`kube::Client`] for `config` over the one HTTP/2 connection that every client of the
-/// same server, TLS identity and `lane` in this process shares (see the module docs): the
-/// hub's probes, scrapes and other periodic readers of a member hold one connection to it
+/// same server and TLS identity in this process shares (see the module docs): the hub's
+/// probes, scrapes, dispatch and other readers of a member hold one connection to it
 /// instead of one each. Each client keeps its own auth, headers and `read_timeout`; the
 /// connection's `connect_timeout` is that of the client that opened it (each request is
 /// bounded by its own client's `read_timeout` anyway, connecting included). A config with
@@ -118,19 +113,18 @@ fn shared() -> std::sync::MutexGuard<'static, HashMap<ConnectionKey, Weak<Http>>
 /// its headers are added inside this client, with no second client wrapped around it.
 pub(crate) fn shared_client(
     config: kube::Config,
-    lane: Lane,
     in_flight: Option<Arc<Semaphore>>,
 ) -> Result<kube::Client, kube::Error> {
     if config.proxy_url.is_some() || config.tls_server_name.is_some() {
         return kube::Client::try_from(config);
     }
-    let http = shared_connection(&config, lane)?;
+    let http = shared_connection(&config)?;
     over(http, config, in_flight)
 }
 
-/// The connection every client of `config`'s server, TLS identity and `lane` shares.
-fn shared_connection(config: &kube::Config, lane: Lane) -> Result<Arc<Http>, kube::Error> {
-    let key = ConnectionKey::of(config, lane);
+/// The connection every client of `config`'s server and TLS identity shares.
+fn shared_connection(config: &kube::Config) -> Result<Arc<Http>, kube::Error> {
+    let key = ConnectionKey::of(config);
     let mut connections = shared();
     if let Some(http) = connections.get(&key).and_then(Weak::upgrade) {
         return Ok(http);
@@ -142,11 +136,11 @@ fn shared_connection(config: &kube::Config, lane: Lane) -> Result<Arc<Http>, kub
 }
 
 /// Makes the next [`shared_client`] for the server at `cluster_url` (as in its
-/// [`kube::Config`]) and `lane` open a new connection (after the server did not answer: its
+/// [`kube::Config`]) open a new connection (after the server did not answer: its
 /// connection may be dead). Clients already built keep theirs until they are dropped.
-pub(crate) fn forget_shared(cluster_url: &http::Uri, lane: Lane) {
+pub(crate) fn forget_shared(cluster_url: &http::Uri) {
     let url = cluster_url.to_string();
-    shared().retain(|key, _| key.lane != lane || key.url != url);
+    shared().retain(|key, _| key.url != url);
 }
 
 /// A [`kube::Client`] for `config` over one multiplexed HTTP/2 connection of its own (see the
@@ -315,13 +309,13 @@ impl PlainClient {
 /// A [`PlainClient`] for `config` over the connection [`shared_client`] would use.
 /// (A stored member credential names no proxy and no TLS server name, which only kube's own
 /// client handles.)
-pub(crate) fn plain_client(config: kube::Config, lane: Lane) -> Result<PlainClient, kube::Error> {
+pub(crate) fn plain_client(config: kube::Config) -> Result<PlainClient, kube::Error> {
     if config.proxy_url.is_some() || config.tls_server_name.is_some() {
         return Err(kube::Error::Service(
             "a proxy or a TLS server name needs kube's own client".into(),
         ));
     }
-    let http = shared_connection(&config, lane)?;
+    let http = shared_connection(&config)?;
     Ok(PlainClient {
         service: stack(http, &config, None)?,
         namespace: config.default_namespace.clone(),
@@ -373,44 +367,44 @@ mod tests {
         config
     }
 
-    /// How many clients hold each live connection to `url` in `lane`.
-    fn holders(url: &str, lane: Lane) -> Vec<usize> {
+    /// How many clients hold each live connection to `url`.
+    fn holders(url: &str) -> Vec<usize> {
         shared()
             .iter()
-            .filter(|(k, c)| k.url == url && k.lane == lane && c.strong_count() > 0)
+            .filter(|(k, c)| k.url == url && c.strong_count() > 0)
             .map(|(_, c)| c.strong_count())
             .collect()
     }
 
     #[tokio::test]
-    async fn clients_of_one_server_identity_and_lane_share_a_connection() {
+    async fn clients_of_one_server_and_identity_share_a_connection() {
         let (url, uri) = (
             "https://127.0.0.1:9/",
             "https://127.0.0.1:9".parse().unwrap(),
         );
         let (cert, other_cert) = (identity("hub"), identity("other"));
-        let a = shared_client(config(url, "token-a", &cert), Lane::Fleet, None).unwrap();
-        let b = shared_client(config(url, "token-b", &cert), Lane::Fleet, None).unwrap();
-        assert_eq!(holders(url, Lane::Fleet), [2], "tokens are per request");
-        let other = shared_client(config(url, "token-a", &other_cert), Lane::Fleet, None).unwrap();
-        assert_eq!(holders(url, Lane::Fleet).len(), 2, "another identity");
-        let dispatch = shared_client(config(url, "token-a", &cert), Lane::Dispatch, None).unwrap();
-        assert_eq!(holders(url, Lane::Dispatch), [1], "another lane");
-
-        forget_shared(&uri, Lane::Fleet);
-        assert!(holders(url, Lane::Fleet).is_empty());
-        let c = shared_client(config(url, "token-a", &cert), Lane::Fleet, None).unwrap();
+        let a = shared_client(config(url, "token-a", &cert), None).unwrap();
+        let b = shared_client(config(url, "token-b", &cert), None).unwrap();
+        let bounded = Some(Arc::new(Semaphore::new(2)));
+        let dispatch = shared_client(config(url, "token-a", &cert), bounded).unwrap();
+        let probe = plain_client(config(url, "token-a", &cert)).unwrap();
         assert_eq!(
-            holders(url, Lane::Fleet),
-            [1],
-            "a new connection after forgetting"
+            holders(url),
+            [4],
+            "tokens, request bounds and client kinds are per client"
         );
-        assert_eq!(holders(url, Lane::Dispatch), [1], "other lanes keep theirs");
+        let other = shared_client(config(url, "token-a", &other_cert), None).unwrap();
+        assert_eq!(holders(url).len(), 2, "another identity");
+
+        forget_shared(&uri);
+        assert!(holders(url).is_empty());
+        let c = shared_client(config(url, "token-a", &cert), None).unwrap();
+        assert_eq!(holders(url), [1], "a new connection after forgetting");
 
         // A kube client's service lives in a spawned buffer task, gone soon after the client.
-        drop((a, b, other, c, dispatch));
+        drop((a, b, other, c, dispatch, probe));
         for _ in 0..1000 {
-            if holders(url, Lane::Fleet).is_empty() && holders(url, Lane::Dispatch).is_empty() {
+            if holders(url).is_empty() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -1,7 +1,7 @@
 //! Clients for the clusters an application dispatches to, acting as the application's user.
 //!
 //! One [`kube::Client`] per member, multiplexing its requests over one HTTP/2 connection
-//! (the member's connection of the pool's [`Lane`], shared with the other pools of that lane:
+//! (the member's one connection, shared with the hub's other clients of that member:
 //! [`crate::multiplexed_client::shared_client`]; built from the credentials Secret the cluster
 //! registry stores in `vela-system`, see [`crate::cluster::credentials`]), cached and shared;
 //! `local` is the hub itself. Requests on an application's behalf go through a thin wrapper that
@@ -19,7 +19,7 @@ use kube::client::Body;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::cluster::credentials::{self, ClusterCredential};
-use crate::multiplexed_client::{Lane, forget_shared, shared_client};
+use crate::multiplexed_client::{forget_shared, shared_client};
 
 /// Why a member client could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -118,21 +118,17 @@ pub(crate) struct MemberClients {
     hub_client: kube::Client,
     pool: Arc<Mutex<HashMap<String, Pooled>>>,
     requests_per_member: usize,
-    lane: Lane,
 }
 
 impl MemberClients {
     /// A pool that reads credentials through `hub_client`, sending at most
     /// [`DEFAULT_REQUESTS_PER_MEMBER`] requests to each member at once over the member's
-    /// connection of `lane` (shared with the other pools and controllers of that lane).
-    pub(crate) fn new(hub_client: kube::Client, lane: Lane) -> Self {
-        MemberClients {
-            lane,
-            ..Self::with_requests_per_member(hub_client, DEFAULT_REQUESTS_PER_MEMBER)
-        }
+    /// connection (shared with the hub's other pools and controllers).
+    pub(crate) fn new(hub_client: kube::Client) -> Self {
+        Self::with_requests_per_member(hub_client, DEFAULT_REQUESTS_PER_MEMBER)
     }
 
-    /// The application controller's pool ([`Lane::Dispatch`]), sending at most `limit`
+    /// The application controller's pool, sending at most `limit`
     /// requests (watches aside) to each member at once; more wait for a turn. Each member's
     /// requests share one HTTP/2 connection, so this bounds the streams (and the member's
     /// work) one hub fan-out opens on it.
@@ -141,7 +137,6 @@ impl MemberClients {
             hub_client,
             pool: Arc::new(Mutex::new(HashMap::new())),
             requests_per_member: limit.max(1),
-            lane: Lane::Dispatch,
         }
     }
 
@@ -183,7 +178,7 @@ impl MemberClients {
             || Arc::new(Semaphore::new(self.requests_per_member)),
             |p| p.in_flight.clone(),
         );
-        let client = shared_client(config, self.lane, Some(in_flight.clone())).map_err(|e| {
+        let client = shared_client(config, Some(in_flight.clone())).map_err(|e| {
             Error::Build {
                 cluster: cluster.to_string(),
                 source: Box::new(e),
@@ -206,7 +201,7 @@ impl MemberClients {
     /// client opens a new connection.
     pub(crate) async fn forget(&self, cluster: &str) {
         if let Some(gone) = self.pool.lock().await.remove(cluster) {
-            forget_shared(&gone.url, self.lane);
+            forget_shared(&gone.url);
         }
     }
 

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::credentials::{self, ClusterCredential};
 use super::managed_cluster::{self, Condition};
 use super::registry::one_line;
-use crate::multiplexed_client::{Lane, PlainClient, PlainError, forget_shared, plain_client};
+use crate::multiplexed_client::{PlainClient, PlainError, forget_shared, plain_client};
 use flotilla_apis::{CONDITION_AVAILABLE, CONDITION_JOINED};
 
 /// Errors of one probe round.
@@ -128,8 +128,8 @@ pub(crate) enum ProbeFailure {
 
 /// The probes' member clients: one per member, kept while its stored credential is unchanged,
 /// so a probe reuses the member's connection instead of building a client, a TLS
-/// configuration and a handshake every round. The connection is the member's
-/// [`Lane::Fleet`] one, shared with the fleet metrics scrape and the other periodic readers
+/// configuration and a handshake every round. The connection is the member's one, shared
+/// with the fleet metrics scrape, the dispatch and the hub's other clients of the member
 /// ([`crate::multiplexed_client::shared_client`]). A member that did not answer gets a new
 /// client and connection at its next probe.
 #[derive(Default)]
@@ -167,7 +167,7 @@ impl ProbeClients {
             .await
             .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
         let url = config.cluster_url.clone();
-        let client = plain_client(config, Lane::Fleet)
+        let client = plain_client(config)
             .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
         let probe_client = ProbeClient {
             credential: credential.clone(),
@@ -192,7 +192,7 @@ impl ProbeClients {
         if matches!(result, Err(ProbeFailure::Unreachable(_)))
             && let Some(gone) = self.lock().remove(cluster_name)
         {
-            forget_shared(&gone.url, Lane::Fleet);
+            forget_shared(&gone.url);
         }
         result
     }

@@ -1,5 +1,5 @@
-//! The scrape's member clients: one [`PlainClient`] per member on the member's
-//! [`Lane::Fleet`] connection, impersonating `system:flotilla:fleet-metrics` (group
+//! The scrape's member clients: one [`PlainClient`] per member on the member's shared
+//! connection ([`crate::multiplexed_client`]), impersonating `system:flotilla:fleet-metrics` (group
 //! `system:monitoring`, which may read `/metrics`). The stored credential is read again every
 //! [`CLIENT_TTL`]; an unchanged one keeps the client and its connection. A plain client, not a
 //! [`kube::Client`]: a scrape is one GET read whole, and kube's clients each cost a tower
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::application::member_clients::Identity;
 use crate::cluster::credentials::{self, ClusterCredential};
-use crate::multiplexed_client::{Lane, PlainClient, forget_shared, plain_client};
+use crate::multiplexed_client::{PlainClient, forget_shared, plain_client};
 
 /// How long a client is used before its member's credential is read again.
 const CLIENT_TTL: Duration = Duration::from_secs(60);
@@ -68,7 +68,7 @@ impl Scrapers {
         config.auth_info.impersonate = scraper.user;
         config.auth_info.impersonate_groups = Some(scraper.groups);
         let url = config.cluster_url.clone();
-        let client = plain_client(config, Lane::Fleet)?;
+        let client = plain_client(config)?;
         let known = Scraper {
             client: client.clone(),
             credential,
@@ -82,7 +82,7 @@ impl Scrapers {
     /// Drops `cluster`'s client after a failed scrape: the next one opens a new connection.
     pub(crate) fn forget(&self, cluster: &str) {
         if let Some(gone) = self.lock().remove(cluster) {
-            forget_shared(&gone.url, Lane::Fleet);
+            forget_shared(&gone.url);
         }
     }
 

@@ -20,7 +20,6 @@ use super::status::{self, COMPARISON_ERROR, INVALID_SPEC_ERROR, SYNC_ERROR};
 use super::sync::{self, Planned};
 use crate::application::dispatch::KindCache;
 use crate::application::member_clients::{Identity, MemberClients};
-use crate::multiplexed_client::Lane;
 
 /// Errors that make a reconcile retry with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +62,7 @@ impl Context {
     /// A context for `hub_client`.
     pub(crate) fn new(hub_client: kube::Client, options: &GitOpsOptions) -> Self {
         Context {
-            members: MemberClients::new(hub_client.clone(), Lane::Dispatch),
+            members: MemberClients::new(hub_client.clone()),
             hub_client,
             kinds: KindCache::default(),
             sources: Sources::new(options.cache_dir.clone(), options.poll_interval),

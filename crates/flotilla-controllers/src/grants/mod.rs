@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 
 use crate::application::member_clients::{Identity, MemberClients};
 use crate::cluster::managed_cluster;
-use crate::multiplexed_client::Lane;
 
 mod member_watch;
 
@@ -135,7 +134,7 @@ fn member_identity() -> Identity {
 /// kube-runtime watchers), when a grant binding goes from a member that holds some
 /// (`member_watch.rs`), [`RETRY`] after a member could not be synced, and every [`RESYNC`].
 pub(crate) async fn run(hub_client: kube::Client) -> anyhow::Result<()> {
-    let members = MemberClients::new(hub_client.clone(), Lane::Fleet);
+    let members = MemberClients::new(hub_client.clone());
     let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
     let grants = Api::<DynamicObject>::all_with(hub_client.clone(), &api_resource());
     tokio::spawn(signal_changes(grants, changed.clone()));

@@ -19,7 +19,7 @@ use super::MEMBER_TIMEOUT;
 use super::follow::{self, Board, Follower};
 use crate::application::member_clients::Identity;
 use crate::cluster::{credentials, managed_cluster};
-use crate::multiplexed_client::{Lane, PlainClient, plain_client};
+use crate::multiplexed_client::{PlainClient, plain_client};
 
 /// A followed member.
 struct Followed {
@@ -151,7 +151,7 @@ async fn member_client(
     let controller = Identity::hub_component("mcs-controller", &["system:masters"]);
     config.auth_info.impersonate = controller.user;
     config.auth_info.impersonate_groups = Some(controller.groups);
-    plain_client(config, Lane::Fleet).map_err(|e| credentials::Error::Config {
+    plain_client(config).map_err(|e| credentials::Error::Config {
         cluster_name: name.to_string(),
         cause: Box::new(e),
     })
