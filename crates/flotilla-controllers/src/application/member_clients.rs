@@ -178,11 +178,9 @@ impl MemberClients {
             || Arc::new(Semaphore::new(self.requests_per_member)),
             |p| p.in_flight.clone(),
         );
-        let client = shared_client(config, Some(in_flight.clone())).map_err(|e| {
-            Error::Build {
-                cluster: cluster.to_string(),
-                source: Box::new(e),
-            }
+        let client = shared_client(config, Some(in_flight.clone())).map_err(|e| Error::Build {
+            cluster: cluster.to_string(),
+            source: Box::new(e),
         })?;
         pool.insert(
             cluster.to_string(),

@@ -167,8 +167,7 @@ impl ProbeClients {
             .await
             .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
         let url = config.cluster_url.clone();
-        let client = plain_client(config)
-            .map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
+        let client = plain_client(config).map_err(|e| ProbeFailure::NoCredentials(one_line(&e)))?;
         let probe_client = ProbeClient {
             credential: credential.clone(),
             client: client.clone(),
