@@ -285,24 +285,93 @@ impl PlainClient {
         &self,
         request: http::Request<Body>,
     ) -> Result<bytes::Bytes, PlainError> {
-        use http_body_util::BodyExt as _;
         let response = self.send(request).await?;
         let status = response.status();
-        let body = (response.into_body().collect().await)
-            .map_err(|e| PlainError::Transport(one_line(&e)))?
-            .to_bytes();
+        let body = whole_body(response).await?;
         if status.is_success() {
             return Ok(body);
         }
-        let text = String::from_utf8_lossy(&body);
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| text.trim().to_string());
-        Err(PlainError::Status {
-            code: status.as_u16(),
-            message,
-        })
+        Err(status_error(status, &body))
+    }
+
+    /// GETs `path` and hands each line of a successful answer (without its line end) to
+    /// `line` as the body arrives: the client holds one frame and a partial line, never the
+    /// whole body (a member's `/metrics` is mostly families the caller skips).
+    pub(crate) async fn get_lines(
+        &self,
+        path: &str,
+        mut line: impl FnMut(&str),
+    ) -> Result<(), PlainError> {
+        use http_body_util::BodyExt as _;
+        let request = http::Request::get(path)
+            .body(Body::empty())
+            .map_err(|e| PlainError::Transport(one_line(&e)))?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(status_error(status, &whole_body(response).await?));
+        }
+        let mut body = response.into_body();
+        let mut lines = Lines::default();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| PlainError::Transport(one_line(&e)))?;
+            if let Ok(data) = frame.into_data() {
+                lines.push(&data, &mut line);
+            }
+        }
+        lines.finish(&mut line);
+        Ok(())
+    }
+}
+
+/// Splits a body that arrives in chunks into lines, keeping only the unfinished one.
+#[derive(Default)]
+struct Lines {
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    /// Hands every line that `data` completes to `line`.
+    fn push(&mut self, data: &[u8], line: &mut impl FnMut(&str)) {
+        self.partial.extend_from_slice(data);
+        if let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') {
+            String::from_utf8_lossy(&self.partial[..=end])
+                .lines()
+                .for_each(&mut *line);
+            self.partial.drain(..=end);
+        }
+    }
+
+    /// Hands the last line, if the body did not end with a line end.
+    fn finish(self, line: &mut impl FnMut(&str)) {
+        String::from_utf8_lossy(&self.partial)
+            .lines()
+            .for_each(line);
+    }
+}
+
+/// The whole body of `response`.
+async fn whole_body(
+    response: http::Response<hyper::body::Incoming>,
+) -> Result<bytes::Bytes, PlainError> {
+    use http_body_util::BodyExt as _;
+    let body = response.into_body().collect().await;
+    Ok(body
+        .map_err(|e| PlainError::Transport(one_line(&e)))?
+        .to_bytes())
+}
+
+/// The error of an answer with an unsuccessful `status`: the body's Status message, or its
+/// text.
+fn status_error(status: http::StatusCode, body: &[u8]) -> PlainError {
+    let text = String::from_utf8_lossy(body);
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| text.trim().to_string());
+    PlainError::Status {
+        code: status.as_u16(),
+        message,
     }
 }
 
@@ -325,6 +394,28 @@ pub(crate) fn plain_client(config: kube::Config) -> Result<PlainClient, kube::Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_whole_whatever_the_chunks() {
+        let body = "a 1\r\nbb{x=\"é\"} 2\n\nccc 3";
+        for cut in 0..body.len() {
+            for second in cut..body.len() {
+                let bytes = body.as_bytes();
+                let mut seen = Vec::new();
+                let mut line = |l: &str| seen.push(l.to_string());
+                let mut lines = Lines::default();
+                lines.push(&bytes[..cut], &mut line);
+                lines.push(&bytes[cut..second], &mut line);
+                lines.push(&bytes[second..], &mut line);
+                lines.finish(&mut line);
+                assert_eq!(
+                    seen,
+                    ["a 1", "bb{x=\"é\"} 2", "", "ccc 3"],
+                    "cut at {cut}, {second}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn watches_are_told_apart() {

@@ -43,6 +43,11 @@ impl Deflated {
         self.len
     }
 
+    /// Whether the text is empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The text (empty if the stream cannot be inflated, which `of` never makes).
     pub(crate) fn text(&self) -> String {
         if self.raw {

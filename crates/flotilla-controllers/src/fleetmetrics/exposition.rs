@@ -24,14 +24,6 @@ impl Family {
     }
 }
 
-/// A family while a member's text is relabelled.
-#[derive(Default)]
-struct Building {
-    help: String,
-    kind: String,
-    samples: String,
-}
-
 /// Families by name.
 pub(crate) type Families = BTreeMap<String, Family>;
 
@@ -51,9 +43,9 @@ fn escape(value: &str) -> String {
 }
 
 /// The family named `name`, created on first use (the name is copied only then).
-fn family<'a>(families: &'a mut BTreeMap<String, Building>, name: &str) -> &'a mut Building {
+fn family<'a>(families: &'a mut Families, name: &str) -> &'a mut Family {
     if !families.contains_key(name) {
-        families.insert(name.to_string(), Building::default());
+        families.insert(name.to_string(), Family::default());
     }
     families.get_mut(name).expect("inserted above")
 }
@@ -67,32 +59,67 @@ fn wanted_comment<'a>(line: &'a str, prefix: &str) -> Option<(&'a str, &'a str)>
     Some(rest.split_once(' ').unwrap_or((rest, "")))
 }
 
-/// The `kube_*` families of `text`, each sample labelled `cluster="cluster_name"`. Lines of
-/// other families are skipped on their first bytes; a kept sample is copied once, into its
-/// family's buffer, with the label spliced in.
+/// The `kube_*` families of `text`, each sample labelled `cluster="cluster_name"` (see
+/// [`Relabeler`]).
+#[cfg(test)]
 pub(crate) fn relabel(text: &str, cluster_name: &str) -> Families {
-    let mut families = BTreeMap::new();
-    let cluster = format!("cluster=\"{}\"", escape(cluster_name));
+    let mut relabeler = Relabeler::new(cluster_name);
     for line in text.lines() {
+        relabeler.line(line);
+    }
+    relabeler.finish()
+}
+
+/// Picks the `kube_*` families out of a member's exposition, a line at a time as it is read,
+/// each sample labelled `cluster="NAME"`. Lines of other families are skipped on their first
+/// bytes; a kept sample is copied once, into the open family's buffer, with the label spliced
+/// in. A family's samples are contiguous in the text format, so each is deflated as soon as
+/// the next one starts: a scrape in flight holds one family's text, not the member's.
+pub(crate) struct Relabeler {
+    families: Families,
+    /// `cluster="NAME"`, escaped.
+    cluster: String,
+    /// The family whose samples `open_samples` collects.
+    open: String,
+    open_samples: String,
+}
+
+impl Relabeler {
+    /// A relabeler for the member `cluster_name`.
+    pub(crate) fn new(cluster_name: &str) -> Self {
+        Relabeler {
+            families: Families::new(),
+            cluster: format!("cluster=\"{}\"", escape(cluster_name)),
+            open: String::new(),
+            open_samples: String::new(),
+        }
+    }
+
+    /// Takes one line of the exposition (without its line end).
+    pub(crate) fn line(&mut self, line: &str) {
         if line.starts_with('#') {
             if let Some((name, help)) = wanted_comment(line, "# HELP ") {
-                family(&mut families, name).help = help.to_string();
+                family(&mut self.families, name).help = help.to_string();
             } else if let Some((name, kind)) = wanted_comment(line, "# TYPE ") {
                 let kind = if kind.is_empty() { "untyped" } else { kind };
-                family(&mut families, name).kind = kind.to_string();
+                family(&mut self.families, name).kind = kind.to_string();
             }
-            continue;
+            return;
         }
         if !wanted(line) {
-            continue;
+            return;
         }
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());
         let (name, rest) = line.split_at(name_end);
-        let out = &mut family(&mut families, name).samples;
-        out.reserve(line.len() + cluster.len() + 3);
+        if name != self.open {
+            self.close();
+            self.open.push_str(name);
+        }
+        let out = &mut self.open_samples;
+        out.reserve(line.len() + self.cluster.len() + 3);
         out.push_str(name);
         out.push('{');
-        out.push_str(&cluster);
+        out.push_str(&self.cluster);
         match rest.strip_prefix('{') {
             Some(labels) if labels.starts_with('}') => out.push_str(labels),
             Some(labels) => {
@@ -106,22 +133,29 @@ pub(crate) fn relabel(text: &str, cluster_name: &str) -> Families {
         }
         out.push('\n');
     }
-    // Kept until the next round, deflated: at fleet size most of what the hub holds for
-    // monitoring.
-    families
-        .into_iter()
-        .map(|(name, f)| {
-            let samples = Deflated::of(&f.samples);
-            (
-                name,
-                Family {
-                    help: f.help,
-                    kind: f.kind,
-                    samples,
-                },
-            )
-        })
-        .collect()
+
+    /// Deflates the open family's samples into it (after any it already has: a family split
+    /// over the text still comes out whole) and empties the buffer for the next.
+    fn close(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let family = family(&mut self.families, &self.open);
+        family.samples = if family.samples.is_empty() {
+            Deflated::of(&self.open_samples)
+        } else {
+            Deflated::of(&(family.samples.text() + &self.open_samples))
+        };
+        self.open.clear();
+        self.open_samples.clear();
+    }
+
+    /// The families taken, each kept deflated until the next round: at fleet size most of
+    /// what the hub holds for monitoring.
+    pub(crate) fn finish(mut self) -> Families {
+        self.close();
+        self.families
+    }
 }
 
 /// Every member's families as one Prometheus text exposition (one HELP/TYPE per family).
@@ -210,6 +244,20 @@ kube_node_info{node=\"a\",kubelet_version=\"v1.33.0\"} 1\n\
         assert_eq!(label(samples[0], "deployment"), Some("web"));
         assert_eq!(label(samples[0], "cluster"), Some("us-west"));
         assert_eq!(sample_value(samples[0]), Some(2.0));
+    }
+
+    #[test]
+    fn a_family_split_over_the_text_comes_out_whole() {
+        let text = "kube_a{x=\"1\"} 1\nkube_b 2\nother 3\nkube_a{x=\"2\"} 4\n# TYPE kube_c gauge\n";
+        let families = relabel(text, "m");
+        assert_eq!(
+            families["kube_a"].samples(),
+            "kube_a{cluster=\"m\",x=\"1\"} 1\nkube_a{cluster=\"m\",x=\"2\"} 4\n"
+        );
+        assert_eq!(families["kube_b"].samples(), "kube_b{cluster=\"m\"} 2\n");
+        assert_eq!(families["kube_c"].kind, "gauge");
+        assert_eq!(families["kube_c"].samples(), "");
+        assert!(!families.contains_key("other"));
     }
 
     #[test]

@@ -96,7 +96,7 @@ async fn scrape_fleet(hub_client: &kube::Client, members: &Scrapers, concurrency
     let scrapes = clusters.iter().map(|cluster| async move {
         let result = tokio::time::timeout(SCRAPE_TIMEOUT, scrape(members, cluster)).await;
         let families = match result {
-            Ok(Ok(text)) => Some(exposition::relabel(&text, cluster)),
+            Ok(Ok(families)) => Some(families),
             Ok(Err(e)) => {
                 tracing::debug!(cluster = %cluster, error = %e, "scraping a member's /metrics");
                 None
@@ -110,7 +110,7 @@ async fn scrape_fleet(hub_client: &kube::Client, members: &Scrapers, concurrency
     });
     // Collected first: a lazily mapped iterator of borrowing futures trips the compiler's
     // `Send` check of the hub's controller future. Bounded: each scrape holds its member's
-    // whole `/metrics` text until it is relabelled.
+    // `kube_*` samples until they are deflated.
     let scrapes: Vec<_> = scrapes.collect();
     let mut results = futures::stream::iter(scrapes).buffer_unordered(concurrency.max(1));
     let mut ready: BTreeMap<String, f64> = BTreeMap::new();
@@ -142,9 +142,16 @@ fn forget_members_except(clusters: &[String]) {
     }
 }
 
-async fn scrape(members: &Scrapers, cluster: &str) -> anyhow::Result<String> {
+/// One member's `kube_*` families, relabelled as its `/metrics` arrives: the hub never holds
+/// a member's whole exposition (most of it other families), so a round's transient memory
+/// is the samples it keeps, not every member's text at once.
+async fn scrape(members: &Scrapers, cluster: &str) -> anyhow::Result<Families> {
     let member_client = members.client(cluster).await?;
-    Ok(member_client.get_text("/metrics").await?)
+    let mut relabeler = exposition::Relabeler::new(cluster);
+    member_client
+        .get_lines("/metrics", |line| relabeler.line(line))
+        .await?;
+    Ok(relabeler.finish())
 }
 
 /// The sum of `kube_deployment_status_replicas_ready` of one member.
