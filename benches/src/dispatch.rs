@@ -367,7 +367,6 @@ fn per_placement_requests(
     parts.join(", ")
 }
 
-/// KiB grown per placement, from `before` to `after` (KiB each).
 /// The hub's `/readyz` probes of members between two scrapes of its metrics: how many, and
 /// the bucket bounds of their p50, p99 and slowest.
 fn probe_durations(before: &str, after: &str) -> String {
@@ -390,6 +389,7 @@ fn probe_durations(before: &str, after: &str) -> String {
     )
 }
 
+/// KiB grown per placement, from `before` to `after` (KiB each).
 fn kib_per(after: u64, before: u64, placements: usize) -> f64 {
     after.saturating_sub(before) as f64 / placements.max(1) as f64
 }

@@ -13,8 +13,9 @@
 //! drift watches are separate streams on it. A probe cannot queue behind a dispatch: each
 //! pool bounds its requests in flight to a member (the dispatch's 32 by default) far below a
 //! server's stream limit (hyper's 200, kube-apiserver's 1,000), and the responses read
-//! meanwhile are consumed as they arrive, well inside the connection's 5 MB receive window. A second connection per member would cost the hub ~85 KB per member
-//! (docs/benchmarks.md, "One connection per member").
+//! meanwhile are consumed as they arrive, well inside the connection's 5 MB receive window.
+//! A second connection per member cost the hub ~0.35 KiB of RSS per placement at 100
+//! Applications per member (docs/benchmarks.md, "One connection per member").
 //!
 //! Everything else is kube's own: the same rustls configuration (CA, client certificate), the
 //! base URI, auth (bearer token, refreshable tokens), extra and impersonation headers, and the
@@ -273,10 +274,7 @@ impl PlainClient {
 
     /// GETs `path` and returns the body as text.
     pub(crate) async fn get_text(&self, path: &str) -> Result<String, PlainError> {
-        let request = http::Request::get(path)
-            .body(Body::empty())
-            .map_err(|e| PlainError::Transport(one_line(&e)))?;
-        let body = self.read(request).await?;
+        let body = self.read(get(path)?).await?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -303,10 +301,7 @@ impl PlainClient {
         mut line: impl FnMut(&str),
     ) -> Result<(), PlainError> {
         use http_body_util::BodyExt as _;
-        let request = http::Request::get(path)
-            .body(Body::empty())
-            .map_err(|e| PlainError::Transport(one_line(&e)))?;
-        let response = self.send(request).await?;
+        let response = self.send(get(path)?).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(status_error(status, &whole_body(response).await?));
@@ -348,6 +343,13 @@ impl Lines {
             .lines()
             .for_each(line);
     }
+}
+
+/// A GET of `path` with an empty body.
+fn get(path: &str) -> Result<http::Request<Body>, PlainError> {
+    http::Request::get(path)
+        .body(Body::empty())
+        .map_err(|e| PlainError::Transport(one_line(&e)))
 }
 
 /// The whole body of `response`.

@@ -1,10 +1,10 @@
 //! The scrape's member clients: one [`PlainClient`] per member on the member's shared
-//! connection ([`crate::multiplexed_client`]), impersonating `system:flotilla:fleet-metrics` (group
-//! `system:monitoring`, which may read `/metrics`). The stored credential is read again every
-//! [`CLIENT_TTL`]; an unchanged one keeps the client and its connection. A plain client, not a
-//! [`kube::Client`]: a scrape is one GET read whole, and kube's clients each cost a tower
-//! `Buffer` (a task and ~8 KiB) per member, plus one more per scrape for the impersonating
-//! wrapper the scrape used to put around the pooled client.
+//! connection ([`crate::multiplexed_client`]), impersonating `system:flotilla:fleet-metrics`
+//! (group `system:monitoring`, which may read `/metrics`). The stored credential is read again
+//! every [`CLIENT_TTL`]; an unchanged one keeps the client and its connection. A plain client,
+//! not a [`kube::Client`]: a scrape is one GET read as it arrives, and kube's clients each
+//! cost a tower `Buffer` (a task and ~8 KiB) per member, plus one more per scrape for the
+//! impersonating wrapper the scrape used to put around the pooled client.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
