@@ -64,7 +64,7 @@ const MEMBER_HISTORY_EVENTS: usize = 1_000;
 /// ... and at most this many bytes of objects in them.
 const MEMBER_HISTORY_BYTES: usize = 1 << 20;
 /// File pages a member's store keeps in memory (every value is in its index already; the
-/// store's default, 8 MiB, would be 8 GiB for `--count 1000` once every member had written).
+/// store's default, 2 MiB, would be 2 GiB for `--count 1000` once every member had written).
 const MEMBER_FILE_CACHE_BYTES: usize = 1 << 20;
 
 /// Connects to etcd and waits until it answers, saying so every 2 s. Meanwhile `listener`
