@@ -89,37 +89,70 @@ impl serde::Serialize for WithoutResourceVersion<'_> {
     }
 }
 
-/// The stored bytes with `metadata.resourceVersion` set, without decoding, when they start
-/// `{"apiVersion":"…","kind":"…","metadata":{` (as [`encode`] writes them); `None`
-/// otherwise (the caller decodes instead).
+/// Where `metadata.resourceVersion` goes in stored bytes that start
+/// `{"apiVersion":"…","kind":"…","metadata":{` (as [`encode`] writes them): just inside
+/// `metadata`'s brace. Found without decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VersionSlot {
+    /// Byte offset just after `"metadata":{`.
+    at: usize,
+    /// Whether `metadata` has other fields (a comma follows the inserted one).
+    comma: bool,
+}
+
+impl VersionSlot {
+    /// The slot of `stored`; `None` when the bytes are not laid out as [`encode`] writes
+    /// them (the caller decodes instead).
+    pub(crate) fn of(stored: &[u8]) -> Option<VersionSlot> {
+        fn string_end(b: &[u8], from: usize) -> Option<usize> {
+            let rest = b.get(from..)?;
+            let end = rest.iter().position(|c| *c == b'"' || *c == b'\\')?;
+            (rest[end] == b'"').then_some(from + end)
+        }
+        let mut pos = 0;
+        for (prefix, is_string) in [
+            (&b"{\"apiVersion\":\""[..], true),
+            (&b",\"kind\":\""[..], true),
+            (&b",\"metadata\":{"[..], false),
+        ] {
+            if !stored.get(pos..)?.starts_with(prefix) {
+                return None;
+            }
+            pos += prefix.len();
+            if is_string {
+                pos = string_end(stored, pos)? + 1;
+            }
+        }
+        Some(VersionSlot {
+            at: pos,
+            comma: stored.get(pos) != Some(&b'}'),
+        })
+    }
+
+    /// Appends `stored` (the bytes this slot was found in) to `out` with
+    /// `"resourceVersion":"<rev>"` in the slot.
+    pub(crate) fn write(&self, stored: &[u8], rev: Revision, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        out.extend_from_slice(&stored[..self.at]);
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "\"resourceVersion\":\"{rev}\"");
+        if self.comma {
+            out.push(b',');
+        }
+        out.extend_from_slice(&stored[self.at..]);
+    }
+}
+
+/// Room for `"resourceVersion":"<rev>",` beyond the stored bytes.
+pub(crate) const VERSION_ROOM: usize = 40;
+
+/// The stored bytes with `metadata.resourceVersion` set, without decoding, when they are
+/// laid out as [`encode`] writes them ([`VersionSlot`]); `None` otherwise (the caller
+/// decodes instead).
 pub(crate) fn splice_resource_version(stored: &[u8], rev: Revision) -> Option<Vec<u8>> {
-    fn string_end(b: &[u8], from: usize) -> Option<usize> {
-        let rest = b.get(from..)?;
-        let end = rest.iter().position(|c| *c == b'"' || *c == b'\\')?;
-        (rest[end] == b'"').then_some(from + end)
-    }
-    let mut pos = 0;
-    for (prefix, is_string) in [
-        (&b"{\"apiVersion\":\""[..], true),
-        (&b",\"kind\":\""[..], true),
-        (&b",\"metadata\":{"[..], false),
-    ] {
-        if !stored.get(pos..)?.starts_with(prefix) {
-            return None;
-        }
-        pos += prefix.len();
-        if is_string {
-            pos = string_end(stored, pos)? + 1;
-        }
-    }
-    let rv = format!("\"resourceVersion\":\"{rev}\"");
-    let mut out = Vec::with_capacity(stored.len() + rv.len() + 1);
-    out.extend_from_slice(&stored[..pos]);
-    out.extend_from_slice(rv.as_bytes());
-    if stored.get(pos) != Some(&b'}') {
-        out.push(b',');
-    }
-    out.extend_from_slice(&stored[pos..]);
+    let slot = VersionSlot::of(stored)?;
+    let mut out = Vec::with_capacity(stored.len() + VERSION_ROOM);
+    slot.write(stored, rev, &mut out);
     Some(out)
 }
 

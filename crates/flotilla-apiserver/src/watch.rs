@@ -4,9 +4,11 @@
 //! start further back get a dedicated storage watch (which replays history or fails with
 //! `Compacted`, answered as 410 Expired).
 //!
-//! Memory: an event is kept as bytes only (the object as served, and the stored object
-//! before the change); watchers with a selector decode them when they need to. The
-//! backlog is bounded by count, bytes and age, so an idle resource holds nothing.
+//! Memory: an event is kept as bytes only, the stored objects after and before the change,
+//! shared with the store's own history (`resourceVersion` is written into the served
+//! object as each line is sent, not into a copy held here); watchers with a selector
+//! decode them when they need to. The backlog is bounded by count, bytes and age, so an
+//! idle resource holds nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::objects;
+use crate::objects::{self, VersionSlot};
 use crate::store::Store;
 
 /// How many recent events each resource keeps for watchers that start slightly behind.
@@ -100,7 +102,7 @@ pub(crate) struct WatchEvent {
     pub key: String,
     /// The object after the change as served, with `resourceVersion` (for deletes: the
     /// last state, at the delete revision).
-    pub json: Bytes,
+    pub json: Served,
     /// The object before the change (updates and deletes), as JSON.
     prev: Option<Bytes>,
 }
@@ -120,14 +122,22 @@ impl WatchEvent {
             kind,
             revision,
             key,
-            json: bytes(object),
+            json: Served::Encoded(bytes(object)),
             prev: prev.map(bytes),
         }
     }
 
     /// The object after the change, decoded.
     pub(crate) fn object(&self) -> Value {
-        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+        let mut json = Vec::new();
+        let json = match &self.json {
+            Served::Encoded(bytes) => &bytes[..],
+            spliced => {
+                spliced.write_to(&mut json);
+                &json[..]
+            }
+        };
+        serde_json::from_slice(json).unwrap_or(Value::Null)
     }
 
     /// The object before the change, decoded.
@@ -143,15 +153,56 @@ impl WatchEvent {
     }
 }
 
-/// A stored object served at revision `rev`: its stored bytes with `resourceVersion`
-/// spliced in, or decoded and encoded again when they are not laid out for splicing.
-fn served_bytes(kv: &KeyValue, rev: Revision) -> Result<Bytes, ApiError> {
-    if let Some(spliced) = objects::splice_resource_version(&kv.value, rev) {
-        return Ok(Bytes::from(spliced));
+/// An object as a watch serves it.
+#[derive(Debug)]
+pub(crate) enum Served {
+    /// The stored bytes themselves, shared with the store and its history (not copied),
+    /// with `resourceVersion` written into their [`VersionSlot`] as each line is sent.
+    Stored {
+        bytes: Bytes,
+        slot: VersionSlot,
+        revision: Revision,
+    },
+    /// Bytes encoded for serving (stored bytes not laid out for the slot, and tests).
+    Encoded(Bytes),
+}
+
+impl Served {
+    /// A stored object served at revision `rev`.
+    fn of(kv: &KeyValue, rev: Revision) -> Result<Served, ApiError> {
+        if let Some(slot) = VersionSlot::of(&kv.value) {
+            return Ok(Served::Stored {
+                bytes: kv.value.clone(),
+                slot,
+                revision: rev,
+            });
+        }
+        let mut obj = objects::decode(kv)?;
+        objects::set_resource_version(&mut obj, rev);
+        Ok(Served::Encoded(Bytes::from(
+            serde_json::to_vec(&obj).unwrap_or_default(),
+        )))
     }
-    let mut obj = objects::decode(kv)?;
-    objects::set_resource_version(&mut obj, rev);
-    Ok(Bytes::from(serde_json::to_vec(&obj).unwrap_or_default()))
+
+    /// Appends the served JSON to `out`.
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Served::Stored {
+                bytes,
+                slot,
+                revision,
+            } => slot.write(bytes, *revision, out),
+            Served::Encoded(bytes) => out.extend_from_slice(bytes),
+        }
+    }
+
+    /// About how long the served JSON is.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Served::Stored { bytes, .. } => bytes.len() + objects::VERSION_ROOM,
+            Served::Encoded(bytes) => bytes.len(),
+        }
+    }
 }
 
 /// Checks that a stored value is JSON (a watcher decodes `prev` only when it filters).
@@ -170,12 +221,12 @@ pub(crate) fn decode_event(ev: &Event) -> Result<WatchEvent, ApiError> {
             } else {
                 EventType::Added
             },
-            served_bytes(kv, kv.mod_revision)?,
+            Served::of(kv, kv.mod_revision)?,
             prev.as_ref().map(checked).transpose()?,
         ),
         Event::Delete { prev, revision } => (
             EventType::Deleted,
-            served_bytes(prev, *revision)?,
+            Served::of(prev, *revision)?,
             Some(checked(prev)?),
         ),
     };
@@ -388,13 +439,51 @@ mod tests {
     }
 
     #[test]
+    fn an_event_serves_the_stored_bytes_with_its_revision() {
+        let kv = |value: Bytes, rev: Revision| KeyValue {
+            key: "/registry/configmaps/d/a".into(),
+            value,
+            create_revision: 3,
+            mod_revision: rev,
+        };
+        let laid_out = objects::encode(&serde_json::from_slice(&obj("a", "2")).unwrap());
+        let other_order = Bytes::from_static(
+            br#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a"}}"#,
+        );
+        for stored in [laid_out.clone(), other_order] {
+            let event = Event::Put {
+                kv: kv(stored.clone(), 7),
+                prev: Some(kv(obj("a", "1"), 5)),
+            };
+            let decoded = decode_event(&event).unwrap();
+            assert_eq!(decoded.kind, EventType::Modified);
+            let mut expected: Value = serde_json::from_slice(&stored).unwrap();
+            objects::set_resource_version(&mut expected, 7);
+            let mut served = Vec::new();
+            decoded.json.write_to(&mut served);
+            assert_eq!(serde_json::from_slice::<Value>(&served).unwrap(), expected);
+            assert_eq!(decoded.object(), expected);
+        }
+        let Served::Stored { bytes, .. } = decode_event(&Event::Delete {
+            prev: kv(laid_out.clone(), 7),
+            revision: 9,
+        })
+        .unwrap()
+        .json
+        else {
+            panic!("laid-out bytes are served as stored");
+        };
+        assert_eq!(bytes.as_ptr(), laid_out.as_ptr(), "shared, not copied");
+    }
+
+    #[test]
     fn the_backlog_is_bounded_by_count_bytes_and_age() {
         let event = |rev: Revision, len: usize| {
             Arc::new(WatchEvent {
                 kind: EventType::Added,
                 revision: rev,
                 key: String::new(),
-                json: Bytes::from(vec![b' '; len]),
+                json: Served::Encoded(Bytes::from(vec![b' '; len])),
                 prev: None,
             })
         };

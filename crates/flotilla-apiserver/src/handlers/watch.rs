@@ -20,7 +20,7 @@ use crate::codec::{Output, negotiate_output};
 use crate::registry::ResourceInfo;
 use crate::state::SharedState;
 use crate::table;
-use crate::watch::{EventType, Subscription, WatchEvent, decode_event};
+use crate::watch::{EventType, Served, Subscription, WatchEvent, decode_event};
 
 /// How often a BOOKMARK is sent when the client allows them.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(15);
@@ -35,14 +35,14 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn line(&mut self, kind: &str, obj: &Value, prebuilt: Option<&Bytes>) -> Bytes {
-        let mut out = Vec::with_capacity(256);
+    fn line(&mut self, kind: &str, obj: &Value, prebuilt: Option<&Served>) -> Bytes {
+        let mut out = Vec::with_capacity(32 + prebuilt.map_or(224, Served::len));
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
         match (&self.output, prebuilt) {
-            (Output::Object, Some(b)) if self.info.version == self.info.storage_version => {
-                out.extend_from_slice(b)
+            (Output::Object, Some(served)) if self.info.version == self.info.storage_version => {
+                served.write_to(&mut out)
             }
             (Output::Object, _) => {
                 let served = crate::convert::to_served(&self.info, obj.clone());
