@@ -291,6 +291,9 @@ impl DriftWatch {
         }
     }
 
+    /// Watches one kind on one member for as long as the hub runs: one task per member and
+    /// kind. What it awaits per event (checks, corrections, reports) is boxed for the
+    /// event's time, so the task does not keep room for the largest of them (~6 KB) all along.
     async fn watch_kind(
         self: Arc<Self>,
         cluster: String,
@@ -313,7 +316,7 @@ impl DriftWatch {
         let watch = (cluster.clone(), api_version.clone(), kind.clone());
         loop {
             let mut session = self.new_session(&watch);
-            let client = match self.members.as_user(&cluster, &watcher_identity()).await {
+            let client = match Box::pin(self.members.as_user(&cluster, &watcher_identity())).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(%cluster, error = %e, "drift watch: no client yet");
@@ -329,16 +332,16 @@ impl DriftWatch {
             while let Some(event) = stream.next().await {
                 match event {
                     Ok(watcher::Event::Apply(o)) => {
-                        self.check(&cluster, &api_version, &kind, o, session).await;
+                        Box::pin(self.check(&cluster, &api_version, &kind, o, session)).await;
                     }
                     Ok(watcher::Event::InitApply(o)) => {
                         let checked = self.check(&cluster, &api_version, &kind, o, session);
-                        if let Some(key) = checked.await {
+                        if let Some(key) = Box::pin(checked).await {
                             listed.get_or_insert_with(HashSet::new).insert(key.name);
                         }
                     }
                     Ok(watcher::Event::Delete(o)) => {
-                        self.deleted(&cluster, &api_version, &kind, o).await;
+                        Box::pin(self.deleted(&cluster, &api_version, &kind, o)).await;
                     }
                     Ok(watcher::Event::Init) => {
                         session = self.new_session(&watch);
@@ -347,7 +350,7 @@ impl DriftWatch {
                     Ok(watcher::Event::InitDone) => {
                         let listed = listed.take().unwrap_or_default();
                         if relisted {
-                            self.missing_after_relist(&watch, &listed).await;
+                            Box::pin(self.missing_after_relist(&watch, &listed)).await;
                         }
                         relisted = true;
                     }
@@ -588,6 +591,19 @@ mod tests {
             Some(hash) => json!({"metadata": {"annotations": {labels::RENDER_HASH: hash}}}),
             None => json!({"metadata": {}}),
         }
+    }
+
+    #[tokio::test]
+    async fn a_watch_task_keeps_little_room_between_events() {
+        let service = tower::service_fn(|_: http::Request<kube::client::Body>| async {
+            Err::<http::Response<kube::client::Body>, tower::BoxError>("no server".into())
+        });
+        let hub = kube::Client::new(service, "default");
+        let watch = DriftWatch::new(hub.clone(), MemberClients::new(hub));
+        let info = KindInfo::of("apps/v1", "Deployment");
+        let task = watch.watch_kind("m".into(), "apps/v1".into(), "Deployment".into(), info);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 4096, "a drift watch task is {size} bytes");
     }
 
     #[test]
