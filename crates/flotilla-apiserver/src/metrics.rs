@@ -1,11 +1,9 @@
 //! `/metrics` in Prometheus text format: request count and latency by verb and resource,
 //! open watches, the storage revision.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -14,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::state::SharedState;
+use crate::request_info::RequestInfo;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -128,36 +126,32 @@ impl Metrics {
     }
 }
 
-/// Middleware recording every request.
+/// Records one request: awaits its `response` and counts it under what `info` says the
+/// request was about.
 pub(crate) async fn track(
-    State(state): State<SharedState>,
-    request: Request,
-    next: Next,
+    metrics: &Metrics,
+    info: &RequestInfo,
+    response: impl Future<Output = Response>,
 ) -> Response {
-    let query = crate::request_info::query_params(request.uri());
-    let info = crate::request_info::parse(request.method(), request.uri().path(), &query);
     let started = Instant::now();
-    let response = next.run(request).await;
-    let resource = if info.is_resource_request {
-        if info.subresource.is_empty() {
-            info.resource.clone()
-        } else {
-            format!("{}/{}", info.resource, info.subresource)
-        }
-    } else {
+    let response = response.await;
+    let resource = if !info.is_resource_request {
         String::new()
+    } else if info.subresource.is_empty() {
+        info.resource.clone()
+    } else {
+        format!("{}/{}", info.resource, info.subresource)
     };
     let verb = if info.is_resource_request {
         info.verb.clone()
     } else {
         info.verb.to_ascii_uppercase()
     };
-    state.metrics.observe(
+    metrics.observe(
         &verb,
         &resource,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
-    let _ = Ordering::Relaxed;
     response
 }

@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use flotilla_core::status::ApiError;
 use http::{HeaderValue, StatusCode, header};
@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::codec::{json_response, read_body};
 use crate::error::status_response;
 use crate::handlers::{self, Req};
+use crate::request_info::RequestInfo;
 use crate::state::SharedState;
 use crate::{auth, discovery, metrics, openapi};
 
@@ -22,12 +23,39 @@ pub(crate) fn router(state: SharedState, extra_routes: Option<Router>, ui: bool)
     if let Some(extra) = extra_routes {
         api = api.merge(extra);
     }
-    let api = api
-        .layer(from_fn_with_state(state.clone(), inject_faults))
-        .layer(from_fn_with_state(state.clone(), limit_in_flight));
-    let api = auth::layers(api, state.auth.clone())
-        .layer(from_fn_with_state(state.clone(), metrics::track));
+    let api = api.layer(from_fn_with_state(state, front_door));
     if ui { crate::ui::wrap(api) } else { api }
+}
+
+/// What every API request passes, outermost first: the request metrics, the auth stages
+/// ([`auth::guard`]), the in-flight limits and the configured faults. The request's
+/// [`RequestInfo`] is parsed once, here, for all of them and for the handlers.
+async fn front_door(
+    State(state): State<SharedState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let query = crate::request_info::query_params(request.uri());
+    let info = crate::request_info::parse(request.method(), request.uri().path(), &query);
+    let admission = Admission {
+        mutating: !matches!(
+            *request.method(),
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        ),
+        watch: query.get("watch").is_some_and(|v| v == "true" || v == "1"),
+    };
+    request.extensions_mut().insert(info.clone());
+    let (state, info) = (&state, &info);
+    let served = auth::guard(&state.auth, info, request, move |request| async move {
+        let Ok(_in_flight) = admit(state, admission) else {
+            return status_response(&ApiError::too_many_requests(1));
+        };
+        if let Some(refusal) = inject_faults(state, info).await {
+            return refusal;
+        }
+        next.run(request).await
+    });
+    metrics::track(&state.metrics, info, served).await
 }
 
 /// Most read-only requests served at once (watches are not counted), as kube-apiserver's
@@ -36,35 +64,30 @@ pub(crate) const MAX_READONLY_IN_FLIGHT: usize = 400;
 /// Most mutating requests served at once (`--max-mutating-requests-inflight`).
 pub(crate) const MAX_MUTATING_IN_FLIGHT: usize = 200;
 
-/// Refuses requests over the in-flight limits with 429 TooManyRequests and Retry-After.
-async fn limit_in_flight(
-    State(state): State<SharedState>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let method = request.method().clone();
-    let query = request.uri().query().unwrap_or("");
-    let is_watch = query
-        .split('&')
-        .any(|p| p == "watch=true" || p == "watch=1");
-    if is_watch {
-        return next.run(request).await;
+/// What the in-flight limits look at.
+#[derive(Clone, Copy)]
+struct Admission {
+    mutating: bool,
+    watch: bool,
+}
+
+/// A place among the requests in flight (`Ok(None)` for a watch, which is not counted), or
+/// `Err` when the limit is reached: the caller answers 429 TooManyRequests.
+fn admit(state: &SharedState, request: Admission) -> Result<Option<InFlight<'_>>, ()> {
+    if request.watch {
+        return Ok(None);
     }
-    let mutating = !matches!(
-        method,
-        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-    );
-    let (counter, max) = if mutating {
+    let (counter, max) = if request.mutating {
         (&state.in_flight.mutating, MAX_MUTATING_IN_FLIGHT)
     } else {
         (&state.in_flight.readonly, MAX_READONLY_IN_FLIGHT)
     };
     let before = counter.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    let _release = InFlight(counter);
+    let place = InFlight(counter);
     if before >= max {
-        return status_response(&ApiError::too_many_requests(1));
+        return Err(());
     }
-    next.run(request).await
+    Ok(Some(place))
 }
 
 /// Decrements an in-flight counter when the request is done.
@@ -76,41 +99,32 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Delays or refuses API requests as configured (never the health endpoints).
-async fn inject_faults(
-    State(state): State<SharedState>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// Delays or refuses API requests as configured (never the health endpoints): `Some` is
+/// the refusal to answer instead of serving the request.
+async fn inject_faults(state: &SharedState, info: &RequestInfo) -> Option<Response> {
     let faults = &state.faults;
     if faults.latency.is_zero() && faults.refuse_verbs.is_empty() {
-        return next.run(request).await;
+        return None;
     }
-    let path = request.uri().path();
     if ["/healthz", "/readyz", "/livez"]
         .iter()
-        .any(|p| path.starts_with(p))
+        .any(|p| info.path.starts_with(p))
     {
-        return next.run(request).await;
+        return None;
     }
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
-    if !faults.refuse_verbs.is_empty() {
-        let query = crate::request_info::query_params(request.uri());
-        let info = crate::request_info::parse(request.method(), path, &query);
-        if faults
-            .refuse_verbs
-            .iter()
-            .any(|v| v == "all" || *v == info.verb)
-        {
-            return status_response(&ApiError::service_unavailable(format!(
-                "the server is refusing {} requests (fault injection)",
-                info.verb
-            )));
-        }
-    }
-    next.run(request).await
+    let refused = faults
+        .refuse_verbs
+        .iter()
+        .any(|v| v == "all" || *v == info.verb);
+    refused.then(|| {
+        status_response(&ApiError::service_unavailable(format!(
+            "the server is refusing {} requests (fault injection)",
+            info.verb
+        )))
+    })
 }
 
 async fn dispatch(State(state): State<SharedState>, request: Request) -> Response {
@@ -161,7 +175,7 @@ fn resource_not_found() -> ApiError {
 }
 
 async fn route(state: SharedState, request: Request) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let query = crate::request_info::query_params(&parts.uri);
     let snapshot = state.registry.snapshot();
@@ -176,7 +190,10 @@ async fn route(state: SharedState, request: Request) -> Result<Response, ApiErro
     if let Some(response) = fixed_path(&state, &parts, &snapshot, &path, is_get).await {
         return Ok(response);
     }
-    let info = crate::request_info::parse(&parts.method, &path, &query);
+    let info = match parts.extensions.remove::<RequestInfo>() {
+        Some(info) => info,
+        None => crate::request_info::parse(&parts.method, &path, &query),
+    };
     if !info.is_resource_request {
         if !is_get {
             return Ok(page_not_found());

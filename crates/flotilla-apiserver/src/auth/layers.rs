@@ -1,22 +1,21 @@
-//! Authentication, impersonation, authorization and audit as four layers of the router,
-//! outermost first:
+//! Authentication, impersonation, authorization and audit as four stages of one request,
+//! outermost first, chained by [`guard`]:
 //!
-//! 1. [`audit`] parses the request's [`RequestInfo`] and, once the response is known, writes
-//!    the audit event from what the inner layers noted on the response ([`AuditNote`]).
+//! 1. [`audit`]: once the response is known, writes the audit event from the request's
+//!    [`RequestInfo`] and what the inner stages noted on the response ([`AuditNote`]).
 //! 2. [`authenticate`]: client certificate or bearer token → [`Authenticated`]; no
 //!    credentials reach only the open paths (as `system:anonymous`), otherwise 401.
 //! 3. [`impersonate`]: `Impersonate-*` headers, each checked with RBAC → [`Identity`].
 //! 4. [`authorize`]: RBAC on the request's attributes; 403 with Kubernetes' message.
 //!
+//! The stages are plain async functions, each handed the rest of the chain, rather than
+//! one router layer each: a layer clones the whole service beneath it for every request.
 //! What a write would store is checked for RBAC escalation later, on the final object, by
 //! the store's admission hook (`escalation::register`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::{Next, from_fn_with_state};
+use axum::extract::Request;
 use axum::response::Response;
 use chrono::Utc;
 use flotilla_core::status::ApiError;
@@ -33,7 +32,7 @@ use crate::request_info::RequestInfo;
 #[derive(Debug, Clone)]
 pub(crate) struct Authenticated(pub UserInfo);
 
-/// What the inner layers tell the audit layer, put into the response's extensions.
+/// What the inner stages tell the audit stage, put into the response's extensions.
 #[derive(Debug, Clone, Default)]
 struct AuditNote {
     /// No audit event (an open path served anonymously).
@@ -45,13 +44,42 @@ struct AuditNote {
     decision: Option<Decision>,
 }
 
-/// Wraps `router` in the four auth layers.
-pub(crate) fn wrap(router: Router, auth: Arc<Auth>) -> Router {
-    router
-        .layer(from_fn_with_state(auth.clone(), authorize))
-        .layer(from_fn_with_state(auth.clone(), impersonate))
-        .layer(from_fn_with_state(auth.clone(), authenticate))
-        .layer(from_fn_with_state(auth, audit))
+/// Runs `request` through the four stages and, if they let it through, `inner`. `info` is
+/// what the request is about (parsed once, by the caller).
+pub(crate) async fn guard<F, Fut>(
+    auth: &Auth,
+    info: &RequestInfo,
+    request: Request,
+    inner: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    audit(auth, info, request, |r| {
+        authenticate(auth, r, |r| {
+            impersonate(auth, r, |r| authorize(auth, info, r, inner))
+        })
+    })
+    .await
+}
+
+/// Wraps `router` in the stages as one layer, parsing each request's [`RequestInfo`] into
+/// its extensions as the API server's front door does (for tests of the stages alone).
+#[cfg(test)]
+pub(crate) fn wrap(router: axum::Router, auth: std::sync::Arc<Auth>) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |mut request: Request, next: axum::middleware::Next| {
+            let auth = auth.clone();
+            async move {
+                let query = crate::request_info::query_params(request.uri());
+                let info =
+                    crate::request_info::parse(request.method(), request.uri().path(), &query);
+                request.extensions_mut().insert(info.clone());
+                guard(&auth, &info, request, |r| next.run(r)).await
+            }
+        },
+    ))
 }
 
 /// A refusal with what the audit event should say about it (its Status goes in as for
@@ -70,12 +98,13 @@ fn audit_users(identity: &Identity) -> (UserInfo, Option<UserInfo>) {
     }
 }
 
-/// Layer 1: request info in, audit event out.
-async fn audit(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+/// Stage 1: the audit event, once the response is known.
+async fn audit<F, Fut>(auth: &Auth, info: &RequestInfo, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let received = Utc::now();
-    let path = request.uri().path().to_string();
-    let query = crate::request_info::query_params(request.uri());
-    let info = crate::request_info::parse(request.method(), &path, &query);
     let source_ip = request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
@@ -86,20 +115,19 @@ async fn audit(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) 
         .uri()
         .path_and_query()
         .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| path.clone());
+        .unwrap_or_else(|| request.uri().path().to_string());
     let user_agent = request
         .headers()
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    request.extensions_mut().insert(info.clone());
-    let mut response = next.run(request).await;
+    let mut response = next(request).await;
     let note = response
         .extensions_mut()
         .remove::<AuditNote>()
         .unwrap_or_default();
     let code = response.status().as_u16();
-    if note.skip || !super::audit::should_audit(&info, code) {
+    if note.skip || !super::audit::should_audit(info, code) {
         return response;
     }
     let object_name = response
@@ -114,7 +142,7 @@ async fn audit(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) 
     let record = super::audit::Record {
         audit_id: uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id),
         request_uri: &request_uri,
-        info: &info,
+        info,
         user: note.actor.as_ref(),
         impersonated: note.impersonated.as_ref(),
         source_ip,
@@ -129,8 +157,12 @@ async fn audit(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) 
     response
 }
 
-/// Layer 2: who is calling.
-async fn authenticate(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+/// Stage 2: who is calling.
+async fn authenticate<F, Fut>(auth: &Auth, mut request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let authenticated = auth
         .authenticate(
             request.headers(),
@@ -140,7 +172,7 @@ async fn authenticate(State(auth): State<Arc<Auth>>, mut request: Request, next:
     match authenticated {
         Ok(Some(user)) => {
             request.extensions_mut().insert(Authenticated(user));
-            next.run(request).await
+            next(request).await
         }
         Ok(None) if is_open_path(request.uri().path()) => {
             impersonation::strip(request.headers_mut());
@@ -148,7 +180,7 @@ async fn authenticate(State(auth): State<Arc<Auth>>, mut request: Request, next:
                 user: anonymous(),
                 impersonator: None,
             });
-            let mut response = next.run(request).await;
+            let mut response = next(request).await;
             response.extensions_mut().insert(AuditNote {
                 skip: true,
                 ..Default::default()
@@ -163,10 +195,14 @@ async fn authenticate(State(auth): State<Arc<Auth>>, mut request: Request, next:
     }
 }
 
-/// Layer 3: whom the caller acts as.
-async fn impersonate(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+/// Stage 3: whom the caller acts as.
+async fn impersonate<F, Fut>(auth: &Auth, mut request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let Some(Authenticated(caller)) = request.extensions().get::<Authenticated>().cloned() else {
-        return next.run(request).await; // an open path, served anonymously
+        return next(request).await; // an open path, served anonymously
     };
     let as_caller = || AuditNote {
         actor: Some(caller.clone()),
@@ -201,19 +237,20 @@ async fn impersonate(State(auth): State<Arc<Auth>>, mut request: Request, next: 
         }
     };
     request.extensions_mut().insert(identity);
-    next.run(request).await
+    next(request).await
 }
 
-/// Layer 4: whether the identity may make this request.
-async fn authorize(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
+/// Stage 4: whether the identity may make this request.
+async fn authorize<F, Fut>(auth: &Auth, info: &RequestInfo, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     if request.extensions().get::<Authenticated>().is_none() {
-        return next.run(request).await; // an open path, served anonymously
+        return next(request).await; // an open path, served anonymously
     }
-    let (Some(identity), Some(info)) = (
-        request.extensions().get::<Identity>().cloned(),
-        request.extensions().get::<RequestInfo>(),
-    ) else {
-        return status_response(&ApiError::internal("the auth layers are out of order"));
+    let Some(identity) = request.extensions().get::<Identity>().cloned() else {
+        return status_response(&ApiError::internal("the auth stages are out of order"));
     };
     let attrs = Attributes::from_request(info);
     let decision = auth.authorize(&identity.user, &attrs).await;
@@ -228,7 +265,7 @@ async fn authorize(State(auth): State<Arc<Auth>>, request: Request, next: Next) 
         let e = rbac::forbidden(&identity.user.username, &attrs, decision.reason());
         return refuse(&e, note);
     }
-    let mut response = next.run(request).await;
+    let mut response = next(request).await;
     response.extensions_mut().insert(note);
     response
 }

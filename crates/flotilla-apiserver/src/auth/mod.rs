@@ -1,11 +1,11 @@
 //! Authentication, impersonation, RBAC authorization, audit and token issuance.
 //!
-//! [`layers`] wraps the router in four layers, outermost first: audit (parses the
-//! [`RequestInfo`] into the request's extensions and writes the audit event once the
-//! response is known), authentication (bearer token, or the client certificate the TLS
-//! layer put in the request's extensions as [`PeerCertificates`]), impersonation (applies
-//! and strips `Impersonate-*` headers; the resulting [`Identity`] goes into the request's
-//! extensions for handlers) and authorization (RBAC). Handlers never look at credentials.
+//! [`guard`] runs a request through four stages, outermost first: audit (writes the audit
+//! event from the request's [`RequestInfo`] once the response is known), authentication
+//! (bearer token, or the client certificate the TLS layer put in the request's extensions
+//! as [`PeerCertificates`]), impersonation (applies and strips `Impersonate-*` headers;
+//! the resulting [`Identity`] goes into the request's extensions for handlers) and
+//! authorization (RBAC). Handlers never look at credentials.
 //!
 //! Also here:
 //! - Virtual create-only resources: when [`is_virtual_resource`] is true for a POST, call
@@ -40,7 +40,9 @@ use std::sync::Arc;
 use flotilla_core::status::ApiError;
 use flotilla_core::user::{SYSTEM_MASTERS, UserInfo};
 
-pub(crate) use layers::wrap as layers;
+pub(crate) use layers::guard;
+#[cfg(test)]
+use layers::wrap as layers;
 pub(crate) use rbac::{Attributes, Decision};
 
 use crate::request_info::RequestInfo;

@@ -201,6 +201,24 @@ fn engines_never_panic_and_keep_invariants() {
     }
 }
 
+/// A create that names no managers gives its manager every field it sets: the shortcut the
+/// write path takes for it agrees with the general comparison, on any document.
+#[test]
+fn create_shortcut_owns_what_the_general_path_owns() {
+    let keys = builtin_merge_keys("apps", "Deployment").expect("built-in");
+    let mut rng = Rng(0x00c0_ffee_5eed_0001);
+    for round in 0..3000 {
+        let doc = if round % 2 == 0 {
+            deployment(&mut rng)
+        } else {
+            value(&mut rng, 5)
+        };
+        if let Err(e) = apply::create_shortcut_agrees(&doc, &keys) {
+            panic!("{doc}: {e}");
+        }
+    }
+}
+
 #[test]
 fn selector_parsers_never_panic() {
     let alphabet: Vec<char> = "ab=!,() \t\x0cinotn<>-_./0\\".chars().collect();
