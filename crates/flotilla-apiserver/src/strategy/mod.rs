@@ -41,9 +41,6 @@ pub(crate) mod rbac;
 pub(crate) mod reviews;
 pub(crate) mod scaling;
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
-
 use flotilla_core::status::{ApiError, StatusCause};
 use flotilla_core::user::UserInfo;
 use serde_json::{Map, Value};
@@ -357,19 +354,13 @@ const FAMILIES: &[&[Strategy]] = &[
     reviews::STRATEGIES,
 ];
 
-/// The strategies by group and kind (a write looks its kind's up several times).
-static BY_KIND: LazyLock<HashMap<(&'static str, &'static str), &'static Strategy>> =
-    LazyLock::new(|| {
-        FAMILIES
-            .iter()
-            .flat_map(|family| family.iter())
-            .map(|s| ((s.row.group, s.row.kind), s))
-            .collect()
-    });
-
 /// The strategy of built-in `kind` in `group` ([`DEFAULT`] when it has none).
 pub(crate) fn for_kind(group: &str, kind: &str) -> &'static Strategy {
-    BY_KIND.get(&(group, kind)).copied().unwrap_or(&DEFAULT)
+    FAMILIES
+        .iter()
+        .flat_map(|family| family.iter())
+        .find(|s| s.row.group == group && s.row.kind == kind)
+        .unwrap_or(&DEFAULT)
 }
 
 /// The strategy of a served resource: its kind's for built-ins, [`DEFAULT`] for custom
