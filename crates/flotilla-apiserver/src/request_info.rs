@@ -35,6 +35,11 @@ pub(crate) fn query_params(uri: &http::Uri) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
+/// Whether the query asks for a watch (`watch=true` or `watch=1`).
+pub(crate) fn asks_to_watch(query: &HashMap<String, String>) -> bool {
+    query.get("watch").is_some_and(|v| v == "true" || v == "1")
+}
+
 /// Parses `method` + `path` + query parameters.
 pub(crate) fn parse(
     method: &http::Method,
@@ -107,7 +112,7 @@ pub(crate) fn parse(
             info.parts = rest[3..].iter().map(|s| s.to_string()).collect();
         }
     }
-    let watch = query.get("watch").is_some_and(|v| v == "true" || v == "1");
+    let watch = asks_to_watch(query);
     info.verb = match *method {
         http::Method::GET | http::Method::HEAD => {
             // A proxied watch is a `get` on the proxy subresource, as in kube-apiserver.

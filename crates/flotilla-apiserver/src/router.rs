@@ -42,7 +42,7 @@ async fn front_door(
             *request.method(),
             http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
         ),
-        watch: query.get("watch").is_some_and(|v| v == "true" || v == "1"),
+        watch: crate::request_info::asks_to_watch(&query),
     };
     request.extensions_mut().insert(info.clone());
     let (state, info) = (&state, &info);
